@@ -1,0 +1,58 @@
+-- Registry metadata. Blob bytes live in the blob store; this database says which repository
+-- may see which blob, and holds manifests (they are small and read on every pull).
+
+CREATE TABLE repositories (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT    NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+);
+
+-- Every committed blob, once, whatever the repositories that link it.
+CREATE TABLE blobs (
+    digest     TEXT    PRIMARY KEY,
+    size       INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- A repository may serve a blob only when linked to it (pushed or mounted there).
+CREATE TABLE repository_blobs (
+    repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+    digest        TEXT    NOT NULL REFERENCES blobs(digest),
+    PRIMARY KEY (repository_id, digest)
+) WITHOUT ROWID;
+
+CREATE TABLE manifests (
+    repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+    digest        TEXT    NOT NULL,
+    media_type    TEXT    NOT NULL,
+    artifact_type TEXT,
+    size          INTEGER NOT NULL,
+    content       BLOB    NOT NULL,
+    -- the digest in the manifest's `subject`, for the referrers API
+    subject       TEXT,
+    -- top-level annotations as a JSON object, for the referrers API
+    annotations   TEXT,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (repository_id, digest)
+) WITHOUT ROWID;
+
+CREATE INDEX manifests_by_subject ON manifests (repository_id, subject) WHERE subject IS NOT NULL;
+
+CREATE TABLE tags (
+    repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+    name          TEXT    NOT NULL,
+    digest        TEXT    NOT NULL,
+    updated_at    INTEGER NOT NULL,
+    PRIMARY KEY (repository_id, name),
+    FOREIGN KEY (repository_id, digest) REFERENCES manifests(repository_id, digest)
+) WITHOUT ROWID;
+
+CREATE INDEX tags_by_digest ON tags (repository_id, digest);
+
+-- Upload sessions; their bytes are upload files in the blob store, named by id.
+CREATE TABLE uploads (
+    id         TEXT    PRIMARY KEY,
+    repository TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;

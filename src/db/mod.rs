@@ -1,0 +1,473 @@
+//! Registry metadata behind one type, [`Metadata`]: repositories, which blobs each may
+//! serve, manifests, tags, referrers and upload sessions. All SQL lives here, so a PostgreSQL
+//! implementation can replace SQLite without touching the layers above.
+//!
+//! SQLite runs in WAL mode with one writer connection (writes are serialised here rather
+//! than by SQLite's busy handler) and a small pool of readers that never block on it.
+
+use crate::oci::{Digest, RepositoryName, Tag};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("metadata database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migrating the metadata database failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+type Result<T> = std::result::Result<T, DbError>;
+
+/// The schema, embedded in the binary and applied at start.
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "registry".into(),
+        MigrationType::Simple,
+        sqlx::SqlSafeStr::into_sql_str(include_str!("../../migrations/0001_registry.sql")),
+        false,
+    )])
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A manifest as stored: its bytes are returned to clients verbatim.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: String,
+    pub media_type: String,
+    pub content: Vec<u8>,
+}
+
+/// A manifest about to be stored.
+pub struct NewManifest<'a> {
+    pub digest: &'a Digest,
+    pub media_type: &'a str,
+    pub artifact_type: Option<&'a str>,
+    pub subject: Option<&'a Digest>,
+    /// Top-level annotations as a JSON object.
+    pub annotations: Option<String>,
+    pub content: &'a [u8],
+}
+
+/// One entry of a referrers listing.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: String,
+    pub media_type: String,
+    pub artifact_type: Option<String>,
+    pub size: i64,
+    pub annotations: Option<String>,
+}
+
+/// Why a manifest could not be stored.
+#[derive(Debug)]
+pub enum PutManifestError {
+    /// Blobs (config, layers) the manifest references that this repository does not hold.
+    MissingBlobs(Vec<Digest>),
+    /// Manifests an index references that this repository does not hold.
+    MissingManifests(Vec<Digest>),
+    Db(DbError),
+}
+
+impl From<sqlx::Error> for PutManifestError {
+    fn from(e: sqlx::Error) -> Self {
+        PutManifestError::Db(e.into())
+    }
+}
+
+#[derive(Clone)]
+pub struct Metadata {
+    read: SqlitePool,
+    write: SqlitePool,
+}
+
+impl Metadata {
+    /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
+    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // With WAL, NORMAL never corrupts and never loses a commit on a process crash;
+            // only an OS crash or power loss can lose the last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        migrator().run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Metadata { read, write })
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    // ---- blobs -------------------------------------------------------------------------
+
+    /// Records a committed blob and links it to `repo` (creating the repository).
+    pub async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let repo_id = ensure_repository(&mut tx, repo).await?;
+        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            .bind(digest.to_string())
+            .bind(size as i64)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO repository_blobs (repository_id, digest) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Size of `digest` if `repo` may serve it.
+    pub async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT b.size FROM blobs b
+             JOIN repository_blobs rb ON rb.digest = b.digest
+             JOIN repositories r ON r.id = rb.repository_id
+             WHERE r.name = ? AND b.digest = ?",
+        )
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+    }
+
+    /// Size of `digest` if any repository holds it.
+    pub async fn blob_size_anywhere(&self, digest: &Digest) -> Result<Option<u64>> {
+        let row = sqlx::query(
+            "SELECT b.size FROM blobs b WHERE b.digest = ?
+             AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
+        )
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.get::<i64, _>(0) as u64))
+    }
+
+    /// Removes `digest` from `repo`; `false` when it was not linked.
+    pub async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM repository_blobs WHERE digest = ?
+             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        )
+        .bind(digest.to_string())
+        .bind(repo.as_str())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    // ---- manifests and tags -------------------------------------------------------------
+
+    /// Stores a manifest and points `tags` at it, in one transaction, after checking that
+    /// everything it references is in the repository. Storing a manifest that exists is a
+    /// no-op apart from the tags.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        manifest: NewManifest<'_>,
+        blobs: &[Digest],
+        children: &[Digest],
+        tags: &[Tag],
+    ) -> std::result::Result<(), PutManifestError> {
+        let mut tx = self.write.begin().await?;
+        let repo_id = ensure_repository(&mut tx, repo).await.map_err(PutManifestError::Db)?;
+        let mut missing = Vec::new();
+        for d in blobs {
+            let found = sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
+                .bind(repo_id)
+                .bind(d.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() && !missing.contains(d) {
+                missing.push(d.clone());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(PutManifestError::MissingBlobs(missing));
+        }
+        for d in children {
+            let found = sqlx::query("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?")
+                .bind(repo_id)
+                .bind(d.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if found.is_none() && !missing.contains(d) {
+                missing.push(d.clone());
+            }
+        }
+        if !missing.is_empty() {
+            return Err(PutManifestError::MissingManifests(missing));
+        }
+        let digest = manifest.digest.to_string();
+        sqlx::query(
+            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(repo_id)
+        .bind(&digest)
+        .bind(manifest.media_type)
+        .bind(manifest.artifact_type)
+        .bind(manifest.content.len() as i64)
+        .bind(manifest.content)
+        .bind(manifest.subject.map(|s| s.to_string()))
+        .bind(manifest.annotations)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        for tag in tags {
+            sqlx::query(
+                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            )
+            .bind(repo_id)
+            .bind(tag.as_str())
+            .bind(&digest)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn manifest_by_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Option<StoredManifest>> {
+        let row = sqlx::query(
+            "SELECT m.digest, m.media_type, m.content FROM tags t
+             JOIN repositories r ON r.id = t.repository_id
+             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+             WHERE r.name = ? AND t.name = ?",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(stored_manifest))
+    }
+
+    pub async fn manifest_by_digest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>> {
+        let row = sqlx::query(
+            "SELECT m.digest, m.media_type, m.content FROM manifests m
+             JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ? AND m.digest = ?",
+        )
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(stored_manifest))
+    }
+
+    /// Deletes a manifest and every tag pointing at it; `false` when it was not there.
+    pub async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let Some(repo_id) = repository_id(&mut tx, repo).await? else {
+            return Ok(false);
+        };
+        sqlx::query("DELETE FROM tags WHERE repository_id = ? AND digest = ?")
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query("DELETE FROM manifests WHERE repository_id = ? AND digest = ?")
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Deletes a tag (not the manifest); `false` when it was not there.
+    pub async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM tags WHERE name = ?
+             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        )
+        .bind(tag.as_str())
+        .bind(repo.as_str())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM repositories WHERE name = ?")
+            .bind(repo.as_str())
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Tags of `repo` in lexical order, after `last`, at most `n`.
+    pub async fn tags(&self, repo: &RepositoryName, n: Option<u32>, last: Option<&str>) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?",
+        )
+        .bind(repo.as_str())
+        .bind(last.unwrap_or(""))
+        .bind(n.map(i64::from).unwrap_or(-1))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Repositories holding at least one manifest or blob, in lexical order, after `last`,
+    /// at most `n`.
+    pub async fn repositories(&self, n: Option<u32>, last: Option<&str>) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT r.name FROM repositories r WHERE r.name > ?
+             AND (EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
+               OR EXISTS (SELECT 1 FROM repository_blobs b WHERE b.repository_id = r.id))
+             ORDER BY r.name LIMIT ?",
+        )
+        .bind(last.unwrap_or(""))
+        .bind(n.map(i64::from).unwrap_or(-1))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Manifests in `repo` whose subject is `subject`, optionally of one artifact type.
+    pub async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        let rows = sqlx::query(
+            "SELECT m.digest, m.media_type, m.artifact_type, m.size, m.annotations FROM manifests m
+             JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ? AND m.subject = ? AND (? IS NULL OR m.artifact_type = ?)
+             ORDER BY m.created_at, m.digest",
+        )
+        .bind(repo.as_str())
+        .bind(subject.to_string())
+        .bind(artifact_type)
+        .bind(artifact_type)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Referrer {
+                digest: r.get(0),
+                media_type: r.get(1),
+                artifact_type: r.get(2),
+                size: r.get(3),
+                annotations: r.get(4),
+            })
+            .collect())
+    }
+
+    // ---- upload sessions ----------------------------------------------------------------
+
+    pub async fn upload_create(&self, id: &str, repo: &RepositoryName) -> Result<()> {
+        sqlx::query("INSERT INTO uploads (id, repository, created_at, updated_at) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(repo.as_str())
+            .bind(now())
+            .bind(now())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// The repository an upload session belongs to.
+    pub async fn upload_repository(&self, id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT repository FROM uploads WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    pub async fn upload_touch(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE uploads SET updated_at = ? WHERE id = ?")
+            .bind(now())
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn upload_delete(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM uploads WHERE id = ?")
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Sessions untouched for longer than `idle`.
+    pub async fn uploads_idle_for(&self, idle: Duration) -> Result<Vec<String>> {
+        let cutoff = now() - idle.as_secs() as i64;
+        let rows = sqlx::query("SELECT id FROM uploads WHERE updated_at < ?")
+            .bind(cutoff)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Every session id.
+    pub async fn upload_ids(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM uploads").fetch_all(&self.read).await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+}
+
+fn stored_manifest(r: sqlx::sqlite::SqliteRow) -> StoredManifest {
+    StoredManifest {
+        digest: r.get(0),
+        media_type: r.get(1),
+        content: r.get(2),
+    }
+}
+
+async fn ensure_repository(tx: &mut sqlx::SqliteConnection, repo: &RepositoryName) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO repositories (name, created_at) VALUES (?, ?)
+         ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
+    )
+    .bind(repo.as_str())
+    .bind(now())
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(row.get(0))
+}
+
+async fn repository_id(tx: &mut sqlx::SqliteConnection, repo: &RepositoryName) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT id FROM repositories WHERE name = ?")
+        .bind(repo.as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+    Ok(row.map(|r| r.get(0)))
+}

@@ -1,0 +1,18 @@
+//! bonded: a trusted OCI container registry.
+//!
+//! Layers, from the bottom up (data flows one way, top to bottom):
+//! - [`oci`]: digests, names, references, manifest parsing and validation. Pure, no I/O.
+//! - [`storage`]: the byte-level blob store and upload files. Knows nothing of repositories.
+//! - [`db`]: metadata (repositories, blob links, manifests, tags, referrers, upload sessions).
+//! - [`registry`]: OCI Distribution semantics on top of `storage` + `db`; the only place that
+//!   combines them, so handlers never touch either directly.
+//! - [`api`]: axum routes and error mapping; thin.
+//! - [`cli`]: the `bonded` subcommands.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod oci;
+pub mod registry;
+pub mod storage;

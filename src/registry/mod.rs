@@ -1,0 +1,512 @@
+//! The OCI Distribution semantics: what a push, pull, mount, delete or listing means, on top
+//! of the byte store ([`crate::storage`]) and the metadata ([`crate::db`]). This is the only
+//! layer that combines the two; HTTP handlers call it and nothing below it.
+//!
+//! Ordering invariant: a blob's bytes are committed to the store before the database links
+//! it to a repository, so a crash between the two leaves an unreferenced blob (harmless),
+//! never a link to missing bytes.
+
+use crate::db::{Metadata, NewManifest, PutManifestError, Referrer, StoredManifest};
+use crate::oci::{manifest, Digest, DigestError, ManifestError, Reference, RepositoryName, Tag};
+use crate::storage::{BlobStore, ByteStream, StorageError};
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("blob {0} is not in this repository")]
+    BlobUnknown(Digest),
+    #[error("upload session '{0}' does not exist in this repository; it may have completed, been cancelled or expired: start a new upload")]
+    UploadUnknown(String),
+    #[error("{0}")]
+    UploadInvalid(StorageError),
+    #[error("chunk is out of order: the upload holds {current} bytes, so the next chunk must start at byte {current}")]
+    ChunkOutOfOrder { current: u64 },
+    #[error("Content-Range '{0}' is not of the form '<start>-<end>'")]
+    BadContentRange(String),
+    #[error("{0}")]
+    DigestInvalid(DigestError),
+    #[error("the digest parameter is required to complete an upload")]
+    DigestMissing,
+    #[error("content does not match digest {expected}: its digest is {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("manifest {reference} is not in repository {repository}")]
+    ManifestUnknown {
+        repository: RepositoryName,
+        reference: String,
+    },
+    #[error("manifest {reference} is a {media_type}, which this request's Accept header does not list")]
+    NotAcceptable {
+        reference: String,
+        media_type: String,
+    },
+    #[error("manifest is invalid: {0}")]
+    ManifestInvalid(ManifestError),
+    #[error("manifest is {size} bytes; the limit is {limit}")]
+    ManifestTooLarge { size: usize, limit: usize },
+    #[error("manifest references blobs that are not in this repository; push them first: {}", list(.0))]
+    ManifestBlobUnknown(Vec<Digest>),
+    #[error("index references manifests that are not in this repository; push them first: {}", list(.0))]
+    ManifestChildUnknown(Vec<Digest>),
+    #[error("repository {0} is not known to this registry")]
+    NameUnknown(RepositoryName),
+    #[error("range not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error(transparent)]
+    Storage(StorageError),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
+
+fn list(digests: &[Digest]) -> String {
+    digests
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl From<StorageError> for RegistryError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::UploadUnknown(id) => RegistryError::UploadUnknown(id),
+            StorageError::OffsetMismatch { current, .. } => {
+                RegistryError::ChunkOutOfOrder { current }
+            }
+            StorageError::DigestMismatch { expected, actual } => {
+                RegistryError::DigestMismatch { expected, actual }
+            }
+            e @ (StorageError::LengthMismatch { .. } | StorageError::Body(_)) => {
+                RegistryError::UploadInvalid(e)
+            }
+            e @ StorageError::Io(_) => RegistryError::Storage(e),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, RegistryError>;
+
+/// A chunk's position, from `Content-Range: <start>-<end>` (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl ChunkRange {
+    pub fn parse(header: &str) -> Result<ChunkRange> {
+        let bad = || RegistryError::BadContentRange(header.to_string());
+        let v = header.trim();
+        let v = v.strip_prefix("bytes=").or_else(|| v.strip_prefix("bytes ")).unwrap_or(v);
+        let (a, b) = v.split_once('-').ok_or_else(bad)?;
+        let start: u64 = a.trim().parse().map_err(|_| bad())?;
+        let end: u64 = b.trim().parse().map_err(|_| bad())?;
+        if end < start {
+            return Err(bad());
+        }
+        Ok(ChunkRange { start, end })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.end - self.start + 1
+    }
+}
+
+/// What a manifest push stored.
+#[derive(Debug)]
+pub struct PushedManifest {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+    pub tags: Vec<Tag>,
+}
+
+pub struct Registry {
+    store: Arc<dyn BlobStore>,
+    db: Metadata,
+    upload_ttl: Duration,
+    /// One lock per live upload session: chunks of one session are applied one at a time.
+    session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Registry {
+    pub fn new(store: Arc<dyn BlobStore>, db: Metadata, upload_ttl: Duration) -> Self {
+        Registry {
+            store,
+            db,
+            upload_ttl,
+            session_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn metadata(&self) -> &Metadata {
+        &self.db
+    }
+
+    // ---- blobs ---------------------------------------------------------------------------
+
+    /// Size of a blob the repository may serve.
+    pub async fn blob_size(&self, repo: &RepositoryName, digest: &Digest) -> Result<u64> {
+        self.db
+            .blob_size(repo, digest)
+            .await?
+            .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))
+    }
+
+    /// A blob's bytes (all, or `range`), with its full size.
+    pub async fn blob_read(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream> {
+        self.blob_size(repo, digest).await?;
+        self.store
+            .get(digest, range)
+            .await?
+            .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))
+    }
+
+    pub async fn blob_delete(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {
+        // Only the link goes: the bytes may be linked from other repositories, and a
+        // concurrent push of the same digest may be about to link them again. Reclaiming
+        // unreferenced bytes is garbage collection's job.
+        if self.db.unlink_blob(repo, digest).await? {
+            Ok(())
+        } else {
+            Err(RegistryError::BlobUnknown(digest.clone()))
+        }
+    }
+
+    /// Links an existing blob into `repo`: from `from` when given, else from anywhere in
+    /// the registry. `None` when there is nothing to mount (the client then uploads).
+    pub async fn blob_mount(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        from: Option<&RepositoryName>,
+    ) -> Result<Option<u64>> {
+        let size = match from {
+            Some(from) => self.db.blob_size(from, digest).await?,
+            None => self.db.blob_size_anywhere(digest).await?,
+        };
+        let Some(size) = size else { return Ok(None) };
+        if self.store.stat(digest).await?.is_none() {
+            return Ok(None);
+        }
+        self.db.link_blob(repo, digest, size).await?;
+        Ok(Some(size))
+    }
+
+    /// Monolithic upload: the whole blob in one request.
+    pub async fn blob_put(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        declared: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        let id = new_upload_id();
+        self.store.upload_create(&id).await?;
+        let result = async {
+            self.store.upload_append(&id, 0, declared, body).await?;
+            Ok::<_, RegistryError>(self.store.upload_commit(&id, digest).await?)
+        }
+        .await;
+        match result {
+            Ok(size) => {
+                self.db.link_blob(repo, digest, size).await?;
+                Ok(size)
+            }
+            Err(e) => {
+                self.store.upload_delete(&id).await?;
+                Err(e)
+            }
+        }
+    }
+
+    // ---- upload sessions -----------------------------------------------------------------
+
+    pub async fn upload_start(&self, repo: &RepositoryName) -> Result<String> {
+        let id = new_upload_id();
+        self.store.upload_create(&id).await?;
+        self.db.upload_create(&id, repo).await?;
+        Ok(id)
+    }
+
+    async fn check_session(&self, repo: &RepositoryName, id: &str) -> Result<()> {
+        match self.db.upload_repository(id).await? {
+            Some(r) if r == repo.as_str() => Ok(()),
+            _ => Err(RegistryError::UploadUnknown(id.to_string())),
+        }
+    }
+
+    fn session_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.session_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_string()).or_default().clone()
+    }
+
+    fn forget_session_lock(&self, id: &str) {
+        let mut locks = self.session_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.remove(id);
+    }
+
+    /// Bytes received so far by a session.
+    pub async fn upload_len(&self, repo: &RepositoryName, id: &str) -> Result<u64> {
+        self.check_session(repo, id).await?;
+        Ok(self.store.upload_len(id).await?)
+    }
+
+    /// Appends a chunk. Without `range` the chunk goes at the end (streamed upload) and
+    /// `declared` (Content-Length) is checked when given. Returns the new length.
+    pub async fn upload_append(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        range: Option<ChunkRange>,
+        declared: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        self.check_session(repo, id).await?;
+        let lock = self.session_lock(id);
+        let _held = lock.lock().await;
+        let len = self.append_locked(id, range, declared, body).await?;
+        self.db.upload_touch(id).await?;
+        Ok(len)
+    }
+
+    async fn append_locked(
+        &self,
+        id: &str,
+        range: Option<ChunkRange>,
+        declared: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        let current = self.store.upload_len(id).await?;
+        let (offset, declared) = match range {
+            Some(r) => {
+                if let Some(d) = declared.filter(|d| *d != r.len()) {
+                    return Err(RegistryError::UploadInvalid(StorageError::LengthMismatch {
+                        declared: r.len(),
+                        received: d,
+                    }));
+                }
+                (r.start, Some(r.len()))
+            }
+            None => (current, declared),
+        };
+        Ok(self.store.upload_append(id, offset, declared, body).await?)
+    }
+
+    /// Completes a session with an optional last chunk, verifying `digest`. On a digest
+    /// mismatch the session survives unchanged, so the client may retry.
+    pub async fn upload_finish(
+        &self,
+        repo: &RepositoryName,
+        id: &str,
+        digest: &Digest,
+        range: Option<ChunkRange>,
+        declared: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        self.check_session(repo, id).await?;
+        let lock = self.session_lock(id);
+        let _held = lock.lock().await;
+        if range.is_some() || declared.unwrap_or(1) > 0 {
+            self.append_locked(id, range, declared, body).await?;
+        }
+        let size = self.store.upload_commit(id, digest).await?;
+        self.db.link_blob(repo, digest, size).await?;
+        self.db.upload_delete(id).await?;
+        self.forget_session_lock(id);
+        Ok(size)
+    }
+
+    pub async fn upload_cancel(&self, repo: &RepositoryName, id: &str) -> Result<()> {
+        self.check_session(repo, id).await?;
+        let lock = self.session_lock(id);
+        let _held = lock.lock().await;
+        self.db.upload_delete(id).await?;
+        self.store.upload_delete(id).await?;
+        self.forget_session_lock(id);
+        Ok(())
+    }
+
+    /// Removes sessions idle for longer than the configured time. Returns how many.
+    pub async fn expire_uploads(&self) -> Result<usize> {
+        let idle = self.db.uploads_idle_for(self.upload_ttl).await?;
+        for id in &idle {
+            let lock = self.session_lock(id);
+            let _held = lock.lock().await;
+            self.db.upload_delete(id).await?;
+            self.store.upload_delete(id).await?;
+            self.forget_session_lock(id);
+        }
+        Ok(idle.len())
+    }
+
+    /// At start: removes upload files that no session owns (monolithic uploads interrupted
+    /// by a crash). Returns how many.
+    pub async fn sweep_orphan_uploads(&self) -> Result<usize> {
+        let live: std::collections::HashSet<String> =
+            self.db.upload_ids().await?.into_iter().collect();
+        let mut removed = 0;
+        for id in self.store.upload_list().await? {
+            if !live.contains(&id) {
+                self.store.upload_delete(&id).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    // ---- manifests -----------------------------------------------------------------------
+
+    /// Validates and stores a manifest, tagging it with the reference (when a tag) and
+    /// `extra_tags` (the `?tag=` parameters).
+    pub async fn manifest_put(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: &[u8],
+        extra_tags: Vec<Tag>,
+    ) -> Result<PushedManifest> {
+        if body.len() > crate::oci::MAX_MANIFEST_SIZE {
+            return Err(RegistryError::ManifestTooLarge {
+                size: body.len(),
+                limit: crate::oci::MAX_MANIFEST_SIZE,
+            });
+        }
+        let (digest, mut tags) = match reference {
+            Reference::Digest(expected) => {
+                let actual = Digest::of(expected.algorithm(), body);
+                if &actual != expected {
+                    return Err(RegistryError::DigestMismatch {
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                (actual, Vec::new())
+            }
+            Reference::Tag(tag) => (
+                Digest::of(crate::oci::Algorithm::Sha256, body),
+                vec![tag.clone()],
+            ),
+        };
+        for t in extra_tags {
+            if !tags.contains(&t) {
+                tags.push(t);
+            }
+        }
+        let parsed = manifest::parse(content_type, body).map_err(RegistryError::ManifestInvalid)?;
+        let annotations = parsed
+            .annotations
+            .as_ref()
+            .map(|a| serde_json::to_string(a).expect("string map serialises"));
+        let new = NewManifest {
+            digest: &digest,
+            media_type: parsed.media_type,
+            artifact_type: parsed.artifact_type.as_deref(),
+            subject: parsed.subject.as_ref(),
+            annotations,
+            content: body,
+        };
+        self.db
+            .put_manifest(repo, new, &parsed.blobs, &parsed.manifests, &tags)
+            .await
+            .map_err(|e| match e {
+                PutManifestError::MissingBlobs(d) => RegistryError::ManifestBlobUnknown(d),
+                PutManifestError::MissingManifests(d) => RegistryError::ManifestChildUnknown(d),
+                PutManifestError::Db(e) => RegistryError::Db(e),
+            })?;
+        Ok(PushedManifest {
+            digest,
+            subject: parsed.subject,
+            tags,
+        })
+    }
+
+    pub async fn manifest_get(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<StoredManifest> {
+        let found = match reference {
+            Reference::Tag(t) => self.db.manifest_by_tag(repo, t).await?,
+            Reference::Digest(d) => self.db.manifest_by_digest(repo, d).await?,
+        };
+        match found {
+            Some(m) => Ok(m),
+            None => Err(self.manifest_unknown(repo, reference).await),
+        }
+    }
+
+    async fn manifest_unknown(&self, repo: &RepositoryName, reference: &Reference) -> RegistryError {
+        match self.db.repository_exists(repo).await {
+            Ok(false) => RegistryError::NameUnknown(repo.clone()),
+            Ok(true) => RegistryError::ManifestUnknown {
+                repository: repo.clone(),
+                reference: reference.to_string(),
+            },
+            Err(e) => e.into(),
+        }
+    }
+
+    /// By digest: deletes the manifest and its tags. By tag: deletes only the tag.
+    pub async fn manifest_delete(&self, repo: &RepositoryName, reference: &Reference) -> Result<()> {
+        let deleted = match reference {
+            Reference::Digest(d) => self.db.delete_manifest(repo, d).await?,
+            Reference::Tag(t) => self.db.delete_tag(repo, t).await?,
+        };
+        if deleted {
+            Ok(())
+        } else {
+            Err(self.manifest_unknown(repo, reference).await)
+        }
+    }
+
+    // ---- listings ------------------------------------------------------------------------
+
+    pub async fn tags(&self, repo: &RepositoryName, n: Option<u32>, last: Option<&str>) -> Result<Vec<String>> {
+        if !self.db.repository_exists(repo).await? {
+            return Err(RegistryError::NameUnknown(repo.clone()));
+        }
+        Ok(self.db.tags(repo, n, last).await?)
+    }
+
+    pub async fn catalog(&self, n: Option<u32>, last: Option<&str>) -> Result<Vec<String>> {
+        Ok(self.db.repositories(n, last).await?)
+    }
+
+    pub async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        Ok(self.db.referrers(repo, subject, artifact_type).await?)
+    }
+}
+
+fn new_upload_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parses_inclusive_ranges() {
+        assert_eq!(ChunkRange::parse("0-9").unwrap().len(), 10);
+        assert_eq!(
+            ChunkRange::parse("bytes=10-19").unwrap(),
+            ChunkRange { start: 10, end: 19 }
+        );
+        assert!(ChunkRange::parse("9-0").is_err());
+        assert!(ChunkRange::parse("abc").is_err());
+        assert!(ChunkRange::parse("1-").is_err());
+    }
+}

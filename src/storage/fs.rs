@@ -1,0 +1,432 @@
+//! The filesystem blob store.
+//!
+//! Layout under the data directory:
+//! - `blobs/<algorithm>/<first two hex>/<hex>`: committed blobs, immutable;
+//! - `uploads/<id>`: upload files, appended to by upload sessions.
+//!
+//! Both live on one filesystem, so a commit is fsync(upload) + rename + fsync(directory): a
+//! crash at any point leaves either no blob or the whole blob, never a partial one.
+
+use super::{BlobStore, ByteStream, StorageError};
+use crate::oci::{Algorithm, Digest, DigestHasher};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::task::spawn_blocking;
+use tokio_util::io::ReaderStream;
+
+/// Bytes gathered before a write is handed to the writer thread.
+const WRITE_BATCH: usize = 1 << 20;
+/// Batches in flight between the network and the writer thread: bounds memory per upload.
+const WRITE_QUEUE: usize = 4;
+/// Read size when streaming a blob out.
+const READ_CHUNK: usize = 512 * 1024;
+
+pub struct FsBlobStore {
+    blobs: PathBuf,
+    uploads: PathBuf,
+    /// Running sha256 of each upload, valid at the recorded length. Lost on restart, in which
+    /// case a commit re-reads the file: the state is an optimisation, never the truth.
+    hashers: Mutex<HashMap<String, (u64, DigestHasher)>>,
+}
+
+fn join_err(e: tokio::task::JoinError) -> StorageError {
+    StorageError::Io(io::Error::other(e))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    spawn_blocking(f).await.map_err(join_err)?
+}
+
+fn hash_file(path: &Path, algorithm: Algorithm) -> io::Result<Digest> {
+    let mut file = File::open(path)?;
+    let mut hasher = DigestHasher::new(algorithm);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl FsBlobStore {
+    /// Opens (creating if needed) a store rooted at `root`.
+    pub fn open(root: &Path) -> io::Result<Self> {
+        let blobs = root.join("blobs");
+        let uploads = root.join("uploads");
+        fs::create_dir_all(&blobs)?;
+        fs::create_dir_all(&uploads)?;
+        Ok(FsBlobStore {
+            blobs,
+            uploads,
+            hashers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.blobs
+            .join(d.algorithm().as_str())
+            .join(&d.hex()[..2])
+            .join(d.hex())
+    }
+
+    fn upload_path(&self, id: &str) -> Result<PathBuf, StorageError> {
+        // Ids come from URLs: never let one name a path outside `uploads/`.
+        let safe = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if safe {
+            Ok(self.uploads.join(id))
+        } else {
+            Err(StorageError::UploadUnknown(id.to_string()))
+        }
+    }
+
+    fn hashers(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, DigestHasher)>> {
+        self.hashers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn not_found_as(id: &str) -> impl FnOnce(io::Error) -> StorageError + '_ {
+    move |e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            StorageError::UploadUnknown(id.to_string())
+        } else {
+            StorageError::Io(e)
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FsBlobStore {
+    async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
+        match tokio::fs::metadata(self.blob_path(digest)).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get(
+        &self,
+        digest: &Digest,
+        range: Option<Range<u64>>,
+    ) -> Result<Option<ByteStream>, StorageError> {
+        let mut file = match tokio::fs::File::open(self.blob_path(digest)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let stream: ByteStream = match range {
+            Some(r) => {
+                file.seek(SeekFrom::Start(r.start)).await?;
+                Box::pin(ReaderStream::with_capacity(
+                    file.take(r.end - r.start),
+                    READ_CHUNK,
+                ))
+            }
+            None => Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)),
+        };
+        Ok(Some(stream))
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<bool, StorageError> {
+        match tokio::fs::remove_file(self.blob_path(digest)).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<Digest>, StorageError> {
+        let root = self.blobs.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            for alg in fs::read_dir(&root)? {
+                let alg = alg?;
+                for prefix in fs::read_dir(alg.path())? {
+                    for blob in fs::read_dir(prefix?.path())? {
+                        let name = format!(
+                            "{}:{}",
+                            alg.file_name().to_string_lossy(),
+                            blob?.file_name().to_string_lossy()
+                        );
+                        if let Ok(d) = name.parse() {
+                            out.push(d);
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn upload_create(&self, id: &str) -> Result<(), StorageError> {
+        let path = self.upload_path(id)?;
+        blocking(move || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            Ok(())
+        })
+        .await?;
+        self.hashers()
+            .insert(id.to_string(), (0, DigestHasher::new(Algorithm::Sha256)));
+        Ok(())
+    }
+
+    async fn upload_len(&self, id: &str) -> Result<u64, StorageError> {
+        let path = self.upload_path(id)?;
+        let meta = tokio::fs::metadata(path).await.map_err(not_found_as(id))?;
+        Ok(meta.len())
+    }
+
+    async fn upload_append(
+        &self,
+        id: &str,
+        offset: u64,
+        declared: Option<u64>,
+        mut body: ByteStream,
+    ) -> Result<u64, StorageError> {
+        let path = self.upload_path(id)?;
+        let (file, current) = {
+            let id = id.to_string();
+            blocking(move || {
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(not_found_as(&id))?;
+                let len = file.metadata()?.len();
+                Ok((file, len))
+            })
+            .await?
+        };
+        if offset != current {
+            return Err(StorageError::OffsetMismatch {
+                requested: offset,
+                current,
+            });
+        }
+        let saved = self.hashers().remove(id).filter(|(at, _)| *at == current);
+        let mut hasher = saved.as_ref().map(|(_, h)| h.clone());
+
+        // Network and hashing on this task, disk writes on a blocking thread, joined by a
+        // bounded queue: memory per upload stays at WRITE_BATCH * (WRITE_QUEUE + 1).
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let writer = spawn_blocking(move || -> io::Result<File> {
+            let mut file = file;
+            file.seek(SeekFrom::Start(current))?;
+            while let Some(batch) = rx.blocking_recv() {
+                file.write_all(&batch)?;
+            }
+            Ok(file)
+        });
+        let mut received = 0u64;
+        let read: Result<(), StorageError> = async {
+            let mut batch = BytesMut::with_capacity(WRITE_BATCH);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(StorageError::Body)?;
+                received += chunk.len() as u64;
+                if let Some(declared) = declared.filter(|d| received > *d) {
+                    return Err(StorageError::LengthMismatch { declared, received });
+                }
+                if let Some(h) = hasher.as_mut() {
+                    h.update(&chunk);
+                }
+                batch.extend_from_slice(&chunk);
+                if batch.len() >= WRITE_BATCH && tx.send(batch.split().freeze()).await.is_err() {
+                    return Ok(()); // the writer failed; its error is reported below
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.send(batch.freeze()).await;
+            }
+            match declared {
+                Some(declared) if declared != received => {
+                    Err(StorageError::LengthMismatch { declared, received })
+                }
+                _ => Ok(()),
+            }
+        }
+        .await;
+        drop(tx);
+        let written = writer.await.map_err(join_err)?.map_err(StorageError::Io);
+        let outcome = match (read, written) {
+            (Ok(()), Ok(_)) => Ok(()),
+            (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+        };
+        match outcome {
+            Ok(()) => {
+                let len = current + received;
+                if let Some(h) = hasher {
+                    self.hashers().insert(id.to_string(), (len, h));
+                }
+                Ok(len)
+            }
+            Err(e) => {
+                // Leave the upload exactly as it was before this request.
+                let path = self.upload_path(id)?;
+                blocking(move || {
+                    OpenOptions::new().write(true).open(path)?.set_len(current)?;
+                    Ok(())
+                })
+                .await?;
+                if let Some(saved) = saved {
+                    self.hashers().insert(id.to_string(), saved);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_commit(&self, id: &str, expected: &Digest) -> Result<u64, StorageError> {
+        let path = self.upload_path(id)?;
+        let len = self.upload_len(id).await?;
+        let running = self
+            .hashers()
+            .get(id)
+            .filter(|(at, h)| *at == len && h.algorithm() == expected.algorithm())
+            .map(|(_, h)| h.clone());
+        let actual = match running {
+            Some(h) => h.finish(),
+            None => {
+                let (p, alg) = (path.clone(), expected.algorithm());
+                blocking(move || Ok(hash_file(&p, alg)?)).await?
+            }
+        };
+        if &actual != expected {
+            return Err(StorageError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            });
+        }
+        let dest = self.blob_path(expected);
+        blocking(move || {
+            File::open(&path)?.sync_all()?;
+            let dir = dest.parent().expect("blob path has a parent");
+            fs::create_dir_all(dir)?;
+            // Replacing an existing blob is harmless: same digest, same bytes. This is what
+            // lets two clients push the same blob at once and both succeed.
+            fs::rename(&path, &dest)?;
+            sync_dir(dir)?;
+            Ok(())
+        })
+        .await?;
+        self.hashers().remove(id);
+        Ok(len)
+    }
+
+    async fn upload_delete(&self, id: &str) -> Result<(), StorageError> {
+        let path = self.upload_path(id)?;
+        self.hashers().remove(id);
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn upload_list(&self) -> Result<Vec<String>, StorageError> {
+        let dir = self.uploads.clone();
+        blocking(move || {
+            let mut out = Vec::new();
+            for entry in fs::read_dir(dir)? {
+                out.push(entry?.file_name().to_string_lossy().into_owned());
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+
+    fn body(parts: &[&'static [u8]]) -> ByteStream {
+        Box::pin(stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        ))
+    }
+
+    async fn read_all(s: ByteStream) -> Vec<u8> {
+        let parts: Vec<_> = s.collect().await;
+        parts.into_iter().flat_map(|p| p.unwrap().to_vec()).collect()
+    }
+
+    #[tokio::test]
+    async fn chunked_upload_commits_atomically_under_its_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        store.upload_create("u1").await.unwrap();
+        assert_eq!(store.upload_append("u1", 0, Some(6), body(&[b"hello "])).await.unwrap(), 6);
+        assert_eq!(store.upload_append("u1", 6, None, body(&[b"wor", b"ld"])).await.unwrap(), 11);
+        let d = Digest::of(Algorithm::Sha256, b"hello world");
+        assert_eq!(store.stat(&d).await.unwrap(), None, "not visible before commit");
+        assert_eq!(store.upload_commit("u1", &d).await.unwrap(), 11);
+        assert_eq!(store.stat(&d).await.unwrap(), Some(11));
+        let got = read_all(store.get(&d, Some(6..11)).await.unwrap().unwrap()).await;
+        assert_eq!(got, b"world");
+        assert!(store.upload_list().await.unwrap().is_empty());
+        assert_eq!(store.list().await.unwrap(), vec![d]);
+    }
+
+    #[tokio::test]
+    async fn bad_chunks_and_bad_digests_leave_the_upload_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        store.upload_create("u2").await.unwrap();
+        store.upload_append("u2", 0, None, body(&[b"abc"])).await.unwrap();
+        assert!(matches!(
+            store.upload_append("u2", 1, None, body(&[b"zz"])).await,
+            Err(StorageError::OffsetMismatch { requested: 1, current: 3 })
+        ));
+        assert!(matches!(
+            store.upload_append("u2", 3, Some(5), body(&[b"de"])).await,
+            Err(StorageError::LengthMismatch { declared: 5, received: 2 })
+        ));
+        assert_eq!(store.upload_len("u2").await.unwrap(), 3);
+        let wrong = Digest::of(Algorithm::Sha256, b"abcd");
+        assert!(matches!(
+            store.upload_commit("u2", &wrong).await,
+            Err(StorageError::DigestMismatch { .. })
+        ));
+        assert_eq!(store.stat(&wrong).await.unwrap(), None);
+        // still usable, and sha512 works through a re-read of the file
+        let right = Digest::of(Algorithm::Sha512, b"abc");
+        assert_eq!(store.upload_commit("u2", &right).await.unwrap(), 3);
+        assert_eq!(store.stat(&right).await.unwrap(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn upload_ids_cannot_escape_the_upload_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        for id in ["../blobs", "a/b", "", "x.y"] {
+            assert!(matches!(
+                store.upload_create(id).await,
+                Err(StorageError::UploadUnknown(_))
+            ));
+        }
+    }
+}
