@@ -1,1 +1,133 @@
+//! Server configuration: each setting comes from its flag, else its `BONDED_*` environment
+//! variable, else the optional TOML file, else the embedded default.
 
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
+pub const DEFAULT_DATA_DIR: &str = "./bonded-data";
+pub const DEFAULT_UPLOAD_TTL_SECS: u64 = 24 * 60 * 60;
+
+/// `bonded serve` flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:5000]
+    #[arg(long, env = "BONDED_ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// Directory for blobs (`blobs/`), uploads and the metadata database (`bonded.db`)
+    /// [default: ./bonded-data]
+    #[arg(long, env = "BONDED_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// TOML file with any of: addr, data_dir, upload_ttl
+    #[arg(long, env = "BONDED_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Seconds an upload session may sit idle before it is discarded [default: 86400]
+    #[arg(long, env = "BONDED_UPLOAD_TTL")]
+    pub upload_ttl: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    addr: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    upload_ttl: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("upload_ttl must be at least 1 second")]
+    ZeroTtl,
+}
+
+/// The settings `serve` runs with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub upload_ttl: Duration,
+}
+
+impl ServeConfig {
+    pub fn resolve(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => load(path)?,
+            None => FileConfig::default(),
+        };
+        let ttl = args
+            .upload_ttl
+            .or(file.upload_ttl)
+            .unwrap_or(DEFAULT_UPLOAD_TTL_SECS);
+        if ttl == 0 {
+            return Err(ConfigError::ZeroTtl);
+        }
+        Ok(ServeConfig {
+            addr: args
+                .addr
+                .or(file.addr)
+                .unwrap_or_else(|| DEFAULT_ADDR.parse().expect("default address parses")),
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            upload_ttl: Duration::from_secs(ttl),
+        })
+    }
+}
+
+fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_then_file_then_flags() {
+        let c = ServeConfig::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(c.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bonded.toml");
+        std::fs::write(
+            &file,
+            "addr = \"127.0.0.1:6000\"\ndata_dir = \"/srv/x\"\nupload_ttl = 60\n",
+        )
+        .unwrap();
+        let mut args = ServeArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let c = ServeConfig::resolve(&args).unwrap();
+        assert_eq!(c.addr.port(), 6000);
+        assert_eq!(c.upload_ttl, Duration::from_secs(60));
+        args.addr = Some("127.0.0.1:7000".parse().unwrap());
+        assert_eq!(ServeConfig::resolve(&args).unwrap().addr.port(), 7000);
+
+        std::fs::write(&file, "adress = \"typo\"\n").unwrap();
+        let err = ServeConfig::resolve(&args).unwrap_err().to_string();
+        assert!(err.contains("adress"), "{err}");
+    }
+}

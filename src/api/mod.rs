@@ -1,1 +1,687 @@
+//! The HTTP surface: OCI Distribution Spec v1.1 under `/v2/`. Thin by design: each handler
+//! parses the request into OCI types, calls [`Registry`], and shapes the response.
+//!
+//! Routing: one `/v2/{*path}` route, split from the right into (repository name, endpoint),
+//! so repository names of any depth work (`a/b/c/d/e/f/g/h/manifests/latest`).
 
+mod error;
+
+pub use error::ApiError;
+
+use crate::oci::{media_type, Digest, Reference, RepositoryName, Tag, MAX_MANIFEST_SIZE};
+use crate::registry::{ChunkRange, Registry, RegistryError};
+use crate::storage::ByteStream;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use error::upload_range;
+use futures_util::TryStreamExt;
+use http_body_util::BodyExt;
+use serde_json::json;
+use std::ops::Range;
+use std::sync::Arc;
+
+const DOCKER_CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-digest");
+const DOCKER_UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
+const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
+const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
+const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
+
+/// Most entries one tag list or catalog page returns; more come through `Link`.
+const PAGE_LIMIT: u32 = 10_000;
+
+type Reg = State<Arc<Registry>>;
+
+/// The registry's HTTP router.
+pub fn router(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/v2", get(base))
+        .route("/v2/", get(base))
+        .route("/v2/{*path}", any(dispatch))
+        .layer(axum::middleware::map_response(
+            |mut res: Response| async move {
+                res.headers_mut()
+                    .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+                res
+            },
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(registry)
+}
+
+async fn base() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+}
+
+/// What a `/v2/...` path addresses.
+#[derive(Debug, PartialEq, Eq)]
+enum Endpoint<'a> {
+    Catalog,
+    Tags(&'a str),
+    Manifest(&'a str, &'a str),
+    Blob(&'a str, &'a str),
+    UploadStart(&'a str),
+    Upload(&'a str, &'a str),
+    Referrers(&'a str, &'a str),
+}
+
+/// Splits the part of the path after `/v2/` into name and endpoint, from the right: the
+/// last path segment (reference, digest, upload id) never contains a '/'.
+fn route(path: &str) -> Option<Endpoint<'_>> {
+    if path == "_catalog" {
+        return Some(Endpoint::Catalog);
+    }
+    if let Some(name) = path.strip_suffix("/tags/list") {
+        return Some(Endpoint::Tags(name));
+    }
+    if let Some(name) = path
+        .strip_suffix("/blobs/uploads/")
+        .or_else(|| path.strip_suffix("/blobs/uploads"))
+    {
+        return Some(Endpoint::UploadStart(name));
+    }
+    let (head, last) = path.rsplit_once('/')?;
+    if last.is_empty() {
+        return None;
+    }
+    if let Some(name) = head.strip_suffix("/blobs/uploads") {
+        return Some(Endpoint::Upload(name, last));
+    }
+    if let Some(name) = head.strip_suffix("/manifests") {
+        return Some(Endpoint::Manifest(name, last));
+    }
+    if let Some(name) = head.strip_suffix("/blobs") {
+        return Some(Endpoint::Blob(name, last));
+    }
+    if let Some(name) = head.strip_suffix("/referrers") {
+        return Some(Endpoint::Referrers(name, last));
+    }
+    None
+}
+
+async fn dispatch(State(reg): Reg, req: Request) -> Response {
+    match handle(reg, req).await {
+        Ok(res) => res,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The request, taken apart; the body travels separately (it is not `Sync`).
+struct Ctx {
+    method: Method,
+    headers: HeaderMap,
+    query: Vec<(String, String)>,
+}
+
+impl Ctx {
+    fn query(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn query_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.query
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn header(&self, name: HeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn content_length(&self) -> Option<u64> {
+        self.header(header::CONTENT_LENGTH)?.trim().parse().ok()
+    }
+
+    fn content_range(&self) -> Result<Option<ChunkRange>, ApiError> {
+        match self.header(header::CONTENT_RANGE) {
+            Some(v) => Ok(Some(ChunkRange::parse(v)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+fn body_stream(body: Body) -> ByteStream {
+    Box::pin(TryStreamExt::map_err(
+        body.into_data_stream(),
+        std::io::Error::other,
+    ))
+}
+
+async fn handle(reg: Arc<Registry>, req: Request) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().strip_prefix("/v2/").unwrap_or("");
+    let endpoint = route(path).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            format!("no registry endpoint at {}", parts.uri.path()),
+        )
+    })?;
+    let query = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let ctx = Ctx {
+        method: parts.method,
+        headers: parts.headers,
+        query,
+    };
+    let name = |n: &str| n.parse::<RepositoryName>().map_err(ApiError::from);
+    let method = ctx.method.clone();
+    match (endpoint, method) {
+        (Endpoint::Catalog, Method::GET) => catalog(&reg, &ctx).await,
+        (Endpoint::Tags(n), Method::GET) => tags(&reg, &name(n)?, &ctx).await,
+        (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) => {
+            manifest_get(&reg, &name(n)?, r, &ctx).await
+        }
+        (Endpoint::Manifest(n, r), Method::PUT) => {
+            manifest_put(&reg, &name(n)?, r, &ctx, body).await
+        }
+        (Endpoint::Manifest(n, r), Method::DELETE) => manifest_delete(&reg, &name(n)?, r).await,
+        (Endpoint::Blob(n, d), Method::GET | Method::HEAD) => {
+            blob_get(&reg, &name(n)?, &parse_digest(d)?, &ctx).await
+        }
+        (Endpoint::Blob(n, d), Method::DELETE) => {
+            let (n, d) = (name(n)?, parse_digest(d)?);
+            reg.blob_delete(&n, &d).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        (Endpoint::UploadStart(n), Method::POST) => upload_post(&reg, &name(n)?, &ctx, body).await,
+        (Endpoint::Upload(n, id), Method::GET) => {
+            let n = name(n)?;
+            let len = reg.upload_len(&n, id).await?;
+            Ok(upload_status(StatusCode::NO_CONTENT, &n, id, len))
+        }
+        (Endpoint::Upload(n, id), Method::PATCH) => {
+            let n = name(n)?;
+            let range = ctx.content_range()?;
+            let declared = ctx.content_length();
+            let len = reg
+                .upload_append(&n, id, range, declared, body_stream(body))
+                .await?;
+            Ok(upload_status(StatusCode::ACCEPTED, &n, id, len))
+        }
+        (Endpoint::Upload(n, id), Method::PUT) => upload_put(&reg, &name(n)?, id, &ctx, body).await,
+        (Endpoint::Upload(n, id), Method::DELETE) => {
+            reg.upload_cancel(&name(n)?, id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        (Endpoint::Referrers(n, d), Method::GET) => {
+            referrers(&reg, &name(n)?, &parse_digest(d)?, &ctx).await
+        }
+        (_, m) => Err(ApiError::unsupported(format!(
+            "{m} is not supported on {}",
+            ctx_path(path)
+        ))),
+    }
+}
+
+fn ctx_path(path: &str) -> String {
+    format!("/v2/{path}")
+}
+
+fn parse_digest(s: &str) -> Result<Digest, ApiError> {
+    s.parse::<Digest>()
+        .map_err(|e| RegistryError::DigestInvalid(e).into())
+}
+
+fn respond(status: StatusCode, headers: Vec<(HeaderName, String)>, body: Body) -> Response {
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.append(name, v);
+        }
+    }
+    res
+}
+
+// ---- blobs ---------------------------------------------------------------------------------
+
+/// Parses a single `Range: bytes=...` against a blob of `size` bytes. Forms the server does
+/// not serve partially (other units, several ranges, garbage) yield `None`: the whole blob.
+fn byte_range(value: &str, size: u64) -> Result<Option<Range<u64>>, RegistryError> {
+    let unsatisfiable = RegistryError::RangeNotSatisfiable { size };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let num = |s: &str| s.parse::<u64>().ok();
+    match (a.is_empty(), b.is_empty()) {
+        (true, false) => match num(b) {
+            Some(0) => Err(unsatisfiable),
+            Some(n) => Ok(Some(size.saturating_sub(n)..size)),
+            None => Ok(None),
+        },
+        (false, true) => match num(a) {
+            Some(start) if start >= size => Err(unsatisfiable),
+            Some(start) => Ok(Some(start..size)),
+            None => Ok(None),
+        },
+        (false, false) => match (num(a), num(b)) {
+            (Some(start), Some(end)) if start > end || start >= size => Err(unsatisfiable),
+            (Some(start), Some(end)) => Ok(Some(start..end.min(size - 1) + 1)),
+            _ => Ok(None),
+        },
+        (true, true) => Ok(None),
+    }
+}
+
+async fn blob_get(
+    reg: &Registry,
+    name: &RepositoryName,
+    digest: &Digest,
+    ctx: &Ctx,
+) -> Result<Response, ApiError> {
+    let size = reg.blob_size(name, digest).await?;
+    let mut headers = vec![
+        (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+        (DOCKER_CONTENT_DIGEST, digest.to_string()),
+        (header::ETAG, format!("\"{digest}\"")),
+        (header::ACCEPT_RANGES, "bytes".to_string()),
+    ];
+    if ctx.method == Method::HEAD {
+        headers.push((header::CONTENT_LENGTH, size.to_string()));
+        return Ok(respond(StatusCode::OK, headers, Body::empty()));
+    }
+    let range = match ctx.header(header::RANGE) {
+        Some(v) => byte_range(v, size)?,
+        None => None,
+    };
+    let status = match &range {
+        Some(r) => {
+            headers.push((
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{}", r.start, r.end - 1, size),
+            ));
+            headers.push((header::CONTENT_LENGTH, (r.end - r.start).to_string()));
+            StatusCode::PARTIAL_CONTENT
+        }
+        None => {
+            headers.push((header::CONTENT_LENGTH, size.to_string()));
+            StatusCode::OK
+        }
+    };
+    let stream = reg.blob_read(name, digest, range).await?;
+    Ok(respond(status, headers, Body::from_stream(stream)))
+}
+
+fn blob_created(name: &RepositoryName, digest: &Digest) -> Response {
+    respond(
+        StatusCode::CREATED,
+        vec![
+            (header::LOCATION, format!("/v2/{name}/blobs/{digest}")),
+            (DOCKER_CONTENT_DIGEST, digest.to_string()),
+            (header::CONTENT_LENGTH, "0".into()),
+        ],
+        Body::empty(),
+    )
+}
+
+fn upload_status(status: StatusCode, name: &RepositoryName, id: &str, len: u64) -> Response {
+    respond(
+        status,
+        vec![
+            (header::LOCATION, format!("/v2/{name}/blobs/uploads/{id}")),
+            (header::RANGE, upload_range(len)),
+            (DOCKER_UPLOAD_UUID, id.to_string()),
+            (header::CONTENT_LENGTH, "0".into()),
+        ],
+        Body::empty(),
+    )
+}
+
+async fn upload_post(
+    reg: &Registry,
+    name: &RepositoryName,
+    ctx: &Ctx,
+    body: Body,
+) -> Result<Response, ApiError> {
+    if let Some(mount) = ctx.query("mount") {
+        let digest = parse_digest(mount)?;
+        let from = match ctx.query("from") {
+            Some(f) => Some(f.parse::<RepositoryName>()?),
+            None => None,
+        };
+        if reg
+            .blob_mount(name, &digest, from.as_ref())
+            .await?
+            .is_some()
+        {
+            return Ok(blob_created(name, &digest));
+        }
+        // Nothing to mount: fall through to an ordinary upload session, as the spec says.
+    } else if let Some(d) = ctx.query("digest") {
+        let digest = parse_digest(d)?;
+        let declared = ctx.content_length();
+        reg.blob_put(name, &digest, declared, body_stream(body))
+            .await?;
+        return Ok(blob_created(name, &digest));
+    }
+    let id = reg.upload_start(name).await?;
+    Ok(upload_status(StatusCode::ACCEPTED, name, &id, 0))
+}
+
+async fn upload_put(
+    reg: &Registry,
+    name: &RepositoryName,
+    id: &str,
+    ctx: &Ctx,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let digest = parse_digest(ctx.query("digest").ok_or(RegistryError::DigestMissing)?)?;
+    let range = ctx.content_range()?;
+    let declared = ctx.content_length();
+    reg.upload_finish(name, id, &digest, range, declared, body_stream(body))
+        .await?;
+    Ok(blob_created(name, &digest))
+}
+
+// ---- manifests -----------------------------------------------------------------------------
+
+/// Whether an `Accept` header list admits `media_type`. No `Accept` admits everything.
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    let mut listed = false;
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for item in value.split(',') {
+            let item = item.split(';').next().unwrap_or("").trim();
+            if item.is_empty() {
+                continue;
+            }
+            listed = true;
+            if item == media_type || item == "*/*" || item == "application/*" {
+                return true;
+            }
+        }
+    }
+    !listed
+}
+
+async fn manifest_get(
+    reg: &Registry,
+    name: &RepositoryName,
+    reference: &str,
+    ctx: &Ctx,
+) -> Result<Response, ApiError> {
+    let reference: Reference = reference.parse()?;
+    let m = reg.manifest_get(name, &reference).await?;
+    if !accepts(&ctx.headers, &m.media_type) {
+        return Err(RegistryError::NotAcceptable {
+            reference: reference.to_string(),
+            media_type: m.media_type,
+        }
+        .into());
+    }
+    let headers = vec![
+        (header::CONTENT_TYPE, m.media_type),
+        (header::CONTENT_LENGTH, m.content.len().to_string()),
+        (header::ETAG, format!("\"{}\"", m.digest)),
+        (DOCKER_CONTENT_DIGEST, m.digest),
+    ];
+    let body = if ctx.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(m.content)
+    };
+    Ok(respond(StatusCode::OK, headers, body))
+}
+
+async fn manifest_put(
+    reg: &Registry,
+    name: &RepositoryName,
+    reference: &str,
+    ctx: &Ctx,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let reference: Reference = reference.parse()?;
+    let too_large = |size| RegistryError::ManifestTooLarge {
+        size,
+        limit: MAX_MANIFEST_SIZE,
+    };
+    if let Some(len) = ctx
+        .content_length()
+        .filter(|l| *l > MAX_MANIFEST_SIZE as u64)
+    {
+        return Err(too_large(len as usize).into());
+    }
+    let extra_tags = ctx
+        .query_all("tag")
+        .map(|t| t.parse::<Tag>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let content_type = ctx
+        .header(header::CONTENT_TYPE)
+        .map(|c| c.split(';').next().unwrap_or("").trim().to_string());
+    let body = http_body_util::Limited::new(body, MAX_MANIFEST_SIZE + 1)
+        .collect()
+        .await
+        .map_err(|e| -> ApiError {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large(MAX_MANIFEST_SIZE + 1).into()
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MANIFEST_INVALID",
+                    format!("reading the manifest body failed: {e}"),
+                )
+            }
+        })?
+        .to_bytes();
+    let pushed = reg
+        .manifest_put(name, &reference, content_type.as_deref(), &body, extra_tags)
+        .await?;
+    let mut headers = vec![
+        (
+            header::LOCATION,
+            format!("/v2/{name}/manifests/{}", pushed.digest),
+        ),
+        (DOCKER_CONTENT_DIGEST, pushed.digest.to_string()),
+        (header::CONTENT_LENGTH, "0".into()),
+    ];
+    if let Some(subject) = &pushed.subject {
+        headers.push((OCI_SUBJECT, subject.to_string()));
+    }
+    for tag in &pushed.tags {
+        headers.push((OCI_TAG, tag.to_string()));
+    }
+    Ok(respond(StatusCode::CREATED, headers, Body::empty()))
+}
+
+async fn manifest_delete(
+    reg: &Registry,
+    name: &RepositoryName,
+    reference: &str,
+) -> Result<Response, ApiError> {
+    let reference: Reference = reference.parse()?;
+    reg.manifest_delete(name, &reference).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+// ---- listings ------------------------------------------------------------------------------
+
+/// `n` and `last` of a paginated listing, `n` capped at [`PAGE_LIMIT`].
+fn page(ctx: &Ctx) -> Result<(u32, Option<&str>), ApiError> {
+    let n = match ctx.query("n") {
+        Some(v) => v.parse::<u32>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
+                format!("n must be a non-negative integer, got '{v}'"),
+            )
+        })?,
+        None => PAGE_LIMIT,
+    };
+    Ok((n.min(PAGE_LIMIT), ctx.query("last")))
+}
+
+/// `Link` to the next page when this one is full.
+fn next_link(path: &str, n: u32, items: &[String]) -> Vec<(HeaderName, String)> {
+    match items.last() {
+        Some(last) if n > 0 && items.len() == n as usize => {
+            let q: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("n", &n.to_string())
+                .append_pair("last", last)
+                .finish();
+            vec![(header::LINK, format!("<{path}?{q}>; rel=\"next\""))]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn json_response(
+    status: StatusCode,
+    mut headers: Vec<(HeaderName, String)>,
+    value: serde_json::Value,
+) -> Response {
+    let body = value.to_string();
+    headers.push((header::CONTENT_LENGTH, body.len().to_string()));
+    respond(status, headers, Body::from(body))
+}
+
+async fn tags(reg: &Registry, name: &RepositoryName, ctx: &Ctx) -> Result<Response, ApiError> {
+    let (n, last) = page(ctx)?;
+    let tags = if n == 0 {
+        Vec::new()
+    } else {
+        reg.tags(name, Some(n), last).await?
+    };
+    let mut headers = next_link(&format!("/v2/{name}/tags/list"), n, &tags);
+    headers.push((header::CONTENT_TYPE, "application/json".into()));
+    Ok(json_response(
+        StatusCode::OK,
+        headers,
+        json!({ "name": name.as_str(), "tags": tags }),
+    ))
+}
+
+async fn catalog(reg: &Registry, ctx: &Ctx) -> Result<Response, ApiError> {
+    let (n, last) = page(ctx)?;
+    let repos = if n == 0 {
+        Vec::new()
+    } else {
+        reg.catalog(Some(n), last).await?
+    };
+    let mut headers = next_link("/v2/_catalog", n, &repos);
+    headers.push((header::CONTENT_TYPE, "application/json".into()));
+    Ok(json_response(
+        StatusCode::OK,
+        headers,
+        json!({ "repositories": repos }),
+    ))
+}
+
+async fn referrers(
+    reg: &Registry,
+    name: &RepositoryName,
+    subject: &Digest,
+    ctx: &Ctx,
+) -> Result<Response, ApiError> {
+    let artifact_type = ctx.query("artifactType").filter(|a| !a.is_empty());
+    let found = reg.referrers(name, subject, artifact_type).await?;
+    let manifests: Vec<serde_json::Value> = found
+        .into_iter()
+        .map(|r| {
+            let mut d = json!({ "mediaType": r.media_type, "digest": r.digest, "size": r.size });
+            if let Some(a) = r.artifact_type {
+                d["artifactType"] = json!(a);
+            }
+            if let Some(a) = r
+                .annotations
+                .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
+            {
+                d["annotations"] = a;
+            }
+            d
+        })
+        .collect();
+    let mut headers = vec![(header::CONTENT_TYPE, media_type::OCI_INDEX.to_string())];
+    if artifact_type.is_some() {
+        headers.push((OCI_FILTERS_APPLIED, "artifactType".into()));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        headers,
+        json!({ "schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": manifests }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_split_from_the_right_at_any_depth() {
+        assert_eq!(route("_catalog"), Some(Endpoint::Catalog));
+        assert_eq!(
+            route("a/b/c/d/e/f/g/h/tags/list"),
+            Some(Endpoint::Tags("a/b/c/d/e/f/g/h"))
+        );
+        assert_eq!(
+            route("a/manifests/b/manifests/latest"),
+            Some(Endpoint::Manifest("a/manifests/b", "latest"))
+        );
+        assert_eq!(route("x/blobs/uploads/"), Some(Endpoint::UploadStart("x")));
+        assert_eq!(route("x/blobs/uploads"), Some(Endpoint::UploadStart("x")));
+        assert_eq!(
+            route("x/blobs/uploads/abc"),
+            Some(Endpoint::Upload("x", "abc"))
+        );
+        assert_eq!(
+            route("blobs/blobs/sha256:00"),
+            Some(Endpoint::Blob("blobs", "sha256:00"))
+        );
+        assert_eq!(
+            route("x/referrers/sha256:00"),
+            Some(Endpoint::Referrers("x", "sha256:00"))
+        );
+        assert_eq!(route("x/unknown/y"), None);
+        assert_eq!(route("x/manifests/"), None);
+    }
+
+    #[test]
+    fn byte_ranges_follow_rfc_9110() {
+        assert_eq!(byte_range("bytes=500-1499", 2048).unwrap(), Some(500..1500));
+        assert_eq!(byte_range("bytes=500-", 2048).unwrap(), Some(500..2048));
+        assert_eq!(byte_range("bytes=-500", 2048).unwrap(), Some(1548..2048));
+        assert_eq!(
+            byte_range("bytes=2000-5000", 2048).unwrap(),
+            Some(2000..2048)
+        );
+        assert!(byte_range("bytes=500-0", 2048).is_err());
+        assert!(byte_range("bytes=5000-10000", 2048).is_err());
+        assert_eq!(byte_range("bytes=0-1,5-6", 2048).unwrap(), None);
+        assert_eq!(byte_range("items=0-1", 2048).unwrap(), None);
+    }
+
+    #[test]
+    fn accept_lists_are_honoured() {
+        let mut h = HeaderMap::new();
+        assert!(accepts(&h, media_type::OCI_INDEX), "no Accept admits all");
+        h.append(
+            header::ACCEPT,
+            HeaderValue::from_static(media_type::OCI_MANIFEST),
+        );
+        assert!(!accepts(&h, media_type::OCI_INDEX));
+        h.append(
+            header::ACCEPT,
+            HeaderValue::from_static("application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.index.v1+json;q=0.5"),
+        );
+        assert!(accepts(&h, media_type::OCI_INDEX));
+    }
+}

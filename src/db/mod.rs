@@ -126,12 +126,14 @@ impl Metadata {
     pub async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let repo_id = ensure_repository(&mut tx, repo).await?;
-        sqlx::query("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
-            .bind(digest.to_string())
-            .bind(size as i64)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(digest.to_string())
+        .bind(size as i64)
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("INSERT INTO repository_blobs (repository_id, digest) VALUES (?, ?) ON CONFLICT DO NOTHING")
             .bind(repo_id)
             .bind(digest.to_string())
@@ -195,14 +197,18 @@ impl Metadata {
         tags: &[Tag],
     ) -> std::result::Result<(), PutManifestError> {
         let mut tx = self.write.begin().await?;
-        let repo_id = ensure_repository(&mut tx, repo).await.map_err(PutManifestError::Db)?;
+        let repo_id = ensure_repository(&mut tx, repo)
+            .await
+            .map_err(PutManifestError::Db)?;
         let mut missing = Vec::new();
         for d in blobs {
-            let found = sqlx::query("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?")
-                .bind(repo_id)
-                .bind(d.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
+            let found = sqlx::query(
+                "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?",
+            )
+            .bind(repo_id)
+            .bind(d.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
             if found.is_none() && !missing.contains(d) {
                 missing.push(d.clone());
             }
@@ -211,11 +217,12 @@ impl Metadata {
             return Err(PutManifestError::MissingBlobs(missing));
         }
         for d in children {
-            let found = sqlx::query("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?")
-                .bind(repo_id)
-                .bind(d.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
+            let found =
+                sqlx::query("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?")
+                    .bind(repo_id)
+                    .bind(d.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if found.is_none() && !missing.contains(d) {
                 missing.push(d.clone());
             }
@@ -255,7 +262,11 @@ impl Metadata {
         Ok(())
     }
 
-    pub async fn manifest_by_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<Option<StoredManifest>> {
+    pub async fn manifest_by_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<Option<StoredManifest>> {
         let row = sqlx::query(
             "SELECT m.digest, m.media_type, m.content FROM tags t
              JOIN repositories r ON r.id = t.repository_id
@@ -328,7 +339,12 @@ impl Metadata {
     }
 
     /// Tags of `repo` in lexical order, after `last`, at most `n`.
-    pub async fn tags(&self, repo: &RepositoryName, n: Option<u32>, last: Option<&str>) -> Result<Vec<String>> {
+    pub async fn tags(
+        &self,
+        repo: &RepositoryName,
+        n: Option<u32>,
+        last: Option<&str>,
+    ) -> Result<Vec<String>> {
         let rows = sqlx::query(
             "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
              WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?",
@@ -391,13 +407,15 @@ impl Metadata {
     // ---- upload sessions ----------------------------------------------------------------
 
     pub async fn upload_create(&self, id: &str, repo: &RepositoryName) -> Result<()> {
-        sqlx::query("INSERT INTO uploads (id, repository, created_at, updated_at) VALUES (?, ?, ?, ?)")
-            .bind(id)
-            .bind(repo.as_str())
-            .bind(now())
-            .bind(now())
-            .execute(&self.write)
-            .await?;
+        sqlx::query(
+            "INSERT INTO uploads (id, repository, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(repo.as_str())
+        .bind(now())
+        .bind(now())
+        .execute(&self.write)
+        .await?;
         Ok(())
     }
 
@@ -439,7 +457,9 @@ impl Metadata {
 
     /// Every session id.
     pub async fn upload_ids(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT id FROM uploads").fetch_all(&self.read).await?;
+        let rows = sqlx::query("SELECT id FROM uploads")
+            .fetch_all(&self.read)
+            .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 }
@@ -464,7 +484,10 @@ async fn ensure_repository(tx: &mut sqlx::SqliteConnection, repo: &RepositoryNam
     Ok(row.get(0))
 }
 
-async fn repository_id(tx: &mut sqlx::SqliteConnection, repo: &RepositoryName) -> Result<Option<i64>> {
+async fn repository_id(
+    tx: &mut sqlx::SqliteConnection,
+    repo: &RepositoryName,
+) -> Result<Option<i64>> {
     let row = sqlx::query("SELECT id FROM repositories WHERE name = ?")
         .bind(repo.as_str())
         .fetch_optional(&mut *tx)

@@ -84,7 +84,9 @@ impl FromStr for Digest {
             other => return Err(DigestError::UnsupportedAlgorithm(other.to_string())),
         };
         let ok = encoded.len() == algorithm.hex_len()
-            && encoded.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            && encoded
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !ok {
             return Err(DigestError::BadEncoding {
                 algorithm: algorithm.as_str(),

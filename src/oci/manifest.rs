@@ -71,17 +71,21 @@ fn known(media_type: &str) -> Option<&'static str> {
 
 fn digest_of(field: String, d: &Descriptor) -> Result<Digest, ManifestError> {
     let s = d.digest().to_string();
-    s.parse().map_err(|e: super::DigestError| ManifestError::BadDescriptor {
-        field,
-        digest: s,
-        reason: e.to_string(),
-    })
+    s.parse()
+        .map_err(|e: super::DigestError| ManifestError::BadDescriptor {
+            field,
+            digest: s,
+            reason: e.to_string(),
+        })
 }
 
 /// Parses and validates a manifest body. `content_type` is the request's `Content-Type`,
 /// with parameters already stripped.
 pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, ManifestError> {
-    if matches!(content_type, Some(mt::DOCKER_SCHEMA1 | mt::DOCKER_SCHEMA1_SIGNED)) {
+    if matches!(
+        content_type,
+        Some(mt::DOCKER_SCHEMA1 | mt::DOCKER_SCHEMA1_SIGNED)
+    ) {
         return Err(ManifestError::Schema1);
     }
     let probe: Probe = serde_json::from_slice(body).map_err(ManifestError::NotJson)?;
@@ -92,7 +96,8 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
         None => return Err(ManifestError::SchemaVersion(0)),
     }
     // A generic Content-Type says nothing about the manifest; the body decides then.
-    let header = content_type.filter(|c| !matches!(*c, "" | "application/json" | "application/octet-stream"));
+    let header = content_type
+        .filter(|c| !matches!(*c, "" | "application/json" | "application/octet-stream"));
     let declared = match (&probe.media_type, header) {
         (Some(body), Some(header)) if body != header => {
             return Err(ManifestError::MediaTypeMismatch {
@@ -110,12 +115,8 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
         known(&declared).ok_or_else(|| ManifestError::UnsupportedMediaType(declared.clone()))?;
 
     if media_type == mt::OCI_INDEX || media_type == mt::DOCKER_MANIFEST_LIST {
-        let index: ImageIndex = serde_json::from_slice(body).map_err(|source| {
-            ManifestError::Schema {
-                media_type,
-                source,
-            }
-        })?;
+        let index: ImageIndex = serde_json::from_slice(body)
+            .map_err(|source| ManifestError::Schema { media_type, source })?;
         let manifests = index
             .manifests()
             .iter()
@@ -136,12 +137,8 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
             manifests,
         })
     } else {
-        let manifest: ImageManifest = serde_json::from_slice(body).map_err(|source| {
-            ManifestError::Schema {
-                media_type,
-                source,
-            }
-        })?;
+        let manifest: ImageManifest = serde_json::from_slice(body)
+            .map_err(|source| ManifestError::Schema { media_type, source })?;
         let mut blobs = vec![digest_of("config".into(), manifest.config())?];
         for (i, layer) in manifest.layers().iter().enumerate() {
             let digest = digest_of(format!("layers[{i}]"), layer)?;
@@ -196,7 +193,11 @@ mod tests {
         let m = parse(Some(mt::OCI_MANIFEST), body.as_bytes()).unwrap();
         assert_eq!(m.media_type, mt::OCI_MANIFEST);
         let blobs: Vec<String> = m.blobs.iter().map(|b| b.to_string()).collect();
-        assert_eq!(blobs, vec![d('a'), d('b')], "non-distributable layer is not required");
+        assert_eq!(
+            blobs,
+            vec![d('a'), d('b')],
+            "non-distributable layer is not required"
+        );
         assert_eq!(
             m.artifact_type.as_deref(),
             Some("application/vnd.oci.image.config.v1+json")
@@ -225,17 +226,26 @@ mod tests {
     #[test]
     fn refuses_schema1_mismatch_and_garbage() {
         let s1 = r#"{"schemaVersion":1,"name":"x","tag":"y","fsLayers":[]}"#;
-        assert!(matches!(parse(None, s1.as_bytes()), Err(ManifestError::Schema1)));
+        assert!(matches!(
+            parse(None, s1.as_bytes()),
+            Err(ManifestError::Schema1)
+        ));
         assert!(matches!(
             parse(Some(mt::DOCKER_SCHEMA1_SIGNED), b"{}"),
             Err(ManifestError::Schema1)
         ));
-        let idx = format!(r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#, mt::OCI_INDEX);
+        let idx = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[]}}"#,
+            mt::OCI_INDEX
+        );
         assert!(matches!(
             parse(Some(mt::OCI_MANIFEST), idx.as_bytes()),
             Err(ManifestError::MediaTypeMismatch { .. })
         ));
-        assert!(matches!(parse(None, b"not json"), Err(ManifestError::NotJson(_))));
+        assert!(matches!(
+            parse(None, b"not json"),
+            Err(ManifestError::NotJson(_))
+        ));
         let no_layers = format!(
             r#"{{"schemaVersion":2,"mediaType":"{}","config":{{"mediaType":"x/y","digest":"{}","size":1}}}}"#,
             mt::OCI_MANIFEST,

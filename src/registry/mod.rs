@@ -37,7 +37,9 @@ pub enum RegistryError {
         repository: RepositoryName,
         reference: String,
     },
-    #[error("manifest {reference} is a {media_type}, which this request's Accept header does not list")]
+    #[error(
+        "manifest {reference} is a {media_type}, which this request's Accept header does not list"
+    )]
     NotAcceptable {
         reference: String,
         media_type: String,
@@ -99,7 +101,10 @@ impl ChunkRange {
     pub fn parse(header: &str) -> Result<ChunkRange> {
         let bad = || RegistryError::BadContentRange(header.to_string());
         let v = header.trim();
-        let v = v.strip_prefix("bytes=").or_else(|| v.strip_prefix("bytes ")).unwrap_or(v);
+        let v = v
+            .strip_prefix("bytes=")
+            .or_else(|| v.strip_prefix("bytes "))
+            .unwrap_or(v);
         let (a, b) = v.split_once('-').ok_or_else(bad)?;
         let start: u64 = a.trim().parse().map_err(|_| bad())?;
         let end: u64 = b.trim().parse().map_err(|_| bad())?;
@@ -443,7 +448,11 @@ impl Registry {
         }
     }
 
-    async fn manifest_unknown(&self, repo: &RepositoryName, reference: &Reference) -> RegistryError {
+    async fn manifest_unknown(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> RegistryError {
         match self.db.repository_exists(repo).await {
             Ok(false) => RegistryError::NameUnknown(repo.clone()),
             Ok(true) => RegistryError::ManifestUnknown {
@@ -455,7 +464,11 @@ impl Registry {
     }
 
     /// By digest: deletes the manifest and its tags. By tag: deletes only the tag.
-    pub async fn manifest_delete(&self, repo: &RepositoryName, reference: &Reference) -> Result<()> {
+    pub async fn manifest_delete(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<()> {
         let deleted = match reference {
             Reference::Digest(d) => self.db.delete_manifest(repo, d).await?,
             Reference::Tag(t) => self.db.delete_tag(repo, t).await?,
@@ -469,7 +482,12 @@ impl Registry {
 
     // ---- listings ------------------------------------------------------------------------
 
-    pub async fn tags(&self, repo: &RepositoryName, n: Option<u32>, last: Option<&str>) -> Result<Vec<String>> {
+    pub async fn tags(
+        &self,
+        repo: &RepositoryName,
+        n: Option<u32>,
+        last: Option<&str>,
+    ) -> Result<Vec<String>> {
         if !self.db.repository_exists(repo).await? {
             return Err(RegistryError::NameUnknown(repo.clone()));
         }

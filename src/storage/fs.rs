@@ -179,10 +179,7 @@ impl BlobStore for FsBlobStore {
     async fn upload_create(&self, id: &str) -> Result<(), StorageError> {
         let path = self.upload_path(id)?;
         blocking(move || {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)?;
+            OpenOptions::new().write(true).create_new(true).open(path)?;
             Ok(())
         })
         .await?;
@@ -283,7 +280,10 @@ impl BlobStore for FsBlobStore {
                 // Leave the upload exactly as it was before this request.
                 let path = self.upload_path(id)?;
                 blocking(move || {
-                    OpenOptions::new().write(true).open(path)?.set_len(current)?;
+                    OpenOptions::new()
+                        .write(true)
+                        .open(path)?
+                        .set_len(current)?;
                     Ok(())
                 })
                 .await?;
@@ -371,7 +371,10 @@ mod tests {
 
     async fn read_all(s: ByteStream) -> Vec<u8> {
         let parts: Vec<_> = s.collect().await;
-        parts.into_iter().flat_map(|p| p.unwrap().to_vec()).collect()
+        parts
+            .into_iter()
+            .flat_map(|p| p.unwrap().to_vec())
+            .collect()
     }
 
     #[tokio::test]
@@ -379,10 +382,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
         store.upload_create("u1").await.unwrap();
-        assert_eq!(store.upload_append("u1", 0, Some(6), body(&[b"hello "])).await.unwrap(), 6);
-        assert_eq!(store.upload_append("u1", 6, None, body(&[b"wor", b"ld"])).await.unwrap(), 11);
+        assert_eq!(
+            store
+                .upload_append("u1", 0, Some(6), body(&[b"hello "]))
+                .await
+                .unwrap(),
+            6
+        );
+        assert_eq!(
+            store
+                .upload_append("u1", 6, None, body(&[b"wor", b"ld"]))
+                .await
+                .unwrap(),
+            11
+        );
         let d = Digest::of(Algorithm::Sha256, b"hello world");
-        assert_eq!(store.stat(&d).await.unwrap(), None, "not visible before commit");
+        assert_eq!(
+            store.stat(&d).await.unwrap(),
+            None,
+            "not visible before commit"
+        );
         assert_eq!(store.upload_commit("u1", &d).await.unwrap(), 11);
         assert_eq!(store.stat(&d).await.unwrap(), Some(11));
         let got = read_all(store.get(&d, Some(6..11)).await.unwrap().unwrap()).await;
@@ -396,14 +415,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
         store.upload_create("u2").await.unwrap();
-        store.upload_append("u2", 0, None, body(&[b"abc"])).await.unwrap();
+        store
+            .upload_append("u2", 0, None, body(&[b"abc"]))
+            .await
+            .unwrap();
         assert!(matches!(
             store.upload_append("u2", 1, None, body(&[b"zz"])).await,
-            Err(StorageError::OffsetMismatch { requested: 1, current: 3 })
+            Err(StorageError::OffsetMismatch {
+                requested: 1,
+                current: 3
+            })
         ));
         assert!(matches!(
             store.upload_append("u2", 3, Some(5), body(&[b"de"])).await,
-            Err(StorageError::LengthMismatch { declared: 5, received: 2 })
+            Err(StorageError::LengthMismatch {
+                declared: 5,
+                received: 2
+            })
         ));
         assert_eq!(store.upload_len("u2").await.unwrap(), 3);
         let wrong = Digest::of(Algorithm::Sha256, b"abcd");

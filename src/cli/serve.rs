@@ -1,0 +1,90 @@
+//! `bonded serve`.
+
+use crate::api;
+use crate::config::{ServeArgs, ServeConfig};
+use crate::db::Metadata;
+use crate::registry::Registry;
+use crate::storage::FsBlobStore;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let cfg = ServeConfig::resolve(args)?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+        format!(
+            "cannot create data directory {}: {e}",
+            cfg.data_dir.display()
+        )
+    })?;
+    let store = Arc::new(
+        FsBlobStore::open(&cfg.data_dir)
+            .map_err(|e| format!("cannot open blob store in {}: {e}", cfg.data_dir.display()))?,
+    );
+    let db_path = cfg.data_dir.join("bonded.db");
+    let db = Metadata::open_sqlite(&db_path)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", db_path.display()))?;
+    let registry = Arc::new(Registry::new(store, db.clone(), cfg.upload_ttl));
+
+    let swept = registry.sweep_orphan_uploads().await?;
+    let expired = registry.expire_uploads().await?;
+    if swept + expired > 0 {
+        tracing::info!(swept, expired, "removed leftover upload files");
+    }
+    let sweeper = {
+        let registry = registry.clone();
+        let every = (cfg.upload_ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match registry.expire_uploads().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(expired = n, "expired idle upload sessions"),
+                    Err(e) => tracing::warn!(error = %e, "expiring upload sessions failed"),
+                }
+            }
+        })
+    };
+
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
+    let local = listener.local_addr()?;
+    tracing::warn!(
+        "no trust policy is configured: bonded is running as a plain registry and admits unsigned images"
+    );
+    tracing::info!(addr = %local, data_dir = %cfg.data_dir.display(), "bonded is serving");
+    // One line on stdout for scripts and tests that start bonded on port 0.
+    println!("bonded listening on http://{local}");
+
+    axum::serve(listener, api::router(registry))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    sweeper.abort();
+    db.close().await;
+    tracing::info!("bonded stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
