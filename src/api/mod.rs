@@ -451,16 +451,6 @@ async fn manifest_put(
     body: Body,
 ) -> Result<Response, ApiError> {
     let reference: Reference = reference.parse()?;
-    let too_large = |size| RegistryError::ManifestTooLarge {
-        size,
-        limit: MAX_MANIFEST_SIZE,
-    };
-    if let Some(len) = ctx
-        .content_length()
-        .filter(|l| *l > MAX_MANIFEST_SIZE as u64)
-    {
-        return Err(too_large(len as usize).into());
-    }
     let extra_tags = ctx
         .query_all("tag")
         .map(|t| t.parse::<Tag>())
@@ -468,21 +458,7 @@ async fn manifest_put(
     let content_type = ctx
         .header(header::CONTENT_TYPE)
         .map(|c| c.split(';').next().unwrap_or("").trim().to_string());
-    let body = http_body_util::Limited::new(body, MAX_MANIFEST_SIZE + 1)
-        .collect()
-        .await
-        .map_err(|e| -> ApiError {
-            if e.is::<http_body_util::LengthLimitError>() {
-                too_large(MAX_MANIFEST_SIZE + 1).into()
-            } else {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "MANIFEST_INVALID",
-                    format!("reading the manifest body failed: {e}"),
-                )
-            }
-        })?
-        .to_bytes();
+    let body = read_manifest_body(body, ctx.content_length()).await?;
     let pushed = reg
         .manifest_put(name, &reference, content_type.as_deref(), &body, extra_tags)
         .await?;
@@ -501,6 +477,51 @@ async fn manifest_put(
         headers.push((OCI_TAG, tag.to_string()));
     }
     Ok(respond(StatusCode::CREATED, headers, Body::empty()))
+}
+
+/// Bytes of a request body that is read, and thrown away, after a manifest is found too
+/// large: enough that an ordinary client finishes sending and reads the 413 instead of
+/// seeing its connection reset, bounded so nobody can make the server read forever.
+const OVERSIZE_DRAIN: u64 = 16 * 1024 * 1024;
+
+/// Reads a manifest body of at most [`MAX_MANIFEST_SIZE`] bytes.
+async fn read_manifest_body(mut body: Body, declared: Option<u64>) -> Result<Vec<u8>, ApiError> {
+    let limit = MAX_MANIFEST_SIZE;
+    let too_large = |size: u64| -> ApiError {
+        RegistryError::ManifestTooLarge {
+            size: size as usize,
+            limit,
+        }
+        .into()
+    };
+    if let Some(len) = declared.filter(|l| *l > OVERSIZE_DRAIN) {
+        return Err(too_large(len));
+    }
+    let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
+    let mut seen = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MANIFEST_INVALID",
+                format!("reading the manifest body failed: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if seen > OVERSIZE_DRAIN {
+            break;
+        }
+        if seen <= limit as u64 {
+            buf.extend_from_slice(&data);
+        }
+    }
+    if seen > limit as u64 {
+        return Err(too_large(declared.unwrap_or(seen)));
+    }
+    Ok(buf)
 }
 
 async fn manifest_delete(

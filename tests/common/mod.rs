@@ -1,0 +1,182 @@
+//! Shared test support: starts the real `bonded` binary on an ephemeral loopback port with
+//! its own data directory, and a few helpers for talking to it.
+#![allow(dead_code)]
+
+use sha2::{Digest as _, Sha256};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts bonded on 127.0.0.1:0 with a fresh data directory.
+    pub fn start() -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let mut s = Server::start_in(&dir, &[]);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts bonded on 127.0.0.1:0 over an existing (or new) data directory.
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("BONDED_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start bonded");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read bonded's first line");
+        let url = line
+            .trim()
+            .strip_prefix("bonded listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from bonded: {line:?}"))
+            .to_string();
+        let addr = url.trim_start_matches("http://").to_string();
+        Server {
+            child: Some(child),
+            url,
+            addr,
+            data_dir: data_dir.to_path_buf(),
+            _tmp: None,
+        }
+    }
+
+    pub fn v2(&self, path: &str) -> String {
+        format!("{}/v2/{}", self.url, path)
+    }
+
+    /// SIGKILL: no shutdown path runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill");
+            c.wait().expect("wait");
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns whether it exited with success.
+    pub fn terminate(&mut self) -> bool {
+        let c = self.child.take().expect("running");
+        let pid = c.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        let out = c.wait_with_output().expect("wait");
+        out.status.success()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client")
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+pub fn sha512(bytes: &[u8]) -> String {
+    format!("sha512:{}", hex::encode(sha2::Sha512::digest(bytes)))
+}
+
+/// The first error code of an OCI error body.
+pub async fn error_code(res: reqwest::Response) -> String {
+    let v: serde_json::Value =
+        serde_json::from_slice(&res.bytes().await.unwrap()).expect("error body is JSON");
+    let e = &v["errors"][0];
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error has a message: {v}"
+    );
+    e["code"].as_str().expect("error has a code").to_string()
+}
+
+/// Pushes a blob monolithically; panics unless 201.
+pub async fn push_blob(c: &reqwest::Client, s: &Server, repo: &str, bytes: &[u8]) -> String {
+    let d = sha256(bytes);
+    let res = c
+        .post(s.v2(&format!("{repo}/blobs/uploads/?digest={d}")))
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "push blob {d}");
+    d
+}
+
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// An image manifest over the given config and layers (digest, size).
+pub fn image_manifest(
+    config: (&str, usize),
+    layers: &[(&str, usize)],
+    extra: serde_json::Value,
+) -> Vec<u8> {
+    let mut m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config.0, "size": config.1},
+        "layers": layers.iter().map(|(d, n)| serde_json::json!({
+            "mediaType": OCI_LAYER, "digest": d, "size": n})).collect::<Vec<_>>(),
+    });
+    if let serde_json::Value::Object(extra) = extra {
+        for (k, v) in extra {
+            m[k] = v;
+        }
+    }
+    serde_json::to_vec(&m).unwrap()
+}
+
+/// Pushes a config and one layer, then an image manifest under `tag`; returns the manifest
+/// bytes and digest.
+pub async fn push_image(
+    c: &reqwest::Client,
+    s: &Server,
+    repo: &str,
+    tag: &str,
+    seed: &str,
+    extra: serde_json::Value,
+) -> (Vec<u8>, String) {
+    let config = format!("{{\"seed\":\"{seed}\"}}").into_bytes();
+    let layer = format!("layer of {seed}").into_bytes();
+    let cd = push_blob(c, s, repo, &config).await;
+    let ld = push_blob(c, s, repo, &layer).await;
+    let m = image_manifest((&cd, config.len()), &[(&ld, layer.len())], extra);
+    let res = c
+        .put(s.v2(&format!("{repo}/manifests/{tag}")))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "push manifest {repo}:{tag}");
+    let d = sha256(&m);
+    (m, d)
+}
