@@ -114,7 +114,8 @@ impl ChunkRange {
         Ok(ChunkRange { start, end })
     }
 
-    pub fn len(&self) -> u64 {
+    /// Bytes the range covers (never zero: `end` is inclusive).
+    pub fn byte_count(&self) -> u64 {
         self.end - self.start + 1
     }
 }
@@ -291,13 +292,13 @@ impl Registry {
         let current = self.store.upload_len(id).await?;
         let (offset, declared) = match range {
             Some(r) => {
-                if let Some(d) = declared.filter(|d| *d != r.len()) {
+                if let Some(d) = declared.filter(|d| *d != r.byte_count()) {
                     return Err(RegistryError::UploadInvalid(StorageError::LengthMismatch {
-                        declared: r.len(),
+                        declared: r.byte_count(),
                         received: d,
                     }));
                 }
-                (r.start, Some(r.len()))
+                (r.start, Some(r.byte_count()))
             }
             None => (current, declared),
         };
@@ -518,7 +519,7 @@ mod tests {
 
     #[test]
     fn content_range_parses_inclusive_ranges() {
-        assert_eq!(ChunkRange::parse("0-9").unwrap().len(), 10);
+        assert_eq!(ChunkRange::parse("0-9").unwrap().byte_count(), 10);
         assert_eq!(
             ChunkRange::parse("bytes=10-19").unwrap(),
             ChunkRange { start: 10, end: 19 }
