@@ -1,1 +1,542 @@
-fn main() {}
+//! bonded-bench: a load generator for any OCI registry.
+//!
+//! Measures blob push and pull throughput (monolithic and chunked), manifest PUT and GET
+//! requests per second with p50/p99 latency at several concurrencies, and, given the
+//! server's pid, its peak RSS while a large blob is pushed and pulled. Several targets are
+//! measured in one run, alternating round by round so they share the machine's noise;
+//! medians are reported with each target's ratio to the baseline.
+//!
+//! ```text
+//! bonded-bench --target bonded=http://127.0.0.1:5000 --pid bonded=1234 \
+//!              --target distribution=http://127.0.0.1:5001 --baseline distribution
+//! ```
+
+use bytes::Bytes;
+use clap::Parser;
+use futures_util::StreamExt;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bonded-bench",
+    about = "Side-by-side load generator for OCI registries"
+)]
+struct Args {
+    /// A registry to measure, as NAME=URL (repeatable)
+    #[arg(long = "target", required = true)]
+    targets: Vec<String>,
+    /// Server process of a target, as NAME=PID, to sample its RSS (repeatable)
+    #[arg(long = "pid")]
+    pids: Vec<String>,
+    /// Target the ratios are computed against [default: the last target]
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Size of each blob in the throughput tests, MiB
+    #[arg(long, default_value_t = 256)]
+    blob_mib: usize,
+    /// Chunk size of the chunked push, MiB
+    #[arg(long, default_value_t = 16)]
+    chunk_mib: usize,
+    /// Rounds per test; the median is reported
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Seconds each manifest load test runs
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Concurrencies of the manifest load tests
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    concurrency: Vec<usize>,
+    /// Size of the blob pushed and pulled while RSS is sampled, MiB (0: skip)
+    #[arg(long, default_value_t = 1024)]
+    rss_blob_mib: usize,
+    /// Repository used for the test data
+    #[arg(long, default_value = "bench/load")]
+    repo: String,
+    /// Tests to run: blobs, manifests, rss
+    #[arg(long, value_delimiter = ',', default_value = "blobs,manifests,rss")]
+    only: Vec<String>,
+}
+
+struct Target {
+    name: String,
+    url: String,
+    pid: Option<u32>,
+}
+
+fn sha256(b: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(b)))
+}
+
+/// `len` pseudo-random bytes (incompressible, cheap to make), distinct per `seed`.
+fn random_bytes(len: usize, seed: u64) -> Bytes {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    Bytes::from(v)
+}
+
+type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+fn location(base: &str, res: &reqwest::Response) -> Res<String> {
+    let loc = res
+        .headers()
+        .get("location")
+        .ok_or("no Location header")?
+        .to_str()?;
+    Ok(if loc.starts_with("http") {
+        loc.to_string()
+    } else {
+        format!("{base}{loc}")
+    })
+}
+
+fn with_digest(loc: &str, digest: &str) -> String {
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    format!("{loc}{sep}digest={digest}")
+}
+
+async fn expect(res: reqwest::Response, status: u16, what: &str) -> Res<reqwest::Response> {
+    if res.status().as_u16() == status {
+        Ok(res)
+    } else {
+        let code = res.status();
+        let body = res.text().await.unwrap_or_default();
+        Err(format!("{what}: expected {status}, got {code}: {body}").into())
+    }
+}
+
+/// POST, then one PUT with the whole blob.
+async fn push_monolithic(
+    c: &reqwest::Client,
+    t: &Target,
+    repo: &str,
+    data: Bytes,
+    digest: &str,
+) -> Res<()> {
+    let res = c
+        .post(format!("{}/v2/{repo}/blobs/uploads/", t.url))
+        .send()
+        .await?;
+    let res = expect(res, 202, "start upload").await?;
+    let loc = location(&t.url, &res)?;
+    let res = c
+        .put(with_digest(&loc, digest))
+        .header("Content-Type", "application/octet-stream")
+        .header("Content-Length", data.len())
+        .body(data)
+        .send()
+        .await?;
+    expect(res, 201, "put blob").await?;
+    Ok(())
+}
+
+/// POST, PATCH chunk by chunk with Content-Range, then PUT.
+async fn push_chunked(
+    c: &reqwest::Client,
+    t: &Target,
+    repo: &str,
+    data: Bytes,
+    digest: &str,
+    chunk: usize,
+) -> Res<()> {
+    let res = c
+        .post(format!("{}/v2/{repo}/blobs/uploads/", t.url))
+        .send()
+        .await?;
+    let res = expect(res, 202, "start upload").await?;
+    let mut loc = location(&t.url, &res)?;
+    let mut start = 0;
+    while start < data.len() {
+        let end = (start + chunk).min(data.len());
+        let res = c
+            .patch(&loc)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Range", format!("{}-{}", start, end - 1))
+            .header("Content-Length", end - start)
+            .body(data.slice(start..end))
+            .send()
+            .await?;
+        let res = expect(res, 202, "patch chunk").await?;
+        loc = location(&t.url, &res)?;
+        start = end;
+    }
+    let res = c.put(with_digest(&loc, digest)).send().await?;
+    expect(res, 201, "finish upload").await?;
+    Ok(())
+}
+
+async fn pull(c: &reqwest::Client, t: &Target, repo: &str, digest: &str) -> Res<u64> {
+    let res = c
+        .get(format!("{}/v2/{repo}/blobs/{digest}", t.url))
+        .send()
+        .await?;
+    let res = expect(res, 200, "get blob").await?;
+    let mut n = 0u64;
+    let mut body = res.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        n += chunk?.len() as u64;
+    }
+    Ok(n)
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Samples a process's RSS every 20 ms until stopped; returns the peak in KiB.
+fn sample_rss(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while !stop.load(Ordering::Relaxed) {
+            peak = peak.max(rss_kib(pid).unwrap_or(0));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    })
+}
+
+fn manifest_for(config: &(String, usize), layer: &(String, usize), n: u64) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.0, "size": config.1},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer.0, "size": layer.1}],
+        "annotations": {"bench.sequence": n.to_string()}
+    }))
+    .expect("manifest serialises")
+}
+
+struct LoadResult {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Runs `op` from `concurrency` workers for `duration`; each call gets a unique number.
+async fn load<F, Fut>(concurrency: usize, duration: Duration, op: F) -> Res<LoadResult>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Res<()>> + Send,
+{
+    let op = Arc::new(op);
+    let seq = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (op, seq) = (op.clone(), seq.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let n = seq.fetch_add(1, Ordering::Relaxed);
+                    let t0 = Instant::now();
+                    op(n).await?;
+                    lat.push(t0.elapsed());
+                }
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(lat)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 - 1.0) * p).round() as usize];
+    Ok(LoadResult {
+        rps: all.len() as f64 / elapsed,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    })
+}
+
+/// Results: test name -> target name -> samples.
+type Samples = BTreeMap<String, BTreeMap<String, Vec<f64>>>;
+/// Latencies: test name -> target name -> (p50 samples, p99 samples), in ms.
+type Latencies = BTreeMap<String, BTreeMap<String, (Vec<f64>, Vec<f64>)>>;
+
+fn record(s: &mut Samples, test: &str, target: &str, v: f64) {
+    s.entry(test.to_string())
+        .or_default()
+        .entry(target.to_string())
+        .or_default()
+        .push(v);
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+#[tokio::main]
+async fn main() -> Res<()> {
+    let args = Args::parse();
+    let mut targets = Vec::new();
+    for t in &args.targets {
+        let (name, url) = t.split_once('=').ok_or("--target takes NAME=URL")?;
+        targets.push(Target {
+            name: name.into(),
+            url: url.trim_end_matches('/').into(),
+            pid: None,
+        });
+    }
+    for p in &args.pids {
+        let (name, pid) = p.split_once('=').ok_or("--pid takes NAME=PID")?;
+        let t = targets
+            .iter_mut()
+            .find(|t| t.name == name)
+            .ok_or_else(|| format!("--pid names unknown target {name}"))?;
+        t.pid = Some(pid.parse()?);
+    }
+    let baseline = args
+        .baseline
+        .clone()
+        .unwrap_or_else(|| targets.last().expect("a target").name.clone());
+    let c = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(600))
+        .build()?;
+    let run_id = std::process::id() as u64 * 1_000_003 + Instant::now().elapsed().as_nanos() as u64;
+    let mut samples = Samples::new();
+    let mut lat_notes = Latencies::new();
+    let only = |t: &str| args.only.iter().any(|o| o == t);
+    let mib = 1024.0 * 1024.0;
+
+    if only("blobs") {
+        let size = args.blob_mib << 20;
+        eprintln!(
+            "blob tests: {} MiB blobs, {} rounds",
+            args.blob_mib, args.rounds
+        );
+        for round in 0..args.rounds {
+            for (ti, t) in targets.iter().enumerate() {
+                for (mode, chunked) in [("monolithic", false), ("chunked", true)] {
+                    let seed = run_id ^ ((round * 16 + ti * 2 + chunked as usize) as u64 + 1);
+                    let data = random_bytes(size, seed);
+                    let digest = sha256(&data);
+                    let t0 = Instant::now();
+                    if chunked {
+                        push_chunked(
+                            &c,
+                            t,
+                            &args.repo,
+                            data.clone(),
+                            &digest,
+                            args.chunk_mib << 20,
+                        )
+                        .await?;
+                    } else {
+                        push_monolithic(&c, t, &args.repo, data.clone(), &digest).await?;
+                    }
+                    let push = size as f64 / mib / t0.elapsed().as_secs_f64();
+                    record(
+                        &mut samples,
+                        &format!("blob push {mode} (MiB/s)"),
+                        &t.name,
+                        push,
+                    );
+                    if !chunked {
+                        let t0 = Instant::now();
+                        let n = pull(&c, t, &args.repo, &digest).await?;
+                        assert_eq!(n as usize, size, "pulled size");
+                        let pull = size as f64 / mib / t0.elapsed().as_secs_f64();
+                        record(&mut samples, "blob pull (MiB/s)", &t.name, pull);
+                    }
+                    eprintln!("  round {round} {}: {mode} push {push:.0} MiB/s", t.name);
+                }
+            }
+        }
+    }
+
+    if only("manifests") {
+        eprintln!(
+            "manifest tests: {:.0} s per run, concurrency {:?}",
+            args.duration, args.concurrency
+        );
+        let mut bases = Vec::new();
+        for (ti, t) in targets.iter().enumerate() {
+            let config = random_bytes(512, run_id ^ (1000 + ti as u64));
+            let layer = random_bytes(4096, run_id ^ (2000 + ti as u64));
+            let (cd, ld) = (sha256(&config), sha256(&layer));
+            push_monolithic(&c, t, &args.repo, config.clone(), &cd).await?;
+            push_monolithic(&c, t, &args.repo, layer.clone(), &ld).await?;
+            let cfg = (cd, config.len());
+            let lyr = (ld, layer.len());
+            let m = manifest_for(&cfg, &lyr, u64::MAX);
+            let res = c
+                .put(format!("{}/v2/{}/manifests/get-target", t.url, args.repo))
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                .body(m)
+                .send()
+                .await?;
+            expect(res, 201, "put manifest").await?;
+            bases.push((cfg, lyr));
+        }
+        let duration = Duration::from_secs_f64(args.duration);
+        for round in 0..args.rounds {
+            for &conc in &args.concurrency {
+                for (ti, t) in targets.iter().enumerate() {
+                    let url = format!("{}/v2/{}/manifests/get-target", t.url, args.repo);
+                    let c2 = c.clone();
+                    let get = load(conc, duration, move |_| {
+                        let (c, url) = (c2.clone(), url.clone());
+                        async move {
+                            let res = c
+                                .get(&url)
+                                .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+                                .send()
+                                .await?;
+                            let res = expect(res, 200, "get manifest").await?;
+                            res.bytes().await?;
+                            Ok(())
+                        }
+                    })
+                    .await?;
+                    let name = format!("manifest GET c={conc} (req/s)");
+                    record(&mut samples, &name, &t.name, get.rps);
+                    let e = lat_notes
+                        .entry(name)
+                        .or_default()
+                        .entry(t.name.clone())
+                        .or_default();
+                    e.0.push(get.p50.as_secs_f64() * 1e3);
+                    e.1.push(get.p99.as_secs_f64() * 1e3);
+
+                    let (cfg, lyr) = bases[ti].clone();
+                    let (c2, base, repo) = (c.clone(), t.url.clone(), args.repo.clone());
+                    let offset = (round as u64) << 40 | (conc as u64) << 32;
+                    let put = load(conc, duration, move |n| {
+                        let (c, base, repo) = (c2.clone(), base.clone(), repo.clone());
+                        let body = manifest_for(&cfg, &lyr, offset + n);
+                        async move {
+                            let res = c
+                                .put(format!("{base}/v2/{repo}/manifests/put-{}", offset + n))
+                                .header(
+                                    "Content-Type",
+                                    "application/vnd.oci.image.manifest.v1+json",
+                                )
+                                .body(body)
+                                .send()
+                                .await?;
+                            expect(res, 201, "put manifest").await?;
+                            Ok(())
+                        }
+                    })
+                    .await?;
+                    let name = format!("manifest PUT c={conc} (req/s)");
+                    record(&mut samples, &name, &t.name, put.rps);
+                    let e = lat_notes
+                        .entry(name)
+                        .or_default()
+                        .entry(t.name.clone())
+                        .or_default();
+                    e.0.push(put.p50.as_secs_f64() * 1e3);
+                    e.1.push(put.p99.as_secs_f64() * 1e3);
+                    eprintln!(
+                        "  round {round} {} c={conc}: GET {:.0}/s PUT {:.0}/s",
+                        t.name, get.rps, put.rps
+                    );
+                }
+            }
+        }
+    }
+
+    let mut rss_lines = Vec::new();
+    if only("rss") && args.rss_blob_mib > 0 {
+        let size = args.rss_blob_mib << 20;
+        for (ti, t) in targets.iter().enumerate() {
+            let Some(pid) = t.pid else { continue };
+            let data = random_bytes(size, run_id ^ (5000 + ti as u64));
+            let digest = sha256(&data);
+            let before = rss_kib(pid).unwrap_or(0);
+            let stop = Arc::new(AtomicBool::new(false));
+            let sampler = sample_rss(pid, stop.clone());
+            push_monolithic(&c, t, &args.repo, data.clone(), &digest).await?;
+            drop(data);
+            pull(&c, t, &args.repo, &digest).await?;
+            stop.store(true, Ordering::Relaxed);
+            let peak = sampler.join().expect("sampler");
+            rss_lines.push(format!(
+                "{}: peak RSS {:.1} MiB while pushing and pulling a {} MiB blob (idle before: {:.1} MiB)",
+                t.name,
+                peak as f64 / 1024.0,
+                args.rss_blob_mib,
+                before as f64 / 1024.0
+            ));
+        }
+    }
+
+    println!(
+        "\n## Results (median of {} rounds; ratio = target / {baseline})\n",
+        args.rounds
+    );
+    print!("| test |");
+    for t in &targets {
+        print!(" {} |", t.name);
+    }
+    for t in targets.iter().filter(|t| t.name != baseline) {
+        print!(" {} / {baseline} |", t.name);
+    }
+    println!();
+    println!("|---|{}", "---|".repeat(targets.len() * 2 - 1));
+    for (test, per_target) in &samples {
+        print!("| {test} |");
+        for t in &targets {
+            let m = per_target
+                .get(&t.name)
+                .map(|v| median(v))
+                .unwrap_or(f64::NAN);
+            let lat = lat_notes
+                .get(test)
+                .and_then(|l| l.get(&t.name))
+                .map(|(p50, p99)| {
+                    format!(" (p50 {:.2} ms, p99 {:.2} ms)", median(p50), median(p99))
+                })
+                .unwrap_or_default();
+            print!(" {m:.0}{lat} |");
+        }
+        let base = per_target
+            .get(&baseline)
+            .map(|v| median(v))
+            .unwrap_or(f64::NAN);
+        for t in targets.iter().filter(|t| t.name != baseline) {
+            let m = per_target
+                .get(&t.name)
+                .map(|v| median(v))
+                .unwrap_or(f64::NAN);
+            print!(" {:.2}x |", m / base);
+        }
+        println!();
+    }
+    if !rss_lines.is_empty() {
+        println!();
+        for l in rss_lines {
+            println!("- {l}");
+        }
+    }
+    Ok(())
+}

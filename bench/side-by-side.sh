@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Measures bonded against CNCF Distribution on this machine, in one run, with the same
+# load generator: starts both on loopback ports with fresh data directories, measures the
+# disk's fsync'd write speed for reference, runs bonded-bench, stops both.
+#
+#   bench/side-by-side.sh [bonded-bench flags...]      e.g. --rounds 5 --blob-mib 256
+#
+# Needs: apt-get install -y docker-registry
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v docker-registry >/dev/null || { echo "install CNCF Distribution: apt-get install -y docker-registry" >&2; exit 1; }
+cargo build --release --bin bonded --bin bonded-bench >&2
+
+work=$(mktemp -d /var/tmp/bonded-bench.XXXXXX)
+cleanup() { kill "${bonded_pid:-}" "${dist_pid:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+bonded_addr=127.0.0.1:${BONDED_PORT:-5100}
+dist_addr=127.0.0.1:${DIST_PORT:-5101}
+
+BONDED_LOG=warn target/release/bonded serve --addr "$bonded_addr" --data-dir "$work/bonded" >"$work/bonded.out" 2>"$work/bonded.err" &
+bonded_pid=$!
+sed -e "s#@ROOT@#$work/distribution#" -e "s#@ADDR@#$dist_addr#" bench/distribution.yml >"$work/distribution.yml"
+docker-registry serve "$work/distribution.yml" >"$work/dist.log" 2>&1 &
+dist_pid=$!
+for addr in "$bonded_addr" "$dist_addr"; do
+  for _ in $(seq 100); do curl -fs "http://$addr/v2/" >/dev/null && break; sleep 0.1; done
+  curl -fs "http://$addr/v2/" >/dev/null || { echo "registry at $addr did not start" >&2; cat "$work"/*.err "$work/dist.log" >&2; exit 1; }
+done
+
+echo "## Machine"
+echo
+echo "- $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)"
+echo "- bonded $(git rev-parse --short HEAD 2>/dev/null || echo unknown); $(docker-registry --version 2>&1 | head -1)"
+dd_out=$(dd if=/dev/zero of="$work/dd.bin" bs=1M count=1024 conv=fsync 2>&1 | tail -1)
+rm -f "$work/dd.bin"
+echo "- disk, 1 GiB written with dd conv=fsync on the data directory's filesystem: ${dd_out##*, }"
+
+target/release/bonded-bench \
+  --target "bonded=http://$bonded_addr" --pid "bonded=$bonded_pid" \
+  --target "distribution=http://$dist_addr" --pid "distribution=$dist_pid" \
+  --baseline distribution "$@"
