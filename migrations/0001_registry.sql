@@ -21,7 +21,10 @@ CREATE TABLE repository_blobs (
     PRIMARY KEY (repository_id, digest)
 ) WITHOUT ROWID;
 
+-- An ordinary rowid table: rows carry the manifest bytes (up to 4 MiB), which WITHOUT ROWID
+-- tables store badly.
 CREATE TABLE manifests (
+    id            INTEGER PRIMARY KEY,
     repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
     digest        TEXT    NOT NULL,
     media_type    TEXT    NOT NULL,
@@ -33,8 +36,8 @@ CREATE TABLE manifests (
     -- top-level annotations as a JSON object, for the referrers API
     annotations   TEXT,
     created_at    INTEGER NOT NULL,
-    PRIMARY KEY (repository_id, digest)
-) WITHOUT ROWID;
+    UNIQUE (repository_id, digest)
+);
 
 CREATE INDEX manifests_by_subject ON manifests (repository_id, subject) WHERE subject IS NOT NULL;
 

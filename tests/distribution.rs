@@ -1077,3 +1077,79 @@ async fn sigterm_shuts_down_cleanly() {
     push_blob(&client(), &s, "r", b"x").await;
     assert!(s.terminate(), "bonded exits 0 on SIGTERM");
 }
+
+#[tokio::test]
+async fn concurrent_manifest_pushes_succeed_or_fail_independently() {
+    let s = Server::start();
+    let c = client();
+    let cd = push_blob(&c, &s, "r", b"{}").await;
+    let missing = sha256(b"missing layer");
+    let pushes = (0..40).map(|i| {
+        let c = c.clone();
+        let layers: Vec<(&str, usize)> = if i % 2 == 0 {
+            vec![]
+        } else {
+            vec![(&missing, 13)]
+        };
+        let body = image_manifest(
+            (&cd, 2),
+            &layers,
+            json!({"annotations": {"i": i.to_string()}}),
+        );
+        let url = s.v2(&format!("r/manifests/t{i}"));
+        tokio::spawn(async move {
+            let res = c
+                .put(url)
+                .header("Content-Type", OCI_MANIFEST)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (i, res.status().as_u16())
+        })
+    });
+    for p in pushes {
+        let (i, status) = p.await.unwrap();
+        assert_eq!(status, if i % 2 == 0 { 201 } else { 400 }, "push {i}");
+    }
+    let res = c.get(s.v2("r/tags/list")).send().await.unwrap();
+    let tags = json_body(res).await["tags"].as_array().unwrap().clone();
+    assert_eq!(
+        tags.len(),
+        20,
+        "only the valid pushes left a trace: {tags:?}"
+    );
+    assert!(tags
+        .iter()
+        .all(|t| t.as_str().unwrap()[1..].parse::<u32>().unwrap() % 2 == 0));
+}
+
+#[tokio::test]
+async fn retagging_serves_the_new_manifest() {
+    let s = Server::start();
+    let c = client();
+    let (_, first) = push_image(&c, &s, "r", "moving", "one", json!({})).await;
+    for _ in 0..3 {
+        let res = c.get(s.v2("r/manifests/moving")).send().await.unwrap();
+        assert_eq!(header(&res, "docker-content-digest"), first);
+    }
+    let (_, second) = push_image(&c, &s, "r", "moving", "two", json!({})).await;
+    let res = c.get(s.v2("r/manifests/moving")).send().await.unwrap();
+    assert_eq!(header(&res, "docker-content-digest"), second);
+    c.delete(s.v2(&format!("r/manifests/{second}")))
+        .send()
+        .await
+        .unwrap();
+    let res = c.get(s.v2("r/manifests/moving")).send().await.unwrap();
+    assert_eq!(
+        res.status(),
+        404,
+        "a deleted manifest is not served from memory"
+    );
+    let res = c
+        .get(s.v2(&format!("r/manifests/{second}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}

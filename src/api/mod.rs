@@ -17,6 +17,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode}
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
+use bytes::Bytes;
 use error::upload_range;
 use futures_util::TryStreamExt;
 use http_body_util::BodyExt;
@@ -395,6 +396,15 @@ async fn upload_put(
 
 // ---- manifests -----------------------------------------------------------------------------
 
+/// A cached manifest's bytes as a response body, without copying them.
+struct ManifestBytes(Arc<crate::db::StoredManifest>);
+
+impl AsRef<[u8]> for ManifestBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0.content
+    }
+}
+
 /// Whether an `Accept` header list admits `media_type`. No `Accept` admits everything.
 fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
     let mut listed = false;
@@ -425,20 +435,20 @@ async fn manifest_get(
     if !accepts(&ctx.headers, &m.media_type) {
         return Err(RegistryError::NotAcceptable {
             reference: reference.to_string(),
-            media_type: m.media_type,
+            media_type: m.media_type.clone(),
         }
         .into());
     }
     let headers = vec![
-        (header::CONTENT_TYPE, m.media_type),
+        (header::CONTENT_TYPE, m.media_type.clone()),
         (header::CONTENT_LENGTH, m.content.len().to_string()),
         (header::ETAG, format!("\"{}\"", m.digest)),
-        (DOCKER_CONTENT_DIGEST, m.digest),
+        (DOCKER_CONTENT_DIGEST, m.digest.clone()),
     ];
     let body = if ctx.method == Method::HEAD {
         Body::empty()
     } else {
-        Body::from(m.content)
+        Body::from(Bytes::from_owner(ManifestBytes(m)))
     };
     Ok(respond(StatusCode::OK, headers, body))
 }

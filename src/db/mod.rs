@@ -9,7 +9,9 @@ use crate::oci::{Digest, RepositoryName, Tag};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,16 +50,31 @@ pub struct StoredManifest {
     pub content: Vec<u8>,
 }
 
-/// A manifest about to be stored.
-pub struct NewManifest<'a> {
-    pub digest: &'a Digest,
-    pub media_type: &'a str,
-    pub artifact_type: Option<&'a str>,
-    pub subject: Option<&'a Digest>,
+/// A manifest to store, what it references, and the tags to point at it.
+#[derive(Debug, Clone)]
+pub struct ManifestWrite {
+    pub repository: RepositoryName,
+    pub digest: Digest,
+    pub media_type: &'static str,
+    pub artifact_type: Option<String>,
+    pub subject: Option<Digest>,
     /// Top-level annotations as a JSON object.
     pub annotations: Option<String>,
-    pub content: &'a [u8],
+    pub content: Vec<u8>,
+    /// Blobs (config, layers) that must be in the repository.
+    pub blobs: Vec<Digest>,
+    /// Manifests (an index's children) that must be in the repository.
+    pub children: Vec<Digest>,
+    pub tags: Vec<Tag>,
 }
+
+/// Most manifest writes committed in one transaction.
+const MAX_WRITE_BATCH: usize = 64;
+
+type ManifestJob = (
+    ManifestWrite,
+    tokio::sync::oneshot::Sender<std::result::Result<(), PutManifestError>>,
+);
 
 /// One entry of a referrers listing.
 #[derive(Debug, Clone)]
@@ -89,6 +106,12 @@ impl From<sqlx::Error> for PutManifestError {
 pub struct Metadata {
     read: SqlitePool,
     write: SqlitePool,
+    /// Ids of repositories whose creating transaction committed. Repositories are never
+    /// deleted, so a remembered id stays right; it saves a statement on every push.
+    repository_ids: Arc<Mutex<HashMap<String, i64>>>,
+    /// Manifest writes go through one task that commits whatever is waiting in one
+    /// transaction (group commit): concurrent pushes share the commit's cost.
+    manifest_writes: tokio::sync::mpsc::Sender<ManifestJob>,
 }
 
 impl Metadata {
@@ -112,7 +135,19 @@ impl Metadata {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Metadata { read, write })
+        let (manifest_writes, jobs) = tokio::sync::mpsc::channel(4 * MAX_WRITE_BATCH);
+        let db = Metadata {
+            read,
+            write,
+            repository_ids: Arc::default(),
+            manifest_writes,
+        };
+        tokio::spawn(manifest_writer(
+            db.write.clone(),
+            db.repository_ids.clone(),
+            jobs,
+        ));
+        Ok(db)
     }
 
     pub async fn close(&self) {
@@ -120,12 +155,39 @@ impl Metadata {
         self.write.close().await;
     }
 
+    /// The id of `repo`, creating the repository inside the caller's write transaction
+    /// unless it is known to exist already.
+    async fn repository_id_for_write(
+        &self,
+        tx: &mut sqlx::SqliteConnection,
+        repo: &RepositoryName,
+    ) -> Result<i64> {
+        let known = self
+            .repository_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(repo.as_str())
+            .copied();
+        match known {
+            Some(id) => Ok(id),
+            None => ensure_repository(tx, repo).await,
+        }
+    }
+
+    /// Remembers a repository id once the transaction that created or found it committed.
+    fn remember_repository(&self, repo: &RepositoryName, id: i64) {
+        self.repository_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(repo.as_str().to_string(), id);
+    }
+
     // ---- blobs -------------------------------------------------------------------------
 
     /// Records a committed blob and links it to `repo` (creating the repository).
     pub async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        let repo_id = ensure_repository(&mut tx, repo).await?;
+        let repo_id = self.repository_id_for_write(&mut tx, repo).await?;
         sqlx::query(
             "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         )
@@ -140,6 +202,7 @@ impl Metadata {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.remember_repository(repo, repo_id);
         Ok(())
     }
 
@@ -185,81 +248,20 @@ impl Metadata {
 
     // ---- manifests and tags -------------------------------------------------------------
 
-    /// Stores a manifest and points `tags` at it, in one transaction, after checking that
+    /// Stores a manifest and points its tags at it, atomically, after checking that
     /// everything it references is in the repository. Storing a manifest that exists is a
     /// no-op apart from the tags.
     pub async fn put_manifest(
         &self,
-        repo: &RepositoryName,
-        manifest: NewManifest<'_>,
-        blobs: &[Digest],
-        children: &[Digest],
-        tags: &[Tag],
+        write: ManifestWrite,
     ) -> std::result::Result<(), PutManifestError> {
-        let mut tx = self.write.begin().await?;
-        let repo_id = ensure_repository(&mut tx, repo)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let closed = || PutManifestError::Db(DbError::Sqlx(sqlx::Error::PoolClosed));
+        self.manifest_writes
+            .send((write, reply))
             .await
-            .map_err(PutManifestError::Db)?;
-        let mut missing = Vec::new();
-        for d in blobs {
-            let found = sqlx::query(
-                "SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?",
-            )
-            .bind(repo_id)
-            .bind(d.to_string())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if found.is_none() && !missing.contains(d) {
-                missing.push(d.clone());
-            }
-        }
-        if !missing.is_empty() {
-            return Err(PutManifestError::MissingBlobs(missing));
-        }
-        for d in children {
-            let found =
-                sqlx::query("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?")
-                    .bind(repo_id)
-                    .bind(d.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if found.is_none() && !missing.contains(d) {
-                missing.push(d.clone());
-            }
-        }
-        if !missing.is_empty() {
-            return Err(PutManifestError::MissingManifests(missing));
-        }
-        let digest = manifest.digest.to_string();
-        sqlx::query(
-            "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        )
-        .bind(repo_id)
-        .bind(&digest)
-        .bind(manifest.media_type)
-        .bind(manifest.artifact_type)
-        .bind(manifest.content.len() as i64)
-        .bind(manifest.content)
-        .bind(manifest.subject.map(|s| s.to_string()))
-        .bind(manifest.annotations)
-        .bind(now())
-        .execute(&mut *tx)
-        .await?;
-        for tag in tags {
-            sqlx::query(
-                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
-                 ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
-            )
-            .bind(repo_id)
-            .bind(tag.as_str())
-            .bind(&digest)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
     }
 
     pub async fn manifest_by_tag(
@@ -462,6 +464,160 @@ impl Metadata {
             .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
+}
+
+/// The group-commit loop: takes every manifest write waiting (up to [`MAX_WRITE_BATCH`]),
+/// applies them in one transaction, answers each. A refusal (missing references) affects
+/// only its own write, which then changes nothing. If the batch as a whole fails, each
+/// write is retried alone so that only a write that fails by itself gets an error.
+async fn manifest_writer(
+    pool: SqlitePool,
+    repository_ids: Arc<Mutex<HashMap<String, i64>>>,
+    mut jobs: tokio::sync::mpsc::Receiver<ManifestJob>,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_WRITE_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let writes: Vec<&ManifestWrite> = batch.iter().map(|(w, _)| w).collect();
+        match apply_manifest_writes(&pool, &repository_ids, &writes).await {
+            Ok(outcomes) => {
+                for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(_) if batch.len() > 1 => {
+                for (write, reply) in batch {
+                    let outcome =
+                        match apply_manifest_writes(&pool, &repository_ids, &[&write]).await {
+                            Ok(mut o) => o.pop().expect("one outcome per write"),
+                            Err(e) => Err(PutManifestError::Db(e)),
+                        };
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                let (_, reply) = batch.pop().expect("batch of one");
+                let _ = reply.send(Err(PutManifestError::Db(e)));
+            }
+        }
+    }
+}
+
+/// Applies writes in one transaction; each one's refusal is its own outcome.
+async fn apply_manifest_writes(
+    pool: &SqlitePool,
+    repository_ids: &Mutex<HashMap<String, i64>>,
+    writes: &[&ManifestWrite],
+) -> Result<Vec<std::result::Result<(), PutManifestError>>> {
+    let mut tx = pool.begin().await?;
+    let mut outcomes = Vec::with_capacity(writes.len());
+    let mut created = Vec::new();
+    for w in writes {
+        let known = repository_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(w.repository.as_str())
+            .copied();
+        let repo_id = match known {
+            Some(id) => id,
+            None => {
+                let id = ensure_repository(&mut tx, &w.repository).await?;
+                created.push((w.repository.as_str().to_string(), id));
+                id
+            }
+        };
+        outcomes.push(apply_manifest_write(&mut tx, repo_id, w).await?);
+    }
+    tx.commit().await?;
+    repository_ids
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(created);
+    Ok(outcomes)
+}
+
+/// One manifest write inside a transaction: `Ok(Err(..))` is a refusal that wrote nothing.
+async fn apply_manifest_write(
+    tx: &mut sqlx::SqliteConnection,
+    repo_id: i64,
+    w: &ManifestWrite,
+) -> Result<std::result::Result<(), PutManifestError>> {
+    let digests_json = |d: &[Digest]| {
+        serde_json::to_string(&d.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+            .expect("strings serialise")
+    };
+    // Everything referenced that the repository lacks, in one statement.
+    let missing = sqlx::query(
+        "SELECT 'blob', value FROM json_each(?2)
+           WHERE value NOT IN (SELECT digest FROM repository_blobs WHERE repository_id = ?1)
+         UNION ALL
+         SELECT 'manifest', value FROM json_each(?3)
+           WHERE value NOT IN (SELECT digest FROM manifests WHERE repository_id = ?1)",
+    )
+    .bind(repo_id)
+    .bind(digests_json(&w.blobs))
+    .bind(digests_json(&w.children))
+    .fetch_all(&mut *tx)
+    .await?;
+    if !missing.is_empty() {
+        let (mut missing_blobs, mut missing_manifests) = (Vec::new(), Vec::new());
+        for row in missing {
+            let kind: String = row.get(0);
+            let digest: String = row.get(1);
+            let digest: Digest = digest.parse().expect("digests were validated");
+            let list = if kind == "blob" {
+                &mut missing_blobs
+            } else {
+                &mut missing_manifests
+            };
+            if !list.contains(&digest) {
+                list.push(digest);
+            }
+        }
+        return Ok(Err(if missing_blobs.is_empty() {
+            PutManifestError::MissingManifests(missing_manifests)
+        } else {
+            PutManifestError::MissingBlobs(missing_blobs)
+        }));
+    }
+    let digest = w.digest.to_string();
+    let now = now();
+    sqlx::query(
+        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+    )
+    .bind(repo_id)
+    .bind(&digest)
+    .bind(w.media_type)
+    .bind(w.artifact_type.as_deref())
+    .bind(w.content.len() as i64)
+    .bind(&w.content[..])
+    .bind(w.subject.as_ref().map(|s| s.to_string()))
+    .bind(w.annotations.as_deref())
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if !w.tags.is_empty() {
+        let names: Vec<&str> = w.tags.iter().map(|t| t.as_str()).collect();
+        // All tags in one statement (`WHERE true` lets SQLite parse the upsert).
+        sqlx::query(
+            "INSERT INTO tags (repository_id, name, digest, updated_at)
+             SELECT ?1, value, ?3, ?4 FROM json_each(?2) WHERE true
+             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+        )
+        .bind(repo_id)
+        .bind(serde_json::to_string(&names).expect("strings serialise"))
+        .bind(&digest)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(Ok(()))
 }
 
 fn stored_manifest(r: sqlx::sqlite::SqliteRow) -> StoredManifest {

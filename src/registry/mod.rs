@@ -6,9 +6,12 @@
 //! it to a repository, so a crash between the two leaves an unreferenced blob (harmless),
 //! never a link to missing bytes.
 
-use crate::db::{Metadata, NewManifest, PutManifestError, Referrer, StoredManifest};
+mod cache;
+
+use crate::db::{ManifestWrite, Metadata, PutManifestError, Referrer, StoredManifest};
 use crate::oci::{manifest, Digest, DigestError, ManifestError, Reference, RepositoryName, Tag};
 use crate::storage::{BlobStore, ByteStream, StorageError};
+use cache::ManifestCache;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -134,7 +137,11 @@ pub struct Registry {
     upload_ttl: Duration,
     /// One lock per live upload session: chunks of one session are applied one at a time.
     session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    manifests: ManifestCache,
 }
+
+/// Bytes of manifests kept in memory for pulls.
+const MANIFEST_CACHE_BYTES: usize = 64 << 20;
 
 impl Registry {
     pub fn new(store: Arc<dyn BlobStore>, db: Metadata, upload_ttl: Duration) -> Self {
@@ -143,6 +150,7 @@ impl Registry {
             db,
             upload_ttl,
             session_locks: Mutex::new(HashMap::new()),
+            manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
         }
     }
 
@@ -411,22 +419,26 @@ impl Registry {
             .annotations
             .as_ref()
             .map(|a| serde_json::to_string(a).expect("string map serialises"));
-        let new = NewManifest {
-            digest: &digest,
+        let write = ManifestWrite {
+            repository: repo.clone(),
+            digest: digest.clone(),
             media_type: parsed.media_type,
-            artifact_type: parsed.artifact_type.as_deref(),
-            subject: parsed.subject.as_ref(),
+            artifact_type: parsed.artifact_type,
+            subject: parsed.subject.clone(),
             annotations,
-            content: body,
+            content: body.to_vec(),
+            blobs: parsed.blobs,
+            children: parsed.manifests,
+            tags: tags.clone(),
         };
-        self.db
-            .put_manifest(repo, new, &parsed.blobs, &parsed.manifests, &tags)
-            .await
-            .map_err(|e| match e {
-                PutManifestError::MissingBlobs(d) => RegistryError::ManifestBlobUnknown(d),
-                PutManifestError::MissingManifests(d) => RegistryError::ManifestChildUnknown(d),
-                PutManifestError::Db(e) => RegistryError::Db(e),
-            })?;
+        self.db.put_manifest(write).await.map_err(|e| match e {
+            PutManifestError::MissingBlobs(d) => RegistryError::ManifestBlobUnknown(d),
+            PutManifestError::MissingManifests(d) => RegistryError::ManifestChildUnknown(d),
+            PutManifestError::Db(e) => RegistryError::Db(e),
+        })?;
+        for tag in &tags {
+            self.manifests.invalidate_tag(repo.as_str(), tag.as_str());
+        }
         Ok(PushedManifest {
             digest,
             subject: parsed.subject,
@@ -438,13 +450,22 @@ impl Registry {
         &self,
         repo: &RepositoryName,
         reference: &Reference,
-    ) -> Result<StoredManifest> {
+    ) -> Result<Arc<StoredManifest>> {
+        let key = reference.to_string();
+        let ticket = match self.manifests.get(repo.as_str(), &key) {
+            Ok(hit) => return Ok(hit),
+            Err(ticket) => ticket,
+        };
         let found = match reference {
             Reference::Tag(t) => self.db.manifest_by_tag(repo, t).await?,
             Reference::Digest(d) => self.db.manifest_by_digest(repo, d).await?,
         };
         match found {
-            Some(m) => Ok(m),
+            Some(m) => {
+                let m = Arc::new(m);
+                self.manifests.fill(ticket, repo.as_str(), &key, m.clone());
+                Ok(m)
+            }
             None => Err(self.manifest_unknown(repo, reference).await),
         }
     }
@@ -471,8 +492,16 @@ impl Registry {
         reference: &Reference,
     ) -> Result<()> {
         let deleted = match reference {
-            Reference::Digest(d) => self.db.delete_manifest(repo, d).await?,
-            Reference::Tag(t) => self.db.delete_tag(repo, t).await?,
+            Reference::Digest(d) => {
+                let deleted = self.db.delete_manifest(repo, d).await?;
+                self.manifests.clear_repository(repo.as_str());
+                deleted
+            }
+            Reference::Tag(t) => {
+                let deleted = self.db.delete_tag(repo, t).await?;
+                self.manifests.invalidate_tag(repo.as_str(), t.as_str());
+                deleted
+            }
         };
         if deleted {
             Ok(())
