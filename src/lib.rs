@@ -16,3 +16,4 @@ pub mod db;
 pub mod oci;
 pub mod registry;
 pub mod storage;
+pub mod trust;

@@ -1,0 +1,301 @@
+//! Certificates: the fields the Notary Project certificate rules look at (read with
+//! x509-parser), the rules themselves, and path validation (rustls-webpki).
+
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use std::fmt;
+use std::time::Duration;
+use time::OffsetDateTime;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::public_key::PublicKey;
+
+use super::identity::DistinguishedName;
+
+/// The extended key usage OID for code signing (1.3.6.1.5.5.7.3.3), as DER content bytes.
+const CODE_SIGNING: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 3, 3];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Curve {
+    P256,
+    P384,
+    P521,
+}
+
+/// A certificate's public key, as far as the rules care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyInfo {
+    Rsa { bits: usize },
+    Ec { curve: Curve },
+    Other(String),
+}
+
+impl fmt::Display for KeyInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyInfo::Rsa { bits } => write!(f, "RSA-{bits}"),
+            KeyInfo::Ec { curve } => write!(f, "EC {curve:?}"),
+            KeyInfo::Other(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+/// What the Notary rules need from one certificate.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    pub der: Vec<u8>,
+    pub subject: DistinguishedName,
+    pub issuer: DistinguishedName,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub key: KeyInfo,
+    /// The raw public key: PKCS#1 `RSAPublicKey` for RSA, the SEC1 point for EC.
+    pub public_key: Vec<u8>,
+    /// Problems with the certificate as a Notary signing leaf, if any.
+    leaf_problems: Vec<String>,
+    /// Problems with the certificate as a Notary CA, if any.
+    ca_problems: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertError {
+    #[error("certificate {index} is not valid X.509 DER: {reason}")]
+    Malformed { index: usize, reason: String },
+    #[error("certificate '{subject}' cannot sign: {}", .problems.join("; "))]
+    NotASigningLeaf {
+        subject: String,
+        problems: Vec<String>,
+    },
+    #[error("intermediate '{subject}' is not a CA: {}", .problems.join("; "))]
+    NotACa {
+        subject: String,
+        problems: Vec<String>,
+    },
+    #[error("the x5c chain must end with a self-signed root; '{0}' is not self-signed")]
+    NoRoot(String),
+    #[error("certificate chain is invalid: {0}")]
+    Path(webpki::Error),
+    #[error("signature chain does not lead to a root in trust store {stores}: {reason}")]
+    Untrusted { stores: String, reason: String },
+}
+
+fn time_of(t: &x509_parser::time::ASN1Time) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl CertInfo {
+    pub fn parse(index: usize, der: &[u8]) -> Result<CertInfo, CertError> {
+        let malformed = |reason: String| CertError::Malformed { index, reason };
+        let (rest, cert) = X509Certificate::from_der(der).map_err(|e| malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(malformed("trailing bytes after the certificate".into()));
+        }
+        let spki = cert.public_key();
+        let public_key = spki.subject_public_key.data.to_vec();
+        let key = match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => KeyInfo::Rsa {
+                bits: rsa.key_size(),
+            },
+            Ok(PublicKey::EC(_)) => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.as_oid().ok())
+                    .map(|o| o.to_id_string());
+                match curve.as_deref() {
+                    Some("1.2.840.10045.3.1.7") => KeyInfo::Ec { curve: Curve::P256 },
+                    Some("1.3.132.0.34") => KeyInfo::Ec { curve: Curve::P384 },
+                    Some("1.3.132.0.35") => KeyInfo::Ec { curve: Curve::P521 },
+                    other => KeyInfo::Other(format!("EC curve {}", other.unwrap_or("unknown"))),
+                }
+            }
+            _ => KeyInfo::Other(format!(
+                "key algorithm {}",
+                spki.algorithm.algorithm.to_id_string()
+            )),
+        };
+
+        let mut common = Vec::new();
+        match &key {
+            KeyInfo::Rsa { bits } if *bits < 2048 => {
+                common.push(format!("RSA key of {bits} bits (at least 2048 required)"))
+            }
+            KeyInfo::Other(k) => common.push(format!("{k} is not allowed (RSA or P-256/384/521)")),
+            _ => {}
+        }
+        let sig_alg = cert.signature_algorithm.algorithm.to_id_string();
+        if sig_alg == "1.2.840.113549.1.1.5" || sig_alg == "1.2.840.10045.4.1" {
+            common.push("signed with SHA-1".into());
+        }
+
+        let ku = cert.key_usage().map_err(|e| malformed(e.to_string()))?;
+        let bc = cert
+            .basic_constraints()
+            .map_err(|e| malformed(e.to_string()))?;
+        let eku = cert
+            .extended_key_usage()
+            .map_err(|e| malformed(e.to_string()))?;
+
+        let mut leaf = common.clone();
+        match &ku {
+            None => leaf.push("no keyUsage extension".into()),
+            Some(ku) => {
+                if !ku.critical {
+                    leaf.push("keyUsage is not critical".into());
+                }
+                let v = ku.value;
+                if !v.digital_signature() {
+                    leaf.push("keyUsage lacks digitalSignature".into());
+                }
+                for (set, name) in [
+                    (v.key_encipherment(), "keyEncipherment"),
+                    (v.data_encipherment(), "dataEncipherment"),
+                    (v.key_agreement(), "keyAgreement"),
+                    (v.key_cert_sign(), "keyCertSign"),
+                    (v.crl_sign(), "cRLSign"),
+                    (v.encipher_only(), "encipherOnly"),
+                    (v.decipher_only(), "decipherOnly"),
+                ] {
+                    if set {
+                        leaf.push(format!("keyUsage has {name}"));
+                    }
+                }
+            }
+        }
+        if bc.as_ref().is_some_and(|bc| bc.value.ca) {
+            leaf.push("basicConstraints says it is a CA".into());
+        }
+        if let Some(eku) = &eku {
+            let e = eku.value;
+            for (set, name) in [
+                (e.any, "anyExtendedKeyUsage"),
+                (e.server_auth, "serverAuth"),
+                (e.client_auth, "clientAuth"),
+                (e.email_protection, "emailProtection"),
+                (e.time_stamping, "timeStamping"),
+            ] {
+                if set {
+                    leaf.push(format!("extendedKeyUsage has {name}"));
+                }
+            }
+            if !e.code_signing {
+                leaf.push("extendedKeyUsage lacks codeSigning".into());
+            }
+        }
+
+        let mut ca = common;
+        match &bc {
+            None => ca.push("no basicConstraints extension".into()),
+            Some(bc) => {
+                if !bc.critical {
+                    ca.push("basicConstraints is not critical".into());
+                }
+                if !bc.value.ca {
+                    ca.push("basicConstraints has cA=false".into());
+                }
+            }
+        }
+        match &ku {
+            None => ca.push("no keyUsage extension".into()),
+            Some(ku) => {
+                if !ku.critical {
+                    ca.push("keyUsage is not critical".into());
+                }
+                if !ku.value.key_cert_sign() {
+                    ca.push("keyUsage lacks keyCertSign".into());
+                }
+            }
+        }
+
+        Ok(CertInfo {
+            der: der.to_vec(),
+            subject: DistinguishedName::from_x509(cert.subject()),
+            issuer: DistinguishedName::from_x509(cert.issuer()),
+            not_before: time_of(&cert.validity().not_before),
+            not_after: time_of(&cert.validity().not_after),
+            key,
+            public_key,
+            leaf_problems: leaf,
+            ca_problems: ca,
+        })
+    }
+
+    /// Whether the certificate names itself as its issuer.
+    pub fn self_issued(&self) -> bool {
+        self.subject == self.issuer
+    }
+
+    /// Whether `at` lies within the certificate's validity period.
+    pub fn valid_at(&self, at: OffsetDateTime) -> bool {
+        self.not_before <= at && at <= self.not_after
+    }
+}
+
+/// Parses an `x5c` chain and applies the Notary certificate rules: the leaf must be a
+/// signing certificate, every other certificate a CA, and the chain must end with a
+/// self-signed root (a lone self-signed certificate is judged as a leaf).
+pub fn parse_chain(ders: &[Vec<u8>]) -> Result<Vec<CertInfo>, CertError> {
+    let chain = ders
+        .iter()
+        .enumerate()
+        .map(|(i, d)| CertInfo::parse(i, d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let leaf = &chain[0];
+    if !leaf.leaf_problems.is_empty() {
+        return Err(CertError::NotASigningLeaf {
+            subject: leaf.subject.to_string(),
+            problems: leaf.leaf_problems.clone(),
+        });
+    }
+    for c in &chain[1..] {
+        if !c.ca_problems.is_empty() {
+            return Err(CertError::NotACa {
+                subject: c.subject.to_string(),
+                problems: c.ca_problems.clone(),
+            });
+        }
+    }
+    let root = chain.last().expect("chain is not empty");
+    if !root.self_issued() {
+        return Err(CertError::NoRoot(root.subject.to_string()));
+    }
+    Ok(chain)
+}
+
+fn unix(at: OffsetDateTime) -> UnixTime {
+    UnixTime::since_unix_epoch(Duration::from_secs(at.unix_timestamp().max(0) as u64))
+}
+
+/// Builds and checks the path from the leaf, through the chain's other certificates, to one
+/// of `anchors`, as of `at`: signatures, validity, basic constraints and path lengths, name
+/// constraints and extended key usage (codeSigning where present), by rustls-webpki.
+pub fn validate_path(
+    chain: &[CertInfo],
+    anchors: &[Vec<u8>],
+    at: OffsetDateTime,
+) -> Result<(), webpki::Error> {
+    let anchor_ders: Vec<CertificateDer<'_>> = anchors
+        .iter()
+        .map(|a| CertificateDer::from(a.as_slice()))
+        .collect();
+    let anchors: Vec<TrustAnchor<'_>> = anchor_ders
+        .iter()
+        .filter_map(|d| webpki::anchor_from_trusted_cert(d).ok())
+        .collect();
+    let leaf_der = CertificateDer::from(chain[0].der.as_slice());
+    let leaf = webpki::EndEntityCert::try_from(&leaf_der)?;
+    let intermediates: Vec<CertificateDer<'_>> = chain[1..]
+        .iter()
+        .map(|c| CertificateDer::from(c.der.as_slice()))
+        .collect();
+    leaf.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &anchors,
+        &intermediates,
+        unix(at),
+        webpki::KeyUsage::required_if_present(CODE_SIGNING),
+        None,
+        None,
+    )?;
+    Ok(())
+}

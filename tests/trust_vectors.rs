@@ -1,0 +1,272 @@
+//! bonded's verification against real signatures made by notation, with the results that
+//! ../shared/vectors/README.md states for 2026-11-27.
+
+use bonded::trust::policy::TrustPolicyDocument;
+use bonded::trust::store::TrustStores;
+use bonded::trust::verify::{decide, verify_signature, Check, SignatureVerdict, Subject};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+const NOW: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
+
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
+}
+
+/// A trust store directory holding `certs` as `ca:<name>` (or another type).
+fn store_with(kind: &str, name: &str, certs: &[&str]) -> (tempfile::TempDir, TrustStores) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("x509").join(kind).join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    for c in certs {
+        let src = vectors().join(c);
+        std::fs::copy(&src, d.join(src.file_name().unwrap())).unwrap();
+    }
+    let stores = TrustStores::load(dir.path()).unwrap();
+    (dir, stores)
+}
+
+fn policy(level: &str, store: &str) -> TrustPolicyDocument {
+    let doc = format!(
+        r#"{{"version":"1.0","trustPolicies":[{{"name":"e2e","registryScopes":["*"],
+            "signatureVerification":{{"level":"{level}"}},"trustStores":["{store}"],"trustedIdentities":["*"]}}]}}"#
+    );
+    TrustPolicyDocument::parse(doc.as_bytes()).unwrap()
+}
+
+/// The signature in an OCI layout from notation's e2e data: envelope bytes, its media type,
+/// and the subject it claims.
+fn layout_signature(layout: &str) -> (Vec<u8>, String, Subject) {
+    let root = vectors().join("notation-e2e/oci_layout").join(layout);
+    let blob = |d: &str| {
+        std::fs::read(
+            root.join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(root.join("index.json")).unwrap()).unwrap();
+    for m in index["manifests"].as_array().unwrap() {
+        let manifest: Value = serde_json::from_slice(&blob(m["digest"].as_str().unwrap())).unwrap();
+        let is_sig = manifest["config"]["mediaType"] == "application/vnd.cncf.notary.signature"
+            || manifest["artifactType"] == "application/vnd.cncf.notary.signature";
+        if is_sig {
+            let layer = &manifest["layers"][0];
+            let s = &manifest["subject"];
+            return (
+                blob(layer["digest"].as_str().unwrap()),
+                layer["mediaType"].as_str().unwrap().to_string(),
+                Subject {
+                    media_type: s["mediaType"].as_str().unwrap().into(),
+                    digest: s["digest"].as_str().unwrap().into(),
+                    size: s["size"].as_u64().unwrap(),
+                },
+            );
+        }
+    }
+    panic!("no signature manifest in {layout}");
+}
+
+fn verify_layout(layout: &str, level: &str, trusted: &str) -> SignatureVerdict {
+    let (_dir, stores) = store_with("ca", "e2e", &[trusted]);
+    let doc = policy(level, "ca:e2e");
+    let (env, mt, subject) = layout_signature(layout);
+    verify_signature(&doc.policies[0], &stores, &env, &mt, &subject, NOW)
+}
+
+const E2E: &str = "notation-e2e/localkeys/e2e.crt";
+
+#[test]
+fn v1_valid_notation_signature_verifies() {
+    let v = verify_layout("e2e-valid-signature", "strict", E2E);
+    assert_eq!(v.failure(), None, "{v:?}");
+    assert!(v.accepted());
+    assert_eq!(v.algorithm, Some("PS256"));
+    assert_eq!(
+        v.signer.unwrap().to_string(),
+        "C=US, ST=WA, L=Seattle, O=Notary, CN=e2e"
+    );
+    assert_eq!(v.authentic_timestamp, Check::Passed);
+}
+
+#[test]
+fn v2_wrong_trust_anchor_fails_authenticity_unless_audited() {
+    for level in ["strict", "permissive"] {
+        let v = verify_layout(
+            "e2e-valid-signature",
+            level,
+            "notation-e2e/localkeys/new_e2e.crt",
+        );
+        assert_eq!(v.integrity, Check::Passed);
+        let why = v.failure().expect("rejected");
+        assert!(
+            why.contains("does not lead to a root in trust store 'ca:e2e'"),
+            "{why}"
+        );
+    }
+    let v = verify_layout(
+        "e2e-valid-signature",
+        "audit",
+        "notation-e2e/localkeys/new_e2e.crt",
+    );
+    assert!(matches!(v.authenticity, Check::Logged(_)), "{v:?}");
+    assert!(v.accepted());
+}
+
+#[test]
+fn v3_invalid_signature_fails_integrity_at_every_level_but_skip() {
+    for level in ["strict", "permissive", "audit"] {
+        let v = verify_layout("e2e-invalid-signature", level, E2E);
+        assert!(matches!(v.integrity, Check::Failed(_)), "{level}: {v:?}");
+        assert!(!v.accepted());
+    }
+    let (_d, stores) = store_with("ca", "e2e", &[E2E]);
+    let skip = TrustPolicyDocument::parse(
+        br#"{"version":"1.0","trustPolicies":[{"name":"s","registryScopes":["*"],"signatureVerification":{"level":"skip"}}]}"#,
+    )
+    .unwrap();
+    let (env, mt, subject) = layout_signature("e2e-invalid-signature");
+    let v = verify_signature(&skip.policies[0], &stores, &env, &mt, &subject, NOW);
+    assert_eq!(v.integrity, Check::NotRun);
+    assert!(decide(&skip.policies[0], &[v])
+        .reason
+        .contains("skips verification"));
+}
+
+#[test]
+fn v4_expired_signature_fails_strict_and_is_logged_by_permissive() {
+    let v = verify_layout("e2e-expired-signature", "strict", E2E);
+    assert!(v.failure().expect("rejected").contains("expired"), "{v:?}");
+    for level in ["permissive", "audit"] {
+        let v = verify_layout("e2e-expired-signature", level, E2E);
+        assert!(matches!(v.expiry, Check::Logged(_)), "{level}: {v:?}");
+        assert!(v.accepted());
+    }
+}
+
+#[test]
+fn v5_expired_certificate_fails_authentic_timestamp_despite_signing_time() {
+    let cert = "notation-e2e/localkeys/expired_e2e.crt";
+    let v = verify_layout("e2e-with-expired-cert", "strict", cert);
+    assert_eq!(v.integrity, Check::Passed, "valid when signed");
+    assert_eq!(v.authenticity, Check::Passed);
+    assert!(matches!(v.authentic_timestamp, Check::Failed(_)), "{v:?}");
+    for level in ["permissive", "audit"] {
+        let v = verify_layout("e2e-with-expired-cert", level, cert);
+        assert!(matches!(v.authentic_timestamp, Check::Logged(_)), "{level}");
+        assert!(v.accepted());
+    }
+}
+
+fn mock(name: &str) -> Vec<u8> {
+    std::fs::read(vectors().join("notation-go/mock").join(name)).unwrap()
+}
+
+/// The subject notation-go's mock envelopes sign (the manifest itself is not available).
+fn mock_subject() -> Subject {
+    Subject {
+        media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
+        digest: "sha256:60043cf45eaebc4c0867fea485a039b598f52fd09fd5b07b0b2d2f88fad9d74e".into(),
+        size: 528,
+    }
+}
+
+fn verify_mock(name: &str, level: &str, kind: &str) -> SignatureVerdict {
+    let store_dir = vectors().join("notation-go/truststore");
+    let stores = TrustStores::load(&store_dir).unwrap();
+    let doc = policy(level, &format!("{kind}:valid-trust-store"));
+    verify_signature(
+        &doc.policies[0],
+        &stores,
+        &mock(name),
+        "application/jose+json",
+        &mock_subject(),
+        NOW,
+    )
+}
+
+#[test]
+fn v9_ps384_two_certificate_chain_verifies() {
+    let v = verify_mock("ca_valid_sig_env.json", "strict", "ca");
+    assert_eq!(v.failure(), None, "{v:?}");
+    assert_eq!(v.algorithm, Some("PS384"));
+}
+
+#[test]
+fn v10_payload_that_is_not_base64url_fails_integrity() {
+    let v = verify_mock("ca_invalid_sig_env.json", "strict", "ca");
+    assert!(matches!(v.integrity, Check::Failed(_)), "{v:?}");
+}
+
+#[test]
+fn v11_expired_envelope_fails_strict_only() {
+    let v = verify_mock("ca_expired_sig_env.json", "strict", "ca");
+    assert!(matches!(v.expiry, Check::Failed(_)), "{v:?}");
+    let v = verify_mock("ca_expired_sig_env.json", "permissive", "ca");
+    assert!(matches!(v.expiry, Check::Logged(_)));
+    assert!(v.accepted());
+}
+
+#[test]
+fn v12_signing_authority_scheme() {
+    let v = verify_mock("sa_valid_sig_env.json", "strict", "signingAuthority");
+    assert_eq!(v.failure(), None, "{v:?}");
+    let v = verify_mock("sa_invalid_sig_env.json", "strict", "signingAuthority");
+    assert!(matches!(v.integrity, Check::Failed(_)), "{v:?}");
+    let v = verify_mock("sa_expired_sig_env.json", "strict", "signingAuthority");
+    assert!(matches!(v.expiry, Check::Failed(_)), "{v:?}");
+    // a signing-authority signature is not trusted through a plain CA store
+    let v = verify_mock("sa_valid_sig_env.json", "strict", "ca");
+    assert!(matches!(v.authenticity, Check::Failed(_)), "{v:?}");
+}
+
+#[test]
+fn v13_unknown_critical_header_fails_integrity() {
+    let v = verify_mock("ca_plugin_sig_env.json", "strict", "ca");
+    match &v.integrity {
+        Check::Failed(why) => assert!(why.contains("critical header"), "{why}"),
+        other => panic!("expected an integrity failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_signature_over_another_subject_fails_integrity() {
+    let (_dir, stores) = store_with("ca", "e2e", &[E2E]);
+    let doc = policy("strict", "ca:e2e");
+    let (env, mt, mut subject) = layout_signature("e2e-valid-signature");
+    subject.size += 1;
+    let v = verify_signature(&doc.policies[0], &stores, &env, &mt, &subject, NOW);
+    match v.integrity {
+        Check::Failed(why) => assert!(why.contains("not the subject"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn k_of_n_counts_distinct_signers() {
+    let (_dir, stores) = store_with("ca", "e2e", &[E2E]);
+    let doc = TrustPolicyDocument::parse(
+        br#"{"version":"1.0","trustPolicies":[{"name":"prod","registryScopes":["*"],
+            "signatureVerification":{"level":"strict"},"trustStores":["ca:e2e"],
+            "trustedIdentities":["x509.subject: C=US, ST=WA, O=Notary, CN=e2e", "x509.subject: C=US, ST=WA, O=Notary, CN=other"],
+            "signaturesRequired":2}]}"#,
+    )
+    .unwrap();
+    let p = &doc.policies[0];
+    let (env, mt, subject) = layout_signature("e2e-valid-signature");
+    let one = verify_signature(p, &stores, &env, &mt, &subject, NOW);
+    assert!(one.accepted());
+    // the same signer twice still counts once
+    let d = decide(p, &[one.clone(), one]);
+    assert!(!d.admitted);
+    assert!(
+        d.reason.contains("needs 2 signatures from distinct trusted identities; found 1: C=US, ST=WA, L=Seattle, O=Notary, CN=e2e"),
+        "{}",
+        d.reason
+    );
+    let none = decide(p, &[]);
+    assert!(none.reason.contains("found 0: none"), "{}", none.reason);
+}
