@@ -20,12 +20,23 @@ pub struct ServeArgs {
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of: addr, data_dir, upload_ttl
+    /// TOML file with any of: addr, data_dir, upload_ttl, trust_policy, trust_store, hostname
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
     #[arg(long, env = "BONDED_UPLOAD_TTL")]
     pub upload_ttl: Option<u64>,
+    /// Trust policy (notation's trustpolicy.json schema) that manifest pushes must satisfy;
+    /// without one bonded runs as a plain registry
+    #[arg(long, env = "BONDED_TRUST_POLICY")]
+    pub trust_policy: Option<PathBuf>,
+    /// Trust store directory, the one holding x509/ (notation's `truststore` directory)
+    #[arg(long, env = "BONDED_TRUST_STORE")]
+    pub trust_store: Option<PathBuf>,
+    /// Public host name of this registry: policy scopes are matched against
+    /// HOSTNAME/REPOSITORY [default: the listen address]
+    #[arg(long, env = "BONDED_HOSTNAME")]
+    pub hostname: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -34,6 +45,9 @@ struct FileConfig {
     addr: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     upload_ttl: Option<u64>,
+    trust_policy: Option<PathBuf>,
+    trust_store: Option<PathBuf>,
+    hostname: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +72,9 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     pub upload_ttl: Duration,
+    pub trust_policy: Option<PathBuf>,
+    pub trust_store: Option<PathBuf>,
+    pub hostname: Option<String>,
 }
 
 impl ServeConfig {
@@ -84,6 +101,9 @@ impl ServeConfig {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             upload_ttl: Duration::from_secs(ttl),
+            trust_policy: args.trust_policy.clone().or(file.trust_policy),
+            trust_store: args.trust_store.clone().or(file.trust_store),
+            hostname: args.hostname.clone().or(file.hostname),
         })
     }
 }

@@ -82,6 +82,7 @@ impl From<RegistryError> for ApiError {
             }
             E::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
             E::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "UNSUPPORTED"),
+            E::Denied { .. } => (StatusCode::FORBIDDEN, "DENIED"),
             E::Storage(_) | E::Db(_) => {
                 // Logged once, here; the client gets no internals.
                 tracing::error!(error = %e, "internal error");
@@ -95,6 +96,9 @@ impl From<RegistryError> for ApiError {
             }
             E::ManifestBlobUnknown(d) | E::ManifestChildUnknown(d) => {
                 out.detail = json!({ "missing": d });
+            }
+            E::Denied { detail, .. } => {
+                out.detail = detail;
             }
             E::ChunkOutOfOrder { current } => {
                 out.detail = json!({ "received": current });

@@ -3,8 +3,10 @@
 use crate::api;
 use crate::config::{ServeArgs, ServeConfig};
 use crate::db::Metadata;
-use crate::registry::Registry;
+use crate::registry::{Registry, TrustConfig};
 use crate::storage::FsBlobStore;
+use crate::trust::policy::TrustPolicyDocument;
+use crate::trust::store::TrustStores;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,9 +53,21 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
     let local = listener.local_addr()?;
-    tracing::warn!(
-        "no trust policy is configured: bonded is running as a plain registry and admits unsigned images"
-    );
+    let hostname = cfg.hostname.clone().unwrap_or_else(|| local.to_string());
+    match load_trust(&cfg, &hostname)? {
+        Some(trust) => {
+            let names: Vec<&str> = trust.policy.policies.iter().map(|p| p.name.as_str()).collect();
+            let stores: Vec<String> = trust.stores.refs().map(|r| r.to_string()).collect();
+            tracing::info!(
+                policies = ?names, stores = ?stores, hostname = %hostname,
+                "content trust enforced: pushes must satisfy the trust policy (scopes match {hostname}/REPOSITORY)"
+            );
+            registry.set_trust(Some(trust));
+        }
+        None => tracing::warn!(
+            "no trust policy is configured: bonded is running as a plain registry and admits unsigned images"
+        ),
+    }
     tracing::info!(addr = %local, data_dir = %cfg.data_dir.display(), "bonded is serving");
     // One line on stdout for scripts and tests that start bonded on port 0.
     println!("bonded listening on http://{local}");
@@ -65,6 +79,43 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     db.close().await;
     tracing::info!("bonded stopped");
     Ok(())
+}
+
+/// Loads and validates the trust policy and stores, if configured.
+fn load_trust(cfg: &ServeConfig, hostname: &str) -> Result<Option<TrustConfig>, String> {
+    let Some(policy_path) = &cfg.trust_policy else {
+        if cfg.trust_store.is_some() {
+            return Err("--trust-store was given without --trust-policy; give both to enforce content trust".into());
+        }
+        return Ok(None);
+    };
+    let store_dir = cfg.trust_store.as_ref().ok_or(
+        "--trust-policy needs --trust-store, the directory holding x509/ (notation's truststore directory)",
+    )?;
+    let bytes = std::fs::read(policy_path)
+        .map_err(|e| format!("cannot read trust policy {}: {e}", policy_path.display()))?;
+    let policy = TrustPolicyDocument::parse(&bytes)
+        .map_err(|e| format!("trust policy {} is invalid: {e}", policy_path.display()))?;
+    let stores = TrustStores::load(store_dir).map_err(|e| e.to_string())?;
+    for p in &policy.policies {
+        for s in &p.trust_stores {
+            if stores.get(s).is_none() {
+                return Err(format!(
+                    "trust policy '{}' names trust store '{s}', which {} does not hold (expected {}/x509/{}/{})",
+                    p.name,
+                    store_dir.display(),
+                    store_dir.display(),
+                    s.kind.as_str(),
+                    s.name
+                ));
+            }
+        }
+    }
+    Ok(Some(TrustConfig {
+        policy,
+        stores,
+        hostname: hostname.to_string(),
+    }))
 }
 
 async fn shutdown_signal() {

@@ -4,7 +4,7 @@
 
 use super::digest::Digest;
 use super::media_type as mt;
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor as OciDescriptor, ImageIndex, ImageManifest};
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,15 @@ pub enum ManifestError {
     },
 }
 
-/// A descriptor's facts as the referrers API reports them.
+/// A descriptor, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// What the registry needs to know about a manifest.
 #[derive(Debug, Clone)]
 pub struct ParsedManifest {
     /// The manifest's media type; the registry returns it as `Content-Type`.
@@ -40,7 +48,11 @@ pub struct ParsedManifest {
     /// `artifactType`, or for an image manifest without one, its config's media type.
     pub artifact_type: Option<String>,
     /// The `subject` this manifest refers to, if any.
-    pub subject: Option<Digest>,
+    pub subject: Option<Descriptor>,
+    /// The config's media type (image manifests only).
+    pub config_media_type: Option<String>,
+    /// Layers, in order (image manifests only).
+    pub layers: Vec<Descriptor>,
     /// Top-level annotations, as given.
     pub annotations: Option<HashMap<String, String>>,
     /// Blobs that must exist in the repository: config and distributable layers.
@@ -69,7 +81,15 @@ fn known(media_type: &str) -> Option<&'static str> {
     .find(|m| *m == media_type)
 }
 
-fn digest_of(field: String, d: &Descriptor) -> Result<Digest, ManifestError> {
+fn descriptor_of(field: String, d: &OciDescriptor) -> Result<Descriptor, ManifestError> {
+    Ok(Descriptor {
+        media_type: d.media_type().to_string(),
+        digest: digest_of(field, d)?,
+        size: d.size(),
+    })
+}
+
+fn digest_of(field: String, d: &OciDescriptor) -> Result<Digest, ManifestError> {
     let s = d.digest().to_string();
     s.parse()
         .map_err(|e: super::DigestError| ManifestError::BadDescriptor {
@@ -126,12 +146,14 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
         let subject = index
             .subject()
             .as_ref()
-            .map(|s| digest_of("subject".into(), s))
+            .map(|s| descriptor_of("subject".into(), s))
             .transpose()?;
         Ok(ParsedManifest {
             media_type,
             artifact_type: index.artifact_type().as_ref().map(|a| a.to_string()),
             subject,
+            config_media_type: None,
+            layers: Vec::new(),
             annotations: index.annotations().clone(),
             blobs: Vec::new(),
             manifests,
@@ -140,17 +162,18 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
         let manifest: ImageManifest = serde_json::from_slice(body)
             .map_err(|source| ManifestError::Schema { media_type, source })?;
         let mut blobs = vec![digest_of("config".into(), manifest.config())?];
+        let mut layers = Vec::new();
         for (i, layer) in manifest.layers().iter().enumerate() {
-            let digest = digest_of(format!("layers[{i}]"), layer)?;
-            let layer_type = layer.media_type().to_string();
-            if !mt::NON_DISTRIBUTABLE.contains(&layer_type.as_str()) {
-                blobs.push(digest);
+            let layer = descriptor_of(format!("layers[{i}]"), layer)?;
+            if !mt::NON_DISTRIBUTABLE.contains(&layer.media_type.as_str()) {
+                blobs.push(layer.digest.clone());
             }
+            layers.push(layer);
         }
         let subject = manifest
             .subject()
             .as_ref()
-            .map(|s| digest_of("subject".into(), s))
+            .map(|s| descriptor_of("subject".into(), s))
             .transpose()?;
         let artifact_type = manifest
             .artifact_type()
@@ -161,6 +184,8 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
             media_type,
             artifact_type,
             subject,
+            config_media_type: Some(manifest.config().media_type().to_string()),
+            layers,
             annotations: manifest.annotations().clone(),
             blobs,
             manifests: Vec::new(),
@@ -202,7 +227,13 @@ mod tests {
             m.artifact_type.as_deref(),
             Some("application/vnd.oci.image.config.v1+json")
         );
-        assert_eq!(m.subject.unwrap().to_string(), d('e'));
+        let subject = m.subject.unwrap();
+        assert_eq!(subject.digest.to_string(), d('e'));
+        assert_eq!(
+            (subject.media_type.as_str(), subject.size),
+            (mt::OCI_MANIFEST, 5)
+        );
+        assert_eq!(m.layers.len(), 2);
         assert_eq!(m.annotations.unwrap()["a"], "b");
     }
 

@@ -6,7 +6,7 @@ pub mod manifest;
 pub mod name;
 
 pub use digest::{Algorithm, Digest, DigestError, DigestHasher};
-pub use manifest::{ManifestError, ParsedManifest};
+pub use manifest::{Descriptor, ManifestError, ParsedManifest};
 pub use name::{NameError, Reference, RepositoryName, Tag};
 
 /// Media types the registry knows by name.

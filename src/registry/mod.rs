@@ -7,6 +7,9 @@
 //! never a link to missing bytes.
 
 mod cache;
+mod gate;
+
+pub use gate::TrustConfig;
 
 use crate::db::{ManifestWrite, Metadata, PutManifestError, Referrer, StoredManifest};
 use crate::oci::{manifest, Digest, DigestError, ManifestError, Reference, RepositoryName, Tag};
@@ -59,6 +62,11 @@ pub enum RegistryError {
     NameUnknown(RepositoryName),
     #[error("range not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
+    #[error("{message}")]
+    Denied {
+        message: String,
+        detail: serde_json::Value,
+    },
     #[error(transparent)]
     Storage(StorageError),
     #[error(transparent)]
@@ -138,6 +146,8 @@ pub struct Registry {
     /// One lock per live upload session: chunks of one session are applied one at a time.
     session_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     manifests: ManifestCache,
+    /// The trust policy and stores the gate enforces; `None` runs a plain registry.
+    trust: std::sync::RwLock<Option<Arc<TrustConfig>>>,
 }
 
 /// Bytes of manifests kept in memory for pulls.
@@ -151,7 +161,17 @@ impl Registry {
             upload_ttl,
             session_locks: Mutex::new(HashMap::new()),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
+            trust: std::sync::RwLock::new(None),
         }
+    }
+
+    /// Sets (or clears) the trust policy and stores that manifest pushes must satisfy.
+    pub fn set_trust(&self, trust: Option<TrustConfig>) {
+        *self.trust.write().unwrap_or_else(|p| p.into_inner()) = trust.map(Arc::new);
+    }
+
+    fn trust(&self) -> Option<Arc<TrustConfig>> {
+        self.trust.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn metadata(&self) -> &Metadata {
@@ -415,6 +435,17 @@ impl Registry {
             }
         }
         let parsed = manifest::parse(content_type, body).map_err(RegistryError::ManifestInvalid)?;
+        if let Some(trust) = self.trust() {
+            self.admit(
+                &trust,
+                repo,
+                &digest,
+                &parsed,
+                body.len() as u64,
+                !tags.is_empty(),
+            )
+            .await?;
+        }
         let annotations = parsed
             .annotations
             .as_ref()
@@ -424,7 +455,7 @@ impl Registry {
             digest: digest.clone(),
             media_type: parsed.media_type,
             artifact_type: parsed.artifact_type,
-            subject: parsed.subject.clone(),
+            subject: parsed.subject.as_ref().map(|s| s.digest.clone()),
             annotations,
             content: body.to_vec(),
             blobs: parsed.blobs,
@@ -441,7 +472,7 @@ impl Registry {
         }
         Ok(PushedManifest {
             digest,
-            subject: parsed.subject,
+            subject: parsed.subject.map(|s| s.digest),
             tags,
         })
     }

@@ -1,0 +1,273 @@
+//! Admission: the trust policy applied to manifest pushes.
+//!
+//! - A repository no policy covers is refused whenever a policy is loaded (fail closed).
+//! - A Notary signature manifest is verified when pushed; under strict and permissive
+//!   levels an enforced failure refuses it and nothing is stored. Its subject need not
+//!   exist yet, so signatures can be pushed first.
+//! - Any other manifest pushed with a tag is admitted only if the signatures stored for its
+//!   digest, verified again now, satisfy the policy. Pushes by digest alone are admitted:
+//!   an untagged manifest is what a signer signs.
+
+use super::{Registry, RegistryError};
+use crate::oci::{media_type, Descriptor, Digest, ParsedManifest, RepositoryName};
+use crate::trust::policy::{Level, TrustPolicy, TrustPolicyDocument};
+use crate::trust::store::TrustStores;
+use crate::trust::verify::{decide, verify_signature, Check, SignatureVerdict, Subject};
+use crate::trust::NOTARY_SIGNATURE;
+use futures_util::TryStreamExt;
+use serde_json::json;
+use time::OffsetDateTime;
+
+/// Largest signature envelope read; real ones are a few KiB.
+const MAX_ENVELOPE: u64 = 4 << 20;
+
+/// What the gate enforces.
+#[derive(Debug, Clone)]
+pub struct TrustConfig {
+    pub policy: TrustPolicyDocument,
+    pub stores: TrustStores,
+    /// The registry's public host name: policies' scopes are matched against
+    /// `<hostname>/<repository>`.
+    pub hostname: String,
+}
+
+/// The parts of a Notary signature manifest verification needs.
+struct SignatureManifest {
+    envelope: Descriptor,
+    subject: Descriptor,
+}
+
+/// `Some` when the manifest is a Notary signature (either form); an error when it claims
+/// to be one but is shaped wrongly.
+fn notary_signature(parsed: &ParsedManifest) -> Result<Option<SignatureManifest>, String> {
+    if parsed.artifact_type.as_deref() != Some(NOTARY_SIGNATURE) {
+        return Ok(None);
+    }
+    if parsed.media_type != media_type::OCI_MANIFEST {
+        return Err(format!(
+            "a Notary signature must be an OCI image manifest, not {}",
+            parsed.media_type
+        ));
+    }
+    let config = parsed.config_media_type.as_deref().unwrap_or("");
+    if config != NOTARY_SIGNATURE && config != media_type::OCI_EMPTY {
+        return Err(format!(
+            "a Notary signature with artifactType {NOTARY_SIGNATURE} must have the empty config, not {config}"
+        ));
+    }
+    let [envelope] = parsed.layers.as_slice() else {
+        return Err(format!(
+            "a Notary signature has exactly one layer (the envelope), this one has {}",
+            parsed.layers.len()
+        ));
+    };
+    let subject = parsed
+        .subject
+        .clone()
+        .ok_or("a Notary signature must name its subject")?;
+    Ok(Some(SignatureManifest {
+        envelope: envelope.clone(),
+        subject,
+    }))
+}
+
+fn denied(message: String, detail: serde_json::Value) -> RegistryError {
+    RegistryError::Denied { message, detail }
+}
+
+/// The name of the check a verdict failed on, for error details.
+fn failed_check(v: &SignatureVerdict) -> &'static str {
+    [
+        ("integrity", &v.integrity),
+        ("authenticity", &v.authenticity),
+        ("expiry", &v.expiry),
+        ("authenticTimestamp", &v.authentic_timestamp),
+    ]
+    .into_iter()
+    .find(|(_, c)| matches!(c, Check::Failed(_)))
+    .map(|(n, _)| n)
+    .unwrap_or("none")
+}
+
+impl Registry {
+    /// Decides whether a manifest push may proceed. `tagged` is whether the push names
+    /// at least one tag.
+    pub(super) async fn admit(
+        &self,
+        trust: &TrustConfig,
+        repo: &RepositoryName,
+        digest: &Digest,
+        parsed: &ParsedManifest,
+        size: u64,
+        tagged: bool,
+    ) -> Result<(), RegistryError> {
+        let scope = format!("{}/{}", trust.hostname, repo);
+        let policy = trust.policy.policy_for(&scope).ok_or_else(|| {
+            denied(
+                format!("no trust policy covers {scope}; this registry admits only repositories a policy covers"),
+                json!({ "scope": scope }),
+            )
+        })?;
+        let now = OffsetDateTime::now_utc();
+        let enforcing = matches!(policy.level, Level::Strict | Level::Permissive);
+
+        match notary_signature(parsed) {
+            Err(why) => {
+                return Err(denied(
+                    format!("signature refused: {why}"),
+                    json!({ "policy": policy.name, "check": "integrity", "reason": why }),
+                ))
+            }
+            Ok(Some(sig)) => {
+                if policy.level == Level::Skip {
+                    return Ok(());
+                }
+                let verdict = self
+                    .verify_stored_envelope(policy, trust, repo, &sig, now)
+                    .await?;
+                tracing::info!(
+                    repository = %repo, signature = %digest, subject = %sig.subject.digest,
+                    policy = %policy.name, signer = ?verdict.signer.as_ref().map(|s| s.to_string()),
+                    accepted = verdict.accepted(), "signature verified"
+                );
+                if let (true, Some(why)) = (enforcing, verdict.failure()) {
+                    return Err(denied(
+                        format!("signature refused by policy '{}': {why}", policy.name),
+                        json!({
+                            "policy": policy.name,
+                            "check": failed_check(&verdict),
+                            "reason": why,
+                            "signer": verdict.signer.map(|s| s.to_string()),
+                        }),
+                    ));
+                }
+                return Ok(());
+            }
+            Ok(None) => {}
+        }
+        if !tagged || !enforcing {
+            return Ok(());
+        }
+        let verdicts = self
+            .verdicts_for(policy, trust, repo, digest, parsed.media_type, size, now)
+            .await?;
+        let decision = decide(policy, &verdicts);
+        tracing::info!(
+            repository = %repo, digest = %digest, policy = %policy.name,
+            admitted = decision.admitted, signers = ?decision.signers, "tag admission"
+        );
+        if decision.admitted {
+            Ok(())
+        } else {
+            Err(denied(
+                format!(
+                    "{}; sign {scope}@{digest} (for example with `notation sign`) and push the signature before the tag",
+                    decision.reason
+                ),
+                json!({
+                    "policy": policy.name,
+                    "signaturesRequired": policy.signatures_required,
+                    "signers": decision.signers,
+                }),
+            ))
+        }
+    }
+
+    /// Reads a signature's envelope from the repository and verifies it.
+    async fn verify_stored_envelope(
+        &self,
+        policy: &TrustPolicy,
+        trust: &TrustConfig,
+        repo: &RepositoryName,
+        sig: &SignatureManifest,
+        now: OffsetDateTime,
+    ) -> Result<SignatureVerdict, RegistryError> {
+        let d = &sig.envelope.digest;
+        let size = self
+            .db
+            .blob_size(repo, d)
+            .await?
+            .ok_or_else(|| RegistryError::ManifestBlobUnknown(vec![d.clone()]))?;
+        if size > MAX_ENVELOPE {
+            return Err(denied(
+                format!("signature envelope is {size} bytes; the limit is {MAX_ENVELOPE}"),
+                json!({ "policy": policy.name, "check": "integrity" }),
+            ));
+        }
+        let stream = self
+            .store
+            .get(d, None)
+            .await?
+            .ok_or_else(|| RegistryError::ManifestBlobUnknown(vec![d.clone()]))?;
+        let envelope: Vec<u8> = stream
+            .try_fold(
+                Vec::with_capacity(size as usize),
+                |mut acc, chunk| async move {
+                    acc.extend_from_slice(&chunk);
+                    Ok(acc)
+                },
+            )
+            .await
+            .map_err(|e| RegistryError::Storage(e.into()))?;
+        let subject = Subject {
+            media_type: sig.subject.media_type.clone(),
+            digest: sig.subject.digest.to_string(),
+            size: sig.subject.size,
+        };
+        Ok(verify_signature(
+            policy,
+            &trust.stores,
+            &envelope,
+            &sig.envelope.media_type,
+            &subject,
+            now,
+        ))
+    }
+
+    /// Every Notary signature stored in `repo` for `digest`, verified now. A signature that
+    /// cannot be read or whose subject does not describe this manifest does not count.
+    #[allow(clippy::too_many_arguments)]
+    async fn verdicts_for(
+        &self,
+        policy: &TrustPolicy,
+        trust: &TrustConfig,
+        repo: &RepositoryName,
+        digest: &Digest,
+        manifest_media_type: &str,
+        size: u64,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SignatureVerdict>, RegistryError> {
+        let mut verdicts = Vec::new();
+        for r in self
+            .db
+            .referrers(repo, digest, Some(NOTARY_SIGNATURE))
+            .await?
+        {
+            let Ok(sig_digest) = r.digest.parse::<Digest>() else {
+                continue;
+            };
+            let Some(stored) = self.db.manifest_by_digest(repo, &sig_digest).await? else {
+                continue;
+            };
+            let Ok(parsed) = crate::oci::manifest::parse(None, &stored.content) else {
+                continue;
+            };
+            let Ok(Some(sig)) = notary_signature(&parsed) else {
+                continue;
+            };
+            if sig.subject.size != size || sig.subject.media_type != manifest_media_type {
+                continue;
+            }
+            match self
+                .verify_stored_envelope(policy, trust, repo, &sig, now)
+                .await
+            {
+                Ok(v) => verdicts.push(v),
+                Err(e) => {
+                    tracing::warn!(signature = %sig_digest, error = %e, "stored signature unreadable")
+                }
+            }
+        }
+        Ok(verdicts)
+    }
+}

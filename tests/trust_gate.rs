@@ -1,0 +1,320 @@
+//! The admission gate, end to end: bonded started with a trust policy refuses unsigned and
+//! untrusted pushes and admits images whose signatures (made by notation) satisfy it.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const V1_IMAGE: &str = "sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9";
+const V1_SIGNATURE: &str =
+    "sha256:90ceaff260d657d797c408ac73564a9c7bb9d86055877c2a811f0e63b8c6524f";
+const V3_SIGNATURE_LAYOUT: &str = "e2e-invalid-signature";
+
+fn vectors() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
+}
+
+fn layout(name: &str) -> PathBuf {
+    vectors().join("notation-e2e/oci_layout").join(name)
+}
+
+const POLICY: &str = r#"{
+  "version": "1.0",
+  "trustPolicies": [
+    {"name": "signed", "registryScopes": ["registry.test/signed/*"],
+     "signatureVerification": {"level": "strict"},
+     "trustStores": ["ca:e2e"], "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Notary"]},
+    {"name": "lab", "registryScopes": ["registry.test/lab/*"],
+     "signatureVerification": {"level": "skip"}}
+  ]
+}"#;
+
+/// Starts bonded enforcing POLICY with `anchor` as the only certificate of store ca:e2e.
+fn start(tmp: &Path, anchor: &str) -> Server {
+    let store = tmp.join("truststore/x509/ca/e2e");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::copy(vectors().join(anchor), store.join("anchor.crt")).unwrap();
+    std::fs::write(tmp.join("trustpolicy.json"), POLICY).unwrap();
+    Server::start_in(
+        &tmp.join("data"),
+        &[
+            "--trust-policy",
+            tmp.join("trustpolicy.json").to_str().unwrap(),
+            "--trust-store",
+            tmp.join("truststore").to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+        ],
+    )
+}
+
+fn blob(layout: &Path, digest: &str) -> Vec<u8> {
+    std::fs::read(
+        layout
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .unwrap()
+}
+
+/// Pushes every blob of a layout into `repo` (manifests too: harmless, and simpler).
+async fn push_layout_blobs(c: &reqwest::Client, s: &Server, repo: &str, layout: &Path) {
+    for entry in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        push_blob(c, s, repo, &bytes).await;
+    }
+}
+
+async fn put_manifest(
+    c: &reqwest::Client,
+    s: &Server,
+    repo: &str,
+    reference: &str,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    c.put(s.v2(&format!("{repo}/manifests/{reference}")))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn error(res: reqwest::Response) -> (String, String, Value) {
+    let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let e = &v["errors"][0];
+    (
+        e["code"].as_str().unwrap().to_string(),
+        e["message"].as_str().unwrap().to_string(),
+        e["detail"].clone(),
+    )
+}
+
+/// The signature manifest digest of a layout (the one whose config says notary).
+fn signature_of(layout: &Path) -> (String, Vec<u8>) {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    for m in index["manifests"].as_array().unwrap() {
+        let d = m["digest"].as_str().unwrap();
+        let bytes = blob(layout, d);
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        if v["config"]["mediaType"] == "application/vnd.cncf.notary.signature" {
+            return (d.to_string(), bytes);
+        }
+    }
+    panic!("no signature in {}", layout.display());
+}
+
+#[tokio::test]
+async fn signed_images_are_admitted_and_unsigned_ones_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), "notation-e2e/localkeys/e2e.crt");
+    let c = client();
+    let v1 = layout("e2e-valid-signature");
+    push_layout_blobs(&c, &s, "signed/app", &v1).await;
+
+    // The image by tag before its signature: refused, with what is missing and how to fix it.
+    let res = put_manifest(&c, &s, "signed/app", "v1", blob(&v1, V1_IMAGE)).await;
+    assert_eq!(res.status(), 403);
+    let (code, message, detail) = error(res).await;
+    assert_eq!(code, "DENIED");
+    assert!(
+        message.contains(
+            "policy 'signed' needs 1 signature from distinct trusted identities; found 0: none"
+        ),
+        "{message}"
+    );
+    assert!(
+        message.contains("registry.test/signed/app@sha256:b8479de3"),
+        "{message}"
+    );
+    assert_eq!(detail["policy"], "signed");
+    assert_eq!(
+        c.get(s.v2("signed/app/tags/list"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // By digest, untagged: admitted (this is what gets signed).
+    let res = put_manifest(&c, &s, "signed/app", V1_IMAGE, blob(&v1, V1_IMAGE)).await;
+    assert_eq!(res.status(), 201);
+
+    // notation's signature, pushed as a referrer: verified and admitted.
+    let res = put_manifest(&c, &s, "signed/app", V1_SIGNATURE, blob(&v1, V1_SIGNATURE)).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["oci-subject"], V1_IMAGE);
+
+    // Now the tag goes in.
+    let res = put_manifest(&c, &s, "signed/app", "v1", blob(&v1, V1_IMAGE)).await;
+    assert_eq!(res.status(), 201, "{:?}", error(res).await);
+    let res = c.get(s.v2("signed/app/manifests/v1")).send().await.unwrap();
+    assert_eq!(res.headers()["docker-content-digest"], V1_IMAGE);
+
+    // Any unsigned image by tag in the same namespace is refused and leaves nothing behind.
+    let (m, d) = {
+        let config = push_blob(&c, &s, "signed/other", b"{}").await;
+        let m = image_manifest((&config, 2), &[], serde_json::json!({}));
+        let d = sha256(&m);
+        (m, d)
+    };
+    let res = put_manifest(&c, &s, "signed/other", "latest", m).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(
+        c.head(s.v2(&format!("signed/other/manifests/{d}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_signature_that_fails_integrity_is_refused_and_not_stored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), "notation-e2e/localkeys/e2e.crt");
+    let c = client();
+    let v3 = layout(V3_SIGNATURE_LAYOUT);
+    push_layout_blobs(&c, &s, "signed/app", &v3).await;
+    let (sig, bytes) = signature_of(&v3);
+    let res = put_manifest(&c, &s, "signed/app", &sig, bytes).await;
+    assert_eq!(res.status(), 403);
+    let (code, message, detail) = error(res).await;
+    assert_eq!(code, "DENIED");
+    assert_eq!(detail["check"], "integrity");
+    assert!(
+        message.contains("signature refused by policy 'signed'"),
+        "{message}"
+    );
+    let res = c
+        .get(s.v2(&format!("signed/app/referrers/{V1_IMAGE}")))
+        .send()
+        .await
+        .unwrap();
+    let index: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"],
+        serde_json::json!([]),
+        "nothing was stored"
+    );
+}
+
+#[tokio::test]
+async fn a_signature_from_an_untrusted_root_fails_authenticity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), "notation-e2e/localkeys/new_e2e.crt");
+    let c = client();
+    let v1 = layout("e2e-valid-signature");
+    push_layout_blobs(&c, &s, "signed/app", &v1).await;
+    let res = put_manifest(&c, &s, "signed/app", V1_SIGNATURE, blob(&v1, V1_SIGNATURE)).await;
+    assert_eq!(res.status(), 403);
+    let (_, message, detail) = error(res).await;
+    assert_eq!(detail["check"], "authenticity");
+    assert!(
+        message.contains("signature chain does not lead to a root in trust store 'ca:e2e'"),
+        "{message}"
+    );
+    assert!(detail["signer"].as_str().unwrap().contains("CN=e2e"));
+}
+
+#[tokio::test]
+async fn uncovered_repositories_are_refused_and_skip_namespaces_are_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), "notation-e2e/localkeys/e2e.crt");
+    let c = client();
+    let (m, _) = {
+        let config = push_blob(&c, &s, "elsewhere/app", b"{}").await;
+        push_blob(&c, &s, "lab/app", b"{}").await;
+        (image_manifest((&config, 2), &[], serde_json::json!({})), ())
+    };
+    let res = put_manifest(&c, &s, "elsewhere/app", "v1", m.clone()).await;
+    assert_eq!(res.status(), 403);
+    let (_, message, _) = error(res).await;
+    assert!(
+        message.contains("no trust policy covers registry.test/elsewhere/app"),
+        "{message}"
+    );
+    let res = put_manifest(&c, &s, "lab/app", "v1", m).await;
+    assert_eq!(res.status(), 201, "skip level admits unsigned images");
+}
+
+#[tokio::test]
+async fn skopeo_unsigned_push_is_refused_and_signature_first_push_admitted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), "notation-e2e/localkeys/e2e.crt");
+    let c = client();
+    // skopeo may write lock files: work on a copy of the read-only vector layout
+    let src = tmp.path().join("layout");
+    copy_dir(&layout("e2e-valid-signature"), &src);
+    let copy = |dest: &str| {
+        std::process::Command::new("skopeo")
+            .args([
+                "--insecure-policy",
+                "copy",
+                "--dest-tls-verify=false",
+                "--preserve-digests",
+            ])
+            .arg(format!("oci:{}:v1", src.display()))
+            .arg(format!("docker://{}/{dest}", s.addr))
+            .output()
+            .expect("run skopeo (apt-get install -y skopeo)")
+    };
+    let out = copy("signed/app:v1");
+    assert!(!out.status.success(), "unsigned push must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("needs 1 signature"),
+        "skopeo shows bonded's reason: {stderr}"
+    );
+
+    // Push notation's signature first, then the same skopeo copy is admitted.
+    push_layout_blobs(&c, &s, "signed/app", &src).await;
+    let res = put_manifest(&c, &s, "signed/app", V1_SIGNATURE, blob(&src, V1_SIGNATURE)).await;
+    assert_eq!(res.status(), 201);
+    let out = copy("signed/app:v1");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_bad_policy_stops_the_server_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("truststore/x509/ca/e2e")).unwrap();
+    std::fs::write(tmp.path().join("p.json"), r#"{"version":"1.0","trustPolicies":[{"name":"x","registryScopes":["*"],"signatureVerification":{"level":"strict","override":{"integrity":"log"}},"trustStores":["ca:e2e"],"trustedIdentities":["*"]}]}"#).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("d"))
+        .arg("--trust-policy")
+        .arg(tmp.path().join("p.json"))
+        .arg("--trust-store")
+        .arg(tmp.path().join("truststore"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("integrity verification can not be overridden"),
+        "{stderr}"
+    );
+}
