@@ -49,6 +49,8 @@ pub struct CertInfo {
     pub key: KeyInfo,
     /// The raw public key: PKCS#1 `RSAPublicKey` for RSA, the SEC1 point for EC.
     pub public_key: Vec<u8>,
+    /// `pathLenConstraint` of a CA certificate.
+    pub path_len: Option<u32>,
     /// Problems with the certificate as a Notary signing leaf, if any.
     leaf_problems: Vec<String>,
     /// Problems with the certificate as a Notary CA, if any.
@@ -69,6 +71,14 @@ pub enum CertError {
     NotACa {
         subject: String,
         problems: Vec<String>,
+    },
+    #[error(
+        "CA '{subject}' allows {allowed} intermediate CA(s) below it, but the chain has {found}"
+    )]
+    PathLength {
+        subject: String,
+        allowed: u32,
+        found: usize,
     },
     #[error("the x5c chain must end with a self-signed root; '{0}' is not self-signed")]
     NoRoot(String),
@@ -215,6 +225,7 @@ impl CertInfo {
             not_after: time_of(&cert.validity().not_after),
             key,
             public_key,
+            path_len: bc.as_ref().and_then(|bc| bc.value.path_len_constraint),
             leaf_problems: leaf,
             ca_problems: ca,
         })
@@ -258,6 +269,18 @@ pub fn parse_chain(ders: &[Vec<u8>]) -> Result<Vec<CertInfo>, CertError> {
     let root = chain.last().expect("chain is not empty");
     if !root.self_issued() {
         return Err(CertError::NoRoot(root.subject.to_string()));
+    }
+    // pathLenConstraint, for every CA including the root: rustls-webpki applies it to
+    // intermediates but not to a trust anchor (RFC 5280 leaves that optional).
+    for (i, ca) in chain.iter().enumerate().skip(1) {
+        let below = i - 1;
+        if let Some(allowed) = ca.path_len.filter(|n| (*n as usize) < below) {
+            return Err(CertError::PathLength {
+                subject: ca.subject.to_string(),
+                allowed,
+                found: below,
+            });
+        }
     }
     Ok(chain)
 }

@@ -9,6 +9,7 @@ pub mod certs;
 pub mod envelope;
 pub mod identity;
 pub mod policy;
+pub mod sign;
 pub mod store;
 pub mod verify;
 

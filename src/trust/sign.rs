@@ -1,0 +1,134 @@
+//! Producing Notary Project JWS signatures, in the shape notation produces: sorted
+//! protected header with `crit`, `cty`, signing scheme `notary.x509` and signing time; `x5c`
+//! and signing agent unprotected; payload `{"targetArtifact": descriptor}`.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use ring::rand::SystemRandom;
+use ring::signature::{self as sig, EcdsaKeyPair, KeyPair, RsaKeyPair};
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::envelope::{Algorithm, TargetArtifact};
+use super::NOTARY_PAYLOAD;
+
+/// A private key that can make Notary signatures.
+pub enum SigningKey {
+    Ecdsa(EcdsaKeyPair, Algorithm),
+    Rsa(RsaKeyPair, Algorithm),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignError {
+    #[error("the private key is not a PKCS#8 P-256, P-384 or RSA (2048, 3072, 4096 bits) key")]
+    UnsupportedKey,
+    #[error("signing failed")]
+    Signing,
+    #[error("the signing time cannot be written as RFC 3339: {0}")]
+    Time(time::error::Format),
+}
+
+impl SigningKey {
+    /// Reads a PKCS#8 DER private key: P-256 (ES256), P-384 (ES384), or RSA whose size fixes
+    /// the algorithm (PS256/PS384/PS512).
+    pub fn from_pkcs8(der: &[u8]) -> Result<Self, SignError> {
+        let rng = SystemRandom::new();
+        if let Ok(k) = EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P256_SHA256_FIXED_SIGNING, der, &rng) {
+            return Ok(SigningKey::Ecdsa(k, Algorithm::ES256));
+        }
+        if let Ok(k) = EcdsaKeyPair::from_pkcs8(&sig::ECDSA_P384_SHA384_FIXED_SIGNING, der, &rng) {
+            return Ok(SigningKey::Ecdsa(k, Algorithm::ES384));
+        }
+        let k = RsaKeyPair::from_pkcs8(der).map_err(|_| SignError::UnsupportedKey)?;
+        let alg = match k.public().modulus_len() * 8 {
+            2048 => Algorithm::PS256,
+            3072 => Algorithm::PS384,
+            4096 => Algorithm::PS512,
+            _ => return Err(SignError::UnsupportedKey),
+        };
+        Ok(SigningKey::Rsa(k, alg))
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        match self {
+            SigningKey::Ecdsa(_, a) | SigningKey::Rsa(_, a) => *a,
+        }
+    }
+
+    /// The public key as x509 SubjectPublicKeyInfo's bit string holds it.
+    pub fn public_key(&self) -> &[u8] {
+        match self {
+            SigningKey::Ecdsa(k, _) => k.public_key().as_ref(),
+            SigningKey::Rsa(k, _) => k.public_key().as_ref(),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        let rng = SystemRandom::new();
+        match self {
+            SigningKey::Ecdsa(k, _) => k
+                .sign(&rng, message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|_| SignError::Signing),
+            SigningKey::Rsa(k, alg) => {
+                let padding: &'static dyn sig::RsaEncoding = match alg {
+                    Algorithm::PS256 => &sig::RSA_PSS_SHA256,
+                    Algorithm::PS384 => &sig::RSA_PSS_SHA384,
+                    _ => &sig::RSA_PSS_SHA512,
+                };
+                let mut out = vec![0u8; k.public().modulus_len()];
+                k.sign(padding, &rng, message, &mut out)
+                    .map_err(|_| SignError::Signing)?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// What to sign and how.
+pub struct SignRequest<'a> {
+    pub target: &'a TargetArtifact,
+    /// Certificate chain (DER), leaf first, ending with the root.
+    pub chain: &'a [Vec<u8>],
+    pub signing_time: OffsetDateTime,
+    pub expiry: Option<OffsetDateTime>,
+    pub signing_agent: &'a str,
+}
+
+fn rfc3339(t: OffsetDateTime) -> Result<String, SignError> {
+    t.replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .map_err(SignError::Time)
+}
+
+/// Makes a flattened JWS envelope (the bytes of an `application/jose+json` layer).
+pub fn sign(key: &SigningKey, req: &SignRequest<'_>) -> Result<Vec<u8>, SignError> {
+    let mut crit = vec!["io.cncf.notary.signingScheme"];
+    let mut header = json!({
+        "alg": key.algorithm().as_str(),
+        "cty": NOTARY_PAYLOAD,
+        "io.cncf.notary.signingScheme": "notary.x509",
+        "io.cncf.notary.signingTime": rfc3339(req.signing_time)?,
+    });
+    if let Some(expiry) = req.expiry {
+        crit.push("io.cncf.notary.expiry");
+        header["io.cncf.notary.expiry"] = json!(rfc3339(expiry)?);
+    }
+    header["crit"] = json!(crit);
+    let protected = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("json"));
+    let payload = URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&json!({ "targetArtifact": req.target })).expect("json"));
+    let signature = key.sign(format!("{protected}.{payload}").as_bytes())?;
+    let envelope = json!({
+        "payload": payload,
+        "protected": protected,
+        "header": {
+            "x5c": req.chain.iter().map(|c| STANDARD.encode(c)).collect::<Vec<_>>(),
+            "io.cncf.notary.signingAgent": req.signing_agent,
+        },
+        "signature": URL_SAFE_NO_PAD.encode(signature),
+    });
+    Ok(serde_json::to_vec(&envelope).expect("json"))
+}
