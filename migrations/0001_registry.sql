@@ -59,3 +59,28 @@ CREATE TABLE uploads (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Verified signatures, keyed by the digest they sign. Written with the signature manifest,
+-- in the same transaction; removed with it.
+CREATE TABLE signatures (
+    repository_id INTEGER NOT NULL REFERENCES repositories(id) ON DELETE CASCADE,
+    -- the signature manifest
+    digest        TEXT    NOT NULL,
+    -- the manifest it signs
+    subject       TEXT    NOT NULL,
+    format        TEXT    NOT NULL,
+    -- leaf certificate subject DN; NULL when the envelope could not be read
+    signer        TEXT,
+    -- JSON array: hex SHA-256 of each certificate of the chain, leaf first
+    thumbprints   TEXT    NOT NULL,
+    algorithm     TEXT,
+    signing_time  TEXT,
+    -- JSON object: each check's outcome and reason
+    checks        TEXT    NOT NULL,
+    accepted      INTEGER NOT NULL,
+    policy        TEXT    NOT NULL,
+    verified_at   TEXT    NOT NULL,
+    PRIMARY KEY (repository_id, digest)
+) WITHOUT ROWID;
+
+CREATE INDEX signatures_by_subject ON signatures (repository_id, subject);

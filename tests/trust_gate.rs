@@ -152,6 +152,40 @@ async fn signed_images_are_admitted_and_unsigned_ones_refused() {
     // Now the tag goes in.
     let res = put_manifest(&c, &s, "signed/app", "v1", blob(&v1, V1_IMAGE)).await;
     assert_eq!(res.status(), 201, "{:?}", error(res).await);
+
+    // The signature store says who signed, how, and what each check found.
+    let res = c
+        .get(format!(
+            "{}/bonded/v1/repositories/signed/app/signatures/{V1_IMAGE}",
+            s.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let store: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(store["verdict"]["admitted"], true);
+    assert_eq!(store["verdict"]["policy"], "signed");
+    let sigs = store["signatures"].as_array().unwrap();
+    assert_eq!(sigs.len(), 1);
+    let sig = &sigs[0];
+    assert_eq!(sig["digest"], V1_SIGNATURE);
+    assert_eq!(sig["format"], "notary.jws");
+    assert_eq!(sig["signer"], "C=US, ST=WA, L=Seattle, O=Notary, CN=e2e");
+    assert_eq!(sig["algorithm"], "PS256");
+    assert_eq!(sig["accepted"], true);
+    assert_eq!(sig["checks"]["integrity"]["outcome"], "passed");
+    assert_eq!(sig["checks"]["authenticity"]["outcome"], "passed");
+    assert_eq!(sig["checks"]["revocation"]["outcome"], "notRun");
+    // thumbprint of e2e.crt, as notation's own annotation records it
+    assert_eq!(
+        sig["thumbprints"],
+        serde_json::json!(["e38aea13f2b051f7183cca64a51ee676f4d4456f41d9fecf15eb367efc7343b9"])
+    );
+    assert!(sig["signingTime"]
+        .as_str()
+        .unwrap()
+        .starts_with("2023-06-27"));
     let res = c.get(s.v2("signed/app/manifests/v1")).send().await.unwrap();
     assert_eq!(res.headers()["docker-content-digest"], V1_IMAGE);
 

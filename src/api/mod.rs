@@ -43,6 +43,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v2", get(base))
         .route("/v2/", get(base))
         .route("/v2/{*path}", any(dispatch))
+        .route("/bonded/v1/{*path}", get(bonded_api))
         .layer(axum::middleware::map_response(
             |mut res: Response| async move {
                 res.headers_mut()
@@ -542,6 +543,47 @@ async fn manifest_delete(
     let reference: Reference = reference.parse()?;
     reg.manifest_delete(name, &reference).await?;
     Ok(StatusCode::ACCEPTED.into_response())
+}
+
+// ---- bonded's own API ----------------------------------------------------------------------
+
+/// `GET /bonded/v1/repositories/<name>/signatures/<digest>`: every signature the signature
+/// store holds for a manifest, with each check's outcome, and whether they satisfy the
+/// policy now.
+async fn bonded_api(State(reg): Reg, req: Request) -> Response {
+    let path = req
+        .uri()
+        .path()
+        .trim_start_matches("/bonded/v1/")
+        .to_string();
+    let result = async {
+        let (name, digest) = path
+            .strip_prefix("repositories/")
+            .and_then(|p| p.rsplit_once("/signatures/"))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "NAME_UNKNOWN",
+                    format!("no bonded API endpoint at /bonded/v1/{path}"),
+                )
+            })?;
+        let name: RepositoryName = name.parse()?;
+        let digest = parse_digest(digest)?;
+        let signatures = reg.signatures(&name, &digest).await?;
+        let verdict = reg.verdict_now(&name, &digest).await?;
+        Ok::<_, ApiError>(json_response(
+            StatusCode::OK,
+            vec![(header::CONTENT_TYPE, "application/json".into())],
+            json!({
+                "repository": name.as_str(),
+                "digest": digest,
+                "verdict": verdict,
+                "signatures": signatures,
+            }),
+        ))
+    }
+    .await;
+    result.unwrap_or_else(|e| e.into_response())
 }
 
 // ---- listings ------------------------------------------------------------------------------

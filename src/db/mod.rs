@@ -66,6 +66,32 @@ pub struct ManifestWrite {
     /// Manifests (an index's children) that must be in the repository.
     pub children: Vec<Digest>,
     pub tags: Vec<Tag>,
+    /// For a signature manifest that was verified: what verification found.
+    pub signature: Option<SignatureRecord>,
+}
+
+/// A verified signature, as the signature store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureRecord {
+    /// The signature manifest's digest.
+    pub digest: String,
+    /// The digest it signs.
+    pub subject: String,
+    /// `notary.jws`.
+    pub format: String,
+    pub signer: Option<String>,
+    pub thumbprints: Vec<String>,
+    pub algorithm: Option<String>,
+    /// RFC 3339.
+    pub signing_time: Option<String>,
+    /// Each check's outcome and reason.
+    pub checks: serde_json::Value,
+    pub accepted: bool,
+    /// The policy it was verified under.
+    pub policy: String,
+    /// RFC 3339.
+    pub verified_at: String,
 }
 
 /// Most manifest writes committed in one transaction.
@@ -310,6 +336,11 @@ impl Metadata {
             .bind(digest.to_string())
             .execute(&mut *tx)
             .await?;
+        sqlx::query("DELETE FROM signatures WHERE repository_id = ? AND digest = ?")
+            .bind(repo_id)
+            .bind(digest.to_string())
+            .execute(&mut *tx)
+            .await?;
         let done = sqlx::query("DELETE FROM manifests WHERE repository_id = ? AND digest = ?")
             .bind(repo_id)
             .bind(digest.to_string())
@@ -402,6 +433,40 @@ impl Metadata {
                 artifact_type: r.get(2),
                 size: r.get(3),
                 annotations: r.get(4),
+            })
+            .collect())
+    }
+
+    /// The signature store's records for signatures of `subject` in `repo`.
+    pub async fn signatures_for(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+    ) -> Result<Vec<SignatureRecord>> {
+        let rows = sqlx::query(
+            "SELECT s.digest, s.subject, s.format, s.signer, s.thumbprints, s.algorithm,
+                    s.signing_time, s.checks, s.accepted, s.policy, s.verified_at
+             FROM signatures s JOIN repositories r ON r.id = s.repository_id
+             WHERE r.name = ? AND s.subject = ? ORDER BY s.verified_at, s.digest",
+        )
+        .bind(repo.as_str())
+        .bind(subject.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SignatureRecord {
+                digest: r.get(0),
+                subject: r.get(1),
+                format: r.get(2),
+                signer: r.get(3),
+                thumbprints: serde_json::from_str(r.get::<&str, _>(4)).unwrap_or_default(),
+                algorithm: r.get(5),
+                signing_time: r.get(6),
+                checks: serde_json::from_str(r.get::<&str, _>(7)).unwrap_or_default(),
+                accepted: r.get(8),
+                policy: r.get(9),
+                verified_at: r.get(10),
             })
             .collect())
     }
@@ -614,6 +679,32 @@ async fn apply_manifest_write(
         .bind(serde_json::to_string(&names).expect("strings serialise"))
         .bind(&digest)
         .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(sig) = &w.signature {
+        sqlx::query(
+            "INSERT INTO signatures (repository_id, digest, subject, format, signer, thumbprints,
+                                     algorithm, signing_time, checks, accepted, policy, verified_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (repository_id, digest) DO UPDATE SET
+                signer = excluded.signer, thumbprints = excluded.thumbprints,
+                algorithm = excluded.algorithm, signing_time = excluded.signing_time,
+                checks = excluded.checks, accepted = excluded.accepted,
+                policy = excluded.policy, verified_at = excluded.verified_at",
+        )
+        .bind(repo_id)
+        .bind(&sig.digest)
+        .bind(&sig.subject)
+        .bind(&sig.format)
+        .bind(&sig.signer)
+        .bind(serde_json::to_string(&sig.thumbprints).expect("json"))
+        .bind(&sig.algorithm)
+        .bind(&sig.signing_time)
+        .bind(sig.checks.to_string())
+        .bind(sig.accepted)
+        .bind(&sig.policy)
+        .bind(&sig.verified_at)
         .execute(&mut *tx)
         .await?;
     }

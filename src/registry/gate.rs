@@ -9,6 +9,7 @@
 //!   an untagged manifest is what a signer signs.
 
 use super::{Registry, RegistryError};
+use crate::db::SignatureRecord;
 use crate::oci::{media_type, Descriptor, Digest, ParsedManifest, RepositoryName};
 use crate::trust::policy::{Level, TrustPolicy, TrustPolicyDocument};
 use crate::trust::store::TrustStores;
@@ -16,6 +17,7 @@ use crate::trust::verify::{decide, verify_signature, Check, SignatureVerdict, Su
 use crate::trust::NOTARY_SIGNATURE;
 use futures_util::TryStreamExt;
 use serde_json::json;
+use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// Largest signature envelope read; real ones are a few KiB.
@@ -71,6 +73,33 @@ fn notary_signature(parsed: &ParsedManifest) -> Result<Option<SignatureManifest>
     }))
 }
 
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// What the signature store keeps of a verified signature.
+fn record(
+    digest: &Digest,
+    sig: &SignatureManifest,
+    policy: &TrustPolicy,
+    v: &SignatureVerdict,
+    now: OffsetDateTime,
+) -> SignatureRecord {
+    SignatureRecord {
+        digest: digest.to_string(),
+        subject: sig.subject.digest.to_string(),
+        format: "notary.jws".into(),
+        signer: v.signer.as_ref().map(|s| s.to_string()),
+        thumbprints: v.thumbprints.clone(),
+        algorithm: v.algorithm.map(str::to_string),
+        signing_time: v.signing_time.map(rfc3339),
+        checks: v.checks_json(),
+        accepted: v.accepted(),
+        policy: policy.name.clone(),
+        verified_at: rfc3339(now),
+    }
+}
+
 fn denied(message: String, detail: serde_json::Value) -> RegistryError {
     RegistryError::Denied { message, detail }
 }
@@ -91,7 +120,8 @@ fn failed_check(v: &SignatureVerdict) -> &'static str {
 
 impl Registry {
     /// Decides whether a manifest push may proceed. `tagged` is whether the push names
-    /// at least one tag.
+    /// at least one tag. For a signature manifest, returns what verification found, for the
+    /// signature store.
     pub(super) async fn admit(
         &self,
         trust: &TrustConfig,
@@ -100,7 +130,7 @@ impl Registry {
         parsed: &ParsedManifest,
         size: u64,
         tagged: bool,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<Option<SignatureRecord>, RegistryError> {
         let scope = format!("{}/{}", trust.hostname, repo);
         let policy = trust.policy.policy_for(&scope).ok_or_else(|| {
             denied(
@@ -120,7 +150,7 @@ impl Registry {
             }
             Ok(Some(sig)) => {
                 if policy.level == Level::Skip {
-                    return Ok(());
+                    return Ok(None);
                 }
                 let verdict = self
                     .verify_stored_envelope(policy, trust, repo, &sig, now)
@@ -141,12 +171,12 @@ impl Registry {
                         }),
                     ));
                 }
-                return Ok(());
+                return Ok(Some(record(digest, &sig, policy, &verdict, now)));
             }
             Ok(None) => {}
         }
         if !tagged || !enforcing {
-            return Ok(());
+            return Ok(None);
         }
         let verdicts = self
             .verdicts_for(policy, trust, repo, digest, parsed.media_type, size, now)
@@ -157,7 +187,7 @@ impl Registry {
             admitted = decision.admitted, signers = ?decision.signers, "tag admission"
         );
         if decision.admitted {
-            Ok(())
+            Ok(None)
         } else {
             Err(denied(
                 format!(
@@ -171,6 +201,47 @@ impl Registry {
                 }),
             ))
         }
+    }
+
+    /// The policy covering `repo` and whether the signatures stored for `digest` satisfy it
+    /// now; `None` without a trust policy.
+    pub async fn verdict_now(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<serde_json::Value>, RegistryError> {
+        let Some(trust) = self.trust() else {
+            return Ok(None);
+        };
+        let scope = format!("{}/{}", trust.hostname, repo);
+        let Some(policy) = trust.policy.policy_for(&scope) else {
+            return Ok(Some(json!({
+                "policy": null, "admitted": false,
+                "reason": format!("no trust policy covers {scope}"),
+            })));
+        };
+        let stored = self.db.manifest_by_digest(repo, digest).await?;
+        let (media_type, size) = match &stored {
+            Some(m) => (m.media_type.clone(), m.content.len() as u64),
+            None => {
+                return Err(self
+                    .manifest_unknown(repo, &crate::oci::Reference::Digest(digest.clone()))
+                    .await)
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        let verdicts = self
+            .verdicts_for(policy, &trust, repo, digest, &media_type, size, now)
+            .await?;
+        let d = decide(policy, &verdicts);
+        Ok(Some(json!({
+            "policy": policy.name,
+            "level": policy.level.as_str(),
+            "admitted": d.admitted,
+            "reason": d.reason,
+            "signers": d.signers,
+            "evaluatedAt": rfc3339(now),
+        })))
     }
 
     /// Reads a signature's envelope from the repository and verifies it.

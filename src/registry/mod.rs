@@ -435,17 +435,14 @@ impl Registry {
             }
         }
         let parsed = manifest::parse(content_type, body).map_err(RegistryError::ManifestInvalid)?;
-        if let Some(trust) = self.trust() {
-            self.admit(
-                &trust,
-                repo,
-                &digest,
-                &parsed,
-                body.len() as u64,
-                !tags.is_empty(),
-            )
-            .await?;
-        }
+        let signature = match self.trust() {
+            Some(trust) => {
+                let tagged = !tags.is_empty();
+                self.admit(&trust, repo, &digest, &parsed, body.len() as u64, tagged)
+                    .await?
+            }
+            None => None,
+        };
         let annotations = parsed
             .annotations
             .as_ref()
@@ -461,6 +458,7 @@ impl Registry {
             blobs: parsed.blobs,
             children: parsed.manifests,
             tags: tags.clone(),
+            signature,
         };
         self.db.put_manifest(write).await.map_err(|e| match e {
             PutManifestError::MissingBlobs(d) => RegistryError::ManifestBlobUnknown(d),
@@ -501,7 +499,16 @@ impl Registry {
         }
     }
 
-    async fn manifest_unknown(
+    /// The signature store's records for `digest` in `repo`.
+    pub async fn signatures(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<crate::db::SignatureRecord>> {
+        Ok(self.db.signatures_for(repo, digest).await?)
+    }
+
+    pub(crate) async fn manifest_unknown(
         &self,
         repo: &RepositoryName,
         reference: &Reference,

@@ -64,9 +64,35 @@ pub struct SignatureVerdict {
     pub signer: Option<DistinguishedName>,
     pub algorithm: Option<&'static str>,
     pub signing_time: Option<OffsetDateTime>,
+    /// Hex SHA-256 of each certificate of the chain, leaf first.
+    pub thumbprints: Vec<String>,
+}
+
+impl Check {
+    /// `{"outcome": "passed" | "failed" | "logged" | "notRun", "reason"?: ...}`
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Check::Passed => serde_json::json!({ "outcome": "passed" }),
+            Check::Failed(r) => serde_json::json!({ "outcome": "failed", "reason": r }),
+            Check::Logged(r) => serde_json::json!({ "outcome": "logged", "reason": r }),
+            Check::NotRun => serde_json::json!({ "outcome": "notRun" }),
+        }
+    }
 }
 
 impl SignatureVerdict {
+    /// Every check's outcome, keyed by the Notary Project's names for them; revocation is
+    /// reported as not checked.
+    pub fn checks_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "integrity": self.integrity.to_json(),
+            "authenticity": self.authenticity.to_json(),
+            "expiry": self.expiry.to_json(),
+            "authenticTimestamp": self.authentic_timestamp.to_json(),
+            "revocation": { "outcome": "notRun", "reason": "bonded does not check OCSP or CRLs yet" },
+        })
+    }
+
     fn new() -> Self {
         SignatureVerdict {
             integrity: Check::NotRun,
@@ -76,6 +102,7 @@ impl SignatureVerdict {
             signer: None,
             algorithm: None,
             signing_time: None,
+            thumbprints: Vec::new(),
         }
     }
 
@@ -207,6 +234,10 @@ pub fn verify_signature(
     v.signer = Some(chain[0].subject.clone());
     v.algorithm = Some(env.algorithm.as_str());
     v.signing_time = Some(signing_time(&env));
+    v.thumbprints = chain
+        .iter()
+        .map(|c| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&c.der)))
+        .collect();
     let a = &policy.actions;
     v.authenticity = Check::from(a.authenticity, authenticity(policy, stores, &env, &chain));
     if v.failure().is_some() {
