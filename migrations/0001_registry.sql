@@ -84,3 +84,15 @@ CREATE TABLE signatures (
 ) WITHOUT ROWID;
 
 CREATE INDEX signatures_by_subject ON signatures (repository_id, subject);
+
+-- The trust policy and trust stores in force, as full snapshots: every change (flags at
+-- start, the admin API) adds a version. The highest version is in force.
+CREATE TABLE trust_versions (
+    version    INTEGER PRIMARY KEY,
+    -- trustpolicy.json as given; NULL: no policy (plain registry)
+    policy     TEXT,
+    -- JSON object: {"ca:name": ["<base64 DER>", ...], ...}
+    stores     TEXT    NOT NULL,
+    reason     TEXT    NOT NULL,
+    created_at TEXT    NOT NULL
+);

@@ -10,6 +10,31 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
 pub const DEFAULT_DATA_DIR: &str = "./bonded-data";
 pub const DEFAULT_UPLOAD_TTL_SECS: u64 = 24 * 60 * 60;
 
+/// A secret setting: never printed, whatever prints its container.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
 /// `bonded serve` flags.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
@@ -37,6 +62,11 @@ pub struct ServeArgs {
     /// HOSTNAME/REPOSITORY [default: the listen address]
     #[arg(long, env = "BONDED_HOSTNAME")]
     pub hostname: Option<String>,
+    /// Bearer token that authorises changes to the trust policy and stores through
+    /// /bonded/v1/trust (until users and roles exist); without one those changes are refused.
+    /// Prefer the environment variable: flags show in process listings.
+    #[arg(long, env = "BONDED_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +78,7 @@ struct FileConfig {
     trust_policy: Option<PathBuf>,
     trust_store: Option<PathBuf>,
     hostname: Option<String>,
+    admin_token: Option<Secret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +106,7 @@ pub struct ServeConfig {
     pub trust_policy: Option<PathBuf>,
     pub trust_store: Option<PathBuf>,
     pub hostname: Option<String>,
+    pub admin_token: Option<Secret>,
 }
 
 impl ServeConfig {
@@ -104,6 +136,7 @@ impl ServeConfig {
             trust_policy: args.trust_policy.clone().or(file.trust_policy),
             trust_store: args.trust_store.clone().or(file.trust_store),
             hostname: args.hostname.clone().or(file.hostname),
+            admin_token: args.admin_token.clone().or(file.admin_token),
         })
     }
 }

@@ -83,6 +83,7 @@ impl From<RegistryError> for ApiError {
             E::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
             E::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "UNSUPPORTED"),
             E::Denied { .. } => (StatusCode::FORBIDDEN, "DENIED"),
+            E::TrustConfigInvalid(_) => (StatusCode::BAD_REQUEST, "TRUST_CONFIG_INVALID"),
             E::Storage(_) | E::Db(_) => {
                 // Logged once, here; the client gets no internals.
                 tracing::error!(error = %e, "internal error");

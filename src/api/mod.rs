@@ -43,7 +43,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/v2", get(base))
         .route("/v2/", get(base))
         .route("/v2/{*path}", any(dispatch))
-        .route("/bonded/v1/{*path}", get(bonded_api))
+        .route("/bonded/v1/{*path}", any(bonded_api))
         .layer(axum::middleware::map_response(
             |mut res: Response| async move {
                 res.headers_mut()
@@ -547,43 +547,145 @@ async fn manifest_delete(
 
 // ---- bonded's own API ----------------------------------------------------------------------
 
-/// `GET /bonded/v1/repositories/<name>/signatures/<digest>`: every signature the signature
-/// store holds for a manifest, with each check's outcome, and whether they satisfy the
-/// policy now.
+/// bonded's own API, outside `/v2/`:
+/// - `GET repositories/<name>/signatures/<digest>`: the signature store's records for a
+///   manifest, with each check's outcome, and whether they satisfy the policy now;
+/// - `GET trust`, `GET trust/versions`: the trust configuration in force and its history;
+/// - `PUT`/`DELETE trust/policy`, `PUT`/`DELETE trust/stores/<type>/<name>`: changes,
+///   authorised by the admin bearer token.
 async fn bonded_api(State(reg): Reg, req: Request) -> Response {
-    let path = req
-        .uri()
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
         .path()
         .trim_start_matches("/bonded/v1/")
         .to_string();
     let result = async {
-        let (name, digest) = path
-            .strip_prefix("repositories/")
-            .and_then(|p| p.rsplit_once("/signatures/"))
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "NAME_UNKNOWN",
-                    format!("no bonded API endpoint at /bonded/v1/{path}"),
-                )
-            })?;
-        let name: RepositoryName = name.parse()?;
-        let digest = parse_digest(digest)?;
-        let signatures = reg.signatures(&name, &digest).await?;
-        let verdict = reg.verdict_now(&name, &digest).await?;
-        Ok::<_, ApiError>(json_response(
-            StatusCode::OK,
-            vec![(header::CONTENT_TYPE, "application/json".into())],
-            json!({
+        let ok = |value: serde_json::Value| {
+            json_response(
+                StatusCode::OK,
+                vec![(header::CONTENT_TYPE, "application/json".into())],
+                value,
+            )
+        };
+        let changed = |c: crate::registry::TrustChange| {
+            ok(json!({ "version": c.version, "reevaluatedSignatures": c.reevaluated }))
+        };
+        let method = parts.method.clone();
+        if let Some(rest) = path.strip_prefix("repositories/") {
+            let (name, digest) = rest
+                .rsplit_once("/signatures/")
+                .ok_or_else(|| unknown_endpoint(&path))?;
+            if method != Method::GET {
+                return Err(ApiError::unsupported(format!(
+                    "{method} is not supported here"
+                )));
+            }
+            let name: RepositoryName = name.parse()?;
+            let digest = parse_digest(digest)?;
+            let signatures = reg.signatures(&name, &digest).await?;
+            let verdict = reg.verdict_now(&name, &digest).await?;
+            return Ok(ok(json!({
                 "repository": name.as_str(),
                 "digest": digest,
                 "verdict": verdict,
                 "signatures": signatures,
-            }),
-        ))
+            })));
+        }
+        match (method, path.as_str()) {
+            (Method::GET, "trust") => Ok(ok(reg.trust_snapshot().await?)),
+            (Method::GET, "trust/versions") => Ok(ok(reg.trust_history().await?)),
+            (method, "trust/policy") if method == Method::PUT || method == Method::DELETE => {
+                require_admin(&reg, &parts.headers)?;
+                let text = if method == Method::PUT {
+                    let bytes = read_admin_body(body).await?;
+                    Some(String::from_utf8(bytes).map_err(|_| {
+                        ApiError::new(
+                            StatusCode::BAD_REQUEST,
+                            "TRUST_CONFIG_INVALID",
+                            "the policy is not UTF-8 JSON",
+                        )
+                    })?)
+                } else {
+                    None
+                };
+                Ok(changed(reg.replace_policy(text).await?))
+            }
+            (method, p)
+                if p.starts_with("trust/stores/")
+                    && (method == Method::PUT || method == Method::DELETE) =>
+            {
+                require_admin(&reg, &parts.headers)?;
+                let (kind, name) = p["trust/stores/".len()..]
+                    .split_once('/')
+                    .ok_or_else(|| unknown_endpoint(&path))?;
+                let store: crate::trust::store::StoreRef =
+                    format!("{kind}:{name}").parse().map_err(|e: String| {
+                        ApiError::new(StatusCode::BAD_REQUEST, "TRUST_CONFIG_INVALID", e)
+                    })?;
+                if method == Method::PUT {
+                    let bytes = read_admin_body(body).await?;
+                    Ok(changed(reg.put_store(store, &bytes).await?))
+                } else {
+                    Ok(changed(reg.delete_store(store).await?))
+                }
+            }
+            _ => Err(unknown_endpoint(&path)),
+        }
     }
     .await;
     result.unwrap_or_else(|e| e.into_response())
+}
+
+fn unknown_endpoint(path: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NAME_UNKNOWN",
+        format!("no bonded API endpoint at /bonded/v1/{path}"),
+    )
+}
+
+/// Trust administration needs the admin bearer token.
+fn require_admin(reg: &Registry, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !reg.admin_enabled() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            "trust administration is disabled: start bonded with BONDED_ADMIN_TOKEN set",
+        ));
+    }
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if reg.is_admin_token(presented) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHORIZED",
+            "trust administration needs the admin token: Authorization: Bearer <token>",
+        )
+        .header(header::WWW_AUTHENTICATE, "Bearer realm=\"bonded-admin\""))
+    }
+}
+
+/// A policy or PEM bundle: at most 1 MiB.
+async fn read_admin_body(body: Body) -> Result<Vec<u8>, ApiError> {
+    let limit = 1 << 20;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes().to_vec()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SIZE_INVALID",
+            format!("the body is larger than {limit} bytes"),
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "TRUST_CONFIG_INVALID",
+            format!("reading the body failed: {e}"),
+        )),
+    }
 }
 
 // ---- listings ------------------------------------------------------------------------------

@@ -3,9 +3,8 @@
 use crate::api;
 use crate::config::{ServeArgs, ServeConfig};
 use crate::db::Metadata;
-use crate::registry::{Registry, TrustConfig};
+use crate::registry::{build_config, Registry};
 use crate::storage::FsBlobStore;
-use crate::trust::policy::TrustPolicyDocument;
 use crate::trust::store::TrustStores;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +25,10 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let db = Metadata::open_sqlite(&db_path)
         .await
         .map_err(|e| format!("cannot open {}: {e}", db_path.display()))?;
-    let registry = Arc::new(Registry::new(store, db.clone(), cfg.upload_ttl));
+    let registry = Arc::new(
+        Registry::new(store, db.clone(), cfg.upload_ttl)
+            .with_admin_token(cfg.admin_token.as_ref().map(|t| t.expose().to_string())),
+    );
 
     let swept = registry.sweep_orphan_uploads().await?;
     let expired = registry.expire_uploads().await?;
@@ -54,19 +56,26 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
     let local = listener.local_addr()?;
     let hostname = cfg.hostname.clone().unwrap_or_else(|| local.to_string());
-    match load_trust(&cfg, &hostname)? {
+    let from_flags = load_trust(&cfg, &hostname)?;
+    let version = registry
+        .init_trust(from_flags, &hostname)
+        .await
+        .map_err(|e| format!("the recorded trust configuration cannot be used: {e}"))?;
+    match registry.trust() {
         Some(trust) => {
             let names: Vec<&str> = trust.policy.policies.iter().map(|p| p.name.as_str()).collect();
             let stores: Vec<String> = trust.stores.refs().map(|r| r.to_string()).collect();
             tracing::info!(
-                policies = ?names, stores = ?stores, hostname = %hostname,
+                version, policies = ?names, stores = ?stores, hostname = %hostname,
                 "content trust enforced: pushes must satisfy the trust policy (scopes match {hostname}/REPOSITORY)"
             );
-            registry.set_trust(Some(trust));
         }
         None => tracing::warn!(
             "no trust policy is configured: bonded is running as a plain registry and admits unsigned images"
         ),
+    }
+    if cfg.admin_token.is_none() {
+        tracing::info!("trust administration API disabled (no --admin-token)");
     }
     tracing::info!(addr = %local, data_dir = %cfg.data_dir.display(), "bonded is serving");
     // One line on stdout for scripts and tests that start bonded on port 0.
@@ -81,8 +90,8 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Loads and validates the trust policy and stores, if configured.
-fn load_trust(cfg: &ServeConfig, hostname: &str) -> Result<Option<TrustConfig>, String> {
+/// Reads and validates the trust policy and stores given by the flags, if any.
+fn load_trust(cfg: &ServeConfig, hostname: &str) -> Result<Option<(String, TrustStores)>, String> {
     let Some(policy_path) = &cfg.trust_policy else {
         if cfg.trust_store.is_some() {
             return Err("--trust-store was given without --trust-policy; give both to enforce content trust".into());
@@ -92,30 +101,17 @@ fn load_trust(cfg: &ServeConfig, hostname: &str) -> Result<Option<TrustConfig>, 
     let store_dir = cfg.trust_store.as_ref().ok_or(
         "--trust-policy needs --trust-store, the directory holding x509/ (notation's truststore directory)",
     )?;
-    let bytes = std::fs::read(policy_path)
+    let text = std::fs::read_to_string(policy_path)
         .map_err(|e| format!("cannot read trust policy {}: {e}", policy_path.display()))?;
-    let policy = TrustPolicyDocument::parse(&bytes)
-        .map_err(|e| format!("trust policy {} is invalid: {e}", policy_path.display()))?;
     let stores = TrustStores::load(store_dir).map_err(|e| e.to_string())?;
-    for p in &policy.policies {
-        for s in &p.trust_stores {
-            if stores.get(s).is_none() {
-                return Err(format!(
-                    "trust policy '{}' names trust store '{s}', which {} does not hold (expected {}/x509/{}/{})",
-                    p.name,
-                    store_dir.display(),
-                    store_dir.display(),
-                    s.kind.as_str(),
-                    s.name
-                ));
-            }
-        }
-    }
-    Ok(Some(TrustConfig {
-        policy,
-        stores,
-        hostname: hostname.to_string(),
-    }))
+    build_config(&text, stores.clone(), hostname).map_err(|e| {
+        format!(
+            "trust policy {} with trust stores in {}: {e}",
+            policy_path.display(),
+            store_dir.display()
+        )
+    })?;
+    Ok(Some((text, stores)))
 }
 
 async fn shutdown_signal() {

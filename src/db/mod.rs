@@ -94,6 +94,18 @@ pub struct SignatureRecord {
     pub verified_at: String,
 }
 
+/// One version of the trust configuration.
+#[derive(Debug, Clone)]
+pub struct TrustVersion {
+    pub version: i64,
+    /// `trustpolicy.json` as given; `None` means no policy.
+    pub policy: Option<String>,
+    /// Store reference (`ca:name`) to certificates (DER).
+    pub stores: std::collections::BTreeMap<String, Vec<Vec<u8>>>,
+    pub reason: String,
+    pub created_at: String,
+}
+
 /// Most manifest writes committed in one transaction.
 const MAX_WRITE_BATCH: usize = 64;
 
@@ -471,6 +483,94 @@ impl Metadata {
             .collect())
     }
 
+    // ---- trust configuration ------------------------------------------------------------
+
+    /// The trust configuration in force (the highest version), if any was ever recorded.
+    pub async fn trust_latest(&self) -> Result<Option<TrustVersion>> {
+        let row = sqlx::query(
+            "SELECT version, policy, stores, reason, created_at FROM trust_versions
+             ORDER BY version DESC LIMIT 1",
+        )
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(trust_version))
+    }
+
+    /// Every version, newest first, without their contents' certificates.
+    pub async fn trust_versions(&self) -> Result<Vec<TrustVersion>> {
+        let rows = sqlx::query(
+            "SELECT version, policy, stores, reason, created_at FROM trust_versions ORDER BY version DESC",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(trust_version).collect())
+    }
+
+    /// Records a new version; returns its number.
+    pub async fn trust_record(
+        &self,
+        policy: Option<&str>,
+        stores: &std::collections::BTreeMap<String, Vec<Vec<u8>>>,
+        reason: &str,
+    ) -> Result<i64> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let stores: std::collections::BTreeMap<&String, Vec<String>> = stores
+            .iter()
+            .map(|(k, v)| (k, v.iter().map(|d| b64.encode(d)).collect()))
+            .collect();
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let row = sqlx::query(
+            "INSERT INTO trust_versions (policy, stores, reason, created_at) VALUES (?, ?, ?, ?)
+             RETURNING version",
+        )
+        .bind(policy)
+        .bind(serde_json::to_string(&stores).expect("json"))
+        .bind(reason)
+        .bind(now)
+        .fetch_one(&self.write)
+        .await?;
+        Ok(row.get(0))
+    }
+
+    /// Every (repository, signature digest) in the signature store.
+    pub async fn all_signatures(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT r.name, s.digest FROM signatures s JOIN repositories r ON r.id = s.repository_id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Replaces a signature record (after re-evaluation).
+    pub async fn update_signature(
+        &self,
+        repo: &RepositoryName,
+        sig: &SignatureRecord,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE signatures SET signer = ?, thumbprints = ?, algorithm = ?, signing_time = ?,
+                    checks = ?, accepted = ?, policy = ?, verified_at = ?
+             WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        )
+        .bind(&sig.signer)
+        .bind(serde_json::to_string(&sig.thumbprints).expect("json"))
+        .bind(&sig.algorithm)
+        .bind(&sig.signing_time)
+        .bind(sig.checks.to_string())
+        .bind(sig.accepted)
+        .bind(&sig.policy)
+        .bind(&sig.verified_at)
+        .bind(&sig.digest)
+        .bind(repo.as_str())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     // ---- upload sessions ----------------------------------------------------------------
 
     pub async fn upload_create(&self, id: &str, repo: &RepositoryName) -> Result<()> {
@@ -709,6 +809,23 @@ async fn apply_manifest_write(
         .await?;
     }
     Ok(Ok(()))
+}
+
+fn trust_version(r: sqlx::sqlite::SqliteRow) -> TrustVersion {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let stores: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_str(r.get::<&str, _>(2)).unwrap_or_default();
+    TrustVersion {
+        version: r.get(0),
+        policy: r.get(1),
+        stores: stores
+            .into_iter()
+            .map(|(k, v)| (k, v.iter().filter_map(|c| b64.decode(c).ok()).collect()))
+            .collect(),
+        reason: r.get(3),
+        created_at: r.get(4),
+    }
 }
 
 fn stored_manifest(r: sqlx::sqlite::SqliteRow) -> StoredManifest {

@@ -26,6 +26,8 @@ const MAX_ENVELOPE: u64 = 4 << 20;
 /// What the gate enforces.
 #[derive(Debug, Clone)]
 pub struct TrustConfig {
+    /// The policy as given (what is recorded and shown).
+    pub policy_text: String,
     pub policy: TrustPolicyDocument,
     pub stores: TrustStores,
     /// The registry's public host name: policies' scopes are matched against
@@ -242,6 +244,65 @@ impl Registry {
             "signers": d.signers,
             "evaluatedAt": rfc3339(now),
         })))
+    }
+
+    /// Verifies every stored signature again under the trust configuration in force and
+    /// updates its record. Returns how many were re-evaluated.
+    pub async fn reevaluate_signatures(&self) -> Result<usize, RegistryError> {
+        let trust = self.trust();
+        let now = OffsetDateTime::now_utc();
+        let mut n = 0;
+        for (repo, sig_digest) in self.db.all_signatures().await? {
+            let (Ok(repo), Ok(sig_digest)) =
+                (repo.parse::<RepositoryName>(), sig_digest.parse::<Digest>())
+            else {
+                continue;
+            };
+            let Some(stored) = self.db.manifest_by_digest(&repo, &sig_digest).await? else {
+                continue;
+            };
+            let Ok(parsed) = crate::oci::manifest::parse(None, &stored.content) else {
+                continue;
+            };
+            let Ok(Some(sig)) = notary_signature(&parsed) else {
+                continue;
+            };
+            let covering = trust.as_ref().and_then(|t| {
+                t.policy
+                    .policy_for(&format!("{}/{}", t.hostname, repo))
+                    .map(|p| (t.clone(), p.clone()))
+            });
+            let record = match covering {
+                Some((t, policy)) if policy.level != Level::Skip => {
+                    let v = self
+                        .verify_stored_envelope(&policy, &t, &repo, &sig, now)
+                        .await?;
+                    record(&sig_digest, &sig, &policy, &v, now)
+                }
+                other => {
+                    let why = match other {
+                        Some((_, p)) => format!("policy '{}' skips verification", p.name),
+                        None => "no trust policy covers this repository".to_string(),
+                    };
+                    SignatureRecord {
+                        digest: sig_digest.to_string(),
+                        subject: sig.subject.digest.to_string(),
+                        format: "notary.jws".into(),
+                        signer: None,
+                        thumbprints: Vec::new(),
+                        algorithm: None,
+                        signing_time: None,
+                        checks: json!({ "integrity": { "outcome": "notRun", "reason": why } }),
+                        accepted: false,
+                        policy: String::new(),
+                        verified_at: rfc3339(now),
+                    }
+                }
+            };
+            self.db.update_signature(&repo, &record).await?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Reads a signature's envelope from the repository and verifies it.

@@ -8,8 +8,10 @@
 
 mod cache;
 mod gate;
+mod trust_admin;
 
 pub use gate::TrustConfig;
+pub use trust_admin::{build_config, TrustChange};
 
 use crate::db::{ManifestWrite, Metadata, PutManifestError, Referrer, StoredManifest};
 use crate::oci::{manifest, Digest, DigestError, ManifestError, Reference, RepositoryName, Tag};
@@ -62,6 +64,8 @@ pub enum RegistryError {
     NameUnknown(RepositoryName),
     #[error("range not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
+    #[error("{0}")]
+    TrustConfigInvalid(String),
     #[error("{message}")]
     Denied {
         message: String,
@@ -148,6 +152,10 @@ pub struct Registry {
     manifests: ManifestCache,
     /// The trust policy and stores the gate enforces; `None` runs a plain registry.
     trust: std::sync::RwLock<Option<Arc<TrustConfig>>>,
+    /// The public host name policy scopes are matched against.
+    hostname: std::sync::RwLock<String>,
+    /// Bearer token that authorises trust administration; `None` disables it.
+    admin_token: Option<String>,
 }
 
 /// Bytes of manifests kept in memory for pulls.
@@ -162,7 +170,15 @@ impl Registry {
             session_locks: Mutex::new(HashMap::new()),
             manifests: ManifestCache::new(MANIFEST_CACHE_BYTES),
             trust: std::sync::RwLock::new(None),
+            hostname: std::sync::RwLock::new(String::new()),
+            admin_token: None,
         }
+    }
+
+    /// Sets the bearer token that authorises trust administration.
+    pub fn with_admin_token(mut self, token: Option<String>) -> Self {
+        self.admin_token = token.filter(|t| !t.is_empty());
+        self
     }
 
     /// Sets (or clears) the trust policy and stores that manifest pushes must satisfy.
@@ -170,7 +186,7 @@ impl Registry {
         *self.trust.write().unwrap_or_else(|p| p.into_inner()) = trust.map(Arc::new);
     }
 
-    fn trust(&self) -> Option<Arc<TrustConfig>> {
+    pub(crate) fn trust(&self) -> Option<Arc<TrustConfig>> {
         self.trust.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 

@@ -192,6 +192,29 @@ impl TrustStores {
     pub fn refs(&self) -> impl Iterator<Item = &StoreRef> {
         self.stores.keys()
     }
+
+    /// Removes a store; `false` when it was not there.
+    pub fn remove(&mut self, store: &StoreRef) -> bool {
+        self.stores.remove(store).is_some()
+    }
+
+    /// Every store as `ca:name` -> certificates (DER), for recording.
+    pub fn to_map(&self) -> BTreeMap<String, Vec<Vec<u8>>> {
+        self.stores
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    /// The inverse of [`TrustStores::to_map`]; unparseable references are skipped.
+    pub fn from_map(map: &BTreeMap<String, Vec<Vec<u8>>>) -> TrustStores {
+        TrustStores {
+            stores: map
+                .iter()
+                .filter_map(|(k, v)| k.parse().ok().map(|r| (r, v.clone())))
+                .collect(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,244 @@
+//! Changing the trust configuration: every change is validated, recorded as a new version
+//! in the database, applied at once, and followed by a re-evaluation of stored signatures.
+
+use super::{Registry, RegistryError, TrustConfig};
+use crate::trust::policy::TrustPolicyDocument;
+use crate::trust::store::{parse_certificates, StoreRef, TrustStores};
+use serde_json::{json, Value};
+
+/// What a change did.
+#[derive(Debug, Clone)]
+pub struct TrustChange {
+    pub version: i64,
+    pub reevaluated: usize,
+}
+
+/// Checks a policy against the stores it names and builds the configuration.
+pub fn build_config(
+    policy_text: &str,
+    stores: TrustStores,
+    hostname: &str,
+) -> Result<TrustConfig, String> {
+    let policy = TrustPolicyDocument::parse(policy_text.as_bytes()).map_err(|e| e.to_string())?;
+    for p in &policy.policies {
+        for s in &p.trust_stores {
+            if stores.get(s).is_none() {
+                return Err(format!(
+                    "trust policy '{}' names trust store '{s}', which does not exist",
+                    p.name
+                ));
+            }
+        }
+    }
+    Ok(TrustConfig {
+        policy_text: policy_text.to_string(),
+        policy,
+        stores,
+        hostname: hostname.to_string(),
+    })
+}
+
+fn invalid(e: String) -> RegistryError {
+    RegistryError::TrustConfigInvalid(e)
+}
+
+impl Registry {
+    /// At start. With a configuration from the flags, it is used, and recorded as a new
+    /// version when it differs from the latest. Without, the latest recorded version is
+    /// used, if any. Returns the version in force.
+    pub async fn init_trust(
+        &self,
+        from_flags: Option<(String, TrustStores)>,
+        hostname: &str,
+    ) -> Result<Option<i64>, RegistryError> {
+        *self.hostname.write().unwrap_or_else(|p| p.into_inner()) = hostname.to_string();
+        let latest = self.db.trust_latest().await?;
+        match from_flags {
+            Some((text, stores)) => {
+                let same = latest.as_ref().is_some_and(|l| {
+                    l.policy.as_deref() == Some(text.as_str()) && l.stores == stores.to_map()
+                });
+                let config = build_config(&text, stores, hostname).map_err(invalid)?;
+                let version = match (same, latest) {
+                    (true, Some(l)) => l.version,
+                    _ => {
+                        self.db
+                            .trust_record(
+                                Some(&text),
+                                &config.stores.to_map(),
+                                "loaded from --trust-policy and --trust-store at start",
+                            )
+                            .await?
+                    }
+                };
+                self.set_trust(Some(config));
+                Ok(Some(version))
+            }
+            None => match latest {
+                Some(l) => match &l.policy {
+                    Some(text) => {
+                        let config = build_config(text, TrustStores::from_map(&l.stores), hostname)
+                            .map_err(invalid)?;
+                        self.set_trust(Some(config));
+                        Ok(Some(l.version))
+                    }
+                    None => Ok(Some(l.version)),
+                },
+                None => Ok(None),
+            },
+        }
+    }
+
+    fn hostname(&self) -> String {
+        self.hostname
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    async fn apply_trust(
+        &self,
+        policy_text: Option<String>,
+        stores: TrustStores,
+        reason: &str,
+    ) -> Result<TrustChange, RegistryError> {
+        let config = match &policy_text {
+            Some(text) => {
+                Some(build_config(text, stores.clone(), &self.hostname()).map_err(invalid)?)
+            }
+            None => None,
+        };
+        let version = self
+            .db
+            .trust_record(policy_text.as_deref(), &stores.to_map(), reason)
+            .await?;
+        self.set_trust(config);
+        tracing::info!(version, reason, "trust configuration changed");
+        let reevaluated = self.reevaluate_signatures().await?;
+        Ok(TrustChange {
+            version,
+            reevaluated,
+        })
+    }
+
+    /// The latest recorded policy and stores (stores exist without a policy too).
+    async fn current(&self) -> Result<(Option<String>, TrustStores), RegistryError> {
+        Ok(match self.db.trust_latest().await? {
+            Some(l) => (l.policy, TrustStores::from_map(&l.stores)),
+            None => (None, TrustStores::default()),
+        })
+    }
+
+    /// Replaces the policy (`None`: no policy, a plain registry).
+    pub async fn replace_policy(&self, text: Option<String>) -> Result<TrustChange, RegistryError> {
+        let (_, stores) = self.current().await?;
+        let reason = if text.is_some() {
+            "policy replaced through the admin API"
+        } else {
+            "policy removed through the admin API"
+        };
+        self.apply_trust(text, stores, reason).await
+    }
+
+    /// Creates or replaces a trust store with the certificates of a PEM (or DER) body.
+    pub async fn put_store(
+        &self,
+        store: StoreRef,
+        body: &[u8],
+    ) -> Result<TrustChange, RegistryError> {
+        let certs =
+            parse_certificates(body).map_err(|e| invalid(format!("trust store '{store}': {e}")))?;
+        let (policy, mut stores) = self.current().await?;
+        stores.insert(store.clone(), certs);
+        self.apply_trust(
+            policy,
+            stores,
+            &format!("trust store '{store}' set through the admin API"),
+        )
+        .await
+    }
+
+    /// Removes a trust store; refused while the policy names it.
+    pub async fn delete_store(&self, store: StoreRef) -> Result<TrustChange, RegistryError> {
+        let (policy, mut stores) = self.current().await?;
+        if !stores.remove(&store) {
+            return Err(invalid(format!("trust store '{store}' does not exist")));
+        }
+        self.apply_trust(
+            policy,
+            stores,
+            &format!("trust store '{store}' removed through the admin API"),
+        )
+        .await
+    }
+
+    /// The configuration in force, for `GET /bonded/v1/trust`.
+    pub async fn trust_snapshot(&self) -> Result<Value, RegistryError> {
+        let latest = self.db.trust_latest().await?;
+        let trust = self.trust();
+        let stores: Vec<Value> = latest
+            .as_ref()
+            .map(|l| {
+                l.stores
+                    .iter()
+                    .map(|(name, certs)| {
+                        let certs: Vec<Value> = certs
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(i, der)| crate::trust::certs::CertInfo::parse(i, der).ok())
+                            .map(|c| {
+                                json!({
+                                    "subject": c.subject.to_string(),
+                                    "thumbprint": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&c.der)),
+                                    "notAfter": c.not_after.to_string(),
+                                })
+                            })
+                            .collect();
+                        json!({ "store": name, "certificates": certs })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(json!({
+            "enforced": trust.is_some(),
+            "hostname": self.hostname(),
+            "version": latest.as_ref().map(|l| l.version),
+            "reason": latest.as_ref().map(|l| l.reason.clone()),
+            "createdAt": latest.as_ref().map(|l| l.created_at.clone()),
+            "policy": trust.as_ref().and_then(|t| serde_json::from_str::<Value>(&t.policy_text).ok()),
+            "stores": stores,
+        }))
+    }
+
+    /// Every recorded version, newest first.
+    pub async fn trust_history(&self) -> Result<Value, RegistryError> {
+        let versions = self.db.trust_versions().await?;
+        Ok(json!(versions
+            .iter()
+            .map(|v| json!({
+                "version": v.version,
+                "createdAt": v.created_at,
+                "reason": v.reason,
+                "policy": v.policy.as_deref().and_then(|p| serde_json::from_str::<Value>(p).ok()),
+                "stores": v.stores.keys().collect::<Vec<_>>(),
+            }))
+            .collect::<Vec<_>>()))
+    }
+
+    /// Whether trust administration is enabled (an admin token is configured).
+    pub fn admin_enabled(&self) -> bool {
+        self.admin_token.is_some()
+    }
+
+    /// Whether `presented` is the admin token (compared in constant time). No token
+    /// configured: nobody is.
+    pub fn is_admin_token(&self, presented: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq;
+        match (&self.admin_token, presented) {
+            (Some(expected), Some(given)) => {
+                bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+            }
+            _ => false,
+        }
+    }
+}
