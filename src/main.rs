@@ -19,11 +19,5 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli.run()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bonded: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    runtime.block_on(cli.run())
 }

@@ -1,6 +1,10 @@
 //! The `bonded` command line: one binary, one subcommand per job.
 
 mod serve;
+mod sign;
+mod verify;
+
+pub use verify::exit;
 
 use crate::config::ServeArgs;
 use clap::{Parser, Subcommand};
@@ -16,12 +20,29 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry (OCI Distribution Spec v1.1)
     Serve(ServeArgs),
+    /// Sign an image in a registry (Notary Project JWS, pushed as an OCI 1.1 referrer)
+    Sign(sign::SignArgs),
+    /// Verify an image's signatures against a local trust policy and trust store
+    Verify(verify::VerifyArgs),
 }
 
 impl Cli {
-    pub async fn run(self) -> Result<(), Box<dyn std::error::Error>> {
+    /// Runs the command; the exit code says how it went.
+    pub async fn run(self) -> std::process::ExitCode {
+        let failed = |e: String| {
+            eprintln!("bonded: {e}");
+            std::process::ExitCode::FAILURE
+        };
         match self.command {
-            Command::Serve(args) => serve::run(&args).await,
+            Command::Serve(args) => match serve::run(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e.to_string()),
+            },
+            Command::Sign(args) => match sign::run(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
+            Command::Verify(args) => verify::run(&args).await,
         }
     }
 }

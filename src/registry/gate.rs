@@ -10,10 +10,12 @@
 
 use super::{Registry, RegistryError};
 use crate::db::SignatureRecord;
-use crate::oci::{media_type, Descriptor, Digest, ParsedManifest, RepositoryName};
+use crate::oci::{Digest, ParsedManifest, RepositoryName};
 use crate::trust::policy::{Level, TrustPolicy, TrustPolicyDocument};
 use crate::trust::store::TrustStores;
-use crate::trust::verify::{decide, verify_signature, Check, SignatureVerdict, Subject};
+use crate::trust::verify::{
+    decide, notary_signature, verify_signature, Check, SignatureManifest, SignatureVerdict, Subject,
+};
 use crate::trust::NOTARY_SIGNATURE;
 use futures_util::TryStreamExt;
 use serde_json::json;
@@ -33,46 +35,6 @@ pub struct TrustConfig {
     /// The registry's public host name: policies' scopes are matched against
     /// `<hostname>/<repository>`.
     pub hostname: String,
-}
-
-/// The parts of a Notary signature manifest verification needs.
-struct SignatureManifest {
-    envelope: Descriptor,
-    subject: Descriptor,
-}
-
-/// `Some` when the manifest is a Notary signature (either form); an error when it claims
-/// to be one but is shaped wrongly.
-fn notary_signature(parsed: &ParsedManifest) -> Result<Option<SignatureManifest>, String> {
-    if parsed.artifact_type.as_deref() != Some(NOTARY_SIGNATURE) {
-        return Ok(None);
-    }
-    if parsed.media_type != media_type::OCI_MANIFEST {
-        return Err(format!(
-            "a Notary signature must be an OCI image manifest, not {}",
-            parsed.media_type
-        ));
-    }
-    let config = parsed.config_media_type.as_deref().unwrap_or("");
-    if config != NOTARY_SIGNATURE && config != media_type::OCI_EMPTY {
-        return Err(format!(
-            "a Notary signature with artifactType {NOTARY_SIGNATURE} must have the empty config, not {config}"
-        ));
-    }
-    let [envelope] = parsed.layers.as_slice() else {
-        return Err(format!(
-            "a Notary signature has exactly one layer (the envelope), this one has {}",
-            parsed.layers.len()
-        ));
-    };
-    let subject = parsed
-        .subject
-        .clone()
-        .ok_or("a Notary signature must name its subject")?;
-    Ok(Some(SignatureManifest {
-        envelope: envelope.clone(),
-        subject,
-    }))
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {

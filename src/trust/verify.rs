@@ -13,7 +13,50 @@ use super::envelope::{self, Envelope, SigningScheme};
 use super::identity::DistinguishedName;
 use super::policy::{Action, Level, TrustPolicy};
 use super::store::{StoreType, TrustStores};
-use super::JWS_ENVELOPE;
+use super::{JWS_ENVELOPE, NOTARY_SIGNATURE};
+use crate::oci::{media_type, Descriptor, ParsedManifest};
+
+/// The parts of a Notary signature manifest verification needs.
+pub struct SignatureManifest {
+    /// The envelope layer.
+    pub envelope: Descriptor,
+    /// The signed manifest.
+    pub subject: Descriptor,
+}
+
+/// `Some` when the manifest is a Notary signature (either form); an error when it claims
+/// to be one but is shaped wrongly.
+pub fn notary_signature(parsed: &ParsedManifest) -> Result<Option<SignatureManifest>, String> {
+    if parsed.artifact_type.as_deref() != Some(NOTARY_SIGNATURE) {
+        return Ok(None);
+    }
+    if parsed.media_type != media_type::OCI_MANIFEST {
+        return Err(format!(
+            "a Notary signature must be an OCI image manifest, not {}",
+            parsed.media_type
+        ));
+    }
+    let config = parsed.config_media_type.as_deref().unwrap_or("");
+    if config != NOTARY_SIGNATURE && config != media_type::OCI_EMPTY {
+        return Err(format!(
+            "a Notary signature with artifactType {NOTARY_SIGNATURE} must have the empty config, not {config}"
+        ));
+    }
+    let [envelope] = parsed.layers.as_slice() else {
+        return Err(format!(
+            "a Notary signature has exactly one layer (the envelope), this one has {}",
+            parsed.layers.len()
+        ));
+    };
+    let subject = parsed
+        .subject
+        .clone()
+        .ok_or("a Notary signature must name its subject")?;
+    Ok(Some(SignatureManifest {
+        envelope: envelope.clone(),
+        subject,
+    }))
+}
 
 /// The descriptor a signature claims to sign (the signature manifest's `subject`).
 #[derive(Debug, Clone, PartialEq, Eq)]

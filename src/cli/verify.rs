@@ -1,0 +1,247 @@
+//! `bonded verify`: checks an image's signatures, fetched from any OCI registry, against a
+//! local trust policy and trust store, with the same library the server uses. The server's
+//! verdict is never trusted.
+
+use crate::client::{ImageRef, RegistryClient};
+use crate::oci::{manifest, Reference};
+use crate::trust::policy::TrustPolicyDocument;
+use crate::trust::store::TrustStores;
+use crate::trust::verify::{
+    decide, notary_signature, verify_signature, Check, SignatureVerdict, Subject,
+};
+use crate::trust::NOTARY_SIGNATURE;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// Image to verify: REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@DIGEST
+    pub reference: String,
+    /// Trust policy (notation's trustpolicy.json schema, with bonded's extensions)
+    #[arg(long)]
+    pub trust_policy: PathBuf,
+    /// Trust store directory, the one holding x509/
+    #[arg(long)]
+    pub trust_store: PathBuf,
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: Output,
+    /// Talk plain HTTP to a registry that is not on loopback
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+/// Exit codes, one per failure class.
+pub mod exit {
+    pub const VERIFIED: u8 = 0;
+    pub const USAGE: u8 = 1;
+    pub const NOT_SIGNED: u8 = 2;
+    pub const UNTRUSTED: u8 = 3;
+    pub const INVALID: u8 = 4;
+    pub const POLICY_NOT_MET: u8 = 5;
+    pub const REGISTRY: u8 = 6;
+}
+
+fn short(c: &Check) -> &'static str {
+    match c {
+        Check::Passed => "ok",
+        Check::Failed(_) => "FAILED",
+        Check::Logged(_) => "logged",
+        Check::NotRun => "-",
+    }
+}
+
+pub async fn run(args: &VerifyArgs) -> ExitCode {
+    let fail = |code: u8, msg: String| {
+        eprintln!("bonded verify: {msg}");
+        ExitCode::from(code)
+    };
+    let image: ImageRef = match args.reference.parse() {
+        Ok(i) => i,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let policy_doc = match std::fs::read(&args.trust_policy)
+        .map_err(|e| e.to_string())
+        .and_then(|b| TrustPolicyDocument::parse(&b).map_err(|e| e.to_string()))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            return fail(
+                exit::USAGE,
+                format!("trust policy {}: {e}", args.trust_policy.display()),
+            )
+        }
+    };
+    let stores = match TrustStores::load(&args.trust_store) {
+        Ok(s) => s,
+        Err(e) => return fail(exit::USAGE, e.to_string()),
+    };
+    let scope = format!("{}/{}", image.registry, image.repository);
+    let Some(policy) = policy_doc.policy_for(&scope) else {
+        return fail(
+            exit::POLICY_NOT_MET,
+            format!("no trust policy covers {scope}"),
+        );
+    };
+    let client = match RegistryClient::new(&image.registry, args.plain_http) {
+        Ok(c) => c,
+        Err(e) => return fail(exit::USAGE, e.to_string()),
+    };
+    let repo = &image.repository;
+    let (bytes, media_type, digest) = match client.manifest(repo, &image.reference).await {
+        Ok(m) => m,
+        Err(e) => return fail(exit::REGISTRY, e.to_string()),
+    };
+    let referrers = match client
+        .referrers(repo, &digest, Some(NOTARY_SIGNATURE))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return fail(exit::REGISTRY, e.to_string()),
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut verdicts: Vec<(String, SignatureVerdict)> = Vec::new();
+    for r in referrers {
+        let Ok((m, _, _)) = client
+            .manifest(repo, &Reference::Digest(r.digest.clone()))
+            .await
+        else {
+            continue;
+        };
+        let Ok(parsed) = manifest::parse(None, &m) else {
+            continue;
+        };
+        let Ok(Some(sig)) = notary_signature(&parsed) else {
+            continue;
+        };
+        if sig.subject.digest != digest || sig.subject.size != bytes.len() as u64 {
+            continue;
+        }
+        let envelope = match client.blob(repo, &sig.envelope.digest).await {
+            Ok(b) => b,
+            Err(e) => return fail(exit::REGISTRY, e.to_string()),
+        };
+        let subject = Subject {
+            media_type: media_type.clone(),
+            digest: digest.to_string(),
+            size: bytes.len() as u64,
+        };
+        let v = verify_signature(
+            policy,
+            &stores,
+            &envelope,
+            &sig.envelope.media_type,
+            &subject,
+            now,
+        );
+        verdicts.push((r.digest.to_string(), v));
+    }
+    let only: Vec<SignatureVerdict> = verdicts.iter().map(|(_, v)| v.clone()).collect();
+    let decision = decide(policy, &only);
+
+    match args.output {
+        Output::Json => {
+            let sigs: Vec<_> = verdicts
+                .iter()
+                .map(|(d, v)| {
+                    json!({
+                        "digest": d,
+                        "signer": v.signer.as_ref().map(|s| s.to_string()),
+                        "algorithm": v.algorithm,
+                        "signingTime": v.signing_time.map(|t| t.to_string()),
+                        "accepted": v.accepted(),
+                        "checks": v.checks_json(),
+                    })
+                })
+                .collect();
+            println!(
+                "{}",
+                json!({
+                    "reference": image.to_string(),
+                    "digest": digest,
+                    "policy": policy.name,
+                    "verified": decision.admitted,
+                    "reason": decision.reason,
+                    "signatures": sigs,
+                })
+            );
+        }
+        Output::Table => {
+            println!(
+                "{}/{repo}@{digest}  policy '{}' ({})",
+                image.registry,
+                policy.name,
+                policy.level.as_str()
+            );
+            if !verdicts.is_empty() {
+                println!(
+                    "{:<44} {:<6} {:<26} {:<9} {:<12} {:<7} {:<9}",
+                    "SIGNER",
+                    "ALG",
+                    "SIGNED AT",
+                    "INTEGRITY",
+                    "AUTHENTICITY",
+                    "EXPIRY",
+                    "TIMESTAMP"
+                );
+            }
+            for (_, v) in &verdicts {
+                println!(
+                    "{:<44} {:<6} {:<26} {:<9} {:<12} {:<7} {:<9}",
+                    v.signer
+                        .as_ref()
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "(unreadable)".into()),
+                    v.algorithm.unwrap_or("-"),
+                    v.signing_time
+                        .map(|t| t.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    short(&v.integrity),
+                    short(&v.authenticity),
+                    short(&v.expiry),
+                    short(&v.authentic_timestamp),
+                );
+                if let Some(why) = v.failure() {
+                    println!("    refused: {why}");
+                }
+            }
+            println!(
+                "{}: {}",
+                if decision.admitted {
+                    "VERIFIED"
+                } else {
+                    "NOT VERIFIED"
+                },
+                decision.reason
+            );
+        }
+    }
+    if decision.admitted {
+        return ExitCode::from(exit::VERIFIED);
+    }
+    let code = if verdicts.is_empty() {
+        exit::NOT_SIGNED
+    } else if verdicts.iter().any(|(_, v)| v.accepted()) {
+        exit::POLICY_NOT_MET
+    } else if verdicts
+        .iter()
+        .all(|(_, v)| matches!(v.integrity, Check::Failed(_)))
+    {
+        exit::INVALID
+    } else if verdicts
+        .iter()
+        .any(|(_, v)| matches!(v.authenticity, Check::Failed(_)))
+    {
+        exit::UNTRUSTED
+    } else {
+        exit::POLICY_NOT_MET
+    };
+    ExitCode::from(code)
+}

@@ -1,0 +1,390 @@
+//! A small OCI registry client for the CLI: resolve references, read manifests and blobs
+//! (digests checked on everything pulled), push blobs and manifests, list referrers (the
+//! referrers API, falling back to the `sha256-<hex>` referrers tag schema).
+//!
+//! Plain HTTP is used for loopback registries (`localhost`, `127.0.0.1`, `[::1]`) or when
+//! asked; other registries need HTTPS, which this build does not speak yet.
+
+use crate::oci::{media_type, Algorithm, Descriptor, Digest, Reference, RepositoryName};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+/// `registry/repository[:tag|@digest]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub registry: String,
+    pub repository: RepositoryName,
+    pub reference: Reference,
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reference {
+            Reference::Tag(t) => write!(f, "{}/{}:{t}", self.registry, self.repository),
+            Reference::Digest(d) => write!(f, "{}/{}@{d}", self.registry, self.repository),
+        }
+    }
+}
+
+impl FromStr for ImageRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |why: &str| {
+            format!("'{s}' is not an image reference ({why}); write REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@DIGEST")
+        };
+        let (registry, rest) = s.split_once('/').ok_or_else(|| bad("no registry"))?;
+        let (repo, reference) = if let Some((repo, digest)) = rest.split_once('@') {
+            (
+                repo,
+                Reference::Digest(
+                    digest
+                        .parse()
+                        .map_err(|e: crate::oci::DigestError| bad(&e.to_string()))?,
+                ),
+            )
+        } else {
+            match rest.rsplit_once(':') {
+                Some((repo, tag)) if !tag.contains('/') => (
+                    repo,
+                    Reference::Tag(
+                        tag.parse()
+                            .map_err(|e: crate::oci::NameError| bad(&e.to_string()))?,
+                    ),
+                ),
+                _ => (rest, Reference::Tag("latest".parse().expect("valid tag"))),
+            }
+        };
+        Ok(ImageRef {
+            registry: registry.to_string(),
+            repository: repo
+                .parse()
+                .map_err(|e: crate::oci::NameError| bad(&e.to_string()))?,
+            reference,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach registry {registry}: {source}")]
+    Unreachable {
+        registry: String,
+        source: reqwest::Error,
+    },
+    #[error("{what}: the registry answered {status}: {message}")]
+    Refused {
+        what: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{0} was not found")]
+    NotFound(String),
+    #[error("the registry sent content for {expected} whose digest is {actual}")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("registry {0} is not on loopback: HTTPS is not supported by this build yet (use --plain-http for a plain-HTTP lab registry)")]
+    NeedsTls(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub struct RegistryClient {
+    http: reqwest::Client,
+    base: String,
+    registry: String,
+}
+
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+fn is_loopback(registry: &str) -> bool {
+    let host = registry
+        .strip_prefix('[')
+        .and_then(|r| r.split_once(']').map(|(h, _)| h))
+        .unwrap_or_else(|| registry.split(':').next().unwrap_or(registry));
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+/// The message of an OCI error body, or the body itself.
+async fn refusal(what: String, res: reqwest::Response) -> ClientError {
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
+        .unwrap_or(text);
+    if status == 404 {
+        return ClientError::NotFound(what);
+    }
+    ClientError::Refused {
+        what,
+        status,
+        message,
+    }
+}
+
+impl RegistryClient {
+    pub fn new(registry: &str, plain_http: bool) -> Result<Self, ClientError> {
+        if !plain_http && !is_loopback(registry) {
+            return Err(ClientError::NeedsTls(registry.to_string()));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("bonded/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| ClientError::Unreachable {
+                registry: registry.into(),
+                source,
+            })?;
+        Ok(RegistryClient {
+            http,
+            base: format!("http://{registry}"),
+            registry: registry.to_string(),
+        })
+    }
+
+    fn url(&self, repo: &RepositoryName, rest: &str) -> String {
+        format!("{}/v2/{}/{rest}", self.base, repo)
+    }
+
+    fn unreachable(&self, source: reqwest::Error) -> ClientError {
+        ClientError::Unreachable {
+            registry: self.registry.clone(),
+            source,
+        }
+    }
+
+    /// A manifest's bytes, media type and digest (checked against the bytes).
+    pub async fn manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<(Vec<u8>, String, Digest), ClientError> {
+        let res = self
+            .http
+            .get(self.url(repo, &format!("manifests/{reference}")))
+            .header("Accept", MANIFEST_ACCEPT)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !res.status().is_success() {
+            return Err(refusal(
+                format!("manifest {}/{repo}:{reference}", self.registry),
+                res,
+            )
+            .await);
+        }
+        let media_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = res.bytes().await.map_err(|e| self.unreachable(e))?.to_vec();
+        let digest = match reference {
+            Reference::Digest(expected) => {
+                let actual = Digest::of(expected.algorithm(), &bytes);
+                if &actual != expected {
+                    return Err(ClientError::DigestMismatch {
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                actual
+            }
+            Reference::Tag(_) => Digest::of(Algorithm::Sha256, &bytes),
+        };
+        Ok((bytes, media_type, digest))
+    }
+
+    /// A blob's bytes, checked against its digest.
+    pub async fn blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<u8>, ClientError> {
+        let res = self
+            .http
+            .get(self.url(repo, &format!("blobs/{digest}")))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !res.status().is_success() {
+            return Err(refusal(format!("blob {digest}"), res).await);
+        }
+        let bytes = res.bytes().await.map_err(|e| self.unreachable(e))?.to_vec();
+        let actual = Digest::of(digest.algorithm(), &bytes);
+        if &actual != digest {
+            return Err(ClientError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Pushes a small blob in one request (POST then PUT, which every registry supports).
+    pub async fn push_blob(
+        &self,
+        repo: &RepositoryName,
+        bytes: &[u8],
+    ) -> Result<Digest, ClientError> {
+        let digest = Digest::of(Algorithm::Sha256, bytes);
+        let head = self
+            .http
+            .head(self.url(repo, &format!("blobs/{digest}")))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if head.status().is_success() {
+            return Ok(digest);
+        }
+        let res = self
+            .http
+            .post(self.url(repo, "blobs/uploads/"))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if res.status().as_u16() != 202 {
+            return Err(refusal(format!("starting an upload to {repo}"), res).await);
+        }
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ClientError::Invalid("the registry gave no upload location".into()))?;
+        let mut url = if location.starts_with("http") {
+            location.to_string()
+        } else {
+            format!("{}{location}", self.base)
+        };
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&format!("digest={digest}"));
+        let res = self
+            .http
+            .put(url)
+            .header("Content-Type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if res.status().as_u16() != 201 {
+            return Err(refusal(format!("uploading blob {digest}"), res).await);
+        }
+        Ok(digest)
+    }
+
+    /// Pushes a manifest under `reference`. Returns whether the registry acknowledged a
+    /// `subject` (the `OCI-Subject` header of registries with the referrers API).
+    pub async fn put_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<bool, ClientError> {
+        let res = self
+            .http
+            .put(self.url(repo, &format!("manifests/{reference}")))
+            .header("Content-Type", media_type)
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !res.status().is_success() {
+            return Err(refusal(format!("pushing manifest {repo}@{reference}"), res).await);
+        }
+        Ok(res.headers().contains_key("oci-subject"))
+    }
+
+    /// Manifests that refer to `subject`, optionally of one artifact type: the referrers
+    /// API, or the `sha256-<hex>` tag schema where a registry lacks it.
+    pub async fn referrers(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Descriptor>, ClientError> {
+        let mut url = self.url(repo, &format!("referrers/{subject}"));
+        if let Some(a) = artifact_type {
+            url.push_str(&format!("?artifactType={a}"));
+        }
+        let res = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        let index: Value = if res.status().is_success() {
+            serde_json::from_slice(&res.bytes().await.map_err(|e| self.unreachable(e))?).map_err(
+                |e| ClientError::Invalid(format!("the referrers response is not JSON: {e}")),
+            )?
+        } else if res.status().as_u16() == 404 {
+            let tag: Reference = format!("{}-{}", subject.algorithm().as_str(), subject.hex())
+                .parse()
+                .map_err(|e: crate::oci::NameError| ClientError::Invalid(e.to_string()))?;
+            match self.manifest(repo, &tag).await {
+                Ok((bytes, _, _)) => serde_json::from_slice(&bytes).map_err(|e| {
+                    ClientError::Invalid(format!("the referrers tag is not an index: {e}"))
+                })?,
+                Err(ClientError::NotFound(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            }
+        } else {
+            return Err(refusal(format!("referrers of {subject}"), res).await);
+        };
+        let mut out = Vec::new();
+        for m in index["manifests"].as_array().into_iter().flatten() {
+            let at = m["artifactType"].as_str();
+            if artifact_type.is_some() && at.is_some() && at != artifact_type {
+                continue;
+            }
+            let (Some(mt), Some(d), Some(size)) = (
+                m["mediaType"].as_str(),
+                m["digest"].as_str(),
+                m["size"].as_u64(),
+            ) else {
+                continue;
+            };
+            let Ok(digest) = d.parse() else { continue };
+            out.push(Descriptor {
+                media_type: mt.to_string(),
+                digest,
+                size,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// The OCI descriptor of a manifest.
+pub fn descriptor_json(media_type: &str, digest: &Digest, size: usize) -> Value {
+    serde_json::json!({ "mediaType": media_type, "digest": digest.to_string(), "size": size })
+}
+
+/// The empty config, `{}`.
+pub const EMPTY_CONFIG: &[u8] = b"{}";
+/// Its media type.
+pub const EMPTY_MEDIA_TYPE: &str = media_type::OCI_EMPTY;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_references_parse() {
+        let r: ImageRef = "127.0.0.1:5000/acme/app:v1".parse().unwrap();
+        assert_eq!(r.registry, "127.0.0.1:5000");
+        assert_eq!(r.repository.as_str(), "acme/app");
+        assert_eq!(r.reference.to_string(), "v1");
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r: ImageRef = format!("localhost/x@{d}").parse().unwrap();
+        assert_eq!(r.reference, Reference::Digest(d.parse().unwrap()));
+        let r: ImageRef = "localhost:5000/x".parse().unwrap();
+        assert_eq!(r.reference.to_string(), "latest");
+        assert!("noslash".parse::<ImageRef>().is_err());
+        assert!(
+            is_loopback("127.0.0.1:5000") && is_loopback("localhost") && is_loopback("[::1]:5000")
+        );
+        assert!(!is_loopback("registry.example:5000"));
+    }
+}

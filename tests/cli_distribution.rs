@@ -1,0 +1,201 @@
+//! `bonded sign` and `bonded verify` against CNCF Distribution (Debian's docker-registry),
+//! which has no referrers API: the signer keeps the `sha256-<hex>` referrers tag index up to
+//! date and the verifier reads it, as notation does.
+
+mod common;
+
+use common::*;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use time::{Duration, OffsetDateTime};
+
+struct Distribution {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Distribution {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_distribution(dir: &std::path::Path) -> Distribution {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = dir.join("distribution.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.join("storage").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start docker-registry (apt-get install -y docker-registry)");
+    let d = Distribution { child, addr };
+    for _ in 0..100 {
+        if let Ok(r) = client().get(format!("http://{}/v2/", d.addr)).send().await {
+            if r.status() == 200 {
+                return d;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("docker-registry did not start on {}", d.addr);
+}
+
+/// POST then PUT, which Distribution supports.
+async fn put_blob(c: &reqwest::Client, base: &str, repo: &str, bytes: &[u8]) -> String {
+    let d = sha256(bytes);
+    let res = c
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let loc = res.headers()["location"].to_str().unwrap().to_string();
+    let loc = if loc.starts_with("http") {
+        loc
+    } else {
+        format!("{base}{loc}")
+    };
+    let sep = if loc.contains('?') { '&' } else { '?' };
+    let res = c
+        .put(format!("{loc}{sep}digest={d}"))
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    d
+}
+
+#[tokio::test]
+async fn sign_and_verify_through_the_referrers_tag_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dist = start_distribution(d).await;
+    let base = format!("http://{}", dist.addr);
+    let c = client();
+    let config = put_blob(&c, &base, "acme/app", b"{\"os\":\"linux\"}").await;
+    let layer = put_blob(&c, &base, "acme/app", b"bits").await;
+    let m = image_manifest((&config, 14), &[(&layer, 4)], json!({}));
+    let res = c
+        .put(format!("{base}/v2/acme/app/manifests/v1"))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+
+    // a root and a signer
+    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut rp = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut rdn = DistinguishedName::new();
+    rdn.push(DnType::CommonName, "Acme Root");
+    rp.distinguished_name = rdn;
+    rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    rp.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    rp.not_before = OffsetDateTime::now_utc() - Duration::days(1);
+    let root = rp.self_signed(&root_key).unwrap();
+    let issuer = Issuer::new(rp, root_key);
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut lp = CertificateParams::new(Vec::<String>::new()).unwrap();
+    let mut ldn = DistinguishedName::new();
+    ldn.push(DnType::CountryName, "US");
+    ldn.push(DnType::StateOrProvinceName, "WA");
+    ldn.push(DnType::OrganizationName, "Acme");
+    ldn.push(DnType::CommonName, "release");
+    lp.distinguished_name = ldn;
+    lp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    lp.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+    lp.not_before = OffsetDateTime::now_utc() - Duration::days(1);
+    let leaf = lp.signed_by(&key, &issuer).unwrap();
+    std::fs::write(d.join("release.key"), key.serialize_pem()).unwrap();
+    std::fs::write(
+        d.join("release.pem"),
+        format!("{}{}", leaf.pem(), root.pem()),
+    )
+    .unwrap();
+    let store = d.join("truststore/x509/ca/acme");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::write(store.join("root.pem"), root.pem()).unwrap();
+    std::fs::write(
+        d.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [{
+            "name": "all", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:acme"], "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme, CN=release"]}]})
+        .to_string(),
+    )
+    .unwrap();
+
+    let image = format!("{}/acme/app:v1", dist.addr);
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bonded"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let verify = || {
+        run(&[
+            "verify",
+            &image,
+            "--trust-policy",
+            d.join("policy.json").to_str().unwrap(),
+            "--trust-store",
+            d.join("truststore").to_str().unwrap(),
+        ])
+    };
+    assert_eq!(verify().status.code(), Some(2), "not signed yet");
+    let o = run(&[
+        "sign",
+        &image,
+        "--key",
+        d.join("release.key").to_str().unwrap(),
+        "--cert",
+        d.join("release.pem").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // the referrers tag index points at the signature
+    let tag = format!("sha256-{}", sha256(&m).trim_start_matches("sha256:"));
+    let res = c
+        .get(format!("{base}/v2/acme/app/manifests/{tag}"))
+        .header("Accept", OCI_INDEX)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let index: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        index["manifests"][0]["artifactType"],
+        "application/vnd.cncf.notary.signature"
+    );
+
+    let o = verify();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stdout).contains("CN=release"));
+}
