@@ -1,5 +1,7 @@
 //! The `bonded` command line: one binary, one subcommand per job.
 
+mod keygen;
+mod push;
 mod serve;
 mod sign;
 mod verify;
@@ -20,6 +22,10 @@ pub struct Cli {
 pub enum Command {
     /// Run the registry (OCI Distribution Spec v1.1)
     Serve(ServeArgs),
+    /// Make signing material: a root CA, intermediate CAs, signer certificates
+    Keygen(keygen::KeygenArgs),
+    /// Copy an image from an OCI layout to a registry, optionally signing it on the way
+    Push(push::PushArgs),
     /// Sign an image in a registry (Notary Project JWS, pushed as an OCI 1.1 referrer)
     Sign(sign::SignArgs),
     /// Verify an image's signatures against a local trust policy and trust store
@@ -43,6 +49,14 @@ impl Cli {
                 Err(e) => failed(e),
             },
             Command::Verify(args) => verify::run(&args).await,
+            Command::Push(args) => match push::run(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
+            Command::Keygen(args) => match keygen::run(&args) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
         }
     }
 }

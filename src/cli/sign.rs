@@ -46,128 +46,183 @@ fn private_key(path: &PathBuf) -> Result<SigningKey, String> {
     SigningKey::from_pkcs8(&der).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// A signer: key and chain, checked to belong together and to be valid now.
+pub struct Signer {
+    key: SigningKey,
+    chain: Vec<Vec<u8>>,
+    subject: String,
+    thumbprints: Vec<String>,
+}
+
+impl Signer {
+    pub fn load(key_path: &PathBuf, cert_path: &PathBuf) -> Result<Signer, String> {
+        let key = private_key(key_path)?;
+        let chain = parse_certificates(&read(cert_path, "certificate chain")?)
+            .map_err(|e| format!("{}: {e}", cert_path.display()))?;
+        let parsed =
+            certs::parse_chain(&chain).map_err(|e| format!("{}: {e}", cert_path.display()))?;
+        let leaf: &CertInfo = &parsed[0];
+        if leaf.public_key != key.public_key() {
+            return Err(format!(
+                "the key in {} does not match the certificate '{}' in {}",
+                key_path.display(),
+                leaf.subject,
+                cert_path.display()
+            ));
+        }
+        let now = OffsetDateTime::now_utc();
+        if let Some(c) = parsed.iter().find(|c| !c.valid_at(now)) {
+            return Err(format!(
+                "certificate '{}' is not valid now (valid {} to {})",
+                c.subject, c.not_before, c.not_after
+            ));
+        }
+        let thumbprints = chain
+            .iter()
+            .map(|d| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(d)))
+            .collect();
+        Ok(Signer {
+            key,
+            subject: leaf.subject.to_string(),
+            chain,
+            thumbprints,
+        })
+    }
+
+    /// Signs the manifest `digest` (of `media_type` and `size`) in `image`'s repository and
+    /// pushes the signature, unless this certificate has signed it already. Returns the
+    /// signature's digest, or `None` when there was nothing to do.
+    pub async fn sign_and_push(
+        &self,
+        client: &RegistryClient,
+        image: &ImageRef,
+        media_type: &str,
+        digest: &Digest,
+        size: usize,
+        expiry_days: Option<u32>,
+    ) -> Result<Option<Digest>, String> {
+        let repo = &image.repository;
+        for r in client
+            .referrers(repo, digest, Some(NOTARY_SIGNATURE))
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            let Ok((m, _, _)) = client
+                .manifest(repo, &Reference::Digest(r.digest.clone()))
+                .await
+            else {
+                continue;
+            };
+            let Ok(m) = serde_json::from_slice::<serde_json::Value>(&m) else {
+                continue;
+            };
+            let existing: Vec<String> = m["annotations"][THUMBPRINT_ANNOTATION]
+                .as_str()
+                .and_then(|t| serde_json::from_str(t).ok())
+                .unwrap_or_default();
+            if existing.first().map(|t| t.to_ascii_lowercase()) == self.thumbprints.first().cloned()
+            {
+                return Ok(None);
+            }
+        }
+        let now = OffsetDateTime::now_utc();
+        let target = TargetArtifact {
+            media_type: media_type.to_string(),
+            digest: digest.to_string(),
+            size: size as u64,
+            annotations: None,
+            artifact_type: None,
+        };
+        let envelope = sign(
+            &self.key,
+            &SignRequest {
+                target: &target,
+                chain: &self.chain,
+                signing_time: now,
+                expiry: expiry_days.map(|d| now + Duration::days(d.into())),
+                signing_agent: concat!("bonded/", env!("CARGO_PKG_VERSION")),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let envelope_digest = client
+            .push_blob(repo, &envelope)
+            .await
+            .map_err(|e| e.to_string())?;
+        let config_digest = client
+            .push_blob(repo, EMPTY_CONFIG)
+            .await
+            .map_err(|e| e.to_string())?;
+        let signature = json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::OCI_MANIFEST,
+            "artifactType": NOTARY_SIGNATURE,
+            "config": descriptor_json(EMPTY_MEDIA_TYPE, &config_digest, EMPTY_CONFIG.len()),
+            "layers": [descriptor_json(JWS_ENVELOPE, &envelope_digest, envelope.len())],
+            "subject": descriptor_json(media_type, digest, size),
+            "annotations": {
+                THUMBPRINT_ANNOTATION: serde_json::to_string(&self.thumbprints).expect("json"),
+                "org.opencontainers.image.created": now.replace_nanosecond(0).unwrap_or(now).format(&Rfc3339).unwrap_or_default(),
+            },
+        });
+        let signature = serde_json::to_vec(&signature).expect("json");
+        let signature_digest = Digest::of(crate::oci::Algorithm::Sha256, &signature);
+        let has_referrers_api = client
+            .put_manifest(
+                repo,
+                &signature_digest.to_string(),
+                media_type::OCI_MANIFEST,
+                &signature,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        if !has_referrers_api {
+            update_referrers_tag(client, image, digest, &signature_digest, signature.len()).await?;
+        }
+        Ok(Some(signature_digest))
+    }
+
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    pub fn algorithm(&self) -> &'static str {
+        self.key.algorithm().as_str()
+    }
+}
+
 pub async fn run(args: &SignArgs) -> Result<(), String> {
     let image: ImageRef = args.reference.parse()?;
-    let key = private_key(&args.key)?;
-    let chain = parse_certificates(&read(&args.cert, "certificate chain")?)
-        .map_err(|e| format!("{}: {e}", args.cert.display()))?;
-    let parsed = certs::parse_chain(&chain).map_err(|e| format!("{}: {e}", args.cert.display()))?;
-    let leaf: &CertInfo = &parsed[0];
-    if leaf.public_key != key.public_key() {
-        return Err(format!(
-            "the key in {} does not match the certificate '{}' in {}",
-            args.key.display(),
-            leaf.subject,
-            args.cert.display()
-        ));
-    }
-    let now = OffsetDateTime::now_utc();
-    if let Some(c) = parsed.iter().find(|c| !c.valid_at(now)) {
-        return Err(format!(
-            "certificate '{}' is not valid now (valid {} to {})",
-            c.subject, c.not_before, c.not_after
-        ));
-    }
-
+    let signer = Signer::load(&args.key, &args.cert)?;
     let client =
         RegistryClient::new(&image.registry, args.plain_http).map_err(|e| e.to_string())?;
-    let repo = &image.repository;
     let (bytes, manifest_type, digest) = client
-        .manifest(repo, &image.reference)
+        .manifest(&image.repository, &image.reference)
         .await
         .map_err(|e| e.to_string())?;
-    let subject = descriptor_json(&manifest_type, &digest, bytes.len());
-    let thumbprints: Vec<String> = chain
-        .iter()
-        .map(|d| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(d)))
-        .collect();
-
-    // Signing twice with the same certificate does not pile up signatures.
-    for r in client
-        .referrers(repo, &digest, Some(NOTARY_SIGNATURE))
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        let Ok((m, _, _)) = client
-            .manifest(repo, &Reference::Digest(r.digest.clone()))
-            .await
-        else {
-            continue;
-        };
-        let Ok(m) = serde_json::from_slice::<serde_json::Value>(&m) else {
-            continue;
-        };
-        let existing: Vec<String> = m["annotations"][THUMBPRINT_ANNOTATION]
-            .as_str()
-            .and_then(|t| serde_json::from_str(t).ok())
-            .unwrap_or_default();
-        if existing.first().map(|t| t.to_ascii_lowercase()) == thumbprints.first().cloned() {
-            println!(
-                "{}/{repo}@{digest} is already signed by '{}' (signature {}); nothing to do",
-                image.registry, leaf.subject, r.digest
-            );
-            return Ok(());
-        }
-    }
-
-    let target = TargetArtifact {
-        media_type: manifest_type.clone(),
-        digest: digest.to_string(),
-        size: bytes.len() as u64,
-        annotations: None,
-        artifact_type: None,
-    };
-    let envelope = sign(
-        &key,
-        &SignRequest {
-            target: &target,
-            chain: &chain,
-            signing_time: now,
-            expiry: args.expiry_days.map(|d| now + Duration::days(d.into())),
-            signing_agent: concat!("bonded/", env!("CARGO_PKG_VERSION")),
-        },
-    )
-    .map_err(|e| e.to_string())?;
-    let envelope_digest = client
-        .push_blob(repo, &envelope)
-        .await
-        .map_err(|e| e.to_string())?;
-    let config_digest = client
-        .push_blob(repo, EMPTY_CONFIG)
-        .await
-        .map_err(|e| e.to_string())?;
-    let signature = json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::OCI_MANIFEST,
-        "artifactType": NOTARY_SIGNATURE,
-        "config": descriptor_json(EMPTY_MEDIA_TYPE, &config_digest, EMPTY_CONFIG.len()),
-        "layers": [descriptor_json(JWS_ENVELOPE, &envelope_digest, envelope.len())],
-        "subject": subject,
-        "annotations": {
-            THUMBPRINT_ANNOTATION: serde_json::to_string(&thumbprints).expect("json"),
-            "org.opencontainers.image.created": now.replace_nanosecond(0).unwrap_or(now).format(&Rfc3339).unwrap_or_default(),
-        },
-    });
-    let signature = serde_json::to_vec(&signature).expect("json");
-    let signature_digest = Digest::of(crate::oci::Algorithm::Sha256, &signature);
-    let has_referrers_api = client
-        .put_manifest(
-            repo,
-            &signature_digest.to_string(),
-            media_type::OCI_MANIFEST,
-            &signature,
+    let repo = &image.repository;
+    match signer
+        .sign_and_push(
+            &client,
+            &image,
+            &manifest_type,
+            &digest,
+            bytes.len(),
+            args.expiry_days,
         )
-        .await
-        .map_err(|e| e.to_string())?;
-    if !has_referrers_api {
-        update_referrers_tag(&client, &image, &digest, &signature_digest, signature.len()).await?;
+        .await?
+    {
+        Some(sig) => println!(
+            "signed {}/{repo}@{digest} as '{}' ({}); signature {sig}",
+            image.registry,
+            signer.subject(),
+            signer.algorithm()
+        ),
+        None => println!(
+            "{}/{repo}@{digest} is already signed by '{}'; nothing to do",
+            image.registry,
+            signer.subject()
+        ),
     }
-    println!(
-        "signed {}/{repo}@{digest} as '{}' ({}); signature {signature_digest}",
-        image.registry,
-        leaf.subject,
-        key.algorithm().as_str()
-    );
     Ok(())
 }
 

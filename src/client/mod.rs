@@ -273,6 +273,65 @@ impl RegistryClient {
         Ok(digest)
     }
 
+    /// Pushes a blob from a file, streamed (never held in memory), unless the repository
+    /// has it already. Returns whether it was uploaded.
+    pub async fn push_blob_file(
+        &self,
+        repo: &RepositoryName,
+        path: &std::path::Path,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<bool, ClientError> {
+        let head = self
+            .http
+            .head(self.url(repo, &format!("blobs/{digest}")))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if head.status().is_success() {
+            return Ok(false);
+        }
+        let res = self
+            .http
+            .post(self.url(repo, "blobs/uploads/"))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if res.status().as_u16() != 202 {
+            return Err(refusal(format!("starting an upload to {repo}"), res).await);
+        }
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| ClientError::Invalid("the registry gave no upload location".into()))?;
+        let mut url = if location.starts_with("http") {
+            location.to_string()
+        } else {
+            format!("{}{location}", self.base)
+        };
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(&format!("digest={digest}"));
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ClientError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+        let body =
+            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+        let res = self
+            .http
+            .put(url)
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", size)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if res.status().as_u16() != 201 {
+            return Err(refusal(format!("uploading blob {digest}"), res).await);
+        }
+        Ok(true)
+    }
+
     /// Pushes a manifest under `reference`. Returns whether the registry acknowledged a
     /// `subject` (the `OCI-Subject` header of registries with the referrers API).
     pub async fn put_manifest(

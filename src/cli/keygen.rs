@@ -1,0 +1,190 @@
+//! `bonded keygen`: signing material made with rcgen: a root CA, intermediate CAs and signer
+//! certificates with the key usages the Notary Project requires.
+
+use crate::trust::identity::Identity;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
+};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use time::{Duration, OffsetDateTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// A self-signed root CA (goes into a trust store)
+    Root,
+    /// An intermediate CA issued by --issuer
+    Intermediate,
+    /// A code-signing certificate issued by --issuer
+    Signer,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Curve {
+    P256,
+    P384,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    pub kind: Kind,
+    /// Subject, e.g. "C=US, ST=WA, O=Acme, CN=alice" (C, ST and O are required, as trust
+    /// policies require them of identities)
+    #[arg(long)]
+    pub subject: String,
+    /// Output prefix: writes PREFIX.key (private, mode 0600) and PREFIX.pem (the
+    /// certificate followed by its issuers' chain)
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The issuing CA's prefix (its PREFIX.key and PREFIX.pem), for intermediate and signer
+    #[arg(long)]
+    pub issuer: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "p256")]
+    pub curve: Curve,
+    /// Days the certificate is valid
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Overwrite existing files
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn with_ext(prefix: &Path, ext: &str) -> PathBuf {
+    let mut p = prefix.as_os_str().to_owned();
+    p.push(".");
+    p.push(ext);
+    PathBuf::from(p)
+}
+
+fn distinguished_name(subject: &str) -> Result<DistinguishedName, String> {
+    let id = Identity::parse(&format!("x509.subject: {subject}")).map_err(|e| e.to_string())?;
+    let mut dn = DistinguishedName::new();
+    for (k, v) in &id.subject.0 {
+        let t = match k.as_str() {
+            "C" => DnType::CountryName,
+            "ST" => DnType::StateOrProvinceName,
+            "L" => DnType::LocalityName,
+            "O" => DnType::OrganizationName,
+            "OU" => DnType::OrganizationalUnitName,
+            "CN" => DnType::CommonName,
+            other => {
+                return Err(format!(
+                    "subject attribute {other} is not supported (C, ST, L, O, OU, CN)"
+                ))
+            }
+        };
+        dn.push(t, v.as_str());
+    }
+    Ok(dn)
+}
+
+fn write_new(path: &Path, bytes: &[u8], private: bool, force: bool) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            format!("{} exists; pass --force to overwrite it", path.display())
+        } else {
+            format!("cannot write {}: {e}", path.display())
+        }
+    })?;
+    f.write_all(bytes)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+pub fn run(args: &KeygenArgs) -> Result<(), String> {
+    let alg = match args.curve {
+        Curve::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        Curve::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+    };
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    params.distinguished_name = distinguished_name(&args.subject)?;
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = now + Duration::days(args.days.into());
+    match args.kind {
+        Kind::Root | Kind::Intermediate => {
+            params.is_ca = IsCa::Ca(if args.kind == Kind::Root {
+                BasicConstraints::Unconstrained
+            } else {
+                BasicConstraints::Constrained(0)
+            });
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        }
+        Kind::Signer => {
+            params.is_ca = IsCa::NoCa;
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        }
+    }
+    let key = KeyPair::generate_for(alg).map_err(|e| e.to_string())?;
+    let (cert_pem, chain_rest) = match (args.kind, &args.issuer) {
+        (Kind::Root, None) => (
+            params.self_signed(&key).map_err(|e| e.to_string())?.pem(),
+            String::new(),
+        ),
+        (Kind::Root, Some(_)) => return Err("a root is self-signed: drop --issuer".into()),
+        (_, None) => {
+            return Err(
+                "an intermediate or signer needs --issuer PREFIX (its .key and .pem)".into(),
+            )
+        }
+        (_, Some(issuer)) => {
+            let (kp, cp) = (with_ext(issuer, "key"), with_ext(issuer, "pem"));
+            let issuer_key = std::fs::read_to_string(&kp)
+                .map_err(|e| format!("cannot read {}: {e}", kp.display()))?;
+            let issuer_chain = std::fs::read_to_string(&cp)
+                .map_err(|e| format!("cannot read {}: {e}", cp.display()))?;
+            let issuer_key =
+                KeyPair::from_pem(&issuer_key).map_err(|e| format!("{}: {e}", kp.display()))?;
+            let first = issuer_chain
+                .split_inclusive("-----END CERTIFICATE-----")
+                .next()
+                .ok_or_else(|| format!("{} holds no certificate", cp.display()))?;
+            let issuer = Issuer::from_ca_cert_pem(first.trim(), issuer_key)
+                .map_err(|e| format!("{}: {e}", cp.display()))?;
+            let cert = params.signed_by(&key, &issuer).map_err(|e| e.to_string())?;
+            (cert.pem(), issuer_chain)
+        }
+    };
+    let (key_path, cert_path) = (with_ext(&args.out, "key"), with_ext(&args.out, "pem"));
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    write_new(&key_path, key.serialize_pem().as_bytes(), true, args.force)?;
+    write_new(
+        &cert_path,
+        format!("{cert_pem}{chain_rest}").as_bytes(),
+        false,
+        args.force,
+    )?;
+    println!(
+        "wrote {} (private key, mode 0600) and {}",
+        key_path.display(),
+        cert_path.display()
+    );
+    match args.kind {
+        Kind::Root => println!(
+            "trust store: copy {} into <truststore>/x509/ca/<name>/",
+            cert_path.display()
+        ),
+        Kind::Intermediate => {}
+        Kind::Signer => println!(
+            "identity for a trust policy: x509.subject: {}",
+            args.subject
+        ),
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! `bonded push`: copies an image or multi-platform index from an OCI layout directory to a
+//! registry. With `--sign`, manifests go in by digest, then the signatures, then the tag, so
+//! an enforcing registry admits the image in one command.
+
+use super::sign::Signer;
+use crate::client::{ImageRef, RegistryClient};
+use crate::oci::{manifest, Descriptor, Digest, Reference};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// OCI layout directory, optionally with the tag to push: DIR or DIR:TAG
+    pub source: String,
+    /// Destination: REGISTRY/REPOSITORY:TAG (or @DIGEST to push without a tag)
+    pub reference: String,
+    /// Sign with this private key (repeat for several signers; pairs with --cert by order)
+    #[arg(long = "sign")]
+    pub keys: Vec<PathBuf>,
+    /// The certificate chain of the matching --sign key
+    #[arg(long = "cert")]
+    pub certs: Vec<PathBuf>,
+    /// Talk plain HTTP to a registry that is not on loopback
+    #[arg(long)]
+    pub plain_http: bool,
+}
+
+struct Layout {
+    dir: PathBuf,
+}
+
+impl Layout {
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.dir
+            .join("blobs")
+            .join(d.algorithm().as_str())
+            .join(d.hex())
+    }
+
+    fn read(&self, d: &Digest) -> Result<Vec<u8>, String> {
+        let path = self.blob_path(d);
+        let bytes =
+            std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if Digest::of(d.algorithm(), &bytes) != *d {
+            return Err(format!("{} does not hash to its name", path.display()));
+        }
+        Ok(bytes)
+    }
+
+    /// The manifest of `index.json` for `tag`, or the only one.
+    fn root(&self, tag: Option<&str>) -> Result<Descriptor, String> {
+        let path = self.dir.join("index.json");
+        let index: Value = serde_json::from_slice(
+            &std::fs::read(&path)
+                .map_err(|e| format!("{} is not an OCI layout: {e}", self.dir.display()))?,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        let entries = index["manifests"].as_array().cloned().unwrap_or_default();
+        let name = |m: &Value| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .map(str::to_string)
+        };
+        let chosen = match tag {
+            Some(t) => entries.iter().find(|m| name(m).as_deref() == Some(t)),
+            None if entries.len() == 1 => entries.first(),
+            None => entries
+                .iter()
+                .find(|m| name(m).as_deref() == Some("latest")),
+        };
+        let m = chosen.ok_or_else(|| {
+            let tags: Vec<String> = entries.iter().filter_map(name).collect();
+            format!(
+                "{} has no image {}; its tags: {}",
+                self.dir.display(),
+                tag.unwrap_or("(untagged)"),
+                tags.join(", ")
+            )
+        })?;
+        Ok(Descriptor {
+            media_type: m["mediaType"].as_str().unwrap_or_default().to_string(),
+            digest: m["digest"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| format!("index.json: {e}"))?,
+            size: m["size"].as_u64().unwrap_or_default(),
+        })
+    }
+}
+
+/// Pushes a manifest and everything below it, by digest. Returns (blobs uploaded, manifests).
+async fn push_tree(
+    client: &RegistryClient,
+    image: &ImageRef,
+    layout: &Layout,
+    d: &Descriptor,
+) -> Result<(usize, usize), String> {
+    let repo = &image.repository;
+    let bytes = layout.read(&d.digest)?;
+    let parsed =
+        manifest::parse(Some(&d.media_type), &bytes).map_err(|e| format!("{}: {e}", d.digest))?;
+    let (mut blobs, mut manifests) = (0, 0);
+    if parsed.manifests.is_empty() {
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        let mut wanted: Vec<(Digest, u64)> = Vec::new();
+        for desc in
+            std::iter::once(&v["config"]).chain(v["layers"].as_array().into_iter().flatten())
+        {
+            if let (Some(dg), Some(size)) = (desc["digest"].as_str(), desc["size"].as_u64()) {
+                let dg: Digest = dg.parse().map_err(|e| format!("{e}"))?;
+                if parsed.blobs.contains(&dg) {
+                    wanted.push((dg, size));
+                }
+            }
+        }
+        for (dg, size) in wanted {
+            if client
+                .push_blob_file(repo, &layout.blob_path(&dg), &dg, size)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                blobs += 1;
+            }
+        }
+    } else {
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        for child in v["manifests"].as_array().into_iter().flatten() {
+            let desc = Descriptor {
+                media_type: child["mediaType"].as_str().unwrap_or_default().to_string(),
+                digest: child["digest"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e| format!("{e}"))?,
+                size: child["size"].as_u64().unwrap_or_default(),
+            };
+            let (b, m) = Box::pin(push_tree(client, image, layout, &desc)).await?;
+            blobs += b;
+            manifests += m;
+        }
+    }
+    client
+        .put_manifest(repo, &d.digest.to_string(), &d.media_type, &bytes)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((blobs, manifests + 1))
+}
+
+pub async fn run(args: &PushArgs) -> Result<(), String> {
+    let (dir, tag) = match args.source.rsplit_once(':') {
+        Some((dir, tag)) if !Path::new(&args.source).is_dir() && !tag.contains('/') => {
+            (dir, Some(tag))
+        }
+        _ => (args.source.as_str(), None),
+    };
+    let layout = Layout {
+        dir: PathBuf::from(dir),
+    };
+    let image: ImageRef = args.reference.parse()?;
+    if args.keys.len() != args.certs.len() {
+        return Err(format!(
+            "{} --sign key(s) but {} --cert chain(s): give one --cert per --sign",
+            args.keys.len(),
+            args.certs.len()
+        ));
+    }
+    let signers = args
+        .keys
+        .iter()
+        .zip(&args.certs)
+        .map(|(k, c)| Signer::load(k, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    let root = layout.root(tag)?;
+    let client =
+        RegistryClient::new(&image.registry, args.plain_http).map_err(|e| e.to_string())?;
+    let (blobs, manifests) = push_tree(&client, &image, &layout, &root).await?;
+    println!(
+        "pushed {}/{}@{} ({manifests} manifest(s), {blobs} blob(s) uploaded)",
+        image.registry, image.repository, root.digest
+    );
+    for s in &signers {
+        match s
+            .sign_and_push(
+                &client,
+                &image,
+                &root.media_type,
+                &root.digest,
+                root.size as usize,
+                None,
+            )
+            .await?
+        {
+            Some(sig) => println!(
+                "signed as '{}' ({}); signature {sig}",
+                s.subject(),
+                s.algorithm()
+            ),
+            None => println!("already signed by '{}'", s.subject()),
+        }
+    }
+    if let Reference::Tag(t) = &image.reference {
+        let bytes = layout.read(&root.digest)?;
+        client
+            .put_manifest(&image.repository, t.as_str(), &root.media_type, &bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("tagged {image}");
+    }
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! The README's quick start, command for command: bonded enforcing keys-example's policy
+//! refuses an unsigned skopeo push, admits `bonded push --sign` by two signers for prod/*,
+//! `bonded verify` passes, and the signature store shows who signed. Also for a
+//! multi-platform index.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn keys(file: &str) -> String {
+    root()
+        .join("keys-example")
+        .join(file)
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+fn run(cmd: &str, args: &[&str]) -> Output {
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd}: {e}"))
+}
+
+fn bonded(args: &[&str]) -> Output {
+    run(env!("CARGO_BIN_EXE_bonded"), args)
+}
+
+fn all(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// An OCI layout with one image, built by umoci.
+fn umoci_layout(dir: &Path) -> String {
+    let layout = dir.join("app").to_str().unwrap().to_string();
+    assert!(run("umoci", &["init", "--layout", &layout])
+        .status
+        .success());
+    assert!(
+        run("umoci", &["new", "--image", &format!("{layout}:latest")])
+            .status
+            .success()
+    );
+    let payload = dir.join("hello.txt");
+    std::fs::write(&payload, "hello from bonded's quick start\n").unwrap();
+    let o = run(
+        "umoci",
+        &[
+            "insert",
+            "--image",
+            &format!("{layout}:latest"),
+            payload.to_str().unwrap(),
+            "/hello.txt",
+        ],
+    );
+    assert!(o.status.success(), "{}", all(&o));
+    layout
+}
+
+/// A two-platform index as an OCI layout.
+fn multi_layout(dir: &Path) -> String {
+    let layout = dir.join("multi");
+    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
+    std::fs::write(
+        layout.join("oci-layout"),
+        r#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+    let write = |b: &[u8]| {
+        let d = sha256(b);
+        std::fs::write(
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+            b,
+        )
+        .unwrap();
+        (d, b.len())
+    };
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let (ld, ln) = write(format!("{arch} layer").as_bytes());
+        let (cd, cn) = write(json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [ld]}}).to_string().as_bytes());
+        let m = image_manifest((&cd, cn), &[(&ld, ln)], json!({}));
+        let (md, mn) = write(&m);
+        children.push(json!({"mediaType": OCI_MANIFEST, "digest": md, "size": mn, "platform": {"os": "linux", "architecture": arch}}));
+    }
+    let (id, n) = write(
+        json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+            .to_string()
+            .as_bytes(),
+    );
+    std::fs::write(
+        layout.join("index.json"),
+        json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_INDEX, "digest": id, "size": n,
+            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]})
+        .to_string(),
+    )
+    .unwrap();
+    layout.to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn the_quick_start_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    // `--hostname 127.0.0.1:5000`: the example policy's scopes name the default address
+    let s = Server::start_in(
+        &tmp.path().join("data"),
+        &[
+            "--trust-policy",
+            &keys("trustpolicy.json"),
+            "--trust-store",
+            &keys("truststore"),
+            "--hostname",
+            "127.0.0.1:5000",
+        ],
+    );
+    let layout = umoci_layout(tmp.path());
+
+    // 1. an unsigned push is refused, and skopeo shows why
+    let o = run(
+        "skopeo",
+        &[
+            "--insecure-policy",
+            "copy",
+            "--dest-tls-verify=false",
+            &format!("oci:{layout}:latest"),
+            &format!("docker://{}/prod/app:v1", s.addr),
+        ],
+    );
+    assert!(!o.status.success());
+    assert!(
+        all(&o)
+            .contains("policy 'prod' needs 2 signatures from distinct trusted identities; found 0"),
+        "{}",
+        all(&o)
+    );
+
+    // 2. bonded push, signed by alice and bob, is admitted
+    let image = format!("{}/prod/app:v1", s.addr);
+    let o = bonded(&[
+        "push",
+        &format!("{layout}:latest"),
+        &image,
+        "--sign",
+        &keys("alice.key"),
+        "--cert",
+        &keys("alice.pem"),
+        "--sign",
+        &keys("bob.key"),
+        "--cert",
+        &keys("bob.pem"),
+    ]);
+    assert!(o.status.success(), "{}", all(&o));
+    assert!(all(&o).contains("tagged"), "{}", all(&o));
+
+    // 3. bonded verify passes
+    let o = bonded(&[
+        "verify",
+        &image,
+        "--trust-policy",
+        &keys("trustpolicy.json"),
+        "--trust-store",
+        &keys("truststore"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", all(&o));
+    assert!(all(&o).contains("CN=alice") && all(&o).contains("CN=bob"));
+
+    // 4. the registry says who signed
+    let c = client();
+    let digest = c
+        .head(s.v2("prod/app/manifests/v1"))
+        .send()
+        .await
+        .unwrap()
+        .headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let res = c
+        .get(format!(
+            "{}/bonded/v1/repositories/prod/app/signatures/{digest}",
+            s.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    let store: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(store["verdict"]["admitted"], true);
+    assert_eq!(store["verdict"]["policy"], "prod");
+    assert_eq!(store["signatures"].as_array().unwrap().len(), 2);
+
+    // A multi-platform index: signed push admitted, plain skopeo copy --all refused.
+    let multi = multi_layout(tmp.path());
+    let o = bonded(&[
+        "push",
+        &format!("{multi}:latest"),
+        &format!("{}/prod/multi:v1", s.addr),
+        "--sign",
+        &keys("alice.key"),
+        "--cert",
+        &keys("alice.pem"),
+        "--sign",
+        &keys("bob.key"),
+        "--cert",
+        &keys("bob.pem"),
+    ]);
+    assert!(o.status.success(), "{}", all(&o));
+    assert!(all(&o).contains("3 manifest(s)"), "{}", all(&o));
+    let o = run(
+        "skopeo",
+        &[
+            "--insecure-policy",
+            "copy",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+            &format!("oci:{multi}:latest"),
+            &format!("docker://{}/prod/multi2:v1", s.addr),
+        ],
+    );
+    assert!(!o.status.success(), "unsigned index must be refused");
+}
