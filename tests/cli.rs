@@ -3,59 +3,11 @@
 
 mod common;
 
+use common::pki::Ca;
 use common::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use time::{Duration, OffsetDateTime};
-
-fn dn(cn: &str) -> DistinguishedName {
-    let mut d = DistinguishedName::new();
-    d.push(DnType::CountryName, "US");
-    d.push(DnType::StateOrProvinceName, "WA");
-    d.push(DnType::OrganizationName, "Acme");
-    d.push(DnType::CommonName, cn);
-    d
-}
-
-/// Writes a root CA into `dir/truststore/x509/ca/acme/` and returns its issuer and PEM.
-fn root(dir: &Path, name: &str) -> (Issuer<'static, KeyPair>, String) {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name = dn(name);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    p.not_before = OffsetDateTime::now_utc() - Duration::days(1);
-    let cert = p.self_signed(&key).unwrap();
-    let store = dir.join(format!("{name}-store/x509/ca/acme"));
-    std::fs::create_dir_all(&store).unwrap();
-    std::fs::write(store.join("root.pem"), cert.pem()).unwrap();
-    (Issuer::new(p, key), cert.pem())
-}
-
-/// Writes `<cn>.key` (PKCS#8 PEM) and `<cn>.pem` (leaf then root); returns their paths.
-fn signer(
-    dir: &Path,
-    issuer: &Issuer<'static, KeyPair>,
-    root_pem: &str,
-    cn: &str,
-) -> (PathBuf, PathBuf) {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name = dn(cn);
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-    p.not_before = OffsetDateTime::now_utc() - Duration::days(1);
-    let cert = p.signed_by(&key, issuer).unwrap();
-    let (k, c) = (dir.join(format!("{cn}.key")), dir.join(format!("{cn}.pem")));
-    std::fs::write(&k, key.serialize_pem()).unwrap();
-    std::fs::write(&c, format!("{}{}", cert.pem(), root_pem)).unwrap();
-    (k, c)
-}
 
 fn bonded(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_bonded"))
@@ -77,11 +29,11 @@ fn text(o: &Output) -> String {
 async fn sign_then_verify_with_exit_codes_per_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (ca, ca_pem) = root(d, "acme");
-    let (alice_key, alice_cert) = signer(d, &ca, &ca_pem, "alice");
-    let (bob_key, bob_cert) = signer(d, &ca, &ca_pem, "bob");
-    let (other_ca, _) = root(d, "other");
-    drop(other_ca);
+    let ca = Ca::new("Acme Root");
+    ca.write_store(&d.join("acme-store"), "acme");
+    Ca::new("Other Root").write_store(&d.join("other-store"), "acme");
+    let (alice_key, alice_cert) = ca.write_signer(d, "alice");
+    let (bob_key, bob_cert) = ca.write_signer(d, "bob");
     std::fs::write(
         d.join("policy.json"),
         json!({"version": "1.0", "trustPolicies": [{

@@ -4,14 +4,10 @@
 
 mod common;
 
+use common::pki::Ca;
 use common::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
 use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
-use time::{Duration, OffsetDateTime};
 
 struct Distribution {
     child: Child,
@@ -106,37 +102,9 @@ async fn sign_and_verify_through_the_referrers_tag_schema() {
     assert_eq!(res.status(), 201);
 
     // a root and a signer
-    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut rp = CertificateParams::new(Vec::<String>::new()).unwrap();
-    let mut rdn = DistinguishedName::new();
-    rdn.push(DnType::CommonName, "Acme Root");
-    rp.distinguished_name = rdn;
-    rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    rp.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    rp.not_before = OffsetDateTime::now_utc() - Duration::days(1);
-    let root = rp.self_signed(&root_key).unwrap();
-    let issuer = Issuer::new(rp, root_key);
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut lp = CertificateParams::new(Vec::<String>::new()).unwrap();
-    let mut ldn = DistinguishedName::new();
-    ldn.push(DnType::CountryName, "US");
-    ldn.push(DnType::StateOrProvinceName, "WA");
-    ldn.push(DnType::OrganizationName, "Acme");
-    ldn.push(DnType::CommonName, "release");
-    lp.distinguished_name = ldn;
-    lp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    lp.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-    lp.not_before = OffsetDateTime::now_utc() - Duration::days(1);
-    let leaf = lp.signed_by(&key, &issuer).unwrap();
-    std::fs::write(d.join("release.key"), key.serialize_pem()).unwrap();
-    std::fs::write(
-        d.join("release.pem"),
-        format!("{}{}", leaf.pem(), root.pem()),
-    )
-    .unwrap();
-    let store = d.join("truststore/x509/ca/acme");
-    std::fs::create_dir_all(&store).unwrap();
-    std::fs::write(store.join("root.pem"), root.pem()).unwrap();
+    let ca = Ca::new("Acme Root");
+    ca.write_store(&d.join("truststore"), "acme");
+    ca.write_signer(d, "release");
     std::fs::write(
         d.join("policy.json"),
         json!({"version": "1.0", "trustPolicies": [{

@@ -5,63 +5,21 @@ mod common;
 
 use bonded::trust::envelope::TargetArtifact;
 use bonded::trust::sign::{sign, SignRequest, SigningKey};
+use common::pki::Ca;
 use common::*;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
-};
 use serde_json::{json, Value};
-use time::{Duration, OffsetDateTime};
-
-fn dn(cn: &str) -> DistinguishedName {
-    let mut d = DistinguishedName::new();
-    d.push(DnType::CountryName, "US");
-    d.push(DnType::StateOrProvinceName, "WA");
-    d.push(DnType::OrganizationName, "Acme");
-    d.push(DnType::CommonName, cn);
-    d
-}
+use time::OffsetDateTime;
 
 struct Signer {
     key: SigningKey,
     chain: Vec<Vec<u8>>,
 }
 
-/// A root CA, and signers issued by it.
-struct Ca {
-    root_der: Vec<u8>,
-    root_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-impl Ca {
-    fn new() -> Ca {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name = dn("Acme Root");
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-        p.not_before = OffsetDateTime::now_utc() - Duration::days(1);
-        let cert = p.self_signed(&key).unwrap();
-        Ca {
-            root_der: cert.der().to_vec(),
-            root_pem: cert.pem(),
-            issuer: Issuer::new(p, key),
-        }
-    }
-
-    fn signer(&self, cn: &str) -> Signer {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name = dn(cn);
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-        p.not_before = OffsetDateTime::now_utc() - Duration::days(1);
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        Signer {
-            key: SigningKey::from_pkcs8(&key.serialize_der()).unwrap(),
-            chain: vec![cert.der().to_vec(), self.root_der.clone()],
-        }
+fn signer(ca: &Ca, cn: &str) -> Signer {
+    let (key, cert) = ca.issue(cn);
+    Signer {
+        key: SigningKey::from_pkcs8(&key.serialize_der()).unwrap(),
+        chain: vec![cert.der().to_vec(), ca.der.clone()],
     }
 }
 
@@ -133,11 +91,9 @@ async fn tag(c: &reqwest::Client, s: &Server, repo: &str, m: &[u8]) -> (u16, Str
 
 #[tokio::test]
 async fn two_distinct_signers_are_needed() {
-    let ca = Ca::new();
+    let ca = Ca::new("Acme Root");
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("truststore/x509/ca/acme");
-    std::fs::create_dir_all(&store).unwrap();
-    std::fs::write(store.join("root.pem"), &ca.root_pem).unwrap();
+    ca.write_store(&tmp.path().join("truststore"), "acme");
     let policy = json!({"version": "1.0", "trustPolicies": [{
         "name": "prod", "registryScopes": ["registry.test/prod/*"],
         "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
@@ -178,7 +134,11 @@ async fn two_distinct_signers_are_needed() {
     assert_eq!(res.status(), 201);
     let subject = json!({"mediaType": OCI_MANIFEST, "digest": d, "size": m.len()});
 
-    let (alice, bob, mallory) = (ca.signer("alice"), ca.signer("bob"), ca.signer("mallory"));
+    let (alice, bob, mallory) = (
+        signer(&ca, "alice"),
+        signer(&ca, "bob"),
+        signer(&ca, "mallory"),
+    );
     assert_eq!(push_signature(&c, &s, repo, &alice, &subject).await, 201);
     let (status, body) = tag(&c, &s, repo, &m).await;
     assert_eq!(status, 403);

@@ -6,48 +6,14 @@ use bonded::trust::policy::TrustPolicyDocument;
 use bonded::trust::sign::{sign, SignRequest, SigningKey};
 use bonded::trust::store::TrustStores;
 use bonded::trust::verify::{verify_signature, Check, SignatureVerdict, Subject};
+use common::pki::{ca_params, leaf_params, now};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SignatureAlgorithm,
+    CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    SignatureAlgorithm,
 };
 use time::{Duration, OffsetDateTime};
 
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
-}
-
-fn dn(cn: &str) -> DistinguishedName {
-    let mut d = DistinguishedName::new();
-    d.push(DnType::CountryName, "US");
-    d.push(DnType::StateOrProvinceName, "WA");
-    d.push(DnType::OrganizationName, "Acme");
-    d.push(DnType::CommonName, cn);
-    d
-}
-
-fn ca_params(cn: &str, path_len: Option<u8>) -> CertificateParams {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name = dn(cn);
-    p.is_ca = IsCa::Ca(match path_len {
-        Some(n) => BasicConstraints::Constrained(n),
-        None => BasicConstraints::Unconstrained,
-    });
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    p.not_before = now() - Duration::days(30);
-    p.not_after = now() + Duration::days(365);
-    p
-}
-
-fn leaf_params(cn: &str) -> CertificateParams {
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name = dn(cn);
-    p.is_ca = IsCa::NoCa;
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-    p.not_before = now() - Duration::days(1);
-    p.not_after = now() + Duration::days(30);
-    p
-}
+mod common;
 
 /// A chain root -> intermediate -> leaf, each customisable, with the leaf's key.
 struct Chain {

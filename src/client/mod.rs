@@ -222,22 +222,23 @@ impl RegistryClient {
         Ok(bytes)
     }
 
-    /// Pushes a small blob in one request (POST then PUT, which every registry supports).
-    pub async fn push_blob(
-        &self,
-        repo: &RepositoryName,
-        bytes: &[u8],
-    ) -> Result<Digest, ClientError> {
-        let digest = Digest::of(Algorithm::Sha256, bytes);
+    /// Whether the repository already has a blob.
+    async fn has_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool, ClientError> {
         let head = self
             .http
             .head(self.url(repo, &format!("blobs/{digest}")))
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
-        if head.status().is_success() {
-            return Ok(digest);
-        }
+        Ok(head.status().is_success())
+    }
+
+    /// Starts an upload session; returns the URL that completes it with `digest`.
+    async fn start_upload(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<String, ClientError> {
         let res = self
             .http
             .post(self.url(repo, "blobs/uploads/"))
@@ -259,16 +260,44 @@ impl RegistryClient {
         };
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!("digest={digest}"));
+        Ok(url)
+    }
+
+    /// Completes an upload with its whole body.
+    async fn finish_upload(
+        &self,
+        url: String,
+        digest: &Digest,
+        len: u64,
+        body: reqwest::Body,
+    ) -> Result<(), ClientError> {
         let res = self
             .http
             .put(url)
             .header("Content-Type", "application/octet-stream")
-            .body(bytes.to_vec())
+            .header("Content-Length", len)
+            .body(body)
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
         if res.status().as_u16() != 201 {
             return Err(refusal(format!("uploading blob {digest}"), res).await);
+        }
+        Ok(())
+    }
+
+    /// Pushes a small blob (POST then PUT, which every registry supports) unless the
+    /// repository has it already.
+    pub async fn push_blob(
+        &self,
+        repo: &RepositoryName,
+        bytes: &[u8],
+    ) -> Result<Digest, ClientError> {
+        let digest = Digest::of(Algorithm::Sha256, bytes);
+        if !self.has_blob(repo, &digest).await? {
+            let url = self.start_upload(repo, &digest).await?;
+            self.finish_upload(url, &digest, bytes.len() as u64, bytes.to_vec().into())
+                .await?;
         }
         Ok(digest)
     }
@@ -282,53 +311,16 @@ impl RegistryClient {
         digest: &Digest,
         size: u64,
     ) -> Result<bool, ClientError> {
-        let head = self
-            .http
-            .head(self.url(repo, &format!("blobs/{digest}")))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        if head.status().is_success() {
+        if self.has_blob(repo, digest).await? {
             return Ok(false);
         }
-        let res = self
-            .http
-            .post(self.url(repo, "blobs/uploads/"))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        if res.status().as_u16() != 202 {
-            return Err(refusal(format!("starting an upload to {repo}"), res).await);
-        }
-        let location = res
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ClientError::Invalid("the registry gave no upload location".into()))?;
-        let mut url = if location.starts_with("http") {
-            location.to_string()
-        } else {
-            format!("{}{location}", self.base)
-        };
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("digest={digest}"));
+        let url = self.start_upload(repo, digest).await?;
         let file = tokio::fs::File::open(path)
             .await
             .map_err(|e| ClientError::Invalid(format!("cannot read {}: {e}", path.display())))?;
         let body =
             reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
-        let res = self
-            .http
-            .put(url)
-            .header("Content-Type", "application/octet-stream")
-            .header("Content-Length", size)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        if res.status().as_u16() != 201 {
-            return Err(refusal(format!("uploading blob {digest}"), res).await);
-        }
+        self.finish_upload(url, digest, size, body).await?;
         Ok(true)
     }
 

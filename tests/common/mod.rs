@@ -2,6 +2,8 @@
 //! its own data directory, and a few helpers for talking to it.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use sha2::{Digest as _, Sha256};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
