@@ -36,8 +36,14 @@ CREATE TABLE manifests (
     -- top-level annotations as a JSON object, for the referrers API
     annotations   TEXT,
     created_at    INTEGER NOT NULL,
+    -- 'admitted', or 'pending': pushed by digest without the signatures its policy needs;
+    -- admitted when they arrive or when an admitted index references it
+    state         TEXT    NOT NULL DEFAULT 'admitted',
+    pending_since INTEGER,
     UNIQUE (repository_id, digest)
 );
+
+CREATE INDEX manifests_pending ON manifests (pending_since) WHERE state = 'pending';
 
 CREATE INDEX manifests_by_subject ON manifests (repository_id, subject) WHERE subject IS NOT NULL;
 
@@ -46,6 +52,9 @@ CREATE TABLE tags (
     name          TEXT    NOT NULL,
     digest        TEXT    NOT NULL,
     updated_at    INTEGER NOT NULL,
+    -- 'published', or 'quarantined': pushed unsigned under a policy with
+    -- "bonded.unsignedPush": "quarantine"; invisible until the policy is satisfied
+    state         TEXT    NOT NULL DEFAULT 'published',
     PRIMARY KEY (repository_id, name),
     FOREIGN KEY (repository_id, digest) REFERENCES manifests(repository_id, digest)
 ) WITHOUT ROWID;

@@ -9,6 +9,7 @@ use std::time::Duration;
 pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
 pub const DEFAULT_DATA_DIR: &str = "./bonded-data";
 pub const DEFAULT_UPLOAD_TTL_SECS: u64 = 24 * 60 * 60;
+pub const DEFAULT_PENDING_TTL_SECS: u64 = 7 * 24 * 60 * 60;
 
 /// A secret setting: never printed, whatever prints its container.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -45,12 +46,16 @@ pub struct ServeArgs {
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of: addr, data_dir, upload_ttl, trust_policy, trust_store, hostname
+    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
     #[arg(long, env = "BONDED_UPLOAD_TTL")]
     pub upload_ttl: Option<u64>,
+    /// Seconds a manifest may stay pending (pushed by digest, not yet signed enough) before
+    /// it is removed [default: 604800, a week]
+    #[arg(long, env = "BONDED_PENDING_TTL")]
+    pub pending_ttl: Option<u64>,
     /// Trust policy (notation's trustpolicy.json schema) that manifest pushes must satisfy;
     /// without one bonded runs as a plain registry
     #[arg(long, env = "BONDED_TRUST_POLICY")]
@@ -75,6 +80,7 @@ struct FileConfig {
     addr: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     upload_ttl: Option<u64>,
+    pending_ttl: Option<u64>,
     trust_policy: Option<PathBuf>,
     trust_store: Option<PathBuf>,
     hostname: Option<String>,
@@ -103,6 +109,7 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     pub upload_ttl: Duration,
+    pub pending_ttl: Duration,
     pub trust_policy: Option<PathBuf>,
     pub trust_store: Option<PathBuf>,
     pub hostname: Option<String>,
@@ -133,6 +140,12 @@ impl ServeConfig {
                 .or(file.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             upload_ttl: Duration::from_secs(ttl),
+            pending_ttl: Duration::from_secs(
+                args.pending_ttl
+                    .or(file.pending_ttl)
+                    .unwrap_or(DEFAULT_PENDING_TTL_SECS)
+                    .max(1),
+            ),
             trust_policy: args.trust_policy.clone().or(file.trust_policy),
             trust_store: args.trust_store.clone().or(file.trust_store),
             hostname: args.hostname.clone().or(file.hostname),

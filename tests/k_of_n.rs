@@ -3,78 +3,9 @@
 
 mod common;
 
-use bonded::trust::envelope::TargetArtifact;
-use bonded::trust::sign::{sign, SignRequest, SigningKey};
-use common::pki::Ca;
+use common::pki::{push_signature, Ca};
 use common::*;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
-
-struct Signer {
-    key: SigningKey,
-    chain: Vec<Vec<u8>>,
-}
-
-fn signer(ca: &Ca, cn: &str) -> Signer {
-    let (key, cert) = ca.issue(cn);
-    Signer {
-        key: SigningKey::from_pkcs8(&key.serialize_der()).unwrap(),
-        chain: vec![cert.der().to_vec(), ca.der.clone()],
-    }
-}
-
-/// Signs `subject` and pushes the signature as a referrer, as notation would.
-async fn push_signature(
-    c: &reqwest::Client,
-    s: &Server,
-    repo: &str,
-    signer: &Signer,
-    subject: &Value,
-) -> u16 {
-    let target = TargetArtifact {
-        media_type: subject["mediaType"].as_str().unwrap().into(),
-        digest: subject["digest"].as_str().unwrap().into(),
-        size: subject["size"].as_u64().unwrap(),
-        annotations: None,
-        artifact_type: None,
-    };
-    let envelope = sign(
-        &signer.key,
-        &SignRequest {
-            target: &target,
-            chain: &signer.chain,
-            signing_time: OffsetDateTime::now_utc(),
-            expiry: None,
-            signing_agent: "bonded-test",
-        },
-    )
-    .unwrap();
-    let env_digest = push_blob(c, s, repo, &envelope).await;
-    let empty = push_blob(c, s, repo, b"{}").await;
-    let thumbprints: Vec<String> = signer
-        .chain
-        .iter()
-        .map(|d| sha256(d).trim_start_matches("sha256:").to_string())
-        .collect();
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": "application/vnd.cncf.notary.signature",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
-        "layers": [{"mediaType": "application/jose+json", "digest": env_digest, "size": envelope.len()}],
-        "subject": subject,
-        "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": serde_json::to_string(&thumbprints).unwrap()}
-    })
-    .to_string();
-    let res = c
-        .put(s.v2(&format!("{repo}/manifests/{}", sha256(manifest.as_bytes()))))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(manifest)
-        .send()
-        .await
-        .unwrap();
-    res.status().as_u16()
-}
 
 async fn tag(c: &reqwest::Client, s: &Server, repo: &str, m: &[u8]) -> (u16, String) {
     let res = c
@@ -134,11 +65,7 @@ async fn two_distinct_signers_are_needed() {
     assert_eq!(res.status(), 201);
     let subject = json!({"mediaType": OCI_MANIFEST, "digest": d, "size": m.len()});
 
-    let (alice, bob, mallory) = (
-        signer(&ca, "alice"),
-        signer(&ca, "bob"),
-        signer(&ca, "mallory"),
-    );
+    let (alice, bob, mallory) = (ca.signer("alice"), ca.signer("bob"), ca.signer("mallory"));
     assert_eq!(push_signature(&c, &s, repo, &alice, &subject).await, 201);
     let (status, body) = tag(&c, &s, repo, &m).await;
     assert_eq!(status, 403);

@@ -487,6 +487,13 @@ async fn manifest_put(
     for tag in &pushed.tags {
         headers.push((OCI_TAG, tag.to_string()));
     }
+    if let Some(w) = &pushed.warning {
+        // RFC 9111 warn-code 299 ("miscellaneous persistent warning"), as registries use it.
+        headers.push((
+            header::WARNING,
+            format!("299 - \"{}\"", w.replace('"', "'")),
+        ));
+    }
     Ok(respond(StatusCode::CREATED, headers, Body::empty()))
 }
 
@@ -550,6 +557,7 @@ async fn manifest_delete(
 /// bonded's own API, outside `/v2/`:
 /// - `GET repositories/<name>/signatures/<digest>`: the signature store's records for a
 ///   manifest, with each check's outcome, and whether they satisfy the policy now;
+/// - `GET repositories/<name>/pending`: manifests held until signed;
 /// - `GET trust`, `GET trust/versions`: the trust configuration in force and its history;
 /// - `PUT`/`DELETE trust/policy`, `PUT`/`DELETE trust/stores/<type>/<name>`: changes,
 ///   authorised by the admin bearer token.
@@ -572,6 +580,20 @@ async fn bonded_api(State(reg): Reg, req: Request) -> Response {
             ok(json!({ "version": c.version, "reevaluatedSignatures": c.reevaluated }))
         };
         let method = parts.method.clone();
+        if let Some(name) = path
+            .strip_prefix("repositories/")
+            .and_then(|p| p.strip_suffix("/pending"))
+        {
+            if method != Method::GET {
+                return Err(ApiError::unsupported(format!(
+                    "{method} is not supported here"
+                )));
+            }
+            let name: RepositoryName = name.parse()?;
+            return Ok(ok(
+                json!({ "repository": name.as_str(), "pending": reg.pending(&name).await? }),
+            ));
+        }
         if let Some(rest) = path.strip_prefix("repositories/") {
             let (name, digest) = rest
                 .rsplit_once("/signatures/")

@@ -37,7 +37,9 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let sweeper = {
         let registry = registry.clone();
-        let every = (cfg.upload_ttl / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let every = (cfg.upload_ttl.min(cfg.pending_ttl) / 2)
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let pending_ttl = cfg.pending_ttl;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
@@ -46,6 +48,9 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(expired = n, "expired idle upload sessions"),
                     Err(e) => tracing::warn!(error = %e, "expiring upload sessions failed"),
+                }
+                if let Err(e) = registry.expire_pending(pending_ttl).await {
+                    tracing::warn!(error = %e, "expiring pending manifests failed");
                 }
             }
         })

@@ -68,6 +68,10 @@ pub struct ManifestWrite {
     pub tags: Vec<Tag>,
     /// For a signature manifest that was verified: what verification found.
     pub signature: Option<SignatureRecord>,
+    /// Held as pending until signed (an existing admitted manifest stays admitted).
+    pub pending: bool,
+    /// The tags are quarantined: invisible until the policy is satisfied.
+    pub quarantine_tags: bool,
 }
 
 /// A verified signature, as the signature store keeps it.
@@ -311,7 +315,7 @@ impl Metadata {
             "SELECT m.digest, m.media_type, m.content FROM tags t
              JOIN repositories r ON r.id = t.repository_id
              JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
-             WHERE r.name = ? AND t.name = ?",
+             WHERE r.name = ? AND t.name = ? AND t.state = 'published'",
         )
         .bind(repo.as_str())
         .bind(tag.as_str())
@@ -392,7 +396,7 @@ impl Metadata {
     ) -> Result<Vec<String>> {
         let rows = sqlx::query(
             "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
-             WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?",
+             WHERE r.name = ? AND t.name > ? AND t.state = 'published' ORDER BY t.name LIMIT ?",
         )
         .bind(repo.as_str())
         .bind(last.unwrap_or(""))
@@ -447,6 +451,138 @@ impl Metadata {
                 annotations: r.get(4),
             })
             .collect())
+    }
+
+    /// `admitted` or `pending`; `None` when the manifest is not in the repository.
+    pub async fn manifest_state(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT m.state FROM manifests m JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ? AND m.digest = ?",
+        )
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Admits pending manifests. Returns the digests that changed state.
+    pub async fn admit_pending(
+        &self,
+        repo: &RepositoryName,
+        digests: &[Digest],
+    ) -> Result<Vec<String>> {
+        let list =
+            serde_json::to_string(&digests.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+                .expect("json");
+        let rows = sqlx::query(
+            "UPDATE manifests SET state = 'admitted', pending_since = NULL
+             WHERE state = 'pending' AND digest IN (SELECT value FROM json_each(?))
+               AND repository_id = (SELECT id FROM repositories WHERE name = ?)
+             RETURNING digest",
+        )
+        .bind(list)
+        .bind(repo.as_str())
+        .fetch_all(&self.write)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Publishes the quarantined tags of `digest`. Returns their names.
+    pub async fn publish_tags(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "UPDATE tags SET state = 'published'
+             WHERE state = 'quarantined' AND digest = ?
+               AND repository_id = (SELECT id FROM repositories WHERE name = ?)
+             RETURNING name",
+        )
+        .bind(digest.to_string())
+        .bind(repo.as_str())
+        .fetch_all(&self.write)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Whether `digest` has quarantined tags.
+    pub async fn has_quarantined_tags(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT 1 FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE r.name = ? AND t.digest = ? AND t.state = 'quarantined' LIMIT 1",
+        )
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Pending manifests of `repo`: (digest, media type, size, pending since, unix seconds).
+    pub async fn pending_manifests(
+        &self,
+        repo: &RepositoryName,
+    ) -> Result<Vec<(String, String, i64, i64)>> {
+        let rows = sqlx::query(
+            "SELECT m.digest, m.media_type, m.size, m.pending_since FROM manifests m
+             JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ? AND m.state = 'pending' ORDER BY m.pending_since, m.digest",
+        )
+        .bind(repo.as_str())
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get::<Option<i64>, _>(3).unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+
+    /// Deletes manifests pending for longer than `age`, with their tags. Returns
+    /// (repository, digest) of each.
+    pub async fn expire_pending(&self, age: Duration) -> Result<Vec<(String, String)>> {
+        let cutoff = now() - age.as_secs() as i64;
+        let mut tx = self.write.begin().await?;
+        let rows = sqlx::query(
+            "SELECT r.name, m.repository_id, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
+             WHERE m.state = 'pending' AND m.pending_since < ?",
+        )
+        .bind(cutoff)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (name, repo_id, digest): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
+            for sql in [
+                "DELETE FROM tags WHERE repository_id = ? AND digest = ?",
+                "DELETE FROM manifests WHERE repository_id = ? AND digest = ?",
+            ] {
+                sqlx::query(sql)
+                    .bind(repo_id)
+                    .bind(&digest)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            out.push((name, digest));
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// The signature store's records for signatures of `subject` in `repo`.
@@ -752,9 +888,13 @@ async fn apply_manifest_write(
     }
     let digest = w.digest.to_string();
     let now = now();
+    // Admitted wins over pending: re-pushing an admitted manifest never demotes it.
     sqlx::query(
-        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, created_at, state, pending_since)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (repository_id, digest) DO UPDATE SET
+            state = CASE WHEN excluded.state = 'admitted' THEN 'admitted' ELSE manifests.state END,
+            pending_since = CASE WHEN excluded.state = 'admitted' THEN NULL ELSE manifests.pending_since END",
     )
     .bind(repo_id)
     .bind(&digest)
@@ -765,20 +905,28 @@ async fn apply_manifest_write(
     .bind(w.subject.as_ref().map(|s| s.to_string()))
     .bind(w.annotations.as_deref())
     .bind(now)
+    .bind(if w.pending { "pending" } else { "admitted" })
+    .bind(w.pending.then_some(now))
     .execute(&mut *tx)
     .await?;
     if !w.tags.is_empty() {
         let names: Vec<&str> = w.tags.iter().map(|t| t.as_str()).collect();
         // All tags in one statement (`WHERE true` lets SQLite parse the upsert).
         sqlx::query(
-            "INSERT INTO tags (repository_id, name, digest, updated_at)
-             SELECT ?1, value, ?3, ?4 FROM json_each(?2) WHERE true
-             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+            "INSERT INTO tags (repository_id, name, digest, updated_at, state)
+             SELECT ?1, value, ?3, ?4, ?5 FROM json_each(?2) WHERE true
+             ON CONFLICT (repository_id, name) DO UPDATE SET
+                digest = excluded.digest, updated_at = excluded.updated_at, state = excluded.state",
         )
         .bind(repo_id)
         .bind(serde_json::to_string(&names).expect("strings serialise"))
         .bind(&digest)
         .bind(now)
+        .bind(if w.quarantine_tags {
+            "quarantined"
+        } else {
+            "published"
+        })
         .execute(&mut *tx)
         .await?;
     }

@@ -4,14 +4,17 @@
 //! - A Notary signature manifest is verified when pushed; under strict and permissive
 //!   levels an enforced failure refuses it and nothing is stored. Its subject need not
 //!   exist yet, so signatures can be pushed first.
-//! - Any other manifest pushed with a tag is admitted only if the signatures stored for its
-//!   digest, verified again now, satisfy the policy. Pushes by digest alone are admitted:
-//!   an untagged manifest is what a signer signs.
+//! - Any other manifest is admitted if the signatures stored for its digest, verified again
+//!   now, satisfy the policy. If they do not: pushed by digest alone, it is held as pending
+//!   (stored, so it can be signed in place); pushed with a tag, it is refused, or, under
+//!   `"bonded.unsignedPush": "quarantine"`, held pending with its tag invisible. Pending
+//!   manifests are admitted when enough signatures arrive or an admitted index references
+//!   them; quarantined tags are published when the policy is met.
 
 use super::{Registry, RegistryError};
 use crate::db::SignatureRecord;
 use crate::oci::{Digest, ParsedManifest, RepositoryName};
-use crate::trust::policy::{Level, TrustPolicy, TrustPolicyDocument};
+use crate::trust::policy::{Level, TrustPolicy, TrustPolicyDocument, UnsignedPush};
 use crate::trust::store::TrustStores;
 use crate::trust::verify::{
     decide, notary_signature, verify_signature, Check, SignatureManifest, SignatureVerdict, Subject,
@@ -21,6 +24,19 @@ use futures_util::TryStreamExt;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+
+/// What the gate decided about a push it lets through.
+#[derive(Debug, Default)]
+pub(super) struct Admission {
+    /// For a verified signature: what the signature store keeps.
+    pub signature: Option<SignatureRecord>,
+    /// Held as pending until signed.
+    pub pending: bool,
+    /// Tags held invisible until the policy is satisfied.
+    pub quarantine_tags: bool,
+    /// Said to the client in a `Warning` header.
+    pub warning: Option<String>,
+}
 
 /// Largest signature envelope read; real ones are a few KiB.
 const MAX_ENVELOPE: u64 = 4 << 20;
@@ -94,7 +110,7 @@ impl Registry {
         parsed: &ParsedManifest,
         size: u64,
         tagged: bool,
-    ) -> Result<Option<SignatureRecord>, RegistryError> {
+    ) -> Result<Admission, RegistryError> {
         let scope = format!("{}/{}", trust.hostname, repo);
         let policy = trust.policy.policy_for(&scope).ok_or_else(|| {
             denied(
@@ -114,7 +130,7 @@ impl Registry {
             }
             Ok(Some(sig)) => {
                 if policy.level == Level::Skip {
-                    return Ok(None);
+                    return Ok(Admission::default());
                 }
                 let verdict = self
                     .verify_stored_envelope(policy, trust, repo, &sig, now)
@@ -135,12 +151,15 @@ impl Registry {
                         }),
                     ));
                 }
-                return Ok(Some(record(digest, &sig, policy, &verdict, now)));
+                return Ok(Admission {
+                    signature: Some(record(digest, &sig, policy, &verdict, now)),
+                    ..Admission::default()
+                });
             }
             Ok(None) => {}
         }
-        if !tagged || !enforcing {
-            return Ok(None);
+        if !enforcing {
+            return Ok(Admission::default());
         }
         let verdicts = self
             .verdicts_for(policy, trust, repo, digest, parsed.media_type, size, now)
@@ -151,8 +170,32 @@ impl Registry {
             admitted = decision.admitted, signers = ?decision.signers, "tag admission"
         );
         if decision.admitted {
-            Ok(None)
-        } else {
+            return Ok(Admission::default());
+        }
+        let how =
+            format!("sign {scope}@{digest} (for example with `notation sign` or `bonded sign`)");
+        if !tagged {
+            return Ok(Admission {
+                pending: true,
+                warning: Some(format!(
+                    "held as pending until signed: {}; {how}",
+                    decision.reason
+                )),
+                ..Admission::default()
+            });
+        }
+        if policy.unsigned_push == UnsignedPush::Quarantine {
+            return Ok(Admission {
+                pending: true,
+                quarantine_tags: true,
+                warning: Some(format!(
+                    "tag held in quarantine, invisible to pulls until signed: {}; {how}",
+                    decision.reason
+                )),
+                ..Admission::default()
+            });
+        }
+        {
             Err(denied(
                 format!(
                     "{}; sign {scope}@{digest} (for example with `notation sign`) and push the signature before the tag",
@@ -206,6 +249,46 @@ impl Registry {
             "signers": d.signers,
             "evaluatedAt": rfc3339(now),
         })))
+    }
+
+    /// Whether the signatures stored for `digest` satisfy the policy covering `repo` now.
+    /// `Ok(None)` when no enforcing policy applies.
+    pub(super) async fn satisfied_now(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        media_type: &str,
+        size: u64,
+    ) -> Result<Option<(bool, String, String)>, RegistryError> {
+        let Some(trust) = self.trust() else {
+            return Ok(None);
+        };
+        let Some(policy) = trust
+            .policy
+            .policy_for(&format!("{}/{}", trust.hostname, repo))
+        else {
+            return Ok(None);
+        };
+        if !matches!(policy.level, Level::Strict | Level::Permissive) {
+            return Ok(None);
+        }
+        let now = OffsetDateTime::now_utc();
+        let verdicts = self
+            .verdicts_for(policy, &trust, repo, digest, media_type, size, now)
+            .await?;
+        let d = decide(policy, &verdicts);
+        Ok(Some((d.admitted, d.reason, policy.name.clone())))
+    }
+
+    /// Whether the policy covering `repo` asks for pulls to be re-checked.
+    pub(super) fn enforces_on_pull(&self, repo: &RepositoryName) -> bool {
+        self.trust().is_some_and(|t| {
+            t.policy
+                .policy_for(&format!("{}/{}", t.hostname, repo))
+                .is_some_and(|p| {
+                    p.enforce_on_pull && matches!(p.level, Level::Strict | Level::Permissive)
+                })
+        })
     }
 
     /// Verifies every stored signature again under the trust configuration in force and

@@ -141,6 +141,8 @@ pub struct PushedManifest {
     pub digest: Digest,
     pub subject: Option<Digest>,
     pub tags: Vec<Tag>,
+    /// Said to the client in a `Warning` header (held as pending, tag quarantined).
+    pub warning: Option<String>,
 }
 
 pub struct Registry {
@@ -156,7 +158,16 @@ pub struct Registry {
     hostname: std::sync::RwLock<String>,
     /// Bearer token that authorises trust administration; `None` disables it.
     admin_token: Option<String>,
+    /// Recent pull decisions under `bonded.enforceOnPull`, so a hot image is not
+    /// re-verified on every pull: (repository, digest) -> (when, allowed, reason).
+    pull_verdicts: Mutex<HashMap<(String, String), PullVerdict>>,
 }
+
+/// A pull decision: when it was made, whether the pull is allowed, and why not.
+type PullVerdict = (std::time::Instant, bool, String);
+
+/// How long a pull decision under `bonded.enforceOnPull` is reused.
+const PULL_VERDICT_TTL: Duration = Duration::from_secs(30);
 
 /// Bytes of manifests kept in memory for pulls.
 const MANIFEST_CACHE_BYTES: usize = 64 << 20;
@@ -172,6 +183,7 @@ impl Registry {
             trust: std::sync::RwLock::new(None),
             hostname: std::sync::RwLock::new(String::new()),
             admin_token: None,
+            pull_verdicts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -184,6 +196,10 @@ impl Registry {
     /// Sets (or clears) the trust policy and stores that manifest pushes must satisfy.
     pub fn set_trust(&self, trust: Option<TrustConfig>) {
         *self.trust.write().unwrap_or_else(|p| p.into_inner()) = trust.map(Arc::new);
+        self.pull_verdicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     pub(crate) fn trust(&self) -> Option<Arc<TrustConfig>> {
@@ -451,14 +467,20 @@ impl Registry {
             }
         }
         let parsed = manifest::parse(content_type, body).map_err(RegistryError::ManifestInvalid)?;
-        let signature = match self.trust() {
+        let admission = match self.trust() {
             Some(trust) => {
                 let tagged = !tags.is_empty();
                 self.admit(&trust, repo, &digest, &parsed, body.len() as u64, tagged)
                     .await?
             }
-            None => None,
+            None => gate::Admission::default(),
         };
+        let signed_subject = admission
+            .signature
+            .as_ref()
+            .filter(|s| s.accepted)
+            .and_then(|s| s.subject.parse::<Digest>().ok());
+        let children = parsed.manifests.clone();
         let annotations = parsed
             .annotations
             .as_ref()
@@ -474,7 +496,9 @@ impl Registry {
             blobs: parsed.blobs,
             children: parsed.manifests,
             tags: tags.clone(),
-            signature,
+            signature: admission.signature,
+            pending: admission.pending,
+            quarantine_tags: admission.quarantine_tags,
         };
         self.db.put_manifest(write).await.map_err(|e| match e {
             PutManifestError::MissingBlobs(d) => RegistryError::ManifestBlobUnknown(d),
@@ -484,14 +508,101 @@ impl Registry {
         for tag in &tags {
             self.manifests.invalidate_tag(repo.as_str(), tag.as_str());
         }
+        if !admission.pending && !children.is_empty() {
+            self.admit_descendants(repo, children).await?;
+        }
+        if let Some(subject) = signed_subject {
+            self.pull_verdicts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&(repo.as_str().to_string(), subject.to_string()));
+            self.after_signature(repo, &subject).await?;
+        }
         Ok(PushedManifest {
             digest,
             subject: parsed.subject.map(|s| s.digest),
             tags,
+            warning: admission.warning,
         })
     }
 
     pub async fn manifest_get(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<Arc<StoredManifest>> {
+        let m = self.manifest_lookup(repo, reference).await?;
+        if self.enforces_on_pull(repo) {
+            self.check_pull(repo, reference, &m).await?;
+        }
+        Ok(m)
+    }
+
+    /// Under `bonded.enforceOnPull`: a manifest pulled by tag, or by digest when it has
+    /// signatures of its own, must still satisfy the policy. Pending manifests stay
+    /// readable by digest, so that they can be signed in place.
+    async fn check_pull(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        m: &StoredManifest,
+    ) -> Result<()> {
+        let Ok(digest) = m.digest.parse::<Digest>() else {
+            return Ok(());
+        };
+        let key = (repo.as_str().to_string(), m.digest.clone());
+        let cached = self
+            .pull_verdicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .filter(|(at, _, _)| at.elapsed() < PULL_VERDICT_TTL)
+            .map(|(_, ok, why)| (*ok, why.clone()));
+        let (allowed, reason) = match cached {
+            Some(c) => c,
+            None => {
+                let by_digest = matches!(reference, Reference::Digest(_));
+                let exempt = by_digest
+                    && (self.db.manifest_state(repo, &digest).await?.as_deref() == Some("pending")
+                        || self
+                            .db
+                            .referrers(repo, &digest, Some(crate::trust::NOTARY_SIGNATURE))
+                            .await?
+                            .is_empty());
+                let verdict = if exempt {
+                    (true, String::new())
+                } else {
+                    match self
+                        .satisfied_now(repo, &digest, &m.media_type, m.content.len() as u64)
+                        .await?
+                    {
+                        Some((ok, reason, policy)) => {
+                            (ok, format!("pull refused by policy '{policy}': {reason}"))
+                        }
+                        None => (true, String::new()),
+                    }
+                };
+                self.pull_verdicts
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(
+                        key,
+                        (std::time::Instant::now(), verdict.0, verdict.1.clone()),
+                    );
+                verdict
+            }
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(RegistryError::Denied {
+                message: reason,
+                detail: serde_json::json!({ "digest": m.digest }),
+            })
+        }
+    }
+
+    async fn manifest_lookup(
         &self,
         repo: &RepositoryName,
         reference: &Reference,
@@ -513,6 +624,74 @@ impl Registry {
             }
             None => Err(self.manifest_unknown(repo, reference).await),
         }
+    }
+
+    /// Admits pending manifests below an admitted index, at any depth.
+    async fn admit_descendants(&self, repo: &RepositoryName, mut queue: Vec<Digest>) -> Result<()> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(d) = queue.pop() {
+            if !seen.insert(d.clone()) {
+                continue;
+            }
+            self.db
+                .admit_pending(repo, std::slice::from_ref(&d))
+                .await?;
+            if let Some(m) = self.db.manifest_by_digest(repo, &d).await? {
+                if let Ok(parsed) = manifest::parse(Some(&m.media_type), &m.content) {
+                    queue.extend(parsed.manifests);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After an accepted signature for `subject`: if the subject was pending or has
+    /// quarantined tags and the policy is now satisfied, admit it (and what it references)
+    /// and publish its tags.
+    async fn after_signature(&self, repo: &RepositoryName, subject: &Digest) -> Result<()> {
+        let pending = self.db.manifest_state(repo, subject).await?.as_deref() == Some("pending");
+        if !pending && !self.db.has_quarantined_tags(repo, subject).await? {
+            return Ok(());
+        }
+        let Some(m) = self.db.manifest_by_digest(repo, subject).await? else {
+            return Ok(());
+        };
+        let satisfied = self
+            .satisfied_now(repo, subject, &m.media_type, m.content.len() as u64)
+            .await?;
+        if !matches!(satisfied, Some((true, _, _))) {
+            return Ok(());
+        }
+        self.admit_descendants(repo, vec![subject.clone()]).await?;
+        for tag in self.db.publish_tags(repo, subject).await? {
+            self.manifests.invalidate_tag(repo.as_str(), &tag);
+            tracing::info!(repository = %repo, tag, digest = %subject, "quarantined tag published: policy satisfied");
+        }
+        Ok(())
+    }
+
+    /// Pending manifests of a repository, for the API.
+    pub async fn pending(&self, repo: &RepositoryName) -> Result<serde_json::Value> {
+        let list = self.db.pending_manifests(repo).await?;
+        Ok(serde_json::json!(list
+            .into_iter()
+            .map(|(digest, media_type, size, since)| serde_json::json!({
+                "digest": digest, "mediaType": media_type, "size": size,
+                "pendingSince": time::OffsetDateTime::from_unix_timestamp(since)
+                    .ok()
+                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+            }))
+            .collect::<Vec<_>>()))
+    }
+
+    /// Removes manifests pending for longer than `age`. Returns how many.
+    pub async fn expire_pending(&self, age: Duration) -> Result<usize> {
+        let gone = self.db.expire_pending(age).await?;
+        for (repo, digest) in &gone {
+            self.manifests.clear_repository(repo);
+            tracing::info!(repository = %repo, digest = %digest, "expired a manifest pending for too long");
+        }
+        Ok(gone.len())
     }
 
     /// The signature store's records for `digest` in `repo`.

@@ -4,7 +4,10 @@
 //!   repository below `acme/prod`; an exact scope beats a prefix, a longer prefix beats a
 //!   shorter one, and `*` is the last resort;
 //! - `signaturesRequired: k` asks for valid signatures from k distinct trusted identities;
-//! - `requiredIdentities: [...]` names identities that must all have signed.
+//! - `requiredIdentities: [...]` names identities that must all have signed;
+//! - `"bonded.unsignedPush": "quarantine"` accepts unsigned pushes by tag but keeps the tag
+//!   invisible until the policy is satisfied (default `"reject"`);
+//! - `"bonded.enforceOnPull": true` refuses pulls whose signatures no longer satisfy it.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -136,6 +139,15 @@ impl TrustedIdentities {
     }
 }
 
+/// What happens to a push by tag whose signatures do not satisfy the policy yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsignedPush {
+    /// Refused with 403 DENIED.
+    Reject,
+    /// Accepted, the tag held invisible until the policy is satisfied.
+    Quarantine,
+}
+
 /// One validated trust policy statement.
 #[derive(Debug, Clone)]
 pub struct TrustPolicy {
@@ -149,6 +161,10 @@ pub struct TrustPolicy {
     pub signatures_required: u32,
     /// bonded: identities that must all have signed.
     pub required_identities: Vec<Identity>,
+    /// bonded: what an unsigned push by tag does.
+    pub unsigned_push: UnsignedPush,
+    /// bonded: re-check signatures on pulls.
+    pub enforce_on_pull: bool,
 }
 
 /// A validated trust policy document.
@@ -200,6 +216,10 @@ struct RawPolicy {
     signatures_required: Option<u32>,
     #[serde(default)]
     required_identities: Option<Vec<String>>,
+    #[serde(default, rename = "bonded.unsignedPush")]
+    unsigned_push: Option<String>,
+    #[serde(default, rename = "bonded.enforceOnPull")]
+    enforce_on_pull: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -276,6 +296,16 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
         return Err("the wildcard scope '*' must be the statement's only scope".into());
     }
 
+    let unsigned_push = match raw.unsigned_push.as_deref() {
+        None | Some("reject") => UnsignedPush::Reject,
+        Some("quarantine") => UnsignedPush::Quarantine,
+        Some(other) => {
+            return Err(format!(
+                "bonded.unsignedPush '{other}' must be reject or quarantine"
+            ))
+        }
+    };
+    let enforce_on_pull = raw.enforce_on_pull.unwrap_or(false);
     let stores = raw.trust_stores.unwrap_or_default();
     let identities = raw.trusted_identities.unwrap_or_default();
     if level == Level::Skip {
@@ -294,6 +324,8 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
             trusted_identities: TrustedIdentities::List(Vec::new()),
             signatures_required: 0,
             required_identities: Vec::new(),
+            unsigned_push,
+            enforce_on_pull,
         });
     }
     if stores.is_empty() {
@@ -367,6 +399,8 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
         trusted_identities,
         signatures_required,
         required_identities,
+        unsigned_push,
+        enforce_on_pull,
     })
 }
 

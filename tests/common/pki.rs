@@ -94,3 +94,78 @@ impl Ca {
         std::fs::write(store.join("root.pem"), &self.pem).unwrap();
     }
 }
+
+/// A signer: bonded's signing key and its chain (leaf, root).
+pub struct Signer {
+    pub key: bonded::trust::sign::SigningKey,
+    pub chain: Vec<Vec<u8>>,
+}
+
+impl Ca {
+    pub fn signer(&self, cn: &str) -> Signer {
+        let (key, cert) = self.issue(cn);
+        Signer {
+            key: bonded::trust::sign::SigningKey::from_pkcs8(&key.serialize_der()).unwrap(),
+            chain: vec![cert.der().to_vec(), self.der.clone()],
+        }
+    }
+}
+
+/// Signs `subject` (a descriptor) and pushes the signature as a referrer in notation's
+/// form; returns the status of the signature manifest's push.
+pub async fn push_signature(
+    c: &reqwest::Client,
+    s: &super::Server,
+    repo: &str,
+    signer: &Signer,
+    subject: &serde_json::Value,
+) -> u16 {
+    use bonded::trust::envelope::TargetArtifact;
+    use bonded::trust::sign::{sign, SignRequest};
+    let target = TargetArtifact {
+        media_type: subject["mediaType"].as_str().unwrap().into(),
+        digest: subject["digest"].as_str().unwrap().into(),
+        size: subject["size"].as_u64().unwrap(),
+        annotations: None,
+        artifact_type: None,
+    };
+    let envelope = sign(
+        &signer.key,
+        &SignRequest {
+            target: &target,
+            chain: &signer.chain,
+            signing_time: OffsetDateTime::now_utc(),
+            expiry: None,
+            signing_agent: "bonded-test",
+        },
+    )
+    .unwrap();
+    let env_digest = super::push_blob(c, s, repo, &envelope).await;
+    let empty = super::push_blob(c, s, repo, b"{}").await;
+    let thumbprints: Vec<String> = signer
+        .chain
+        .iter()
+        .map(|d| super::sha256(d).trim_start_matches("sha256:").to_string())
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": super::OCI_MANIFEST,
+        "artifactType": "application/vnd.cncf.notary.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/jose+json", "digest": env_digest, "size": envelope.len()}],
+        "subject": subject,
+        "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": serde_json::to_string(&thumbprints).unwrap()}
+    })
+    .to_string();
+    c.put(s.v2(&format!(
+        "{repo}/manifests/{}",
+        super::sha256(manifest.as_bytes())
+    )))
+    .header("Content-Type", super::OCI_MANIFEST)
+    .body(manifest)
+    .send()
+    .await
+    .unwrap()
+    .status()
+    .as_u16()
+}

@@ -1,0 +1,310 @@
+//! Pending manifests, quarantined tags and pull enforcement: what happens between a push
+//! and the signatures that make it admissible.
+
+mod common;
+
+use common::pki::{push_signature, Ca, Signer};
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+
+const TOKEN: &str = "pending-test-token";
+
+/// bonded enforcing one policy over `registry.test/prod/*` with the CA's root as `ca:acme`.
+fn start(dir: &Path, ca: &Ca, extra_policy: Value, extra_args: &[&str]) -> Server {
+    ca.write_store(&dir.join("truststore"), "acme");
+    let mut policy = json!({
+        "name": "prod", "registryScopes": ["registry.test/prod/*"],
+        "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
+        "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme"]
+    });
+    for (k, v) in extra_policy.as_object().unwrap() {
+        policy[k] = v.clone();
+    }
+    std::fs::write(
+        dir.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [policy]}).to_string(),
+    )
+    .unwrap();
+    let mut args = vec![
+        "--trust-policy".to_string(),
+        dir.join("policy.json").to_str().unwrap().into(),
+        "--trust-store".into(),
+        dir.join("truststore").to_str().unwrap().into(),
+        "--hostname".into(),
+        "registry.test".into(),
+        "--admin-token".into(),
+        TOKEN.into(),
+    ];
+    args.extend(extra_args.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start_in(&dir.join("data"), &args)
+}
+
+async fn put(
+    c: &reqwest::Client,
+    s: &Server,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    body: &[u8],
+) -> reqwest::Response {
+    c.put(s.v2(&format!("{repo}/manifests/{reference}")))
+        .header("Content-Type", media_type)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn pending(c: &reqwest::Client, s: &Server, repo: &str) -> Vec<String> {
+    let res = c
+        .get(format!("{}/bonded/v1/repositories/{repo}/pending", s.url))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    v["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An image manifest with its blobs pushed; returns (bytes, descriptor).
+async fn image(c: &reqwest::Client, s: &Server, repo: &str, seed: &str) -> (Vec<u8>, Value) {
+    let config = push_blob(c, s, repo, format!("{{\"seed\":\"{seed}\"}}").as_bytes()).await;
+    let m = image_manifest((&config, 11 + seed.len()), &[], json!({}));
+    let desc = json!({"mediaType": OCI_MANIFEST, "digest": sha256(&m), "size": m.len()});
+    (m, desc)
+}
+
+#[tokio::test]
+async fn a_manifest_pushed_by_digest_is_pending_until_signed() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &ca, json!({}), &[]);
+    let c = client();
+    let (m, desc) = image(&c, &s, "prod/app", "a").await;
+    let d = desc["digest"].as_str().unwrap().to_string();
+    let res = put(&c, &s, "prod/app", &d, OCI_MANIFEST, &m).await;
+    assert_eq!(res.status(), 201);
+    let warning = res.headers()["warning"].to_str().unwrap().to_string();
+    assert!(
+        warning.starts_with("299 - \"held as pending until signed"),
+        "{warning}"
+    );
+    assert_eq!(pending(&c, &s, "prod/app").await, vec![d.clone()]);
+    // it can still be read by digest, to be signed in place
+    assert_eq!(
+        c.get(s.v2(&format!("prod/app/manifests/{d}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        push_signature(&c, &s, "prod/app", &ca.signer("alice"), &desc).await,
+        201
+    );
+    assert!(
+        pending(&c, &s, "prod/app").await.is_empty(),
+        "admitted once signed"
+    );
+}
+
+#[tokio::test]
+async fn a_signed_index_admits_its_pending_children() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &ca, json!({}), &[]);
+    let c = client();
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let (m, mut desc) = image(&c, &s, "prod/multi", arch).await;
+        assert_eq!(
+            put(
+                &c,
+                &s,
+                "prod/multi",
+                desc["digest"].as_str().unwrap(),
+                OCI_MANIFEST,
+                &m
+            )
+            .await
+            .status(),
+            201
+        );
+        desc["platform"] = json!({"os": "linux", "architecture": arch});
+        children.push(desc);
+    }
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+        .to_string()
+        .into_bytes();
+    let index_desc = json!({"mediaType": OCI_INDEX, "digest": sha256(&index), "size": index.len()});
+    let res = put(&c, &s, "prod/multi", &sha256(&index), OCI_INDEX, &index).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(pending(&c, &s, "prod/multi").await.len(), 3);
+    // unsigned, the tag is refused
+    assert_eq!(
+        put(&c, &s, "prod/multi", "v1", OCI_INDEX, &index)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        push_signature(&c, &s, "prod/multi", &ca.signer("release"), &index_desc).await,
+        201
+    );
+    assert!(
+        pending(&c, &s, "prod/multi").await.is_empty(),
+        "index and both children admitted"
+    );
+    assert_eq!(
+        put(&c, &s, "prod/multi", "v1", OCI_INDEX, &index)
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn quarantined_tags_are_invisible_until_signed() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(
+        tmp.path(),
+        &ca,
+        json!({"bonded.unsignedPush": "quarantine"}),
+        &[],
+    );
+    let c = client();
+    let (m, desc) = image(&c, &s, "prod/app", "q").await;
+    let res = put(&c, &s, "prod/app", "v1", OCI_MANIFEST, &m).await;
+    assert_eq!(res.status(), 201, "accepted, not refused");
+    assert!(res.headers()["warning"]
+        .to_str()
+        .unwrap()
+        .contains("quarantine"));
+    assert_eq!(
+        c.get(s.v2("prod/app/manifests/v1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let tags: Value = serde_json::from_slice(
+        &c.get(s.v2("prod/app/tags/list"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(tags["tags"], json!([]));
+    assert_eq!(
+        push_signature(&c, &s, "prod/app", &ca.signer("alice"), &desc).await,
+        201
+    );
+    let res = c.get(s.v2("prod/app/manifests/v1")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "published once the policy is met");
+    assert_eq!(
+        res.headers()["docker-content-digest"],
+        desc["digest"].as_str().unwrap()
+    );
+    let tags: Value = serde_json::from_slice(
+        &c.get(s.v2("prod/app/tags/list"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(tags["tags"], json!(["v1"]));
+}
+
+#[tokio::test]
+async fn pulls_are_refused_once_signatures_stop_satisfying_the_policy() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &ca, json!({"bonded.enforceOnPull": true}), &[]);
+    let c = client();
+    let (m, desc) = image(&c, &s, "prod/app", "p").await;
+    let alice: Signer = ca.signer("alice");
+    assert_eq!(push_signature(&c, &s, "prod/app", &alice, &desc).await, 201);
+    assert_eq!(
+        put(&c, &s, "prod/app", "v1", OCI_MANIFEST, &m)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        c.get(s.v2("prod/app/manifests/v1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // the trust store changes to another root: alice's signature no longer counts
+    let res = c
+        .put(format!("{}/bonded/v1/trust/stores/ca/acme", s.url))
+        .bearer_auth(TOKEN)
+        .body(Ca::new("Other Root").pem)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = c.get(s.v2("prod/app/manifests/v1")).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    let e: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(e["errors"][0]["code"], "DENIED");
+    assert!(
+        e["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pull refused by policy 'prod'"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn manifests_pending_too_long_are_removed() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &ca, json!({}), &["--pending-ttl", "1"]);
+    let c = client();
+    let (m, desc) = image(&c, &s, "prod/app", "x").await;
+    let d = desc["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        put(&c, &s, "prod/app", &d, OCI_MANIFEST, &m).await.status(),
+        201
+    );
+    let mut gone = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if c.head(s.v2(&format!("prod/app/manifests/{d}")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 404
+        {
+            gone = true;
+            break;
+        }
+    }
+    assert!(
+        gone,
+        "pending manifest still there after 10 s with a 1 s limit"
+    );
+    assert!(pending(&c, &s, "prod/app").await.is_empty());
+}
