@@ -4,6 +4,7 @@
 # disk's fsync'd write speed for reference, runs bonded-bench, stops both.
 #
 #   bench/side-by-side.sh [bonded-bench flags...]      e.g. --rounds 5 --blob-mib 256
+#   bench/side-by-side.sh --only admission            content trust's cost on bonded alone
 #
 # Needs: apt-get install -y docker-registry
 set -euo pipefail
@@ -18,6 +19,8 @@ trap cleanup EXIT
 bonded_addr=127.0.0.1:${BONDED_PORT:-5100}
 dist_addr=127.0.0.1:${DIST_PORT:-5101}
 
+# an admin token lets `--only admission` configure bonded's trust policy itself
+export BONDED_ADMIN_TOKEN=${BONDED_ADMIN_TOKEN:-bench-$$-$RANDOM}
 BONDED_LOG=warn target/release/bonded serve --addr "$bonded_addr" --data-dir "$work/bonded" >"$work/bonded.out" 2>"$work/bonded.err" &
 bonded_pid=$!
 sed -e "s#@ROOT@#$work/distribution#" -e "s#@ADDR@#$dist_addr#" bench/distribution.yml >"$work/distribution.yml"

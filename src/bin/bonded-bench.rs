@@ -56,9 +56,15 @@ struct Args {
     /// Repository used for the test data
     #[arg(long, default_value = "bench/load")]
     repo: String,
-    /// Tests to run: blobs, manifests, rss
+    /// Tests to run: blobs, manifests, rss, admission
     #[arg(long, value_delimiter = ',', default_value = "blobs,manifests,rss")]
     only: Vec<String>,
+    /// For `admission`: the admin token of the bonded target it configures
+    #[arg(long, env = "BONDED_ADMIN_TOKEN")]
+    admin_token: Option<String>,
+    /// For `admission`: pushes measured per case
+    #[arg(long, default_value_t = 200)]
+    admission_pushes: usize,
 }
 
 struct Target {
@@ -292,6 +298,261 @@ fn median(v: &[f64]) -> f64 {
     }
 }
 
+/// What content trust costs a push: bonded configured through its admin API with a CA and
+/// signer made here, then tag pushes timed in a repository whose policy skips verification
+/// (unchecked) and in one that needs a signature, with 0, 1 and 5 signatures stored.
+mod admission {
+    use super::{expect, median, sha256, Res};
+    use bonded::trust::envelope::TargetArtifact;
+    use bonded::trust::policy::TrustPolicyDocument;
+    use bonded::trust::sign::{sign, SignRequest, SigningKey};
+    use bonded::trust::store::TrustStores;
+    use bonded::trust::verify::{verify_signature, Subject};
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+    use time::OffsetDateTime;
+
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+    struct Pki {
+        root_pem: String,
+        root_der: Vec<u8>,
+        signers: Vec<(SigningKey, Vec<Vec<u8>>)>,
+    }
+
+    fn pki(n: usize) -> Res<Pki> {
+        let dn = |cn: &str| {
+            let mut d = rcgen::DistinguishedName::new();
+            d.push(DnType::CountryName, "US");
+            d.push(DnType::StateOrProvinceName, "WA");
+            d.push(DnType::OrganizationName, "Bench");
+            d.push(DnType::CommonName, cn);
+            d
+        };
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut rp = CertificateParams::new(Vec::<String>::new())?;
+        rp.distinguished_name = dn("Bench Root");
+        rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        rp.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        rp.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
+        let root = rp.self_signed(&root_key)?;
+        let issuer = Issuer::new(rp, root_key);
+        let mut signers = Vec::new();
+        for i in 0..n {
+            let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+            let mut lp = CertificateParams::new(Vec::<String>::new())?;
+            lp.distinguished_name = dn(&format!("signer-{i}"));
+            lp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            lp.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+            lp.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
+            let leaf = lp.signed_by(&key, &issuer)?;
+            signers.push((
+                SigningKey::from_pkcs8(&key.serialize_der()).map_err(|e| e.to_string())?,
+                vec![leaf.der().to_vec(), root.der().to_vec()],
+            ));
+        }
+        Ok(Pki {
+            root_pem: root.pem(),
+            root_der: root.der().to_vec(),
+            signers,
+        })
+    }
+
+    fn envelope(key: &SigningKey, chain: &[Vec<u8>], digest: &str, size: usize) -> Res<Vec<u8>> {
+        let target = TargetArtifact {
+            media_type: OCI_MANIFEST.into(),
+            digest: digest.into(),
+            size: size as u64,
+            annotations: None,
+            artifact_type: None,
+        };
+        Ok(sign(
+            key,
+            &SignRequest {
+                target: &target,
+                chain,
+                signing_time: OffsetDateTime::now_utc(),
+                expiry: None,
+                signing_agent: "bonded-bench",
+            },
+        )
+        .map_err(|e| e.to_string())?)
+    }
+
+    async fn blob(c: &reqwest::Client, base: &str, repo: &str, bytes: &[u8]) -> Res<String> {
+        let d = sha256(bytes);
+        let res = c
+            .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}"))
+            .body(bytes.to_vec())
+            .send()
+            .await?;
+        expect(res, 201, "push blob").await?;
+        Ok(d)
+    }
+
+    async fn manifest(
+        c: &reqwest::Client,
+        base: &str,
+        repo: &str,
+        reference: &str,
+        body: Vec<u8>,
+    ) -> Res<reqwest::Response> {
+        Ok(c.put(format!("{base}/v2/{repo}/manifests/{reference}"))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(body)
+            .send()
+            .await?)
+    }
+
+    pub async fn run(c: &reqwest::Client, base: &str, token: &str, pushes: usize) -> Res<()> {
+        let host = base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://");
+        let pki = pki(5)?;
+        let res = c
+            .put(format!("{base}/bonded/v1/trust/stores/ca/bench"))
+            .bearer_auth(token)
+            .body(pki.root_pem.clone())
+            .send()
+            .await?;
+        expect(res, 200, "set trust store").await?;
+        let policy = json!({"version": "1.0", "trustPolicies": [
+            {"name": "unchecked", "registryScopes": [format!("{host}/bench/plain/*")], "signatureVerification": {"level": "skip"}},
+            {"name": "signed", "registryScopes": [format!("{host}/bench/signed/*")], "signatureVerification": {"level": "strict"},
+             "trustStores": ["ca:bench"], "trustedIdentities": ["*"]}
+        ]});
+        let res = c
+            .put(format!("{base}/bonded/v1/trust/policy"))
+            .bearer_auth(token)
+            .body(policy.to_string())
+            .send()
+            .await?;
+        expect(res, 200, "set trust policy").await?;
+        eprintln!("admission: {pushes} tag pushes per case");
+
+        let mut results: Vec<(String, f64)> = Vec::new();
+        for (case, repo, signatures) in [
+            ("unchecked (policy level skip)", "bench/plain/app", 0usize),
+            ("strict, 0 signatures (refused)", "bench/signed/app", 0),
+            ("strict, 1 ES256 signature", "bench/signed/app", 1),
+            ("strict, 5 ES256 signatures", "bench/signed/app", 5),
+        ] {
+            let config = blob(c, base, repo, b"{}").await?;
+            let mut lat = Vec::with_capacity(pushes);
+            for i in 0..pushes {
+                let m = serde_json::to_vec(&json!({
+                    "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+                    "layers": [], "annotations": {"case": case, "i": i.to_string()}
+                }))?;
+                let d = sha256(&m);
+                if signatures > 0 {
+                    manifest(c, base, repo, &d, m.clone()).await?;
+                    for (key, chain) in pki.signers.iter().take(signatures) {
+                        let env = envelope(key, chain, &d, m.len())?;
+                        let env_d = blob(c, base, repo, &env).await?;
+                        let sig = serde_json::to_vec(&json!({
+                            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                            "artifactType": "application/vnd.cncf.notary.signature",
+                            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+                            "layers": [{"mediaType": "application/jose+json", "digest": env_d, "size": env.len()}],
+                            "subject": {"mediaType": OCI_MANIFEST, "digest": d, "size": m.len()}
+                        }))?;
+                        let res = manifest(c, base, repo, &sha256(&sig), sig).await?;
+                        expect(res, 201, "push signature").await?;
+                    }
+                }
+                let t0 = Instant::now();
+                let res = manifest(c, base, repo, &format!("t{i}"), m).await?;
+                lat.push(t0.elapsed().as_secs_f64() * 1e3);
+                let want = if case.contains("refused") { 403 } else { 201 };
+                expect(res, want, case).await?;
+            }
+            results.push((case.to_string(), median(&lat)));
+        }
+
+        // verification in process: the full check (envelope, chain, webpki path, ES256)
+        let stores = {
+            let mut s = TrustStores::default();
+            s.insert(
+                "ca:bench".parse().map_err(|e: String| e)?,
+                vec![pki.root_der.clone()],
+            );
+            s
+        };
+        let doc = TrustPolicyDocument::parse(policy.to_string().as_bytes())?;
+        let signed = &doc.policies[1];
+        let (key, chain) = &pki.signers[0];
+        let digest = sha256(b"subject");
+        let env = envelope(key, chain, &digest, 7)?;
+        let subject = Subject {
+            media_type: OCI_MANIFEST.into(),
+            digest,
+            size: 7,
+        };
+        let now = OffsetDateTime::now_utc();
+        let rate = |f: &mut dyn FnMut()| {
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < Duration::from_secs(2) {
+                f();
+                n += 1;
+            }
+            n as f64 / start.elapsed().as_secs_f64()
+        };
+        let full = rate(&mut || {
+            let v = verify_signature(
+                signed,
+                &stores,
+                &env,
+                "application/jose+json",
+                &subject,
+                now,
+            );
+            assert!(v.accepted());
+        });
+        let raw = {
+            use ring::signature::{
+                EcdsaKeyPair, KeyPair as _, UnparsedPublicKey, ECDSA_P256_SHA256_FIXED,
+                ECDSA_P256_SHA256_FIXED_SIGNING,
+            };
+            let rng = ring::rand::SystemRandom::new();
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(|_| "keygen")?;
+            let kp =
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+                    .map_err(|_| "key")?;
+            let msg = b"message";
+            let sig = kp.sign(&rng, msg).map_err(|_| "sign")?;
+            let public =
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, kp.public_key().as_ref().to_vec());
+            rate(&mut || public.verify(msg, sig.as_ref()).expect("verifies"))
+        };
+
+        let base_ms = results[0].1;
+        println!("\n## Admission (median of {pushes} tag pushes each, c=1)\n");
+        println!("| case | median latency (ms) | overhead vs unchecked (ms) |");
+        println!("|---|---|---|");
+        for (case, ms) in &results {
+            println!("| {case} | {ms:.3} | {:+.3} |", ms - base_ms);
+        }
+        println!("\n- full signature verification in process (envelope, certificate rules, webpki path, ES256): {full:.0}/s");
+        println!("- raw ES256 verify (ring): {raw:.0}/s");
+        // leave the server as it was: no policy
+        let res = c
+            .delete(format!("{base}/bonded/v1/trust/policy"))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        expect(res, 200, "remove trust policy").await?;
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn main() -> Res<()> {
     let args = Args::parse();
@@ -463,6 +724,15 @@ async fn main() -> Res<()> {
                 }
             }
         }
+    }
+
+    if only("admission") {
+        let t = targets.first().expect("a target");
+        let token = args
+            .admin_token
+            .as_deref()
+            .ok_or("admission needs --admin-token (or BONDED_ADMIN_TOKEN) for the bonded target")?;
+        admission::run(&c, &t.url, token, args.admission_pushes).await?;
     }
 
     let mut rss_lines = Vec::new();
