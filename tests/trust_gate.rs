@@ -352,3 +352,82 @@ fn a_bad_policy_stops_the_server_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Starts bonded with one policy over registry.test/signed/* at `level`, `anchor` in ca:e2e.
+fn start_level(tmp: &Path, anchor: &str, level: &str) -> Server {
+    let store = tmp.join("truststore/x509/ca/e2e");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::copy(vectors().join(anchor), store.join("anchor.crt")).unwrap();
+    // the vectors README's T-strict: any identity the e2e store vouches for
+    let policy = POLICY
+        .replace("\"strict\"", &format!("\"{level}\""))
+        .replace("\"x509.subject: C=US, ST=WA, O=Notary\"", "\"*\"");
+    std::fs::write(tmp.join("trustpolicy.json"), policy).unwrap();
+    Server::start_in(
+        &tmp.join("data"),
+        &[
+            "--trust-policy",
+            tmp.join("trustpolicy.json").to_str().unwrap(),
+            "--trust-store",
+            tmp.join("truststore").to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+        ],
+    )
+}
+
+/// Pushes a vector layout's blobs and its signature manifest; returns the response.
+async fn push_vector_signature(s: &Server, layout_name: &str) -> reqwest::Response {
+    let c = client();
+    let l = layout(layout_name);
+    push_layout_blobs(&c, s, "signed/app", &l).await;
+    let (sig, bytes) = signature_of(&l);
+    put_manifest(&c, s, "signed/app", &sig, bytes).await
+}
+
+#[tokio::test]
+async fn v4_expired_signature_is_refused_by_strict_and_admitted_by_permissive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start_level(tmp.path(), "notation-e2e/localkeys/e2e.crt", "strict");
+    let res = push_vector_signature(&s, "e2e-expired-signature").await;
+    assert_eq!(res.status(), 403);
+    let (_, message, detail) = error(res).await;
+    assert_eq!(detail["check"], "expiry");
+    assert!(message.contains("expired"), "{message}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start_level(tmp.path(), "notation-e2e/localkeys/e2e.crt", "permissive");
+    assert_eq!(
+        push_vector_signature(&s, "e2e-expired-signature")
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn v5_expired_certificate_is_refused_by_strict_and_admitted_by_permissive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start_level(
+        tmp.path(),
+        "notation-e2e/localkeys/expired_e2e.crt",
+        "strict",
+    );
+    let res = push_vector_signature(&s, "e2e-with-expired-cert").await;
+    assert_eq!(res.status(), 403);
+    let (_, _, detail) = error(res).await;
+    assert_eq!(detail["check"], "authenticTimestamp");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start_level(
+        tmp.path(),
+        "notation-e2e/localkeys/expired_e2e.crt",
+        "permissive",
+    );
+    assert_eq!(
+        push_vector_signature(&s, "e2e-with-expired-cert")
+            .await
+            .status(),
+        201
+    );
+}
