@@ -43,6 +43,7 @@ pub mod exit {
     pub const VERIFIED: u8 = 0;
     pub const USAGE: u8 = 1;
     pub const NOT_SIGNED: u8 = 2;
+    /// Intact signatures that fail authenticity, expiry or the authentic timestamp.
     pub const UNTRUSTED: u8 = 3;
     pub const INVALID: u8 = 4;
     pub const POLICY_NOT_MET: u8 = 5;
@@ -226,6 +227,9 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
     if decision.admitted {
         return ExitCode::from(exit::VERIFIED);
     }
+    // Classes: nothing signed; enough valid signatures missing although some were
+    // accepted; every signature broken (integrity); otherwise signatures that are intact
+    // but not trustworthy (authenticity, expiry, authentic timestamp).
     let code = if verdicts.is_empty() {
         exit::NOT_SIGNED
     } else if verdicts.iter().any(|(_, v)| v.accepted()) {
@@ -235,13 +239,8 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
         .all(|(_, v)| matches!(v.integrity, Check::Failed(_)))
     {
         exit::INVALID
-    } else if verdicts
-        .iter()
-        .any(|(_, v)| matches!(v.authenticity, Check::Failed(_)))
-    {
-        exit::UNTRUSTED
     } else {
-        exit::POLICY_NOT_MET
+        exit::UNTRUSTED
     };
     ExitCode::from(code)
 }

@@ -326,7 +326,8 @@ pub struct Decision {
 }
 
 /// Counts accepted signatures by distinct signer (one signer signing twice counts once) and
-/// checks `signaturesRequired` and `requiredIdentities`. Skip and audit levels admit.
+/// checks `signaturesRequired` and `requiredIdentities`. Skip admits; audit needs one intact
+/// signature.
 pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
     let mut signers: Vec<&DistinguishedName> = Vec::new();
     for v in verdicts.iter().filter(|v| v.accepted()) {
@@ -346,15 +347,32 @@ pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
             }
         }
         Level::Audit => {
-            return Decision {
-                admitted: true,
-                reason: format!(
-                    "policy '{}' audits only; {} accepted signer(s)",
+            // As notation: integrity is still enforced; everything else is only logged.
+            // (The push gate does not ask: under audit it admits everything.)
+            let admitted = !names.is_empty();
+            let reason = if admitted {
+                format!(
+                    "policy '{}' audits only; intact signatures from {}",
                     policy.name,
-                    names.len()
-                ),
+                    names.join("; ")
+                )
+            } else {
+                let why: Vec<&str> = verdicts.iter().filter_map(|v| v.failure()).collect();
+                format!(
+                    "policy '{}' audits, but no signature is intact{}",
+                    policy.name,
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", why.join("; "))
+                    }
+                )
+            };
+            return Decision {
+                admitted,
+                reason,
                 signers: names,
-            }
+            };
         }
         _ => {}
     }

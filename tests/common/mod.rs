@@ -2,6 +2,7 @@
 //! its own data directory, and a few helpers for talking to it.
 #![allow(dead_code)]
 
+pub mod distribution;
 pub mod pki;
 
 use sha2::{Digest as _, Sha256};
