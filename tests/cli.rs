@@ -154,3 +154,93 @@ async fn sign_then_verify_with_exit_codes_per_outcome() {
     let o = verify("127.0.0.1:1/acme/app:v1", &acme);
     assert_eq!(o.status.code(), Some(6), "{}", text(&o));
 }
+
+#[tokio::test]
+async fn trust_and_inspect_commands_drive_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let token = "cli-admin-token";
+    let s = Server::start_in(
+        &d.join("data"),
+        &["--admin-token", token, "--hostname", "registry.test"],
+    );
+    let ca = Ca::new("Acme Root");
+    std::fs::write(d.join("root.pem"), &ca.pem).unwrap();
+    let (key, cert) = ca.write_signer(d, "alice");
+    std::fs::write(
+        d.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [{"name": "apps", "registryScopes": ["registry.test/apps/*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let trust = |args: &[&str], with_token: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
+        cmd.arg("trust")
+            .args(args)
+            .args(["--registry", &s.addr])
+            .env_remove("BONDED_ADMIN_TOKEN");
+        if with_token {
+            cmd.env("BONDED_ADMIN_TOKEN", token);
+        }
+        cmd.output().unwrap()
+    };
+    let o = trust(
+        &["set-store", "ca:acme", d.join("root.pem").to_str().unwrap()],
+        false,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).contains("needs the server's admin token"),
+        "{}",
+        text(&o)
+    );
+    let o = trust(
+        &["set-store", "ca:acme", d.join("root.pem").to_str().unwrap()],
+        true,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("version 1"));
+    let o = trust(
+        &["set-policy", d.join("policy.json").to_str().unwrap()],
+        true,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = trust(&["show"], false);
+    let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown["enforced"], true);
+    assert_eq!(shown["policy"]["trustPolicies"][0]["name"], "apps");
+
+    // an image pushed by digest is pending; signed with bonded sign, inspect shows who signed
+    let c = client();
+    let config = push_blob(&c, &s, "apps/web", b"{}").await;
+    let m = image_manifest((&config, 2), &[], json!({}));
+    let digest = sha256(&m);
+    let res = c
+        .put(s.v2(&format!("apps/web/manifests/{digest}")))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let image = format!("{}/apps/web@{digest}", s.addr);
+    let o = bonded(&[
+        "sign",
+        &image,
+        "--key",
+        key.to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = bonded(&["inspect", &image]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("verdict (policy 'apps'): admitted"), "{out}");
+    assert!(
+        out.contains("signer 'C=US, ST=WA, O=Acme, CN=alice' ES256"),
+        "{out}"
+    );
+    assert!(out.contains("referrers: 1"), "{out}");
+}

@@ -1,9 +1,11 @@
 //! The `bonded` command line: one binary, one subcommand per job.
 
+mod inspect;
 mod keygen;
 mod push;
 mod serve;
 mod sign;
+mod trust_cmd;
 mod verify;
 
 pub use verify::exit;
@@ -30,6 +32,10 @@ pub enum Command {
     Sign(sign::SignArgs),
     /// Verify an image's signatures against a local trust policy and trust store
     Verify(verify::VerifyArgs),
+    /// Show an image's manifest, referrers and (on bonded) stored verdicts
+    Inspect(inspect::InspectArgs),
+    /// Show or change a bonded server's trust policy and trust stores
+    Trust(trust_cmd::TrustArgs),
 }
 
 impl Cli {
@@ -49,6 +55,14 @@ impl Cli {
                 Err(e) => failed(e),
             },
             Command::Verify(args) => verify::run(&args).await,
+            Command::Inspect(args) => match inspect::run(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
+            Command::Trust(args) => match trust_cmd::run(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
             Command::Push(args) => match push::run(&args).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => failed(e),

@@ -407,6 +407,49 @@ impl RegistryClient {
     }
 }
 
+impl RegistryClient {
+    /// `GET /bonded/v1/<path>` on a bonded registry.
+    pub async fn bonded_get(&self, path: &str) -> Result<Value, ClientError> {
+        let res = self
+            .http
+            .get(format!("{}/bonded/v1/{path}", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !res.status().is_success() {
+            return Err(refusal(format!("/bonded/v1/{path}"), res).await);
+        }
+        let bytes = res.bytes().await.map_err(|e| self.unreachable(e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Invalid(format!("not a bonded answer: {e}")))
+    }
+
+    /// `PUT` (with a body) or `DELETE` (without) on bonded's admin API.
+    pub async fn bonded_change(
+        &self,
+        path: &str,
+        token: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, ClientError> {
+        let url = format!("{}/bonded/v1/{path}", self.base);
+        let req = match body {
+            Some(b) => self.http.put(url).body(b),
+            None => self.http.delete(url),
+        };
+        let res = req
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !res.status().is_success() {
+            return Err(refusal(format!("/bonded/v1/{path}"), res).await);
+        }
+        let bytes = res.bytes().await.map_err(|e| self.unreachable(e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Invalid(format!("not a bonded answer: {e}")))
+    }
+}
+
 /// The OCI descriptor of a manifest.
 pub fn descriptor_json(media_type: &str, digest: &Digest, size: usize) -> Value {
     serde_json::json!({ "mediaType": media_type, "digest": digest.to_string(), "size": size })
