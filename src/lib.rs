@@ -18,3 +18,12 @@ pub mod oci;
 pub mod registry;
 pub mod storage;
 pub mod trust;
+
+/// Installs ring as rustls's process-wide crypto provider (HTTPS in the CLI's client).
+/// Idempotent; call before building an HTTP client.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -555,6 +555,7 @@ mod admission {
 
 #[tokio::main]
 async fn main() -> Res<()> {
+    bonded::install_crypto_provider();
     let args = Args::parse();
     let mut targets = Vec::new();
     for t in &args.targets {

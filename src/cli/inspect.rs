@@ -1,21 +1,26 @@
 //! `bonded inspect`: an image's manifest, its referrers and, on a bonded server, the
 //! verification verdicts it stored.
 
-use crate::client::{ClientError, ImageRef, RegistryClient};
+use crate::client::{ClientError, ClientOptions, ImageRef, RegistryClient};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// Image: REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@DIGEST
     pub reference: String,
-    /// Talk plain HTTP to a registry that is not on loopback
-    #[arg(long)]
-    pub plain_http: bool,
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 pub async fn run(args: &InspectArgs) -> Result<(), String> {
     let image: ImageRef = args.reference.parse()?;
-    let client =
-        RegistryClient::new(&image.registry, args.plain_http).map_err(|e| e.to_string())?;
+    let client = RegistryClient::connect(
+        &image.registry,
+        &args.client,
+        Some(&image.repository),
+        false,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let repo = &image.repository;
     let (bytes, media_type, digest) = client
         .manifest(repo, &image.reference)

@@ -3,7 +3,7 @@
 //! an enforcing registry admits the image in one command.
 
 use super::sign::Signer;
-use crate::client::{ImageRef, RegistryClient};
+use crate::client::{ClientOptions, ImageRef, RegistryClient};
 use crate::oci::{manifest, Descriptor, Digest, Reference};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -20,9 +20,8 @@ pub struct PushArgs {
     /// The certificate chain of the matching --sign key
     #[arg(long = "cert")]
     pub certs: Vec<PathBuf>,
-    /// Talk plain HTTP to a registry that is not on loopback
-    #[arg(long)]
-    pub plain_http: bool,
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 struct Layout {
@@ -173,7 +172,9 @@ pub async fn run(args: &PushArgs) -> Result<(), String> {
         .collect::<Result<Vec<_>, _>>()?;
     let root = layout.root(tag)?;
     let client =
-        RegistryClient::new(&image.registry, args.plain_http).map_err(|e| e.to_string())?;
+        RegistryClient::connect(&image.registry, &args.client, Some(&image.repository), true)
+            .await
+            .map_err(|e| e.to_string())?;
     let (blobs, manifests) = push_tree(&client, &image, &layout, &root).await?;
     println!(
         "pushed {}/{}@{} ({manifests} manifest(s), {blobs} blob(s) uploaded)",

@@ -1,7 +1,9 @@
 //! `bonded sign`: a Notary Project signature over an image's manifest digest, pushed as an
 //! OCI 1.1 referrer in the form notation itself produces.
 
-use crate::client::{descriptor_json, ImageRef, RegistryClient, EMPTY_CONFIG, EMPTY_MEDIA_TYPE};
+use crate::client::{
+    descriptor_json, ClientOptions, ImageRef, RegistryClient, EMPTY_CONFIG, EMPTY_MEDIA_TYPE,
+};
 use crate::oci::{media_type, Digest, Reference};
 use crate::trust::certs::{self, CertInfo};
 use crate::trust::envelope::TargetArtifact;
@@ -26,9 +28,8 @@ pub struct SignArgs {
     /// Days until the signature expires (io.cncf.notary.expiry); none by default
     #[arg(long)]
     pub expiry_days: Option<u32>,
-    /// Talk plain HTTP to a registry that is not on loopback
-    #[arg(long)]
-    pub plain_http: bool,
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
@@ -194,7 +195,9 @@ pub async fn run(args: &SignArgs) -> Result<(), String> {
     let image: ImageRef = args.reference.parse()?;
     let signer = Signer::load(&args.key, &args.cert)?;
     let client =
-        RegistryClient::new(&image.registry, args.plain_http).map_err(|e| e.to_string())?;
+        RegistryClient::connect(&image.registry, &args.client, Some(&image.repository), true)
+            .await
+            .map_err(|e| e.to_string())?;
     let (bytes, manifest_type, digest) = client
         .manifest(&image.repository, &image.reference)
         .await

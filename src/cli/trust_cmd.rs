@@ -1,7 +1,7 @@
 //! `bonded trust`: the trust policy and trust stores of a running bonded server, through
 //! its admin API.
 
-use crate::client::RegistryClient;
+use crate::client::{ClientOptions, RegistryClient};
 use crate::config::Secret;
 use std::path::PathBuf;
 
@@ -20,9 +20,8 @@ pub struct TrustArgs {
         global = true
     )]
     pub admin_token: Option<Secret>,
-    /// Talk plain HTTP to a server that is not on loopback
-    #[arg(long, global = true)]
-    pub plain_http: bool,
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -47,7 +46,9 @@ fn store_path(store: &str) -> Result<String, String> {
 }
 
 pub async fn run(args: &TrustArgs) -> Result<(), String> {
-    let client = RegistryClient::new(&args.registry, args.plain_http).map_err(|e| e.to_string())?;
+    let client = RegistryClient::connect(&args.registry, &args.client, None, false)
+        .await
+        .map_err(|e| e.to_string())?;
     let token = || {
         args.admin_token
             .as_ref()

@@ -2,7 +2,7 @@
 //! local trust policy and trust store, with the same library the server uses. The server's
 //! verdict is never trusted.
 
-use crate::client::{ImageRef, RegistryClient};
+use crate::client::{ClientError, ClientOptions, ImageRef, RegistryClient};
 use crate::oci::{manifest, Reference};
 use crate::trust::policy::TrustPolicyDocument;
 use crate::trust::store::TrustStores;
@@ -33,9 +33,8 @@ pub struct VerifyArgs {
     pub trust_store: PathBuf,
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
-    /// Talk plain HTTP to a registry that is not on loopback
-    #[arg(long)]
-    pub plain_http: bool,
+    #[command(flatten)]
+    pub client: ClientOptions,
 }
 
 /// Exit codes, one per failure class.
@@ -91,9 +90,19 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
             format!("no trust policy covers {scope}"),
         );
     };
-    let client = match RegistryClient::new(&image.registry, args.plain_http) {
+    let client = match RegistryClient::connect(
+        &image.registry,
+        &args.client,
+        Some(&image.repository),
+        false,
+    )
+    .await
+    {
         Ok(c) => c,
-        Err(e) => return fail(exit::USAGE, e.to_string()),
+        Err(e @ (ClientError::CaFile(_) | ClientError::Invalid(_))) => {
+            return fail(exit::USAGE, e.to_string())
+        }
+        Err(e) => return fail(exit::REGISTRY, e.to_string()),
     };
     let repo = &image.repository;
     let (bytes, media_type, digest) = match client.manifest(repo, &image.reference).await {

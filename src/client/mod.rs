@@ -2,8 +2,11 @@
 //! (digests checked on everything pulled), push blobs and manifests, list referrers (the
 //! referrers API, falling back to the `sha256-<hex>` referrers tag schema).
 //!
-//! Plain HTTP is used for loopback registries (`localhost`, `127.0.0.1`, `[::1]`) or when
-//! asked; other registries need HTTPS, which this build does not speak yet.
+//! HTTPS by default (rustls; `--insecure` for self-signed lab servers, `--ca-file` for a
+//! private CA); plain HTTP for loopback registries (`localhost`, `127.0.0.1`, `[::1]`) or
+//! when asked. Logs in as the registry's `WWW-Authenticate` challenge asks: Basic, or a
+//! Bearer token from its token service, with credentials from `--username` and
+//! `--password-stdin` or docker's `config.json`.
 
 use crate::oci::{media_type, Algorithm, Descriptor, Digest, Reference, RepositoryName};
 use serde_json::Value;
@@ -83,16 +86,109 @@ pub enum ClientError {
     NotFound(String),
     #[error("the registry sent content for {expected} whose digest is {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
-    #[error("registry {0} is not on loopback: HTTPS is not supported by this build yet (use --plain-http for a plain-HTTP lab registry)")]
-    NeedsTls(String),
+    #[error("registry {registry} asks for a login: give --username and --password-stdin, or `docker login {registry}`")]
+    NeedsLogin { registry: String },
+    #[error("login to {registry} failed: wrong username or password")]
+    LoginFailed { registry: String },
+    #[error("cannot read CA file {0}")]
+    CaFile(String),
     #[error("{0}")]
     Invalid(String),
+}
+
+/// How to reach and log in to a registry.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ClientOptions {
+    /// Talk plain HTTP (automatic for loopback registries)
+    #[arg(long, global = true)]
+    pub plain_http: bool,
+    /// Accept any TLS certificate (self-signed lab registries)
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Trust the CA certificates in this PEM file as well as the system's
+    #[arg(long, global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// User name to log in with (the password is read from standard input)
+    #[arg(long, global = true)]
+    pub username: Option<String>,
+    /// Read the password (or token) from standard input
+    #[arg(long, global = true)]
+    pub password_stdin: bool,
 }
 
 pub struct RegistryClient {
     http: reqwest::Client,
     base: String,
     registry: String,
+    /// `user:password`, from the options or docker's config.
+    credentials: Option<String>,
+    /// The Authorization header to send, once logged in.
+    authorization: std::sync::Mutex<Option<String>>,
+}
+
+/// `user:password` for `registry` in docker's `config.json` (`$DOCKER_CONFIG` or
+/// `~/.docker`), if any.
+pub fn docker_credentials(registry: &str) -> Option<String> {
+    use base64::Engine as _;
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
+    let config: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).ok()?).ok()?;
+    let auths = config["auths"].as_object()?;
+    let entry = auths.iter().find(|(k, _)| {
+        let k = k
+            .trim_start_matches("https://")
+            .trim_start_matches("http://");
+        k.trim_end_matches('/') == registry || k.split('/').next() == Some(registry)
+    })?;
+    if let Some(auth) = entry.1["auth"].as_str() {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .ok()?;
+        return String::from_utf8(decoded).ok();
+    }
+    match (entry.1["username"].as_str(), entry.1["password"].as_str()) {
+        (Some(u), Some(p)) => Some(format!("{u}:{p}")),
+        _ => None,
+    }
+}
+
+/// The scheme and parameters of a `WWW-Authenticate` challenge.
+pub fn parse_challenge(header: &str) -> (String, std::collections::HashMap<String, String>) {
+    let (scheme, rest) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    let mut params = std::collections::HashMap::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if key.is_empty() {
+            break;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            while let Some(c) = chars.peek().copied() {
+                if c == ',' {
+                    break;
+                }
+                value.push(c);
+                chars.next();
+            }
+        }
+        params.insert(key.trim().to_ascii_lowercase(), value.trim().to_string());
+    }
+    (scheme.to_ascii_lowercase(), params)
 }
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -124,10 +220,77 @@ async fn refusal(what: String, res: reqwest::Response) -> ClientError {
 }
 
 impl RegistryClient {
-    pub fn new(registry: &str, plain_http: bool) -> Result<Self, ClientError> {
-        if !plain_http && !is_loopback(registry) {
-            return Err(ClientError::NeedsTls(registry.to_string()));
+    /// A client for `registry`, logged in with pull (and, when `push`, push) rights on
+    /// `repo` if the registry asks for a login.
+    pub async fn connect(
+        registry: &str,
+        options: &ClientOptions,
+        repo: Option<&RepositoryName>,
+        push: bool,
+    ) -> Result<Self, ClientError> {
+        crate::install_crypto_provider();
+        let plain = options.plain_http || is_loopback(registry);
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("bonded/", env!("CARGO_PKG_VERSION")))
+            .danger_accept_invalid_certs(options.insecure);
+        if let Some(ca) = &options.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| ClientError::CaFile(format!("{}: {e}", ca.display())))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ClientError::CaFile(format!("{}: {e}", ca.display())))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
         }
+        let http = builder.build().map_err(|source| ClientError::Unreachable {
+            registry: registry.into(),
+            source,
+        })?;
+        let credentials = match (&options.username, options.password_stdin) {
+            (Some(user), true) => {
+                let mut password = String::new();
+                std::io::stdin().read_line(&mut password).map_err(|e| {
+                    ClientError::Invalid(format!(
+                        "cannot read the password from standard input: {e}"
+                    ))
+                })?;
+                Some(format!(
+                    "{user}:{}",
+                    password.trim_end_matches(['\r', '\n'])
+                ))
+            }
+            (Some(_), false) => {
+                return Err(ClientError::Invalid(
+                    "--username needs --password-stdin".into(),
+                ))
+            }
+            (None, _) => docker_credentials(registry),
+        };
+        let mut client = RegistryClient {
+            http,
+            base: format!(
+                "{}://{registry}",
+                if options.plain_http { "http" } else { "https" }
+            ),
+            registry: registry.to_string(),
+            credentials,
+            authorization: std::sync::Mutex::new(None),
+        };
+        // Loopback registries are usually plain HTTP, but may speak TLS: try HTTPS first,
+        // as docker does, and fall back when nothing answers it.
+        if plain && !options.plain_http {
+            let https = client.http.get(format!("{}/v2/", client.base)).send().await;
+            if https.is_err() {
+                client.base = format!("http://{registry}");
+            }
+        }
+        client.login(repo, push).await?;
+        Ok(client)
+    }
+
+    /// A client for a plain-HTTP loopback registry without login (tests, tools).
+    pub fn new(registry: &str, plain_http: bool) -> Result<Self, ClientError> {
+        crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("bonded/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -135,11 +298,140 @@ impl RegistryClient {
                 registry: registry.into(),
                 source,
             })?;
+        let plain = plain_http || is_loopback(registry);
         Ok(RegistryClient {
             http,
-            base: format!("http://{registry}"),
+            base: format!("{}://{registry}", if plain { "http" } else { "https" }),
             registry: registry.to_string(),
+            credentials: None,
+            authorization: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Answers the registry's challenge, if it makes one, as docker does: ping `/v2/`, then
+    /// Basic credentials, or a Bearer token for `repository:<repo>:pull[,push]`.
+    async fn login(&self, repo: Option<&RepositoryName>, push: bool) -> Result<(), ClientError> {
+        use base64::Engine as _;
+        let res = self
+            .http
+            .get(format!("{}/v2/", self.base))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if res.status().as_u16() != 401 {
+            return Ok(());
+        }
+        let challenge = res
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let (scheme, params) = parse_challenge(&challenge);
+        let basic = self.credentials.as_ref().map(|c| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(c)
+            )
+        });
+        let header = match scheme.as_str() {
+            "basic" => {
+                let basic = basic.ok_or_else(|| ClientError::NeedsLogin {
+                    registry: self.registry.clone(),
+                })?;
+                let check = self
+                    .http
+                    .get(format!("{}/v2/", self.base))
+                    .header("Authorization", &basic)
+                    .send()
+                    .await
+                    .map_err(|e| self.unreachable(e))?;
+                if check.status().as_u16() == 401 {
+                    return Err(ClientError::LoginFailed {
+                        registry: self.registry.clone(),
+                    });
+                }
+                basic
+            }
+            "bearer" => {
+                let realm = params.get("realm").ok_or_else(|| {
+                    ClientError::Invalid(format!(
+                        "{} sent a Bearer challenge without a realm",
+                        self.registry
+                    ))
+                })?;
+                let mut url = reqwest::Url::parse(realm)
+                    .map_err(|e| ClientError::Invalid(format!("token realm '{realm}': {e}")))?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(service) = params.get("service") {
+                        q.append_pair("service", service);
+                    }
+                    if let Some(repo) = repo {
+                        q.append_pair(
+                            "scope",
+                            &format!(
+                                "repository:{repo}:{}",
+                                if push { "pull,push" } else { "pull" }
+                            ),
+                        );
+                    }
+                }
+                let mut req = self.http.get(url);
+                if let Some(b) = &basic {
+                    req = req.header("Authorization", b);
+                }
+                let res = req.send().await.map_err(|e| self.unreachable(e))?;
+                match res.status().as_u16() {
+                    200 => {}
+                    401 | 403 if basic.is_some() => {
+                        return Err(ClientError::LoginFailed {
+                            registry: self.registry.clone(),
+                        })
+                    }
+                    401 | 403 => {
+                        return Err(ClientError::NeedsLogin {
+                            registry: self.registry.clone(),
+                        })
+                    }
+                    _ => return Err(refusal(format!("token from {realm}"), res).await),
+                }
+                let body: Value =
+                    serde_json::from_slice(&res.bytes().await.map_err(|e| self.unreachable(e))?)
+                        .map_err(|e| {
+                            ClientError::Invalid(format!("token answer is not JSON: {e}"))
+                        })?;
+                let token = body["token"]
+                    .as_str()
+                    .or(body["access_token"].as_str())
+                    .ok_or_else(|| {
+                        ClientError::Invalid("the token service answered without a token".into())
+                    })?;
+                format!("Bearer {token}")
+            }
+            other => {
+                return Err(ClientError::Invalid(format!(
+                    "{} asks for '{other}' authentication, which bonded does not speak",
+                    self.registry
+                )))
+            }
+        };
+        *self.authorization.lock().unwrap_or_else(|p| p.into_inner()) = Some(header);
+        Ok(())
+    }
+
+    /// A request with the login header, if any.
+    fn request(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, url);
+        match self
+            .authorization
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            Some(h) => req.header("Authorization", h),
+            None => req,
+        }
     }
 
     fn url(&self, repo: &RepositoryName, rest: &str) -> String {
@@ -160,8 +452,10 @@ impl RegistryClient {
         reference: &Reference,
     ) -> Result<(Vec<u8>, String, Digest), ClientError> {
         let res = self
-            .http
-            .get(self.url(repo, &format!("manifests/{reference}")))
+            .request(
+                reqwest::Method::GET,
+                self.url(repo, &format!("manifests/{reference}")),
+            )
             .header("Accept", MANIFEST_ACCEPT)
             .send()
             .await
@@ -203,8 +497,10 @@ impl RegistryClient {
         digest: &Digest,
     ) -> Result<Vec<u8>, ClientError> {
         let res = self
-            .http
-            .get(self.url(repo, &format!("blobs/{digest}")))
+            .request(
+                reqwest::Method::GET,
+                self.url(repo, &format!("blobs/{digest}")),
+            )
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -225,8 +521,10 @@ impl RegistryClient {
     /// Whether the repository already has a blob.
     async fn has_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool, ClientError> {
         let head = self
-            .http
-            .head(self.url(repo, &format!("blobs/{digest}")))
+            .request(
+                reqwest::Method::HEAD,
+                self.url(repo, &format!("blobs/{digest}")),
+            )
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -240,8 +538,7 @@ impl RegistryClient {
         digest: &Digest,
     ) -> Result<String, ClientError> {
         let res = self
-            .http
-            .post(self.url(repo, "blobs/uploads/"))
+            .request(reqwest::Method::POST, self.url(repo, "blobs/uploads/"))
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -272,8 +569,7 @@ impl RegistryClient {
         body: reqwest::Body,
     ) -> Result<(), ClientError> {
         let res = self
-            .http
-            .put(url)
+            .request(reqwest::Method::PUT, url)
             .header("Content-Type", "application/octet-stream")
             .header("Content-Length", len)
             .body(body)
@@ -334,8 +630,10 @@ impl RegistryClient {
         bytes: &[u8],
     ) -> Result<bool, ClientError> {
         let res = self
-            .http
-            .put(self.url(repo, &format!("manifests/{reference}")))
+            .request(
+                reqwest::Method::PUT,
+                self.url(repo, &format!("manifests/{reference}")),
+            )
             .header("Content-Type", media_type)
             .body(bytes.to_vec())
             .send()
@@ -360,8 +658,7 @@ impl RegistryClient {
             url.push_str(&format!("?artifactType={a}"));
         }
         let res = self
-            .http
-            .get(url)
+            .request(reqwest::Method::GET, url)
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -411,8 +708,10 @@ impl RegistryClient {
     /// `GET /bonded/v1/<path>` on a bonded registry.
     pub async fn bonded_get(&self, path: &str) -> Result<Value, ClientError> {
         let res = self
-            .http
-            .get(format!("{}/bonded/v1/{path}", self.base))
+            .request(
+                reqwest::Method::GET,
+                format!("{}/bonded/v1/{path}", self.base),
+            )
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -433,6 +732,7 @@ impl RegistryClient {
     ) -> Result<Value, ClientError> {
         let url = format!("{}/bonded/v1/{path}", self.base);
         let req = match body {
+            // the admin token, not a registry login
             Some(b) => self.http.put(url).body(b),
             None => self.http.delete(url),
         };

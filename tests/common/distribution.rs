@@ -78,3 +78,43 @@ pub async fn put_blob(c: &reqwest::Client, base: &str, repo: &str, bytes: &[u8])
     assert_eq!(res.status(), 201);
     d
 }
+
+/// Starts Distribution with extra top-level YAML (e.g. `auth:`) and `http:` settings
+/// (e.g. `tls:`), waiting only for its port to accept connections.
+pub fn start_distribution_with(
+    dir: &std::path::Path,
+    http_extra: &str,
+    extra: &str,
+) -> Distribution {
+    std::fs::create_dir_all(dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let config = dir.join("distribution.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{http_extra}{extra}",
+            dir.join("storage").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start docker-registry (apt-get install -y docker-registry)");
+    let d = Distribution { child, addr };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&d.addr).is_ok() {
+            return d;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("docker-registry did not start on {}", d.addr);
+}

@@ -92,6 +92,7 @@ impl Drop for Server {
 }
 
 pub fn client() -> reqwest::Client {
+    bonded::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()

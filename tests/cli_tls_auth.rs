@@ -1,0 +1,201 @@
+//! The CLI against a registry that speaks TLS and asks for a login (CNCF Distribution with
+//! a certificate from a test CA and htpasswd Basic auth): credentials from docker's
+//! config.json or --username/--password-stdin, the CA from --ca-file, and one clear line
+//! for each way it can go wrong.
+
+mod common;
+
+use base64::Engine as _;
+use common::distribution::start_distribution_with;
+use common::pki::Ca;
+use common::*;
+use serde_json::json;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// A one-image OCI layout with its image tagged `latest`.
+fn layout(dir: &Path) -> String {
+    let l = dir.join("layout");
+    std::fs::create_dir_all(l.join("blobs/sha256")).unwrap();
+    std::fs::write(l.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let write = |b: &[u8]| {
+        let d = sha256(b);
+        std::fs::write(
+            l.join("blobs/sha256").join(d.trim_start_matches("sha256:")),
+            b,
+        )
+        .unwrap();
+        (d, b.len())
+    };
+    let (ld, ln) = write(b"tls layer");
+    let (cd, cn) = write(br#"{"os":"linux","architecture":"amd64"}"#);
+    let m = image_manifest((&cd, cn), &[(&ld, ln)], json!({}));
+    let (md, mn) = write(&m);
+    std::fs::write(
+        l.join("index.json"),
+        json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn,
+            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]})
+        .to_string(),
+    )
+    .unwrap();
+    l.to_str().unwrap().to_string()
+}
+
+fn bonded(args: &[&str], docker_config: Option<&Path>, stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
+    cmd.args(args)
+        .env_remove("DOCKER_CONFIG")
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(dc) = docker_config {
+        cmd.env("DOCKER_CONFIG", dc);
+    }
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn all(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn https_with_basic_login() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // a server certificate for 127.0.0.1 from a test CA
+    let ca = Ca::new("Registry CA");
+    let (key, cert) = ca.issue_server("127.0.0.1");
+    std::fs::write(d.join("server.key"), key.serialize_pem()).unwrap();
+    std::fs::write(d.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(d.join("ca.pem"), &ca.pem).unwrap();
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    std::fs::write(d.join("htpasswd"), format!("alice:{hash}\n")).unwrap();
+    let dist = start_distribution_with(
+        &d.join("dist"),
+        &format!(
+            "  tls:\n    certificate: {}\n    key: {}\n",
+            d.join("server.pem").display(),
+            d.join("server.key").display()
+        ),
+        &format!(
+            "auth:\n  htpasswd:\n    realm: bonded-test\n    path: {}\n",
+            d.join("htpasswd").display()
+        ),
+    );
+    let image = format!("{}/acme/app:v1", dist.addr);
+    let ca_file = d.join("ca.pem");
+    let ca_arg = ca_file.to_str().unwrap();
+    let src = layout(d);
+
+    // docker's config.json holds alice's credentials
+    let docker = d.join("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    std::fs::write(
+        docker.join("config.json"),
+        json!({"auths": {dist.addr.clone(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+
+    let o = bonded(
+        &[
+            "push",
+            &format!("{src}:latest"),
+            &image,
+            "--ca-file",
+            ca_arg,
+        ],
+        Some(&docker),
+        None,
+    );
+    assert!(o.status.success(), "{}", all(&o));
+
+    // --username and --password-stdin, signing
+    let (sk, sc) = Ca::new("Signing Root").write_signer(d, "release");
+    let o = bonded(
+        &[
+            "sign",
+            &image,
+            "--key",
+            sk.to_str().unwrap(),
+            "--cert",
+            sc.to_str().unwrap(),
+            "--ca-file",
+            ca_arg,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        None,
+        Some("s3cret\n"),
+    );
+    assert!(o.status.success(), "{}", all(&o));
+
+    // each failure in one clear line
+    let o = bonded(
+        &[
+            "inspect",
+            &image,
+            "--ca-file",
+            ca_arg,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        None,
+        Some("wrong\n"),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        all(&o).contains(&format!(
+            "login to {} failed: wrong username or password",
+            dist.addr
+        )),
+        "{}",
+        all(&o)
+    );
+    let o = bonded(&["inspect", &image, "--ca-file", ca_arg], None, None);
+    assert!(all(&o).contains("asks for a login"), "{}", all(&o));
+    let o = bonded(&["inspect", &image], Some(&docker), None);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "an unknown CA is refused: {}",
+        all(&o)
+    );
+    let o = bonded(&["inspect", &image, "--insecure"], Some(&docker), None);
+    assert!(
+        o.status.success(),
+        "--insecure accepts the lab certificate: {}",
+        all(&o)
+    );
+    assert!(all(&o).contains("referrers: 1"), "{}", all(&o));
+    let o = bonded(
+        &[
+            "inspect",
+            &format!("{}/acme/app:nope", dist.addr),
+            "--ca-file",
+            ca_arg,
+        ],
+        Some(&docker),
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(all(&o).contains("was not found"), "{}", all(&o));
+}
