@@ -781,4 +781,48 @@ mod tests {
         );
         assert!(!is_loopback("registry.example:5000"));
     }
+
+    #[test]
+    fn challenges_parse_with_quoted_commas() {
+        let (scheme, p) = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(scheme, "bearer");
+        assert_eq!(p["realm"], "https://auth.example/token");
+        assert_eq!(p["service"], "registry.example");
+        assert_eq!(p["scope"], "repository:a/b:pull,push");
+        let (scheme, p) = parse_challenge(r#"Basic realm="bonded-test""#);
+        assert_eq!(
+            (scheme.as_str(), p["realm"].as_str()),
+            ("basic", "bonded-test")
+        );
+    }
+
+    #[test]
+    fn docker_config_credentials_are_found_by_registry() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:pw");
+        std::fs::write(
+            dir.path().join("config.json"),
+            serde_json::json!({"auths": {
+                "https://reg.example:5000": {"auth": auth},
+                "other.example": {"username": "bob", "password": "pw2"}
+            }})
+            .to_string(),
+        )
+        .unwrap();
+        // The only test in this binary that touches DOCKER_CONFIG.
+        std::env::set_var("DOCKER_CONFIG", dir.path());
+        assert_eq!(
+            docker_credentials("reg.example:5000").as_deref(),
+            Some("alice:pw")
+        );
+        assert_eq!(
+            docker_credentials("other.example").as_deref(),
+            Some("bob:pw2")
+        );
+        assert_eq!(docker_credentials("unknown.example"), None);
+        std::env::remove_var("DOCKER_CONFIG");
+    }
 }
