@@ -95,3 +95,63 @@ async fn sign_and_verify_through_the_referrers_tag_schema() {
     );
     assert!(String::from_utf8_lossy(&o.stdout).contains("CN=release"));
 }
+
+#[tokio::test]
+async fn large_layers_are_pushed_in_chunks_to_both_registries() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // a layout with one 70 MiB layer (above the client's 64 MiB chunking threshold)
+    let l = d.join("big");
+    std::fs::create_dir_all(l.join("blobs/sha256")).unwrap();
+    std::fs::write(l.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let layer: Vec<u8> = (0..70 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let write = |b: &[u8]| {
+        let dg = sha256(b);
+        std::fs::write(
+            l.join("blobs/sha256")
+                .join(dg.trim_start_matches("sha256:")),
+            b,
+        )
+        .unwrap();
+        (dg, b.len())
+    };
+    let (ld, ln) = write(&layer);
+    let (cd, cn) = write(br#"{"os":"linux"}"#);
+    let m = image_manifest((&cd, cn), &[(&ld, ln)], json!({}));
+    let (md, mn) = write(&m);
+    std::fs::write(
+        l.join("index.json"),
+        json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn}]}).to_string(),
+    )
+    .unwrap();
+
+    let bonded = Server::start();
+    let dist = start_distribution(&d.join("dist")).await;
+    let c = client();
+    for reg in [bonded.addr.clone(), dist.addr.clone()] {
+        let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+            .args(["push", l.to_str().unwrap(), &format!("{reg}/big/app:v1")])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{reg}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let got = c
+            .get(format!("http://{reg}/v2/big/app/blobs/{ld}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(got.status(), 200);
+        assert_eq!(sha256(&got.bytes().await.unwrap()), ld, "{reg}");
+    }
+}

@@ -191,6 +191,28 @@ pub fn parse_challenge(header: &str) -> (String, std::collections::HashMap<Strin
     (scheme.to_ascii_lowercase(), params)
 }
 
+/// Blobs larger than this are uploaded in chunks of [`CHUNK`] bytes.
+const CHUNKED_ABOVE: u64 = 64 << 20;
+const CHUNK: u64 = 32 << 20;
+
+/// `len` bytes of a file from `offset`, as a streamed request body.
+async fn file_section(
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+) -> Result<reqwest::Body, ClientError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let unreadable =
+        |e: std::io::Error| ClientError::Invalid(format!("cannot read {}: {e}", path.display()));
+    let mut file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+    file.seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(unreadable)?;
+    Ok(reqwest::Body::wrap_stream(
+        tokio_util::io::ReaderStream::with_capacity(file.take(len), 1 << 20),
+    ))
+}
+
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 fn is_loopback(registry: &str) -> bool {
@@ -531,12 +553,8 @@ impl RegistryClient {
         Ok(head.status().is_success())
     }
 
-    /// Starts an upload session; returns the URL that completes it with `digest`.
-    async fn start_upload(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-    ) -> Result<String, ClientError> {
+    /// Starts an upload session; returns its URL.
+    async fn open_session(&self, repo: &RepositoryName) -> Result<String, ClientError> {
         let res = self
             .request(reqwest::Method::POST, self.url(repo, "blobs/uploads/"))
             .send()
@@ -545,19 +563,25 @@ impl RegistryClient {
         if res.status().as_u16() != 202 {
             return Err(refusal(format!("starting an upload to {repo}"), res).await);
         }
-        let location = res
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| ClientError::Invalid("the registry gave no upload location".into()))?;
-        let mut url = if location.starts_with("http") {
-            location.to_string()
+        self.location(&res)
+            .ok_or_else(|| ClientError::Invalid("the registry gave no upload location".into()))
+    }
+
+    fn location(&self, res: &reqwest::Response) -> Option<String> {
+        let loc = res.headers().get("location")?.to_str().ok()?;
+        Some(if loc.starts_with("http") {
+            loc.to_string()
         } else {
-            format!("{}{location}", self.base)
-        };
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(&format!("digest={digest}"));
-        Ok(url)
+            format!("{}{loc}", self.base)
+        })
+    }
+
+    /// The URL that completes session `url` with `digest`.
+    fn with_digest(url: &str, digest: &Digest) -> String {
+        format!(
+            "{url}{}digest={digest}",
+            if url.contains('?') { '&' } else { '?' }
+        )
     }
 
     /// Completes an upload with its whole body.
@@ -591,7 +615,7 @@ impl RegistryClient {
     ) -> Result<Digest, ClientError> {
         let digest = Digest::of(Algorithm::Sha256, bytes);
         if !self.has_blob(repo, &digest).await? {
-            let url = self.start_upload(repo, &digest).await?;
+            let url = Self::with_digest(&self.open_session(repo).await?, &digest);
             self.finish_upload(url, &digest, bytes.len() as u64, bytes.to_vec().into())
                 .await?;
         }
@@ -610,13 +634,44 @@ impl RegistryClient {
         if self.has_blob(repo, digest).await? {
             return Ok(false);
         }
-        let url = self.start_upload(repo, digest).await?;
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| ClientError::Invalid(format!("cannot read {}: {e}", path.display())))?;
-        let body =
-            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
-        self.finish_upload(url, digest, size, body).await?;
+        let mut session = self.open_session(repo).await?;
+        if size <= CHUNKED_ABOVE {
+            let body = file_section(path, 0, size).await?;
+            self.finish_upload(Self::with_digest(&session, digest), digest, size, body)
+                .await?;
+            return Ok(true);
+        }
+        // Large blobs go in chunks: a failure costs one chunk, not the whole blob.
+        let mut offset = 0;
+        while offset < size {
+            let len = CHUNK.min(size - offset);
+            let last = offset + len - 1;
+            let res = self
+                .request(reqwest::Method::PATCH, session.clone())
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Range", format!("{offset}-{last}"))
+                .header("Content-Length", len)
+                .body(file_section(path, offset, len).await?)
+                .send()
+                .await
+                .map_err(|e| self.unreachable(e))?;
+            if res.status().as_u16() != 202 {
+                return Err(
+                    refusal(format!("uploading bytes {offset}-{last} of {digest}"), res).await,
+                );
+            }
+            if let Some(next) = self.location(&res) {
+                session = next;
+            }
+            offset += len;
+        }
+        self.finish_upload(
+            Self::with_digest(&session, digest),
+            digest,
+            0,
+            Vec::new().into(),
+        )
+        .await?;
         Ok(true)
     }
 
