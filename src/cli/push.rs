@@ -88,12 +88,101 @@ impl Layout {
     }
 }
 
+/// Blobs (digest, size) below a manifest, for the progress bar's totals.
+fn blobs_below(
+    layout: &Layout,
+    d: &Descriptor,
+    out: &mut Vec<(Digest, u64)>,
+) -> Result<(), String> {
+    let bytes = layout.read(&d.digest)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", d.digest))?;
+    for child in v["manifests"].as_array().into_iter().flatten() {
+        let desc = Descriptor {
+            media_type: child["mediaType"].as_str().unwrap_or_default().to_string(),
+            digest: child["digest"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| format!("{e}"))?,
+            size: child["size"].as_u64().unwrap_or_default(),
+        };
+        blobs_below(layout, &desc, out)?;
+    }
+    for desc in std::iter::once(&v["config"]).chain(v["layers"].as_array().into_iter().flatten()) {
+        let dg = desc["digest"]
+            .as_str()
+            .and_then(|s| s.parse::<Digest>().ok());
+        if let (Some(dg), Some(size)) = (dg, desc["size"].as_u64()) {
+            if !out.iter().any(|(d, _)| d == &dg) {
+                out.push((dg, size));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A progress bar (bytes and blobs) on terminals; nothing elsewhere.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    blobs: usize,
+    done: std::sync::atomic::AtomicUsize,
+}
+
+impl Progress {
+    fn new(bytes: u64, blobs: usize) -> Progress {
+        use std::io::IsTerminal;
+        let bar = std::io::stdout().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(bytes);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            bar
+        });
+        let p = Progress {
+            bar,
+            blobs,
+            done: Default::default(),
+        };
+        p.message();
+        p
+    }
+
+    fn message(&self) {
+        if let Some(bar) = &self.bar {
+            let done = self.done.load(std::sync::atomic::Ordering::Relaxed);
+            bar.set_message(format!("blobs {done}/{}", self.blobs));
+        }
+    }
+
+    fn bytes(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
+    fn blob_done(&self) {
+        self.done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.message();
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// Pushes a manifest and everything below it, by digest. Returns (blobs uploaded, manifests).
 async fn push_tree(
     client: &RegistryClient,
     image: &ImageRef,
     layout: &Layout,
     d: &Descriptor,
+    progress: &Progress,
 ) -> Result<(usize, usize), String> {
     let repo = &image.repository;
     let bytes = layout.read(&d.digest)?;
@@ -115,12 +204,15 @@ async fn push_tree(
         }
         for (dg, size) in wanted {
             if client
-                .push_blob_file(repo, &layout.blob_path(&dg), &dg, size)
+                .push_blob_file(repo, &layout.blob_path(&dg), &dg, size, &|n| {
+                    progress.bytes(n)
+                })
                 .await
                 .map_err(|e| e.to_string())?
             {
                 blobs += 1;
             }
+            progress.blob_done();
         }
     } else {
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
@@ -134,7 +226,7 @@ async fn push_tree(
                     .map_err(|e| format!("{e}"))?,
                 size: child["size"].as_u64().unwrap_or_default(),
             };
-            let (b, m) = Box::pin(push_tree(client, image, layout, &desc)).await?;
+            let (b, m) = Box::pin(push_tree(client, image, layout, &desc, progress)).await?;
             blobs += b;
             manifests += m;
         }
@@ -175,7 +267,12 @@ pub async fn run(args: &PushArgs) -> Result<(), String> {
         RegistryClient::connect(&image.registry, &args.client, Some(&image.repository), true)
             .await
             .map_err(|e| e.to_string())?;
-    let (blobs, manifests) = push_tree(&client, &image, &layout, &root).await?;
+    let mut all_blobs = Vec::new();
+    blobs_below(&layout, &root, &mut all_blobs)?;
+    let progress = Progress::new(all_blobs.iter().map(|(_, s)| s).sum(), all_blobs.len());
+    let pushed = push_tree(&client, &image, &layout, &root, &progress).await;
+    progress.finish();
+    let (blobs, manifests) = pushed?;
     println!(
         "pushed {}/{}@{} ({manifests} manifest(s), {blobs} blob(s) uploaded)",
         image.registry, image.repository, root.digest

@@ -624,14 +624,17 @@ impl RegistryClient {
 
     /// Pushes a blob from a file, streamed (never held in memory), unless the repository
     /// has it already. Returns whether it was uploaded.
+    /// `progress` is told of every byte known to be in place (uploaded, or already there).
     pub async fn push_blob_file(
         &self,
         repo: &RepositoryName,
         path: &std::path::Path,
         digest: &Digest,
         size: u64,
+        progress: &(dyn Fn(u64) + Sync),
     ) -> Result<bool, ClientError> {
         if self.has_blob(repo, digest).await? {
+            progress(size);
             return Ok(false);
         }
         let mut session = self.open_session(repo).await?;
@@ -639,6 +642,7 @@ impl RegistryClient {
             let body = file_section(path, 0, size).await?;
             self.finish_upload(Self::with_digest(&session, digest), digest, size, body)
                 .await?;
+            progress(size);
             return Ok(true);
         }
         // Large blobs go in chunks: a failure costs one chunk, not the whole blob.
@@ -663,6 +667,7 @@ impl RegistryClient {
             if let Some(next) = self.location(&res) {
                 session = next;
             }
+            progress(len);
             offset += len;
         }
         self.finish_upload(
