@@ -244,3 +244,243 @@ async fn trust_and_inspect_commands_drive_a_running_server() {
     );
     assert!(out.contains("referrers: 1"), "{out}");
 }
+
+#[tokio::test]
+async fn keygen_sign_verify_round_trip_with_notations_manifest_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let p = |name: &str| d.join(name).to_str().unwrap().to_string();
+    for args in [
+        vec![
+            "keygen",
+            "root",
+            "--subject",
+            "C=US, ST=WA, O=Acme, CN=Acme Root",
+            "--out",
+            &p("root"),
+            "--days",
+            "30",
+        ],
+        vec![
+            "keygen",
+            "intermediate",
+            "--subject",
+            "C=US, ST=WA, O=Acme, CN=Build CA",
+            "--out",
+            &p("ca"),
+            "--issuer",
+            &p("root"),
+        ],
+        vec![
+            "keygen",
+            "signer",
+            "--subject",
+            "C=US, ST=WA, O=Acme, CN=ci",
+            "--out",
+            &p("ci"),
+            "--issuer",
+            &p("ca"),
+            "--curve",
+            "p384",
+        ],
+    ] {
+        let o = bonded(&args);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let o = bonded(&[
+        "keygen",
+        "signer",
+        "--subject",
+        "C=US, ST=WA, O=Acme, CN=ci",
+        "--out",
+        &p("ci"),
+        "--issuer",
+        &p("ca"),
+    ]);
+    assert!(
+        text(&o).contains("exists; pass --force"),
+        "keygen does not overwrite: {}",
+        text(&o)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("ci.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "private keys are written 0600");
+    }
+    let store = d.join("store/x509/ca/acme");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::copy(d.join("root.pem"), store.join("root.pem")).unwrap();
+    std::fs::write(
+        d.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [{"name": "p", "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
+            "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme, CN=ci"]}]})
+        .to_string(),
+    )
+    .unwrap();
+
+    let s = Server::start();
+    let c = client();
+    push_image(&c, &s, "acme/app", "v1", "keygen", json!({})).await;
+    let image = format!("{}/acme/app:v1", s.addr);
+    let o = bonded(&[
+        "sign",
+        &image,
+        "--key",
+        &p("ci.key"),
+        "--cert",
+        &p("ci.pem"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("(ES384)"), "{}", text(&o));
+    let o = bonded(&[
+        "verify",
+        &image,
+        "--trust-policy",
+        &p("policy.json"),
+        "--trust-store",
+        &p("store"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // the signature manifest, field by field, in the form notation produces
+    let d_img = sha256(
+        &c.get(s.v2("acme/app/manifests/v1"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    );
+    let index: Value = serde_json::from_slice(
+        &c.get(s.v2(&format!("acme/app/referrers/{d_img}")))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let entry = &index["manifests"][0];
+    assert_eq!(
+        entry["artifactType"],
+        "application/vnd.cncf.notary.signature"
+    );
+    let sig: Value = serde_json::from_slice(
+        &c.get(s.v2(&format!(
+            "acme/app/manifests/{}",
+            entry["digest"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sig["mediaType"], OCI_MANIFEST);
+    assert_eq!(sig["artifactType"], "application/vnd.cncf.notary.signature");
+    assert_eq!(
+        sig["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    assert_eq!(
+        sig["config"]["digest"],
+        "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+    );
+    assert_eq!(sig["config"]["size"], 2);
+    assert_eq!(sig["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(sig["layers"][0]["mediaType"], "application/jose+json");
+    assert_eq!(sig["subject"]["digest"], d_img);
+    let thumbprints: Vec<String> = serde_json::from_str(
+        sig["annotations"]["io.cncf.notary.x509chain.thumbprint#S256"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(thumbprints.len(), 3, "leaf, intermediate, root");
+    assert!(sig["annotations"]["org.opencontainers.image.created"].is_string());
+
+    // one clear line for a malformed policy, and for an expired certificate
+    std::fs::write(
+        d.join("bad.json"),
+        r#"{"version":"1.0","trustPolicies":[{"name":"p"}]}"#,
+    )
+    .unwrap();
+    let o = bonded(&[
+        "verify",
+        &image,
+        "--trust-policy",
+        &p("bad.json"),
+        "--trust-store",
+        &p("store"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).lines().count(),
+        1,
+        "{}",
+        text(&o)
+    );
+    let ca = Ca::new("Old Root");
+    let (key, cert) = ca.issue_expired("old");
+    std::fs::write(d.join("old.key"), key.serialize_pem()).unwrap();
+    std::fs::write(d.join("old.pem"), format!("{}{}", cert.pem(), ca.pem)).unwrap();
+    let o = bonded(&[
+        "sign",
+        &image,
+        "--key",
+        &p("old.key"),
+        "--cert",
+        &p("old.pem"),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("is not valid now"), "{}", text(&o));
+}
+
+#[tokio::test]
+async fn rsa_keys_sign_with_ps256() {
+    // notation's own e2e key (RSA-2048, PKCS#8) and its self-signed certificate
+    let v = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/notation-e2e");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store/x509/ca/e2e");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::copy(v.join("localkeys/e2e.crt"), store.join("e2e.crt")).unwrap();
+    std::fs::write(
+        dir.path().join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [{"name": "p", "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:e2e"], "trustedIdentities": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let s = Server::start();
+    push_image(&client(), &s, "acme/rsa", "v1", "rsa", json!({})).await;
+    let image = format!("{}/acme/rsa:v1", s.addr);
+    let o = bonded(&[
+        "sign",
+        &image,
+        "--key",
+        v.join("localkeys/e2e.key").to_str().unwrap(),
+        "--cert",
+        v.join("localkeys/e2e.crt").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("(PS256)"), "{}", text(&o));
+    let o = bonded(&[
+        "verify",
+        &image,
+        "--trust-policy",
+        dir.path().join("policy.json").to_str().unwrap(),
+        "--trust-store",
+        dir.path().join("store").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

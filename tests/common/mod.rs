@@ -35,7 +35,7 @@ impl Server {
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("BONDED_LOG", "warn")
+            .env("BONDED_LOG", "error")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -184,3 +184,15 @@ impl Ca {
         (key, cert)
     }
 }
+
+impl Ca {
+    /// A signer whose certificate expired yesterday.
+    pub fn issue_expired(&self, cn: &str) -> (KeyPair, Certificate) {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = leaf_params(cn);
+        p.not_before = now() - Duration::days(10);
+        p.not_after = now() - Duration::days(1);
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        (key, cert)
+    }
+}
