@@ -18,30 +18,7 @@ impl Drop for Distribution {
 }
 
 pub async fn start_distribution(dir: &std::path::Path) -> Distribution {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    std::fs::create_dir_all(dir).unwrap();
-    let config = dir.join("distribution.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
-            dir.join("storage").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start docker-registry (apt-get install -y docker-registry)");
-    let d = Distribution { child, addr };
+    let d = start_distribution_with(dir, "", "");
     for _ in 0..100 {
         if let Ok(r) = client().get(format!("http://{}/v2/", d.addr)).send().await {
             if r.status() == 200 {
@@ -50,7 +27,7 @@ pub async fn start_distribution(dir: &std::path::Path) -> Distribution {
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    panic!("docker-registry did not start on {}", d.addr);
+    panic!("docker-registry did not answer on {}", d.addr);
 }
 
 /// POST then PUT, which Distribution supports.
@@ -97,7 +74,7 @@ pub fn start_distribution_with(
     std::fs::write(
         &config,
         format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n{http_extra}{extra}",
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{http_extra}{extra}",
             dir.join("storage").display()
         ),
     )
