@@ -46,7 +46,7 @@ pub struct ServeArgs {
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token
+    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -67,6 +67,12 @@ pub struct ServeArgs {
     /// HOSTNAME/REPOSITORY [default: the listen address]
     #[arg(long, env = "BONDED_HOSTNAME")]
     pub hostname: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); reloaded on SIGHUP
+    #[arg(long, env = "BONDED_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, env = "BONDED_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Bearer token that authorises changes to the trust policy and stores through
     /// /bonded/v1/trust (until users and roles exist); without one those changes are refused.
     /// Prefer the environment variable: flags show in process listings.
@@ -85,6 +91,8 @@ struct FileConfig {
     trust_store: Option<PathBuf>,
     hostname: Option<String>,
     admin_token: Option<Secret>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +122,8 @@ pub struct ServeConfig {
     pub trust_store: Option<PathBuf>,
     pub hostname: Option<String>,
     pub admin_token: Option<Secret>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -150,6 +160,8 @@ impl ServeConfig {
             trust_store: args.trust_store.clone().or(file.trust_store),
             hostname: args.hostname.clone().or(file.hostname),
             admin_token: args.admin_token.clone().or(file.admin_token),
+            tls_cert: args.tls_cert.clone().or(file.tls_cert),
+            tls_key: args.tls_key.clone().or(file.tls_key),
         })
     }
 }

@@ -83,12 +83,43 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!("trust administration API disabled (no --admin-token)");
     }
     tracing::info!(addr = %local, data_dir = %cfg.data_dir.display(), "bonded is serving");
-    // One line on stdout for scripts and tests that start bonded on port 0.
-    println!("bonded listening on http://{local}");
-
-    axum::serve(listener, api::router(registry))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let app = api::router(registry);
+    match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => {
+            crate::install_crypto_provider();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "cannot load TLS certificate {} and key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    )
+                })?;
+            reload_on_sighup(tls.clone(), cert.clone(), key.clone());
+            let handle = axum_server::Handle::new();
+            {
+                let handle = handle.clone();
+                tokio::spawn(async move {
+                    shutdown_signal().await;
+                    handle.graceful_shutdown(Some(Duration::from_secs(30)));
+                });
+            }
+            // One line on stdout for scripts and tests that start bonded on port 0.
+            println!("bonded listening on https://{local}");
+            axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await?;
+        }
+        (None, None) => {
+            println!("bonded listening on http://{local}");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?;
+        }
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    }
     sweeper.abort();
     db.close().await;
     tracing::info!("bonded stopped");
@@ -117,6 +148,30 @@ fn load_trust(cfg: &ServeConfig, hostname: &str) -> Result<Option<(String, Trust
         )
     })?;
     Ok(Some((text, stores)))
+}
+
+/// Reloads the TLS certificate and key on SIGHUP; a bad pair is logged and the previous one
+/// kept, so a rotation mistake never takes the registry down.
+fn reload_on_sighup(
+    tls: axum_server::tls_rustls::RustlsConfig,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload_from_pem_file(&cert, &key).await {
+                Ok(()) => tracing::info!(cert = %cert.display(), "TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate reload failed; still serving the previous one")
+                }
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

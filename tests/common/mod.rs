@@ -50,7 +50,10 @@ impl Server {
             .strip_prefix("bonded listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from bonded: {line:?}"))
             .to_string();
-        let addr = url.trim_start_matches("http://").to_string();
+        let addr = url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_string();
         Server {
             child: Some(child),
             url,
@@ -62,6 +65,11 @@ impl Server {
 
     pub fn v2(&self, path: &str) -> String {
         format!("{}/v2/{}", self.url, path)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// SIGKILL: no shutdown path runs.
