@@ -105,3 +105,23 @@ CREATE TABLE trust_versions (
     reason     TEXT    NOT NULL,
     created_at TEXT    NOT NULL
 );
+
+-- The audit trail: every change of state and every refusal, hash-chained. Each record's
+-- hash covers its fields and the previous record's hash, so a record changed, removed or
+-- inserted breaks the chain from there on (`bonded audit verify`).
+CREATE TABLE audit_log (
+    seq        INTEGER PRIMARY KEY,
+    at         TEXT    NOT NULL,
+    actor      TEXT    NOT NULL,
+    source     TEXT,
+    action     TEXT    NOT NULL,
+    repository TEXT,
+    digest     TEXT,
+    tag        TEXT,
+    outcome    TEXT    NOT NULL,
+    reason     TEXT,
+    prev_hash  TEXT    NOT NULL,
+    hash       TEXT    NOT NULL
+);
+
+CREATE INDEX audit_by_digest ON audit_log (digest, seq);

@@ -105,8 +105,24 @@ fn route(path: &str) -> Option<Endpoint<'_>> {
     None
 }
 
+/// The client of a request, for the audit trail: anonymous until users exist, and its
+/// address when the server knows it.
+fn client_of(req: &Request) -> crate::registry::Client {
+    crate::registry::Client {
+        actor: "anonymous".into(),
+        source: req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+    }
+}
+
 async fn dispatch(State(reg): Reg, req: Request) -> Response {
-    match handle(reg, req).await {
+    let client = client_of(&req);
+    let result = crate::registry::CLIENT
+        .scope(client, handle(reg, req))
+        .await;
+    match result {
         Ok(res) => res,
         Err(e) => e.into_response(),
     }
@@ -562,6 +578,13 @@ async fn manifest_delete(
 /// - `PUT`/`DELETE trust/policy`, `PUT`/`DELETE trust/stores/<type>/<name>`: changes,
 ///   authorised by the admin bearer token.
 async fn bonded_api(State(reg): Reg, req: Request) -> Response {
+    let client = client_of(&req);
+    crate::registry::CLIENT
+        .scope(client, bonded_api_inner(reg, req))
+        .await
+}
+
+async fn bonded_api_inner(reg: Arc<Registry>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let path = parts
         .uri
@@ -615,6 +638,39 @@ async fn bonded_api(State(reg): Reg, req: Request) -> Response {
             })));
         }
         match (method, path.as_str()) {
+            (Method::GET, "audit") => {
+                let query: Vec<(String, String)> = parts
+                    .uri
+                    .query()
+                    .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                    .unwrap_or_default();
+                let get = |k: &str| {
+                    query
+                        .iter()
+                        .find(|(key, _)| key == k)
+                        .map(|(_, v)| v.clone())
+                };
+                let limit = get("limit")
+                    .and_then(|l| l.parse().ok())
+                    .unwrap_or(100u32)
+                    .min(1000);
+                let filter = crate::db::AuditFilter {
+                    repository: get("repository"),
+                    digest: get("digest"),
+                    actor: get("actor"),
+                    action: get("action"),
+                    outcome: get("outcome"),
+                    since: get("since"),
+                    until: get("until"),
+                    after: get("after").and_then(|a| a.parse().ok()),
+                    limit,
+                };
+                let records = reg.audit(&filter).await?;
+                let next = (records.len() == limit as usize)
+                    .then(|| records.last().map(|r| r.seq))
+                    .flatten();
+                Ok(ok(json!({ "records": records, "next": next })))
+            }
             (Method::GET, "trust") => Ok(ok(reg.trust_snapshot().await?)),
             (Method::GET, "trust/versions") => Ok(ok(reg.trust_history().await?)),
             (method, "trust/policy") if method == Method::PUT || method == Method::DELETE => {

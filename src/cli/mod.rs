@@ -1,5 +1,6 @@
 //! The `bonded` command line: one binary, one subcommand per job.
 
+mod audit;
 mod inspect;
 mod keygen;
 mod push;
@@ -36,6 +37,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Show or change a bonded server's trust policy and trust stores
     Trust(trust_cmd::TrustArgs),
+    /// Query the audit trail (who pushed, signed, deleted, was refused) or verify its chain
+    Audit(audit::AuditArgs),
 }
 
 impl Cli {
@@ -59,6 +62,7 @@ impl Cli {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => failed(e),
             },
+            Command::Audit(args) => audit::run(&args).await,
             Command::Trust(args) => match trust_cmd::run(&args).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => failed(e),

@@ -5,6 +5,10 @@
 //! SQLite runs in WAL mode with one writer connection (writes are serialised here rather
 //! than by SQLite's busy handler) and a small pool of readers that never block on it.
 
+mod audit;
+
+pub use audit::{chain_hash, AuditEvent, AuditFilter, AuditRecord, AuditTail};
+
 use crate::oci::{Digest, RepositoryName, Tag};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -72,6 +76,8 @@ pub struct ManifestWrite {
     pub pending: bool,
     /// The tags are quarantined: invisible until the policy is satisfied.
     pub quarantine_tags: bool,
+    /// Audit records committed with the write.
+    pub audit: Vec<AuditEvent>,
 }
 
 /// A verified signature, as the signature store keeps it.
@@ -154,6 +160,8 @@ pub struct Metadata {
     /// Manifest writes go through one task that commits whatever is waiting in one
     /// transaction (group commit): concurrent pushes share the commit's cost.
     manifest_writes: tokio::sync::mpsc::Sender<ManifestJob>,
+    /// The audit chain's tail, shared by every writer.
+    audit_tail: AuditTail,
 }
 
 impl Metadata {
@@ -183,10 +191,12 @@ impl Metadata {
             write,
             repository_ids: Arc::default(),
             manifest_writes,
+            audit_tail: AuditTail::default(),
         };
         tokio::spawn(manifest_writer(
             db.write.clone(),
             db.repository_ids.clone(),
+            db.audit_tail.clone(),
             jobs,
         ));
         Ok(db)
@@ -227,7 +237,13 @@ impl Metadata {
     // ---- blobs -------------------------------------------------------------------------
 
     /// Records a committed blob and links it to `repo` (creating the repository).
-    pub async fn link_blob(&self, repo: &RepositoryName, digest: &Digest, size: u64) -> Result<()> {
+    pub async fn link_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        events: &[AuditEvent],
+    ) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let repo_id = self.repository_id_for_write(&mut tx, repo).await?;
         sqlx::query(
@@ -243,7 +259,9 @@ impl Metadata {
             .bind(digest.to_string())
             .execute(&mut *tx)
             .await?;
+        let tail = audit::append(&mut tx, &self.audit_tail, events).await?;
         tx.commit().await?;
+        self.audit_tail.advance(tail);
         self.remember_repository(repo, repo_id);
         Ok(())
     }
@@ -276,16 +294,30 @@ impl Metadata {
     }
 
     /// Removes `digest` from `repo`; `false` when it was not linked.
-    pub async fn unlink_blob(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+    pub async fn unlink_blob(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        events: &[AuditEvent],
+    ) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
         let done = sqlx::query(
             "DELETE FROM repository_blobs WHERE digest = ?
              AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
         )
         .bind(digest.to_string())
         .bind(repo.as_str())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        let tail = if deleted {
+            audit::append(&mut tx, &self.audit_tail, events).await?
+        } else {
+            None
+        };
+        tx.commit().await?;
+        self.audit_tail.advance(tail);
+        Ok(deleted)
     }
 
     // ---- manifests and tags -------------------------------------------------------------
@@ -342,7 +374,12 @@ impl Metadata {
     }
 
     /// Deletes a manifest and every tag pointing at it; `false` when it was not there.
-    pub async fn delete_manifest(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        events: &[AuditEvent],
+    ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
         let Some(repo_id) = repository_id(&mut tx, repo).await? else {
             return Ok(false);
@@ -362,21 +399,42 @@ impl Metadata {
             .bind(digest.to_string())
             .execute(&mut *tx)
             .await?;
+        let deleted = done.rows_affected() > 0;
+        let tail = if deleted {
+            audit::append(&mut tx, &self.audit_tail, events).await?
+        } else {
+            None
+        };
         tx.commit().await?;
-        Ok(done.rows_affected() > 0)
+        self.audit_tail.advance(tail);
+        Ok(deleted)
     }
 
     /// Deletes a tag (not the manifest); `false` when it was not there.
-    pub async fn delete_tag(&self, repo: &RepositoryName, tag: &Tag) -> Result<bool> {
+    pub async fn delete_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+        events: &[AuditEvent],
+    ) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
         let done = sqlx::query(
             "DELETE FROM tags WHERE name = ?
              AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
         )
         .bind(tag.as_str())
         .bind(repo.as_str())
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        let tail = if deleted {
+            audit::append(&mut tx, &self.audit_tail, events).await?
+        } else {
+            None
+        };
+        tx.commit().await?;
+        self.audit_tail.advance(tail);
+        Ok(deleted)
     }
 
     pub async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool> {
@@ -567,6 +625,7 @@ impl Metadata {
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Vec::new();
+        let mut expired = Vec::new();
         for r in rows {
             let (name, repo_id, digest): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
             for sql in [
@@ -579,9 +638,27 @@ impl Metadata {
                     .execute(&mut *tx)
                     .await?;
             }
+            expired.push(AuditEvent {
+                at: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                actor: "bonded".into(),
+                source: None,
+                action: "manifest.expire".into(),
+                repository: Some(name.clone()),
+                digest: Some(digest.clone()),
+                tag: None,
+                outcome: "ok".into(),
+                reason: Some(format!(
+                    "pending for more than {} s without enough signatures",
+                    age.as_secs()
+                )),
+            });
             out.push((name, digest));
         }
+        let tail = audit::append(&mut tx, &self.audit_tail, &expired).await?;
         tx.commit().await?;
+        self.audit_tail.advance(tail);
         Ok(out)
     }
 
@@ -648,6 +725,7 @@ impl Metadata {
         policy: Option<&str>,
         stores: &std::collections::BTreeMap<String, Vec<Vec<u8>>>,
         reason: &str,
+        event: AuditEvent,
     ) -> Result<i64> {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD;
@@ -658,6 +736,7 @@ impl Metadata {
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
+        let mut tx = self.write.begin().await?;
         let row = sqlx::query(
             "INSERT INTO trust_versions (policy, stores, reason, created_at) VALUES (?, ?, ?, ?)
              RETURNING version",
@@ -666,9 +745,15 @@ impl Metadata {
         .bind(serde_json::to_string(&stores).expect("json"))
         .bind(reason)
         .bind(now)
-        .fetch_one(&self.write)
+        .fetch_one(&mut *tx)
         .await?;
-        Ok(row.get(0))
+        let version: i64 = row.get(0);
+        let mut event = event;
+        event.reason = Some(format!("version {version}: {reason}"));
+        let tail = audit::append(&mut tx, &self.audit_tail, &[event]).await?;
+        tx.commit().await?;
+        self.audit_tail.advance(tail);
+        Ok(version)
     }
 
     /// Every (repository, signature digest) in the signature store.
@@ -705,6 +790,26 @@ impl Metadata {
         .execute(&self.write)
         .await?;
         Ok(())
+    }
+
+    // ---- audit ------------------------------------------------------------------------
+
+    /// Records events that change nothing else (refusals), in their own transaction.
+    pub async fn audit(&self, events: &[AuditEvent]) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let tail = audit::append(&mut tx, &self.audit_tail, events).await?;
+        tx.commit().await?;
+        self.audit_tail.advance(tail);
+        Ok(())
+    }
+
+    pub async fn audit_query(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
+        Ok(audit::query(&self.read, filter).await?)
+    }
+
+    /// Walks the audit chain: `Ok(n)` records intact, or the first break.
+    pub async fn audit_verify(&self) -> Result<std::result::Result<i64, String>> {
+        Ok(audit::verify_chain(&self.read).await?)
     }
 
     // ---- upload sessions ----------------------------------------------------------------
@@ -774,6 +879,7 @@ impl Metadata {
 async fn manifest_writer(
     pool: SqlitePool,
     repository_ids: Arc<Mutex<HashMap<String, i64>>>,
+    tail: AuditTail,
     mut jobs: tokio::sync::mpsc::Receiver<ManifestJob>,
 ) {
     while let Some(first) = jobs.recv().await {
@@ -785,7 +891,7 @@ async fn manifest_writer(
             }
         }
         let writes: Vec<&ManifestWrite> = batch.iter().map(|(w, _)| w).collect();
-        match apply_manifest_writes(&pool, &repository_ids, &writes).await {
+        match apply_manifest_writes(&pool, &repository_ids, &tail, &writes).await {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
@@ -794,7 +900,8 @@ async fn manifest_writer(
             Err(_) if batch.len() > 1 => {
                 for (write, reply) in batch {
                     let outcome =
-                        match apply_manifest_writes(&pool, &repository_ids, &[&write]).await {
+                        match apply_manifest_writes(&pool, &repository_ids, &tail, &[&write]).await
+                        {
                             Ok(mut o) => o.pop().expect("one outcome per write"),
                             Err(e) => Err(PutManifestError::Db(e)),
                         };
@@ -813,11 +920,13 @@ async fn manifest_writer(
 async fn apply_manifest_writes(
     pool: &SqlitePool,
     repository_ids: &Mutex<HashMap<String, i64>>,
+    tail: &AuditTail,
     writes: &[&ManifestWrite],
 ) -> Result<Vec<std::result::Result<(), PutManifestError>>> {
     let mut tx = pool.begin().await?;
     let mut outcomes = Vec::with_capacity(writes.len());
     let mut created = Vec::new();
+    let mut events = Vec::new();
     for w in writes {
         let known = repository_ids
             .lock()
@@ -832,9 +941,16 @@ async fn apply_manifest_writes(
                 id
             }
         };
-        outcomes.push(apply_manifest_write(&mut tx, repo_id, w).await?);
+        let outcome = apply_manifest_write(&mut tx, repo_id, w).await?;
+        if outcome.is_ok() {
+            events.extend(w.audit.iter().cloned());
+        }
+        outcomes.push(outcome);
     }
+    // The whole batch's audit records in one statement, in the same transaction.
+    let new_tail = audit::append(&mut tx, tail, &events).await?;
     tx.commit().await?;
+    tail.advance(new_tail);
     repository_ids
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -105,6 +105,46 @@ impl From<StorageError> for RegistryError {
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
+/// Who is asking, for the audit trail.
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// `anonymous` until users exist.
+    pub actor: String,
+    pub source: Option<String>,
+}
+
+tokio::task_local! {
+    /// The client of the request being served; set by the HTTP layer around each request.
+    pub static CLIENT: Client;
+}
+
+/// An audit event about the current request's client.
+fn event(
+    action: &str,
+    repo: Option<&RepositoryName>,
+    digest: Option<&Digest>,
+    tag: Option<&str>,
+    outcome: &str,
+    reason: Option<String>,
+) -> crate::db::AuditEvent {
+    let (actor, source) = CLIENT
+        .try_with(|c| (c.actor.clone(), c.source.clone()))
+        .unwrap_or_else(|_| ("bonded".to_string(), None));
+    crate::db::AuditEvent {
+        at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        actor,
+        source,
+        action: action.to_string(),
+        repository: repo.map(|r| r.to_string()),
+        digest: digest.map(|d| d.to_string()),
+        tag: tag.map(str::to_string),
+        outcome: outcome.to_string(),
+        reason,
+    }
+}
+
 /// A chunk's position, from `Content-Range: <start>-<end>` (inclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkRange {
@@ -238,7 +278,15 @@ impl Registry {
         // Only the link goes: the bytes may be linked from other repositories, and a
         // concurrent push of the same digest may be about to link them again. Reclaiming
         // unreferenced bytes is garbage collection's job.
-        if self.db.unlink_blob(repo, digest).await? {
+        let audit = [event(
+            "blob.delete",
+            Some(repo),
+            Some(digest),
+            None,
+            "ok",
+            None,
+        )];
+        if self.db.unlink_blob(repo, digest, &audit).await? {
             Ok(())
         } else {
             Err(RegistryError::BlobUnknown(digest.clone()))
@@ -261,7 +309,16 @@ impl Registry {
         if self.store.stat(digest).await?.is_none() {
             return Ok(None);
         }
-        self.db.link_blob(repo, digest, size).await?;
+        let reason = from.map(|f| format!("mounted from {f}"));
+        let audit = [event(
+            "blob.push",
+            Some(repo),
+            Some(digest),
+            None,
+            "ok",
+            reason,
+        )];
+        self.db.link_blob(repo, digest, size, &audit).await?;
         Ok(Some(size))
     }
 
@@ -282,7 +339,15 @@ impl Registry {
         .await;
         match result {
             Ok(size) => {
-                self.db.link_blob(repo, digest, size).await?;
+                let audit = [event(
+                    "blob.push",
+                    Some(repo),
+                    Some(digest),
+                    None,
+                    "ok",
+                    None,
+                )];
+                self.db.link_blob(repo, digest, size, &audit).await?;
                 Ok(size)
             }
             Err(e) => {
@@ -383,7 +448,15 @@ impl Registry {
             self.append_locked(id, range, declared, body).await?;
         }
         let size = self.store.upload_commit(id, digest).await?;
-        self.db.link_blob(repo, digest, size).await?;
+        let audit = [event(
+            "blob.push",
+            Some(repo),
+            Some(digest),
+            None,
+            "ok",
+            None,
+        )];
+        self.db.link_blob(repo, digest, size, &audit).await?;
         self.db.upload_delete(id).await?;
         self.forget_session_lock(id);
         Ok(size)
@@ -467,11 +540,35 @@ impl Registry {
             }
         }
         let parsed = manifest::parse(content_type, body).map_err(RegistryError::ManifestInvalid)?;
+        let is_signature = parsed.artifact_type.as_deref() == Some(crate::trust::NOTARY_SIGNATURE);
         let admission = match self.trust() {
             Some(trust) => {
                 let tagged = !tags.is_empty();
-                self.admit(&trust, repo, &digest, &parsed, body.len() as u64, tagged)
-                    .await?
+                match self
+                    .admit(&trust, repo, &digest, &parsed, body.len() as u64, tagged)
+                    .await
+                {
+                    Ok(a) => a,
+                    Err(e @ RegistryError::Denied { .. }) => {
+                        let action = if is_signature {
+                            "signature.refuse"
+                        } else {
+                            "admission.deny"
+                        };
+                        let tag = tags.first().map(|t| t.as_str());
+                        self.audit_refusal(event(
+                            action,
+                            Some(repo),
+                            Some(&digest),
+                            tag,
+                            "denied",
+                            Some(e.to_string()),
+                        ))
+                        .await;
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             None => gate::Admission::default(),
         };
@@ -485,6 +582,49 @@ impl Registry {
             .annotations
             .as_ref()
             .map(|a| serde_json::to_string(a).expect("string map serialises"));
+        let mut audit = vec![event(
+            "manifest.push",
+            Some(repo),
+            Some(&digest),
+            None,
+            "ok",
+            admission.warning.clone(),
+        )];
+        for t in &tags {
+            let reason = admission
+                .quarantine_tags
+                .then(|| "quarantined until signed".to_string());
+            audit.push(event(
+                "tag.push",
+                Some(repo),
+                Some(&digest),
+                Some(t.as_str()),
+                "ok",
+                reason,
+            ));
+        }
+        if let Some(sig) = &admission.signature {
+            let subject = sig.subject.parse::<Digest>().ok();
+            let reason = format!(
+                "signer '{}', {}, policy '{}'{}",
+                sig.signer.as_deref().unwrap_or("?"),
+                sig.algorithm.as_deref().unwrap_or("?"),
+                sig.policy,
+                if sig.accepted {
+                    ""
+                } else {
+                    ", not counted (logged failures)"
+                }
+            );
+            audit.push(event(
+                "signature.admit",
+                Some(repo),
+                subject.as_ref(),
+                None,
+                "ok",
+                Some(reason),
+            ));
+        }
         let write = ManifestWrite {
             repository: repo.clone(),
             digest: digest.clone(),
@@ -499,12 +639,28 @@ impl Registry {
             signature: admission.signature,
             pending: admission.pending,
             quarantine_tags: admission.quarantine_tags,
+            audit,
         };
-        self.db.put_manifest(write).await.map_err(|e| match e {
+        let stored = self.db.put_manifest(write).await.map_err(|e| match e {
             PutManifestError::MissingBlobs(d) => RegistryError::ManifestBlobUnknown(d),
             PutManifestError::MissingManifests(d) => RegistryError::ManifestChildUnknown(d),
             PutManifestError::Db(e) => RegistryError::Db(e),
-        })?;
+        });
+        if let Err(e) = &stored {
+            if !matches!(e, RegistryError::Db(_)) {
+                let tag = tags.first().map(|t| t.as_str());
+                self.audit_refusal(event(
+                    "manifest.push",
+                    Some(repo),
+                    Some(&digest),
+                    tag,
+                    "denied",
+                    Some(e.to_string()),
+                ))
+                .await;
+            }
+        }
+        stored?;
         for tag in &tags {
             self.manifests.invalidate_tag(repo.as_str(), tag.as_str());
         }
@@ -626,6 +782,22 @@ impl Registry {
         }
     }
 
+    /// Records a refusal (it changed nothing, so it commits alone). A failure to record is
+    /// logged: the request is refused either way.
+    async fn audit_refusal(&self, e: crate::db::AuditEvent) {
+        if let Err(err) = self.db.audit(&[e]).await {
+            tracing::error!(error = %err, "recording a refusal in the audit trail failed");
+        }
+    }
+
+    /// The audit trail, filtered.
+    pub async fn audit(
+        &self,
+        filter: &crate::db::AuditFilter,
+    ) -> Result<Vec<crate::db::AuditRecord>> {
+        Ok(self.db.audit_query(filter).await?)
+    }
+
     /// Admits pending manifests below an admitted index, at any depth.
     async fn admit_descendants(&self, repo: &RepositoryName, mut queue: Vec<Digest>) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
@@ -726,12 +898,28 @@ impl Registry {
     ) -> Result<()> {
         let deleted = match reference {
             Reference::Digest(d) => {
-                let deleted = self.db.delete_manifest(repo, d).await?;
+                let audit = [event(
+                    "manifest.delete",
+                    Some(repo),
+                    Some(d),
+                    None,
+                    "ok",
+                    None,
+                )];
+                let deleted = self.db.delete_manifest(repo, d, &audit).await?;
                 self.manifests.clear_repository(repo.as_str());
                 deleted
             }
             Reference::Tag(t) => {
-                let deleted = self.db.delete_tag(repo, t).await?;
+                let audit = [event(
+                    "tag.delete",
+                    Some(repo),
+                    None,
+                    Some(t.as_str()),
+                    "ok",
+                    None,
+                )];
+                let deleted = self.db.delete_tag(repo, t, &audit).await?;
                 self.manifests.invalidate_tag(repo.as_str(), t.as_str());
                 deleted
             }

@@ -67,6 +67,7 @@ impl Registry {
                                 Some(&text),
                                 &config.stores.to_map(),
                                 "loaded from --trust-policy and --trust-store at start",
+                                super::event("trust.change", None, None, None, "ok", None),
                             )
                             .await?
                     }
@@ -110,7 +111,12 @@ impl Registry {
         };
         let version = self
             .db
-            .trust_record(policy_text.as_deref(), &stores.to_map(), reason)
+            .trust_record(
+                policy_text.as_deref(),
+                &stores.to_map(),
+                reason,
+                super::event("trust.change", None, None, None, "ok", None),
+            )
             .await?;
         self.set_trust(config);
         tracing::info!(version, reason, "trust configuration changed");

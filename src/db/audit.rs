@@ -1,0 +1,260 @@
+//! The audit trail's storage: appending hash-chained records inside the caller's
+//! transaction, querying them, and checking the chain.
+
+use sqlx::Row;
+
+/// One audited event, before it is chained.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEvent {
+    /// RFC 3339, UTC, milliseconds.
+    pub at: String,
+    /// Who: `anonymous` until users exist.
+    pub actor: String,
+    /// The client's address.
+    pub source: Option<String>,
+    /// `blob.push`, `manifest.push`, `tag.push`, `signature.admit`, `signature.refuse`,
+    /// `admission.deny`, `manifest.delete`, `tag.delete`, `blob.delete`, `trust.change`.
+    pub action: String,
+    pub repository: Option<String>,
+    pub digest: Option<String>,
+    pub tag: Option<String>,
+    /// `ok` or `denied`.
+    pub outcome: String,
+    pub reason: Option<String>,
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    #[serde(rename = "prevHash")]
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The hash of a record: SHA-256 over the previous hash and the record's fields, as a
+/// JSON array (unambiguous, and easy to recompute with any tool).
+pub fn chain_hash(seq: i64, prev_hash: &str, e: &AuditEvent) -> String {
+    let fields = serde_json::json!([
+        seq,
+        prev_hash,
+        e.at,
+        e.actor,
+        e.source,
+        e.action,
+        e.repository,
+        e.digest,
+        e.tag,
+        e.outcome,
+        e.reason
+    ]);
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        fields.to_string().as_bytes(),
+    ))
+}
+
+/// Appends events after the last record, inside the caller's transaction (so they commit
+/// with the action they describe, or not at all): one lookup of the chain's tail and one
+/// INSERT for all of them, whatever their number.
+///
+/// Returns the new tail, which the caller hands to [`AuditTail::advance`] once the
+/// transaction has committed.
+pub async fn append(
+    tx: &mut sqlx::SqliteConnection,
+    tail: &AuditTail,
+    events: &[AuditEvent],
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let (mut seq, mut prev) = match tail.get() {
+        Some(t) => t,
+        None => {
+            let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+            match last {
+                Some(r) => (r.get::<i64, _>(0), r.get::<String, _>(1)),
+                None => (0, GENESIS.to_string()),
+            }
+        }
+    };
+    let mut rows = Vec::with_capacity(events.len());
+    for e in events {
+        seq += 1;
+        let hash = chain_hash(seq, &prev, e);
+        rows.push(serde_json::json!([
+            seq,
+            e.at,
+            e.actor,
+            e.source,
+            e.action,
+            e.repository,
+            e.digest,
+            e.tag,
+            e.outcome,
+            e.reason,
+            prev,
+            hash
+        ]));
+        prev = hash;
+    }
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at, actor, source, action, repository, digest, tag, outcome, reason, prev_hash, hash)
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7,
+                value->>8, value->>9, value->>10, value->>11
+         FROM json_each(?)",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .execute(&mut *tx)
+    .await?;
+    Ok(Some((seq, prev)))
+}
+
+/// The chain's last (seq, hash), kept in memory so an append does not look it up. All
+/// appends go through the single writer connection, one transaction at a time; the tail
+/// moves only after a commit, so a rolled-back append leaves it where it was, and a stale
+/// tail could only produce a duplicate sequence number, which the primary key refuses.
+#[derive(Debug, Clone, Default)]
+pub struct AuditTail(std::sync::Arc<std::sync::Mutex<Option<(i64, String)>>>);
+
+impl AuditTail {
+    fn get(&self) -> Option<(i64, String)> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// After the transaction that appended committed.
+    pub fn advance(&self, to: Option<(i64, String)>) {
+        if let Some(t) = to {
+            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
+        }
+    }
+}
+
+fn record(r: sqlx::sqlite::SqliteRow) -> AuditRecord {
+    AuditRecord {
+        seq: r.get(0),
+        event: AuditEvent {
+            at: r.get(1),
+            actor: r.get(2),
+            source: r.get(3),
+            action: r.get(4),
+            repository: r.get(5),
+            digest: r.get(6),
+            tag: r.get(7),
+            outcome: r.get(8),
+            reason: r.get(9),
+        },
+        prev_hash: r.get(10),
+        hash: r.get(11),
+    }
+}
+
+/// Filters for [`query`]; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub repository: Option<String>,
+    pub digest: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    /// RFC 3339 bounds on `at`.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// Cursor: records after this sequence number.
+    pub after: Option<i64>,
+    pub limit: u32,
+}
+
+const COLUMNS: &str =
+    "seq, at, actor, source, action, repository, digest, tag, outcome, reason, prev_hash, hash";
+
+pub async fn query(
+    pool: &sqlx::SqlitePool,
+    f: &AuditFilter,
+) -> Result<Vec<AuditRecord>, sqlx::Error> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_log
+         WHERE (?1 IS NULL OR repository = ?1) AND (?2 IS NULL OR digest = ?2)
+           AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4)
+           AND (?5 IS NULL OR outcome = ?5) AND (?6 IS NULL OR at >= ?6)
+           AND (?7 IS NULL OR at <= ?7) AND seq > ?8
+         ORDER BY seq LIMIT ?9"
+    ));
+    let rows = sqlx::query(sql)
+        .bind(&f.repository)
+        .bind(&f.digest)
+        .bind(&f.actor)
+        .bind(&f.action)
+        .bind(&f.outcome)
+        .bind(&f.since)
+        .bind(&f.until)
+        .bind(f.after.unwrap_or(0))
+        .bind(i64::from(f.limit.max(1)))
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(record).collect())
+}
+
+/// Walks the whole chain. `Ok(n)`: n records, intact. `Err(reason)`: the first break.
+pub async fn verify_chain(pool: &sqlx::SqlitePool) -> Result<Result<i64, String>, sqlx::Error> {
+    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"));
+    let rows = sqlx::query(sql).fetch_all(pool).await?;
+    let mut prev = GENESIS.to_string();
+    let mut expected_seq = 1;
+    for r in rows.into_iter().map(record) {
+        if r.seq != expected_seq {
+            return Ok(Err(format!(
+                "record {expected_seq} is missing: the trail jumps from {} to {}",
+                expected_seq - 1,
+                r.seq
+            )));
+        }
+        if r.prev_hash != prev {
+            return Ok(Err(format!(
+                "record {} does not follow record {}: a record was removed or inserted before it",
+                r.seq,
+                r.seq - 1
+            )));
+        }
+        if chain_hash(r.seq, &r.prev_hash, &r.event) != r.hash {
+            return Ok(Err(format!(
+                "record {} was changed after it was written",
+                r.seq
+            )));
+        }
+        prev = r.hash;
+        expected_seq += 1;
+    }
+    Ok(Ok(expected_seq - 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_covers_every_field_and_the_previous_hash() {
+        let e = AuditEvent {
+            at: "2026-11-27T12:00:00.000Z".into(),
+            actor: "anonymous".into(),
+            source: Some("127.0.0.1".into()),
+            action: "manifest.push".into(),
+            repository: Some("r".into()),
+            digest: Some("sha256:x".into()),
+            tag: Some("v1".into()),
+            outcome: "ok".into(),
+            reason: None,
+        };
+        let h = chain_hash(1, GENESIS, &e);
+        assert_ne!(h, chain_hash(2, GENESIS, &e));
+        assert_ne!(h, chain_hash(1, &"1".repeat(64), &e));
+        let mut changed = e.clone();
+        changed.tag = Some("v2".into());
+        assert_ne!(h, chain_hash(1, GENESIS, &changed));
+    }
+}

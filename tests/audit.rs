@@ -1,0 +1,202 @@
+//! The audit trail: what was pushed, signed, refused, deleted and changed, by whom and from
+//! where, hash-chained so that an edit or a removal in the database is detected.
+
+mod common;
+
+use common::pki::{push_signature, Ca};
+use common::*;
+use serde_json::{json, Value};
+use std::process::Command;
+
+const TOKEN: &str = "audit-token";
+
+async fn get(c: &reqwest::Client, s: &Server, query: &str) -> Value {
+    let res = c
+        .get(format!("{}/bonded/v1/audit?{query}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+}
+
+fn verify(data: &std::path::Path) -> (Option<i32>, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn records_who_did_what_and_detects_tampering() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = Ca::new("Acme Root");
+    ca.write_store(&d.join("truststore"), "acme");
+    std::fs::write(
+        d.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [{"name": "prod", "registryScopes": ["registry.test/prod/*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let data = d.join("data");
+    let mut s = Server::start_in(
+        &data,
+        &[
+            "--trust-policy",
+            d.join("policy.json").to_str().unwrap(),
+            "--trust-store",
+            d.join("truststore").to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+            "--admin-token",
+            TOKEN,
+        ],
+    );
+    let c = client();
+    let config = push_blob(&c, &s, "prod/app", b"{}").await;
+    let m = image_manifest((&config, 2), &[], json!({}));
+    let digest = sha256(&m);
+    let put = |reference: String, body: Vec<u8>| {
+        c.put(s.v2(&format!("prod/app/manifests/{reference}")))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(body)
+            .send()
+    };
+    assert_eq!(put(digest.clone(), m.clone()).await.unwrap().status(), 201);
+    assert_eq!(put("v1".into(), m.clone()).await.unwrap().status(), 403);
+    let subject = json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": m.len()});
+    assert_eq!(
+        push_signature(&c, &s, "prod/app", &ca.signer("alice"), &subject).await,
+        201
+    );
+    assert_eq!(put("v1".into(), m.clone()).await.unwrap().status(), 201);
+    assert_eq!(
+        c.delete(s.v2("prod/app/manifests/v1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        202
+    );
+
+    // "who signed sha256:...?"
+    let signed = get(&c, &s, &format!("digest={digest}&action=signature.admit")).await;
+    let records = signed["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("signer 'C=US, ST=WA, O=Acme, CN=alice'"),
+        "{r}"
+    );
+    assert_eq!(r["actor"], "anonymous");
+    assert_eq!(r["source"], "127.0.0.1");
+    assert_eq!(r["repository"], "prod/app");
+    assert_eq!(r["outcome"], "ok");
+
+    // "what was denied?"
+    let denied = get(&c, &s, "outcome=denied").await;
+    let denied = denied["records"].as_array().unwrap();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["action"], "admission.deny");
+    assert_eq!(denied[0]["tag"], "v1");
+    assert!(denied[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("needs 1 signature"));
+
+    // everything, a page at a time
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = get(&c, &s, &format!("limit=3&after={after}")).await;
+        for r in page["records"].as_array().unwrap() {
+            seen.push(r["action"].as_str().unwrap().to_string());
+        }
+        match page["next"].as_i64() {
+            Some(n) => after = n,
+            None => break,
+        }
+    }
+    for action in [
+        "trust.change",
+        "blob.push",
+        "manifest.push",
+        "admission.deny",
+        "signature.admit",
+        "tag.push",
+        "tag.delete",
+    ] {
+        assert!(
+            seen.iter().any(|a| a == action),
+            "{action} recorded: {seen:?}"
+        );
+    }
+
+    // the CLI, as JSON lines
+    let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args([
+            "audit",
+            "--registry",
+            &s.addr,
+            "--action",
+            "tag.delete",
+            "--output",
+            "jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["tag"], "v1");
+
+    // intact, then edited in the database, then a record removed
+    assert!(s.terminate());
+    let (code, out) = verify(&data);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains(&format!("intact: {} records", seen.len())),
+        "{out}"
+    );
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", data.join("bonded.db").display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (code, out) = verify(&data);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("record 3 was changed"), "{out}");
+    sqlx::query("UPDATE audit_log SET actor = 'anonymous' WHERE seq = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(verify(&data).0, Some(0), "restored");
+    sqlx::query("DELETE FROM audit_log WHERE seq = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (code, out) = verify(&data);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("record 2 is missing"), "{out}");
+    pool.close().await;
+}
