@@ -21,9 +21,14 @@ async fn get(c: &reqwest::Client, s: &Server, query: &str) -> Value {
 }
 
 fn verify(data: &std::path::Path) -> (Option<i32>, String) {
+    verify_with(data, &[])
+}
+
+fn verify_with(data: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
         .args(["audit", "verify", "--data-dir"])
         .arg(data)
+        .args(extra)
         .output()
         .unwrap();
     (
@@ -175,6 +180,17 @@ async fn records_who_did_what_and_detects_tampering() {
         out.contains(&format!("intact: {} records", seen.len())),
         "{out}"
     );
+    let head = out
+        .lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .expect("verify prints the head")
+        .to_string();
+    assert!(head.starts_with(&format!("{}:", seen.len())), "{head}");
+    assert_eq!(verify_with(&data, &["--anchor", &head]).0, Some(0));
+    let forged = format!("{}:{}", seen.len(), "0".repeat(64));
+    let (code, out) = verify_with(&data, &["--anchor", &forged]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("is not the one anchored"), "{out}");
 
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", data.join("bonded.db").display()))
         .await
@@ -191,6 +207,20 @@ async fn records_who_did_what_and_detects_tampering() {
         .await
         .unwrap();
     assert_eq!(verify(&data).0, Some(0), "restored");
+
+    // removing the newest record keeps the chain consistent; only the anchor reveals it
+    sqlx::query("DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        verify(&data).0,
+        Some(0),
+        "a truncated chain is still a chain"
+    );
+    let (code, out) = verify_with(&data, &["--anchor", &head]);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("the newest records were removed"), "{out}");
     sqlx::query("DELETE FROM audit_log WHERE seq = 2")
         .execute(&pool)
         .await

@@ -2,7 +2,7 @@
 //! `bonded audit verify`, which walks the hash chain and reports the first break.
 
 use crate::client::{ClientOptions, RegistryClient};
-use crate::db::Metadata;
+use crate::db::{ChainHead, Metadata};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -52,6 +52,10 @@ pub enum AuditVerify {
     Verify {
         #[arg(long, env = "BONDED_DATA_DIR", default_value = "./bonded-data")]
         data_dir: PathBuf,
+        /// A head printed by an earlier run (SEQ:HASH), kept outside the server: the trail
+        /// must still hold that record unchanged, so removing the newest records is caught
+        #[arg(long)]
+        anchor: Option<ChainHead>,
     },
 }
 
@@ -60,7 +64,7 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
         eprintln!("bonded audit: {msg}");
         ExitCode::FAILURE
     };
-    if let Some(AuditVerify::Verify { data_dir }) = &args.verify {
+    if let Some(AuditVerify::Verify { data_dir, anchor }) = &args.verify {
         let path = data_dir.join("bonded.db");
         if !path.exists() {
             return fail(format!("{} does not exist", path.display()));
@@ -69,9 +73,15 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
             Ok(db) => db,
             Err(e) => return fail(format!("cannot open {}: {e}", path.display())),
         };
-        return match db.audit_verify().await {
-            Ok(Ok(n)) => {
-                println!("audit trail intact: {n} records");
+        return match db.audit_verify(anchor.as_ref()).await {
+            Ok(Ok(None)) => {
+                println!("audit trail intact: 0 records");
+                ExitCode::SUCCESS
+            }
+            Ok(Ok(Some(head))) => {
+                println!("audit trail intact: {} records", head.seq);
+                println!("head: {head}");
+                println!("(keep the head outside this server and pass it as --anchor later: the chain alone cannot show that its newest records were removed)");
                 ExitCode::SUCCESS
             }
             Ok(Err(first_break)) => fail(format!("audit trail broken: {first_break}")),

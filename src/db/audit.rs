@@ -200,8 +200,44 @@ pub async fn query(
     Ok(rows.into_iter().map(record).collect())
 }
 
-/// Walks the whole chain. `Ok(n)`: n records, intact. `Err(reason)`: the first break.
-pub async fn verify_chain(pool: &sqlx::SqlitePool) -> Result<Result<i64, String>, sqlx::Error> {
+/// The newest record of an intact chain: keep it somewhere the server cannot write (a log
+/// shipper, a SIEM, a ticket) and pass it back to `verify_chain` to detect truncation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl std::fmt::Display for ChainHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for ChainHead {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("'{s}' is not SEQ:HASH (as `bonded audit verify` prints it)");
+        let (seq, hash) = s.split_once(':').ok_or_else(bad)?;
+        let seq: i64 = seq.parse().map_err(|_| bad())?;
+        if seq < 1 || hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        Ok(ChainHead {
+            seq,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
+}
+
+/// Walks the whole chain. `Ok(head)`: intact (head is `None` for an empty trail).
+/// `Err(reason)`: the first break. With an `anchor` (a head printed earlier), the chain must
+/// still hold that record with that hash: removing the newest records, which the chain alone
+/// cannot reveal, is reported.
+pub async fn verify_chain(
+    pool: &sqlx::SqlitePool,
+    anchor: Option<&ChainHead>,
+) -> Result<Result<Option<ChainHead>, String>, sqlx::Error> {
     let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"));
     let rows = sqlx::query(sql).fetch_all(pool).await?;
     let mut prev = GENESIS.to_string();
@@ -227,10 +263,29 @@ pub async fn verify_chain(pool: &sqlx::SqlitePool) -> Result<Result<i64, String>
                 r.seq
             )));
         }
+        if let Some(a) = anchor.filter(|a| a.seq == r.seq) {
+            if a.hash != r.hash {
+                return Ok(Err(format!(
+                    "record {} is not the one anchored ({}): the trail was rewritten up to it",
+                    r.seq, a.hash
+                )));
+            }
+        }
         prev = r.hash;
         expected_seq += 1;
     }
-    Ok(Ok(expected_seq - 1))
+    let records = expected_seq - 1;
+    if let Some(a) = anchor.filter(|a| a.seq > records) {
+        return Ok(Err(format!(
+            "the trail ends at record {records} but the anchor names record {}: \
+             the newest records were removed",
+            a.seq
+        )));
+    }
+    Ok(Ok((records > 0).then_some(ChainHead {
+        seq: records,
+        hash: prev,
+    })))
 }
 
 #[cfg(test)]
@@ -256,5 +311,30 @@ mod tests {
         let mut changed = e.clone();
         changed.tag = Some("v2".into());
         assert_ne!(h, chain_hash(1, GENESIS, &changed));
+    }
+
+    #[test]
+    fn an_anchor_is_seq_colon_sha256_hex() {
+        let h = "ab".repeat(32);
+        let a: ChainHead = format!("7:{}", h.to_uppercase()).parse().unwrap();
+        assert_eq!(
+            a,
+            ChainHead {
+                seq: 7,
+                hash: h.clone()
+            }
+        );
+        assert_eq!(a.to_string().parse::<ChainHead>().unwrap(), a);
+        for bad in [
+            "",
+            "7",
+            &h,
+            &format!("0:{h}"),
+            &format!("x:{h}"),
+            "7:abc",
+            &format!("7:{}", "g".repeat(64)),
+        ] {
+            assert!(bad.parse::<ChainHead>().is_err(), "{bad}");
+        }
     }
 }

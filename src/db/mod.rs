@@ -7,7 +7,7 @@
 
 mod audit;
 
-pub use audit::{chain_hash, AuditEvent, AuditFilter, AuditRecord, AuditTail};
+pub use audit::{chain_hash, AuditEvent, AuditFilter, AuditRecord, AuditTail, ChainHead};
 
 use crate::oci::{Digest, RepositoryName, Tag};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -808,8 +808,11 @@ impl Metadata {
     }
 
     /// Walks the audit chain: `Ok(n)` records intact, or the first break.
-    pub async fn audit_verify(&self) -> Result<std::result::Result<i64, String>> {
-        Ok(audit::verify_chain(&self.read).await?)
+    pub async fn audit_verify(
+        &self,
+        anchor: Option<&ChainHead>,
+    ) -> Result<std::result::Result<Option<ChainHead>, String>> {
+        Ok(audit::verify_chain(&self.read, anchor).await?)
     }
 
     // ---- upload sessions ----------------------------------------------------------------
