@@ -1,6 +1,7 @@
 //! Server configuration: each setting comes from its flag, else its `BONDED_*` environment
 //! variable, else the optional TOML file, else the embedded default.
 
+use crate::api::ratelimit::Rate;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -46,7 +47,7 @@ pub struct ServeArgs {
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key
+    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -78,6 +79,10 @@ pub struct ServeArgs {
     /// Prefer the environment variable: flags show in process listings.
     #[arg(long, env = "BONDED_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// Manifest pulls (GET) allowed per client address, as COUNT/WINDOW (e.g. 100/hour,
+    /// 20/30s), token bucket; over it: 429 TOOMANYREQUESTS with Retry-After [default: none]
+    #[arg(long, env = "BONDED_PULL_RATE_LIMIT")]
+    pub pull_rate_limit: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +98,7 @@ struct FileConfig {
     admin_token: Option<Secret>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    pull_rate_limit: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +115,8 @@ pub enum ConfigError {
     },
     #[error("upload_ttl must be at least 1 second")]
     ZeroTtl,
+    #[error("{0}")]
+    Rate(String),
 }
 
 /// The settings `serve` runs with.
@@ -124,6 +132,7 @@ pub struct ServeConfig {
     pub admin_token: Option<Secret>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub pull_rate_limit: Option<Rate>,
 }
 
 impl ServeConfig {
@@ -139,6 +148,12 @@ impl ServeConfig {
         if ttl == 0 {
             return Err(ConfigError::ZeroTtl);
         }
+        let pull_rate_limit = args
+            .pull_rate_limit
+            .clone()
+            .or(file.pull_rate_limit)
+            .map(|r| r.parse::<Rate>().map_err(ConfigError::Rate))
+            .transpose()?;
         Ok(ServeConfig {
             addr: args
                 .addr
@@ -162,6 +177,7 @@ impl ServeConfig {
             admin_token: args.admin_token.clone().or(file.admin_token),
             tls_cert: args.tls_cert.clone().or(file.tls_cert),
             tls_key: args.tls_key.clone().or(file.tls_key),
+            pull_rate_limit,
         })
     }
 }

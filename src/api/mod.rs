@@ -5,6 +5,7 @@
 //! so repository names of any depth work (`a/b/c/d/e/f/g/h/manifests/latest`).
 
 mod error;
+pub mod ratelimit;
 
 pub use error::ApiError;
 
@@ -21,6 +22,7 @@ use bytes::Bytes;
 use error::upload_range;
 use futures_util::TryStreamExt;
 use http_body_util::BodyExt;
+use ratelimit::{Decision, PullLimiter};
 use serde_json::json;
 use std::ops::Range;
 use std::sync::Arc;
@@ -37,9 +39,14 @@ const PAGE_LIMIT: u32 = 10_000;
 
 type Reg = State<Arc<Registry>>;
 
-/// The registry's HTTP router.
-pub fn router(registry: Arc<Registry>) -> Router {
-    Router::new()
+const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// The registry's HTTP router; `pull_limit` rate-limits manifest GETs per source address.
+pub fn router(registry: Arc<Registry>, pull_limit: Option<Arc<PullLimiter>>) -> Router {
+    let router = Router::new()
         .route("/v2", get(base))
         .route("/v2/", get(base))
         .route("/v2/{*path}", any(dispatch))
@@ -51,8 +58,52 @@ pub fn router(registry: Arc<Registry>) -> Router {
                 res
             },
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(registry)
+        .layer(tower_http::trace::TraceLayer::new_for_http());
+    match pull_limit {
+        Some(limiter) => router.layer(axum::Extension(limiter)),
+        None => router,
+    }
+    .with_state(registry)
+}
+
+/// Charges a manifest pull to its client's bucket: the `RateLimit-*` headers to send when
+/// allowed, 429 `TOOMANYREQUESTS` with `Retry-After` when not.
+fn charge_pull(limiter: &PullLimiter) -> Result<Vec<(HeaderName, String)>, ApiError> {
+    // Every request carries its address (ConnectInfo); without one, all such clients
+    // share one bucket rather than escaping the limit.
+    let who = crate::registry::CLIENT
+        .try_with(|c| c.source.as_deref().and_then(|s| s.parse().ok()))
+        .ok()
+        .flatten()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let rate = limiter.rate();
+    let policy = format!("{};w={}", rate.count, rate.window.as_secs());
+    match limiter.check(who, std::time::Instant::now()) {
+        Decision::Allowed {
+            remaining,
+            reset_secs,
+        } => Ok(vec![
+            (RATELIMIT_LIMIT, rate.count.to_string()),
+            (RATELIMIT_REMAINING, remaining.to_string()),
+            (RATELIMIT_RESET, reset_secs.to_string()),
+            (RATELIMIT_POLICY, policy),
+        ]),
+        Decision::Limited { retry_after_secs } => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TOOMANYREQUESTS",
+            format!(
+                "pull rate limit reached for {who}: {} manifest pulls per {} s; retry in {retry_after_secs} s",
+                rate.count,
+                rate.window.as_secs()
+            ),
+        )
+        .detail(json!({ "limit": rate.count, "windowSeconds": rate.window.as_secs(), "retryAfterSeconds": retry_after_secs }))
+        .header(header::RETRY_AFTER, retry_after_secs.to_string())
+        .header(RATELIMIT_LIMIT, rate.count.to_string())
+        .header(RATELIMIT_REMAINING, "0")
+        .header(RATELIMIT_RESET, retry_after_secs.to_string())
+        .header(RATELIMIT_POLICY, policy)),
+    }
 }
 
 async fn base() -> Response {
@@ -174,6 +225,7 @@ fn body_stream(body: Body) -> ByteStream {
 }
 
 async fn handle(reg: Arc<Registry>, req: Request) -> Result<Response, ApiError> {
+    let pull_limit = req.extensions().get::<Arc<PullLimiter>>().cloned();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().strip_prefix("/v2/").unwrap_or("");
     let endpoint = route(path).ok_or_else(|| {
@@ -199,7 +251,17 @@ async fn handle(reg: Arc<Registry>, req: Request) -> Result<Response, ApiError> 
         (Endpoint::Catalog, Method::GET) => catalog(&reg, &ctx).await,
         (Endpoint::Tags(n), Method::GET) => tags(&reg, &name(n)?, &ctx).await,
         (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) => {
-            manifest_get(&reg, &name(n)?, r, &ctx).await
+            let limit_headers = match &pull_limit {
+                Some(l) if ctx.method == Method::GET => charge_pull(l)?,
+                _ => Vec::new(),
+            };
+            let mut res = manifest_get(&reg, &name(n)?, r, &ctx).await?;
+            for (k, v) in limit_headers {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    res.headers_mut().insert(k, v);
+                }
+            }
+            Ok(res)
         }
         (Endpoint::Manifest(n, r), Method::PUT) => {
             manifest_put(&reg, &name(n)?, r, &ctx, body).await

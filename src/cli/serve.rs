@@ -83,7 +83,11 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!("trust administration API disabled (no --admin-token)");
     }
     tracing::info!(addr = %local, data_dir = %cfg.data_dir.display(), "bonded is serving");
-    let app = api::router(registry);
+    let pull_limit = cfg.pull_rate_limit.map(|rate| {
+        tracing::info!(%rate, "manifest pulls are rate limited per client address");
+        std::sync::Arc::new(api::ratelimit::PullLimiter::new(rate))
+    });
+    let app = api::router(registry, pull_limit);
     match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(cert), Some(key)) => {
             crate::install_crypto_provider();

@@ -1,0 +1,221 @@
+//! Pull rate limits: a token bucket per source address on manifest GETs (what a pull
+//! costs; HEAD and blob reads are free, as on Docker Hub). Until users exist every client
+//! is anonymous, so the address is the identity. Time is passed in, so the arithmetic is
+//! tested without waiting.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Buckets kept before full ones (idle clients) are dropped.
+const MAX_TRACKED: usize = 65_536;
+
+/// `count` pulls per `window`, e.g. "100/hour", "2/10s".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub window: Duration,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = |why: &str| {
+            format!("pull rate limit '{s}' {why}: write COUNT/WINDOW, e.g. 100/hour or 20/30s")
+        };
+        let (count, window) = s.trim().split_once('/').ok_or_else(|| bad("has no '/'"))?;
+        let count: u32 = count
+            .trim()
+            .parse()
+            .map_err(|_| bad("does not start with a count"))?;
+        if count == 0 {
+            return Err(bad("allows nothing"));
+        }
+        let window = window.trim();
+        let digits = window.bytes().take_while(u8::is_ascii_digit).count();
+        let (n, unit) = window.split_at(digits);
+        let n: u64 = if n.is_empty() {
+            1
+        } else {
+            n.parse().map_err(|_| bad("has a window too long"))?
+        };
+        let unit_secs = match unit {
+            "s" | "sec" | "second" | "seconds" => 1,
+            "m" | "min" | "minute" | "minutes" => 60,
+            "h" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            _ => return Err(bad("has an unknown window unit")),
+        };
+        let secs = n
+            .checked_mul(unit_secs)
+            .filter(|s| *s > 0)
+            .ok_or_else(|| bad("has an empty or too long window"))?;
+        Ok(Rate {
+            count,
+            window: Duration::from_secs(secs),
+        })
+    }
+}
+
+impl std::fmt::Display for Rate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}s", self.count, self.window.as_secs())
+    }
+}
+
+/// The outcome of one pull against its bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed; `remaining` pulls left now, the bucket is full again in `reset_secs`.
+    Allowed { remaining: u32, reset_secs: u64 },
+    /// Refused; one pull is possible again in `retry_after_secs`.
+    Limited { retry_after_secs: u64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+#[derive(Debug)]
+pub struct PullLimiter {
+    rate: Rate,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+impl PullLimiter {
+    pub fn new(rate: Rate) -> Self {
+        PullLimiter {
+            rate,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn rate(&self) -> Rate {
+        self.rate
+    }
+
+    fn per_sec(&self) -> f64 {
+        f64::from(self.rate.count) / self.rate.window.as_secs_f64()
+    }
+
+    fn refilled(&self, b: Bucket, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
+        (b.tokens + elapsed * self.per_sec()).min(f64::from(self.rate.count))
+    }
+
+    /// Takes one pull from `who`'s bucket if it has one.
+    pub fn check(&self, who: IpAddr, now: Instant) -> Decision {
+        let cap = f64::from(self.rate.count);
+        let per_sec = self.per_sec();
+        let mut buckets = self.buckets.lock().expect("rate limit lock");
+        if buckets.len() >= MAX_TRACKED && !buckets.contains_key(&who) {
+            buckets.retain(|_, b| self.refilled(*b, now) < cap);
+        }
+        let bucket = buckets.entry(who).or_insert(Bucket {
+            tokens: cap,
+            at: now,
+        });
+        let tokens = self.refilled(*bucket, now);
+        if tokens >= 1.0 {
+            let left = tokens - 1.0;
+            *bucket = Bucket {
+                tokens: left,
+                at: now,
+            };
+            Decision::Allowed {
+                remaining: left.floor() as u32,
+                reset_secs: ((cap - left) / per_sec).ceil() as u64,
+            }
+        } else {
+            *bucket = Bucket { tokens, at: now };
+            Decision::Limited {
+                retry_after_secs: (((1.0 - tokens) / per_sec).ceil() as u64).max(1),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_units_and_multipliers() {
+        let r = |s: &str| s.parse::<Rate>();
+        assert_eq!(
+            r("100/hour").unwrap(),
+            Rate {
+                count: 100,
+                window: Duration::from_secs(3600)
+            }
+        );
+        assert_eq!(r("2/10s").unwrap().window, Duration::from_secs(10));
+        assert_eq!(r(" 5 / 2d ").unwrap().window, Duration::from_secs(172_800));
+        assert_eq!(r("1/minute").unwrap().window, Duration::from_secs(60));
+        for bad in [
+            "",
+            "100",
+            "0/hour",
+            "x/hour",
+            "10/fortnight",
+            "10/0s",
+            "10/",
+            "-1/s",
+        ] {
+            let e = r(bad).unwrap_err();
+            assert!(e.contains("COUNT/WINDOW"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_bucket_drains_refuses_and_refills() {
+        let l = PullLimiter::new("2/10s".parse().unwrap());
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let t0 = Instant::now();
+        assert_eq!(
+            l.check(a, t0),
+            Decision::Allowed {
+                remaining: 1,
+                reset_secs: 5
+            }
+        );
+        assert_eq!(
+            l.check(a, t0),
+            Decision::Allowed {
+                remaining: 0,
+                reset_secs: 10
+            }
+        );
+        assert_eq!(
+            l.check(a, t0),
+            Decision::Limited {
+                retry_after_secs: 5
+            }
+        );
+        // another address has its own bucket
+        assert!(matches!(l.check(b, t0), Decision::Allowed { .. }));
+        // refused pulls do not push the refill back
+        let t1 = t0 + Duration::from_secs(4);
+        assert_eq!(
+            l.check(a, t1),
+            Decision::Limited {
+                retry_after_secs: 1
+            }
+        );
+        let t2 = t0 + Duration::from_secs(5);
+        assert!(matches!(
+            l.check(a, t2),
+            Decision::Allowed { remaining: 0, .. }
+        ));
+        // a long pause fills the bucket to its capacity, not beyond
+        let t3 = t2 + Duration::from_secs(3600);
+        assert!(matches!(
+            l.check(a, t3),
+            Decision::Allowed { remaining: 1, .. }
+        ));
+    }
+}
