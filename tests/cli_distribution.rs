@@ -101,9 +101,7 @@ async fn large_layers_are_pushed_in_chunks_to_both_registries() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // a layout with one 70 MiB layer (above the client's 64 MiB chunking threshold)
-    let l = d.join("big");
-    std::fs::create_dir_all(l.join("blobs/sha256")).unwrap();
-    std::fs::write(l.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let l = OciLayout::create(&d.join("big"));
     let mut x = 0x9E37_79B9_7F4A_7C15u64;
     let layer: Vec<u8> = (0..70 << 20)
         .map(|_| {
@@ -113,32 +111,18 @@ async fn large_layers_are_pushed_in_chunks_to_both_registries() {
             x as u8
         })
         .collect();
-    let write = |b: &[u8]| {
-        let dg = sha256(b);
-        std::fs::write(
-            l.join("blobs/sha256")
-                .join(dg.trim_start_matches("sha256:")),
-            b,
-        )
-        .unwrap();
-        (dg, b.len())
-    };
-    let (ld, ln) = write(&layer);
-    let (cd, cn) = write(br#"{"os":"linux"}"#);
+    let (ld, ln) = l.blob(&layer);
+    let (cd, cn) = l.blob(br#"{"os":"linux"}"#);
     let m = image_manifest((&cd, cn), &[(&ld, ln)], json!({}));
-    let (md, mn) = write(&m);
-    std::fs::write(
-        l.join("index.json"),
-        json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn}]}).to_string(),
-    )
-    .unwrap();
+    let (md, mn) = l.blob(&m);
+    l.index(&json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn}]}));
 
     let bonded = Server::start();
     let dist = start_distribution(&d.join("dist")).await;
     let c = client();
     for reg in [bonded.addr.clone(), dist.addr.clone()] {
         let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
-            .args(["push", l.to_str().unwrap(), &format!("{reg}/big/app:v1")])
+            .args(["push", &l.path(), &format!("{reg}/big/app:v1")])
             .output()
             .unwrap();
         assert!(

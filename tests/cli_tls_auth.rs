@@ -16,30 +16,14 @@ use std::process::{Command, Output, Stdio};
 
 /// A one-image OCI layout with its image tagged `latest`.
 fn layout(dir: &Path) -> String {
-    let l = dir.join("layout");
-    std::fs::create_dir_all(l.join("blobs/sha256")).unwrap();
-    std::fs::write(l.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
-    let write = |b: &[u8]| {
-        let d = sha256(b);
-        std::fs::write(
-            l.join("blobs/sha256").join(d.trim_start_matches("sha256:")),
-            b,
-        )
-        .unwrap();
-        (d, b.len())
-    };
-    let (ld, ln) = write(b"tls layer");
-    let (cd, cn) = write(br#"{"os":"linux","architecture":"amd64"}"#);
+    let l = OciLayout::create(&dir.join("layout"));
+    let (ld, ln) = l.blob(b"tls layer");
+    let (cd, cn) = l.blob(br#"{"os":"linux","architecture":"amd64"}"#);
     let m = image_manifest((&cd, cn), &[(&ld, ln)], json!({}));
-    let (md, mn) = write(&m);
-    std::fs::write(
-        l.join("index.json"),
-        json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn,
-            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]})
-        .to_string(),
-    )
-    .unwrap();
-    l.to_str().unwrap().to_string()
+    let (md, mn) = l.blob(&m);
+    l.index(&json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn,
+        "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}));
+    l.path()
 }
 
 fn bonded(args: &[&str], docker_config: Option<&Path>, stdin: Option<&str>) -> Output {

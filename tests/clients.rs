@@ -167,45 +167,36 @@ fn skopeo_copies_a_umoci_image_in_and_out() {
     );
 }
 
-fn write_blob(layout: &Path, bytes: &[u8]) -> (String, usize) {
-    let d = sha256(bytes);
-    let dir = layout.join("blobs/sha256");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(d.trim_start_matches("sha256:")), bytes).unwrap();
-    (d, bytes.len())
-}
-
 #[test]
 fn skopeo_copies_a_multi_platform_index_with_all() {
     let s = Server::start();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("multi");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let layout = OciLayout::create(&src);
     let mut children = Vec::new();
     for arch in ["amd64", "arm64"] {
         let layer: Vec<u8> = format!("layer for {arch}\n").repeat(20_000).into_bytes();
-        let (ld, ln) = write_blob(&src, &layer);
+        let (ld, ln) = layout.blob(&layer);
         let config = json!({
             "architecture": arch, "os": "linux",
             "rootfs": {"type": "layers", "diff_ids": [ld]}
         });
-        let (cd, cn) = write_blob(&src, config.to_string().as_bytes());
+        let (cd, cn) = layout.blob(config.to_string().as_bytes());
         let m = image_manifest((&cd, cn), &[(&ld, ln)], json!({}));
-        let (md, mn) = write_blob(&src, &m);
+        let (md, mn) = layout.blob(&m);
         children.push(json!({
             "mediaType": OCI_MANIFEST, "digest": md, "size": mn,
             "platform": {"os": "linux", "architecture": arch}
         }));
     }
     let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children});
-    let (idx_d, idx_n) = write_blob(&src, index.to_string().as_bytes());
+    let (idx_d, idx_n) = layout.blob(index.to_string().as_bytes());
     let layout_index = json!({
         "schemaVersion": 2, "mediaType": OCI_INDEX,
         "manifests": [{"mediaType": OCI_INDEX, "digest": idx_d, "size": idx_n,
                        "annotations": {"org.opencontainers.image.ref.name": "latest"}}]
     });
-    std::fs::write(src.join("index.json"), layout_index.to_string()).unwrap();
+    layout.index(&layout_index);
 
     let remote = format!("docker://{}/clients/multi:latest", s.addr);
     let src_s = src.to_str().unwrap();

@@ -71,45 +71,25 @@ fn umoci_layout(dir: &Path) -> String {
 
 /// A two-platform index as an OCI layout.
 fn multi_layout(dir: &Path) -> String {
-    let layout = dir.join("multi");
-    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    let write = |b: &[u8]| {
-        let d = sha256(b);
-        std::fs::write(
-            layout
-                .join("blobs/sha256")
-                .join(d.trim_start_matches("sha256:")),
-            b,
-        )
-        .unwrap();
-        (d, b.len())
-    };
+    let layout = OciLayout::create(&dir.join("multi"));
     let mut children = Vec::new();
     for arch in ["amd64", "arm64"] {
-        let (ld, ln) = write(format!("{arch} layer").as_bytes());
-        let (cd, cn) = write(json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [ld]}}).to_string().as_bytes());
+        let (ld, ln) = layout.blob(format!("{arch} layer").as_bytes());
+        let (cd, cn) = layout.blob(json!({"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": [ld]}}).to_string().as_bytes());
         let m = image_manifest((&cd, cn), &[(&ld, ln)], json!({}));
-        let (md, mn) = write(&m);
+        let (md, mn) = layout.blob(&m);
         children.push(json!({"mediaType": OCI_MANIFEST, "digest": md, "size": mn, "platform": {"os": "linux", "architecture": arch}}));
     }
-    let (id, n) = write(
+    let (id, n) = layout.blob(
         json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
             .to_string()
             .as_bytes(),
     );
-    std::fs::write(
-        layout.join("index.json"),
-        json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_INDEX, "digest": id, "size": n,
-            "annotations": {"org.opencontainers.image.ref.name": "latest"}}]})
-        .to_string(),
-    )
-    .unwrap();
-    layout.to_str().unwrap().to_string()
+    layout.index(
+        &json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_INDEX, "digest": id, "size": n,
+        "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}),
+    );
+    layout.path()
 }
 
 #[tokio::test]

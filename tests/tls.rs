@@ -58,36 +58,15 @@ async fn serves_https_and_reloads_its_certificate_on_sighup() {
 
     // bonded's own client, trusting the CA through --ca-file
     std::fs::write(d.join("first.pem"), &first.pem).unwrap();
-    let layout = d.join("layout");
-    std::fs::create_dir_all(layout.join("blobs/sha256")).unwrap();
-    std::fs::write(
-        layout.join("oci-layout"),
-        r#"{"imageLayoutVersion":"1.0.0"}"#,
-    )
-    .unwrap();
-    let write = |b: &[u8]| {
-        let dg = sha256(b);
-        std::fs::write(
-            layout
-                .join("blobs/sha256")
-                .join(dg.trim_start_matches("sha256:")),
-            b,
-        )
-        .unwrap();
-        (dg, b.len())
-    };
-    let (cd, cn) = write(b"{}");
+    let layout = OciLayout::create(&d.join("layout"));
+    let (cd, cn) = layout.blob(b"{}");
     let m = image_manifest((&cd, cn), &[], serde_json::json!({}));
-    let (md, mn) = write(&m);
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn}]}).to_string(),
-    )
-    .unwrap();
+    let (md, mn) = layout.blob(&m);
+    layout.index(&serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn}]}));
     let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
         .args([
             "push",
-            layout.to_str().unwrap(),
+            &layout.path(),
             &format!("{}/tls/app:v1", s.addr),
             "--ca-file",
         ])

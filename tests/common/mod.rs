@@ -192,3 +192,41 @@ pub async fn push_image(
     let d = sha256(&m);
     (m, d)
 }
+
+/// An OCI image layout a test writes by hand (`oci-layout`, `blobs/sha256/`, `index.json`).
+pub struct OciLayout {
+    pub dir: PathBuf,
+}
+
+impl OciLayout {
+    /// Creates the layout's skeleton under `dir`.
+    pub fn create(dir: &Path) -> OciLayout {
+        std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+        OciLayout {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Stores a blob; returns its (digest, size).
+    pub fn blob(&self, bytes: &[u8]) -> (String, usize) {
+        let d = sha256(bytes);
+        std::fs::write(
+            self.dir
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+            bytes,
+        )
+        .unwrap();
+        (d, bytes.len())
+    }
+
+    /// Writes `index.json`.
+    pub fn index(&self, index: &serde_json::Value) {
+        std::fs::write(self.dir.join("index.json"), index.to_string()).unwrap();
+    }
+
+    pub fn path(&self) -> String {
+        self.dir.to_str().unwrap().to_string()
+    }
+}
