@@ -17,6 +17,11 @@ fn bonded(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `bonded sign IMAGE --key KEY --cert CERT`.
+fn sign(image: &str, key: &str, cert: &str) -> Output {
+    bonded(&["sign", image, "--key", key, "--cert", cert])
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -65,14 +70,11 @@ async fn sign_then_verify_with_exit_codes_per_outcome() {
     let o = verify(&format!("{}/acme/app:unsigned", s.addr), &acme);
     assert_eq!(o.status.code(), Some(2), "not signed: {}", text(&o));
 
-    let o = bonded(&[
-        "sign",
+    let o = sign(
         &image,
-        "--key",
         alice_key.to_str().unwrap(),
-        "--cert",
         alice_cert.to_str().unwrap(),
-    ]);
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("as 'C=US, ST=WA, O=Acme, CN=alice' (ES256)"),
@@ -80,14 +82,11 @@ async fn sign_then_verify_with_exit_codes_per_outcome() {
         text(&o)
     );
     // the same signer again: no second signature
-    let o = bonded(&[
-        "sign",
+    let o = sign(
         &image,
-        "--key",
         alice_key.to_str().unwrap(),
-        "--cert",
         alice_cert.to_str().unwrap(),
-    ]);
+    );
     assert!(o.status.success());
     assert!(text(&o).contains("nothing to do"), "{}", text(&o));
 
@@ -96,14 +95,11 @@ async fn sign_then_verify_with_exit_codes_per_outcome() {
     assert!(text(&o).contains("needs 2 signatures from distinct trusted identities; found 1"));
 
     // a key that is not the certificate's
-    let o = bonded(&[
-        "sign",
+    let o = sign(
         &image,
-        "--key",
         bob_key.to_str().unwrap(),
-        "--cert",
         alice_cert.to_str().unwrap(),
-    ]);
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(
         text(&o).contains("does not match the certificate"),
@@ -111,14 +107,11 @@ async fn sign_then_verify_with_exit_codes_per_outcome() {
         text(&o)
     );
 
-    let o = bonded(&[
-        "sign",
+    let o = sign(
         &image,
-        "--key",
         bob_key.to_str().unwrap(),
-        "--cert",
         bob_cert.to_str().unwrap(),
-    ]);
+    );
     assert!(o.status.success(), "{}", text(&o));
     let o = verify(&image, &acme);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -225,14 +218,7 @@ async fn trust_and_inspect_commands_drive_a_running_server() {
         .unwrap();
     assert_eq!(res.status(), 201);
     let image = format!("{}/apps/web@{digest}", s.addr);
-    let o = bonded(&[
-        "sign",
-        &image,
-        "--key",
-        key.to_str().unwrap(),
-        "--cert",
-        cert.to_str().unwrap(),
-    ]);
+    let o = sign(&image, key.to_str().unwrap(), cert.to_str().unwrap());
     assert!(o.status.success(), "{}", text(&o));
     let o = bonded(&["inspect", &image]);
     assert!(o.status.success(), "{}", text(&o));
@@ -328,14 +314,7 @@ async fn keygen_sign_verify_round_trip_with_notations_manifest_shape() {
     let c = client();
     push_image(&c, &s, "acme/app", "v1", "keygen", json!({})).await;
     let image = format!("{}/acme/app:v1", s.addr);
-    let o = bonded(&[
-        "sign",
-        &image,
-        "--key",
-        &p("ci.key"),
-        "--cert",
-        &p("ci.pem"),
-    ]);
+    let o = sign(&image, &p("ci.key"), &p("ci.pem"));
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("(ES384)"), "{}", text(&o));
     let o = bonded(&[
@@ -434,14 +413,7 @@ async fn keygen_sign_verify_round_trip_with_notations_manifest_shape() {
     let (key, cert) = ca.issue_expired("old");
     std::fs::write(d.join("old.key"), key.serialize_pem()).unwrap();
     std::fs::write(d.join("old.pem"), format!("{}{}", cert.pem(), ca.pem)).unwrap();
-    let o = bonded(&[
-        "sign",
-        &image,
-        "--key",
-        &p("old.key"),
-        "--cert",
-        &p("old.pem"),
-    ]);
+    let o = sign(&image, &p("old.key"), &p("old.pem"));
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("is not valid now"), "{}", text(&o));
 }
@@ -464,14 +436,11 @@ async fn rsa_keys_sign_with_ps256() {
     let s = Server::start();
     push_image(&client(), &s, "acme/rsa", "v1", "rsa", json!({})).await;
     let image = format!("{}/acme/rsa:v1", s.addr);
-    let o = bonded(&[
-        "sign",
+    let o = sign(
         &image,
-        "--key",
         v.join("localkeys/e2e.key").to_str().unwrap(),
-        "--cert",
         v.join("localkeys/e2e.crt").to_str().unwrap(),
-    ]);
+    );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("(PS256)"), "{}", text(&o));
     let o = bonded(&[
