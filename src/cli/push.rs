@@ -4,7 +4,8 @@
 
 use super::sign::Signer;
 use crate::client::{ClientOptions, ImageRef, RegistryClient};
-use crate::oci::{manifest, Descriptor, Digest, Reference};
+use crate::oci::manifest::{self, ParsedManifest};
+use crate::oci::{Descriptor, Digest, Reference};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -88,34 +89,36 @@ impl Layout {
     }
 }
 
+/// A manifest of the layout, parsed by the same code the registry uses.
+fn read_manifest(layout: &Layout, d: &Descriptor) -> Result<(Vec<u8>, ParsedManifest), String> {
+    let bytes = layout.read(&d.digest)?;
+    let parsed =
+        manifest::parse(Some(&d.media_type), &bytes).map_err(|e| format!("{}: {e}", d.digest))?;
+    Ok((bytes, parsed))
+}
+
+/// The blobs a push uploads for an image manifest: its config and distributable layers.
+fn uploaded_blobs(parsed: &ParsedManifest) -> impl Iterator<Item = &Descriptor> {
+    parsed
+        .config
+        .iter()
+        .chain(&parsed.layers)
+        .filter(|b| parsed.blobs.contains(&b.digest))
+}
+
 /// Blobs (digest, size) below a manifest, for the progress bar's totals.
 fn blobs_below(
     layout: &Layout,
     d: &Descriptor,
     out: &mut Vec<(Digest, u64)>,
 ) -> Result<(), String> {
-    let bytes = layout.read(&d.digest)?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", d.digest))?;
-    for child in v["manifests"].as_array().into_iter().flatten() {
-        let desc = Descriptor {
-            media_type: child["mediaType"].as_str().unwrap_or_default().to_string(),
-            digest: child["digest"]
-                .as_str()
-                .unwrap_or_default()
-                .parse()
-                .map_err(|e| format!("{e}"))?,
-            size: child["size"].as_u64().unwrap_or_default(),
-        };
-        blobs_below(layout, &desc, out)?;
+    let (_, parsed) = read_manifest(layout, d)?;
+    for child in &parsed.manifests {
+        blobs_below(layout, child, out)?;
     }
-    for desc in std::iter::once(&v["config"]).chain(v["layers"].as_array().into_iter().flatten()) {
-        let dg = desc["digest"]
-            .as_str()
-            .and_then(|s| s.parse::<Digest>().ok());
-        if let (Some(dg), Some(size)) = (dg, desc["size"].as_u64()) {
-            if !out.iter().any(|(d, _)| d == &dg) {
-                out.push((dg, size));
-            }
+    for b in uploaded_blobs(&parsed) {
+        if !out.iter().any(|(d, _)| d == &b.digest) {
+            out.push((b.digest.clone(), b.size));
         }
     }
     Ok(())
@@ -185,51 +188,28 @@ async fn push_tree(
     progress: &Progress,
 ) -> Result<(usize, usize), String> {
     let repo = &image.repository;
-    let bytes = layout.read(&d.digest)?;
-    let parsed =
-        manifest::parse(Some(&d.media_type), &bytes).map_err(|e| format!("{}: {e}", d.digest))?;
+    let (bytes, parsed) = read_manifest(layout, d)?;
     let (mut blobs, mut manifests) = (0, 0);
-    if parsed.manifests.is_empty() {
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-        let mut wanted: Vec<(Digest, u64)> = Vec::new();
-        for desc in
-            std::iter::once(&v["config"]).chain(v["layers"].as_array().into_iter().flatten())
+    for child in &parsed.manifests {
+        let (b, m) = Box::pin(push_tree(client, image, layout, child, progress)).await?;
+        blobs += b;
+        manifests += m;
+    }
+    for b in uploaded_blobs(&parsed) {
+        if client
+            .push_blob_file(
+                repo,
+                &layout.blob_path(&b.digest),
+                &b.digest,
+                b.size,
+                &|n| progress.bytes(n),
+            )
+            .await
+            .map_err(|e| e.to_string())?
         {
-            if let (Some(dg), Some(size)) = (desc["digest"].as_str(), desc["size"].as_u64()) {
-                let dg: Digest = dg.parse().map_err(|e| format!("{e}"))?;
-                if parsed.blobs.contains(&dg) {
-                    wanted.push((dg, size));
-                }
-            }
+            blobs += 1;
         }
-        for (dg, size) in wanted {
-            if client
-                .push_blob_file(repo, &layout.blob_path(&dg), &dg, size, &|n| {
-                    progress.bytes(n)
-                })
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                blobs += 1;
-            }
-            progress.blob_done();
-        }
-    } else {
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
-        for child in v["manifests"].as_array().into_iter().flatten() {
-            let desc = Descriptor {
-                media_type: child["mediaType"].as_str().unwrap_or_default().to_string(),
-                digest: child["digest"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .parse()
-                    .map_err(|e| format!("{e}"))?,
-                size: child["size"].as_u64().unwrap_or_default(),
-            };
-            let (b, m) = Box::pin(push_tree(client, image, layout, &desc, progress)).await?;
-            blobs += b;
-            manifests += m;
-        }
+        progress.blob_done();
     }
     client
         .put_manifest(repo, &d.digest.to_string(), &d.media_type, &bytes)

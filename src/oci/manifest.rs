@@ -49,8 +49,8 @@ pub struct ParsedManifest {
     pub artifact_type: Option<String>,
     /// The `subject` this manifest refers to, if any.
     pub subject: Option<Descriptor>,
-    /// The config's media type (image manifests only).
-    pub config_media_type: Option<String>,
+    /// The config (image manifests only).
+    pub config: Option<Descriptor>,
     /// Layers, in order (image manifests only).
     pub layers: Vec<Descriptor>,
     /// Top-level annotations, as given.
@@ -58,7 +58,7 @@ pub struct ParsedManifest {
     /// Blobs that must exist in the repository: config and distributable layers.
     pub blobs: Vec<Digest>,
     /// Manifests that must exist in the repository: an index's children.
-    pub manifests: Vec<Digest>,
+    pub manifests: Vec<Descriptor>,
 }
 
 #[derive(serde::Deserialize)]
@@ -141,7 +141,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
             .manifests()
             .iter()
             .enumerate()
-            .map(|(i, d)| digest_of(format!("manifests[{i}]"), d))
+            .map(|(i, d)| descriptor_of(format!("manifests[{i}]"), d))
             .collect::<Result<Vec<_>, _>>()?;
         let subject = index
             .subject()
@@ -152,7 +152,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
             media_type,
             artifact_type: index.artifact_type().as_ref().map(|a| a.to_string()),
             subject,
-            config_media_type: None,
+            config: None,
             layers: Vec::new(),
             annotations: index.annotations().clone(),
             blobs: Vec::new(),
@@ -161,7 +161,8 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
     } else {
         let manifest: ImageManifest = serde_json::from_slice(body)
             .map_err(|source| ManifestError::Schema { media_type, source })?;
-        let mut blobs = vec![digest_of("config".into(), manifest.config())?];
+        let config = descriptor_of("config".into(), manifest.config())?;
+        let mut blobs = vec![config.digest.clone()];
         let mut layers = Vec::new();
         for (i, layer) in manifest.layers().iter().enumerate() {
             let layer = descriptor_of(format!("layers[{i}]"), layer)?;
@@ -179,12 +180,12 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
             .artifact_type()
             .as_ref()
             .map(|a| a.to_string())
-            .or_else(|| Some(manifest.config().media_type().to_string()));
+            .or_else(|| Some(config.media_type.clone()));
         Ok(ParsedManifest {
             media_type,
             artifact_type,
             subject,
-            config_media_type: Some(manifest.config().media_type().to_string()),
+            config: Some(config),
             layers,
             annotations: manifest.annotations().clone(),
             blobs,

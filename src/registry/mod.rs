@@ -577,7 +577,7 @@ impl Registry {
             .as_ref()
             .filter(|s| s.accepted)
             .and_then(|s| s.subject.parse::<Digest>().ok());
-        let children = parsed.manifests.clone();
+        let children: Vec<Digest> = parsed.manifests.iter().map(|c| c.digest.clone()).collect();
         let annotations = parsed
             .annotations
             .as_ref()
@@ -634,7 +634,7 @@ impl Registry {
             annotations,
             content: body.to_vec(),
             blobs: parsed.blobs,
-            children: parsed.manifests,
+            children: children.clone(),
             tags: tags.clone(),
             signature: admission.signature,
             pending: admission.pending,
@@ -810,7 +810,7 @@ impl Registry {
                 .await?;
             if let Some(m) = self.db.manifest_by_digest(repo, &d).await? {
                 if let Ok(parsed) = manifest::parse(Some(&m.media_type), &m.content) {
-                    queue.extend(parsed.manifests);
+                    queue.extend(parsed.manifests.into_iter().map(|c| c.digest));
                 }
             }
         }

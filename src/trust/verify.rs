@@ -36,7 +36,7 @@ pub fn notary_signature(parsed: &ParsedManifest) -> Result<Option<SignatureManif
             parsed.media_type
         ));
     }
-    let config = parsed.config_media_type.as_deref().unwrap_or("");
+    let config = parsed.config.as_ref().map_or("", |c| c.media_type.as_str());
     if config != NOTARY_SIGNATURE && config != media_type::OCI_EMPTY {
         return Err(format!(
             "a Notary signature with artifactType {NOTARY_SIGNATURE} must have the empty config, not {config}"
