@@ -775,6 +775,15 @@ impl RegistryClient {
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
+        self.bonded_answer(path, res).await
+    }
+
+    /// The JSON of a successful `/bonded/v1` answer; the server's refusal otherwise.
+    async fn bonded_answer(
+        &self,
+        path: &str,
+        res: reqwest::Response,
+    ) -> Result<Value, ClientError> {
         if !res.status().is_success() {
             return Err(refusal(format!("/bonded/v1/{path}"), res).await);
         }
@@ -801,12 +810,7 @@ impl RegistryClient {
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
-        if !res.status().is_success() {
-            return Err(refusal(format!("/bonded/v1/{path}"), res).await);
-        }
-        let bytes = res.bytes().await.map_err(|e| self.unreachable(e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Invalid(format!("not a bonded answer: {e}")))
+        self.bonded_answer(path, res).await
     }
 }
 
