@@ -47,7 +47,7 @@ pub struct ServeArgs {
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit
+    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, insecure_http
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -79,10 +79,23 @@ pub struct ServeArgs {
     /// Prefer the environment variable: flags show in process listings.
     #[arg(long, env = "BONDED_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
-    /// Manifest pulls (GET) allowed per client address, as COUNT/WINDOW (e.g. 100/hour,
-    /// 20/30s), token bucket; over it: 429 TOOMANYREQUESTS with Retry-After [default: none]
+    /// Manifest pulls (GET) allowed per source address of anonymous clients, as
+    /// COUNT/WINDOW (e.g. 100/hour, 20/30s), token bucket; over it: 429 TOOMANYREQUESTS
+    /// with Retry-After [default: none]
     #[arg(long, env = "BONDED_PULL_RATE_LIMIT")]
     pub pull_rate_limit: Option<String>,
+    /// Manifest pulls (GET) allowed per account (users and robots), as COUNT/WINDOW
+    /// [default: none]
+    #[arg(long, env = "BONDED_PULL_RATE_LIMIT_ACCOUNT")]
+    pub pull_rate_limit_account: Option<String>,
+    /// Run an unauthenticated lab registry: anyone may pull, push and delete (trust
+    /// administration still needs an admin). Allowed on loopback addresses only.
+    #[arg(long, env = "BONDED_OPEN")]
+    pub open: bool,
+    /// Serve logins over plain HTTP on a non-loopback address (behind a TLS-terminating
+    /// proxy); otherwise bonded refuses to start without --tls-cert
+    #[arg(long, env = "BONDED_INSECURE_HTTP")]
+    pub insecure_http: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,6 +112,8 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     pull_rate_limit: Option<String>,
+    pull_rate_limit_account: Option<String>,
+    insecure_http: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +148,9 @@ pub struct ServeConfig {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub pull_rate_limit: Option<Rate>,
+    pub pull_rate_limit_account: Option<Rate>,
+    pub open: bool,
+    pub insecure_http: bool,
 }
 
 impl ServeConfig {
@@ -152,6 +170,12 @@ impl ServeConfig {
             .pull_rate_limit
             .clone()
             .or(file.pull_rate_limit)
+            .map(|r| r.parse::<Rate>().map_err(ConfigError::Rate))
+            .transpose()?;
+        let pull_rate_limit_account = args
+            .pull_rate_limit_account
+            .clone()
+            .or(file.pull_rate_limit_account)
             .map(|r| r.parse::<Rate>().map_err(ConfigError::Rate))
             .transpose()?;
         Ok(ServeConfig {
@@ -178,6 +202,9 @@ impl ServeConfig {
             tls_cert: args.tls_cert.clone().or(file.tls_cert),
             tls_key: args.tls_key.clone().or(file.tls_key),
             pull_rate_limit,
+            pull_rate_limit_account,
+            open: args.open,
+            insecure_http: args.insecure_http || file.insecure_http.unwrap_or(false),
         })
     }
 }

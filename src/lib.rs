@@ -10,6 +10,7 @@
 //! - [`cli`]: the `bonded` subcommands.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

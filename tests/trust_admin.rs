@@ -214,13 +214,33 @@ async fn trust_changes_are_authorised_validated_versioned_and_reevaluate_signatu
     let snapshot = a.get("trust").await;
     assert_eq!(snapshot["enforced"], true);
     assert_eq!(snapshot["version"], 3);
-    // and without a token configured, changes are refused outright
+    // without a token configured, the old token is just a bad credential...
     let res = a
         .put("trust/policy", POLICY.as_bytes().to_vec(), Some(TOKEN))
         .await;
-    assert_eq!(res.status(), 403);
-    assert!(body(res).await["errors"][0]["message"]
-        .as_str()
+    assert_eq!(res.status(), 401);
+    assert_eq!(body(res).await["errors"][0]["code"], "UNAUTHORIZED");
+    // ...and an administrator account (admin on '*') may change the configuration
+    let res =
+        a.c.put(format!("{}/bonded/v1/trust/policy", s.url))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .body(POLICY)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(body(res).await["version"], 4);
+    let who =
+        a.c.get(format!("{}/bonded/v1/audit?action=trust.change", s.url))
+            .send()
+            .await
+            .unwrap();
+    let records = body(who).await;
+    let last = records["records"]
+        .as_array()
         .unwrap()
-        .contains("disabled"));
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["actor"], "admin", "{last}");
 }

@@ -4,14 +4,17 @@
 //! Routing: one `/v2/{*path}` route, split from the right into (repository name, endpoint),
 //! so repository names of any depth work (`a/b/c/d/e/f/g/h/manifests/latest`).
 
+pub mod auth;
 mod error;
 pub mod ratelimit;
 
 pub use error::ApiError;
 
+use crate::auth::{Action, Identity};
 use crate::oci::{media_type, Digest, Reference, RepositoryName, Tag, MAX_MANIFEST_SIZE};
 use crate::registry::{ChunkRange, Registry, RegistryError};
 use crate::storage::ByteStream;
+use auth::{Auth, Caller, Mode};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -44,12 +47,23 @@ const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remai
 const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
-/// The registry's HTTP router; `pull_limit` rate-limits manifest GETs per source address.
-pub fn router(registry: Arc<Registry>, pull_limit: Option<Arc<PullLimiter>>) -> Router {
-    let router = Router::new()
+/// What the router needs besides the registry.
+#[derive(Clone)]
+pub struct Options {
+    pub auth: Arc<Auth>,
+    /// Manifest GETs per source address of anonymous clients.
+    pub pull_limit_anonymous: Option<Arc<PullLimiter>>,
+    /// Manifest GETs per account.
+    pub pull_limit_account: Option<Arc<PullLimiter>>,
+}
+
+/// The registry's HTTP router.
+pub fn router(registry: Arc<Registry>, options: Options) -> Router {
+    Router::new()
         .route("/v2", get(base))
         .route("/v2/", get(base))
         .route("/v2/{*path}", any(dispatch))
+        .route("/token", get(token))
         .route("/bonded/v1/{*path}", any(bonded_api))
         .layer(axum::middleware::map_response(
             |mut res: Response| async move {
@@ -58,27 +72,49 @@ pub fn router(registry: Arc<Registry>, pull_limit: Option<Arc<PullLimiter>>) -> 
                 res
             },
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http());
-    match pull_limit {
-        Some(limiter) => router.layer(axum::Extension(limiter)),
-        None => router,
-    }
-    .with_state(registry)
+        .layer(axum::Extension(options))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(registry)
 }
 
-/// Charges a manifest pull to its client's bucket: the `RateLimit-*` headers to send when
-/// allowed, 429 `TOOMANYREQUESTS` with `Retry-After` when not.
-fn charge_pull(limiter: &PullLimiter) -> Result<Vec<(HeaderName, String)>, ApiError> {
-    // Every request carries its address (ConnectInfo); without one, all such clients
-    // share one bucket rather than escaping the limit.
-    let who = crate::registry::CLIENT
-        .try_with(|c| c.source.as_deref().and_then(|s| s.parse().ok()))
-        .ok()
-        .flatten()
-        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+type Opts = axum::Extension<Options>;
+
+fn source_of(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// The client of a request, for the audit trail.
+fn client_of(caller: &Caller) -> crate::registry::Client {
+    crate::registry::Client {
+        actor: caller.identity.name().to_string(),
+        source: caller.source.map(|s| s.to_string()),
+    }
+}
+
+/// Charges a manifest pull to its client's bucket (its account, or its address when
+/// anonymous): the `RateLimit-*` headers to send when allowed, 429 `TOOMANYREQUESTS` with
+/// `Retry-After` when not.
+fn charge_pull(options: &Options, caller: &Caller) -> Result<Vec<(HeaderName, String)>, ApiError> {
+    let (limiter, who) = match &caller.identity {
+        Identity::Account(name) => (&options.pull_limit_account, format!("account '{name}'")),
+        // Every request carries its address (ConnectInfo); without one, all such clients
+        // share one bucket rather than escaping the limit.
+        Identity::Anonymous => (
+            &options.pull_limit_anonymous,
+            caller
+                .source
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "0.0.0.0".into()),
+        ),
+    };
+    let Some(limiter) = limiter else {
+        return Ok(Vec::new());
+    };
     let rate = limiter.rate();
     let policy = format!("{};w={}", rate.count, rate.window.as_secs());
-    match limiter.check(who, std::time::Instant::now()) {
+    match limiter.check(who.clone(), std::time::Instant::now()) {
         Decision::Allowed {
             remaining,
             reset_secs,
@@ -106,8 +142,54 @@ fn charge_pull(limiter: &PullLimiter) -> Result<Vec<(HeaderName, String)>, ApiEr
     }
 }
 
-async fn base() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+/// `/v2/`: 200 for clients that may use the registry, 401 with the login challenge for
+/// anonymous ones when authentication is required (how clients discover where to log in).
+async fn base(axum::Extension(options): Opts, req: Request) -> Response {
+    let auth = &options.auth;
+    match auth.authenticate(req.headers(), source_of(&req)).await {
+        Err(e) => e.into_response(),
+        Ok(caller)
+            if auth.mode() == Mode::Enforced
+                && caller.identity == Identity::Anonymous
+                && caller.token.is_none() =>
+        {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "authentication required: log in (docker login, skopeo login, podman login)",
+            )
+            .header(
+                header::WWW_AUTHENTICATE,
+                auth.challenge(req.headers(), None, None),
+            )
+            .into_response()
+        }
+        Ok(_) => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
+    }
+}
+
+/// `GET /token`: bearer tokens for the Docker registry token flow.
+async fn token(axum::Extension(options): Opts, req: Request) -> Response {
+    let query: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    match options
+        .auth
+        .issue_token(req.headers(), &query, source_of(&req))
+        .await
+    {
+        Ok(body) => json_response(
+            StatusCode::OK,
+            vec![
+                (header::CONTENT_TYPE, "application/json".into()),
+                (header::CACHE_CONTROL, "no-store".into()),
+            ],
+            body,
+        ),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// What a `/v2/...` path addresses.
@@ -156,22 +238,17 @@ fn route(path: &str) -> Option<Endpoint<'_>> {
     None
 }
 
-/// The client of a request, for the audit trail: anonymous until users exist, and its
-/// address when the server knows it.
-fn client_of(req: &Request) -> crate::registry::Client {
-    crate::registry::Client {
-        actor: "anonymous".into(),
-        source: req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
-    }
-}
-
-async fn dispatch(State(reg): Reg, req: Request) -> Response {
-    let client = client_of(&req);
+async fn dispatch(State(reg): Reg, axum::Extension(options): Opts, req: Request) -> Response {
+    let caller = match options
+        .auth
+        .authenticate(req.headers(), source_of(&req))
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
     let result = crate::registry::CLIENT
-        .scope(client, handle(reg, req))
+        .scope(client_of(&caller), handle(reg, options, caller, req))
         .await;
     match result {
         Ok(res) => res,
@@ -224,8 +301,44 @@ fn body_stream(body: Body) -> ByteStream {
     ))
 }
 
-async fn handle(reg: Arc<Registry>, req: Request) -> Result<Response, ApiError> {
-    let pull_limit = req.extensions().get::<Arc<PullLimiter>>().cloned();
+/// What an endpoint does to its repository, for authorisation. Manifest pushes need the
+/// least push right here (signers push signatures); images need more, checked once the
+/// manifest is read.
+fn action_of(endpoint: &Endpoint<'_>, method: &Method) -> Option<Action> {
+    let read = method == Method::GET || method == Method::HEAD;
+    match endpoint {
+        Endpoint::Catalog => None,
+        Endpoint::Tags(_) | Endpoint::Referrers(..) => Some(Action::Pull),
+        Endpoint::Manifest(..) | Endpoint::Blob(..) if read => Some(Action::Pull),
+        Endpoint::Manifest(..) | Endpoint::Blob(..) if method == Method::DELETE => {
+            Some(Action::Delete)
+        }
+        Endpoint::Manifest(..) | Endpoint::UploadStart(_) | Endpoint::Upload(..) => {
+            Some(Action::PushSignature)
+        }
+        Endpoint::Blob(..) => None,
+    }
+}
+
+fn repository_of<'a>(endpoint: &Endpoint<'a>) -> Option<&'a str> {
+    match endpoint {
+        Endpoint::Catalog => None,
+        Endpoint::Tags(n)
+        | Endpoint::Manifest(n, _)
+        | Endpoint::Blob(n, _)
+        | Endpoint::UploadStart(n)
+        | Endpoint::Upload(n, _)
+        | Endpoint::Referrers(n, _) => Some(n),
+    }
+}
+
+async fn handle(
+    reg: Arc<Registry>,
+    options: Options,
+    caller: Caller,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let auth = options.auth.clone();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().strip_prefix("/v2/").unwrap_or("");
     let endpoint = route(path).ok_or_else(|| {
@@ -247,13 +360,19 @@ async fn handle(reg: Arc<Registry>, req: Request) -> Result<Response, ApiError> 
     };
     let name = |n: &str| n.parse::<RepositoryName>().map_err(ApiError::from);
     let method = ctx.method.clone();
+    if let (Some(repo), Some(action)) = (repository_of(&endpoint), action_of(&endpoint, &method)) {
+        let repo = name(repo)?;
+        auth.authorize(&ctx.headers, &caller, repo.as_str(), action)
+            .await?;
+    }
     match (endpoint, method) {
-        (Endpoint::Catalog, Method::GET) => catalog(&reg, &ctx).await,
+        (Endpoint::Catalog, Method::GET) => catalog(&reg, &auth, &caller, &ctx).await,
         (Endpoint::Tags(n), Method::GET) => tags(&reg, &name(n)?, &ctx).await,
         (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) => {
-            let limit_headers = match &pull_limit {
-                Some(l) if ctx.method == Method::GET => charge_pull(l)?,
-                _ => Vec::new(),
+            let limit_headers = if ctx.method == Method::GET {
+                charge_pull(&options, &caller)?
+            } else {
+                Vec::new()
             };
             let mut res = manifest_get(&reg, &name(n)?, r, &ctx).await?;
             for (k, v) in limit_headers {
@@ -264,7 +383,8 @@ async fn handle(reg: Arc<Registry>, req: Request) -> Result<Response, ApiError> 
             Ok(res)
         }
         (Endpoint::Manifest(n, r), Method::PUT) => {
-            manifest_put(&reg, &name(n)?, r, &ctx, body).await
+            let images_allowed = auth.holds(&caller, n, Action::Push).await;
+            manifest_put(&reg, &name(n)?, r, &ctx, body, images_allowed).await
         }
         (Endpoint::Manifest(n, r), Method::DELETE) => manifest_delete(&reg, &name(n)?, r).await,
         (Endpoint::Blob(n, d), Method::GET | Method::HEAD) => {
@@ -275,7 +395,9 @@ async fn handle(reg: Arc<Registry>, req: Request) -> Result<Response, ApiError> 
             reg.blob_delete(&n, &d).await?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
-        (Endpoint::UploadStart(n), Method::POST) => upload_post(&reg, &name(n)?, &ctx, body).await,
+        (Endpoint::UploadStart(n), Method::POST) => {
+            upload_post(&reg, &auth, &caller, &name(n)?, &ctx, body).await
+        }
         (Endpoint::Upload(n, id), Method::GET) => {
             let n = name(n)?;
             let len = reg.upload_len(&n, id).await?;
@@ -429,6 +551,8 @@ fn upload_status(status: StatusCode, name: &RepositoryName, id: &str, len: u64) 
 
 async fn upload_post(
     reg: &Registry,
+    auth: &Auth,
+    caller: &Caller,
     name: &RepositoryName,
     ctx: &Ctx,
     body: Body,
@@ -439,10 +563,24 @@ async fn upload_post(
             Some(f) => Some(f.parse::<RepositoryName>()?),
             None => None,
         };
-        if reg
-            .blob_mount(name, &digest, from.as_ref())
-            .await?
-            .is_some()
+        // Mount only from a repository the caller may read (knowing a digest is not
+        // being allowed its bytes); without `from`, only on an open lab registry.
+        let readable = match &from {
+            Some(f) => {
+                auth.holds(caller, f.as_str(), Action::Pull).await
+                    && (auth.mode() == Mode::Open
+                        || caller
+                            .token
+                            .as_ref()
+                            .is_none_or(|t| t.grants(f.as_str(), "pull")))
+            }
+            None => auth.mode() == Mode::Open,
+        };
+        if readable
+            && reg
+                .blob_mount(name, &digest, from.as_ref())
+                .await?
+                .is_some()
         {
             return Ok(blob_created(name, &digest));
         }
@@ -538,6 +676,7 @@ async fn manifest_put(
     reference: &str,
     ctx: &Ctx,
     body: Body,
+    images_allowed: bool,
 ) -> Result<Response, ApiError> {
     let reference: Reference = reference.parse()?;
     let extra_tags = ctx
@@ -549,7 +688,14 @@ async fn manifest_put(
         .map(|c| c.split(';').next().unwrap_or("").trim().to_string());
     let body = read_manifest_body(body, ctx.content_length()).await?;
     let pushed = reg
-        .manifest_put(name, &reference, content_type.as_deref(), &body, extra_tags)
+        .manifest_put(
+            name,
+            &reference,
+            content_type.as_deref(),
+            &body,
+            extra_tags,
+            images_allowed,
+        )
         .await?;
     let mut headers = vec![
         (
@@ -639,15 +785,52 @@ async fn manifest_delete(
 /// - `GET trust`, `GET trust/versions`: the trust configuration in force and its history;
 /// - `PUT`/`DELETE trust/policy`, `PUT`/`DELETE trust/stores/<type>/<name>`: changes,
 ///   authorised by the admin bearer token.
-async fn bonded_api(State(reg): Reg, req: Request) -> Response {
-    let client = client_of(&req);
+async fn bonded_api(State(reg): Reg, axum::Extension(options): Opts, req: Request) -> Response {
+    let source = source_of(&req);
+    // The admin token (BONDED_ADMIN_TOKEN) is not a JWT: it is recognised first.
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let (caller, admin_token) = if reg.is_admin_token(presented) {
+        (
+            Caller {
+                identity: Identity::Account("admin-token".into()),
+                token: None,
+                source,
+            },
+            true,
+        )
+    } else {
+        match options.auth.authenticate(req.headers(), source).await {
+            Ok(c) => (c, false),
+            Err(e) => return e.into_response(),
+        }
+    };
     crate::registry::CLIENT
-        .scope(client, bonded_api_inner(reg, req))
+        .scope(
+            client_of(&caller),
+            bonded_api_inner(reg, options.auth.clone(), caller, admin_token, req),
+        )
         .await
 }
 
-async fn bonded_api_inner(reg: Arc<Registry>, req: Request) -> Response {
+async fn bonded_api_inner(
+    reg: Arc<Registry>,
+    auth: Arc<Auth>,
+    caller: Caller,
+    admin_token: bool,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
+    let require_admin = || async {
+        if admin_token {
+            Ok(())
+        } else {
+            auth.authorize_admin(&parts.headers, &caller).await
+        }
+    };
     let path = parts
         .uri
         .path()
@@ -675,6 +858,8 @@ async fn bonded_api_inner(reg: Arc<Registry>, req: Request) -> Response {
                 )));
             }
             let name: RepositoryName = name.parse()?;
+            auth.authorize(&parts.headers, &caller, name.as_str(), Action::Pull)
+                .await?;
             return Ok(ok(
                 json!({ "repository": name.as_str(), "pending": reg.pending(&name).await? }),
             ));
@@ -689,6 +874,8 @@ async fn bonded_api_inner(reg: Arc<Registry>, req: Request) -> Response {
                 )));
             }
             let name: RepositoryName = name.parse()?;
+            auth.authorize(&parts.headers, &caller, name.as_str(), Action::Pull)
+                .await?;
             let digest = parse_digest(digest)?;
             let signatures = reg.signatures(&name, &digest).await?;
             let verdict = reg.verdict_now(&name, &digest).await?;
@@ -701,6 +888,9 @@ async fn bonded_api_inner(reg: Arc<Registry>, req: Request) -> Response {
         }
         match (method, path.as_str()) {
             (Method::GET, "audit") => {
+                if auth.mode() == Mode::Enforced {
+                    require_admin().await?;
+                }
                 let query: Vec<(String, String)> = parts
                     .uri
                     .query()
@@ -733,10 +923,25 @@ async fn bonded_api_inner(reg: Arc<Registry>, req: Request) -> Response {
                     .flatten();
                 Ok(ok(json!({ "records": records, "next": next })))
             }
+            (Method::GET, "trust" | "trust/versions")
+                if auth.mode() == Mode::Enforced
+                    && caller.identity == Identity::Anonymous
+                    && caller.token.is_none() =>
+            {
+                Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    "authentication required to read the trust configuration",
+                )
+                .header(
+                    header::WWW_AUTHENTICATE,
+                    auth.challenge(&parts.headers, None, None),
+                ))
+            }
             (Method::GET, "trust") => Ok(ok(reg.trust_snapshot().await?)),
             (Method::GET, "trust/versions") => Ok(ok(reg.trust_history().await?)),
             (method, "trust/policy") if method == Method::PUT || method == Method::DELETE => {
-                require_admin(&reg, &parts.headers)?;
+                require_admin().await?;
                 let text = if method == Method::PUT {
                     let bytes = read_admin_body(body).await?;
                     Some(String::from_utf8(bytes).map_err(|_| {
@@ -755,7 +960,7 @@ async fn bonded_api_inner(reg: Arc<Registry>, req: Request) -> Response {
                 if p.starts_with("trust/stores/")
                     && (method == Method::PUT || method == Method::DELETE) =>
             {
-                require_admin(&reg, &parts.headers)?;
+                require_admin().await?;
                 let (kind, name) = p["trust/stores/".len()..]
                     .split_once('/')
                     .ok_or_else(|| unknown_endpoint(&path))?;
@@ -783,31 +988,6 @@ fn unknown_endpoint(path: &str) -> ApiError {
         "NAME_UNKNOWN",
         format!("no bonded API endpoint at /bonded/v1/{path}"),
     )
-}
-
-/// Trust administration needs the admin bearer token.
-fn require_admin(reg: &Registry, headers: &HeaderMap) -> Result<(), ApiError> {
-    if !reg.admin_enabled() {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "DENIED",
-            "trust administration is disabled: start bonded with BONDED_ADMIN_TOKEN set",
-        ));
-    }
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if reg.is_admin_token(presented) {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHORIZED",
-            "trust administration needs the admin token: Authorization: Bearer <token>",
-        )
-        .header(header::WWW_AUTHENTICATE, "Bearer realm=\"bonded-admin\""))
-    }
 }
 
 /// A policy or PEM bundle: at most 1 MiB.
@@ -885,14 +1065,28 @@ async fn tags(reg: &Registry, name: &RepositoryName, ctx: &Ctx) -> Result<Respon
     ))
 }
 
-async fn catalog(reg: &Registry, ctx: &Ctx) -> Result<Response, ApiError> {
+/// The catalog lists only what the caller may pull. A page is filtered after it is read,
+/// so it may hold fewer than `n` entries while `Link` still points further.
+async fn catalog(
+    reg: &Registry,
+    auth: &Auth,
+    caller: &Caller,
+    ctx: &Ctx,
+) -> Result<Response, ApiError> {
     let (n, last) = page(ctx)?;
-    let repos = if n == 0 {
+    let all = if n == 0 {
         Vec::new()
     } else {
         reg.catalog(Some(n), last).await?
     };
-    let mut headers = next_link("/v2/_catalog", n, &repos);
+    let headers_link = next_link("/v2/_catalog", n, &all);
+    let mut repos = Vec::with_capacity(all.len());
+    for r in all {
+        if auth.holds(caller, &r, Action::Pull).await {
+            repos.push(r);
+        }
+    }
+    let mut headers = headers_link;
     headers.push((header::CONTENT_TYPE, "application/json".into()));
     Ok(json_response(
         StatusCode::OK,

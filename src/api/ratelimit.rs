@@ -1,10 +1,10 @@
-//! Pull rate limits: a token bucket per source address on manifest GETs (what a pull
-//! costs; HEAD and blob reads are free, as on Docker Hub). Until users exist every client
-//! is anonymous, so the address is the identity. Time is passed in, so the arithmetic is
-//! tested without waiting.
+//! Token buckets: pull limits on manifest GETs (what a pull costs; HEAD and blob reads are
+//! free, as on Docker Hub) per account, or per source address for anonymous clients; and
+//! failed-login limits per account and per address. Time is passed in, so the arithmetic
+//! is tested without waiting.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -79,15 +79,19 @@ struct Bucket {
     at: Instant,
 }
 
+/// One bucket of `rate` per key.
 #[derive(Debug)]
-pub struct PullLimiter {
+pub struct Limiter<K> {
     rate: Rate,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
-impl PullLimiter {
+/// Pull buckets: keyed `user:<account>` or `ip:<address>`.
+pub type PullLimiter = Limiter<String>;
+
+impl<K: Hash + Eq + Clone> Limiter<K> {
     pub fn new(rate: Rate) -> Self {
-        PullLimiter {
+        Limiter {
             rate,
             buckets: Mutex::new(HashMap::new()),
         }
@@ -106,8 +110,15 @@ impl PullLimiter {
         (b.tokens + elapsed * self.per_sec()).min(f64::from(self.rate.count))
     }
 
-    /// Takes one pull from `who`'s bucket if it has one.
-    pub fn check(&self, who: IpAddr, now: Instant) -> Decision {
+    /// Seconds until `who` has a token again, when its bucket is empty now.
+    pub fn exhausted(&self, who: &K, now: Instant) -> Option<u64> {
+        let buckets = self.buckets.lock().expect("rate limit lock");
+        let tokens = self.refilled(*buckets.get(who)?, now);
+        (tokens < 1.0).then(|| (((1.0 - tokens) / self.per_sec()).ceil() as u64).max(1))
+    }
+
+    /// Takes one token from `who`'s bucket if it has one.
+    pub fn check(&self, who: K, now: Instant) -> Decision {
         let cap = f64::from(self.rate.count);
         let per_sec = self.per_sec();
         let mut buckets = self.buckets.lock().expect("rate limit lock");
@@ -141,6 +152,7 @@ impl PullLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::IpAddr;
 
     #[test]
     fn rates_parse_with_units_and_multipliers() {
@@ -172,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_bucket_drains_refuses_and_refills() {
-        let l = PullLimiter::new("2/10s".parse().unwrap());
+        let l = Limiter::<IpAddr>::new("2/10s".parse().unwrap());
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         let t0 = Instant::now();
@@ -211,6 +223,8 @@ mod tests {
             l.check(a, t2),
             Decision::Allowed { remaining: 0, .. }
         ));
+        assert_eq!(l.exhausted(&a, t2), Some(5));
+        assert_eq!(l.exhausted(&b, t2), None);
         // a long pause fills the bucket to its capacity, not beyond
         let t3 = t2 + Duration::from_secs(3600);
         assert!(matches!(

@@ -1,5 +1,6 @@
 //! The `bonded` command line: one binary, one subcommand per job.
 
+pub mod accounts;
 mod audit;
 mod inspect;
 mod keygen;
@@ -39,6 +40,14 @@ pub enum Command {
     Trust(trust_cmd::TrustArgs),
     /// Query the audit trail (who pushed, signed, deleted, was refused) or verify its chain
     Audit(audit::AuditArgs),
+    /// Manage users and robots in the server's database: add, list, remove, passwd
+    User(accounts::UserArgs),
+    /// Manage API tokens for robots and CI: create, list, revoke
+    Token(accounts::TokenArgs),
+    /// Grant or revoke roles on namespace patterns
+    Role(accounts::RoleArgs),
+    /// Make namespace patterns public (anonymous pull) or private
+    Namespace(accounts::NamespaceArgs),
 }
 
 impl Cli {
@@ -68,6 +77,22 @@ impl Cli {
                 Err(e) => failed(e),
             },
             Command::Push(args) => match push::run(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
+            Command::User(args) => match accounts::user(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
+            Command::Token(args) => match accounts::token(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
+            Command::Role(args) => match accounts::role(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
+            Command::Namespace(args) => match accounts::namespace(&args).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => failed(e),
             },

@@ -11,6 +11,25 @@ use std::time::Duration;
 
 pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = ServeConfig::resolve(args)?;
+    let tls = cfg.tls_cert.is_some() && cfg.tls_key.is_some();
+    let loopback = cfg.addr.ip().is_loopback();
+    if cfg.open && !loopback {
+        return Err(format!(
+            "--open serves a registry anyone may push to and is allowed on loopback addresses only, not {}",
+            cfg.addr
+        )
+        .into());
+    }
+    if !cfg.open && !tls && !loopback {
+        if !cfg.insecure_http {
+            return Err(format!(
+                "refusing to serve logins over plain HTTP on {}: passwords and tokens would cross the network in clear text. Give --tls-cert and --tls-key, or --insecure-http when a TLS-terminating proxy is in front",
+                cfg.addr
+            )
+            .into());
+        }
+        tracing::warn!(addr = %cfg.addr, "serving logins over plain HTTP (--insecure-http): only safe behind a TLS-terminating proxy");
+    }
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
         format!(
             "cannot create data directory {}: {e}",
@@ -79,15 +98,45 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             "no trust policy is configured: bonded is running as a plain registry and admits unsigned images"
         ),
     }
-    if cfg.admin_token.is_none() {
-        tracing::info!("trust administration API disabled (no --admin-token)");
+    bootstrap_admin(&db).await?;
+    let auth = api::auth::Auth::new(
+        api::auth::AuthSettings {
+            mode: if cfg.open {
+                api::auth::Mode::Open
+            } else {
+                api::auth::Mode::Enforced
+            },
+            service: hostname.clone(),
+            token_key: token_key(&cfg.data_dir)?,
+            tls,
+            failed_logins_per_account: FAILED_LOGINS_PER_ACCOUNT.parse()?,
+            failed_logins_per_address: FAILED_LOGINS_PER_ADDRESS.parse()?,
+        },
+        db.clone(),
+    )
+    .await?;
+    if cfg.open {
+        tracing::warn!(
+            "--open: anyone who reaches {local} may pull, push and delete without logging in"
+        );
     }
     tracing::info!(addr = %local, data_dir = %cfg.data_dir.display(), "bonded is serving");
-    let pull_limit = cfg.pull_rate_limit.map(|rate| {
-        tracing::info!(%rate, "manifest pulls are rate limited per client address");
-        std::sync::Arc::new(api::ratelimit::PullLimiter::new(rate))
+    let pull_limit_anonymous = cfg.pull_rate_limit.map(|rate| {
+        tracing::info!(%rate, "anonymous manifest pulls are rate limited per client address");
+        Arc::new(api::ratelimit::PullLimiter::new(rate))
     });
-    let app = api::router(registry, pull_limit);
+    let pull_limit_account = cfg.pull_rate_limit_account.map(|rate| {
+        tracing::info!(%rate, "manifest pulls are rate limited per account");
+        Arc::new(api::ratelimit::PullLimiter::new(rate))
+    });
+    let app = api::router(
+        registry,
+        api::Options {
+            auth: Arc::new(auth),
+            pull_limit_anonymous,
+            pull_limit_account,
+        },
+    );
     match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(cert), Some(key)) => {
             crate::install_crypto_provider();
@@ -131,6 +180,81 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     db.close().await;
     tracing::info!("bonded stopped");
     Ok(())
+}
+
+/// Failed logins tolerated before logins are refused for a while.
+const FAILED_LOGINS_PER_ACCOUNT: &str = "10/15min";
+const FAILED_LOGINS_PER_ADDRESS: &str = "50/15min";
+
+/// On first start (no accounts yet) creates `admin` with the admin role on `*`; its
+/// password comes from BONDED_ADMIN_PASSWORD or is generated and printed once.
+async fn bootstrap_admin(db: &Metadata) -> Result<(), Box<dyn std::error::Error>> {
+    if db.account_count().await? > 0 {
+        return Ok(());
+    }
+    let given = std::env::var("BONDED_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    if let Some(p) = &given {
+        crate::auth::password::check_strength(p)
+            .map_err(|e| format!("BONDED_ADMIN_PASSWORD: {e}"))?;
+    }
+    let password = given
+        .clone()
+        .unwrap_or_else(crate::auth::password::generate);
+    let hash = crate::auth::password::hash(&password)?;
+    let event = crate::cli::accounts::local_event(
+        "bonded",
+        "user.add",
+        "first administrator 'admin' (user, admin on '*')",
+    );
+    if db.bootstrap_admin("admin", &hash, &[event]).await? {
+        if given.is_some() {
+            eprintln!("bonded: created the administrator 'admin' with the password from BONDED_ADMIN_PASSWORD");
+        } else {
+            // Printed once, on the terminal only, never to the log.
+            eprintln!(
+                "bonded: created the administrator 'admin' with password {password}\n        (shown once; change it with `bonded user passwd admin`)"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The key bearer tokens are signed with: 32 random bytes in `auth/token.key`, made on
+/// first start, readable by the owner only. Removing it invalidates every issued token.
+fn token_key(data_dir: &std::path::Path) -> Result<Vec<u8>, String> {
+    let dir = data_dir.join("auth");
+    let path = dir.join("token.key");
+    match std::fs::read(&path) {
+        Ok(k) if k.len() == 32 => return Ok(k),
+        Ok(_) => {
+            return Err(format!(
+                "{} is not a 32-byte key; remove it to make a new one",
+                path.display()
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let key: [u8; 32] = rand::random();
+    let tmp = dir.join("token.key.tmp");
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts
+            .open(&tmp)
+            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        f.write_all(&key)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    }
+    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(key.to_vec())
 }
 
 /// Reads and validates the trust policy and stores given by the flags, if any.

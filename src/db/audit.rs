@@ -60,28 +60,21 @@ pub fn chain_hash(seq: i64, prev_hash: &str, e: &AuditEvent) -> String {
 /// Appends events after the last record, inside the caller's transaction (so they commit
 /// with the action they describe, or not at all): one lookup of the chain's tail and one
 /// INSERT for all of them, whatever their number.
-///
-/// Returns the new tail, which the caller hands to [`AuditTail::advance`] once the
-/// transaction has committed.
 pub async fn append(
     tx: &mut sqlx::SqliteConnection,
-    tail: &AuditTail,
     events: &[AuditEvent],
-) -> Result<Option<(i64, String)>, sqlx::Error> {
+) -> Result<(), sqlx::Error> {
     if events.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
-    let (mut seq, mut prev) = match tail.get() {
-        Some(t) => t,
-        None => {
-            let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
-            match last {
-                Some(r) => (r.get::<i64, _>(0), r.get::<String, _>(1)),
-                None => (0, GENESIS.to_string()),
-            }
-        }
+    // The tail is read inside the write transaction every time rather than remembered:
+    // `bonded user|token|role` append from another process to the same database.
+    let last = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (mut seq, mut prev) = match last {
+        Some(r) => (r.get::<i64, _>(0), r.get::<String, _>(1)),
+        None => (0, GENESIS.to_string()),
     };
     let mut rows = Vec::with_capacity(events.len());
     for e in events {
@@ -112,27 +105,7 @@ pub async fn append(
     .bind(serde_json::Value::Array(rows).to_string())
     .execute(&mut *tx)
     .await?;
-    Ok(Some((seq, prev)))
-}
-
-/// The chain's last (seq, hash), kept in memory so an append does not look it up. All
-/// appends go through the single writer connection, one transaction at a time; the tail
-/// moves only after a commit, so a rolled-back append leaves it where it was, and a stale
-/// tail could only produce a duplicate sequence number, which the primary key refuses.
-#[derive(Debug, Clone, Default)]
-pub struct AuditTail(std::sync::Arc<std::sync::Mutex<Option<(i64, String)>>>);
-
-impl AuditTail {
-    fn get(&self) -> Option<(i64, String)> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    /// After the transaction that appended committed.
-    pub fn advance(&self, to: Option<(i64, String)>) {
-        if let Some(t) = to {
-            *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
-        }
-    }
+    Ok(())
 }
 
 fn record(r: sqlx::sqlite::SqliteRow) -> AuditRecord {

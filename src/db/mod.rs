@@ -5,9 +5,12 @@
 //! SQLite runs in WAL mode with one writer connection (writes are serialised here rather
 //! than by SQLite's busy handler) and a small pool of readers that never block on it.
 
+mod accounts;
 mod audit;
 
-pub use audit::{chain_hash, AuditEvent, AuditFilter, AuditRecord, AuditTail, ChainHead};
+pub use accounts::{check_account_name, AccountInfo, TokenInfo};
+
+pub use audit::{chain_hash, AuditEvent, AuditFilter, AuditRecord, ChainHead};
 
 use crate::oci::{Digest, RepositoryName, Tag};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -30,13 +33,27 @@ type Result<T> = std::result::Result<T, DbError>;
 
 /// The schema, embedded in the binary and applied at start.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "registry".into(),
-        MigrationType::Simple,
-        sqlx::SqlSafeStr::into_sql_str(include_str!("../../migrations/0001_registry.sql")),
-        false,
-    )])
+    let migration = |version, name: &str, sql: &'static str| {
+        Migration::new(
+            version,
+            name.to_string().into(),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "registry",
+            include_str!("../../migrations/0001_registry.sql"),
+        ),
+        migration(
+            2,
+            "accounts",
+            include_str!("../../migrations/0002_accounts.sql"),
+        ),
+    ])
 }
 
 fn now() -> i64 {
@@ -76,6 +93,8 @@ pub struct ManifestWrite {
     pub pending: bool,
     /// The tags are quarantined: invisible until the policy is satisfied.
     pub quarantine_tags: bool,
+    /// The account pushing; kept for the manifest's first push only.
+    pub pushed_by: Option<String>,
     /// Audit records committed with the write.
     pub audit: Vec<AuditEvent>,
 }
@@ -160,8 +179,6 @@ pub struct Metadata {
     /// Manifest writes go through one task that commits whatever is waiting in one
     /// transaction (group commit): concurrent pushes share the commit's cost.
     manifest_writes: tokio::sync::mpsc::Sender<ManifestJob>,
-    /// The audit chain's tail, shared by every writer.
-    audit_tail: AuditTail,
 }
 
 impl Metadata {
@@ -191,12 +208,10 @@ impl Metadata {
             write,
             repository_ids: Arc::default(),
             manifest_writes,
-            audit_tail: AuditTail::default(),
         };
         tokio::spawn(manifest_writer(
             db.write.clone(),
             db.repository_ids.clone(),
-            db.audit_tail.clone(),
             jobs,
         ));
         Ok(db)
@@ -259,9 +274,8 @@ impl Metadata {
             .bind(digest.to_string())
             .execute(&mut *tx)
             .await?;
-        let tail = audit::append(&mut tx, &self.audit_tail, events).await?;
+        audit::append(&mut tx, events).await?;
         tx.commit().await?;
-        self.audit_tail.advance(tail);
         self.remember_repository(repo, repo_id);
         Ok(())
     }
@@ -310,13 +324,10 @@ impl Metadata {
         .execute(&mut *tx)
         .await?;
         let deleted = done.rows_affected() > 0;
-        let tail = if deleted {
-            audit::append(&mut tx, &self.audit_tail, events).await?
-        } else {
-            None
-        };
+        if deleted {
+            audit::append(&mut tx, events).await?;
+        }
         tx.commit().await?;
-        self.audit_tail.advance(tail);
         Ok(deleted)
     }
 
@@ -400,13 +411,10 @@ impl Metadata {
             .execute(&mut *tx)
             .await?;
         let deleted = done.rows_affected() > 0;
-        let tail = if deleted {
-            audit::append(&mut tx, &self.audit_tail, events).await?
-        } else {
-            None
-        };
+        if deleted {
+            audit::append(&mut tx, events).await?;
+        }
         tx.commit().await?;
-        self.audit_tail.advance(tail);
         Ok(deleted)
     }
 
@@ -427,13 +435,10 @@ impl Metadata {
         .execute(&mut *tx)
         .await?;
         let deleted = done.rows_affected() > 0;
-        let tail = if deleted {
-            audit::append(&mut tx, &self.audit_tail, events).await?
-        } else {
-            None
-        };
+        if deleted {
+            audit::append(&mut tx, events).await?;
+        }
         tx.commit().await?;
-        self.audit_tail.advance(tail);
         Ok(deleted)
     }
 
@@ -656,9 +661,8 @@ impl Metadata {
             });
             out.push((name, digest));
         }
-        let tail = audit::append(&mut tx, &self.audit_tail, &expired).await?;
+        audit::append(&mut tx, &expired).await?;
         tx.commit().await?;
-        self.audit_tail.advance(tail);
         Ok(out)
     }
 
@@ -750,9 +754,8 @@ impl Metadata {
         let version: i64 = row.get(0);
         let mut event = event;
         event.reason = Some(format!("version {version}: {reason}"));
-        let tail = audit::append(&mut tx, &self.audit_tail, &[event]).await?;
+        audit::append(&mut tx, &[event]).await?;
         tx.commit().await?;
-        self.audit_tail.advance(tail);
         Ok(version)
     }
 
@@ -792,14 +795,30 @@ impl Metadata {
         Ok(())
     }
 
+    /// The account that first pushed a manifest to a repository.
+    pub async fn manifest_pusher(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT m.pushed_by FROM manifests m JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ? AND m.digest = ?",
+        )
+        .bind(repo.as_str())
+        .bind(digest.to_string())
+        .fetch_optional(&self.read)
+        .await?
+        .flatten())
+    }
+
     // ---- audit ------------------------------------------------------------------------
 
     /// Records events that change nothing else (refusals), in their own transaction.
     pub async fn audit(&self, events: &[AuditEvent]) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        let tail = audit::append(&mut tx, &self.audit_tail, events).await?;
+        audit::append(&mut tx, events).await?;
         tx.commit().await?;
-        self.audit_tail.advance(tail);
         Ok(())
     }
 
@@ -882,7 +901,6 @@ impl Metadata {
 async fn manifest_writer(
     pool: SqlitePool,
     repository_ids: Arc<Mutex<HashMap<String, i64>>>,
-    tail: AuditTail,
     mut jobs: tokio::sync::mpsc::Receiver<ManifestJob>,
 ) {
     while let Some(first) = jobs.recv().await {
@@ -894,7 +912,7 @@ async fn manifest_writer(
             }
         }
         let writes: Vec<&ManifestWrite> = batch.iter().map(|(w, _)| w).collect();
-        match apply_manifest_writes(&pool, &repository_ids, &tail, &writes).await {
+        match apply_manifest_writes(&pool, &repository_ids, &writes).await {
             Ok(outcomes) => {
                 for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
@@ -903,8 +921,7 @@ async fn manifest_writer(
             Err(_) if batch.len() > 1 => {
                 for (write, reply) in batch {
                     let outcome =
-                        match apply_manifest_writes(&pool, &repository_ids, &tail, &[&write]).await
-                        {
+                        match apply_manifest_writes(&pool, &repository_ids, &[&write]).await {
                             Ok(mut o) => o.pop().expect("one outcome per write"),
                             Err(e) => Err(PutManifestError::Db(e)),
                         };
@@ -923,7 +940,6 @@ async fn manifest_writer(
 async fn apply_manifest_writes(
     pool: &SqlitePool,
     repository_ids: &Mutex<HashMap<String, i64>>,
-    tail: &AuditTail,
     writes: &[&ManifestWrite],
 ) -> Result<Vec<std::result::Result<(), PutManifestError>>> {
     let mut tx = pool.begin().await?;
@@ -951,9 +967,8 @@ async fn apply_manifest_writes(
         outcomes.push(outcome);
     }
     // The whole batch's audit records in one statement, in the same transaction.
-    let new_tail = audit::append(&mut tx, tail, &events).await?;
+    audit::append(&mut tx, &events).await?;
     tx.commit().await?;
-    tail.advance(new_tail);
     repository_ids
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -1009,8 +1024,8 @@ async fn apply_manifest_write(
     let now = now();
     // Admitted wins over pending: re-pushing an admitted manifest never demotes it.
     sqlx::query(
-        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, created_at, state, pending_since)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, created_at, state, pending_since, pushed_by)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (repository_id, digest) DO UPDATE SET
             state = CASE WHEN excluded.state = 'admitted' THEN 'admitted' ELSE manifests.state END,
             pending_since = CASE WHEN excluded.state = 'admitted' THEN NULL ELSE manifests.pending_since END",
@@ -1026,6 +1041,7 @@ async fn apply_manifest_write(
     .bind(now)
     .bind(if w.pending { "pending" } else { "admitted" })
     .bind(w.pending.then_some(now))
+    .bind(w.pushed_by.as_deref())
     .execute(&mut *tx)
     .await?;
     if !w.tags.is_empty() {

@@ -503,7 +503,8 @@ impl Registry {
     // ---- manifests -----------------------------------------------------------------------
 
     /// Validates and stores a manifest, tagging it with the reference (when a tag) and
-    /// `extra_tags` (the `?tag=` parameters).
+    /// `extra_tags` (the `?tag=` parameters). Without `images_allowed` (the signer role)
+    /// only signature manifests, untagged and with a subject, are accepted.
     pub async fn manifest_put(
         &self,
         repo: &RepositoryName,
@@ -511,6 +512,7 @@ impl Registry {
         content_type: Option<&str>,
         body: &[u8],
         extra_tags: Vec<Tag>,
+        images_allowed: bool,
     ) -> Result<PushedManifest> {
         if body.len() > crate::oci::MAX_MANIFEST_SIZE {
             return Err(RegistryError::ManifestTooLarge {
@@ -541,6 +543,29 @@ impl Registry {
         }
         let parsed = manifest::parse(content_type, body).map_err(RegistryError::ManifestInvalid)?;
         let is_signature = parsed.artifact_type.as_deref() == Some(crate::trust::NOTARY_SIGNATURE);
+        let signature_only = is_signature && parsed.subject.is_some() && tags.is_empty();
+        if !images_allowed && !signature_only {
+            let actor = CLIENT
+                .try_with(|c| c.actor.clone())
+                .unwrap_or_else(|_| "?".into());
+            let e = RegistryError::Denied {
+                message: format!(
+                    "'{actor}' may push only signatures to {repo} (signer role): this is {}; pushing images and tags needs the developer role",
+                    if tags.is_empty() { "not a signature manifest with a subject" } else { "a tagged push" }
+                ),
+                detail: serde_json::json!({ "account": actor, "repository": repo.as_str(), "check": "role" }),
+            };
+            self.audit_refusal(event(
+                "manifest.push",
+                Some(repo),
+                Some(&digest),
+                tags.first().map(|t| t.as_str()),
+                "denied",
+                Some(e.to_string()),
+            ))
+            .await;
+            return Err(e);
+        }
         let admission = match self.trust() {
             Some(trust) => {
                 let tagged = !tags.is_empty();
@@ -639,6 +664,7 @@ impl Registry {
             signature: admission.signature,
             pending: admission.pending,
             quarantine_tags: admission.quarantine_tags,
+            pushed_by: CLIENT.try_with(|c| c.actor.clone()).ok(),
             audit,
         };
         let stored = self.db.put_manifest(write).await.map_err(|e| match e {

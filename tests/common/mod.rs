@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// The first administrator's password in test servers.
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
 pub struct Server {
     child: Option<Child>,
     pub url: String,
@@ -29,13 +32,23 @@ impl Server {
         s
     }
 
-    /// Starts bonded on 127.0.0.1:0 over an existing (or new) data directory.
+    /// Starts bonded on 127.0.0.1:0 over an existing (or new) data directory, as an open
+    /// lab registry (`--open`: no login needed) as most tests want.
     pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut args = vec!["--open"];
+        args.extend_from_slice(extra);
+        Server::start_with_auth(data_dir, &args)
+    }
+
+    /// Starts bonded on 127.0.0.1:0 with authentication required; the first administrator
+    /// is `admin` with password [`ADMIN_PASSWORD`].
+    pub fn start_with_auth(data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
             .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("BONDED_LOG", "error")
+            .env("BONDED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,0 +1,574 @@
+//! Who is asking and what they may do, at the HTTP edge: HTTP Basic (password or API
+//! token), the Docker registry token flow (`WWW-Authenticate: Bearer realm=...`, `/token`
+//! issuing short-lived JWTs), challenges (401 `UNAUTHORIZED`) and refusals (403 `DENIED`),
+//! failed-login limits, and the login audit records. Decisions themselves are
+//! [`crate::auth`]'s pure functions over a [`Directory`] re-read from the database every
+//! few seconds (accounts are also changed by `bonded user|token|role` from another process).
+
+use super::ratelimit::{Limiter, Rate};
+use super::ApiError;
+use crate::auth::{jwt, Action, Directory, Identity, LoginError};
+use crate::db::{AuditEvent, Metadata};
+use axum::http::{header, HeaderMap, StatusCode};
+use base64::Engine;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+/// How long the server trusts its copy of accounts and grants. A revoked token, removed
+/// account or revoked role stops working within this time.
+const DIRECTORY_TTL: Duration = Duration::from_secs(2);
+/// Before refusing, the directory is re-read if it is older than this, so a grant made
+/// a moment ago works at once.
+const DIRECTORY_RECHECK: Duration = Duration::from_millis(250);
+/// Lifetime of bearer tokens from `/token`.
+pub const TOKEN_LIFETIME_SECS: i64 = 300;
+/// How long a verified password is remembered (argon2id is slow on purpose; clients
+/// using Basic send it on every request).
+const PASSWORD_CACHE_TTL: Duration = Duration::from_secs(300);
+const PASSWORD_CACHE_MAX: usize = 10_000;
+
+/// Who may do what without logging in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Roles decide; anonymous clients may pull public namespaces only.
+    Enforced,
+    /// `serve --open`: a loopback lab registry where anyone may pull, push and delete
+    /// (not administer).
+    Open,
+}
+
+pub struct AuthSettings {
+    pub mode: Mode,
+    /// The `service` of tokens and challenges (the registry's host name).
+    pub service: String,
+    /// HMAC key for bearer tokens.
+    pub token_key: Vec<u8>,
+    /// Whether the server speaks TLS (for the realm URL).
+    pub tls: bool,
+    /// Failed logins allowed per account and per source address.
+    pub failed_logins_per_account: Rate,
+    pub failed_logins_per_address: Rate,
+}
+
+pub struct Auth {
+    settings: AuthSettings,
+    db: Metadata,
+    directory: RwLock<(Instant, Arc<Directory>)>,
+    reloading: tokio::sync::Mutex<()>,
+    /// sha256(user NUL password) -> (account, the PHC string it verified against, when).
+    passwords: Mutex<HashMap<[u8; 32], (String, String, Instant)>>,
+    failures_by_account: Limiter<String>,
+    failures_by_address: Limiter<IpAddr>,
+}
+
+/// The authenticated client of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub identity: Identity,
+    /// The bearer token's claims when the client sent one; its scopes bound what it may do.
+    pub token: Option<jwt::Claims>,
+    pub source: Option<IpAddr>,
+}
+
+impl Caller {
+    pub fn anonymous(source: Option<IpAddr>) -> Caller {
+        Caller {
+            identity: Identity::Anonymous,
+            token: None,
+            source,
+        }
+    }
+}
+
+fn now_unix() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn login_event(who: &str, source: Option<IpAddr>, outcome: &str, reason: String) -> AuditEvent {
+    AuditEvent {
+        at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        actor: who.to_string(),
+        source: source.map(|s| s.to_string()),
+        action: "login".into(),
+        repository: None,
+        digest: None,
+        tag: None,
+        outcome: outcome.into(),
+        reason: Some(reason),
+    }
+}
+
+impl Auth {
+    pub async fn new(settings: AuthSettings, db: Metadata) -> Result<Auth, crate::db::DbError> {
+        let directory = db.directory().await?;
+        Ok(Auth {
+            failures_by_account: Limiter::new(settings.failed_logins_per_account),
+            failures_by_address: Limiter::new(settings.failed_logins_per_address),
+            settings,
+            db,
+            directory: RwLock::new((Instant::now(), Arc::new(directory))),
+            reloading: tokio::sync::Mutex::new(()),
+            passwords: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.settings.mode
+    }
+
+    /// The accounts and grants, re-read when older than `max_age`.
+    pub async fn directory(&self, max_age: Duration) -> Arc<Directory> {
+        let (at, dir) = self
+            .directory
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if at.elapsed() < max_age {
+            return dir;
+        }
+        // One reader refreshes; the others go on with the copy they have.
+        let Ok(_guard) = self.reloading.try_lock() else {
+            return dir;
+        };
+        match self.db.directory().await {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                *self.directory.write().unwrap_or_else(|p| p.into_inner()) =
+                    (Instant::now(), fresh.clone());
+                fresh
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "re-reading accounts failed; using the previous copy");
+                dir
+            }
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge, naming the scope a token needs.
+    pub fn challenge(
+        &self,
+        headers: &HeaderMap,
+        scope: Option<&str>,
+        error: Option<&str>,
+    ) -> String {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or(&self.settings.service);
+        let scheme = if self.settings.tls { "https" } else { "http" };
+        let mut c = format!(
+            "Bearer realm=\"{scheme}://{host}/token\",service=\"{}\"",
+            self.settings.service
+        );
+        if let Some(s) = scope {
+            c.push_str(&format!(",scope=\"{s}\""));
+        }
+        if let Some(e) = error {
+            c.push_str(&format!(",error=\"{e}\""));
+        }
+        c
+    }
+
+    fn unauthorized(&self, headers: &HeaderMap, scope: Option<&str>, message: String) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).header(
+            header::WWW_AUTHENTICATE,
+            self.challenge(headers, scope, None),
+        )
+    }
+
+    /// Who sent the request: an account (Basic or bearer token) or anonymous. Bad
+    /// credentials are refused (never downgraded to anonymous).
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        source: Option<IpAddr>,
+    ) -> Result<Caller, ApiError> {
+        let Some(value) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
+            return Ok(Caller::anonymous(source));
+        };
+        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        match scheme.to_ascii_lowercase().as_str() {
+            "basic" => {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(rest.trim())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok());
+                let Some((user, secret)) = decoded.as_deref().and_then(|d| d.split_once(':'))
+                else {
+                    return Err(self.unauthorized(
+                        headers,
+                        None,
+                        "the Authorization header is not valid HTTP Basic (base64 of user:password)".into(),
+                    ));
+                };
+                let account = self.login(headers, user, secret, source).await?;
+                Ok(Caller {
+                    identity: Identity::Account(account),
+                    token: None,
+                    source,
+                })
+            }
+            "bearer" => {
+                let claims = jwt::verify(
+                    &self.settings.token_key,
+                    rest.trim(),
+                    &self.settings.service,
+                    now_unix(),
+                )
+                .map_err(|e| {
+                    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()).header(
+                        header::WWW_AUTHENTICATE,
+                        self.challenge(headers, None, Some("invalid_token")),
+                    )
+                })?;
+                let identity = if claims.sub.is_empty() {
+                    Identity::Anonymous
+                } else {
+                    // A token outlives nothing: its account must still exist.
+                    let dir = self.directory(DIRECTORY_TTL).await;
+                    if !dir.accounts.contains_key(&claims.sub) {
+                        return Err(self.unauthorized(
+                            headers,
+                            None,
+                            format!("account '{}' no longer exists", claims.sub),
+                        ));
+                    }
+                    Identity::Account(claims.sub.clone())
+                };
+                Ok(Caller {
+                    identity,
+                    token: Some(claims),
+                    source,
+                })
+            }
+            _ => Err(self.unauthorized(
+                headers,
+                None,
+                format!("unsupported authorization scheme '{scheme}': use Basic or Bearer"),
+            )),
+        }
+    }
+
+    /// Checks a username and password or API token; failures are rate limited per account
+    /// and per address, and recorded.
+    pub async fn login(
+        &self,
+        headers: &HeaderMap,
+        user: &str,
+        secret: &str,
+        source: Option<IpAddr>,
+    ) -> Result<String, ApiError> {
+        let now = Instant::now();
+        let account_key = user.to_string();
+        let limited = self
+            .failures_by_account
+            .exhausted(&account_key, now)
+            .map(|s| (s, format!("account '{user}'")))
+            .or_else(|| {
+                let ip = source?;
+                self.failures_by_address
+                    .exhausted(&ip, now)
+                    .map(|s| (s, format!("address {ip}")))
+            });
+        if let Some((retry, what)) = limited {
+            let _ = self
+                .db
+                .audit(&[login_event(
+                    user,
+                    source,
+                    "denied",
+                    format!("too many failed logins for {what}"),
+                )])
+                .await;
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TOOMANYREQUESTS",
+                format!("too many failed logins for {what}; retry in {retry} s"),
+            )
+            .header(header::RETRY_AFTER, retry.to_string()));
+        }
+        let dir = self.directory(DIRECTORY_TTL).await;
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(user.as_bytes())
+            .chain_update([0])
+            .chain_update(secret.as_bytes())
+            .finalize()
+            .into();
+        if let Some(account) = self.remembered(&dir, &key) {
+            return Ok(account);
+        }
+        let result = {
+            let (dir, user, secret) = (dir.clone(), user.to_string(), secret.to_string());
+            tokio::task::spawn_blocking(move || dir.login(&user, &secret, now_unix()))
+                .await
+                .unwrap_or(Err(LoginError::UnknownAccount))
+        };
+        match result {
+            Ok(account) => {
+                if let Some(hash) = dir
+                    .accounts
+                    .get(&account)
+                    .and_then(|a| a.password_hash.clone())
+                {
+                    if crate::auth::token::ApiToken::parse(secret).is_none() {
+                        let mut cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
+                        if cache.len() >= PASSWORD_CACHE_MAX {
+                            cache.clear();
+                        }
+                        cache.insert(key, (account.clone(), hash, Instant::now()));
+                    }
+                }
+                let _ = self
+                    .db
+                    .audit(&[login_event(
+                        &account,
+                        source,
+                        "ok",
+                        "credentials verified".into(),
+                    )])
+                    .await;
+                Ok(account)
+            }
+            Err(why) => {
+                self.failures_by_account.check(account_key, now);
+                if let Some(ip) = source {
+                    self.failures_by_address.check(ip, now);
+                }
+                tracing::info!(user, source = ?source, reason = %why, "login refused");
+                let _ = self
+                    .db
+                    .audit(&[login_event(user, source, "denied", why.to_string())])
+                    .await;
+                Err(self.unauthorized(
+                    headers,
+                    None,
+                    format!("invalid username or password for '{user}'"),
+                ))
+            }
+        }
+    }
+
+    /// A password verified recently against the hash the account still has.
+    fn remembered(&self, dir: &Directory, key: &[u8; 32]) -> Option<String> {
+        let cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
+        let (account, hash, at) = cache.get(key)?;
+        let current = dir.accounts.get(account)?.password_hash.as_ref()?;
+        (at.elapsed() < PASSWORD_CACHE_TTL && current == hash).then(|| account.clone())
+    }
+
+    /// Whether `caller` may do `action` on `repo` by its roles (ignoring token scopes).
+    pub async fn holds(&self, caller: &Caller, repo: &str, action: Action) -> bool {
+        if self.settings.mode == Mode::Open && action != Action::Admin {
+            return true;
+        }
+        let dir = self.directory(DIRECTORY_TTL).await;
+        if dir.allows(&caller.identity, repo, action) {
+            return true;
+        }
+        self.directory(DIRECTORY_RECHECK)
+            .await
+            .allows(&caller.identity, repo, action)
+    }
+
+    /// Allows `action` on `repo`, or says why not: 401 with a challenge for the scope
+    /// when logging in (or a token with more scope) could help, 403 when it cannot.
+    pub async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        caller: &Caller,
+        repo: &str,
+        action: Action,
+    ) -> Result<(), ApiError> {
+        let word = action.scope_word();
+        let scope = match action {
+            Action::Pull => format!("repository:{repo}:pull"),
+            Action::Delete => format!("repository:{repo}:delete"),
+            _ => format!("repository:{repo}:pull,push"),
+        };
+        if self.holds(caller, repo, action).await {
+            match &caller.token {
+                Some(t) if self.settings.mode == Mode::Enforced && !t.grants(repo, word) => {
+                    Err(ApiError::new(
+                        StatusCode::UNAUTHORIZED,
+                        "UNAUTHORIZED",
+                        format!("the bearer token does not grant {word} on {repo}; request a token for {scope}"),
+                    )
+                    .header(
+                        header::WWW_AUTHENTICATE,
+                        self.challenge(headers, Some(&scope), Some("insufficient_scope")),
+                    ))
+                }
+                _ => Ok(()),
+            }
+        } else if caller.identity == Identity::Anonymous {
+            Err(self.unauthorized(
+                headers,
+                Some(&scope),
+                format!("authentication required to {word} {repo}: log in with an account that has a role on it"),
+            ))
+        } else {
+            let dir = self.directory(DIRECTORY_TTL).await;
+            let name = caller.identity.name();
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "DENIED",
+                format!(
+                    "'{name}' may not {} {repo}: its roles are {}",
+                    describe(action),
+                    dir.describe_grants(&caller.identity)
+                ),
+            )
+            .detail(json!({ "account": name, "repository": repo, "action": word })))
+        }
+    }
+
+    /// Registry-wide administration (accounts, trust configuration, the audit trail).
+    pub async fn authorize_admin(
+        &self,
+        headers: &HeaderMap,
+        caller: &Caller,
+    ) -> Result<(), ApiError> {
+        let dir = self.directory(DIRECTORY_RECHECK).await;
+        if dir.allows_everywhere(&caller.identity, Action::Admin) {
+            return Ok(());
+        }
+        match caller.identity {
+            Identity::Anonymous => Err(self.unauthorized(
+                headers,
+                None,
+                "authentication required: this needs an account with the admin role on '*'".into(),
+            )),
+            Identity::Account(ref name) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "DENIED",
+                format!(
+                    "'{name}' is not an administrator (admin on '*'): its roles are {}",
+                    dir.describe_grants(&caller.identity)
+                ),
+            )),
+        }
+    }
+
+    /// `GET /token`: the Docker registry token flow. Credentials (HTTP Basic) are checked,
+    /// and each requested scope is granted as far as the caller's roles allow (possibly
+    /// not at all: the registry then refuses the request the token is used for).
+    pub async fn issue_token(
+        &self,
+        headers: &HeaderMap,
+        query: &[(String, String)],
+        source: Option<IpAddr>,
+    ) -> Result<serde_json::Value, ApiError> {
+        if let Some(service) = query.iter().find(|(k, _)| k == "service").map(|(_, v)| v) {
+            if service != &self.settings.service {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "UNSUPPORTED",
+                    format!(
+                        "this token service is '{}', not '{service}'",
+                        self.settings.service
+                    ),
+                ));
+            }
+        }
+        let caller = match headers.get(header::AUTHORIZATION) {
+            // A bearer token cannot buy another token.
+            Some(v)
+                if v.to_str()
+                    .is_ok_and(|v| v.to_ascii_lowercase().starts_with("bearer ")) =>
+            {
+                return Err(self.unauthorized(
+                    headers,
+                    None,
+                    "log in with a username and password or API token (HTTP Basic) to get a token"
+                        .into(),
+                ));
+            }
+            Some(_) => self.authenticate(headers, source).await?,
+            None => Caller::anonymous(source),
+        };
+        let mut access = Vec::new();
+        for (_, scope) in query.iter().filter(|(k, _)| k == "scope") {
+            // A scope parameter may hold several space-separated scopes.
+            for one in scope.split(' ').filter(|s| !s.is_empty()) {
+                let Some(requested) = jwt::Access::parse_scope(one) else {
+                    continue;
+                };
+                let mut granted = Vec::new();
+                if requested.kind == "repository" {
+                    let wanted: Vec<&str> = if requested.actions.iter().any(|a| a == "*") {
+                        vec!["pull", "push", "delete"]
+                    } else {
+                        requested.actions.iter().map(String::as_str).collect()
+                    };
+                    for word in wanted {
+                        let action = match word {
+                            "pull" => Action::Pull,
+                            // Signers get "push"; what they push is checked per manifest.
+                            "push" => Action::PushSignature,
+                            "delete" => Action::Delete,
+                            _ => continue,
+                        };
+                        if self.holds(&caller, &requested.name, action).await {
+                            granted.push(word.to_string());
+                        }
+                    }
+                } else if requested.kind == "registry"
+                    && requested.name == "catalog"
+                    && caller.identity != Identity::Anonymous
+                {
+                    granted.push("*".to_string());
+                }
+                access.push(jwt::Access {
+                    actions: granted,
+                    ..requested
+                });
+            }
+        }
+        let now = now_unix();
+        let claims = jwt::Claims {
+            iss: jwt::ISSUER.into(),
+            sub: match &caller.identity {
+                Identity::Anonymous => String::new(),
+                Identity::Account(n) => n.clone(),
+            },
+            aud: self.settings.service.clone(),
+            exp: now + TOKEN_LIFETIME_SECS,
+            nbf: now,
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            access,
+        };
+        let token = jwt::issue(&self.settings.token_key, &claims);
+        let issued_at = time::OffsetDateTime::from_unix_timestamp(now)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            });
+        Ok(json!({
+            "token": token,
+            "access_token": token,
+            "expires_in": TOKEN_LIFETIME_SECS,
+            "issued_at": issued_at,
+        }))
+    }
+}
+
+fn describe(action: Action) -> &'static str {
+    match action {
+        Action::Pull => "pull from",
+        Action::PushSignature => "push signatures to",
+        Action::Push => "push images to",
+        Action::Delete => "delete from",
+        Action::Admin => "administer",
+    }
+}

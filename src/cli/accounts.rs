@@ -1,0 +1,457 @@
+//! `bonded user|token|role|namespace`: accounts, API tokens, roles and public namespaces,
+//! changed directly in the server's database (the server picks changes up within two
+//! seconds). Every change is recorded in the audit trail as `local:<OS user>`.
+
+use crate::auth::{self, password, token::ApiToken, AccountKind, Role};
+use crate::db::{self, AuditEvent, Metadata};
+use clap::{Args, Subcommand};
+use std::io::Read;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct DataDir {
+    /// The server's data directory (the one holding bonded.db)
+    #[arg(long, env = "BONDED_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR, global = true)]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    #[command(subcommand)]
+    pub command: UserCommand,
+    #[command(flatten)]
+    pub dir: DataDir,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user (password) or a robot (API tokens only)
+    Add {
+        name: String,
+        /// A robot account: no password; log in with `bonded token create`'s tokens
+        #[arg(long)]
+        robot: bool,
+        /// Read the password from standard input instead of generating one
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts and their roles
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an account, its tokens and its roles
+    Remove { name: String },
+    /// Set a user's password (generated and printed unless --password-stdin)
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+    #[command(flatten)]
+    pub dir: DataDir,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make an API token for an account; it is printed once and stored hashed
+    Create {
+        account: String,
+        /// What the token is for (shown in lists)
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Days until the token expires
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_in_days: u32,
+    },
+    /// List tokens (never their secrets)
+    List {
+        account: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id
+    Revoke { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    #[command(subcommand)]
+    pub command: RoleCommand,
+    #[command(flatten)]
+    pub dir: DataDir,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Grant a role (reader, signer, developer, maintainer, admin) on a namespace pattern
+    /// (`*`, `acme/*`, `acme/app`)
+    Grant {
+        account: String,
+        role: String,
+        pattern: String,
+    },
+    /// Revoke a role granted on a pattern
+    Revoke {
+        account: String,
+        role: String,
+        pattern: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct NamespaceArgs {
+    #[command(subcommand)]
+    pub command: NamespaceCommand,
+    #[command(flatten)]
+    pub dir: DataDir,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NamespaceCommand {
+    /// Let anyone pull from repositories matching a pattern without logging in
+    Public { pattern: String },
+    /// Make a pattern private again (the default)
+    Private { pattern: String },
+    /// List public patterns
+    List,
+}
+
+/// An audit event for a change made outside any HTTP request.
+pub fn local_event(actor: &str, action: &str, reason: &str) -> AuditEvent {
+    AuditEvent {
+        at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        actor: actor.to_string(),
+        source: None,
+        action: action.to_string(),
+        repository: None,
+        digest: None,
+        tag: None,
+        outcome: "ok".into(),
+        reason: Some(reason.to_string()),
+    }
+}
+
+fn operator() -> String {
+    format!(
+        "local:{}",
+        std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+fn event(action: &str, reason: &str) -> AuditEvent {
+    local_event(&operator(), action, reason)
+}
+
+async fn open(dir: &DataDir) -> Result<Metadata, String> {
+    let path = dir.data_dir.join("bonded.db");
+    if !path.exists() {
+        return Err(format!(
+            "no bonded database at {}: start `bonded serve --data-dir {}` once, or pass --data-dir",
+            path.display(),
+            dir.data_dir.display()
+        ));
+    }
+    Metadata::open_sqlite(&path)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+/// A password from standard input (first line), or a generated one (printed).
+fn new_password(from_stdin: bool) -> Result<(String, bool), String> {
+    if from_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| format!("reading the password from standard input failed: {e}"))?;
+        let p = s.lines().next().unwrap_or("").to_string();
+        password::check_strength(&p)?;
+        Ok((p, false))
+    } else {
+        Ok((password::generate(), true))
+    }
+}
+
+fn db_err(e: db::DbError) -> String {
+    e.to_string()
+}
+
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+pub async fn user(args: &UserArgs) -> Result<(), String> {
+    let db = open(&args.dir).await?;
+    match &args.command {
+        UserCommand::Add {
+            name,
+            robot,
+            password_stdin,
+        } => {
+            db::check_account_name(name)?;
+            let kind = if *robot {
+                AccountKind::Robot
+            } else {
+                AccountKind::User
+            };
+            let (password, generated) = if *robot {
+                (None, false)
+            } else {
+                let (p, g) = new_password(*password_stdin)?;
+                (Some(p), g)
+            };
+            let hash = password.as_deref().map(password::hash).transpose()?;
+            let added = db
+                .account_add(
+                    name,
+                    kind,
+                    hash.as_deref(),
+                    event("user.add", &format!("{} '{name}'", kind.as_str())),
+                )
+                .await
+                .map_err(db_err)?;
+            if !added {
+                return Err(format!("an account named '{name}' exists already"));
+            }
+            match (&password, generated) {
+                (Some(p), true) => println!(
+                    "added user '{name}' with password {p}\n(shown once; grant roles with `bonded role grant {name} ROLE PATTERN`)"
+                ),
+                (Some(_), false) => println!("added user '{name}'"),
+                (None, _) => println!(
+                    "added robot '{name}'; make it a token with `bonded token create {name}`"
+                ),
+            }
+        }
+        UserCommand::List { json } => {
+            let accounts = db.accounts().await.map_err(db_err)?;
+            if *json {
+                for a in &accounts {
+                    println!("{}", serde_json::to_string(a).expect("serialises"));
+                }
+            } else {
+                println!("{:<24} {:<6} {:<21} ROLES", "NAME", "KIND", "CREATED");
+                for a in &accounts {
+                    println!(
+                        "{:<24} {:<6} {:<21} {}",
+                        a.name,
+                        a.kind,
+                        date(a.created_at),
+                        if a.grants.is_empty() {
+                            "-".to_string()
+                        } else {
+                            a.grants.join(", ")
+                        }
+                    );
+                }
+            }
+        }
+        UserCommand::Remove { name } => {
+            if !db
+                .account_remove(name, event("user.remove", &format!("'{name}'")))
+                .await
+                .map_err(db_err)?
+            {
+                return Err(format!("there is no account named '{name}'"));
+            }
+            println!("removed '{name}' with its tokens and roles");
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let (p, generated) = new_password(*password_stdin)?;
+            let hash = password::hash(&p)?;
+            if !db
+                .account_set_password(name, &hash, event("user.passwd", &format!("'{name}'")))
+                .await
+                .map_err(db_err)?
+            {
+                return Err(format!(
+                    "there is no user named '{name}' (robots have no password)"
+                ));
+            }
+            if generated {
+                println!("new password for '{name}': {p}\n(shown once)");
+            } else {
+                println!("password of '{name}' changed");
+            }
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+pub async fn token(args: &TokenArgs) -> Result<(), String> {
+    let db = open(&args.dir).await?;
+    match &args.command {
+        TokenCommand::Create {
+            account,
+            description,
+            expires_in_days,
+        } => {
+            let t = ApiToken::generate();
+            let expires_at = time::OffsetDateTime::now_utc().unix_timestamp()
+                + i64::from(*expires_in_days) * 86_400;
+            let added = db
+                .token_add(
+                    &t.id,
+                    account,
+                    description,
+                    &auth::token::hash_secret(&t.secret),
+                    expires_at,
+                    event(
+                        "token.create",
+                        &format!(
+                            "token {} for '{account}', expires {}",
+                            t.id,
+                            date(expires_at)
+                        ),
+                    ),
+                )
+                .await
+                .map_err(db_err)?;
+            if !added {
+                return Err(format!("there is no account named '{account}'"));
+            }
+            eprintln!(
+                "token {} for '{account}', expires {} (shown once; use it as the password):",
+                t.id,
+                date(expires_at)
+            );
+            println!("{t}");
+        }
+        TokenCommand::List { account, json } => {
+            let tokens = db.tokens(account.as_deref()).await.map_err(db_err)?;
+            if *json {
+                for t in &tokens {
+                    println!("{}", serde_json::to_string(t).expect("serialises"));
+                }
+            } else {
+                println!(
+                    "{:<16} {:<20} {:<21} {:<8} DESCRIPTION",
+                    "ID", "ACCOUNT", "EXPIRES", "STATE"
+                );
+                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                for t in &tokens {
+                    let state = if t.revoked_at.is_some() {
+                        "revoked"
+                    } else if t.expires_at <= now {
+                        "expired"
+                    } else {
+                        "live"
+                    };
+                    println!(
+                        "{:<16} {:<20} {:<21} {:<8} {}",
+                        t.id,
+                        t.account,
+                        date(t.expires_at),
+                        state,
+                        t.description
+                    );
+                }
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !db
+                .token_revoke(id, event("token.revoke", &format!("token {id}")))
+                .await
+                .map_err(db_err)?
+            {
+                return Err(format!("there is no live token with id '{id}'"));
+            }
+            println!("revoked token {id}");
+        }
+    }
+    db.close().await;
+    Ok(())
+}
+
+pub async fn role(args: &RoleArgs) -> Result<(), String> {
+    let db = open(&args.dir).await?;
+    let (account, role, pattern, grant) = match &args.command {
+        RoleCommand::Grant {
+            account,
+            role,
+            pattern,
+        } => (account, role, pattern, true),
+        RoleCommand::Revoke {
+            account,
+            role,
+            pattern,
+        } => (account, role, pattern, false),
+    };
+    let role: Role = role.parse()?;
+    auth::check_pattern(pattern)?;
+    let what = format!("{role} on '{pattern}' for '{account}'");
+    if grant {
+        if !db
+            .grant(account, role, pattern, event("role.grant", &what))
+            .await
+            .map_err(db_err)?
+        {
+            return Err(format!(
+                "nothing granted: there is no account '{account}', or it has {role} on '{pattern}' already"
+            ));
+        }
+        println!("granted {what}");
+    } else {
+        if !db
+            .revoke(account, role, pattern, event("role.revoke", &what))
+            .await
+            .map_err(db_err)?
+        {
+            return Err(format!("'{account}' has no {role} role on '{pattern}'"));
+        }
+        println!("revoked {what}");
+    }
+    db.close().await;
+    Ok(())
+}
+
+pub async fn namespace(args: &NamespaceArgs) -> Result<(), String> {
+    let db = open(&args.dir).await?;
+    match &args.command {
+        NamespaceCommand::Public { pattern } | NamespaceCommand::Private { pattern } => {
+            auth::check_pattern(pattern)?;
+            let public = matches!(args.command, NamespaceCommand::Public { .. });
+            let (action, word) = if public {
+                ("namespace.public", "public")
+            } else {
+                ("namespace.private", "private")
+            };
+            let changed = db
+                .set_public(pattern, public, event(action, &format!("'{pattern}'")))
+                .await
+                .map_err(db_err)?;
+            if changed {
+                println!("'{pattern}' is now {word}");
+            } else {
+                println!("'{pattern}' was {word} already");
+            }
+        }
+        NamespaceCommand::List => {
+            for p in db.directory().await.map_err(db_err)?.public {
+                println!("{p}");
+            }
+        }
+    }
+    db.close().await;
+    Ok(())
+}

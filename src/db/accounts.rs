@@ -1,0 +1,352 @@
+//! Accounts, API tokens, role grants and public namespaces. Every change is written with
+//! its audit record in one transaction. The server reads all of it at once into an
+//! [`auth::Directory`] (see [`Metadata::directory`]).
+
+use super::{audit, now, AuditEvent, Metadata, Result};
+use crate::auth::{Account, AccountKind, Directory, Grant, Role, StoredToken};
+use sqlx::Row;
+
+/// An account as `bonded user list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AccountInfo {
+    pub name: String,
+    pub kind: String,
+    pub created_at: i64,
+    pub grants: Vec<String>,
+}
+
+/// A token as `bonded token list` shows it (never the secret).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub account: String,
+    pub description: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// What a change found: whether it changed anything.
+pub type Changed = bool;
+
+impl Metadata {
+    /// Runs one change and its audit record in a transaction; the record is written only
+    /// when the change changed something.
+    async fn change_with_audit(
+        &self,
+        sql: &'static str,
+        binds: &[Option<&str>],
+        event: AuditEvent,
+    ) -> Result<Changed> {
+        let mut tx = self.write.begin().await?;
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        let changed = q.execute(&mut *tx).await?.rows_affected() > 0;
+        if changed {
+            audit::append(&mut tx, std::slice::from_ref(&event)).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Everything authentication and authorisation need, read in one go.
+    pub async fn directory(&self) -> Result<Directory> {
+        let mut d = Directory::default();
+        for r in sqlx::query("SELECT name, kind, password_hash FROM accounts")
+            .fetch_all(&self.read)
+            .await?
+        {
+            let name: String = r.get(0);
+            let kind = if r.get::<String, _>(1) == "robot" {
+                AccountKind::Robot
+            } else {
+                AccountKind::User
+            };
+            d.accounts.insert(
+                name.clone(),
+                Account {
+                    name,
+                    kind,
+                    password_hash: r.get(2),
+                },
+            );
+        }
+        for r in sqlx::query(
+            "SELECT id, account, secret_hash, expires_at, revoked_at IS NOT NULL FROM api_tokens",
+        )
+        .fetch_all(&self.read)
+        .await?
+        {
+            let id: String = r.get(0);
+            d.tokens.insert(
+                id.clone(),
+                StoredToken {
+                    id,
+                    account: r.get(1),
+                    secret_hash: r.get(2),
+                    expires_at: r.get(3),
+                    revoked: r.get(4),
+                },
+            );
+        }
+        for r in sqlx::query("SELECT account, role, pattern FROM role_grants")
+            .fetch_all(&self.read)
+            .await?
+        {
+            if let Ok(role) = r.get::<String, _>(1).parse::<Role>() {
+                d.grants.push(Grant {
+                    account: r.get(0),
+                    role,
+                    pattern: r.get(2),
+                });
+            }
+        }
+        d.public = sqlx::query_scalar("SELECT pattern FROM public_namespaces")
+            .fetch_all(&self.read)
+            .await?;
+        Ok(d)
+    }
+
+    pub async fn account_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM accounts")
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    /// Adds an account; `false` when the name is taken.
+    pub async fn account_add(
+        &self,
+        name: &str,
+        kind: AccountKind,
+        password_hash: Option<&str>,
+        event: AuditEvent,
+    ) -> Result<Changed> {
+        let now = now().to_string();
+        self.change_with_audit(
+            "INSERT INTO accounts (name, kind, password_hash, created_at, updated_at)
+             VALUES (?, ?, ?, CAST(? AS INTEGER), CAST(? AS INTEGER)) ON CONFLICT (name) DO NOTHING",
+            &[Some(name), Some(kind.as_str()), password_hash, Some(&now), Some(&now)],
+            event,
+        )
+        .await
+    }
+
+    /// Adds the first admin (an account with `admin` on `*`) when there are no accounts.
+    /// `false` when accounts exist already.
+    pub async fn bootstrap_admin(
+        &self,
+        name: &str,
+        password_hash: &str,
+        events: &[AuditEvent],
+    ) -> Result<Changed> {
+        let mut tx = self.write.begin().await?;
+        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
+            .fetch_one(&mut *tx)
+            .await?;
+        if existing > 0 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO accounts (name, kind, password_hash, created_at, updated_at) VALUES (?, 'user', ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(password_hash)
+        .bind(now())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO role_grants (account, role, pattern, granted_at) VALUES (?, 'admin', '*', ?)")
+            .bind(name)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        audit::append(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes an account with its tokens and grants; `false` when there is none.
+    pub async fn account_remove(&self, name: &str, event: AuditEvent) -> Result<Changed> {
+        self.change_with_audit("DELETE FROM accounts WHERE name = ?", &[Some(name)], event)
+            .await
+    }
+
+    /// Replaces a user's password; `false` when there is no such user (robots have none).
+    pub async fn account_set_password(
+        &self,
+        name: &str,
+        password_hash: &str,
+        event: AuditEvent,
+    ) -> Result<Changed> {
+        let now = now().to_string();
+        self.change_with_audit(
+            "UPDATE accounts SET password_hash = ?, updated_at = CAST(? AS INTEGER) WHERE name = ? AND kind = 'user'",
+            &[Some(password_hash), Some(&now), Some(name)],
+            event,
+        )
+        .await
+    }
+
+    pub async fn accounts(&self) -> Result<Vec<AccountInfo>> {
+        let rows = sqlx::query(
+            "SELECT a.name, a.kind, a.created_at,
+                    (SELECT json_group_array(g.role || ' on ' || g.pattern) FROM role_grants g WHERE g.account = a.name)
+             FROM accounts a ORDER BY a.name",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AccountInfo {
+                name: r.get(0),
+                kind: r.get(1),
+                created_at: r.get(2),
+                grants: serde_json::from_str(&r.get::<String, _>(3)).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    pub async fn token_add(
+        &self,
+        id: &str,
+        account: &str,
+        description: &str,
+        secret_hash: &str,
+        expires_at: i64,
+        event: AuditEvent,
+    ) -> Result<Changed> {
+        let (now, expires) = (now().to_string(), expires_at.to_string());
+        self.change_with_audit(
+            "INSERT INTO api_tokens (id, account, description, secret_hash, created_at, expires_at)
+             SELECT ?, ?, ?, ?, CAST(? AS INTEGER), CAST(? AS INTEGER) WHERE EXISTS (SELECT 1 FROM accounts WHERE name = ?)",
+            &[
+                Some(id),
+                Some(account),
+                Some(description),
+                Some(secret_hash),
+                Some(&now),
+                Some(&expires),
+                Some(account),
+            ],
+            event,
+        )
+        .await
+    }
+
+    /// Revokes a live token; `false` when there is no such token or it was revoked.
+    pub async fn token_revoke(&self, id: &str, event: AuditEvent) -> Result<Changed> {
+        let now = now().to_string();
+        self.change_with_audit(
+            "UPDATE api_tokens SET revoked_at = CAST(? AS INTEGER) WHERE id = ? AND revoked_at IS NULL",
+            &[Some(&now), Some(id)],
+            event,
+        )
+        .await
+    }
+
+    pub async fn tokens(&self, account: Option<&str>) -> Result<Vec<TokenInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, account, description, created_at, expires_at, revoked_at FROM api_tokens
+             WHERE ?1 IS NULL OR account = ?1 ORDER BY created_at, id",
+        )
+        .bind(account)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TokenInfo {
+                id: r.get(0),
+                account: r.get(1),
+                description: r.get(2),
+                created_at: r.get(3),
+                expires_at: r.get(4),
+                revoked_at: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Grants `role` on `pattern`; `false` when already granted or there is no account.
+    pub async fn grant(
+        &self,
+        account: &str,
+        role: Role,
+        pattern: &str,
+        event: AuditEvent,
+    ) -> Result<Changed> {
+        let now = now().to_string();
+        self.change_with_audit(
+            "INSERT INTO role_grants (account, role, pattern, granted_at)
+             SELECT ?, ?, ?, CAST(? AS INTEGER) WHERE EXISTS (SELECT 1 FROM accounts WHERE name = ?)
+             ON CONFLICT DO NOTHING",
+            &[
+                Some(account),
+                Some(role.as_str()),
+                Some(pattern),
+                Some(&now),
+                Some(account),
+            ],
+            event,
+        )
+        .await
+    }
+
+    pub async fn revoke(
+        &self,
+        account: &str,
+        role: Role,
+        pattern: &str,
+        event: AuditEvent,
+    ) -> Result<Changed> {
+        self.change_with_audit(
+            "DELETE FROM role_grants WHERE account = ? AND role = ? AND pattern = ?",
+            &[Some(account), Some(role.as_str()), Some(pattern)],
+            event,
+        )
+        .await
+    }
+
+    /// Makes `pattern` public (`true`) or private again (`false`).
+    pub async fn set_public(
+        &self,
+        pattern: &str,
+        public: bool,
+        event: AuditEvent,
+    ) -> Result<Changed> {
+        let now = now().to_string();
+        if public {
+            self.change_with_audit(
+                "INSERT INTO public_namespaces (pattern, created_at) VALUES (?, CAST(? AS INTEGER)) ON CONFLICT DO NOTHING",
+                &[Some(pattern), Some(&now)],
+                event,
+            )
+            .await
+        } else {
+            self.change_with_audit(
+                "DELETE FROM public_namespaces WHERE pattern = ?",
+                &[Some(pattern)],
+                event,
+            )
+            .await
+        }
+    }
+}
+
+/// Checks an account name: what a repository path component may be (lowercase letters,
+/// digits, `.`, `_`, `-`), so names read the same in patterns, logs and URLs.
+pub fn check_account_name(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && name != "anonymous";
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "account name '{name}' is not allowed: use 1-64 lowercase letters, digits, '.', '_' or '-' ('anonymous' is reserved)"
+        ))
+    }
+}
