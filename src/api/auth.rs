@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 /// account or revoked role stops working within this time.
 const DIRECTORY_TTL: Duration = Duration::from_secs(2);
 /// Before refusing, the directory is re-read if it is older than this, so a grant made
-/// a moment ago works at once.
-const DIRECTORY_RECHECK: Duration = Duration::from_millis(250);
+/// a moment ago works at once (and refusals cannot make it re-read more often).
+const DIRECTORY_RECHECK: Duration = Duration::from_millis(100);
 /// Lifetime of bearer tokens from `/token`.
 pub const TOKEN_LIFETIME_SECS: i64 = 300;
 /// How long a verified password is remembered (argon2id is slow on purpose; clients
@@ -296,22 +296,35 @@ impl Auth {
             )
             .header(header::RETRY_AFTER, retry.to_string()));
         }
-        let dir = self.directory(DIRECTORY_TTL).await;
         let key: [u8; 32] = Sha256::new()
             .chain_update(user.as_bytes())
             .chain_update([0])
             .chain_update(secret.as_bytes())
             .finalize()
             .into();
+        let mut dir = self.directory(DIRECTORY_TTL).await;
         if let Some(account) = self.remembered(&dir, &key) {
             return Ok(account);
         }
-        let result = {
-            let (dir, user, secret) = (dir.clone(), user.to_string(), secret.to_string());
-            tokio::task::spawn_blocking(move || dir.login(&user, &secret, now_unix()))
-                .await
-                .unwrap_or(Err(LoginError::UnknownAccount))
+        let verify = |dir: Arc<Directory>| {
+            let (user, secret) = (user.to_string(), secret.to_string());
+            async move {
+                tokio::task::spawn_blocking(move || dir.login(&user, &secret, now_unix()))
+                    .await
+                    .unwrap_or(Err(LoginError::UnknownAccount))
+            }
         };
+        let mut result = verify(dir.clone()).await;
+        if result.is_err() {
+            // The account, password or token may be newer than this copy (changed by
+            // `bonded user|token` a moment ago): look again before refusing. Failures are
+            // rate limited, so this cannot be used to load the database.
+            let fresh = self.directory(Duration::ZERO).await;
+            if !Arc::ptr_eq(&fresh, &dir) {
+                dir = fresh;
+                result = verify(dir.clone()).await;
+            }
+        }
         match result {
             Ok(account) => {
                 if let Some(hash) = dir

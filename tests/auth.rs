@@ -1,0 +1,760 @@
+//! Accounts, roles and logins against the real server with authentication required:
+//! skopeo with `--creds` through the token flow, each role's allowed and forbidden
+//! actions (401/403 and nothing changed), public namespaces, API tokens for robots,
+//! bearer-token scopes, failed-login limits, mounts and the catalog, and the refusal to
+//! serve logins unsafely.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Runs `bonded ARGS --data-dir DIR` with `stdin`.
+fn bonded(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+fn password(user: &str) -> String {
+    format!("{user}-password-long-enough")
+}
+
+/// Adds a user with `role` on `pattern`.
+fn user(dir: &Path, name: &str, role: &str, pattern: &str) {
+    ok(&bonded(
+        dir,
+        &["user", "add", name, "--password-stdin"],
+        &password(name),
+    ));
+    ok(&bonded(dir, &["role", "grant", name, role, pattern], ""));
+}
+
+/// A client that sends HTTP Basic credentials on every request.
+fn as_user(name: &str, secret: &str) -> reqwest::Client {
+    bonded::install_crypto_provider();
+    let mut h = reqwest::header::HeaderMap::new();
+    let v = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{secret}"));
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Basic {v}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .unwrap()
+}
+
+async fn json(res: reqwest::Response) -> Value {
+    serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+}
+
+async fn audit(s: &Server, query: &str) -> Vec<Value> {
+    let admin = as_user("admin", ADMIN_PASSWORD);
+    let res = admin
+        .get(format!("{}/bonded/v1/audit?{query}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    json(res).await["records"].as_array().unwrap().clone()
+}
+
+/// A Notary-shaped signature manifest over `subject` (no trust policy runs here, so only
+/// its shape matters: it is what a signer may push).
+fn signature_manifest(config: (&str, usize), subject: &str, subject_size: usize) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.cncf.notary.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config.0, "size": config.1},
+        "layers": [{"mediaType": "application/jose+json", "digest": config.0, "size": config.1}],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": subject_size},
+    }))
+    .unwrap()
+}
+
+fn skopeo(args: &[&str]) -> Output {
+    let mut all = vec!["--insecure-policy"];
+    all.extend_from_slice(args);
+    Command::new("skopeo").args(&all).output().unwrap()
+}
+
+fn small_layout(dir: &Path) -> String {
+    let layout = OciLayout::create(dir);
+    let (ld, ln) = layout.blob(b"a layer for the auth tests");
+    let (cd, cn) = layout.blob(
+        json!({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": [ld]}})
+            .to_string()
+            .as_bytes(),
+    );
+    let m = image_manifest((&cd, cn), &[(&ld, ln)], json!({}));
+    let (md, mn) = layout.blob(&m);
+    layout.index(&json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn,
+        "annotations": {"org.opencontainers.image.ref.name": "v1"}}]}));
+    layout.path()
+}
+
+#[test]
+fn skopeo_logs_in_with_creds_and_anonymous_pulls_only_public_namespaces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    user(&data, "alice", "developer", "acme/*");
+    let layout = small_layout(&tmp.path().join("layout"));
+    let src = format!("oci:{layout}:v1");
+    let dest = format!("docker://{}/acme/app:v1", s.addr);
+    let creds = format!("alice:{}", password("alice"));
+
+    // no credentials: refused, nothing stored
+    let o = skopeo(&["copy", "--dest-tls-verify=false", &src, &dest]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("authentication required"), "{err}");
+
+    // skopeo follows the Bearer challenge to /token with alice's credentials
+    let o = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds,
+        &src,
+        &dest,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // private by default: anonymous inspection fails, alice's succeeds
+    let o = skopeo(&["inspect", "--tls-verify=false", &dest]);
+    assert!(!o.status.success());
+    let o = skopeo(&["inspect", "--tls-verify=false", "--creds", &creds, &dest]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // a wrong password is refused with a clear message
+    let o = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        "alice:not-her-password",
+        &dest,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("invalid username or password"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // public namespace: anonymous pulls work, anonymous pushes still do not
+    ok(&bonded(&data, &["namespace", "public", "acme/*"], ""));
+    // the server re-reads accounts and namespaces at least every two seconds
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let o = skopeo(&["inspect", "--tls-verify=false", &dest]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = skopeo(&[
+        "copy",
+        "--dest-tls-verify=false",
+        &src,
+        &format!("docker://{}/acme/app:v2", s.addr),
+    ]);
+    assert!(!o.status.success());
+
+    // the audit trail names alice for the push, and records logins and the refusal
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let pushes = audit(&s, "action=manifest.push&repository=acme/app").await;
+        assert!(pushes
+            .iter()
+            .any(|r| r["actor"] == "alice" && r["outcome"] == "ok"));
+        let logins = audit(&s, "action=login").await;
+        assert!(logins
+            .iter()
+            .any(|r| r["actor"] == "alice" && r["outcome"] == "ok"));
+        assert!(logins.iter().any(|r| r["actor"] == "alice"
+            && r["outcome"] == "denied"
+            && r["reason"] == "wrong password"));
+        let changes = audit(&s, "action=namespace.public").await;
+        assert_eq!(changes.len(), 1);
+    });
+}
+
+/// One account per role on acme/* (admin on *), and one with no role at all.
+#[tokio::test]
+async fn each_role_may_do_exactly_what_it_grants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    for role in ["reader", "signer", "developer", "maintainer"] {
+        user(&data, role, role, "acme/*");
+    }
+    user(&data, "outsider", "developer", "other/*");
+    let admin = as_user("admin", ADMIN_PASSWORD);
+
+    // the image everybody works on
+    let (image, image_digest) = push_image(&admin, &s, "acme/app", "v1", "base", json!({})).await;
+
+    for who in [
+        "anonymous",
+        "outsider",
+        "reader",
+        "signer",
+        "developer",
+        "maintainer",
+        "admin",
+    ] {
+        let c = match who {
+            "anonymous" => client(),
+            "admin" => admin.clone(),
+            _ => as_user(who, &password(who)),
+        };
+        let allowed = |action: &str| -> bool {
+            match action {
+                "pull" => !matches!(who, "anonymous" | "outsider"),
+                "push_signature" => matches!(who, "signer" | "developer" | "maintainer" | "admin"),
+                "push_image" => matches!(who, "developer" | "maintainer" | "admin"),
+                "delete" => matches!(who, "maintainer" | "admin"),
+                "audit" => who == "admin",
+                _ => unreachable!(),
+            }
+        };
+        // a forbidden action: 401 UNAUTHORIZED for anonymous, 403 DENIED for accounts
+        let refused = |res: reqwest::Response, what: &'static str| async move {
+            let (status, code) = if who == "anonymous" {
+                (401, "UNAUTHORIZED")
+            } else {
+                (403, "DENIED")
+            };
+            assert_eq!(res.status(), status, "{who} {what}");
+            if status == 401 {
+                assert!(res.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer realm="));
+            }
+            assert_eq!(error_code(res).await, code, "{who} {what}");
+        };
+
+        // pull
+        let res = c
+            .get(s.v2(&format!("acme/app/manifests/{image_digest}")))
+            .send()
+            .await
+            .unwrap();
+        if allowed("pull") {
+            assert_eq!(res.status(), 200, "{who} pull");
+            assert_eq!(res.bytes().await.unwrap(), image);
+        } else {
+            refused(res, "pull").await;
+        }
+
+        // blob upload (what signatures and images both need)
+        let blob = format!("{{\"by\":\"{who}\"}}").into_bytes();
+        let blob_digest = sha256(&blob);
+        let res = c
+            .post(s.v2(&format!("acme/app/blobs/uploads/?digest={blob_digest}")))
+            .body(blob.clone())
+            .send()
+            .await
+            .unwrap();
+        if allowed("push_signature") {
+            assert_eq!(res.status(), 201, "{who} blob push");
+        } else {
+            refused(res, "blob push").await;
+            // nothing stored
+            let res = admin
+                .head(s.v2(&format!("acme/app/blobs/{blob_digest}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 404, "{who}'s refused blob is not there");
+            // the admin uploads it so the manifest tests below can run
+            push_blob(&admin, &s, "acme/app", &blob).await;
+        }
+
+        // a signature manifest over the image
+        let sig = signature_manifest((&blob_digest, blob.len()), &image_digest, image.len());
+        let sig_digest = sha256(&sig);
+        let res = c
+            .put(s.v2(&format!("acme/app/manifests/{sig_digest}")))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(sig.clone())
+            .send()
+            .await
+            .unwrap();
+        if allowed("push_signature") {
+            assert_eq!(res.status(), 201, "{who} signature push");
+        } else {
+            refused(res, "signature push").await;
+        }
+
+        // an image under a new tag
+        let m = image_manifest((&blob_digest, blob.len()), &[], json!({}));
+        let tag = format!("by-{who}");
+        let res = c
+            .put(s.v2(&format!("acme/app/manifests/{tag}")))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(m.clone())
+            .send()
+            .await
+            .unwrap();
+        if allowed("push_image") {
+            assert_eq!(res.status(), 201, "{who} image push");
+        } else {
+            let status = res.status();
+            let body: Value = json(res).await;
+            let code = body["errors"][0]["code"].as_str().unwrap().to_string();
+            if who == "anonymous" {
+                assert_eq!((status.as_u16(), code.as_str()), (401, "UNAUTHORIZED"));
+            } else {
+                assert_eq!(
+                    (status.as_u16(), code.as_str()),
+                    (403, "DENIED"),
+                    "{who}: {body}"
+                );
+            }
+            if who == "signer" {
+                let msg = body["errors"][0]["message"].as_str().unwrap();
+                assert!(msg.contains("may push only signatures"), "{msg}");
+            }
+            let res = admin
+                .get(s.v2(&format!("acme/app/manifests/{tag}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 404, "{who}'s refused tag is not there");
+        }
+
+        // delete a tag made for the purpose
+        let victim = format!("delete-me-{who}");
+        push_image(&admin, &s, "acme/app", &victim, "base", json!({})).await;
+        let res = c
+            .delete(s.v2(&format!("acme/app/manifests/{victim}")))
+            .send()
+            .await
+            .unwrap();
+        let still_there = admin
+            .get(s.v2(&format!("acme/app/manifests/{victim}")))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if allowed("delete") {
+            assert_eq!(res.status(), 202, "{who} delete");
+            assert_eq!(still_there, 404);
+        } else {
+            refused(res, "delete").await;
+            assert_eq!(still_there, 200, "{who}'s refused delete changed nothing");
+        }
+
+        // registry administration: the audit trail
+        let res = c
+            .get(format!("{}/bonded/v1/audit", s.url))
+            .send()
+            .await
+            .unwrap();
+        if allowed("audit") {
+            assert_eq!(res.status(), 200, "{who} audit");
+        } else {
+            refused(res, "audit").await;
+        }
+    }
+
+    // the catalog shows each account what it may pull
+    let catalog = |c: reqwest::Client| {
+        let url = s.v2("_catalog");
+        async move { json(c.get(url).send().await.unwrap()).await["repositories"].clone() }
+    };
+    push_image(
+        &as_user("outsider", &password("outsider")),
+        &s,
+        "other/tool",
+        "v1",
+        "o",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        catalog(admin.clone()).await,
+        json!(["acme/app", "other/tool"])
+    );
+    assert_eq!(
+        catalog(as_user("reader", &password("reader"))).await,
+        json!(["acme/app"])
+    );
+    assert_eq!(
+        catalog(as_user("outsider", &password("outsider"))).await,
+        json!(["other/tool"])
+    );
+
+    // a mount needs read access to its source: the outsider gets an upload session instead
+    let res = as_user("outsider", &password("outsider"))
+        .post(s.v2(&format!(
+            "other/tool/blobs/uploads/?mount={image_digest}&from=acme/app"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        202,
+        "no mount from a repository the outsider cannot read"
+    );
+    let res = admin
+        .post(s.v2(&format!(
+            "other/tool/blobs/uploads/?mount={}&from=acme/app",
+            sha256(br#"{"seed":"base"}"#)
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "the admin may mount");
+}
+
+/// The JWT's claims, unverified (the test reads what the server granted).
+fn claims(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn bearer_tokens_carry_only_the_scopes_roles_allow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &["--hostname", "registry.test"]);
+    user(&data, "reader", "reader", "acme/*");
+    user(&data, "dev", "developer", "acme/*");
+    let c = client();
+
+    // /v2/ challenges anonymous clients with the token realm
+    let res = c.get(s.v2("")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        challenge,
+        format!(
+            "Bearer realm=\"http://{}/token\",service=\"registry.test\"",
+            s.addr
+        )
+    );
+    // a push challenge names the scope
+    let res = c
+        .post(s.v2("acme/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("scope=\"repository:acme/app:pull,push\""));
+
+    let token_for = |user: &'static str, scope: &'static str| {
+        let c = c.clone();
+        let url = format!("{}/token?service=registry.test&scope={scope}", s.url);
+        async move {
+            let res = c
+                .get(url)
+                .basic_auth(user, Some(password(user)))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            json(res).await["token"].as_str().unwrap().to_string()
+        }
+    };
+    // the reader asks for push and gets pull only
+    let t = token_for("reader", "repository:acme/app:pull,push").await;
+    let cl = claims(&t);
+    assert_eq!(cl["sub"], "reader");
+    assert_eq!(cl["aud"], "registry.test");
+    assert_eq!(
+        cl["access"],
+        json!([{"type": "repository", "name": "acme/app", "actions": ["pull"]}])
+    );
+    assert_eq!(
+        cl["exp"].as_i64().unwrap() - cl["iat"].as_i64().unwrap(),
+        300
+    );
+
+    // a developer's pull-only token cannot push: 401 insufficient_scope, asking for more
+    let t = token_for("dev", "repository:acme/app:pull").await;
+    let res = c
+        .post(s.v2("acme/app/blobs/uploads/"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("error=\"insufficient_scope\""));
+    // with push in scope it can; the token is for acme/app only
+    let t = token_for("dev", "repository:acme/app:pull,push").await;
+    let res = c
+        .post(s.v2("acme/app/blobs/uploads/"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let res = c
+        .post(s.v2("acme/other/blobs/uploads/"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // a tampered token is refused
+    let mut forged = t.clone();
+    forged.pop();
+    forged.push(if t.ends_with('A') { 'B' } else { 'A' });
+    let res = c.get(s.v2("")).bearer_auth(&forged).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(error_code(res).await, "UNAUTHORIZED");
+
+    // wrong credentials at /token: 401; anonymous: a token without rights on private repos
+    let res = c
+        .get(format!(
+            "{}/token?service=registry.test&scope=repository:acme/app:pull",
+            s.url
+        ))
+        .basic_auth("dev", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = c
+        .get(format!(
+            "{}/token?service=registry.test&scope=repository:acme/app:pull",
+            s.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let anon = json(res).await["token"].as_str().unwrap().to_string();
+    assert_eq!(claims(&anon)["access"][0]["actions"], json!([]));
+    let res = c
+        .get(s.v2("acme/app/tags/list"))
+        .bearer_auth(&anon)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // removing the account ends its tokens at once
+    let t = token_for("dev", "repository:acme/app:pull,push").await;
+    ok(&bonded(&data, &["user", "remove", "dev"], ""));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let res = c
+        .post(s.v2("acme/app/blobs/uploads/"))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn robots_use_api_tokens_that_expire_and_can_be_revoked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    ok(&bonded(&data, &["user", "add", "ci", "--robot"], ""));
+    ok(&bonded(
+        &data,
+        &["role", "grant", "ci", "developer", "builds/*"],
+        "",
+    ));
+    let o = bonded(
+        &data,
+        &["token", "create", "ci", "--description", "pipeline"],
+        "",
+    );
+    let token = ok(&o).trim().to_string();
+    assert!(token.starts_with("bdt_"), "{token}");
+    let id = token[4..20].to_string();
+
+    // the token is the password; robots have no password to guess
+    let ci = as_user("ci", &token);
+    push_image(&ci, &s, "builds/app", "1", "ci", json!({})).await;
+    let res = as_user("ci", "").get(s.v2("")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+
+    // the secret is stored hashed, the list never shows it
+    let list = ok(&bonded(&data, &["token", "list", "ci"], ""));
+    assert!(list.contains(&id) && list.contains("live") && list.contains("pipeline"));
+    assert!(!list.contains(&token[21..]));
+    let db = std::fs::read(data.join("bonded.db")).unwrap();
+    assert!(!db.windows(64).any(|w| w == token[21..].as_bytes()));
+
+    // revoked: refused within the directory's refresh time
+    ok(&bonded(&data, &["token", "revoke", &id], ""));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let res = ci.get(s.v2("builds/app/tags/list")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(error_code(res).await, "UNAUTHORIZED");
+    assert!(ok(&bonded(&data, &["token", "list"], "")).contains("revoked"));
+
+    let denied = audit(&s, "action=login&outcome=denied").await;
+    assert!(denied
+        .iter()
+        .any(|r| r["reason"].as_str().unwrap().contains("was revoked")));
+    let created = audit(&s, "action=token.create").await;
+    assert!(created[0]["reason"].as_str().unwrap().contains(&id));
+    assert!(
+        !created[0].to_string().contains(&token[21..]),
+        "no secret in the audit trail"
+    );
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_per_account() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    user(&data, "alice", "reader", "acme/*");
+    for _ in 0..10 {
+        let res = as_user("alice", "guess")
+            .get(s.v2(""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    // now even the right password waits
+    let res = as_user("alice", &password("alice"))
+        .get(s.v2(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(error_code(res).await, "TOOMANYREQUESTS");
+    // other accounts are not locked out by alice's attacker
+    let res = as_user("admin", ADMIN_PASSWORD)
+        .get(s.v2(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let denied = audit(&s, "action=login&outcome=denied&actor=alice").await;
+    assert_eq!(
+        denied.len(),
+        11,
+        "ten failures and one refusal while limited"
+    );
+}
+
+#[test]
+fn unsafe_listeners_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let serve = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bonded"))
+            .arg("serve")
+            .args(args)
+            .arg("--data-dir")
+            .arg(tmp.path().join("d"))
+            .output()
+            .unwrap()
+    };
+    let o = serve(&["--open", "--addr", "0.0.0.0:0"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("loopback"));
+    let o = serve(&["--addr", "0.0.0.0:0"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("plain HTTP") && err.contains("--insecure-http"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_first_start_creates_an_administrator_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env_remove("BONDED_ADMIN_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let generated = err
+        .split("with password ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no generated password in {err}"))
+        .to_string();
+    assert!(generated.len() >= 20);
+    let list = ok(&bonded(&data, &["user", "list"], ""));
+    assert!(
+        list.contains("admin") && list.contains("admin on *"),
+        "{list}"
+    );
+    // not again on the next start
+    let s = Server::start_with_auth(&data, &[]);
+    drop(s);
+    assert_eq!(
+        ok(&bonded(&data, &["user", "list", "--json"], ""))
+            .lines()
+            .count(),
+        1
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = Server::start_with_auth(&data, &[]);
+        let res = as_user("admin", &generated)
+            .get(s.v2(""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "the printed password works");
+    });
+}
