@@ -167,6 +167,7 @@ async fn trust_and_inspect_commands_drive_a_running_server() {
         .to_string(),
     )
     .unwrap();
+    // `with_token`: the server's admin token; otherwise the admin account's login
     let trust = |args: &[&str], with_token: bool| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
         cmd.arg("trust")
@@ -175,30 +176,44 @@ async fn trust_and_inspect_commands_drive_a_running_server() {
             .env_remove("BONDED_ADMIN_TOKEN");
         if with_token {
             cmd.env("BONDED_ADMIN_TOKEN", token);
+            cmd.output().unwrap()
+        } else {
+            use std::io::Write;
+            let mut child = cmd
+                .args(["--username", "admin", "--password-stdin"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            writeln!(child.stdin.take().unwrap(), "{ADMIN_PASSWORD}").unwrap();
+            child.wait_with_output().unwrap()
         }
-        cmd.output().unwrap()
     };
-    let o = trust(
-        &["set-store", "ca:acme", d.join("root.pem").to_str().unwrap()],
-        false,
-    );
+    // neither token nor login: refused, saying what is needed
+    let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["trust", "set-store", "ca:acme"])
+        .arg(d.join("root.pem"))
+        .args(["--registry", &s.addr])
+        .env_remove("BONDED_ADMIN_TOKEN")
+        .env("DOCKER_CONFIG", d)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(
-        text(&o).contains("needs the server's admin token"),
-        "{}",
-        text(&o)
-    );
+    assert!(text(&o).contains("admin role"), "{}", text(&o));
     let o = trust(
         &["set-store", "ca:acme", d.join("root.pem").to_str().unwrap()],
         true,
     );
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("version 1"));
+    // the admin account may change the configuration as well as the token
     let o = trust(
         &["set-policy", d.join("policy.json").to_str().unwrap()],
-        true,
+        false,
     );
     assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("version 2"), "{}", text(&o));
     let o = trust(&["show"], false);
     let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(shown["enforced"], true);

@@ -30,8 +30,23 @@ fn run(cmd: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("run {cmd}: {e}"))
 }
 
+/// `bonded ARGS --username admin --password-stdin`, the password on standard input.
 fn bonded(args: &[&str]) -> Output {
-    run(env!("CARGO_BIN_EXE_bonded"), args)
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(args)
+        .args(["--username", "admin", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run bonded");
+    writeln!(child.stdin.take().unwrap(), "{ADMIN_PASSWORD}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn creds() -> String {
+    format!("admin:{ADMIN_PASSWORD}")
 }
 
 fn all(o: &Output) -> String {
@@ -96,7 +111,9 @@ fn multi_layout(dir: &Path) -> String {
 async fn the_quick_start_works() {
     let tmp = tempfile::tempdir().unwrap();
     // `--hostname 127.0.0.1:5000`: the example policy's scopes name the default address
-    let s = Server::start_in(
+    // BONDED_ADMIN_PASSWORD (set by start_with_auth) names the first administrator's
+    // password, as the README exports it
+    let s = Server::start_with_auth(
         &tmp.path().join("data"),
         &[
             "--trust-policy",
@@ -116,6 +133,8 @@ async fn the_quick_start_works() {
             "--insecure-policy",
             "copy",
             "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds(),
             &format!("oci:{layout}:latest"),
             &format!("docker://{}/prod/app:v1", s.addr),
         ],
@@ -162,6 +181,7 @@ async fn the_quick_start_works() {
     let c = client();
     let digest = c
         .head(s.v2("prod/app/manifests/v1"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
         .send()
         .await
         .unwrap()
@@ -174,6 +194,7 @@ async fn the_quick_start_works() {
             "{}/bonded/v1/repositories/prod/app/signatures/{digest}",
             s.url
         ))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
         .send()
         .await
         .unwrap();
@@ -207,6 +228,8 @@ async fn the_quick_start_works() {
             "--all",
             "--preserve-digests",
             "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds(),
             &format!("oci:{multi}:latest"),
             &format!("docker://{}/prod/multi2:v1", s.addr),
         ],

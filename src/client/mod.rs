@@ -768,10 +768,10 @@ impl RegistryClient {
     /// `GET /bonded/v1/<path>` on a bonded registry.
     pub async fn bonded_get(&self, path: &str) -> Result<Value, ClientError> {
         let res = self
-            .request(
+            .bonded_login(self.request(
                 reqwest::Method::GET,
                 format!("{}/bonded/v1/{path}", self.base),
-            )
+            ))
             .send()
             .await
             .map_err(|e| self.unreachable(e))?;
@@ -792,24 +792,41 @@ impl RegistryClient {
             .map_err(|e| ClientError::Invalid(format!("not a bonded answer: {e}")))
     }
 
-    /// `PUT` (with a body) or `DELETE` (without) on bonded's admin API.
+    /// bonded's own API takes the account's credentials as HTTP Basic (it issues no
+    /// challenge of its own), unless the request already carries a login.
+    fn bonded_login(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let logged_in = self
+            .authorization
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        match (&self.credentials, logged_in) {
+            (Some(c), false) => match c.split_once(':') {
+                Some((user, password)) => req.basic_auth(user, Some(password)),
+                None => req,
+            },
+            _ => req,
+        }
+    }
+
+    /// `PUT` (with a body) or `DELETE` (without) on bonded's admin API, authorised by the
+    /// server's admin token when given, else by the login (an account with admin on '*').
     pub async fn bonded_change(
         &self,
         path: &str,
-        token: &str,
+        token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Value, ClientError> {
         let url = format!("{}/bonded/v1/{path}", self.base);
         let req = match body {
-            // the admin token, not a registry login
             Some(b) => self.http.put(url).body(b),
             None => self.http.delete(url),
         };
-        let res = req
-            .bearer_auth(token)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let req = match token {
+            Some(t) => req.bearer_auth(t),
+            None => self.bonded_login(req),
+        };
+        let res = req.send().await.map_err(|e| self.unreachable(e))?;
         self.bonded_answer(path, res).await
     }
 }
