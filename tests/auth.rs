@@ -758,3 +758,109 @@ fn the_first_start_creates_an_administrator_once() {
         assert_eq!(res.status(), 200, "the printed password works");
     });
 }
+
+/// `bonded.signerMustNotBePusher`: the developer who pushed an image cannot also sign it
+/// into the registry; a signer can.
+#[tokio::test]
+async fn signers_must_not_be_pushers_when_the_policy_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = pki::Ca::new("Acme Root");
+    std::fs::create_dir_all(d.join("truststore/x509/ca/acme")).unwrap();
+    std::fs::write(d.join("truststore/x509/ca/acme/root.pem"), &ca.pem).unwrap();
+    std::fs::write(
+        d.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [{"name": "apps", "registryScopes": ["registry.test/apps/*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"], "trustedIdentities": ["*"],
+            "bonded.signerMustNotBePusher": true}]})
+        .to_string(),
+    )
+    .unwrap();
+    let data = d.join("data");
+    let s = Server::start_with_auth(
+        &data,
+        &[
+            "--hostname",
+            "registry.test",
+            "--trust-policy",
+            d.join("policy.json").to_str().unwrap(),
+            "--trust-store",
+            d.join("truststore").to_str().unwrap(),
+        ],
+    );
+    user(&data, "dev", "developer", "apps/*");
+    user(&data, "sig", "signer", "apps/*");
+    let (key, cert) = ca.write_signer(d, "release");
+
+    // dev pushes by digest: held as pending
+    let dev = as_user("dev", &password("dev"));
+    let config = push_blob(&dev, &s, "apps/web", b"{}").await;
+    let m = image_manifest((&config, 2), &[], json!({}));
+    let digest = sha256(&m);
+    let res = dev
+        .put(s.v2(&format!("apps/web/manifests/{digest}")))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let image = format!("{}/apps/web@{digest}", s.addr);
+    let sign_as = |who: &str| {
+        bonded_sign(
+            &[
+                "sign",
+                &image,
+                "--key",
+                key.to_str().unwrap(),
+                "--cert",
+                cert.to_str().unwrap(),
+                "--username",
+                who,
+                "--password-stdin",
+            ],
+            &password(who),
+        )
+    };
+    // dev signs its own image: refused, and nothing is stored
+    let o = sign_as("dev");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("'dev' pushed") && err.contains("may not also sign"),
+        "{err}"
+    );
+    let res = dev
+        .get(s.v2(&format!("apps/web/referrers/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(res).await["manifests"], json!([]));
+    // the signer may: the image is admitted and can be tagged
+    let o = sign_as("sig");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let res = dev
+        .put(s.v2("apps/web/manifests/v1"))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(image_manifest((&config, 2), &[], json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let refused = audit(&s, "action=signature.refuse").await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["actor"], "dev");
+}
+
+/// `bonded ARGS` (no --data-dir) with `stdin`.
+fn bonded_sign(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+    child.wait_with_output().unwrap()
+}

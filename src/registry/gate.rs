@@ -99,6 +99,40 @@ fn failed_check(v: &SignatureVerdict) -> &'static str {
 }
 
 impl Registry {
+    /// Under `bonded.signerMustNotBePusher`: refuses a signature pushed by the account that
+    /// pushed its subject. Fails closed when either is unknown (anonymous, or the subject
+    /// not pushed yet).
+    async fn separate_duties(
+        &self,
+        policy: &crate::trust::policy::TrustPolicy,
+        repo: &RepositoryName,
+        subject: &Digest,
+    ) -> Result<(), RegistryError> {
+        let signer = super::CLIENT
+            .try_with(|c| c.actor.clone())
+            .unwrap_or_else(|_| "anonymous".into());
+        let pusher = self.db.manifest_pusher(repo, subject).await?;
+        let why = match pusher.as_deref() {
+            None => format!(
+                "push {subject} before its signatures: policy '{}' needs to know who pushed it (bonded.signerMustNotBePusher)",
+                policy.name
+            ),
+            Some(_) if signer == "anonymous" => format!(
+                "policy '{}' separates pushers from signers (bonded.signerMustNotBePusher): log in to push signatures",
+                policy.name
+            ),
+            Some(p) if p == signer || p == "anonymous" => format!(
+                "signature refused by policy '{}': '{signer}' pushed {subject} and may not also sign it (bonded.signerMustNotBePusher); another account must sign",
+                policy.name
+            ),
+            Some(_) => return Ok(()),
+        };
+        Err(denied(
+            why.clone(),
+            json!({ "policy": policy.name, "check": "separationOfDuties", "reason": why, "pusher": pusher, "signer": signer }),
+        ))
+    }
+
     /// Decides whether a manifest push may proceed. `tagged` is whether the push names
     /// at least one tag. For a signature manifest, returns what verification found, for the
     /// signature store.
@@ -131,6 +165,10 @@ impl Registry {
             Ok(Some(sig)) => {
                 if policy.level == Level::Skip {
                     return Ok(Admission::default());
+                }
+                if policy.signer_must_not_be_pusher {
+                    self.separate_duties(policy, repo, &sig.subject.digest)
+                        .await?;
                 }
                 let verdict = self
                     .verify_stored_envelope(policy, trust, repo, &sig, now)

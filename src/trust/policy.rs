@@ -7,7 +7,9 @@
 //! - `requiredIdentities: [...]` names identities that must all have signed;
 //! - `"bonded.unsignedPush": "quarantine"` accepts unsigned pushes by tag but keeps the tag
 //!   invisible until the policy is satisfied (default `"reject"`);
-//! - `"bonded.enforceOnPull": true` refuses pulls whose signatures no longer satisfy it.
+//! - `"bonded.enforceOnPull": true` refuses pulls whose signatures no longer satisfy it;
+//! - `"bonded.signerMustNotBePusher": true` refuses a signature pushed by the account that
+//!   pushed the image it signs (separation of duties).
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -165,6 +167,8 @@ pub struct TrustPolicy {
     pub unsigned_push: UnsignedPush,
     /// bonded: re-check signatures on pulls.
     pub enforce_on_pull: bool,
+    /// bonded: the account that pushed an image may not push signatures for it.
+    pub signer_must_not_be_pusher: bool,
 }
 
 /// A validated trust policy document.
@@ -220,6 +224,8 @@ struct RawPolicy {
     unsigned_push: Option<String>,
     #[serde(default, rename = "bonded.enforceOnPull")]
     enforce_on_pull: Option<bool>,
+    #[serde(default, rename = "bonded.signerMustNotBePusher")]
+    signer_must_not_be_pusher: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -306,6 +312,7 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
         }
     };
     let enforce_on_pull = raw.enforce_on_pull.unwrap_or(false);
+    let signer_must_not_be_pusher = raw.signer_must_not_be_pusher.unwrap_or(false);
     let stores = raw.trust_stores.unwrap_or_default();
     let identities = raw.trusted_identities.unwrap_or_default();
     if level == Level::Skip {
@@ -326,6 +333,7 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
             required_identities: Vec::new(),
             unsigned_push,
             enforce_on_pull,
+            signer_must_not_be_pusher,
         });
     }
     if stores.is_empty() {
@@ -401,6 +409,7 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
         required_identities,
         unsigned_push,
         enforce_on_pull,
+        signer_must_not_be_pusher,
     })
 }
 
