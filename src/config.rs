@@ -47,7 +47,7 @@ pub struct ServeArgs {
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, insecure_http
+    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -88,6 +88,11 @@ pub struct ServeArgs {
     /// [default: none]
     #[arg(long, env = "BONDED_PULL_RATE_LIMIT_ACCOUNT")]
     pub pull_rate_limit_account: Option<String>,
+    /// Manifest pulls per account holding ROLE on the repository pulled, as
+    /// ROLE=COUNT/WINDOW (repeatable, e.g. reader=100/hour); the highest role an account
+    /// holds there decides, else --pull-rate-limit-account applies
+    #[arg(long, env = "BONDED_PULL_RATE_LIMIT_ROLE", value_delimiter = ',')]
+    pub pull_rate_limit_role: Vec<String>,
     /// Run an unauthenticated lab registry: anyone may pull, push and delete (trust
     /// administration still needs an admin). Allowed on loopback addresses only.
     #[arg(long, env = "BONDED_OPEN")]
@@ -113,6 +118,7 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     pull_rate_limit: Option<String>,
     pull_rate_limit_account: Option<String>,
+    pull_rate_limit_role: Option<std::collections::BTreeMap<String, String>>,
     insecure_http: Option<bool>,
 }
 
@@ -149,6 +155,7 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
     pub pull_rate_limit: Option<Rate>,
     pub pull_rate_limit_account: Option<Rate>,
+    pub pull_rate_limit_role: Vec<(crate::auth::Role, Rate)>,
     pub open: bool,
     pub insecure_http: bool,
 }
@@ -178,6 +185,32 @@ impl ServeConfig {
             .or(file.pull_rate_limit_account)
             .map(|r| r.parse::<Rate>().map_err(ConfigError::Rate))
             .transpose()?;
+        let role_limits: Vec<(String, String)> = if args.pull_rate_limit_role.is_empty() {
+            file.pull_rate_limit_role
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        } else {
+            args.pull_rate_limit_role
+                .iter()
+                .map(|r| {
+                    r.split_once('=')
+                        .map(|(a, b)| (a.trim().to_string(), b.to_string()))
+                        .ok_or_else(|| {
+                            ConfigError::Rate(format!(
+                                "pull rate limit '{r}' for a role needs the form ROLE=COUNT/WINDOW, e.g. reader=100/hour"
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut pull_rate_limit_role = Vec::new();
+        for (role, rate) in role_limits {
+            let role = role
+                .parse::<crate::auth::Role>()
+                .map_err(ConfigError::Rate)?;
+            pull_rate_limit_role.push((role, rate.parse::<Rate>().map_err(ConfigError::Rate)?));
+        }
         Ok(ServeConfig {
             addr: args
                 .addr
@@ -203,6 +236,7 @@ impl ServeConfig {
             tls_key: args.tls_key.clone().or(file.tls_key),
             pull_rate_limit,
             pull_rate_limit_account,
+            pull_rate_limit_role,
             open: args.open,
             insecure_http: args.insecure_http || file.insecure_http.unwrap_or(false),
         })

@@ -9,68 +9,8 @@ mod common;
 use base64::Engine;
 use common::*;
 use serde_json::{json, Value};
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-/// Runs `bonded ARGS --data-dir DIR` with `stdin`.
-fn bonded(dir: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).to_string()
-}
-
-fn password(user: &str) -> String {
-    format!("{user}-password-long-enough")
-}
-
-/// Adds a user with `role` on `pattern`.
-fn user(dir: &Path, name: &str, role: &str, pattern: &str) {
-    ok(&bonded(
-        dir,
-        &["user", "add", name, "--password-stdin"],
-        &password(name),
-    ));
-    ok(&bonded(dir, &["role", "grant", name, role, pattern], ""));
-}
-
-/// A client that sends HTTP Basic credentials on every request.
-fn as_user(name: &str, secret: &str) -> reqwest::Client {
-    bonded::install_crypto_provider();
-    let mut h = reqwest::header::HeaderMap::new();
-    let v = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{secret}"));
-    h.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Basic {v}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(h)
-        .build()
-        .unwrap()
-}
 
 async fn json(res: reqwest::Response) -> Value {
     serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
@@ -807,7 +747,7 @@ async fn signers_must_not_be_pushers_when_the_policy_says_so() {
     assert_eq!(res.status(), 201);
     let image = format!("{}/apps/web@{digest}", s.addr);
     let sign_as = |who: &str| {
-        bonded_sign(
+        bonded_with_stdin(
             &[
                 "sign",
                 &image,
@@ -850,17 +790,4 @@ async fn signers_must_not_be_pushers_when_the_policy_says_so() {
     let refused = audit(&s, "action=signature.refuse").await;
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["actor"], "dev");
-}
-
-/// `bonded ARGS` (no --data-dir) with `stdin`.
-fn bonded_sign(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
-    child.wait_with_output().unwrap()
 }

@@ -111,3 +111,59 @@ fn a_malformed_limit_stops_the_server_with_the_reason() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("COUNT/WINDOW"), "{err}");
 }
+
+/// With accounts: anonymous clients are limited per address, accounts per account, and
+/// a role's own limit applies to accounts holding it on the repository pulled.
+#[tokio::test]
+async fn accounts_and_roles_have_their_own_pull_limits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(
+        &data,
+        &[
+            "--pull-rate-limit",
+            "1/hour",
+            "--pull-rate-limit-account",
+            "2/hour",
+            "--pull-rate-limit-role",
+            "developer=3/hour",
+        ],
+    );
+    user(&data, "reader", "reader", "lab/*");
+    user(&data, "dev", "developer", "lab/*");
+    ok(&bonded(&data, &["namespace", "public", "lab/*"], ""));
+    let admin = as_user("admin", ADMIN_PASSWORD);
+    push_image(&admin, &s, "lab/app", "v1", "roles", json!({})).await;
+    // the server re-reads namespaces at least every two seconds
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+
+    let url = s.v2("lab/app/manifests/v1");
+    for (who, allowed, policy) in [
+        ("anonymous", 1, "1;w=3600"),
+        ("reader", 2, "2;w=3600"),
+        ("dev", 3, "3;w=3600"),
+    ] {
+        let c = if who == "anonymous" {
+            client()
+        } else {
+            as_user(who, &password(who))
+        };
+        for i in 0..allowed {
+            let res = c.get(&url).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{who} pull {i}");
+            assert_eq!(header(&res, "ratelimit-policy"), policy, "{who}");
+        }
+        let res = c.get(&url).send().await.unwrap();
+        assert_eq!(res.status(), 429, "{who} over the limit");
+        let body: serde_json::Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+        let msg = body["errors"][0]["message"].as_str().unwrap().to_string();
+        match who {
+            "anonymous" => assert!(msg.contains("for 127.0.0.1"), "{msg}"),
+            "reader" => assert!(msg.contains("for account 'reader':"), "{msg}"),
+            _ => assert!(msg.contains("for account 'dev' (developer)"), "{msg}"),
+        }
+    }
+    // the admin has no role limit and no pull yet: its own account bucket
+    let res = admin.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}

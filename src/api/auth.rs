@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 /// How long the server trusts its copy of accounts and grants. A revoked token, removed
 /// account or revoked role stops working within this time.
-const DIRECTORY_TTL: Duration = Duration::from_secs(2);
+pub const DIRECTORY_TTL: Duration = Duration::from_secs(2);
 /// Before refusing, the directory is re-read if it is older than this, so a grant made
 /// a moment ago works at once (and refusals cannot make it re-read more often).
 const DIRECTORY_RECHECK: Duration = Duration::from_millis(100);

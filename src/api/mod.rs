@@ -55,6 +55,9 @@ pub struct Options {
     pub pull_limit_anonymous: Option<Arc<PullLimiter>>,
     /// Manifest GETs per account.
     pub pull_limit_account: Option<Arc<PullLimiter>>,
+    /// Manifest GETs per account holding a role on the repository (the highest role
+    /// held there picks its limiter; without one, `pull_limit_account` applies).
+    pub pull_limit_roles: Vec<(crate::auth::Role, Arc<PullLimiter>)>,
 }
 
 /// The registry's HTTP router.
@@ -96,13 +99,36 @@ fn client_of(caller: &Caller) -> crate::registry::Client {
 /// Charges a manifest pull to its client's bucket (its account, or its address when
 /// anonymous): the `RateLimit-*` headers to send when allowed, 429 `TOOMANYREQUESTS` with
 /// `Retry-After` when not.
-fn charge_pull(options: &Options, caller: &Caller) -> Result<Vec<(HeaderName, String)>, ApiError> {
+async fn charge_pull(
+    options: &Options,
+    caller: &Caller,
+    repo: &str,
+) -> Result<Vec<(HeaderName, String)>, ApiError> {
+    let by_role = match &caller.identity {
+        Identity::Account(_) if !options.pull_limit_roles.is_empty() => {
+            let dir = options.auth.directory(auth::DIRECTORY_TTL).await;
+            let held = dir.roles_on(&caller.identity, repo);
+            options
+                .pull_limit_roles
+                .iter()
+                .filter(|(role, _)| held.contains(role))
+                .max_by_key(|(role, _)| *role)
+                .map(|(role, l)| (Some(l.clone()), *role))
+        }
+        _ => None,
+    };
     let (limiter, who) = match &caller.identity {
-        Identity::Account(name) => (&options.pull_limit_account, format!("account '{name}'")),
+        Identity::Account(name) => match by_role {
+            Some((l, role)) => (l, format!("account '{name}' ({role})")),
+            None => (
+                options.pull_limit_account.clone(),
+                format!("account '{name}'"),
+            ),
+        },
         // Every request carries its address (ConnectInfo); without one, all such clients
         // share one bucket rather than escaping the limit.
         Identity::Anonymous => (
-            &options.pull_limit_anonymous,
+            options.pull_limit_anonymous.clone(),
             caller
                 .source
                 .map(|s| s.to_string())
@@ -370,7 +396,7 @@ async fn handle(
         (Endpoint::Tags(n), Method::GET) => tags(&reg, &name(n)?, &ctx).await,
         (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) => {
             let limit_headers = if ctx.method == Method::GET {
-                charge_pull(&options, &caller)?
+                charge_pull(&options, &caller, n).await?
             } else {
                 Vec::new()
             };

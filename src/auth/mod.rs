@@ -284,6 +284,15 @@ impl Directory {
         }
     }
 
+    /// The roles `who` holds on `repo`.
+    pub fn roles_on(&self, who: &Identity, repo: &str) -> Vec<Role> {
+        self.grants
+            .iter()
+            .filter(|g| g.account == who.name() && pattern_matches(&g.pattern, repo))
+            .map(|g| g.role)
+            .collect()
+    }
+
     /// Whether `who` holds `action` registry-wide (a grant on `*`).
     pub fn allows_everywhere(&self, who: &Identity, action: Action) -> bool {
         match who {
@@ -392,6 +401,8 @@ mod tests {
         assert!(!d.allows_everywhere(&alice, Action::Admin));
         assert!(d.allows_everywhere(&Identity::Account("root".into()), Action::Admin));
         assert_eq!(d.describe_grants(&alice), "developer on acme/*");
+        assert_eq!(d.roles_on(&alice, "acme/x/y"), vec![Role::Developer]);
+        assert!(d.roles_on(&alice, "library/nginx").is_empty());
     }
 
     #[test]

@@ -129,12 +129,21 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         tracing::info!(%rate, "manifest pulls are rate limited per account");
         Arc::new(api::ratelimit::PullLimiter::new(rate))
     });
+    let pull_limit_roles = cfg
+        .pull_rate_limit_role
+        .iter()
+        .map(|(role, rate)| {
+            tracing::info!(%role, %rate, "manifest pulls are rate limited per account holding this role");
+            (*role, Arc::new(api::ratelimit::PullLimiter::new(*rate)))
+        })
+        .collect();
     let app = api::router(
         registry,
         api::Options {
             auth: Arc::new(auth),
             pull_limit_anonymous,
             pull_limit_account,
+            pull_limit_roles,
         },
     );
     match (&cfg.tls_cert, &cfg.tls_key) {

@@ -243,3 +243,69 @@ impl OciLayout {
         self.dir.to_str().unwrap().to_string()
     }
 }
+
+// ---- accounts -----------------------------------------------------------------------
+
+/// Runs `bonded ARGS` with `stdin` (a line) on standard input.
+pub fn bonded_with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs `bonded ARGS --data-dir DIR` (an account command on a server's database).
+pub fn bonded(dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
+    let mut all: Vec<&str> = args.to_vec();
+    let dir = dir.to_str().unwrap();
+    all.extend(["--data-dir", dir]);
+    bonded_with_stdin(&all, stdin)
+}
+
+pub fn ok(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn password(user: &str) -> String {
+    format!("{user}-password-long-enough")
+}
+
+/// Adds a user (password [`password`]) with `role` on `pattern`.
+pub fn user(dir: &Path, name: &str, role: &str, pattern: &str) {
+    ok(&bonded(
+        dir,
+        &["user", "add", name, "--password-stdin"],
+        &password(name),
+    ));
+    ok(&bonded(dir, &["role", "grant", name, role, pattern], ""));
+}
+
+/// A client that sends HTTP Basic credentials on every request.
+pub fn as_user(name: &str, secret: &str) -> reqwest::Client {
+    bonded::install_crypto_provider();
+    let mut h = reqwest::header::HeaderMap::new();
+    let v = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{name}:{secret}"),
+    );
+    h.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Basic {v}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .unwrap()
+}
