@@ -40,3 +40,10 @@ CREATE TABLE public_namespaces (
 
 -- Who first pushed each manifest, for `bonded.signerMustNotBePusher`.
 ALTER TABLE manifests ADD COLUMN pushed_by TEXT;
+
+-- Pull-journal files (see src/db/journal.rs) whose records are in audit_log already, so a
+-- crash between importing a file and deleting it never imports it twice.
+CREATE TABLE audit_imports (
+    name        TEXT    PRIMARY KEY,
+    imported_at INTEGER NOT NULL
+);

@@ -230,3 +230,58 @@ async fn records_who_did_what_and_detects_tampering() {
     assert!(out.contains("record 2 is missing"), "{out}");
     pool.close().await;
 }
+
+/// Pulls are journaled before they are answered and reach the chained trail, even when
+/// the server is killed before it moved them there; HEAD requests are not pulls.
+#[tokio::test]
+async fn pulls_are_recorded_and_survive_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut s = Server::start_in(&data, &[]);
+    let c = client();
+    let (_, digest) = push_image(&c, &s, "lab/app", "v1", "pulled", json!({})).await;
+    for _ in 0..3 {
+        let res = c.head(s.v2("lab/app/manifests/v1")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let res = c.get(s.v2("lab/app/manifests/v1")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = c
+        .get(s.v2(&format!("lab/app/manifests/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // killed at once: the records are (almost always) still in the journal
+    s.kill9();
+    let journaled: usize = std::fs::read_dir(data.join("audit-journal"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap().len())
+        .sum();
+    eprintln!("{journaled} bytes journaled at the kill");
+
+    // the next start imports them into the chain, exactly once
+    let s = Server::start_in(&data, &[]);
+    let pulls = get(&c, &s, "action=manifest.pull").await["records"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(pulls.len(), 2, "{pulls:?}");
+    assert_eq!(pulls[0]["tag"], "v1");
+    assert_eq!(pulls[0]["digest"], digest.as_str());
+    assert_eq!(pulls[0]["actor"], "anonymous");
+    assert_eq!(pulls[0]["source"], "127.0.0.1");
+    assert_eq!(pulls[1]["tag"], Value::Null);
+    assert_eq!(pulls[1]["digest"], digest.as_str());
+    drop(s);
+    let (code, out) = verify(&data);
+    assert_eq!(code, Some(0), "{out}");
+
+    // a running server moves pulls into the trail within about a second
+    let s = Server::start_in(&data, &[]);
+    let res = c.get(s.v2("lab/app/manifests/v1")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let pulls = get(&c, &s, "action=manifest.pull").await;
+    assert_eq!(pulls["records"].as_array().unwrap().len(), 3);
+}

@@ -388,8 +388,15 @@ async fn handle(
     let method = ctx.method.clone();
     if let (Some(repo), Some(action)) = (repository_of(&endpoint), action_of(&endpoint, &method)) {
         let repo = name(repo)?;
-        auth.authorize(&ctx.headers, &caller, repo.as_str(), action)
-            .await?;
+        if let Err(e) = auth
+            .authorize(&ctx.headers, &caller, repo.as_str(), action)
+            .await
+        {
+            if e.status == StatusCode::FORBIDDEN {
+                reg.record_access_denied(repo.as_str(), &e.message);
+            }
+            return Err(e);
+        }
     }
     match (endpoint, method) {
         (Endpoint::Catalog, Method::GET) => catalog(&reg, &auth, &caller, &ctx).await,
@@ -401,6 +408,15 @@ async fn handle(
                 Vec::new()
             };
             let mut res = manifest_get(&reg, &name(n)?, r, &ctx).await?;
+            if ctx.method == Method::GET {
+                let digest = res
+                    .headers()
+                    .get(&DOCKER_CONTENT_DIGEST)
+                    .and_then(|d| d.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string();
+                reg.record_pull(&name(n)?, &r.parse()?, &digest)?;
+            }
             for (k, v) in limit_headers {
                 if let Ok(v) = HeaderValue::from_str(&v) {
                     res.headers_mut().insert(k, v);

@@ -44,10 +44,36 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let db = Metadata::open_sqlite(&db_path)
         .await
         .map_err(|e| format!("cannot open {}: {e}", db_path.display()))?;
+    let journal_dir = cfg.data_dir.join("audit-journal");
+    let journal = Arc::new(
+        crate::db::Journal::open(&journal_dir, &db)
+            .await
+            .map_err(|e| {
+                format!(
+                    "cannot open the pull journal in {}: {e}",
+                    journal_dir.display()
+                )
+            })?,
+    );
     let registry = Arc::new(
         Registry::new(store, db.clone(), cfg.upload_ttl)
-            .with_admin_token(cfg.admin_token.as_ref().map(|t| t.expose().to_string())),
+            .with_admin_token(cfg.admin_token.as_ref().map(|t| t.expose().to_string()))
+            .with_journal(journal.clone()),
     );
+    let drainer = {
+        let (journal, db) = (journal.clone(), db.clone());
+        tokio::spawn(async move {
+            // Small, frequent imports: a busy registry's pulls never pile up into one
+            // long transaction that delays everything behind it.
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                if let Err(e) = journal.drain(&db).await {
+                    tracing::error!(error = %e, "moving pull records into the audit trail failed; retrying");
+                }
+            }
+        })
+    };
 
     let swept = registry.sweep_orphan_uploads().await?;
     let expired = registry.expire_uploads().await?;
@@ -186,6 +212,10 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("--tls-cert and --tls-key go together".into()),
     }
     sweeper.abort();
+    drainer.abort();
+    if let Err(e) = journal.drain(&db).await {
+        tracing::error!(error = %e, "moving the last pull records into the audit trail failed; they are imported at the next start");
+    }
     db.close().await;
     tracing::info!("bonded stopped");
     Ok(())

@@ -7,8 +7,10 @@
 
 mod accounts;
 mod audit;
+mod journal;
 
 pub use accounts::{check_account_name, AccountInfo, TokenInfo};
+pub use journal::Journal;
 
 pub use audit::{chain_hash, AuditEvent, AuditFilter, AuditRecord, ChainHead};
 
@@ -27,6 +29,8 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("migrating the metadata database failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("audit journal: {0}")]
+    Journal(#[from] std::io::Error),
 }
 
 type Result<T> = std::result::Result<T, DbError>;

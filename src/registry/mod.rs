@@ -198,6 +198,9 @@ pub struct Registry {
     hostname: std::sync::RwLock<String>,
     /// Bearer token that authorises trust administration; `None` disables it.
     admin_token: Option<String>,
+    /// Where pull records and access refusals go (see [`crate::db::Journal`]); without
+    /// one they are not recorded.
+    journal: Option<Arc<crate::db::Journal>>,
     /// Recent pull decisions under `bonded.enforceOnPull`, so a hot image is not
     /// re-verified on every pull: (repository, digest) -> (when, allowed, reason).
     pull_verdicts: Mutex<HashMap<(String, String), PullVerdict>>,
@@ -223,6 +226,7 @@ impl Registry {
             trust: std::sync::RwLock::new(None),
             hostname: std::sync::RwLock::new(String::new()),
             admin_token: None,
+            journal: None,
             pull_verdicts: Mutex::new(HashMap::new()),
         }
     }
@@ -231,6 +235,51 @@ impl Registry {
     pub fn with_admin_token(mut self, token: Option<String>) -> Self {
         self.admin_token = token.filter(|t| !t.is_empty());
         self
+    }
+
+    /// Records pulls and access refusals in `journal`.
+    pub fn with_journal(mut self, journal: Arc<crate::db::Journal>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Records a manifest pull before it is answered; if the record cannot be written,
+    /// the pull fails.
+    pub fn record_pull(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        digest: &str,
+    ) -> Result<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let tag = match reference {
+            Reference::Tag(t) => Some(t.as_str()),
+            Reference::Digest(_) => None,
+        };
+        let mut e = event("manifest.pull", Some(repo), None, tag, "ok", None);
+        e.digest = Some(digest.to_string());
+        journal.record(&e).map_err(|e| RegistryError::Db(e.into()))
+    }
+
+    /// Records a request refused for lack of rights (an account's 403, not the 401 that
+    /// starts every anonymous client's login).
+    pub fn record_access_denied(&self, repo: &str, reason: &str) {
+        if let Some(journal) = &self.journal {
+            let mut e = event(
+                "access.deny",
+                None,
+                None,
+                None,
+                "denied",
+                Some(reason.to_string()),
+            );
+            e.repository = Some(repo.to_string());
+            if let Err(err) = journal.record(&e) {
+                tracing::error!(error = %err, "recording a refusal in the audit journal failed");
+            }
+        }
     }
 
     /// Sets (or clears) the trust policy and stores that manifest pushes must satisfy.
