@@ -47,3 +47,11 @@ CREATE TABLE audit_imports (
     name        TEXT    PRIMARY KEY,
     imported_at INTEGER NOT NULL
 );
+
+-- Storage quotas on namespace patterns: the bytes of distinct blobs and manifests in the
+-- repositories a pattern covers may not exceed `bytes`.
+CREATE TABLE quotas (
+    pattern    TEXT    PRIMARY KEY,
+    bytes      INTEGER NOT NULL CHECK (bytes > 0),
+    created_at INTEGER NOT NULL
+);

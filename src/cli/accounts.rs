@@ -1,4 +1,5 @@
-//! `bonded user|token|role|namespace`: accounts, API tokens, roles and public namespaces,
+//! `bonded user|token|role|namespace|quota`: accounts, API tokens, roles, public namespaces
+//! and storage quotas,
 //! changed directly in the server's database (the server picks changes up within two
 //! seconds). Every change is recorded in the audit trail as `local:<OS user>`.
 
@@ -121,6 +122,101 @@ pub enum NamespaceCommand {
     Private { pattern: String },
     /// List public patterns
     List,
+}
+
+#[derive(Debug, Args)]
+pub struct QuotaArgs {
+    #[command(subcommand)]
+    pub command: QuotaCommand,
+    #[command(flatten)]
+    pub dir: DataDir,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotaCommand {
+    /// Limit the bytes stored under a namespace pattern (e.g. 10GiB, 500MiB)
+    Set { pattern: String, size: String },
+    /// Remove a pattern's quota
+    Remove { pattern: String },
+    /// List quotas with what is used now
+    List,
+}
+
+/// `10GiB`, `500MiB`, `2G`, `4096` (bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
+    let (n, unit) = t.split_at(digits);
+    let n: f64 = n
+        .parse()
+        .map_err(|_| format!("size '{s}' does not start with a number"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        u => {
+            return Err(format!(
+                "size '{s}' has an unknown unit '{u}': use B, KiB, MiB, GiB or TiB"
+            ))
+        }
+    };
+    let bytes = (n * mult as f64).round();
+    if !(1.0..=9.0e18).contains(&bytes) {
+        return Err(format!("size '{s}' must be at least one byte"));
+    }
+    Ok(bytes as u64)
+}
+
+pub async fn quota(args: &QuotaArgs) -> Result<(), String> {
+    let db = open(&args.dir).await?;
+    let human = crate::registry::human_bytes;
+    match &args.command {
+        QuotaCommand::Set { pattern, size } => {
+            auth::check_pattern(pattern)?;
+            let bytes = parse_size(size)?;
+            db.set_quota(
+                pattern,
+                Some(bytes),
+                event("quota.set", &format!("'{pattern}': {bytes} bytes")),
+            )
+            .await
+            .map_err(db_err)?;
+            let used = db.namespace_usage(pattern).await.map_err(db_err)?;
+            println!(
+                "quota of '{pattern}' is {}; {} used now",
+                human(bytes),
+                human(used)
+            );
+        }
+        QuotaCommand::Remove { pattern } => {
+            if !db
+                .set_quota(
+                    pattern,
+                    None,
+                    event("quota.remove", &format!("'{pattern}'")),
+                )
+                .await
+                .map_err(db_err)?
+            {
+                return Err(format!("'{pattern}' has no quota"));
+            }
+            println!("removed the quota of '{pattern}'");
+        }
+        QuotaCommand::List => {
+            println!("{:<32} {:>12} {:>12}", "PATTERN", "USED", "ALLOWED");
+            for (pattern, allowed) in db.quotas().await.map_err(db_err)? {
+                let used = db.namespace_usage(&pattern).await.map_err(db_err)?;
+                println!("{pattern:<32} {:>12} {:>12}", human(used), human(allowed));
+            }
+        }
+    }
+    db.close().await;
+    Ok(())
 }
 
 /// An audit event for a change made outside any HTTP request.
@@ -454,4 +550,20 @@ pub async fn namespace(args: &NamespaceArgs) -> Result<(), String> {
     }
     db.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("10GiB").unwrap(), 10 << 30);
+        assert_eq!(parse_size("1.5 MiB").unwrap(), 3 << 19);
+        assert_eq!(parse_size("2g").unwrap(), 2 << 30);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+    }
 }

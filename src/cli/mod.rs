@@ -48,6 +48,8 @@ pub enum Command {
     Role(accounts::RoleArgs),
     /// Make namespace patterns public (anonymous pull) or private
     Namespace(accounts::NamespaceArgs),
+    /// Set, remove or list storage quotas on namespace patterns
+    Quota(accounts::QuotaArgs),
 }
 
 impl Cli {
@@ -93,6 +95,10 @@ impl Cli {
                 Err(e) => failed(e),
             },
             Command::Namespace(args) => match accounts::namespace(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
+            Command::Quota(args) => match accounts::quota(&args).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => failed(e),
             },

@@ -333,6 +333,83 @@ impl Metadata {
     }
 }
 
+/// The repositories a namespace pattern covers, as SQL over `r.name` with the pattern
+/// bound as `?1` (see [`crate::auth::pattern_matches`]).
+const COVERS: &str = "(?1 = '*' OR r.name = ?1 OR (substr(?1, -2) = '/*'
+    AND length(r.name) > length(?1) - 1
+    AND substr(r.name, 1, length(?1) - 1) = substr(?1, 1, length(?1) - 1)))";
+
+impl Metadata {
+    pub async fn quotas(&self) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query("SELECT pattern, bytes FROM quotas ORDER BY pattern")
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get::<i64, _>(1) as u64))
+            .collect())
+    }
+
+    /// Sets (`Some`) or removes (`None`) the quota of a pattern.
+    pub async fn set_quota(
+        &self,
+        pattern: &str,
+        bytes: Option<u64>,
+        event: AuditEvent,
+    ) -> Result<Changed> {
+        match bytes {
+            Some(b) => {
+                let (b, now) = (b.to_string(), now().to_string());
+                self.change_with_audit(
+                    "INSERT INTO quotas (pattern, bytes, created_at) VALUES (?, CAST(? AS INTEGER), CAST(? AS INTEGER))
+                     ON CONFLICT (pattern) DO UPDATE SET bytes = excluded.bytes",
+                    &[Some(pattern), Some(&b), Some(&now)],
+                    event,
+                )
+                .await
+            }
+            None => {
+                self.change_with_audit(
+                    "DELETE FROM quotas WHERE pattern = ?",
+                    &[Some(pattern)],
+                    event,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Bytes stored under a pattern: distinct blobs (a layer shared by two repositories
+    /// counts once, as it is stored once) plus manifests.
+    pub async fn namespace_usage(&self, pattern: &str) -> Result<u64> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT COALESCE((SELECT SUM(b.size) FROM blobs b WHERE b.digest IN (
+                    SELECT rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+                    WHERE {COVERS})), 0)
+                  + COALESCE((SELECT SUM(m.size) FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                    WHERE {COVERS}), 0)"
+        ));
+        let used: i64 = sqlx::query_scalar(sql)
+            .bind(pattern)
+            .fetch_one(&self.read)
+            .await?;
+        Ok(used as u64)
+    }
+
+    /// Whether a blob is already stored under a pattern (then linking it costs nothing).
+    pub async fn namespace_has_blob(&self, pattern: &str, digest: &str) -> Result<bool> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+             WHERE rb.digest = ?2 AND {COVERS})"
+        ));
+        Ok(sqlx::query_scalar(sql)
+            .bind(pattern)
+            .bind(digest)
+            .fetch_one(&self.read)
+            .await?)
+    }
+}
+
 /// Checks an account name: what a repository path component may be (lowercase letters,
 /// digits, `.`, `_`, `-`), so names read the same in patterns, logs and URLs.
 pub fn check_account_name(name: &str) -> std::result::Result<(), String> {

@@ -77,6 +77,22 @@ pub enum RegistryError {
     Db(#[from] crate::db::DbError),
 }
 
+/// `1.5 GiB`, `300 MiB`, `12 KiB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
 fn list(digests: &[Digest]) -> String {
     digests
         .iter()
@@ -237,6 +253,55 @@ impl Registry {
         self
     }
 
+    /// Refuses to store `size` more bytes in `repo` when that would take a namespace
+    /// over its quota. A blob already stored in the namespace costs nothing.
+    async fn check_quota(
+        &self,
+        repo: &RepositoryName,
+        blob: Option<&Digest>,
+        size: u64,
+    ) -> Result<()> {
+        for (pattern, allowed) in self.db.quotas().await? {
+            if !crate::auth::pattern_matches(&pattern, repo.as_str()) {
+                continue;
+            }
+            if let Some(d) = blob {
+                if self.db.namespace_has_blob(&pattern, &d.to_string()).await? {
+                    continue;
+                }
+            }
+            let used = self.db.namespace_usage(&pattern).await?;
+            if used.saturating_add(size) > allowed {
+                let e = RegistryError::Denied {
+                    message: format!(
+                        "storage quota of '{pattern}' exceeded: {} used of {} allowed; this push needs {} more. Delete images or ask an administrator to raise the quota (bonded quota set)",
+                        human_bytes(used),
+                        human_bytes(allowed),
+                        human_bytes(size)
+                    ),
+                    detail: serde_json::json!({
+                        "quota": pattern, "usedBytes": used, "allowedBytes": allowed, "requestedBytes": size,
+                    }),
+                };
+                self.audit_refusal(event(
+                    if blob.is_some() {
+                        "blob.push"
+                    } else {
+                        "manifest.push"
+                    },
+                    Some(repo),
+                    blob,
+                    None,
+                    "denied",
+                    Some(e.to_string()),
+                ))
+                .await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Records pulls and access refusals in `journal`.
     pub fn with_journal(mut self, journal: Arc<crate::db::Journal>) -> Self {
         self.journal = Some(journal);
@@ -358,6 +423,7 @@ impl Registry {
         if self.store.stat(digest).await?.is_none() {
             return Ok(None);
         }
+        self.check_quota(repo, Some(digest), size).await?;
         let reason = from.map(|f| format!("mounted from {f}"));
         let audit = [event(
             "blob.push",
@@ -388,6 +454,9 @@ impl Registry {
         .await;
         match result {
             Ok(size) => {
+                // Over quota, the committed bytes stay unreferenced (as after a crash
+                // between commit and link) and the repository is unchanged.
+                self.check_quota(repo, Some(digest), size).await?;
                 let audit = [event(
                     "blob.push",
                     Some(repo),
@@ -497,6 +566,11 @@ impl Registry {
             self.append_locked(id, range, declared, body).await?;
         }
         let size = self.store.upload_commit(id, digest).await?;
+        if let Err(e) = self.check_quota(repo, Some(digest), size).await {
+            self.db.upload_delete(id).await?;
+            self.forget_session_lock(id);
+            return Err(e);
+        }
         let audit = [event(
             "blob.push",
             Some(repo),
@@ -698,6 +772,9 @@ impl Registry {
                 "ok",
                 Some(reason),
             ));
+        }
+        if self.db.manifest_state(repo, &digest).await?.is_none() {
+            self.check_quota(repo, None, body.len() as u64).await?;
         }
         let write = ManifestWrite {
             repository: repo.clone(),

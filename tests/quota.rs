@@ -1,0 +1,92 @@
+//! Storage quotas on namespace patterns: pushes that would exceed one are refused with
+//! what is used and allowed, change nothing, and blobs already stored in the namespace
+//! cost nothing.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+async fn body(res: reqwest::Response) -> Value {
+    serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn pushes_over_a_namespace_quota_are_refused_and_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_in(&data, &[]);
+    let c = client();
+    ok(&bonded(&data, &["quota", "set", "team/*", "3000"], ""));
+
+    let first = vec![b'a'; 1000];
+    let second = vec![b'b'; 1500];
+    let third = vec![b'c'; 1000];
+    let d1 = push_blob(&c, &s, "team/a", &first).await;
+    push_blob(&c, &s, "team/b", &second).await;
+
+    // 2500 of 3000 bytes used: 1000 more is refused, monolithic...
+    let d3 = sha256(&third);
+    let res = c
+        .post(s.v2(&format!("team/a/blobs/uploads/?digest={d3}")))
+        .body(third.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let e = body(res).await;
+    assert_eq!(e["errors"][0]["code"], "DENIED");
+    let msg = e["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("quota of 'team/*' exceeded: 2.4 KiB used of 2.9 KiB allowed"),
+        "{msg}"
+    );
+    assert_eq!(e["errors"][0]["detail"]["usedBytes"], 2500);
+    assert_eq!(e["errors"][0]["detail"]["allowedBytes"], 3000);
+    let res = c
+        .head(s.v2(&format!("team/a/blobs/{d3}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        404,
+        "the refused blob is not in the repository"
+    );
+
+    // ...and chunked, where the session ends with the refusal
+    let res = c.post(s.v2("team/a/blobs/uploads/")).send().await.unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let res = c
+        .put(format!("{}{location}?digest={d3}", s.url))
+        .body(third.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = c.get(format!("{}{location}", s.url)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+
+    // a blob the namespace already stores costs nothing: mount and re-push work
+    let res = c
+        .post(s.v2(&format!("team/c/blobs/uploads/?mount={d1}&from=team/a")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    push_blob(&c, &s, "team/b", &first).await;
+    // other namespaces are not limited
+    push_blob(&c, &s, "other/x", &third).await;
+
+    let list = ok(&bonded(&data, &["quota", "list"], ""));
+    assert!(
+        list.contains("team/*") && list.contains("2.4 KiB"),
+        "{list}"
+    );
+
+    // raising the quota lets the push through
+    ok(&bonded(&data, &["quota", "set", "team/*", "1MiB"], ""));
+    push_blob(&c, &s, "team/a", &third).await;
+    let o = bonded(&data, &["quota", "set", "team/*", "lots"], "");
+    assert!(!o.status.success());
+}
