@@ -730,6 +730,7 @@ async fn signers_must_not_be_pushers_when_the_policy_says_so() {
     );
     user(&data, "dev", "developer", "apps/*");
     user(&data, "sig", "signer", "apps/*");
+    user(&data, "rdr", "reader", "apps/*");
     let (key, cert) = ca.write_signer(d, "release");
 
     // dev pushes by digest: held as pending
@@ -746,6 +747,20 @@ async fn signers_must_not_be_pushers_when_the_policy_says_so() {
         .unwrap();
     assert_eq!(res.status(), 201);
     let image = format!("{}/apps/web@{digest}", s.addr);
+    // pending: those who may push or sign can read it, readers cannot yet
+    let by_digest = s.v2(&format!("apps/web/manifests/{digest}"));
+    let rdr = as_user("rdr", &password("rdr"));
+    let res = rdr.get(&by_digest).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(error_code(res).await, "MANIFEST_UNKNOWN");
+    for who in ["dev", "sig"] {
+        let res = as_user(who, &password(who))
+            .get(&by_digest)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{who} reads the pending manifest");
+    }
     let sign_as = |who: &str| {
         bonded_with_stdin(
             &[
@@ -779,6 +794,8 @@ async fn signers_must_not_be_pushers_when_the_policy_says_so() {
     // the signer may: the image is admitted and can be tagged
     let o = sign_as("sig");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let res = rdr.get(&by_digest).send().await.unwrap();
+    assert_eq!(res.status(), 200, "admitted: readers may pull it");
     let res = dev
         .put(s.v2("apps/web/manifests/v1"))
         .header("Content-Type", OCI_MANIFEST)

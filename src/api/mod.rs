@@ -407,6 +407,19 @@ async fn handle(
             } else {
                 Vec::new()
             };
+            // A manifest pending signatures is for those who may sign or push it, not for
+            // readers: they see it once it is admitted.
+            if let Ok(Reference::Digest(d)) = r.parse::<Reference>() {
+                if !auth.holds(&caller, n, Action::PushSignature).await
+                    && reg.is_pending(&name(n)?, &d).await?
+                {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "MANIFEST_UNKNOWN",
+                        format!("manifest {d} in {n} is pending signatures; it can be pulled once its trust policy admits it"),
+                    ));
+                }
+            }
             let mut res = manifest_get(&reg, &name(n)?, r, &ctx).await?;
             if ctx.method == Method::GET {
                 let digest = res

@@ -302,6 +302,11 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether a manifest is held pending signatures.
+    pub async fn is_pending(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
+        Ok(self.db.manifest_state(repo, digest).await?.as_deref() == Some("pending"))
+    }
+
     /// Records pulls and access refusals in `journal`.
     pub fn with_journal(mut self, journal: Arc<crate::db::Journal>) -> Self {
         self.journal = Some(journal);
