@@ -128,3 +128,75 @@ async fn serves_https_and_reloads_its_certificate_on_sighup() {
         .unwrap();
     assert_eq!(res.status(), 200);
 }
+
+/// With authentication over HTTPS: the challenge names an https realm, and bonded's
+/// client logs in through it (token flow) to push.
+#[tokio::test]
+async fn logins_go_over_https() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = Ca::new("Login CA");
+    write_server_cert(d, &ca);
+    std::fs::write(d.join("ca.pem"), &ca.pem).unwrap();
+    let data = d.join("data");
+    let s = Server::start_with_auth(
+        &data,
+        &[
+            "--tls-cert",
+            d.join("server.pem").to_str().unwrap(),
+            "--tls-key",
+            d.join("server.key").to_str().unwrap(),
+        ],
+    );
+    let res = https_client(&ca.pem)
+        .get(format!("{}/v2/", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with(&format!("Bearer realm=\"https://{}/token\"", s.addr)));
+
+    user(&data, "alice", "developer", "tls/*");
+    let layout = OciLayout::create(&d.join("layout"));
+    let (cd, cn) = layout.blob(b"{}");
+    let m = image_manifest((&cd, cn), &[], serde_json::json!({}));
+    let (md, mn) = layout.blob(&m);
+    layout.index(&serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn}]}));
+    let ca_file = d.join("ca.pem");
+    let o = bonded_with_stdin(
+        &[
+            "push",
+            &layout.path(),
+            &format!("{}/tls/app:v1", s.addr),
+            "--ca-file",
+            ca_file.to_str().unwrap(),
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        &password("alice"),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bonded_with_stdin(
+        &[
+            "push",
+            &layout.path(),
+            &format!("{}/tls/app:v2", s.addr),
+            "--ca-file",
+            ca_file.to_str().unwrap(),
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        "not-alices-password",
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("wrong username or password"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
