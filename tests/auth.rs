@@ -531,7 +531,7 @@ async fn bearer_tokens_carry_only_the_scopes_roles_allow() {
 }
 
 #[tokio::test]
-async fn robots_use_api_tokens_that_expire_and_can_be_revoked() {
+async fn robots_use_api_tokens_stored_hashed_and_revocable() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let s = Server::start_with_auth(&data, &[]);
@@ -575,6 +575,27 @@ async fn robots_use_api_tokens_that_expire_and_can_be_revoked() {
     assert!(denied
         .iter()
         .any(|r| r["reason"].as_str().unwrap().contains("was revoked")));
+    // the CLI answers the same question, logged in as the administrator
+    let o = bonded_with_stdin(
+        &[
+            "audit",
+            "--registry",
+            &s.addr,
+            "--action",
+            "token.create",
+            "--output",
+            "jsonl",
+            "--username",
+            "admin",
+            "--password-stdin",
+        ],
+        ADMIN_PASSWORD,
+    );
+    let line = ok(&o);
+    assert!(
+        line.contains(&id) && line.contains("\"actor\":\"local:"),
+        "{line}"
+    );
     let created = audit(&s, "action=token.create").await;
     assert!(created[0]["reason"].as_str().unwrap().contains(&id));
     assert!(

@@ -27,8 +27,10 @@ pub struct AuditArgs {
     pub digest: Option<String>,
     #[arg(long)]
     pub actor: Option<String>,
-    /// blob.push, manifest.push, tag.push, signature.admit, signature.refuse,
-    /// admission.deny, manifest.delete, tag.delete, blob.delete, trust.change, manifest.expire
+    /// blob.push, manifest.push, tag.push, manifest.pull, signature.admit, signature.refuse,
+    /// admission.deny, access.deny, manifest.delete, tag.delete, blob.delete, trust.change,
+    /// manifest.expire, login, user.add|remove|passwd, token.create|revoke,
+    /// role.grant|revoke, namespace.public|private, quota.set|remove
     #[arg(long)]
     pub action: Option<String>,
     /// ok or denied
