@@ -531,7 +531,7 @@ async fn bearer_tokens_carry_only_the_scopes_roles_allow() {
 }
 
 #[tokio::test]
-async fn robots_use_api_tokens_stored_hashed_and_revocable() {
+async fn robots_use_api_tokens_that_are_stored_hashed_expire_and_revoke() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let s = Server::start_with_auth(&data, &[]);
@@ -563,6 +563,34 @@ async fn robots_use_api_tokens_stored_hashed_and_revocable() {
     let db = std::fs::read(data.join("bonded.db")).unwrap();
     assert!(!db.windows(64).any(|w| w == &token.as_bytes()[21..]));
 
+    // expired (moved into the past in the database): refused, then live again
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", data.join("bonded.db").display()))
+        .await
+        .unwrap();
+    let expiry: i64 = sqlx::query_scalar("SELECT expires_at FROM api_tokens WHERE id = ?")
+        .bind(&id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE api_tokens SET expires_at = 1 WHERE id = ?")
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let res = ci.get(s.v2("builds/app/tags/list")).send().await.unwrap();
+    assert_eq!(res.status(), 401, "an expired token is refused");
+    sqlx::query("UPDATE api_tokens SET expires_at = ? WHERE id = ?")
+        .bind(expiry)
+        .bind(&id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let res = ci.get(s.v2("builds/app/tags/list")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+
     // revoked: refused within the directory's refresh time
     ok(&bonded(&data, &["token", "revoke", &id], ""));
     std::thread::sleep(std::time::Duration::from_millis(2100));
@@ -575,6 +603,9 @@ async fn robots_use_api_tokens_stored_hashed_and_revocable() {
     assert!(denied
         .iter()
         .any(|r| r["reason"].as_str().unwrap().contains("was revoked")));
+    assert!(denied
+        .iter()
+        .any(|r| r["reason"].as_str().unwrap().contains("has expired")));
     // the CLI answers the same question, logged in as the administrator
     let o = bonded_with_stdin(
         &[
@@ -605,7 +636,7 @@ async fn robots_use_api_tokens_stored_hashed_and_revocable() {
 }
 
 #[tokio::test]
-async fn failed_logins_are_limited_per_account() {
+async fn failed_logins_are_limited_per_account_and_per_address() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let s = Server::start_with_auth(&data, &[]);
@@ -640,6 +671,24 @@ async fn failed_logins_are_limited_per_account() {
         11,
         "ten failures and one refusal while limited"
     );
+
+    // fifty failures from one address, whatever the names, lock the address out
+    for i in 0..40 {
+        let res = as_user(&format!("nobody{i}"), "guess")
+            .get(s.v2(""))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+    let res = as_user("admin", ADMIN_PASSWORD)
+        .get(s.v2(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429);
+    let msg = serde_json::to_string(&json(res).await).unwrap();
+    assert!(msg.contains("address 127.0.0.1"), "{msg}");
 }
 
 #[test]
