@@ -665,6 +665,8 @@ async fn failed_logins_are_limited_per_account_and_per_address() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // refusals while limited go through the journal: chained within 250 ms
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let denied = audit(&s, "action=login&outcome=denied&actor=alice").await;
     assert_eq!(
         denied.len(),

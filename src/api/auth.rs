@@ -8,7 +8,7 @@
 use super::ratelimit::{Limiter, Rate};
 use super::ApiError;
 use crate::auth::{jwt, Action, Directory, Identity, LoginError};
-use crate::db::{AuditEvent, Metadata};
+use crate::db::{AuditEvent, Journal, Metadata};
 use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine;
 use serde_json::json;
@@ -57,6 +57,7 @@ pub struct AuthSettings {
 pub struct Auth {
     settings: AuthSettings,
     db: Metadata,
+    journal: Arc<Journal>,
     directory: RwLock<(Instant, Arc<Directory>)>,
     reloading: tokio::sync::Mutex<()>,
     /// sha256(user NUL password) -> (account, the PHC string it verified against, when).
@@ -105,9 +106,14 @@ fn login_event(who: &str, source: Option<IpAddr>, outcome: &str, reason: String)
 }
 
 impl Auth {
-    pub async fn new(settings: AuthSettings, db: Metadata) -> Result<Auth, crate::db::DbError> {
+    pub async fn new(
+        settings: AuthSettings,
+        db: Metadata,
+        journal: Arc<Journal>,
+    ) -> Result<Auth, crate::db::DbError> {
         let directory = db.directory().await?;
         Ok(Auth {
+            journal,
             failures_by_account: Limiter::new(settings.failed_logins_per_account),
             failures_by_address: Limiter::new(settings.failed_logins_per_address),
             settings,
@@ -280,15 +286,17 @@ impl Auth {
                     .map(|s| (s, format!("address {ip}")))
             });
         if let Some((retry, what)) = limited {
-            let _ = self
-                .db
-                .audit(&[login_event(
-                    user,
-                    source,
-                    "denied",
-                    format!("too many failed logins for {what}"),
-                )])
-                .await;
+            // Attempts while limited are unbounded in number: they go to the journal (one
+            // write each), not through a database transaction each.
+            let e = login_event(
+                user,
+                source,
+                "denied",
+                format!("too many failed logins for {what}"),
+            );
+            if let Err(err) = self.journal.record(&e) {
+                tracing::error!(error = %err, "recording a refused login failed");
+            }
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TOOMANYREQUESTS",

@@ -139,6 +139,7 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             failed_logins_per_address: FAILED_LOGINS_PER_ADDRESS.parse()?,
         },
         db.clone(),
+        journal.clone(),
     )
     .await?;
     if cfg.open {
