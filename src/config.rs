@@ -74,9 +74,9 @@ pub struct ServeArgs {
     /// The private key (PEM) of --tls-cert
     #[arg(long, env = "BONDED_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Bearer token that authorises changes to the trust policy and stores through
-    /// /bonded/v1/trust (until users and roles exist); without one those changes are refused.
-    /// Prefer the environment variable: flags show in process listings.
+    /// Bearer token that also authorises changes to the trust policy and stores through
+    /// /bonded/v1/trust (besides accounts with admin on '*'), for automation without an
+    /// account. Prefer the environment variable: flags show in process listings.
     #[arg(long, env = "BONDED_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
     /// Manifest pulls (GET) allowed per source address of anonymous clients, as

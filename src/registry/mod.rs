@@ -124,7 +124,7 @@ type Result<T> = std::result::Result<T, RegistryError>;
 /// Who is asking, for the audit trail.
 #[derive(Debug, Clone)]
 pub struct Client {
-    /// `anonymous` until users exist.
+    /// The account name, or `anonymous`.
     pub actor: String,
     pub source: Option<String>,
 }
@@ -853,7 +853,8 @@ impl Registry {
 
     /// Under `bonded.enforceOnPull`: a manifest pulled by tag, or by digest when it has
     /// signatures of its own, must still satisfy the policy. Pending manifests stay
-    /// readable by digest, so that they can be signed in place.
+    /// readable by digest to those who may push or sign (the HTTP layer keeps readers
+    /// out), so that they can be signed in place.
     async fn check_pull(
         &self,
         repo: &RepositoryName,
