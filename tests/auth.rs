@@ -715,6 +715,36 @@ fn unsafe_listeners_are_refused() {
         err.contains("plain HTTP") && err.contains("--insecure-http"),
         "{err}"
     );
+
+    // with consent it serves, and says it is unsafe
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args([
+            "serve",
+            "--addr",
+            "0.0.0.0:0",
+            "--insecure-http",
+            "--data-dir",
+        ])
+        .arg(tmp.path().join("d"))
+        .env("BONDED_LOG", "warn")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert!(
+        first.starts_with("bonded listening on http://0.0.0.0:"),
+        "{first}"
+    );
+    child.kill().unwrap();
+    let err = String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).to_string();
+    assert!(err.contains("serving logins over plain HTTP"), "{err}");
 }
 
 #[test]
