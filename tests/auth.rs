@@ -240,13 +240,12 @@ async fn each_role_may_do_exactly_what_it_grants() {
         // a signature manifest over the image
         let sig = signature_manifest((&blob_digest, blob.len()), &image_digest, image.len());
         let sig_digest = sha256(&sig);
-        let res = c
-            .put(s.v2(&format!("acme/app/manifests/{sig_digest}")))
-            .header("Content-Type", OCI_MANIFEST)
-            .body(sig.clone())
-            .send()
-            .await
-            .unwrap();
+        let res = put_manifest(
+            &c,
+            s.v2(&format!("acme/app/manifests/{sig_digest}")),
+            sig.clone(),
+        )
+        .await;
         if allowed("push_signature") {
             assert_eq!(res.status(), 201, "{who} signature push");
         } else {
@@ -256,13 +255,7 @@ async fn each_role_may_do_exactly_what_it_grants() {
         // an image under a new tag
         let m = image_manifest((&blob_digest, blob.len()), &[], json!({}));
         let tag = format!("by-{who}");
-        let res = c
-            .put(s.v2(&format!("acme/app/manifests/{tag}")))
-            .header("Content-Type", OCI_MANIFEST)
-            .body(m.clone())
-            .send()
-            .await
-            .unwrap();
+        let res = put_manifest(&c, s.v2(&format!("acme/app/manifests/{tag}")), m.clone()).await;
         if allowed("push_image") {
             assert_eq!(res.status(), 201, "{who} image push");
         } else {
@@ -840,13 +833,7 @@ async fn signers_must_not_be_pushers_when_the_policy_says_so() {
     let config = push_blob(&dev, &s, "apps/web", b"{}").await;
     let m = image_manifest((&config, 2), &[], json!({}));
     let digest = sha256(&m);
-    let res = dev
-        .put(s.v2(&format!("apps/web/manifests/{digest}")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m)
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&dev, s.v2(&format!("apps/web/manifests/{digest}")), m).await;
     assert_eq!(res.status(), 201);
     let image = format!("{}/apps/web@{digest}", s.addr);
     // pending: those who may push or sign can read it, readers cannot yet
@@ -898,13 +885,12 @@ async fn signers_must_not_be_pushers_when_the_policy_says_so() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let res = rdr.get(&by_digest).send().await.unwrap();
     assert_eq!(res.status(), 200, "admitted: readers may pull it");
-    let res = dev
-        .put(s.v2("apps/web/manifests/v1"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(image_manifest((&config, 2), &[], json!({})))
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(
+        &dev,
+        s.v2("apps/web/manifests/v1"),
+        image_manifest((&config, 2), &[], json!({})),
+    )
+    .await;
     assert_eq!(res.status(), 201);
     let refused = audit(&s, "action=signature.refuse").await;
     assert_eq!(refused.len(), 1);

@@ -224,13 +224,7 @@ async fn trust_and_inspect_commands_drive_a_running_server() {
     let config = push_blob(&c, &s, "apps/web", b"{}").await;
     let m = image_manifest((&config, 2), &[], json!({}));
     let digest = sha256(&m);
-    let res = c
-        .put(s.v2(&format!("apps/web/manifests/{digest}")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m)
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2(&format!("apps/web/manifests/{digest}")), m).await;
     assert_eq!(res.status(), 201);
     let image = format!("{}/apps/web@{digest}", s.addr);
     let o = sign(&image, key.to_str().unwrap(), cert.to_str().unwrap());

@@ -404,13 +404,7 @@ async fn names_and_tags_are_validated() {
         assert_eq!(res.status(), 400, "{bad}");
         assert_eq!(error_code(res).await, "NAME_INVALID");
     }
-    let res = c
-        .put(s.v2("r/manifests/.hidden"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2("r/manifests/.hidden"), "{}").await;
     assert_eq!(res.status(), 400);
     assert_eq!(error_code(res).await, "TAG_INVALID");
 }
@@ -497,13 +491,7 @@ async fn manifest_with_missing_blobs_is_refused_and_stores_nothing() {
     let cd = push_blob(&c, &s, "r", b"{}").await;
     let missing = sha256(b"layer nobody pushed");
     let m = image_manifest((&cd, 2), &[(&missing, 19)], json!({}));
-    let res = c
-        .put(s.v2("r/manifests/v1"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m.clone())
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2("r/manifests/v1"), m.clone()).await;
     assert_eq!(res.status(), 400);
     let body = json_body(res).await;
     assert_eq!(body["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
@@ -518,13 +506,7 @@ async fn manifest_with_missing_blobs_is_refused_and_stores_nothing() {
         "layers": [{"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
                     "digest": missing, "size": 19, "urls": ["https://example.com/layer"]}]
     });
-    let res = c
-        .put(s.v2("r/manifests/nd"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(nd.to_string())
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2("r/manifests/nd"), nd.to_string()).await;
     assert_eq!(res.status(), 201);
 }
 
@@ -623,35 +605,17 @@ async fn bad_manifests_get_clear_errors() {
         .unwrap()
         .contains("schema 1"));
 
-    let res = c
-        .put(s.v2("r/manifests/v1"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2("r/manifests/v1"), "{not json").await;
     assert_eq!(error_code(res).await, "MANIFEST_INVALID");
 
     // body bytes that do not hash to the digest in the URL
     let (m, _) = push_image(&c, &s, "r", "v2", "x", json!({})).await;
     let mut padded = m.clone();
     padded.extend_from_slice(b"  ");
-    let res = c
-        .put(s.v2(&format!("r/manifests/{}", sha256(&m))))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(padded)
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2(&format!("r/manifests/{}", sha256(&m))), padded).await;
     assert_eq!(res.status(), 400);
     assert_eq!(error_code(res).await, "DIGEST_INVALID");
-    let res = c
-        .put(s.v2("r/manifests/sha256:baddigeststring"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m.clone())
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2("r/manifests/sha256:baddigeststring"), m.clone()).await;
     assert_eq!(res.status(), 400);
 }
 
@@ -666,25 +630,13 @@ async fn manifest_size_limit_is_four_mebibytes() {
         .collect();
     let big = image_manifest((&cd, 2), &[], json!({ "annotations": annotations }));
     assert!(big.len() > 3_900_000 && big.len() < 4 * 1024 * 1024);
-    let res = c
-        .put(s.v2("r/manifests/big"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2("r/manifests/big"), big.clone()).await;
     assert_eq!(res.status(), 201);
     let res = c.get(s.v2("r/manifests/big")).send().await.unwrap();
     assert_eq!(res.bytes().await.unwrap().len(), big.len());
     // over the limit: refused, tag untouched
     let over = vec![b' '; 4 * 1024 * 1024 + 1];
-    let res = c
-        .put(s.v2("r/manifests/big"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(over)
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2("r/manifests/big"), over).await;
     assert_eq!(res.status(), 413);
     assert_eq!(error_code(res).await, "SIZE_INVALID");
     let res = c.get(s.v2("r/manifests/big")).send().await.unwrap();
@@ -697,13 +649,7 @@ async fn tags_and_catalog_paginate_with_link_headers() {
     let c = client();
     let (m, _) = push_image(&c, &s, "r", "t0", "p", json!({})).await;
     for t in ["t3", "t1", "t4", "t2"] {
-        let res = c
-            .put(s.v2(&format!("r/manifests/{t}")))
-            .header("Content-Type", OCI_MANIFEST)
-            .body(m.clone())
-            .send()
-            .await
-            .unwrap();
+        let res = put_manifest(&c, s.v2(&format!("r/manifests/{t}")), m.clone()).await;
         assert_eq!(res.status(), 201);
     }
     let res = c.get(s.v2("r/tags/list")).send().await.unwrap();
@@ -859,13 +805,7 @@ async fn referrers_list_filter_and_subject_header() {
     ] {
         let body = artifact(kind, note);
         let d = sha256(body.as_bytes());
-        let res = c
-            .put(s.v2(&format!("r/manifests/{d}")))
-            .header("Content-Type", OCI_MANIFEST)
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
+        let res = put_manifest(&c, s.v2(&format!("r/manifests/{d}")), body.clone()).await;
         assert_eq!(res.status(), 201);
         assert_eq!(header(&res, "oci-subject"), subject);
         pushed.push((d, body.len(), kind));
@@ -938,13 +878,7 @@ async fn a_referrer_may_arrive_before_its_subject() {
         "subject": {"mediaType": OCI_MANIFEST, "digest": future_subject, "size": 123}
     })
     .to_string();
-    let res = c
-        .put(s.v2("r/manifests/sig"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(sig)
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2("r/manifests/sig"), sig).await;
     assert_eq!(res.status(), 201);
     assert_eq!(header(&res, "oci-subject"), future_subject);
     let res = c
@@ -998,13 +932,12 @@ async fn sha512_blobs_and_manifests() {
 
     let m = image_manifest((&cd, config.len()), &[(&ld, layer.len())], json!({}));
     let md = sha512(&m);
-    let res = c
-        .put(s.v2(&format!("r/manifests/{md}?tag=five-twelve")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m.clone())
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(
+        &c,
+        s.v2(&format!("r/manifests/{md}?tag=five-twelve")),
+        m.clone(),
+    )
+    .await;
     assert_eq!(res.status(), 201);
     assert_eq!(header(&res, "docker-content-digest"), md);
     assert_eq!(header(&res, "location"), format!("/v2/r/manifests/{md}"));
@@ -1023,13 +956,7 @@ async fn tag_parameters_tag_a_push_by_digest() {
     let s = Server::start();
     let c = client();
     let (m, d) = push_image(&c, &s, "r", "first", "tp", json!({})).await;
-    let res = c
-        .put(s.v2(&format!("r/manifests/{d}?tag=a&tag=b")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m)
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2(&format!("r/manifests/{d}?tag=a&tag=b")), m).await;
     assert_eq!(res.status(), 201);
     let tags: Vec<_> = res
         .headers()

@@ -8,13 +8,7 @@ use common::*;
 use serde_json::{json, Value};
 
 async fn tag(c: &reqwest::Client, s: &Server, repo: &str, m: &[u8]) -> (u16, String) {
-    let res = c
-        .put(s.v2(&format!("{repo}/manifests/v1")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(c, s.v2(&format!("{repo}/manifests/v1")), m.to_vec()).await;
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
     (status, text)
@@ -55,13 +49,7 @@ async fn two_distinct_signers_are_needed() {
     let layer = push_blob(&c, &s, repo, b"release bits").await;
     let m = image_manifest((&config, 38), &[(&layer, 12)], json!({}));
     let d = sha256(&m);
-    let res = c
-        .put(s.v2(&format!("{repo}/manifests/{d}")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m.clone())
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2(&format!("{repo}/manifests/{d}")), m.clone()).await;
     assert_eq!(res.status(), 201);
     let subject = json!({"mediaType": OCI_MANIFEST, "digest": d, "size": m.len()});
 

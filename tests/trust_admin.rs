@@ -73,13 +73,12 @@ async fn push_signed_v1(c: &reqwest::Client, s: &Server) -> reqwest::Response {
         .await;
     }
     for (reference, digest) in [(V1_IMAGE, V1_IMAGE), (V1_SIGNATURE, V1_SIGNATURE)] {
-        let res = c
-            .put(s.v2(&format!("signed/app/manifests/{reference}")))
-            .header("Content-Type", OCI_MANIFEST)
-            .body(blob(digest))
-            .send()
-            .await
-            .unwrap();
+        let res = put_manifest(
+            c,
+            s.v2(&format!("signed/app/manifests/{reference}")),
+            blob(digest),
+        )
+        .await;
         assert_eq!(res.status(), 201);
     }
     c.put(s.v2("signed/app/manifests/v1"))
@@ -170,13 +169,7 @@ async fn trust_changes_are_authorised_validated_versioned_and_reevaluate_signatu
     assert_eq!(sig["accepted"], false);
     assert_eq!(sig["checks"]["authenticity"]["outcome"], "failed");
     assert_eq!(store["verdict"]["admitted"], false);
-    let res = c
-        .put(s.v2("signed/app/manifests/v2"))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(blob(V1_IMAGE))
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(&c, s.v2("signed/app/manifests/v2"), blob(V1_IMAGE)).await;
     assert_eq!(
         res.status(),
         403,

@@ -179,6 +179,20 @@ pub fn image_manifest(
     serde_json::to_vec(&m).unwrap()
 }
 
+/// PUTs an OCI image manifest to `url`.
+pub async fn put_manifest(
+    c: &reqwest::Client,
+    url: String,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    c.put(url)
+        .header("Content-Type", OCI_MANIFEST)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Pushes a config and one layer, then an image manifest under `tag`; returns the manifest
 /// bytes and digest.
 pub async fn push_image(
@@ -194,13 +208,7 @@ pub async fn push_image(
     let cd = push_blob(c, s, repo, &config).await;
     let ld = push_blob(c, s, repo, &layer).await;
     let m = image_manifest((&cd, config.len()), &[(&ld, layer.len())], extra);
-    let res = c
-        .put(s.v2(&format!("{repo}/manifests/{tag}")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m.clone())
-        .send()
-        .await
-        .unwrap();
+    let res = put_manifest(c, s.v2(&format!("{repo}/manifests/{tag}")), m.clone()).await;
     assert_eq!(res.status(), 201, "push manifest {repo}:{tag}");
     let d = sha256(&m);
     (m, d)
