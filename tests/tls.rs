@@ -166,33 +166,24 @@ async fn logins_go_over_https() {
     let (md, mn) = layout.blob(&m);
     layout.index(&serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn}]}));
     let ca_file = d.join("ca.pem");
-    let o = bonded_with_stdin(
-        &[
-            "push",
-            &layout.path(),
-            &format!("{}/tls/app:v1", s.addr),
-            "--ca-file",
-            ca_file.to_str().unwrap(),
-            "--username",
-            "alice",
-            "--password-stdin",
-        ],
-        &password("alice"),
-    );
+    let push = |tag: &str, password: &str| {
+        bonded_with_stdin(
+            &[
+                "push",
+                &layout.path(),
+                &format!("{}/tls/app:{tag}", s.addr),
+                "--ca-file",
+                ca_file.to_str().unwrap(),
+                "--username",
+                "alice",
+                "--password-stdin",
+            ],
+            password,
+        )
+    };
+    let o = push("v1", &password("alice"));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = bonded_with_stdin(
-        &[
-            "push",
-            &layout.path(),
-            &format!("{}/tls/app:v2", s.addr),
-            "--ca-file",
-            ca_file.to_str().unwrap(),
-            "--username",
-            "alice",
-            "--password-stdin",
-        ],
-        "not-alices-password",
-    );
+    let o = push("v2", "not-alices-password");
     assert!(!o.status.success());
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("wrong username or password"),
