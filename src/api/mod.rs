@@ -402,6 +402,7 @@ async fn handle(
         (Endpoint::Catalog, Method::GET) => catalog(&reg, &auth, &caller, &ctx).await,
         (Endpoint::Tags(n), Method::GET) => tags(&reg, &name(n)?, &ctx).await,
         (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) => {
+            let (repo, reference) = (name(n)?, r.parse::<Reference>()?);
             let limit_headers = if ctx.method == Method::GET {
                 charge_pull(&options, &caller, n).await?
             } else {
@@ -409,9 +410,9 @@ async fn handle(
             };
             // A manifest pending signatures is for those who may sign or push it, not for
             // readers: they see it once it is admitted.
-            if let Ok(Reference::Digest(d)) = r.parse::<Reference>() {
+            if let Reference::Digest(d) = &reference {
                 if !auth.holds(&caller, n, Action::PushSignature).await
-                    && reg.is_pending(&name(n)?, &d).await?
+                    && reg.is_pending(&repo, d).await?
                 {
                     return Err(ApiError::new(
                         StatusCode::NOT_FOUND,
@@ -420,16 +421,7 @@ async fn handle(
                     ));
                 }
             }
-            let mut res = manifest_get(&reg, &name(n)?, r, &ctx).await?;
-            if ctx.method == Method::GET {
-                let digest = res
-                    .headers()
-                    .get(&DOCKER_CONTENT_DIGEST)
-                    .and_then(|d| d.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                reg.record_pull(&name(n)?, &r.parse()?, &digest)?;
-            }
+            let mut res = manifest_get(&reg, &repo, &reference, &ctx).await?;
             for (k, v) in limit_headers {
                 if let Ok(v) = HeaderValue::from_str(&v) {
                     res.headers_mut().insert(k, v);
@@ -696,14 +688,14 @@ fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
     !listed
 }
 
+/// A manifest `GET` or `HEAD`; a `GET` is recorded as a pull before it is answered.
 async fn manifest_get(
     reg: &Registry,
     name: &RepositoryName,
-    reference: &str,
+    reference: &Reference,
     ctx: &Ctx,
 ) -> Result<Response, ApiError> {
-    let reference: Reference = reference.parse()?;
-    let m = reg.manifest_get(name, &reference).await?;
+    let m = reg.manifest_get(name, reference).await?;
     if !accepts(&ctx.headers, &m.media_type) {
         return Err(RegistryError::NotAcceptable {
             reference: reference.to_string(),
@@ -720,6 +712,7 @@ async fn manifest_get(
     let body = if ctx.method == Method::HEAD {
         Body::empty()
     } else {
+        reg.record_pull(name, reference, &m.digest)?;
         Body::from(Bytes::from_owner(ManifestBytes(m)))
     };
     Ok(respond(StatusCode::OK, headers, body))
