@@ -130,23 +130,40 @@ impl Auth {
 
     /// The accounts and grants, re-read when older than `max_age`.
     pub async fn directory(&self, max_age: Duration) -> Arc<Directory> {
-        let (at, dir) = self
-            .directory
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let asked = Instant::now();
+        let current = || {
+            self.directory
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        };
+        let (at, dir) = current();
         if at.elapsed() < max_age {
             return dir;
         }
-        // One reader refreshes; the others go on with the copy they have.
-        let Ok(_guard) = self.reloading.try_lock() else {
-            return dir;
+        let _guard = match self.reloading.try_lock() {
+            Ok(g) => g,
+            // On the periodic refresh, one request re-reads and the others go on with the
+            // copy they have. Before a refusal (a short `max_age`), wait for the re-read in
+            // flight instead: refusing on the old copy could miss a grant just made.
+            Err(_) if max_age >= DIRECTORY_TTL => return dir,
+            Err(_) => {
+                let wait = self.reloading.lock().await;
+                let (at, dir) = current();
+                // A read that started after this request sees every change before it.
+                if at >= asked {
+                    return dir;
+                }
+                wait
+            }
         };
+        // Stamped when the read starts, so the stamp never claims more than it saw.
+        let started = Instant::now();
         match self.db.directory().await {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
                 *self.directory.write().unwrap_or_else(|p| p.into_inner()) =
-                    (Instant::now(), fresh.clone());
+                    (started, fresh.clone());
                 fresh
             }
             Err(e) => {
