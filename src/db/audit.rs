@@ -41,22 +41,23 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The hash of a record: SHA-256 over the previous hash and the record's fields, as a
 /// JSON array (unambiguous, and easy to recompute with any tool).
 pub fn chain_hash(seq: i64, prev_hash: &str, e: &AuditEvent) -> String {
-    let fields = serde_json::json!([
+    // A tuple serialises as the same compact JSON array as `json!([...])` would, without
+    // copying every field into a `Value` first.
+    let fields = (
         seq,
         prev_hash,
-        e.at,
-        e.actor,
-        e.source,
-        e.action,
-        e.repository,
-        e.digest,
-        e.tag,
-        e.outcome,
-        e.reason
-    ]);
-    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-        fields.to_string().as_bytes(),
-    ))
+        &e.at,
+        &e.actor,
+        &e.source,
+        &e.action,
+        &e.repository,
+        &e.digest,
+        &e.tag,
+        &e.outcome,
+        &e.reason,
+    );
+    let bytes = serde_json::to_vec(&fields).expect("strings and numbers serialise");
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
 }
 
 /// Appends events after the last record, inside the caller's transaction (so they commit
@@ -283,6 +284,14 @@ mod tests {
             reason: None,
         };
         let h = chain_hash(1, GENESIS, &e);
+        // what any tool recomputes: SHA-256 of the compact JSON array of the fields
+        let text = format!(
+            r#"[1,"{GENESIS}","2026-11-27T12:00:00.000Z","anonymous","127.0.0.1","manifest.push","r","sha256:x","v1","ok",null]"#
+        );
+        assert_eq!(
+            h,
+            hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()))
+        );
         assert_ne!(h, chain_hash(2, GENESIS, &e));
         assert_ne!(h, chain_hash(1, &"1".repeat(64), &e));
         let mut changed = e.clone();
