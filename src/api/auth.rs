@@ -90,19 +90,13 @@ fn now_unix() -> i64 {
 }
 
 fn login_event(who: &str, source: Option<IpAddr>, outcome: &str, reason: String) -> AuditEvent {
-    AuditEvent {
-        at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        actor: who.to_string(),
-        source: source.map(|s| s.to_string()),
-        action: "login".into(),
-        repository: None,
-        digest: None,
-        tag: None,
-        outcome: outcome.into(),
-        reason: Some(reason),
-    }
+    AuditEvent::now(
+        who,
+        source.map(|s| s.to_string()),
+        "login",
+        outcome,
+        Some(reason),
+    )
 }
 
 impl Auth {
@@ -203,6 +197,27 @@ impl Auth {
             header::WWW_AUTHENTICATE,
             self.challenge(headers, scope, None),
         )
+    }
+
+    /// Refuses anonymous clients without a token when authentication is required, with
+    /// the login challenge; `what` says what they were trying to do.
+    pub fn require_login(
+        &self,
+        headers: &HeaderMap,
+        caller: &Caller,
+        what: &str,
+    ) -> Result<(), ApiError> {
+        if self.settings.mode == Mode::Enforced
+            && caller.identity == Identity::Anonymous
+            && caller.token.is_none()
+        {
+            return Err(self.unauthorized(
+                headers,
+                None,
+                format!("authentication required {what}"),
+            ));
+        }
+        Ok(())
     }
 
     /// Who sent the request: an account (Basic or bearer token) or anonymous. Bad

@@ -82,6 +82,13 @@ pub fn router(registry: Arc<Registry>, options: Options) -> Router {
 
 type Opts = axum::Extension<Options>;
 
+/// The query string's key-value pairs, decoded, repeated keys kept.
+fn query_pairs(uri: &axum::http::Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
 fn source_of(req: &Request) -> Option<std::net::IpAddr> {
     req.extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -172,35 +179,23 @@ async fn charge_pull(
 /// anonymous ones when authentication is required (how clients discover where to log in).
 async fn base(axum::Extension(options): Opts, req: Request) -> Response {
     let auth = &options.auth;
-    match auth.authenticate(req.headers(), source_of(&req)).await {
+    let allowed = match auth.authenticate(req.headers(), source_of(&req)).await {
+        Ok(caller) => auth.require_login(
+            req.headers(),
+            &caller,
+            "to use this registry: log in (docker login, skopeo login, podman login)",
+        ),
+        Err(e) => Err(e),
+    };
+    match allowed {
+        Ok(()) => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
         Err(e) => e.into_response(),
-        Ok(caller)
-            if auth.mode() == Mode::Enforced
-                && caller.identity == Identity::Anonymous
-                && caller.token.is_none() =>
-        {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "UNAUTHORIZED",
-                "authentication required: log in (docker login, skopeo login, podman login)",
-            )
-            .header(
-                header::WWW_AUTHENTICATE,
-                auth.challenge(req.headers(), None, None),
-            )
-            .into_response()
-        }
-        Ok(_) => ([(header::CONTENT_TYPE, "application/json")], "{}").into_response(),
     }
 }
 
 /// `GET /token`: bearer tokens for the Docker registry token flow.
 async fn token(axum::Extension(options): Opts, req: Request) -> Response {
-    let query: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query = query_pairs(req.uri());
     match options
         .auth
         .issue_token(req.headers(), &query, source_of(&req))
@@ -374,11 +369,7 @@ async fn handle(
             format!("no registry endpoint at {}", parts.uri.path()),
         )
     })?;
-    let query = parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query = query_pairs(&parts.uri);
     let ctx = Ctx {
         method: parts.method,
         headers: parts.headers,
@@ -939,11 +930,7 @@ async fn bonded_api_inner(
                 if auth.mode() == Mode::Enforced {
                     require_admin().await?;
                 }
-                let query: Vec<(String, String)> = parts
-                    .uri
-                    .query()
-                    .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-                    .unwrap_or_default();
+                let query = query_pairs(&parts.uri);
                 let get = |k: &str| {
                     query
                         .iter()
@@ -971,23 +958,14 @@ async fn bonded_api_inner(
                     .flatten();
                 Ok(ok(json!({ "records": records, "next": next })))
             }
-            (Method::GET, "trust" | "trust/versions")
-                if auth.mode() == Mode::Enforced
-                    && caller.identity == Identity::Anonymous
-                    && caller.token.is_none() =>
-            {
-                Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "UNAUTHORIZED",
-                    "authentication required to read the trust configuration",
-                )
-                .header(
-                    header::WWW_AUTHENTICATE,
-                    auth.challenge(&parts.headers, None, None),
-                ))
+            (Method::GET, "trust") => {
+                auth.require_login(&parts.headers, &caller, "to read the trust configuration")?;
+                Ok(ok(reg.trust_snapshot().await?))
             }
-            (Method::GET, "trust") => Ok(ok(reg.trust_snapshot().await?)),
-            (Method::GET, "trust/versions") => Ok(ok(reg.trust_history().await?)),
+            (Method::GET, "trust/versions") => {
+                auth.require_login(&parts.headers, &caller, "to read the trust configuration")?;
+                Ok(ok(reg.trust_history().await?))
+            }
             (method, "trust/policy") if method == Method::PUT || method == Method::DELETE => {
                 require_admin().await?;
                 let text = if method == Method::PUT {

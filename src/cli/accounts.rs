@@ -221,19 +221,7 @@ pub async fn quota(args: &QuotaArgs) -> Result<(), String> {
 
 /// An audit event for a change made outside any HTTP request.
 pub fn local_event(actor: &str, action: &str, reason: &str) -> AuditEvent {
-    AuditEvent {
-        at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        actor: actor.to_string(),
-        source: None,
-        action: action.to_string(),
-        repository: None,
-        digest: None,
-        tag: None,
-        outcome: "ok".into(),
-        reason: Some(reason.to_string()),
-    }
+    AuditEvent::now(actor, None, action, "ok", Some(reason.to_string()))
 }
 
 fn operator() -> String {

@@ -25,6 +25,32 @@ pub struct AuditEvent {
     pub reason: Option<String>,
 }
 
+impl AuditEvent {
+    /// An event happening now, about no repository yet (set `repository`, `digest`, `tag`
+    /// on the result when it is about one).
+    pub fn now(
+        actor: &str,
+        source: Option<String>,
+        action: &str,
+        outcome: &str,
+        reason: Option<String>,
+    ) -> AuditEvent {
+        AuditEvent {
+            at: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            actor: actor.to_string(),
+            source,
+            action: action.to_string(),
+            repository: None,
+            digest: None,
+            tag: None,
+            outcome: outcome.to_string(),
+            reason,
+        }
+    }
+}
+
 /// A stored record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AuditRecord {

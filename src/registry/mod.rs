@@ -77,6 +77,13 @@ pub enum RegistryError {
     Db(#[from] crate::db::DbError),
 }
 
+/// What a push would add to a namespace, for quotas.
+#[derive(Clone, Copy)]
+enum Stored<'a> {
+    Blob(&'a Digest),
+    Manifest(&'a Digest),
+}
+
 /// `1.5 GiB`, `300 MiB`, `12 KiB`, `512 B`.
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -147,17 +154,10 @@ fn event(
         .try_with(|c| (c.actor.clone(), c.source.clone()))
         .unwrap_or_else(|_| ("bonded".to_string(), None));
     crate::db::AuditEvent {
-        at: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        actor,
-        source,
-        action: action.to_string(),
         repository: repo.map(|r| r.to_string()),
         digest: digest.map(|d| d.to_string()),
         tag: tag.map(str::to_string),
-        outcome: outcome.to_string(),
-        reason,
+        ..crate::db::AuditEvent::now(&actor, source, action, outcome, reason)
     }
 }
 
@@ -254,21 +254,19 @@ impl Registry {
     }
 
     /// Refuses to store `size` more bytes in `repo` when that would take a namespace
-    /// over its quota. A blob already stored in the namespace costs nothing.
-    async fn check_quota(
-        &self,
-        repo: &RepositoryName,
-        blob: Option<&Digest>,
-        size: u64,
-    ) -> Result<()> {
+    /// over its quota. A blob already stored in the namespace, or a manifest already in
+    /// the repository, costs nothing.
+    async fn check_quota(&self, repo: &RepositoryName, item: Stored<'_>, size: u64) -> Result<()> {
         for (pattern, allowed) in self.db.quotas().await? {
             if !crate::auth::pattern_matches(&pattern, repo.as_str()) {
                 continue;
             }
-            if let Some(d) = blob {
-                if self.db.namespace_has_blob(&pattern, &d.to_string()).await? {
-                    continue;
-                }
+            let already = match item {
+                Stored::Blob(d) => self.db.namespace_has_blob(&pattern, &d.to_string()).await?,
+                Stored::Manifest(d) => self.db.manifest_state(repo, d).await?.is_some(),
+            };
+            if already {
+                continue;
             }
             let used = self.db.namespace_usage(&pattern).await?;
             if used.saturating_add(size) > allowed {
@@ -283,12 +281,12 @@ impl Registry {
                         "quota": pattern, "usedBytes": used, "allowedBytes": allowed, "requestedBytes": size,
                     }),
                 };
+                let (action, blob) = match item {
+                    Stored::Blob(d) => ("blob.push", Some(d)),
+                    Stored::Manifest(_) => ("manifest.push", None),
+                };
                 self.audit_refusal(event(
-                    if blob.is_some() {
-                        "blob.push"
-                    } else {
-                        "manifest.push"
-                    },
+                    action,
                     Some(repo),
                     blob,
                     None,
@@ -428,7 +426,7 @@ impl Registry {
         if self.store.stat(digest).await?.is_none() {
             return Ok(None);
         }
-        self.check_quota(repo, Some(digest), size).await?;
+        self.check_quota(repo, Stored::Blob(digest), size).await?;
         let reason = from.map(|f| format!("mounted from {f}"));
         let audit = [event(
             "blob.push",
@@ -461,7 +459,7 @@ impl Registry {
             Ok(size) => {
                 // Over quota, the committed bytes stay unreferenced (as after a crash
                 // between commit and link) and the repository is unchanged.
-                self.check_quota(repo, Some(digest), size).await?;
+                self.check_quota(repo, Stored::Blob(digest), size).await?;
                 let audit = [event(
                     "blob.push",
                     Some(repo),
@@ -571,7 +569,7 @@ impl Registry {
             self.append_locked(id, range, declared, body).await?;
         }
         let size = self.store.upload_commit(id, digest).await?;
-        if let Err(e) = self.check_quota(repo, Some(digest), size).await {
+        if let Err(e) = self.check_quota(repo, Stored::Blob(digest), size).await {
             self.db.upload_delete(id).await?;
             self.forget_session_lock(id);
             return Err(e);
@@ -778,9 +776,8 @@ impl Registry {
                 Some(reason),
             ));
         }
-        if self.db.manifest_state(repo, &digest).await?.is_none() {
-            self.check_quota(repo, None, body.len() as u64).await?;
-        }
+        self.check_quota(repo, Stored::Manifest(&digest), body.len() as u64)
+            .await?;
         let write = ManifestWrite {
             repository: repo.clone(),
             digest: digest.clone(),
