@@ -32,17 +32,9 @@ fn run(cmd: &str, args: &[&str]) -> Output {
 
 /// `bonded ARGS --username admin --password-stdin`, the password on standard input.
 fn bonded(args: &[&str]) -> Output {
-    use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
-        .args(args)
-        .args(["--username", "admin", "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run bonded");
-    writeln!(child.stdin.take().unwrap(), "{ADMIN_PASSWORD}").unwrap();
-    child.wait_with_output().unwrap()
+    let mut all = args.to_vec();
+    all.extend(["--username", "admin", "--password-stdin"]);
+    bonded_with_stdin(&all, ADMIN_PASSWORD)
 }
 
 fn creds() -> String {
