@@ -1,7 +1,7 @@
 //! Real clients against bonded: skopeo copies an image built by umoci, and a multi-platform
 //! index written here as an OCI layout, into the registry and back, byte for byte.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

@@ -1,7 +1,7 @@
 //! `bonded sign` and `bonded verify` against a running bonded: keys and chains made by
 //! rcgen and written to files, as a user would have them.
 
-mod common;
+use crate::common;
 
 use common::pki::Ca;
 use common::*;

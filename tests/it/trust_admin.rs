@@ -2,7 +2,7 @@
 //! the admin token, validated, versioned, applied at once, re-evaluating stored signatures,
 //! and still in force after a restart.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

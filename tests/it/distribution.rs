@@ -1,7 +1,7 @@
 //! The OCI Distribution Spec v1.1 endpoints, end to end against the real server: status
 //! codes, headers, error codes, and that a rejected request changes nothing.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

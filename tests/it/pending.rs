@@ -1,7 +1,7 @@
 //! Pending manifests, quarantined tags and pull enforcement: what happens between a push
 //! and the signatures that make it admissible.
 
-mod common;
+use crate::common;
 
 use common::pki::{push_signature, Ca, Signer};
 use common::*;

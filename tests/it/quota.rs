@@ -2,7 +2,7 @@
 //! what is used and allowed, change nothing, and blobs already stored in the namespace
 //! cost nothing.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -3,7 +3,7 @@
 //! `bonded verify` passes, and the signature store shows who signed. Also for a
 //! multi-platform index.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

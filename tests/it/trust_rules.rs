@@ -13,7 +13,7 @@ use rcgen::{
 };
 use time::{Duration, OffsetDateTime};
 
-mod common;
+use crate::common;
 
 /// A chain root -> intermediate -> leaf, each customisable, with the leaf's key.
 struct Chain {

@@ -3,7 +3,7 @@
 //! config.json or --username/--password-stdin, the CA from --ca-file, and one clear line
 //! for each way it can go wrong.
 
-mod common;
+use crate::common;
 
 use base64::Engine as _;
 use common::distribution::start_distribution_with;

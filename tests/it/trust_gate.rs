@@ -1,7 +1,7 @@
 //! The admission gate, end to end: bonded started with a trust policy refuses unsigned and
 //! untrusted pushes and admits images whose signatures (made by notation) satisfy it.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

@@ -4,7 +4,7 @@
 //! bearer-token scopes, failed-login limits, mounts and the catalog, and the refusal to
 //! serve logins unsafely.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::*;

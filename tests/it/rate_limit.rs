@@ -1,7 +1,7 @@
 //! Pull rate limits: manifest GETs per client address, 429 TOOMANYREQUESTS with
 //! Retry-After and RateLimit-* headers, and recovery once the bucket refills.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

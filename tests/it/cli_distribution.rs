@@ -2,7 +2,7 @@
 //! which has no referrers API: the signer keeps the `sha256-<hex>` referrers tag index up to
 //! date and the verifier reads it, as notation does.
 
-mod common;
+use crate::common;
 
 use common::distribution::{put_blob, start_distribution};
 use common::pki::Ca;

@@ -3,7 +3,7 @@
 //! interrupted chunked session resumes from what was durably received, and a retried push
 //! succeeds.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::io::Write;

@@ -1,7 +1,7 @@
 //! The audit trail: what was pushed, signed, refused, deleted and changed, by whom and from
 //! where, hash-chained so that an edit or a removal in the database is detected.
 
-mod common;
+use crate::common;
 
 use common::pki::{push_signature, Ca};
 use common::*;

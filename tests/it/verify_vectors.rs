@@ -2,7 +2,7 @@
 //! bonded (referrers API) and by CNCF Distribution (referrers tag schema): the results the
 //! vectors README states, as exit codes.
 
-mod common;
+use crate::common;
 
 use common::distribution::{put_blob, start_distribution};
 use common::*;

@@ -2,7 +2,7 @@
 //! CLI, reqwest) reach it, plain HTTP does not, and SIGHUP swaps in a new certificate
 //! without a restart.
 
-mod common;
+use crate::common;
 
 use common::pki::Ca;
 use common::*;

@@ -1,7 +1,7 @@
 //! A 2-of-n policy end to end: signatures from two distinct trusted identities are needed
 //! before a tag is admitted; one signer signing twice counts once.
 
-mod common;
+use crate::common;
 
 use common::pki::{push_signature, Ca};
 use common::*;

@@ -1,0 +1,24 @@
+//! Integration tests: one binary (one link) for all of them; each module starts the real
+//! `bonded` binary, and clients beside it, on ephemeral loopback ports.
+
+mod common;
+
+mod audit;
+mod auth;
+mod cli;
+mod cli_distribution;
+mod cli_tls_auth;
+mod clients;
+mod crash;
+mod distribution;
+mod k_of_n;
+mod pending;
+mod quickstart;
+mod quota;
+mod rate_limit;
+mod tls;
+mod trust_admin;
+mod trust_gate;
+mod trust_rules;
+mod trust_vectors;
+mod verify_vectors;
