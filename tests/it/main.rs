@@ -13,6 +13,7 @@ mod crash;
 mod distribution;
 mod k_of_n;
 mod pending;
+mod podman;
 mod quickstart;
 mod quota;
 mod rate_limit;

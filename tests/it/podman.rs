@@ -1,0 +1,197 @@
+//! podman as users run it: `podman login`, then push and pull by name, against bonded
+//! requiring authentication. podman keeps its own credential file and follows the
+//! Bearer challenge itself, so this checks the login flow with a second real client
+//! beside skopeo. Each test gets its own podman storage (vfs: no kernel overlay needed)
+//! and credential file, so nothing is shared with the machine's podman.
+
+use crate::common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Podman {
+    root: PathBuf,
+}
+
+impl Podman {
+    fn new(dir: &Path) -> Podman {
+        std::fs::create_dir_all(dir).unwrap();
+        // podman refuses a REGISTRY_AUTH_FILE that does not exist yet
+        std::fs::write(dir.join("auth.json"), "{}").unwrap();
+        Podman {
+            root: dir.to_path_buf(),
+        }
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut cmd = Command::new("podman");
+        cmd.arg("--root")
+            .arg(self.root.join("storage"))
+            .arg("--runroot")
+            .arg(self.root.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args)
+            .env("REGISTRY_AUTH_FILE", self.root.join("auth.json"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .expect("podman is installed (apt-get install podman)");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(s) = stdin {
+            writeln!(input, "{s}").unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    fn login(&self, addr: &str, name: &str, secret: &str) -> Output {
+        self.run(
+            &[
+                "login",
+                "--tls-verify=false",
+                "--username",
+                name,
+                "--password-stdin",
+                addr,
+            ],
+            Some(secret),
+        )
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// An image in podman's local storage, made from a one-file root filesystem.
+fn import_image(p: &Podman, dir: &Path, name: &str) {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    std::fs::write(rootfs.join("hello.txt"), b"hello from a podman test\n").unwrap();
+    let tar = dir.join("rootfs.tar");
+    let o = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = p.run(&["import", tar.to_str().unwrap(), name], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// What the registry itself says about `repo:tag`, asked as the administrator.
+async fn manifest_status(s: &Server, repo: &str, tag: &str) -> u16 {
+    as_user("admin", ADMIN_PASSWORD)
+        .get(format!("{}/v2/{repo}/manifests/{tag}", s.url))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn podman_logs_in_pushes_and_pulls_within_its_role() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    user(&data, "alice", "developer", "acme/*");
+    user(&data, "bob", "reader", "acme/*");
+    let p = Podman::new(&tmp.path().join("podman"));
+    import_image(&p, tmp.path(), "localhost/demo:v1");
+    let dest = format!("{}/acme/demo:v1", s.addr);
+    let push = |p: &Podman| {
+        p.run(
+            &["push", "--tls-verify=false", "localhost/demo:v1", &dest],
+            None,
+        )
+    };
+
+    // not logged in: refused with the registry's reason, nothing stored
+    let o = push(&p);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("authentication required"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(manifest_status(&s, "acme/demo", "v1").await, 404);
+
+    // a wrong password fails the login itself (podman words the 401 itself)
+    let o = p.login(&s.addr, "alice", "not-alices-password");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("invalid username/password"),
+        "{}",
+        stderr(&o)
+    );
+
+    // a reader logs in but may not push: 403 DENIED naming the role, nothing stored
+    let o = p.login(&s.addr, "bob", &password("bob"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = push(&p);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("denied") && err.contains("reader"), "{err}");
+    assert_eq!(manifest_status(&s, "acme/demo", "v1").await, 404);
+
+    // a developer pushes
+    let o = p.login(&s.addr, "alice", &password("alice"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = push(&p);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(manifest_status(&s, "acme/demo", "v1").await, 200);
+
+    // the reader pulls it back into an empty store, and gets the same image
+    let pulled = Podman::new(&tmp.path().join("podman-pull"));
+    let o = pulled.login(&s.addr, "bob", &password("bob"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = pulled.run(&["pull", "--tls-verify=false", &dest], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = |p: &Podman, name: &str| {
+        let o = p.run(&["image", "inspect", "--format", "{{.Id}}", name], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(id(&pulled, &dest), id(&p, "localhost/demo:v1"));
+
+    // after logout, the private namespace is closed again
+    let o = pulled.run(&["logout", &s.addr], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = pulled.run(&["pull", "--tls-verify=false", &dest], None);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("authentication required"),
+        "{}",
+        stderr(&o)
+    );
+
+    // the trail names who pushed the manifest and who was refused
+    let trail = as_user("admin", ADMIN_PASSWORD)
+        .get(format!("{}/bonded/v1/audit?repository=acme/demo", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trail.status(), 200);
+    let trail: serde_json::Value = serde_json::from_slice(&trail.bytes().await.unwrap()).unwrap();
+    let records = trail["records"].as_array().unwrap();
+    let pushed = records
+        .iter()
+        .find(|r| r["action"] == "manifest.push" && r["outcome"] == "ok")
+        .unwrap_or_else(|| panic!("no manifest push in {records:?}"));
+    assert_eq!(pushed["actor"], "alice");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["actor"] == "bob" && r["outcome"] == "denied"),
+        "no refusal for bob in {records:?}"
+    );
+}
