@@ -79,9 +79,9 @@ pub struct ServeArgs {
     /// account. Prefer the environment variable: flags show in process listings.
     #[arg(long, env = "BONDED_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
-    /// Manifest pulls (GET) allowed per source address of anonymous clients, as
-    /// COUNT/WINDOW (e.g. 100/hour, 20/30s), token bucket; over it: 429 TOOMANYREQUESTS
-    /// with Retry-After [default: none]
+    /// Manifest pulls (GET) allowed per source address of anonymous clients (an IPv6 /64
+    /// counts as one address), as COUNT/WINDOW (e.g. 100/hour, 20/30s), token bucket; over
+    /// it: 429 TOOMANYREQUESTS with Retry-After [default: none]
     #[arg(long, env = "BONDED_PULL_RATE_LIMIT")]
     pub pull_rate_limit: Option<String>,
     /// Manifest pulls (GET) allowed per account (users and robots), as COUNT/WINDOW

@@ -5,7 +5,7 @@
 //! [`crate::auth`]'s pure functions over a [`Directory`] re-read from the database every
 //! few seconds (accounts are also changed by `bonded user|token|role` from another process).
 
-use super::ratelimit::{Limiter, Rate};
+use super::ratelimit::{ClientNetwork, Limiter, Rate};
 use super::ApiError;
 use crate::auth::{jwt, Action, Directory, Identity, LoginError};
 use crate::db::{AuditEvent, Journal, Metadata};
@@ -63,7 +63,7 @@ pub struct Auth {
     /// sha256(user NUL password) -> (account, the PHC string it verified against, when).
     passwords: Mutex<HashMap<[u8; 32], (String, String, Instant)>>,
     failures_by_account: Limiter<String>,
-    failures_by_address: Limiter<IpAddr>,
+    failures_by_address: Limiter<ClientNetwork>,
 }
 
 /// The authenticated client of a request.
@@ -312,10 +312,10 @@ impl Auth {
             .exhausted(&account_key, now)
             .map(|s| (s, format!("account '{user}'")))
             .or_else(|| {
-                let ip = source?;
+                let net = ClientNetwork::of(source?);
                 self.failures_by_address
-                    .exhausted(&ip, now)
-                    .map(|s| (s, format!("address {ip}")))
+                    .exhausted(&net, now)
+                    .map(|s| (s, format!("address {net}")))
             });
         if let Some((retry, what)) = limited {
             // Attempts while limited are unbounded in number: they go to the journal (one
@@ -394,7 +394,7 @@ impl Auth {
             Err(why) => {
                 self.failures_by_account.check(account_key, now);
                 if let Some(ip) = source {
-                    self.failures_by_address.check(ip, now);
+                    self.failures_by_address.check(ClientNetwork::of(ip), now);
                 }
                 tracing::info!(user, source = ?source, reason = %why, "login refused");
                 let _ = self

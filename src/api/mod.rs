@@ -25,7 +25,7 @@ use bytes::Bytes;
 use error::upload_range;
 use futures_util::TryStreamExt;
 use http_body_util::BodyExt;
-use ratelimit::{Decision, PullLimiter};
+use ratelimit::{ClientNetwork, Decision, PullLimiter};
 use serde_json::json;
 use std::ops::Range;
 use std::sync::Arc;
@@ -133,12 +133,12 @@ async fn charge_pull(
             ),
         },
         // Every request carries its address (ConnectInfo); without one, all such clients
-        // share one bucket rather than escaping the limit.
+        // share one bucket rather than escaping the limit. IPv6 clients count per /64.
         Identity::Anonymous => (
             options.pull_limit_anonymous.clone(),
             caller
                 .source
-                .map(|s| s.to_string())
+                .map(|s| ClientNetwork::of(s).to_string())
                 .unwrap_or_else(|| "0.0.0.0".into()),
         ),
     };

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,37 @@ impl std::str::FromStr for Rate {
 impl std::fmt::Display for Rate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}s", self.count, self.window.as_secs())
+    }
+}
+
+/// The unit a per-address limit counts: an IPv4 address, or the /64 network of an IPv6
+/// one. One IPv6 subscriber or host routinely holds a whole /64, so a bucket per IPv6
+/// address would let one client rotate through 2^64 fresh buckets. IPv4-mapped IPv6
+/// addresses count as the IPv4 address they carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientNetwork(IpAddr);
+
+impl ClientNetwork {
+    pub fn of(ip: IpAddr) -> ClientNetwork {
+        match ip {
+            IpAddr::V4(_) => ClientNetwork(ip),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ClientNetwork(IpAddr::V4(v4)),
+                None => {
+                    let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                    ClientNetwork(IpAddr::V6(Ipv6Addr::from(prefix)))
+                }
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ClientNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
     }
 }
 
@@ -152,7 +184,6 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::IpAddr;
 
     #[test]
     fn rates_parse_with_units_and_multipliers() {
@@ -180,6 +211,33 @@ mod tests {
             let e = r(bad).unwrap_err();
             assert!(e.contains("COUNT/WINDOW"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_mapped_ipv4_as_ipv4() {
+        let net = |s: &str| ClientNetwork::of(s.parse().unwrap());
+        assert_eq!(net("2001:db8:1:2::1"), net("2001:db8:1:2:ffff:1:2:3"));
+        assert_ne!(net("2001:db8:1:2::1"), net("2001:db8:1:3::1"));
+        assert_eq!(net("2001:db8:1:2:ab::9").to_string(), "2001:db8:1:2::/64");
+        assert_eq!(net("::ffff:192.0.2.7"), net("192.0.2.7"));
+        assert_ne!(net("192.0.2.7"), net("192.0.2.8"));
+        assert_eq!(net("192.0.2.7").to_string(), "192.0.2.7");
+
+        // rotating through addresses of one /64 does not escape the limit
+        let l = Limiter::<ClientNetwork>::new("2/hour".parse().unwrap());
+        let t0 = Instant::now();
+        for host in 1..=2 {
+            let d = l.check(net(&format!("2001:db8:1:2::{host}")), t0);
+            assert!(matches!(d, Decision::Allowed { .. }), "{d:?}");
+        }
+        assert!(matches!(
+            l.check(net("2001:db8:1:2::3"), t0),
+            Decision::Limited { .. }
+        ));
+        assert!(matches!(
+            l.check(net("2001:db8:1:3::1"), t0),
+            Decision::Allowed { .. }
+        ));
     }
 
     #[test]
