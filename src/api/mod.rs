@@ -937,19 +937,46 @@ async fn bonded_api_inner(
                         .find(|(key, _)| key == k)
                         .map(|(_, v)| v.clone())
                 };
-                let limit = get("limit")
-                    .and_then(|l| l.parse().ok())
-                    .unwrap_or(100u32)
-                    .min(1000);
+                // A filter that cannot be read is refused, not ignored: an ignored bound
+                // would answer a different question than the one asked.
+                let invalid = |why: String| {
+                    ApiError::new(StatusCode::BAD_REQUEST, "AUDIT_QUERY_INVALID", why)
+                };
+                let number = |k: &str| -> Result<Option<i64>, ApiError> {
+                    get(k)
+                        .map(|v| {
+                            v.parse().ok().filter(|n: &i64| *n >= 0).ok_or_else(|| {
+                                invalid(format!("{k} must be a non-negative integer, got '{v}'"))
+                            })
+                        })
+                        .transpose()
+                };
+                let time = |k: &str| -> Result<_, ApiError> {
+                    get(k)
+                        .map(|v| {
+                            crate::db::parse_time(&v).map_err(|e| invalid(format!("{k}: {e}")))
+                        })
+                        .transpose()
+                };
+                let outcome = get("outcome");
+                if let Some(o) = outcome
+                    .as_deref()
+                    .filter(|o| !matches!(*o, "ok" | "denied"))
+                {
+                    return Err(invalid(format!(
+                        "outcome must be 'ok' or 'denied', got '{o}'"
+                    )));
+                }
+                let limit = number("limit")?.unwrap_or(100).clamp(1, 1000) as u32;
                 let filter = crate::db::AuditFilter {
                     repository: get("repository"),
                     digest: get("digest"),
                     actor: get("actor"),
                     action: get("action"),
-                    outcome: get("outcome"),
-                    since: get("since"),
-                    until: get("until"),
-                    after: get("after").and_then(|a| a.parse().ok()),
+                    outcome,
+                    since: time("since")?,
+                    until: time("until")?,
+                    after: number("after")?,
                     limit,
                 };
                 let records = reg.audit(&filter).await?;

@@ -2,7 +2,7 @@
 //! `bonded audit verify`, which walks the hash chain and reports the first break.
 
 use crate::client::{ClientOptions, RegistryClient};
-use crate::db::{ChainHead, Metadata};
+use crate::db::{format_at, parse_time, ChainHead, Metadata};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -36,10 +36,11 @@ pub struct AuditArgs {
     /// ok or denied
     #[arg(long)]
     pub outcome: Option<String>,
-    /// RFC 3339 lower bound, e.g. 2026-11-27T00:00:00Z
+    /// From when (inclusive): an age (90m, 24h, 7d), today or yesterday (from midnight
+    /// UTC), a date (2026-11-27, midnight UTC) or RFC 3339 (2026-11-27T09:00:00+01:00)
     #[arg(long)]
     pub since: Option<String>,
-    /// RFC 3339 upper bound
+    /// Until when (inclusive, to the second): the same forms as --since
     #[arg(long)]
     pub until: Option<String>,
     #[arg(long, value_enum, default_value = "table")]
@@ -90,6 +91,20 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
             Err(e) => fail(e.to_string()),
         };
     }
+    let now = time::OffsetDateTime::now_utc();
+    let mut bounds = [None, None];
+    for (bound, (flag, given)) in bounds
+        .iter_mut()
+        .zip([("--since", &args.since), ("--until", &args.until)])
+    {
+        if let Some(given) = given {
+            match resolve_time(given, now) {
+                Ok(t) => *bound = Some(format_at(t)),
+                Err(e) => return fail(format!("{flag}: {e}")),
+            }
+        }
+    }
+    let [since, until] = bounds;
     let client = match RegistryClient::connect(&args.registry, &args.client, None, false).await {
         Ok(c) => c,
         Err(e) => return fail(e.to_string()),
@@ -109,8 +124,8 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
             ("actor", &args.actor),
             ("action", &args.action),
             ("outcome", &args.outcome),
-            ("since", &args.since),
-            ("until", &args.until),
+            ("since", &since),
+            ("until", &until),
         ] {
             if let Some(v) = v {
                 q.append_pair(k, v);
@@ -159,4 +174,62 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// A time as people write it on a command line, relative to `now`: an age (`90m`, `24h`,
+/// `7d`, `2w`), `today` or `yesterday` (UTC midnights), or what [`parse_time`] reads.
+fn resolve_time(s: &str, now: time::OffsetDateTime) -> Result<time::OffsetDateTime, String> {
+    let s = s.trim();
+    let midnight = now.date().midnight().assume_utc();
+    match s {
+        "now" => return Ok(now),
+        "today" => return Ok(midnight),
+        "yesterday" => return Ok(midnight - time::Duration::DAY),
+        _ => {}
+    }
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, unit) = s.split_at(digits);
+    let unit = match unit {
+        "s" => Some(time::Duration::SECOND),
+        "m" => Some(time::Duration::MINUTE),
+        "h" => Some(time::Duration::HOUR),
+        "d" => Some(time::Duration::DAY),
+        "w" => Some(time::Duration::WEEK),
+        _ => None,
+    };
+    match (n.parse::<i32>(), unit) {
+        (Ok(n), Some(unit)) => now
+            .checked_sub(unit * n)
+            .ok_or_else(|| format!("'{s}' reaches too far back")),
+        _ => {
+            parse_time(s).map_err(|e| format!("{e}, an age (90m, 24h, 7d, 2w), today or yesterday"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn command_line_times_are_ages_named_days_dates_or_rfc3339() {
+        let now = datetime!(2026-11-27 16:53:05 UTC);
+        let t = |s: &str| resolve_time(s, now).map(format_at);
+        assert_eq!(t("90m").unwrap(), "2026-11-27T15:23:05.000Z");
+        assert_eq!(t("24h").unwrap(), "2026-11-26T16:53:05.000Z");
+        assert_eq!(t("7d").unwrap(), "2026-11-20T16:53:05.000Z");
+        assert_eq!(t("2w").unwrap(), "2026-11-13T16:53:05.000Z");
+        assert_eq!(t("today").unwrap(), "2026-11-27T00:00:00.000Z");
+        assert_eq!(t("yesterday").unwrap(), "2026-11-26T00:00:00.000Z");
+        assert_eq!(t("2026-11-01").unwrap(), "2026-11-01T00:00:00.000Z");
+        assert_eq!(
+            t("2026-11-27T09:00:00+01:00").unwrap(),
+            "2026-11-27T08:00:00.000Z"
+        );
+        for bad in ["", "7", "7y", "d", "last week", "-1d"] {
+            let e = t(bad).unwrap_err();
+            assert!(e.contains("an age"), "{bad}: {e}");
+        }
+    }
 }

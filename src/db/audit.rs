@@ -2,11 +2,16 @@
 //! transaction, querying them, and checking the chain.
 
 use sqlx::Row;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use time::OffsetDateTime;
 
 /// One audited event, before it is chained.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {
-    /// RFC 3339, UTC, milliseconds.
+    /// RFC 3339 in UTC with milliseconds, `2026-11-27T16:53:05.123Z` (records written
+    /// before that format was fixed carry the clock's full fraction; time filters compare
+    /// by the second, which reads both alike).
     pub at: String,
     /// Who: an account name, `anonymous`, `local:<OS user>` for account commands, or
     /// `bonded` for the server's own actions.
@@ -36,9 +41,7 @@ impl AuditEvent {
         reason: Option<String>,
     ) -> AuditEvent {
         AuditEvent {
-            at: time::OffsetDateTime::now_utc()
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            at: format_at(OffsetDateTime::now_utc()),
             actor: actor.to_string(),
             source,
             action: action.to_string(),
@@ -49,6 +52,41 @@ impl AuditEvent {
             reason,
         }
     }
+}
+
+/// `at` as records carry it: UTC, milliseconds, fixed width (so text order is time order).
+pub fn format_at(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .unwrap_or_default()
+}
+
+/// A time bound given by a person or a client: RFC 3339 with any offset
+/// (`2026-11-27T09:00:00+01:00`), or a date, meaning its midnight UTC (`2026-11-27`).
+pub fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
+    let s = s.trim();
+    if let Ok(t) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Ok(t);
+    }
+    time::Date::parse(s, format_description!("[year]-[month]-[day]"))
+        .map(|d| d.midnight().assume_utc())
+        .map_err(|_| {
+            format!(
+                "'{s}' is not a time: write RFC 3339 (2026-11-27T09:00:00Z) or a date (2026-11-27)"
+            )
+        })
+}
+
+/// The text every `at` within the second of `t` starts with, and every later one sorts
+/// after: `2026-11-27T16:53:05`.
+fn second_prefix(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]"
+        ))
+        .unwrap_or_default()
 }
 
 /// A stored record.
@@ -166,9 +204,10 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub outcome: Option<String>,
-    /// RFC 3339 bounds on `at`.
-    pub since: Option<String>,
-    pub until: Option<String>,
+    /// Bounds on `at`, both inclusive, to the second: `since` counts from the start of its
+    /// second, `until` to the end of its.
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
     /// Cursor: records after this sequence number.
     pub after: Option<i64>,
     pub limit: u32,
@@ -186,7 +225,7 @@ pub async fn query(
          WHERE (?1 IS NULL OR repository = ?1) AND (?2 IS NULL OR digest = ?2)
            AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4)
            AND (?5 IS NULL OR outcome = ?5) AND (?6 IS NULL OR at >= ?6)
-           AND (?7 IS NULL OR at <= ?7) AND seq > ?8
+           AND (?7 IS NULL OR at < ?7) AND seq > ?8
          ORDER BY seq LIMIT ?9"
     ));
     let rows = sqlx::query(sql)
@@ -195,8 +234,10 @@ pub async fn query(
         .bind(&f.actor)
         .bind(&f.action)
         .bind(&f.outcome)
-        .bind(&f.since)
-        .bind(&f.until)
+        // `at` is compared as text: with the second's prefix, records of any fraction
+        // format within the bound's second fall inside it.
+        .bind(f.since.map(second_prefix))
+        .bind(f.until.map(|u| second_prefix(u + time::Duration::SECOND)))
         .bind(f.after.unwrap_or(0))
         .bind(i64::from(f.limit.max(1)))
         .fetch_all(pool)
@@ -323,6 +364,36 @@ mod tests {
         let mut changed = e.clone();
         changed.tag = Some("v2".into());
         assert_ne!(h, chain_hash(1, GENESIS, &changed));
+    }
+
+    #[test]
+    fn times_are_fixed_width_utc_and_bounds_accept_offsets_and_dates() {
+        let t = parse_time("2026-11-27T17:53:05.5+01:00").unwrap();
+        assert_eq!(format_at(t), "2026-11-27T16:53:05.500Z");
+        assert_eq!(second_prefix(t), "2026-11-27T16:53:05");
+        assert_eq!(
+            format_at(parse_time("2026-11-27").unwrap()),
+            "2026-11-27T00:00:00.000Z"
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "2026-11-27 12:00",
+            "2026-13-01",
+            "1764262385",
+        ] {
+            let e = parse_time(bad).unwrap_err();
+            assert!(e.contains("RFC 3339"), "{bad}: {e}");
+        }
+        // every fraction format inside a second sorts between its prefix and the next one's
+        let (lo, hi) = ("2026-11-27T16:53:05", "2026-11-27T16:53:06");
+        for at in [
+            "2026-11-27T16:53:05Z",
+            "2026-11-27T16:53:05.000Z",
+            "2026-11-27T16:53:05.999999999Z",
+        ] {
+            assert!(lo <= at && at < hi, "{at}");
+        }
     }
 
     #[test]

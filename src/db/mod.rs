@@ -12,7 +12,9 @@ mod journal;
 pub use accounts::{check_account_name, AccountInfo, TokenInfo};
 pub use journal::Journal;
 
-pub use audit::{chain_hash, AuditEvent, AuditFilter, AuditRecord, ChainHead};
+pub use audit::{
+    chain_hash, format_at, parse_time, AuditEvent, AuditFilter, AuditRecord, ChainHead,
+};
 
 use crate::oci::{Digest, RepositoryName, Tag};
 use sqlx::migrate::{Migration, MigrationType, Migrator};

@@ -285,3 +285,96 @@ async fn pulls_are_recorded_and_survive_a_crash() {
     let pulls = get(&c, &s, "action=manifest.pull").await;
     assert_eq!(pulls["records"].as_array().unwrap().len(), 3);
 }
+
+/// Time filters read offsets, dates and (on the CLI) ages, bound to the second on both
+/// ends; a filter that cannot be read is refused rather than ignored.
+#[tokio::test]
+async fn time_filters_are_inclusive_to_the_second_and_unreadable_ones_are_refused() {
+    use time::format_description::well_known::Rfc3339;
+    use time::{Duration, OffsetDateTime, UtcOffset};
+    let s = Server::start();
+    let c = reqwest::Client::new();
+    push_blob(&c, &s, "acme/app", b"a blob to be found by time").await;
+    let all = get(&c, &s, "action=blob.push").await;
+    let at = all["records"][0]["at"].as_str().unwrap().to_string();
+    // fixed width: milliseconds and Z
+    assert_eq!(at.len(), "2026-11-27T16:53:05.123Z".len(), "{at}");
+    let t = OffsetDateTime::parse(&at, &Rfc3339).unwrap();
+    let second = t.replace_nanosecond(0).unwrap();
+    let plus_one = UtcOffset::from_hms(1, 0, 0).unwrap();
+    let q = |k: &str, t: OffsetDateTime| {
+        let v = t.to_offset(plus_one).format(&Rfc3339).unwrap();
+        format!("action=blob.push&{k}={}", v.replace('+', "%2B"))
+    };
+    let found = |v: &Value| v["records"].as_array().unwrap().len();
+
+    // the record's own second, written with another offset, includes it on either end
+    assert_eq!(found(&get(&c, &s, &q("since", second)).await), 1);
+    assert_eq!(found(&get(&c, &s, &q("until", second)).await), 1);
+    // the seconds either side exclude it
+    assert_eq!(
+        found(&get(&c, &s, &q("since", second + Duration::SECOND)).await),
+        0
+    );
+    assert_eq!(
+        found(&get(&c, &s, &q("until", second - Duration::SECOND)).await),
+        0
+    );
+    // a date is its midnight UTC
+    let today = t.date().to_string();
+    assert_eq!(
+        found(&get(&c, &s, &format!("action=blob.push&since={today}")).await),
+        1
+    );
+    assert_eq!(
+        found(&get(&c, &s, &format!("action=blob.push&until={today}")).await),
+        0
+    );
+
+    for (query, says) in [
+        ("since=2026-13-01", "since: '2026-13-01' is not a time"),
+        ("until=yesterday", "until: 'yesterday' is not a time"),
+        ("outcome=refused", "outcome must be 'ok' or 'denied'"),
+        ("limit=-1", "limit must be a non-negative integer"),
+        ("after=x", "after must be a non-negative integer"),
+    ] {
+        let res = c
+            .get(format!("{}/bonded/v1/audit?{query}", s.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{query}");
+        let body: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+        assert_eq!(body["errors"][0]["code"], "AUDIT_QUERY_INVALID", "{query}");
+        let message = body["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+
+    // the CLI: "what was pushed today", with ages and named days
+    let cli = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bonded"))
+            .args(["audit", "--registry", &s.addr, "--action", "blob.push"])
+            .args(["--output", "jsonl"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for (extra, n) in [
+        (&["--since", "today"][..], 1),
+        (&["--since", "1h"][..], 1),
+        (&["--until", "yesterday"][..], 0),
+        (&["--since", "1h", "--until", "2h"][..], 0),
+    ] {
+        let o = cli(extra);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout).lines().count(),
+            n,
+            "{extra:?}"
+        );
+    }
+    let o = cli(&["--since", "last week"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--since: 'last week' is not a time"), "{err}");
+}
