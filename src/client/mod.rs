@@ -6,7 +6,9 @@
 //! private CA); plain HTTP for loopback registries (`localhost`, `127.0.0.1`, `[::1]`) or
 //! when asked. Logs in as the registry's `WWW-Authenticate` challenge asks: Basic, or a
 //! Bearer token from its token service, with credentials from `--username` and
-//! `--password-stdin` or docker's `config.json`.
+//! `--password-stdin` or a login stored by podman, skopeo or docker ([`credentials`]).
+
+pub mod credentials;
 
 use crate::oci::{media_type, Algorithm, Descriptor, Digest, Reference, RepositoryName};
 use serde_json::Value;
@@ -86,7 +88,7 @@ pub enum ClientError {
     NotFound(String),
     #[error("the registry sent content for {expected} whose digest is {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
-    #[error("registry {registry} asks for a login: give --username and --password-stdin, or `docker login {registry}`")]
+    #[error("registry {registry} asks for a login: give --username and --password-stdin, or log in first with `podman login {registry}` or `docker login {registry}`")]
     NeedsLogin { registry: String },
     #[error("login to {registry} failed: wrong username or password")]
     LoginFailed { registry: String },
@@ -120,38 +122,10 @@ pub struct RegistryClient {
     http: reqwest::Client,
     base: String,
     registry: String,
-    /// `user:password`, from the options or docker's config.
+    /// `user:password`, from the options or a stored login (podman's, docker's).
     credentials: Option<String>,
     /// The Authorization header to send, once logged in.
     authorization: std::sync::Mutex<Option<String>>,
-}
-
-/// `user:password` for `registry` in docker's `config.json` (`$DOCKER_CONFIG` or
-/// `~/.docker`), if any.
-pub fn docker_credentials(registry: &str) -> Option<String> {
-    use base64::Engine as _;
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
-    let config: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("config.json")).ok()?).ok()?;
-    let auths = config["auths"].as_object()?;
-    let entry = auths.iter().find(|(k, _)| {
-        let k = k
-            .trim_start_matches("https://")
-            .trim_start_matches("http://");
-        k.trim_end_matches('/') == registry || k.split('/').next() == Some(registry)
-    })?;
-    if let Some(auth) = entry.1["auth"].as_str() {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(auth)
-            .ok()?;
-        return String::from_utf8(decoded).ok();
-    }
-    match (entry.1["username"].as_str(), entry.1["password"].as_str()) {
-        (Some(u), Some(p)) => Some(format!("{u}:{p}")),
-        _ => None,
-    }
 }
 
 /// The scheme and parameters of a `WWW-Authenticate` challenge.
@@ -286,7 +260,7 @@ impl RegistryClient {
                     "--username needs --password-stdin".into(),
                 ))
             }
-            (None, _) => docker_credentials(registry),
+            (None, _) => credentials::stored(registry),
         };
         let mut client = RegistryClient {
             http,
@@ -877,33 +851,5 @@ mod tests {
             (scheme.as_str(), p["realm"].as_str()),
             ("basic", "bonded-test")
         );
-    }
-
-    #[test]
-    fn docker_config_credentials_are_found_by_registry() {
-        use base64::Engine as _;
-        let dir = tempfile::tempdir().unwrap();
-        let auth = base64::engine::general_purpose::STANDARD.encode("alice:pw");
-        std::fs::write(
-            dir.path().join("config.json"),
-            serde_json::json!({"auths": {
-                "https://reg.example:5000": {"auth": auth},
-                "other.example": {"username": "bob", "password": "pw2"}
-            }})
-            .to_string(),
-        )
-        .unwrap();
-        // The only test in this binary that touches DOCKER_CONFIG.
-        std::env::set_var("DOCKER_CONFIG", dir.path());
-        assert_eq!(
-            docker_credentials("reg.example:5000").as_deref(),
-            Some("alice:pw")
-        );
-        assert_eq!(
-            docker_credentials("other.example").as_deref(),
-            Some("bob:pw2")
-        );
-        assert_eq!(docker_credentials("unknown.example"), None);
-        std::env::remove_var("DOCKER_CONFIG");
     }
 }

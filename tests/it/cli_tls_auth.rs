@@ -1,7 +1,7 @@
 //! The CLI against a registry that speaks TLS and asks for a login (CNCF Distribution with
 //! a certificate from a test CA and htpasswd Basic auth): credentials from docker's
-//! config.json or --username/--password-stdin, the CA from --ca-file, and one clear line
-//! for each way it can go wrong.
+//! config.json, a docker credential helper or --username/--password-stdin, the CA from
+//! --ca-file, and one clear line for each way it can go wrong.
 
 use crate::common;
 
@@ -27,15 +27,33 @@ fn layout(dir: &Path) -> String {
 }
 
 fn bonded(args: &[&str], docker_config: Option<&Path>, stdin: Option<&str>) -> Output {
+    bonded_with_path(args, docker_config, stdin, None)
+}
+
+/// As [`bonded`], with `extra_path` in front of `PATH` (where credential helpers are).
+fn bonded_with_path(
+    args: &[&str],
+    docker_config: Option<&Path>,
+    stdin: Option<&str>,
+    extra_path: Option<&Path>,
+) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
+    // No stored login from this machine's podman, skopeo or docker may answer.
     cmd.args(args)
         .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_CONFIG_HOME")
+        .env("XDG_RUNTIME_DIR", "/nonexistent")
         .env("HOME", "/nonexistent")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(dc) = docker_config {
         cmd.env("DOCKER_CONFIG", dc);
+    }
+    if let Some(dir) = extra_path {
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{path}", dir.display()));
     }
     let mut child = cmd.spawn().unwrap();
     if let Some(input) = stdin {
@@ -182,4 +200,65 @@ fn https_with_basic_login() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(all(&o).contains("was not found"), "{}", all(&o));
+
+    // a docker credential helper named in credHelpers answers for this registry only
+    let helpers = d.join("helpers");
+    std::fs::create_dir_all(&helpers).unwrap();
+    let helper = helpers.join("docker-credential-bondedtest");
+    // The helper protocol: `get`, the registry on stdin, JSON on stdout; exit 1 when the
+    // registry is unknown. Each question is logged, to show what bonded asked.
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 2\nread -r registry\necho \"$registry\" >> {log}\n\
+             [ \"$registry\" = \"{addr}\" ] || {{ echo 'credentials not found in native keychain'; exit 1; }}\n\
+             echo '{{\"ServerURL\":\"{addr}\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}}'\n",
+            log = d.join("helper.log").display(),
+            addr = dist.addr,
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let helped = d.join("docker-helped");
+    std::fs::create_dir_all(&helped).unwrap();
+    std::fs::write(
+        helped.join("config.json"),
+        json!({"auths": {dist.addr.clone(): {}}, "credHelpers": {dist.addr.clone(): "bondedtest"}})
+            .to_string(),
+    )
+    .unwrap();
+    let o = bonded_with_path(
+        &["inspect", &image, "--ca-file", ca_arg],
+        Some(&helped),
+        None,
+        Some(&helpers),
+    );
+    assert!(o.status.success(), "{}", all(&o));
+    assert_eq!(
+        std::fs::read_to_string(d.join("helper.log"))
+            .unwrap()
+            .trim(),
+        dist.addr
+    );
+    // a store (credsStore) that has nothing for this registry: a login is asked for
+    let empty = helpers.join("docker-credential-empty");
+    std::fs::write(
+        &empty,
+        "#!/bin/sh\necho 'credentials not found in native keychain'\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&empty, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        helped.join("config.json"),
+        json!({"credsStore": "empty"}).to_string(),
+    )
+    .unwrap();
+    let o = bonded_with_path(
+        &["inspect", &image, "--ca-file", ca_arg],
+        Some(&helped),
+        None,
+        Some(&helpers),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(all(&o).contains("asks for a login"), "{}", all(&o));
 }

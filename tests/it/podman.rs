@@ -1,7 +1,7 @@
 //! podman as users run it: `podman login`, then push and pull by name, against bonded
 //! requiring authentication. podman keeps its own credential file and follows the
 //! Bearer challenge itself, so this checks the login flow with a second real client
-//! beside skopeo. Each test gets its own podman storage (vfs: no kernel overlay needed)
+//! beside skopeo; and bonded's CLI reuses the login podman stored. Each test gets its own podman storage (vfs: no kernel overlay needed)
 //! and credential file, so nothing is shared with the machine's podman.
 
 use crate::common;
@@ -149,6 +149,28 @@ async fn podman_logs_in_pushes_and_pulls_within_its_role() {
     let o = push(&p);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(manifest_status(&s, "acme/demo", "v1").await, 200);
+
+    // bonded's own CLI uses the login podman stored, and without it is asked for one
+    let inspect = |auth_file: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_bonded"))
+            .args(["inspect", &dest])
+            .env("REGISTRY_AUTH_FILE", auth_file)
+            .env("XDG_RUNTIME_DIR", "/nonexistent")
+            .env("HOME", "/nonexistent")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("DOCKER_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let o = inspect(&p.root.join("auth.json"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = inspect(&tmp.path().join("no-such-auth.json"));
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("authentication required"),
+        "{}",
+        stderr(&o)
+    );
 
     // the reader pulls it back into an empty store, and gets the same image
     let pulled = Podman::new(&tmp.path().join("podman-pull"));

@@ -1,0 +1,233 @@
+//! Credentials a user already stored with `podman login`, `skopeo login` or `docker login`,
+//! so `bonded push|sign|verify` work after those without asking again.
+//!
+//! Files are consulted in the order containers/image (podman, skopeo) uses, then docker's:
+//! `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json` (without that variable,
+//! as for root, `/run/containers/<uid>/auth.json`),
+//! `$XDG_CONFIG_HOME/containers/auth.json` (or `~/.config/containers/auth.json`), then
+//! `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`). In each, a registry's
+//! `credHelpers` entry wins, then its `auths` entry, then the file's `credsStore`. A helper
+//! is the program `docker-credential-<name>`, asked with `get` and the registry on standard
+//! input, answering `{"Username": ..., "Secret": ...}` (docker's credential-helper protocol).
+
+use base64::Engine as _;
+use serde_json::Value;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// Where a credential for one registry lives, as one file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// `user:password`, from an `auths` entry.
+    Basic(String),
+    /// Ask the credential helper of this name.
+    Helper(String),
+}
+
+/// Whether an `auths` or `credHelpers` key names `registry` (keys may carry a scheme, a
+/// trailing slash or, for containers' files, a repository path).
+fn key_names(key: &str, registry: &str) -> bool {
+    let k = key
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    k == registry || k.split('/').next() == Some(registry)
+}
+
+/// What one auth file says about `registry`.
+pub fn lookup(config: &Value, registry: &str) -> Option<Found> {
+    let entry = |section: &str| {
+        config[section]
+            .as_object()?
+            .iter()
+            .find(|(k, _)| key_names(k, registry))
+            .map(|(_, v)| v.clone())
+    };
+    let helper = entry("credHelpers").and_then(|v| v.as_str().map(str::to_string));
+    if let Some(helper) = helper.filter(|h| !h.is_empty()) {
+        return Some(Found::Helper(helper));
+    }
+    if let Some(auth) = entry("auths") {
+        if let Some(encoded) = auth["auth"].as_str().filter(|a| !a.is_empty()) {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()?;
+            return String::from_utf8(decoded).ok().map(Found::Basic);
+        }
+        if let (Some(u), Some(p)) = (auth["username"].as_str(), auth["password"].as_str()) {
+            return Some(Found::Basic(format!("{u}:{p}")));
+        }
+    }
+    config["credsStore"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(|s| Found::Helper(s.to_string()))
+}
+
+/// The auth files to read, in order, from the environment.
+pub fn auth_files() -> Vec<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let home = var("HOME");
+    let mut files = Vec::new();
+    files.extend(var("REGISTRY_AUTH_FILE"));
+    match var("XDG_RUNTIME_DIR") {
+        Some(d) => files.push(d.join("containers/auth.json")),
+        None => {
+            // /proc/self belongs to the process's user: no libc call needed for the uid.
+            use std::os::unix::fs::MetadataExt as _;
+            if let Ok(me) = std::fs::metadata("/proc/self") {
+                files.push(PathBuf::from(format!(
+                    "/run/containers/{}/auth.json",
+                    me.uid()
+                )));
+            }
+        }
+    }
+    files.extend(
+        var("XDG_CONFIG_HOME")
+            .or_else(|| home.as_ref().map(|h| h.join(".config")))
+            .map(|d| d.join("containers/auth.json")),
+    );
+    files.extend(
+        var("DOCKER_CONFIG")
+            .or_else(|| home.as_ref().map(|h| h.join(".docker")))
+            .map(|d| d.join("config.json")),
+    );
+    files
+}
+
+/// Asks `docker-credential-<helper>` for `registry`'s credentials. A helper that is not
+/// installed, fails or knows nothing gives `None`; its error output is passed on.
+pub fn ask_helper(helper: &str, registry: &str) -> Option<String> {
+    let program = format!("docker-credential-{helper}");
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| tracing::warn!(helper = %program, error = %e, "credential helper not run"))
+        .ok()?;
+    // A helper reading nothing must not block us: a failed write is the helper's failure.
+    let _ = child.stdin.take()?.write_all(registry.as_bytes());
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        // "credentials not found" is how a helper says it has none: not worth a word.
+        let said = String::from_utf8_lossy(&out.stdout);
+        if !said.contains("credentials not found") {
+            tracing::warn!(helper = %program, said = %said.trim(), "credential helper failed");
+        }
+        return None;
+    }
+    let answer: Value = serde_json::from_slice(&out.stdout).ok()?;
+    match (answer["Username"].as_str(), answer["Secret"].as_str()) {
+        (Some(u), Some(s)) if !s.is_empty() => Some(format!("{u}:{s}")),
+        _ => None,
+    }
+}
+
+/// `user:password` for `registry` from the first of `files` that knows it.
+pub fn stored_in(files: &[PathBuf], registry: &str) -> Option<String> {
+    for file in files {
+        let Ok(bytes) = std::fs::read(file) else {
+            continue;
+        };
+        let Ok(config) = serde_json::from_slice::<Value>(&bytes) else {
+            tracing::warn!(file = %file.display(), "not JSON; skipped for credentials");
+            continue;
+        };
+        match lookup(&config, registry) {
+            Some(Found::Basic(c)) => return Some(c),
+            Some(Found::Helper(h)) => {
+                if let Some(c) = ask_helper(&h, registry) {
+                    return Some(c);
+                }
+            }
+            None => {}
+        }
+    }
+    None
+}
+
+/// `user:password` for `registry` from podman's, skopeo's or docker's stored logins.
+pub fn stored(registry: &str) -> Option<String> {
+    stored_in(&auth_files(), registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn b64(s: &str) -> String {
+        base64::engine::general_purpose::STANDARD.encode(s)
+    }
+
+    #[test]
+    fn entries_are_found_by_registry_with_helpers_first_then_auths_then_the_store() {
+        let config = json!({
+            "auths": {
+                "https://reg.example:5000": {"auth": b64("alice:pw")},
+                "other.example/v1/": {"username": "bob", "password": "pw2"},
+                "helped.example": {},
+                "containers.example/team/app": {"auth": b64("carol:pw3")},
+            },
+            "credHelpers": {"helped.example": "pass", "reg.example:5000": ""},
+            "credsStore": "desktop",
+        });
+        let find = |r: &str| lookup(&config, r);
+        assert_eq!(
+            find("reg.example:5000"),
+            Some(Found::Basic("alice:pw".into()))
+        );
+        assert_eq!(find("other.example"), Some(Found::Basic("bob:pw2".into())));
+        assert_eq!(
+            find("containers.example"),
+            Some(Found::Basic("carol:pw3".into()))
+        );
+        assert_eq!(find("helped.example"), Some(Found::Helper("pass".into())));
+        // docker's marker entries without credentials defer to the store
+        assert_eq!(
+            find("unknown.example"),
+            Some(Found::Helper("desktop".into()))
+        );
+        assert_eq!(find("reg.example"), Some(Found::Helper("desktop".into())));
+        let no_store = json!({"auths": {"reg.example:5000": {"auth": b64("alice:pw")}}});
+        assert_eq!(lookup(&no_store, "unknown.example"), None);
+        assert_eq!(lookup(&json!({}), "reg.example:5000"), None);
+    }
+
+    #[test]
+    fn files_are_read_in_order_and_unreadable_ones_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("auth.json");
+        let second = dir.path().join("config.json");
+        let broken = dir.path().join("broken.json");
+        std::fs::write(
+            &first,
+            json!({"auths": {"a.example": {"auth": b64("podman:1")}}}).to_string(),
+        )
+        .unwrap();
+        std::fs::write(
+            &second,
+            json!({"auths": {"a.example": {"auth": b64("docker:2")}, "b.example": {"auth": b64("docker:3")}}})
+                .to_string(),
+        )
+        .unwrap();
+        std::fs::write(&broken, "{not json").unwrap();
+        let files = [dir.path().join("missing.json"), broken, first, second];
+        assert_eq!(stored_in(&files, "a.example").as_deref(), Some("podman:1"));
+        assert_eq!(stored_in(&files, "b.example").as_deref(), Some("docker:3"));
+        assert_eq!(stored_in(&files, "c.example"), None);
+    }
+
+    #[test]
+    fn a_missing_helper_gives_nothing() {
+        assert_eq!(ask_helper("bonded-test-no-such-helper", "a.example"), None);
+    }
+}
