@@ -124,27 +124,27 @@ async fn charge_pull(
         }
         _ => None,
     };
-    let (limiter, who) = match &caller.identity {
-        Identity::Account(name) => match by_role {
-            Some((l, role)) => (l, format!("account '{name}' ({role})")),
-            None => (
-                options.pull_limit_account.clone(),
-                format!("account '{name}'"),
-            ),
-        },
-        // Every request carries its address (ConnectInfo); without one, all such clients
-        // share one bucket rather than escaping the limit. IPv6 clients count per /64.
-        Identity::Anonymous => (
-            options.pull_limit_anonymous.clone(),
-            caller
-                .source
-                .map(|s| ClientNetwork::of(s).to_string())
-                .unwrap_or_else(|| "0.0.0.0".into()),
-        ),
+    // The bucket's name is only made when there is a limit to charge (no allocation on
+    // an unlimited pull).
+    let (limiter, who) = match (&caller.identity, by_role) {
+        (Identity::Account(name), Some((l, role))) => {
+            (l, Some(format!("account '{name}' ({role})")))
+        }
+        (Identity::Account(_), None) => (options.pull_limit_account.clone(), None),
+        (Identity::Anonymous, _) => (options.pull_limit_anonymous.clone(), None),
     };
     let Some(limiter) = limiter else {
         return Ok(Vec::new());
     };
+    let who = who.unwrap_or_else(|| match &caller.identity {
+        Identity::Account(name) => format!("account '{name}'"),
+        // Every request carries its address (ConnectInfo); without one, all such clients
+        // share one bucket rather than escaping the limit. IPv6 clients count per /64.
+        Identity::Anonymous => caller
+            .source
+            .map(|s| ClientNetwork::of(s).to_string())
+            .unwrap_or_else(|| "0.0.0.0".into()),
+    });
     let rate = limiter.rate();
     let policy = format!("{};w={}", rate.count, rate.window.as_secs());
     match limiter.check(who.clone(), std::time::Instant::now()) {
