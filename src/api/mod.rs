@@ -395,7 +395,9 @@ async fn handle(
         (Endpoint::Manifest(n, r), Method::GET | Method::HEAD) => {
             let (repo, reference) = (name(n)?, r.parse::<Reference>()?);
             let limit_headers = if ctx.method == Method::GET {
-                charge_pull(&options, &caller, n).await?
+                charge_pull(&options, &caller, n).await.inspect_err(|e| {
+                    reg.record_pull_refused(&repo, &reference, &e.message);
+                })?
             } else {
                 Vec::new()
             };

@@ -334,16 +334,38 @@ impl Registry {
     /// Records a request refused for lack of rights (an account's 403, not the 401 that
     /// starts every anonymous client's login).
     pub fn record_access_denied(&self, repo: &str, reason: &str) {
+        let mut e = event(
+            "access.deny",
+            None,
+            None,
+            None,
+            "denied",
+            Some(reason.into()),
+        );
+        e.repository = Some(repo.to_string());
+        self.journal_refusal(e);
+    }
+
+    /// Records a manifest pull refused by a pull rate limit (429). Through the journal like
+    /// every pull: a client over its limit may keep asking at any rate.
+    pub fn record_pull_refused(&self, repo: &RepositoryName, reference: &Reference, reason: &str) {
+        let mut e = event(
+            "manifest.pull",
+            Some(repo),
+            None,
+            None,
+            "denied",
+            Some(reason.into()),
+        );
+        match reference {
+            Reference::Tag(t) => e.tag = Some(t.to_string()),
+            Reference::Digest(d) => e.digest = Some(d.to_string()),
+        }
+        self.journal_refusal(e);
+    }
+
+    fn journal_refusal(&self, e: crate::db::AuditEvent) {
         if let Some(journal) = &self.journal {
-            let mut e = event(
-                "access.deny",
-                None,
-                None,
-                None,
-                "denied",
-                Some(reason.to_string()),
-            );
-            e.repository = Some(repo.to_string());
             if let Err(err) = journal.record(&e) {
                 tracing::error!(error = %err, "recording a refusal in the audit journal failed");
             }

@@ -1,5 +1,6 @@
 //! Pull rate limits: manifest GETs per client address, 429 TOOMANYREQUESTS with
-//! Retry-After and RateLimit-* headers, and recovery once the bucket refills.
+//! Retry-After and RateLimit-* headers, recovery once the bucket refills, and refusals
+//! in the audit trail.
 
 use crate::common;
 
@@ -73,6 +74,43 @@ async fn pulls_over_the_limit_get_429_and_recover() {
     let again = get().await.unwrap();
     assert_eq!(again.status(), 200, "the bucket refilled");
     assert_eq!(sha256(&again.bytes().await.unwrap()), digest);
+
+    // the trail holds the refusals beside the pulls (pulls reach it within 250 ms)
+    let mut pulls = Vec::new();
+    for _ in 0..40 {
+        let res = c
+            .get(format!(
+                "{}/bonded/v1/audit?action=manifest.pull&repository=lab/app",
+                s.url
+            ))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+        pulls = body["records"].as_array().unwrap().clone();
+        if pulls.len() == 5 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let outcomes: Vec<_> = pulls
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["ok", "ok", "denied", "denied", "ok"],
+        "{pulls:?}"
+    );
+    assert_eq!(pulls[2]["tag"], "v1");
+    assert_eq!(pulls[3]["digest"], digest.as_str());
+    assert!(
+        pulls[3]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("pull rate limit reached for 127.0.0.1"),
+        "{pulls:?}"
+    );
 }
 
 #[tokio::test]
