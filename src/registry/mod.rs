@@ -472,16 +472,16 @@ impl Registry {
     ) -> Result<u64> {
         let id = new_upload_id();
         self.store.upload_create(&id).await?;
+        // The quota is checked before the blob is committed: refused bytes never reach
+        // the content store.
         let result = async {
-            self.store.upload_append(&id, 0, declared, body).await?;
+            let size = self.store.upload_append(&id, 0, declared, body).await?;
+            self.check_quota(repo, Stored::Blob(digest), size).await?;
             Ok::<_, RegistryError>(self.store.upload_commit(&id, digest).await?)
         }
         .await;
         match result {
             Ok(size) => {
-                // Over quota, the committed bytes stay unreferenced (as after a crash
-                // between commit and link) and the repository is unchanged.
-                self.check_quota(repo, Stored::Blob(digest), size).await?;
                 let audit = [event(
                     "blob.push",
                     Some(repo),
@@ -590,12 +590,16 @@ impl Registry {
         if range.is_some() || declared.unwrap_or(1) > 0 {
             self.append_locked(id, range, declared, body).await?;
         }
-        let size = self.store.upload_commit(id, digest).await?;
-        if let Err(e) = self.check_quota(repo, Stored::Blob(digest), size).await {
+        // Over quota, the session ends and its bytes are deleted before they reach the
+        // content store.
+        let received = self.store.upload_len(id).await?;
+        if let Err(e) = self.check_quota(repo, Stored::Blob(digest), received).await {
             self.db.upload_delete(id).await?;
+            self.store.upload_delete(id).await?;
             self.forget_session_lock(id);
             return Err(e);
         }
+        let size = self.store.upload_commit(id, digest).await?;
         let audit = [event(
             "blob.push",
             Some(repo),

@@ -66,6 +66,10 @@ async fn pushes_over_a_namespace_quota_are_refused_and_change_nothing() {
     assert_eq!(res.status(), 403);
     let res = c.get(format!("{}{location}", s.url)).send().await.unwrap();
     assert_eq!(res.status(), 404);
+    // neither refusal left bytes behind: nothing in the content store, no upload
+    let hex = d3.trim_start_matches("sha256:");
+    assert!(!data.join("blobs/sha256").join(&hex[..2]).join(hex).exists());
+    assert_eq!(std::fs::read_dir(data.join("uploads")).unwrap().count(), 0);
 
     // a blob the namespace already stores costs nothing: mount and re-push work
     let res = c
