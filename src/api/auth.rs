@@ -514,24 +514,30 @@ impl Auth {
     /// `GET /token`: the Docker registry token flow. Credentials (HTTP Basic) are checked,
     /// and each requested scope is granted as far as the caller's roles allow (possibly
     /// not at all: the registry then refuses the request the token is used for).
+    /// `service` of a token request, when given, must name this registry's token service.
+    fn check_service(&self, params: &[(String, String)]) -> Result<(), ApiError> {
+        match params.iter().find(|(k, _)| k == "service").map(|(_, v)| v) {
+            Some(service) if service != &self.settings.service => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "UNSUPPORTED",
+                format!(
+                    "this token service is '{}', not '{service}'",
+                    self.settings.service
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// `GET /token` (Distribution's token spec): credentials in HTTP Basic, scopes in the
+    /// query; anonymous callers get a token with what anonymous may do.
     pub async fn issue_token(
         &self,
         headers: &HeaderMap,
         query: &[(String, String)],
         source: Option<IpAddr>,
     ) -> Result<serde_json::Value, ApiError> {
-        if let Some(service) = query.iter().find(|(k, _)| k == "service").map(|(_, v)| v) {
-            if service != &self.settings.service {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "UNSUPPORTED",
-                    format!(
-                        "this token service is '{}', not '{service}'",
-                        self.settings.service
-                    ),
-                ));
-            }
-        }
+        self.check_service(query)?;
         let caller = match headers.get(header::AUTHORIZATION) {
             // A bearer token cannot buy another token.
             Some(v)
@@ -548,8 +554,62 @@ impl Auth {
             Some(_) => self.authenticate(headers, source).await?,
             None => Caller::anonymous(source),
         };
+        Ok(self.grant(&caller, query).await?.0)
+    }
+
+    /// `POST /token` (Distribution's OAuth2 token spec, which containerd, and so
+    /// Kubernetes nodes, try first): a form with `grant_type=password`, `username`,
+    /// `password` (or an API token) and `scope`. Refresh tokens are not issued, so the
+    /// `refresh_token` grant is refused with 400, on which clients fall back to `GET`.
+    pub async fn issue_oauth_token(
+        &self,
+        headers: &HeaderMap,
+        form: &[(String, String)],
+        source: Option<IpAddr>,
+    ) -> Result<serde_json::Value, ApiError> {
+        self.check_service(form)?;
+        let get = |k: &str| {
+            form.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let invalid = |why: String| ApiError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", why);
+        match get("grant_type") {
+            Some("password") => {}
+            Some(other) => {
+                return Err(invalid(format!(
+                    "grant_type '{other}' is not supported: use grant_type=password, or GET /token with HTTP Basic"
+                )))
+            }
+            None => return Err(invalid("the form has no grant_type".into())),
+        }
+        let (Some(user), Some(secret)) = (get("username"), get("password")) else {
+            return Err(invalid(
+                "grant_type=password needs username and password".into(),
+            ));
+        };
+        let account = self.login(headers, user, secret, source).await?;
+        let caller = Caller {
+            identity: Identity::Account(account),
+            token: None,
+            source,
+        };
+        let (mut answer, granted) = self.grant(&caller, form).await?;
+        // OAuth2 answers name the scope granted (RFC 6749 5.1).
+        answer["scope"] = json!(granted.join(" "));
+        Ok(answer)
+    }
+
+    /// A token for `caller` carrying the requested scopes (the `scope` parameters of
+    /// `params`, each holding space-separated scopes) as far as the caller's roles allow;
+    /// and the scopes granted, with at least one action each.
+    async fn grant(
+        &self,
+        caller: &Caller,
+        params: &[(String, String)],
+    ) -> Result<(serde_json::Value, Vec<String>), ApiError> {
         let mut access = Vec::new();
-        for (_, scope) in query.iter().filter(|(k, _)| k == "scope") {
+        for (_, scope) in params.iter().filter(|(k, _)| k == "scope") {
             // A scope parameter may hold several space-separated scopes.
             for one in scope.split(' ').filter(|s| !s.is_empty()) {
                 let Some(requested) = jwt::Access::parse_scope(one) else {
@@ -570,7 +630,7 @@ impl Auth {
                             "delete" => Action::Delete,
                             _ => continue,
                         };
-                        if self.holds(&caller, &requested.name, action).await {
+                        if self.holds(caller, &requested.name, action).await {
                             granted.push(word.to_string());
                         }
                     }
@@ -607,12 +667,19 @@ impl Auth {
                 t.format(&time::format_description::well_known::Rfc3339)
                     .ok()
             });
-        Ok(json!({
+        let granted: Vec<String> = claims
+            .access
+            .iter()
+            .filter(|a| !a.actions.is_empty())
+            .map(|a| format!("{}:{}:{}", a.kind, a.name, a.actions.join(",")))
+            .collect();
+        let answer = json!({
             "token": token,
             "access_token": token,
             "expires_in": TOKEN_LIFETIME_SECS,
             "issued_at": issued_at,
-        }))
+        });
+        Ok((answer, granted))
     }
 }
 

@@ -66,8 +66,11 @@ pub fn router(registry: Arc<Registry>, options: Options) -> Router {
         .route("/v2", get(base))
         .route("/v2/", get(base))
         .route("/v2/{*path}", any(dispatch))
-        .route("/token", get(token))
+        .route("/token", get(token).post(oauth_token))
         .route("/bonded/v1/{*path}", any(bonded_api))
+        // Whatever no route takes still gets an OCI error body, not an empty one.
+        .fallback(no_endpoint)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(
             |mut res: Response| async move {
                 res.headers_mut()
@@ -196,11 +199,17 @@ async fn base(axum::Extension(options): Opts, req: Request) -> Response {
 /// `GET /token`: bearer tokens for the Docker registry token flow.
 async fn token(axum::Extension(options): Opts, req: Request) -> Response {
     let query = query_pairs(req.uri());
-    match options
-        .auth
-        .issue_token(req.headers(), &query, source_of(&req))
-        .await
-    {
+    token_response(
+        options
+            .auth
+            .issue_token(req.headers(), &query, source_of(&req))
+            .await,
+    )
+}
+
+/// A token answer is never cached.
+fn token_response(answer: Result<serde_json::Value, ApiError>) -> Response {
+    match answer {
         Ok(body) => json_response(
             StatusCode::OK,
             vec![
@@ -211,6 +220,52 @@ async fn token(axum::Extension(options): Opts, req: Request) -> Response {
         ),
         Err(e) => e.into_response(),
     }
+}
+
+/// `POST /token`: the OAuth2 form of the token request.
+async fn oauth_token(axum::Extension(options): Opts, req: Request) -> Response {
+    let source = source_of(&req);
+    let (parts, body) = req.into_parts();
+    let form = match http_body_util::Limited::new(body, 64 << 10).collect().await {
+        Ok(c) => form_urlencoded::parse(&c.to_bytes())
+            .into_owned()
+            .collect::<Vec<_>>(),
+        Err(_) => {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "UNSUPPORTED",
+                "the token request form could not be read (at most 64 KiB, URL-encoded)",
+            )
+            .into_response()
+        }
+    };
+    token_response(
+        options
+            .auth
+            .issue_oauth_token(&parts.headers, &form, source)
+            .await,
+    )
+}
+
+async fn no_endpoint(req: Request) -> Response {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "NAME_UNKNOWN",
+        format!(
+            "no endpoint at {}: the registry API is under /v2/, bonded's own under /bonded/v1/",
+            req.uri().path()
+        ),
+    )
+    .into_response()
+}
+
+async fn method_not_allowed(req: Request) -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UNSUPPORTED",
+        format!("{} is not supported on {}", req.method(), req.uri().path()),
+    )
+    .into_response()
 }
 
 /// What a `/v2/...` path addresses.

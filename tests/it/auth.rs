@@ -523,6 +523,114 @@ async fn bearer_tokens_carry_only_the_scopes_roles_allow() {
     assert_eq!(res.status(), 401);
 }
 
+/// containerd (and so Kubernetes nodes) asks for tokens with the OAuth2 form first.
+#[tokio::test]
+async fn oauth2_password_grants_give_the_same_scoped_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &["--hostname", "registry.test"]);
+    user(&data, "dev", "developer", "acme/*");
+    let c = client();
+    let post = |form: Vec<(&'static str, String)>| {
+        let c = c.clone();
+        let url = format!("{}/token", s.url);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        async move {
+            c.post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let grant = |secret: String| {
+        vec![
+            ("grant_type", "password".to_string()),
+            ("service", "registry.test".into()),
+            ("client_id", "containerd-client".into()),
+            ("username", "dev".into()),
+            ("password", secret),
+            (
+                "scope",
+                "repository:acme/app:pull,push repository:other/x:pull".into(),
+            ),
+        ]
+    };
+
+    let res = post(grant(password("dev"))).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let body = json(res).await;
+    // only what the roles allow is granted, and said so
+    assert_eq!(body["scope"], "repository:acme/app:pull,push");
+    assert_eq!(body["expires_in"], 300);
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(claims(token)["sub"], "dev");
+    let res = c
+        .post(s.v2("acme/app/blobs/uploads/"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    // no role there: refused as for any account (403), token or not
+    let res = c
+        .get(s.v2("other/x/tags/list"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+
+    // a wrong password is a failed login (counted and audited like any other)
+    let res = post(grant("wrong".into())).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(error_code(res).await, "UNAUTHORIZED");
+    let refused = audit(&s, "action=login&outcome=denied&actor=dev").await;
+    assert_eq!(refused.len(), 1, "{refused:?}");
+
+    // refresh tokens are not issued, so that grant is a 400 (clients then use GET)
+    for (form, says) in [
+        (
+            vec![
+                ("grant_type", "refresh_token".to_string()),
+                ("refresh_token", "x".into()),
+            ],
+            "grant_type 'refresh_token' is not supported",
+        ),
+        (vec![("username", "dev".to_string())], "no grant_type"),
+        (
+            vec![("grant_type", "password".to_string())],
+            "needs username and password",
+        ),
+    ] {
+        let res = post(form).await;
+        assert_eq!(res.status(), 400);
+        let e = json(res).await;
+        assert_eq!(e["errors"][0]["code"], "UNSUPPORTED");
+        let message = e["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+
+    // what no route takes still answers in the OCI error format
+    for (method, path, status, code) in [
+        (reqwest::Method::DELETE, "/v2/", 405, "UNSUPPORTED"),
+        (reqwest::Method::PUT, "/token", 405, "UNSUPPORTED"),
+        (reqwest::Method::GET, "/nowhere", 404, "NAME_UNKNOWN"),
+    ] {
+        let res = c
+            .request(method.clone(), format!("{}{path}", s.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{method} {path}");
+        assert_eq!(error_code(res).await, code, "{method} {path}");
+    }
+}
+
 #[tokio::test]
 async fn robots_use_api_tokens_that_are_stored_hashed_expire_and_revoke() {
     let tmp = tempfile::tempdir().unwrap();
