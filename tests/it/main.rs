@@ -9,6 +9,7 @@ mod cli;
 mod cli_distribution;
 mod cli_tls_auth;
 mod clients;
+mod containerd;
 mod crash;
 mod distribution;
 mod k_of_n;
