@@ -31,14 +31,7 @@ fn verify_with(data: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) 
         .args(extra)
         .output()
         .unwrap();
-    (
-        o.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
+    (o.status.code(), output_text(&o))
 }
 
 #[tokio::test]

@@ -22,14 +22,6 @@ fn sign(image: &str, key: &str, cert: &str) -> Output {
     bonded(&["sign", image, "--key", key, "--cert", cert])
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[tokio::test]
 async fn sign_then_verify_with_exit_codes_per_outcome() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,18 +60,18 @@ async fn sign_then_verify_with_exit_codes_per_outcome() {
     };
 
     let o = verify(&format!("{}/acme/app:unsigned", s.addr), &acme);
-    assert_eq!(o.status.code(), Some(2), "not signed: {}", text(&o));
+    assert_eq!(o.status.code(), Some(2), "not signed: {}", output_text(&o));
 
     let o = sign(
         &image,
         alice_key.to_str().unwrap(),
         alice_cert.to_str().unwrap(),
     );
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert!(
-        text(&o).contains("as 'C=US, ST=WA, O=Acme, CN=alice' (ES256)"),
+        output_text(&o).contains("as 'C=US, ST=WA, O=Acme, CN=alice' (ES256)"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
     // the same signer again: no second signature
     let o = sign(
@@ -88,11 +80,22 @@ async fn sign_then_verify_with_exit_codes_per_outcome() {
         alice_cert.to_str().unwrap(),
     );
     assert!(o.status.success());
-    assert!(text(&o).contains("nothing to do"), "{}", text(&o));
+    assert!(
+        output_text(&o).contains("nothing to do"),
+        "{}",
+        output_text(&o)
+    );
 
     let o = verify(&image, &acme);
-    assert_eq!(o.status.code(), Some(5), "policy not met: {}", text(&o));
-    assert!(text(&o).contains("needs 2 signatures from distinct trusted identities; found 1"));
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "policy not met: {}",
+        output_text(&o)
+    );
+    assert!(
+        output_text(&o).contains("needs 2 signatures from distinct trusted identities; found 1")
+    );
 
     // a key that is not the certificate's
     let o = sign(
@@ -102,9 +105,9 @@ async fn sign_then_verify_with_exit_codes_per_outcome() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        text(&o).contains("does not match the certificate"),
+        output_text(&o).contains("does not match the certificate"),
         "{}",
-        text(&o)
+        output_text(&o)
     );
 
     let o = sign(
@@ -112,10 +115,10 @@ async fn sign_then_verify_with_exit_codes_per_outcome() {
         bob_key.to_str().unwrap(),
         bob_cert.to_str().unwrap(),
     );
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let o = verify(&image, &acme);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    let out = output_text(&o);
     assert!(
         out.contains("VERIFIED") && out.contains("CN=alice") && out.contains("CN=bob"),
         "{out}"
@@ -141,11 +144,11 @@ async fn sign_then_verify_with_exit_codes_per_outcome() {
 
     // a trust store that holds another root: untrusted
     let o = verify(&image, &d.join("other-store"));
-    assert_eq!(o.status.code(), Some(3), "untrusted: {}", text(&o));
+    assert_eq!(o.status.code(), Some(3), "untrusted: {}", output_text(&o));
 
     // an unreachable registry
     let o = verify("127.0.0.1:1/acme/app:v1", &acme);
-    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(6), "{}", output_text(&o));
 }
 
 #[tokio::test]
@@ -200,20 +203,24 @@ async fn trust_and_inspect_commands_drive_a_running_server() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("admin role"), "{}", text(&o));
+    assert!(
+        output_text(&o).contains("admin role"),
+        "{}",
+        output_text(&o)
+    );
     let o = trust(
         &["set-store", "ca:acme", d.join("root.pem").to_str().unwrap()],
         true,
     );
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("version 1"));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(output_text(&o).contains("version 1"));
     // the admin account may change the configuration as well as the token
     let o = trust(
         &["set-policy", d.join("policy.json").to_str().unwrap()],
         false,
     );
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("version 2"), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(output_text(&o).contains("version 2"), "{}", output_text(&o));
     let o = trust(&["show"], false);
     let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(shown["enforced"], true);
@@ -228,10 +235,10 @@ async fn trust_and_inspect_commands_drive_a_running_server() {
     assert_eq!(res.status(), 201);
     let image = format!("{}/apps/web@{digest}", s.addr);
     let o = sign(&image, key.to_str().unwrap(), cert.to_str().unwrap());
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let o = bonded(&["inspect", &image]);
-    assert!(o.status.success(), "{}", text(&o));
-    let out = text(&o);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let out = output_text(&o);
     assert!(out.contains("verdict (policy 'apps'): admitted"), "{out}");
     assert!(
         out.contains("signer 'C=US, ST=WA, O=Acme, CN=alice' ES256"),
@@ -280,7 +287,7 @@ async fn keygen_sign_verify_round_trip_with_notations_manifest_shape() {
         ],
     ] {
         let o = bonded(&args);
-        assert!(o.status.success(), "{}", text(&o));
+        assert!(o.status.success(), "{}", output_text(&o));
     }
     let o = bonded(&[
         "keygen",
@@ -293,9 +300,9 @@ async fn keygen_sign_verify_round_trip_with_notations_manifest_shape() {
         &p("ca"),
     ]);
     assert!(
-        text(&o).contains("exists; pass --force"),
+        output_text(&o).contains("exists; pass --force"),
         "keygen does not overwrite: {}",
-        text(&o)
+        output_text(&o)
     );
     #[cfg(unix)]
     {
@@ -324,8 +331,8 @@ async fn keygen_sign_verify_round_trip_with_notations_manifest_shape() {
     push_image(&c, &s, "acme/app", "v1", "keygen", json!({})).await;
     let image = format!("{}/acme/app:v1", s.addr);
     let o = sign(&image, &p("ci.key"), &p("ci.pem"));
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("(ES384)"), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(output_text(&o).contains("(ES384)"), "{}", output_text(&o));
     let o = bonded(&[
         "verify",
         &image,
@@ -334,7 +341,7 @@ async fn keygen_sign_verify_round_trip_with_notations_manifest_shape() {
         "--trust-store",
         &p("store"),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
 
     // the signature manifest, field by field, in the form notation produces
     let d_img = sha256(
@@ -416,7 +423,7 @@ async fn keygen_sign_verify_round_trip_with_notations_manifest_shape() {
         String::from_utf8_lossy(&o.stderr).lines().count(),
         1,
         "{}",
-        text(&o)
+        output_text(&o)
     );
     let ca = Ca::new("Old Root");
     let (key, cert) = ca.issue_expired("old");
@@ -424,7 +431,11 @@ async fn keygen_sign_verify_round_trip_with_notations_manifest_shape() {
     std::fs::write(d.join("old.pem"), format!("{}{}", cert.pem(), ca.pem)).unwrap();
     let o = sign(&image, &p("old.key"), &p("old.pem"));
     assert_eq!(o.status.code(), Some(1));
-    assert!(text(&o).contains("is not valid now"), "{}", text(&o));
+    assert!(
+        output_text(&o).contains("is not valid now"),
+        "{}",
+        output_text(&o)
+    );
 }
 
 #[tokio::test]
@@ -450,8 +461,8 @@ async fn rsa_keys_sign_with_ps256() {
         v.join("localkeys/e2e.key").to_str().unwrap(),
         v.join("localkeys/e2e.crt").to_str().unwrap(),
     );
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("(PS256)"), "{}", text(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(output_text(&o).contains("(PS256)"), "{}", output_text(&o));
     let o = bonded(&[
         "verify",
         &image,
@@ -460,5 +471,5 @@ async fn rsa_keys_sign_with_ps256() {
         "--trust-store",
         dir.path().join("store").to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
 }

@@ -68,14 +68,6 @@ fn bonded_with_path(
     child.wait_with_output().unwrap()
 }
 
-fn all(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[test]
 fn https_with_basic_login() {
     let tmp = tempfile::tempdir().unwrap();
@@ -126,7 +118,7 @@ fn https_with_basic_login() {
         Some(&docker),
         None,
     );
-    assert!(o.status.success(), "{}", all(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
 
     // --username and --password-stdin, signing
     let (sk, sc) = Ca::new("Signing Root").write_signer(d, "release");
@@ -147,7 +139,7 @@ fn https_with_basic_login() {
         None,
         Some("s3cret\n"),
     );
-    assert!(o.status.success(), "{}", all(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
 
     // each failure in one clear line
     let o = bonded(
@@ -165,29 +157,37 @@ fn https_with_basic_login() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        all(&o).contains(&format!(
+        output_text(&o).contains(&format!(
             "login to {} failed: wrong username or password",
             dist.addr
         )),
         "{}",
-        all(&o)
+        output_text(&o)
     );
     let o = bonded(&["inspect", &image, "--ca-file", ca_arg], None, None);
-    assert!(all(&o).contains("asks for a login"), "{}", all(&o));
+    assert!(
+        output_text(&o).contains("asks for a login"),
+        "{}",
+        output_text(&o)
+    );
     let o = bonded(&["inspect", &image], Some(&docker), None);
     assert_eq!(
         o.status.code(),
         Some(1),
         "an unknown CA is refused: {}",
-        all(&o)
+        output_text(&o)
     );
     let o = bonded(&["inspect", &image, "--insecure"], Some(&docker), None);
     assert!(
         o.status.success(),
         "--insecure accepts the lab certificate: {}",
-        all(&o)
+        output_text(&o)
     );
-    assert!(all(&o).contains("referrers: 1"), "{}", all(&o));
+    assert!(
+        output_text(&o).contains("referrers: 1"),
+        "{}",
+        output_text(&o)
+    );
     let o = bonded(
         &[
             "inspect",
@@ -199,7 +199,11 @@ fn https_with_basic_login() {
         None,
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(all(&o).contains("was not found"), "{}", all(&o));
+    assert!(
+        output_text(&o).contains("was not found"),
+        "{}",
+        output_text(&o)
+    );
 
     // a docker credential helper named in credHelpers answers for this registry only
     let helpers = d.join("helpers");
@@ -233,7 +237,7 @@ fn https_with_basic_login() {
         None,
         Some(&helpers),
     );
-    assert!(o.status.success(), "{}", all(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     assert_eq!(
         std::fs::read_to_string(d.join("helper.log"))
             .unwrap()
@@ -260,5 +264,9 @@ fn https_with_basic_login() {
         Some(&helpers),
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(all(&o).contains("asks for a login"), "{}", all(&o));
+    assert!(
+        output_text(&o).contains("asks for a login"),
+        "{}",
+        output_text(&o)
+    );
 }

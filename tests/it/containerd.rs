@@ -73,14 +73,6 @@ impl Containerd {
     }
 }
 
-fn all(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 #[tokio::test]
 async fn containerd_fetches_and_pushes_with_oauth2_tokens_within_roles() {
     let tmp = tempfile::tempdir().unwrap();
@@ -105,9 +97,9 @@ async fn containerd_fetches_and_pushes_with_oauth2_tokens_within_roles() {
     ]);
     assert!(!o.status.success());
     assert!(
-        all(&o).contains("failed to fetch oauth token"),
+        output_text(&o).contains("failed to fetch oauth token"),
         "{}",
-        all(&o)
+        output_text(&o)
     );
 
     // the reader fetches the image (manifest, config, layer), and it is the one pushed
@@ -119,18 +111,18 @@ async fn containerd_fetches_and_pushes_with_oauth2_tokens_within_roles() {
         &creds("reader"),
         &image,
     ]);
-    assert!(o.status.success(), "{}", all(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let o = ctd.ctr(&["images", "ls"]);
     assert!(
-        all(&o).contains(&image) && all(&o).contains(&digest),
+        output_text(&o).contains(&image) && output_text(&o).contains(&digest),
         "{}",
-        all(&o)
+        output_text(&o)
     );
 
     // pushing a copy: the reader is refused and nothing is stored; the developer may
     let copy = format!("{}/acme/copy:v2", s.addr);
     let o = ctd.ctr(&["images", "tag", &image, &copy]);
-    assert!(o.status.success(), "{}", all(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let push = |who: &str| {
         ctd.ctr(&[
             "images",
@@ -152,7 +144,7 @@ async fn containerd_fetches_and_pushes_with_oauth2_tokens_within_roles() {
     };
     assert_eq!(copied().await.unwrap().status(), 404);
     let o = push("dev");
-    assert!(o.status.success(), "{}", all(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     let res = copied().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(sha256(&res.bytes().await.unwrap()), digest);

@@ -41,14 +41,6 @@ fn creds() -> String {
     format!("admin:{ADMIN_PASSWORD}")
 }
 
-fn all(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// An OCI layout with one image, built by umoci.
 fn umoci_layout(dir: &Path) -> String {
     let layout = dir.join("app").to_str().unwrap().to_string();
@@ -72,7 +64,7 @@ fn umoci_layout(dir: &Path) -> String {
             "/hello.txt",
         ],
     );
-    assert!(o.status.success(), "{}", all(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
     layout
 }
 
@@ -133,10 +125,10 @@ async fn the_quick_start_works() {
     );
     assert!(!o.status.success());
     assert!(
-        all(&o)
+        output_text(&o)
             .contains("policy 'prod' needs 2 signatures from distinct trusted identities; found 0"),
         "{}",
-        all(&o)
+        output_text(&o)
     );
 
     // 2. bonded push, signed by alice and bob, is admitted
@@ -154,8 +146,8 @@ async fn the_quick_start_works() {
         "--cert",
         &keys("bob.pem"),
     ]);
-    assert!(o.status.success(), "{}", all(&o));
-    assert!(all(&o).contains("tagged"), "{}", all(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(output_text(&o).contains("tagged"), "{}", output_text(&o));
 
     // 3. bonded verify passes
     let o = bonded(&[
@@ -166,8 +158,8 @@ async fn the_quick_start_works() {
         "--trust-store",
         &keys("truststore"),
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}", all(&o));
-    assert!(all(&o).contains("CN=alice") && all(&o).contains("CN=bob"));
+    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert!(output_text(&o).contains("CN=alice") && output_text(&o).contains("CN=bob"));
 
     // 4. the registry says who signed
     let c = client();
@@ -210,8 +202,12 @@ async fn the_quick_start_works() {
         "--cert",
         &keys("bob.pem"),
     ]);
-    assert!(o.status.success(), "{}", all(&o));
-    assert!(all(&o).contains("3 manifest(s)"), "{}", all(&o));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("3 manifest(s)"),
+        "{}",
+        output_text(&o)
+    );
     let o = run(
         "skopeo",
         &[

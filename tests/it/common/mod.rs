@@ -276,6 +276,15 @@ pub fn bonded(dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     bonded_with_stdin(&all, stdin)
 }
 
+/// A finished command's standard output then standard error, for messages and asserts.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
 pub fn ok(o: &std::process::Output) -> String {
     assert!(
         o.status.success(),
