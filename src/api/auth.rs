@@ -89,6 +89,24 @@ fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// `(user, secret)` of HTTP Basic credentials (what follows `Basic `).
+fn basic_pair(credentials: &str) -> Option<(String, String)> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, secret) = decoded.split_once(':')?;
+    Some((user.to_string(), secret.to_string()))
+}
+
+/// The secret (password or API token) of an HTTP Basic `Authorization` header.
+pub fn basic_secret(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("basic").then_some(())?;
+    basic_pair(rest).map(|(_, secret)| secret)
+}
+
 fn login_event(who: &str, source: Option<IpAddr>, outcome: &str, reason: String) -> AuditEvent {
     AuditEvent::now(
         who,
@@ -236,19 +254,14 @@ impl Auth {
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
         match scheme.to_ascii_lowercase().as_str() {
             "basic" => {
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(rest.trim())
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok());
-                let Some((user, secret)) = decoded.as_deref().and_then(|d| d.split_once(':'))
-                else {
+                let Some((user, secret)) = basic_pair(rest) else {
                     return Err(self.unauthorized(
                         headers,
                         None,
                         "the Authorization header is not valid HTTP Basic (base64 of user:password)".into(),
                     ));
                 };
-                let account = self.login(headers, user, secret, source).await?;
+                let account = self.login(headers, &user, &secret, source).await?;
                 Ok(Caller {
                     identity: Identity::Account(account),
                     token: None,

@@ -39,6 +39,16 @@ impl ApiError {
         self
     }
 
+    /// A failure of the server itself: the cause goes to the log, not to the client.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN",
+            "internal error; the registry's log has the cause",
+        )
+    }
+
     pub fn unsupported(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", message)
     }
@@ -55,6 +65,12 @@ impl From<NameError> for ApiError {
             }
             _ => ApiError::new(StatusCode::BAD_REQUEST, "NAME_INVALID", e.to_string()),
         }
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        RegistryError::Db(e).into()
     }
 }
 

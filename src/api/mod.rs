@@ -4,6 +4,7 @@
 //! Routing: one `/v2/{*path}` route, split from the right into (repository name, endpoint),
 //! so repository names of any depth work (`a/b/c/d/e/f/g/h/manifests/latest`).
 
+mod account;
 pub mod auth;
 mod error;
 pub mod ratelimit;
@@ -944,6 +945,30 @@ async fn bonded_api_inner(
             ok(json!({ "version": c.version, "reevaluatedSignatures": c.reevaluated }))
         };
         let method = parts.method.clone();
+        if let Some(rest) = path
+            .strip_prefix("account")
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+        {
+            let body = read_admin_body(body).await?;
+            let (status, value) = account::handle(
+                reg.metadata(),
+                &auth,
+                &caller,
+                &parts.headers,
+                &method,
+                rest,
+                &body,
+            )
+            .await?;
+            return Ok(json_response(
+                status,
+                vec![
+                    (header::CONTENT_TYPE, "application/json".into()),
+                    (header::CACHE_CONTROL, "no-store".into()),
+                ],
+                value,
+            ));
+        }
         if let Some(name) = path
             .strip_prefix("repositories/")
             .and_then(|p| p.strip_suffix("/pending"))

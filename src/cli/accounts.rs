@@ -454,7 +454,7 @@ pub async fn token(args: &TokenArgs) -> Result<(), String> {
         }
         TokenCommand::Revoke { id } => {
             if !db
-                .token_revoke(id, event("token.revoke", &format!("token {id}")))
+                .token_revoke(id, None, event("token.revoke", &format!("token {id}")))
                 .await
                 .map_err(db_err)?
             {

@@ -235,12 +235,19 @@ impl Metadata {
         .await
     }
 
-    /// Revokes a live token; `false` when there is no such token or it was revoked.
-    pub async fn token_revoke(&self, id: &str, event: AuditEvent) -> Result<Changed> {
+    /// Revokes a live token (of `account`, when given); `false` when there is no such
+    /// token or it was revoked.
+    pub async fn token_revoke(
+        &self,
+        id: &str,
+        account: Option<&str>,
+        event: AuditEvent,
+    ) -> Result<Changed> {
         let now = now().to_string();
         self.change_with_audit(
-            "UPDATE api_tokens SET revoked_at = CAST(? AS INTEGER) WHERE id = ? AND revoked_at IS NULL",
-            &[Some(&now), Some(id)],
+            "UPDATE api_tokens SET revoked_at = CAST(? AS INTEGER)
+             WHERE id = ? AND (? IS NULL OR account = ?) AND revoked_at IS NULL",
+            &[Some(&now), Some(id), account, account],
             event,
         )
         .await

@@ -631,6 +631,140 @@ async fn oauth2_password_grants_give_the_same_scoped_tokens() {
     }
 }
 
+/// Self-service: a user sees their account, changes their password and makes and revokes
+/// personal API tokens, without an administrator and without touching anyone else's.
+#[tokio::test]
+async fn users_change_their_password_and_manage_their_own_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    user(&data, "alice", "developer", "acme/*");
+    user(&data, "bob", "reader", "acme/*");
+    let url = |p: &str| format!("{}/bonded/v1/account{p}", s.url);
+    let alice = as_user("alice", &password("alice"));
+    let tags = |c: reqwest::Client| {
+        let u = s.v2("acme/app/tags/list");
+        async move { c.get(u).send().await.unwrap().status().as_u16() }
+    };
+
+    let res = client().get(url("")).send().await.unwrap();
+    assert_eq!(res.status(), 401, "anonymous has no account");
+    let me = json(alice.get(url("")).send().await.unwrap()).await;
+    assert_eq!(me["name"], "alice");
+    assert!(me["roles"].to_string().contains("acme/*"), "{me}");
+    assert_eq!(me["tokens"], json!([]));
+
+    // a personal token, shown once, that logs in as alice
+    let res = alice
+        .post(url("/tokens"))
+        .body(r#"{"description": "ci", "expiresInDays": 30}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let made = json(res).await;
+    let token = made["token"].as_str().unwrap().to_string();
+    let id = made["id"].as_str().unwrap().to_string();
+    assert!(token.starts_with(&format!("bdt_{id}_")), "{made}");
+    let with_token = as_user("alice", &token);
+    assert_eq!(
+        tags(with_token.clone()).await,
+        404,
+        "logged in; no such repository yet"
+    );
+    let me = json(alice.get(url("")).send().await.unwrap()).await;
+    assert_eq!(me["tokens"][0]["id"], id.as_str());
+    assert_eq!(me["tokens"][0]["description"], "ci");
+    assert!(
+        me["tokens"][0].get("token").is_none(),
+        "never the secret again"
+    );
+
+    // the token cannot make tokens or change the password
+    for (method, path, body) in [
+        (reqwest::Method::POST, "/tokens", "{}"),
+        (
+            reqwest::Method::PUT,
+            "/password",
+            r#"{"password": "taken-over-by-a-token"}"#,
+        ),
+    ] {
+        let res = with_token
+            .request(method.clone(), url(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{method} {path}");
+        let e = json(res).await;
+        assert!(
+            e["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("your password"),
+            "{e}"
+        );
+    }
+    for bad in ["0", "366", "\"x\""] {
+        let res = alice
+            .post(url("/tokens"))
+            .body(format!(r#"{{"expiresInDays": {bad}}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "expiresInDays {bad}");
+    }
+
+    // bob cannot revoke alice's token
+    let bob = as_user("bob", &password("bob"));
+    let res = bob
+        .delete(url(&format!("/tokens/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(tags(with_token.clone()).await, 404, "still alice's");
+
+    // a new password: too weak is refused; then the old one stops working at once
+    let res = alice
+        .put(url("/password"))
+        .body(r#"{"password": "short"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let res = alice
+        .put(url("/password"))
+        .body(r#"{"password": "alices-new-password-2026"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(tags(alice.clone()).await, 401);
+    assert_eq!(
+        tags(as_user("alice", "alices-new-password-2026")).await,
+        404
+    );
+
+    // revoking her token ends it at once
+    let alice = as_user("alice", "alices-new-password-2026");
+    let res = alice
+        .delete(url(&format!("/tokens/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(tags(with_token).await, 401);
+
+    let changes: Vec<String> = audit(&s, "actor=alice")
+        .await
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_string())
+        .filter(|a| a.starts_with("token.") || a.starts_with("user."))
+        .collect();
+    assert_eq!(changes, ["token.create", "user.passwd", "token.revoke"]);
+}
+
 #[tokio::test]
 async fn robots_use_api_tokens_that_are_stored_hashed_expire_and_revoke() {
     let tmp = tempfile::tempdir().unwrap();
