@@ -223,6 +223,52 @@ fn token_response(answer: Result<serde_json::Value, ApiError>) -> Response {
     }
 }
 
+/// The filter of an audit query. One that cannot be read is refused, not ignored: an
+/// ignored bound would answer a different question than the one asked.
+fn audit_filter(query: &[(String, String)]) -> Result<crate::db::AuditFilter, ApiError> {
+    let get = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let invalid = |why: String| ApiError::new(StatusCode::BAD_REQUEST, "AUDIT_QUERY_INVALID", why);
+    let number = |k: &str| -> Result<Option<i64>, ApiError> {
+        get(k)
+            .map(|v| {
+                v.parse().ok().filter(|n: &i64| *n >= 0).ok_or_else(|| {
+                    invalid(format!("{k} must be a non-negative integer, got '{v}'"))
+                })
+            })
+            .transpose()
+    };
+    let time = |k: &str| {
+        get(k)
+            .map(|v| crate::db::parse_time(&v).map_err(|e| invalid(format!("{k}: {e}"))))
+            .transpose()
+    };
+    let outcome = get("outcome");
+    if let Some(o) = outcome
+        .as_deref()
+        .filter(|o| !matches!(*o, "ok" | "denied"))
+    {
+        return Err(invalid(format!(
+            "outcome must be 'ok' or 'denied', got '{o}'"
+        )));
+    }
+    Ok(crate::db::AuditFilter {
+        repository: get("repository"),
+        digest: get("digest"),
+        actor: get("actor"),
+        action: get("action"),
+        outcome,
+        since: time("since")?,
+        until: time("until")?,
+        after: number("after")?,
+        limit: number("limit")?.unwrap_or(100).clamp(1, 1000) as u32,
+    })
+}
+
 /// `POST /token`: the OAuth2 form of the token request.
 async fn oauth_token(axum::Extension(options): Opts, req: Request) -> Response {
     let source = source_of(&req);
@@ -1012,57 +1058,9 @@ async fn bonded_api_inner(
                 if auth.mode() == Mode::Enforced {
                     require_admin().await?;
                 }
-                let query = query_pairs(&parts.uri);
-                let get = |k: &str| {
-                    query
-                        .iter()
-                        .find(|(key, _)| key == k)
-                        .map(|(_, v)| v.clone())
-                };
-                // A filter that cannot be read is refused, not ignored: an ignored bound
-                // would answer a different question than the one asked.
-                let invalid = |why: String| {
-                    ApiError::new(StatusCode::BAD_REQUEST, "AUDIT_QUERY_INVALID", why)
-                };
-                let number = |k: &str| -> Result<Option<i64>, ApiError> {
-                    get(k)
-                        .map(|v| {
-                            v.parse().ok().filter(|n: &i64| *n >= 0).ok_or_else(|| {
-                                invalid(format!("{k} must be a non-negative integer, got '{v}'"))
-                            })
-                        })
-                        .transpose()
-                };
-                let time = |k: &str| -> Result<_, ApiError> {
-                    get(k)
-                        .map(|v| {
-                            crate::db::parse_time(&v).map_err(|e| invalid(format!("{k}: {e}")))
-                        })
-                        .transpose()
-                };
-                let outcome = get("outcome");
-                if let Some(o) = outcome
-                    .as_deref()
-                    .filter(|o| !matches!(*o, "ok" | "denied"))
-                {
-                    return Err(invalid(format!(
-                        "outcome must be 'ok' or 'denied', got '{o}'"
-                    )));
-                }
-                let limit = number("limit")?.unwrap_or(100).clamp(1, 1000) as u32;
-                let filter = crate::db::AuditFilter {
-                    repository: get("repository"),
-                    digest: get("digest"),
-                    actor: get("actor"),
-                    action: get("action"),
-                    outcome,
-                    since: time("since")?,
-                    until: time("until")?,
-                    after: number("after")?,
-                    limit,
-                };
+                let filter = audit_filter(&query_pairs(&parts.uri))?;
                 let records = reg.audit(&filter).await?;
-                let next = (records.len() == limit as usize)
+                let next = (records.len() == filter.limit as usize)
                     .then(|| records.last().map(|r| r.seq))
                     .flatten();
                 Ok(ok(json!({ "records": records, "next": next })))
