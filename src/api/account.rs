@@ -15,7 +15,7 @@
 use super::auth::{Auth, Caller};
 use super::ApiError;
 use crate::auth::{password, token::ApiToken, Identity};
-use crate::db::{AuditEvent, Metadata};
+use crate::db::{format_unix, AuditEvent, Metadata};
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -67,9 +67,9 @@ pub async fn handle(
                     json!({
                         "id": t.id,
                         "description": t.description,
-                        "createdAt": rfc3339(t.created_at),
-                        "expiresAt": rfc3339(t.expires_at),
-                        "revokedAt": t.revoked_at.map(rfc3339),
+                        "createdAt": format_unix(t.created_at),
+                        "expiresAt": format_unix(t.expires_at),
+                        "revokedAt": t.revoked_at.map(format_unix),
                     })
                 })
                 .collect();
@@ -138,7 +138,7 @@ pub async fn handle(
                         format!(
                             "token {} for '{name}', by itself, expires {}",
                             t.id,
-                            rfc3339(expires_at)
+                            format_unix(expires_at)
                         ),
                     ),
                 )
@@ -148,7 +148,7 @@ pub async fn handle(
             }
             Ok((
                 StatusCode::CREATED,
-                json!({"id": t.id, "token": t.to_string(), "expiresAt": rfc3339(expires_at)}),
+                json!({"id": t.id, "token": t.to_string(), "expiresAt": format_unix(expires_at)}),
             ))
         }
         (Method::DELETE, tail) if tail.starts_with("/tokens/") => {
@@ -208,10 +208,4 @@ fn gone(name: &str) -> ApiError {
         "UNAUTHORIZED",
         format!("there is no account named '{name}' any more"),
     )
-}
-
-fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .map(crate::db::format_at)
-        .unwrap_or_else(|_| unix.to_string())
 }

@@ -270,16 +270,6 @@ fn db_err(e: db::DbError) -> String {
     e.to_string()
 }
 
-fn date(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
-}
-
 pub async fn user(args: &UserArgs) -> Result<(), String> {
     let db = open(&args.dir).await?;
     match &args.command {
@@ -336,7 +326,7 @@ pub async fn user(args: &UserArgs) -> Result<(), String> {
                         "{:<24} {:<6} {:<21} {}",
                         a.name,
                         a.kind,
-                        date(a.created_at),
+                        db::format_unix(a.created_at),
                         if a.grants.is_empty() {
                             "-".to_string()
                         } else {
@@ -405,7 +395,7 @@ pub async fn token(args: &TokenArgs) -> Result<(), String> {
                         &format!(
                             "token {} for '{account}', expires {}",
                             t.id,
-                            date(expires_at)
+                            db::format_unix(expires_at)
                         ),
                     ),
                 )
@@ -417,7 +407,7 @@ pub async fn token(args: &TokenArgs) -> Result<(), String> {
             eprintln!(
                 "token {} for '{account}', expires {} (shown once; use it as the password):",
                 t.id,
-                date(expires_at)
+                db::format_unix(expires_at)
             );
             println!("{t}");
         }
@@ -445,7 +435,7 @@ pub async fn token(args: &TokenArgs) -> Result<(), String> {
                         "{:<16} {:<20} {:<21} {:<8} {}",
                         t.id,
                         t.account,
-                        date(t.expires_at),
+                        db::format_unix(t.expires_at),
                         state,
                         t.description
                     );

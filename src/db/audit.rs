@@ -63,6 +63,13 @@ pub fn format_at(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// A Unix time (as accounts and tokens store them) the way [`format_at`] writes times.
+pub fn format_unix(unix: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .map(format_at)
+        .unwrap_or_else(|_| unix.to_string())
+}
+
 /// A time bound given by a person or a client: RFC 3339 with any offset
 /// (`2026-11-27T09:00:00+01:00`), or a date, meaning its midnight UTC (`2026-11-27`).
 pub fn parse_time(s: &str) -> Result<OffsetDateTime, String> {

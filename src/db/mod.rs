@@ -13,7 +13,7 @@ pub use accounts::{check_account_name, AccountInfo, TokenInfo};
 pub use journal::Journal;
 
 pub use audit::{
-    chain_hash, format_at, parse_time, AuditEvent, AuditFilter, AuditRecord, ChainHead,
+    chain_hash, format_at, format_unix, parse_time, AuditEvent, AuditFilter, AuditRecord, ChainHead,
 };
 
 use crate::oci::{Digest, RepositoryName, Tag};
