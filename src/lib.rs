@@ -9,6 +9,7 @@
 //! - [`api`]: axum routes and error mapping; thin.
 //! - [`cli`]: the `bonded` subcommands.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod cli;

@@ -14,14 +14,16 @@
 
 use super::auth::{Auth, Caller};
 use super::ApiError;
-use crate::auth::{password, token::ApiToken, Identity};
-use crate::db::{format_unix, AuditEvent, Metadata};
+use crate::admin::{Admin, NewToken};
+use crate::auth::{token::ApiToken, Identity};
+use crate::db::{format_unix, Metadata};
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// The longest a personal token may live.
-const MAX_TOKEN_DAYS: u64 = 365;
+/// The longest a personal token may live, in days (administrators may give robots up to
+/// [`crate::admin::MAX_TOKEN_DAYS`]).
+const MAX_PERSONAL_TOKEN_DAYS: u32 = 365;
 
 /// Handles `account` and `account/...`; `rest` is the path after `account`.
 pub async fn handle(
@@ -42,15 +44,7 @@ pub async fn handle(
             "log in to manage your account",
         ));
     };
-    let event = |action: &str, reason: String| {
-        AuditEvent::now(
-            name,
-            caller.source.map(|s| s.to_string()),
-            action,
-            "ok",
-            Some(reason),
-        )
-    };
+    let admin = Admin::new(db, name, caller.source.map(|s| s.to_string()));
     match (method.clone(), rest) {
         (Method::GET, "") => {
             let account = db
@@ -81,21 +75,7 @@ pub async fn handle(
         (Method::PUT, "/password") => {
             require_password_login(headers)?;
             let new = field(body, "password")?;
-            password::check_strength(&new).map_err(invalid)?;
-            let hash = tokio::task::spawn_blocking(move || password::hash(&new))
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(ApiError::internal)?;
-            if !db
-                .account_set_password(
-                    name,
-                    &hash,
-                    event("user.passwd", format!("'{name}', by itself")),
-                )
-                .await?
-            {
-                return Err(gone(name));
-            }
+            admin.set_password(name, Some(&new)).await?;
             // The old password stops working now, not at the next periodic re-read.
             auth.directory(Duration::ZERO).await;
             Ok((
@@ -105,68 +85,19 @@ pub async fn handle(
         }
         (Method::POST, "/tokens") => {
             require_password_login(headers)?;
-            let request: Value = if body.is_empty() {
-                json!({})
-            } else {
-                serde_json::from_slice(body)
-                    .map_err(|e| invalid(format!("the body is not JSON: {e}")))?
-            };
-            let description = request["description"].as_str().unwrap_or("").to_string();
-            let days = match &request["expiresInDays"] {
-                Value::Null => 90,
-                v => v
-                    .as_u64()
-                    .filter(|d| (1..=MAX_TOKEN_DAYS).contains(d))
-                    .ok_or_else(|| {
-                        invalid(format!(
-                            "expiresInDays must be a whole number from 1 to {MAX_TOKEN_DAYS}"
-                        ))
-                    })?,
-            };
-            let t = ApiToken::generate();
-            let expires_at =
-                time::OffsetDateTime::now_utc().unix_timestamp() + days as i64 * 86_400;
-            if !db
-                .token_add(
-                    &t.id,
+            let request = json_body(body)?;
+            let new = admin
+                .create_token(
                     name,
-                    &description,
-                    &crate::auth::token::hash_secret(&t.secret),
-                    expires_at,
-                    event(
-                        "token.create",
-                        format!(
-                            "token {} for '{name}', by itself, expires {}",
-                            t.id,
-                            format_unix(expires_at)
-                        ),
-                    ),
+                    request["description"].as_str().unwrap_or(""),
+                    token_days(&request, MAX_PERSONAL_TOKEN_DAYS)?,
                 )
-                .await?
-            {
-                return Err(gone(name));
-            }
-            Ok((
-                StatusCode::CREATED,
-                json!({"id": t.id, "token": t.to_string(), "expiresAt": format_unix(expires_at)}),
-            ))
+                .await?;
+            Ok((StatusCode::CREATED, new_token_json(&new)))
         }
         (Method::DELETE, tail) if tail.starts_with("/tokens/") => {
             let id = &tail["/tokens/".len()..];
-            if !db
-                .token_revoke(
-                    id,
-                    Some(name),
-                    event("token.revoke", format!("token {id} of '{name}', by itself")),
-                )
-                .await?
-            {
-                return Err(ApiError::new(
-                    StatusCode::NOT_FOUND,
-                    "NAME_UNKNOWN",
-                    format!("'{name}' has no live token with id '{id}'"),
-                ));
-            }
+            admin.revoke_token(id, Some(name)).await?;
             auth.directory(Duration::ZERO).await;
             Ok((StatusCode::OK, json!({"id": id, "revoked": true})))
         }
@@ -188,13 +119,40 @@ fn require_password_login(headers: &HeaderMap) -> Result<(), ApiError> {
     ))
 }
 
-fn field(body: &[u8], key: &str) -> Result<String, ApiError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| invalid(format!("the body is not JSON: {e}")))?;
-    v[key]
+/// A JSON body (an empty one reads as `{}`).
+pub(super) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|e| invalid(format!("the body is not JSON: {e}")))
+}
+
+pub(super) fn field(body: &[u8], key: &str) -> Result<String, ApiError> {
+    json_body(body)?[key]
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| invalid(format!("the body has no \"{key}\" string")))
+}
+
+/// `expiresInDays` of a token request: 90 when absent, at most `max`.
+pub(super) fn token_days(request: &Value, max: u32) -> Result<u32, ApiError> {
+    match &request["expiresInDays"] {
+        Value::Null => Ok(90),
+        v => v
+            .as_u64()
+            .filter(|d| (1..=u64::from(max)).contains(d))
+            .map(|d| d as u32)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "expiresInDays must be a whole number from 1 to {max}"
+                ))
+            }),
+    }
+}
+
+/// The answer to a token made: the token itself, this once.
+pub(super) fn new_token_json(new: &NewToken) -> Value {
+    json!({"id": new.token.id, "token": new.token.to_string(), "expiresAt": format_unix(new.expires_at)})
 }
 
 fn invalid(why: String) -> ApiError {

@@ -68,6 +68,19 @@ impl From<NameError> for ApiError {
     }
 }
 
+impl From<crate::admin::AdminError> for ApiError {
+    fn from(e: crate::admin::AdminError) -> Self {
+        use crate::admin::AdminError as E;
+        let (status, code) = match &e {
+            E::Invalid(_) => (StatusCode::BAD_REQUEST, "UNSUPPORTED"),
+            E::NotFound(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
+            E::Conflict(_) => (StatusCode::CONFLICT, "DENIED"),
+            E::Db(_) => return ApiError::internal(&e),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
         RegistryError::Db(e).into()

@@ -3,7 +3,8 @@
 //! changed directly in the server's database (the server picks changes up within two
 //! seconds). Every change is recorded in the audit trail as `local:<OS user>`.
 
-use crate::auth::{self, password, token::ApiToken, AccountKind, Role};
+use crate::admin::{Admin, AdminError};
+use crate::auth::AccountKind;
 use crate::db::{self, AuditEvent, Metadata};
 use clap::{Args, Subcommand};
 use std::io::Read;
@@ -177,15 +178,11 @@ pub async fn quota(args: &QuotaArgs) -> Result<(), String> {
     let human = crate::registry::human_bytes;
     match &args.command {
         QuotaCommand::Set { pattern, size } => {
-            auth::check_pattern(pattern)?;
             let bytes = parse_size(size)?;
-            db.set_quota(
-                pattern,
-                Some(bytes),
-                event("quota.set", &format!("'{pattern}': {bytes} bytes")),
-            )
-            .await
-            .map_err(db_err)?;
+            local_admin(&db)
+                .set_quota(pattern, Some(bytes))
+                .await
+                .map_err(admin_err)?;
             let used = db.namespace_usage(pattern).await.map_err(db_err)?;
             println!(
                 "quota of '{pattern}' is {}; {} used now",
@@ -194,17 +191,10 @@ pub async fn quota(args: &QuotaArgs) -> Result<(), String> {
             );
         }
         QuotaCommand::Remove { pattern } => {
-            if !db
-                .set_quota(
-                    pattern,
-                    None,
-                    event("quota.remove", &format!("'{pattern}'")),
-                )
+            local_admin(&db)
+                .set_quota(pattern, None)
                 .await
-                .map_err(db_err)?
-            {
-                return Err(format!("'{pattern}' has no quota"));
-            }
+                .map_err(admin_err)?;
             println!("removed the quota of '{pattern}'");
         }
         QuotaCommand::List => {
@@ -233,8 +223,13 @@ fn operator() -> String {
     )
 }
 
-fn event(action: &str, reason: &str) -> AuditEvent {
-    local_event(&operator(), action, reason)
+/// Changes made from this machine's shell, audited as `local:<OS user>`.
+fn local_admin(db: &Metadata) -> Admin<'_> {
+    Admin::new(db, &operator(), None)
+}
+
+fn admin_err(e: AdminError) -> String {
+    e.to_string()
 }
 
 async fn open(dir: &DataDir) -> Result<Metadata, String> {
@@ -251,19 +246,13 @@ async fn open(dir: &DataDir) -> Result<Metadata, String> {
         .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
-/// A password from standard input (first line), or a generated one (printed).
-fn new_password(from_stdin: bool) -> Result<(String, bool), String> {
-    if from_stdin {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|e| format!("reading the password from standard input failed: {e}"))?;
-        let p = s.lines().next().unwrap_or("").to_string();
-        password::check_strength(&p)?;
-        Ok((p, false))
-    } else {
-        Ok((password::generate(), true))
-    }
+/// A password from standard input (its first line).
+fn read_password() -> Result<String, String> {
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| format!("reading the password from standard input failed: {e}"))?;
+    Ok(s.lines().next().unwrap_or("").to_string())
 }
 
 fn db_err(e: db::DbError) -> String {
@@ -272,43 +261,32 @@ fn db_err(e: db::DbError) -> String {
 
 pub async fn user(args: &UserArgs) -> Result<(), String> {
     let db = open(&args.dir).await?;
+    let admin = local_admin(&db);
     match &args.command {
         UserCommand::Add {
             name,
             robot,
             password_stdin,
         } => {
-            db::check_account_name(name)?;
             let kind = if *robot {
                 AccountKind::Robot
             } else {
                 AccountKind::User
             };
-            let (password, generated) = if *robot {
-                (None, false)
-            } else {
-                let (p, g) = new_password(*password_stdin)?;
-                (Some(p), g)
+            let given = match kind {
+                AccountKind::User if *password_stdin => Some(read_password()?),
+                _ => None,
             };
-            let hash = password.as_deref().map(password::hash).transpose()?;
-            let added = db
-                .account_add(
-                    name,
-                    kind,
-                    hash.as_deref(),
-                    event("user.add", &format!("{} '{name}'", kind.as_str())),
-                )
+            let generated = admin
+                .add_account(name, kind, given.as_deref())
                 .await
-                .map_err(db_err)?;
-            if !added {
-                return Err(format!("an account named '{name}' exists already"));
-            }
-            match (&password, generated) {
-                (Some(p), true) => println!(
+                .map_err(admin_err)?;
+            match (kind, generated) {
+                (AccountKind::User, Some(p)) => println!(
                     "added user '{name}' with password {p}\n(shown once; grant roles with `bonded role grant {name} ROLE PATTERN`)"
                 ),
-                (Some(_), false) => println!("added user '{name}'"),
-                (None, _) => println!(
+                (AccountKind::User, None) => println!("added user '{name}'"),
+                (AccountKind::Robot, _) => println!(
                     "added robot '{name}'; make it a token with `bonded token create {name}`"
                 ),
             }
@@ -337,34 +315,25 @@ pub async fn user(args: &UserArgs) -> Result<(), String> {
             }
         }
         UserCommand::Remove { name } => {
-            if !db
-                .account_remove(name, event("user.remove", &format!("'{name}'")))
-                .await
-                .map_err(db_err)?
-            {
-                return Err(format!("there is no account named '{name}'"));
-            }
+            admin.remove_account(name).await.map_err(admin_err)?;
             println!("removed '{name}' with its tokens and roles");
         }
         UserCommand::Passwd {
             name,
             password_stdin,
         } => {
-            let (p, generated) = new_password(*password_stdin)?;
-            let hash = password::hash(&p)?;
-            if !db
-                .account_set_password(name, &hash, event("user.passwd", &format!("'{name}'")))
-                .await
-                .map_err(db_err)?
-            {
-                return Err(format!(
-                    "there is no user named '{name}' (robots have no password)"
-                ));
-            }
-            if generated {
-                println!("new password for '{name}': {p}\n(shown once)");
+            let given = if *password_stdin {
+                Some(read_password()?)
             } else {
-                println!("password of '{name}' changed");
+                None
+            };
+            match admin
+                .set_password(name, given.as_deref())
+                .await
+                .map_err(admin_err)?
+            {
+                Some(p) => println!("new password for '{name}': {p}\n(shown once)"),
+                None => println!("password of '{name}' changed"),
             }
         }
     }
@@ -374,42 +343,23 @@ pub async fn user(args: &UserArgs) -> Result<(), String> {
 
 pub async fn token(args: &TokenArgs) -> Result<(), String> {
     let db = open(&args.dir).await?;
+    let admin = local_admin(&db);
     match &args.command {
         TokenCommand::Create {
             account,
             description,
             expires_in_days,
         } => {
-            let t = ApiToken::generate();
-            let expires_at = time::OffsetDateTime::now_utc().unix_timestamp()
-                + i64::from(*expires_in_days) * 86_400;
-            let added = db
-                .token_add(
-                    &t.id,
-                    account,
-                    description,
-                    &auth::token::hash_secret(&t.secret),
-                    expires_at,
-                    event(
-                        "token.create",
-                        &format!(
-                            "token {} for '{account}', expires {}",
-                            t.id,
-                            db::format_unix(expires_at)
-                        ),
-                    ),
-                )
+            let new = admin
+                .create_token(account, description, *expires_in_days)
                 .await
-                .map_err(db_err)?;
-            if !added {
-                return Err(format!("there is no account named '{account}'"));
-            }
+                .map_err(admin_err)?;
             eprintln!(
                 "token {} for '{account}', expires {} (shown once; use it as the password):",
-                t.id,
-                db::format_unix(expires_at)
+                new.token.id,
+                db::format_unix(new.expires_at)
             );
-            println!("{t}");
+            println!("{}", new.token);
         }
         TokenCommand::List { account, json } => {
             let tokens = db.tokens(account.as_deref()).await.map_err(db_err)?;
@@ -443,13 +393,7 @@ pub async fn token(args: &TokenArgs) -> Result<(), String> {
             }
         }
         TokenCommand::Revoke { id } => {
-            if !db
-                .token_revoke(id, None, event("token.revoke", &format!("token {id}")))
-                .await
-                .map_err(db_err)?
-            {
-                return Err(format!("there is no live token with id '{id}'"));
-            }
+            admin.revoke_token(id, None).await.map_err(admin_err)?;
             println!("revoked token {id}");
         }
     }
@@ -471,30 +415,11 @@ pub async fn role(args: &RoleArgs) -> Result<(), String> {
             pattern,
         } => (account, role, pattern, false),
     };
-    let role: Role = role.parse()?;
-    auth::check_pattern(pattern)?;
-    let what = format!("{role} on '{pattern}' for '{account}'");
-    if grant {
-        if !db
-            .grant(account, role, pattern, event("role.grant", &what))
-            .await
-            .map_err(db_err)?
-        {
-            return Err(format!(
-                "nothing granted: there is no account '{account}', or it has {role} on '{pattern}' already"
-            ));
-        }
-        println!("granted {what}");
-    } else {
-        if !db
-            .revoke(account, role, pattern, event("role.revoke", &what))
-            .await
-            .map_err(db_err)?
-        {
-            return Err(format!("'{account}' has no {role} role on '{pattern}'"));
-        }
-        println!("revoked {what}");
-    }
+    let what = local_admin(&db)
+        .set_role(account, role, pattern, grant)
+        .await
+        .map_err(admin_err)?;
+    println!("{} {what}", if grant { "granted" } else { "revoked" });
     db.close().await;
     Ok(())
 }
@@ -503,17 +428,12 @@ pub async fn namespace(args: &NamespaceArgs) -> Result<(), String> {
     let db = open(&args.dir).await?;
     match &args.command {
         NamespaceCommand::Public { pattern } | NamespaceCommand::Private { pattern } => {
-            auth::check_pattern(pattern)?;
             let public = matches!(args.command, NamespaceCommand::Public { .. });
-            let (action, word) = if public {
-                ("namespace.public", "public")
-            } else {
-                ("namespace.private", "private")
-            };
-            let changed = db
-                .set_public(pattern, public, event(action, &format!("'{pattern}'")))
+            let word = if public { "public" } else { "private" };
+            let changed = local_admin(&db)
+                .set_public(pattern, public)
                 .await
-                .map_err(db_err)?;
+                .map_err(admin_err)?;
             if changed {
                 println!("'{pattern}' is now {word}");
             } else {
