@@ -1,6 +1,7 @@
-//! `/bonded/v1/account`: what a logged-in user may do for their own account without an
-//! administrator: see it, change its password, and make and revoke personal API tokens
-//! (for CI, or for clients that should not hold the password).
+//! Accounts over HTTP. `/bonded/v1/account`: what a logged-in user may do for their own
+//! account without an administrator: see it, change its password, and make and revoke
+//! personal API tokens (for CI, or for clients that should not hold the password). And,
+//! in [`administer`], what administrators do to every account.
 //!
 //! - `GET account`: name, kind, roles, tokens (never their secrets).
 //! - `PUT account/password` `{"password": NEW}`: needs a login with the current password.
@@ -15,7 +16,7 @@
 use super::auth::{Auth, Caller};
 use super::ApiError;
 use crate::admin::{Admin, NewToken};
-use crate::auth::{token::ApiToken, Identity};
+use crate::auth::{token::ApiToken, AccountKind, Identity};
 use crate::db::{format_unix, Metadata};
 use axum::http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
@@ -166,4 +167,175 @@ fn gone(name: &str) -> ApiError {
         "UNAUTHORIZED",
         format!("there is no account named '{name}' any more"),
     )
+}
+
+/// Whether `path` (after `/bonded/v1/`) is the administration API's.
+pub fn is_administration(path: &str) -> bool {
+    matches!(
+        path.split('/').next(),
+        Some("accounts" | "tokens" | "namespaces" | "quotas")
+    )
+}
+
+/// The administrators' side (admin on `*`): every account, token, role, public namespace
+/// and quota, as the CLI changes them on the server's database.
+///
+/// - `GET accounts`; `POST accounts` `{"name", "robot", "password"}` (a user without a
+///   password gets a generated one, in the answer once); `DELETE accounts/<name>`;
+///   `PUT accounts/<name>/password` `{"password"}` (or generated).
+/// - `POST accounts/<name>/roles` `{"role", "pattern"}`;
+///   `DELETE accounts/<name>/roles?role=&pattern=`.
+/// - `POST accounts/<name>/tokens` `{"description", "expiresInDays"}`; `GET tokens`
+///   (`?account=`); `DELETE tokens/<id>`.
+/// - `GET namespaces/public`; `PUT|DELETE namespaces/public?pattern=`.
+/// - `GET quotas` (with usage); `PUT quotas?pattern=` `{"bytes"}`; `DELETE quotas?pattern=`.
+///
+/// Changes apply at once (the account directory is re-read before answering).
+#[allow(clippy::too_many_arguments)]
+pub async fn administer(
+    db: &Metadata,
+    auth: &Auth,
+    caller: &Caller,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+    query: &[(String, String)],
+    body: &[u8],
+) -> Result<(StatusCode, Value), ApiError> {
+    auth.authorize_admin(headers, caller).await?;
+    let admin = Admin::new(
+        db,
+        caller.identity.name(),
+        caller.source.map(|s| s.to_string()),
+    );
+    let param = |k: &str| {
+        query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| invalid(format!("the query has no '{k}'")))
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    let answer = match (method.clone(), segments.as_slice()) {
+        (Method::GET, ["accounts"]) => (StatusCode::OK, json!({"accounts": db.accounts().await?})),
+        (Method::POST, ["accounts"]) => {
+            let request = json_body(body)?;
+            let name = request["name"]
+                .as_str()
+                .ok_or_else(|| invalid("the body has no \"name\" string".into()))?;
+            let kind = if request["robot"].as_bool().unwrap_or(false) {
+                AccountKind::Robot
+            } else {
+                AccountKind::User
+            };
+            let generated = admin
+                .add_account(name, kind, request["password"].as_str())
+                .await?;
+            let mut answer = json!({"name": name, "kind": kind.as_str()});
+            if let Some(p) = generated {
+                answer["password"] = json!(p);
+            }
+            (StatusCode::CREATED, answer)
+        }
+        (Method::DELETE, ["accounts", name]) => {
+            admin.remove_account(name).await?;
+            (StatusCode::OK, json!({"name": name, "removed": true}))
+        }
+        (Method::PUT, ["accounts", name, "password"]) => {
+            let given = json_body(body)?["password"].as_str().map(str::to_string);
+            let mut answer = json!({"name": name, "passwordChanged": true});
+            if let Some(p) = admin.set_password(name, given.as_deref()).await? {
+                answer["password"] = json!(p);
+            }
+            (StatusCode::OK, answer)
+        }
+        (Method::POST, ["accounts", name, "roles"]) => {
+            let request = json_body(body)?;
+            let (Some(role), Some(pattern)) =
+                (request["role"].as_str(), request["pattern"].as_str())
+            else {
+                return Err(invalid("the body needs \"role\" and \"pattern\"".into()));
+            };
+            let what = admin.set_role(name, role, pattern, true).await?;
+            (StatusCode::CREATED, json!({"granted": what}))
+        }
+        (Method::DELETE, ["accounts", name, "roles"]) => {
+            let what = admin
+                .set_role(name, param("role")?, param("pattern")?, false)
+                .await?;
+            (StatusCode::OK, json!({"revoked": what}))
+        }
+        (Method::POST, ["accounts", name, "tokens"]) => {
+            let request = json_body(body)?;
+            let new = admin
+                .create_token(
+                    name,
+                    request["description"].as_str().unwrap_or(""),
+                    token_days(&request, crate::admin::MAX_TOKEN_DAYS)?,
+                )
+                .await?;
+            (StatusCode::CREATED, new_token_json(&new))
+        }
+        (Method::GET, ["tokens"]) => {
+            let account = query
+                .iter()
+                .find(|(k, _)| k == "account")
+                .map(|(_, v)| v.as_str());
+            (StatusCode::OK, json!({"tokens": db.tokens(account).await?}))
+        }
+        (Method::DELETE, ["tokens", id]) => {
+            admin.revoke_token(id, None).await?;
+            (StatusCode::OK, json!({"id": id, "revoked": true}))
+        }
+        (Method::GET, ["namespaces", "public"]) => (
+            StatusCode::OK,
+            json!({"public": db.directory().await?.public}),
+        ),
+        (m @ (Method::PUT | Method::DELETE), ["namespaces", "public"]) => {
+            let pattern = param("pattern")?;
+            let public = m == Method::PUT;
+            let changed = admin.set_public(pattern, public).await?;
+            (
+                StatusCode::OK,
+                json!({"pattern": pattern, "public": public, "changed": changed}),
+            )
+        }
+        (Method::GET, ["quotas"]) => {
+            let mut quotas = Vec::new();
+            for (pattern, allowed) in db.quotas().await? {
+                let used = db.namespace_usage(&pattern).await?;
+                quotas
+                    .push(json!({"pattern": pattern, "allowedBytes": allowed, "usedBytes": used}));
+            }
+            (StatusCode::OK, json!({"quotas": quotas}))
+        }
+        (Method::PUT, ["quotas"]) => {
+            let pattern = param("pattern")?;
+            let bytes = json_body(body)?["bytes"]
+                .as_u64()
+                .ok_or_else(|| invalid("the body needs \"bytes\", a whole number".into()))?;
+            admin.set_quota(pattern, Some(bytes)).await?;
+            (
+                StatusCode::OK,
+                json!({"pattern": pattern, "allowedBytes": bytes, "usedBytes": db.namespace_usage(pattern).await?}),
+            )
+        }
+        (Method::DELETE, ["quotas"]) => {
+            let pattern = param("pattern")?;
+            admin.set_quota(pattern, None).await?;
+            (StatusCode::OK, json!({"pattern": pattern, "removed": true}))
+        }
+        (m, _) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                format!("no administration endpoint {m} /bonded/v1/{path}"),
+            ))
+        }
+    };
+    if *method != Method::GET {
+        // Grants, revocations and removals apply to the next request, not in 2 s.
+        auth.directory(Duration::ZERO).await;
+    }
+    Ok(answer)
 }

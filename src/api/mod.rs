@@ -211,16 +211,21 @@ async fn token(axum::Extension(options): Opts, req: Request) -> Response {
 /// A token answer is never cached.
 fn token_response(answer: Result<serde_json::Value, ApiError>) -> Response {
     match answer {
-        Ok(body) => json_response(
-            StatusCode::OK,
-            vec![
-                (header::CONTENT_TYPE, "application/json".into()),
-                (header::CACHE_CONTROL, "no-store".into()),
-            ],
-            body,
-        ),
+        Ok(body) => no_store_json(StatusCode::OK, body),
         Err(e) => e.into_response(),
     }
+}
+
+/// JSON that caches must not keep (tokens, passwords, account data).
+fn no_store_json(status: StatusCode, value: serde_json::Value) -> Response {
+    json_response(
+        status,
+        vec![
+            (header::CONTENT_TYPE, "application/json".into()),
+            (header::CACHE_CONTROL, "no-store".into()),
+        ],
+        value,
+    )
 }
 
 /// The filter of an audit query. One that cannot be read is refused, not ignored: an
@@ -1006,14 +1011,22 @@ async fn bonded_api_inner(
                 &body,
             )
             .await?;
-            return Ok(json_response(
-                status,
-                vec![
-                    (header::CONTENT_TYPE, "application/json".into()),
-                    (header::CACHE_CONTROL, "no-store".into()),
-                ],
-                value,
-            ));
+            return Ok(no_store_json(status, value));
+        }
+        if account::is_administration(&path) {
+            let body = read_admin_body(body).await?;
+            let (status, value) = account::administer(
+                reg.metadata(),
+                &auth,
+                &caller,
+                &parts.headers,
+                &method,
+                &path,
+                &query_pairs(&parts.uri),
+                &body,
+            )
+            .await?;
+            return Ok(no_store_json(status, value));
         }
         if let Some(name) = path
             .strip_prefix("repositories/")

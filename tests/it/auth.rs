@@ -765,6 +765,193 @@ async fn users_change_their_password_and_manage_their_own_tokens() {
     assert_eq!(changes, ["token.create", "user.passwd", "token.revoke"]);
 }
 
+/// What `bonded user|token|role|namespace|quota` do on the database, an administrator does
+/// over HTTP; each change applies to the very next request.
+#[tokio::test]
+async fn administrators_manage_accounts_roles_namespaces_and_quotas_over_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    user(&data, "dev", "developer", "acme/*");
+    let api = |p: &str| format!("{}/bonded/v1/{p}", s.url);
+    let admin = as_user("admin", ADMIN_PASSWORD);
+
+    // only an administrator: anonymous 401, a developer 403, nothing made
+    let create = r#"{"name": "carol"}"#;
+    let res = client()
+        .post(api("accounts"))
+        .body(create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let dev = as_user("dev", &password("dev"));
+    let res = dev.post(api("accounts")).body(create).send().await.unwrap();
+    assert_eq!(res.status(), 403);
+    assert_eq!(error_code(res).await, "DENIED");
+
+    // a user with a generated password, shown once; a second one by that name conflicts
+    let res = admin
+        .post(api("accounts"))
+        .body(create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let carol_password = json(res).await["password"].as_str().unwrap().to_string();
+    let res = admin
+        .post(api("accounts"))
+        .body(create)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let res = admin
+        .post(api("accounts"))
+        .body(r#"{"name": "Not Valid"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    // a role granted is usable at once; revoked, refused at once
+    let carol = as_user("carol", &carol_password);
+    let upload = || carol.post(s.v2("acme/app/blobs/uploads/")).send();
+    assert_eq!(upload().await.unwrap().status(), 403, "no role yet");
+    let res = admin
+        .post(api("accounts/carol/roles"))
+        .body(r#"{"role": "developer", "pattern": "acme/*"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(upload().await.unwrap().status(), 202);
+    let res = admin
+        .delete(api("accounts/carol/roles?role=developer&pattern=acme/*"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(upload().await.unwrap().status(), 403);
+    let listed = json(admin.get(api("accounts")).send().await.unwrap()).await;
+    let names: Vec<&str> = listed["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "carol", "dev"]);
+
+    // a robot and its token; revoking the token ends it
+    let res = admin
+        .post(api("accounts"))
+        .body(r#"{"name": "ci", "robot": true}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = admin
+        .post(api("accounts/ci/roles"))
+        .body(r#"{"role": "reader", "pattern": "acme/*"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = admin
+        .post(api("accounts/ci/tokens"))
+        .body(r#"{"description": "pipeline", "expiresInDays": 730}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let made = json(res).await;
+    let robot = as_user("ci", made["token"].as_str().unwrap());
+    let tags = || robot.get(s.v2("acme/app/tags/list")).send();
+    assert_eq!(tags().await.unwrap().status(), 404, "logged in");
+    let listed = json(admin.get(api("tokens?account=ci")).send().await.unwrap()).await;
+    assert_eq!(listed["tokens"][0]["description"], "pipeline");
+    assert!(!listed.to_string().contains(made["token"].as_str().unwrap()));
+    let res = admin
+        .delete(api(&format!("tokens/{}", made["id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(tags().await.unwrap().status(), 401);
+
+    // a public namespace opens to anonymous pulls at once
+    let (_, digest) = push_image(&dev, &s, "acme/app", "v1", "admin-api", json!({})).await;
+    let anonymous_pull = || {
+        client()
+            .get(s.v2("acme/app/manifests/v1"))
+            .header("Accept", OCI_MANIFEST)
+            .send()
+    };
+    assert_eq!(anonymous_pull().await.unwrap().status(), 401);
+    let res = admin
+        .put(api("namespaces/public?pattern=acme/*"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(res).await["changed"], true);
+    let res = anonymous_pull().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(sha256(&res.bytes().await.unwrap()), digest);
+
+    // a quota below what is stored refuses the next push
+    let res = admin
+        .put(api("quotas?pattern=acme/*"))
+        .body(r#"{"bytes": 10}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(json(res).await["usedBytes"].as_u64().unwrap() > 10);
+    let res = dev
+        .post(s.v2(&format!(
+            "acme/app/blobs/uploads/?digest={}",
+            sha256(b"over quota")
+        )))
+        .body(&b"over quota"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let res = admin
+        .delete(api("quotas?pattern=acme/*"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // removing an account ends its logins at once; every change is audited as admin
+    let res = admin.delete(api("accounts/carol")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(upload().await.unwrap().status(), 401);
+    let actions: Vec<String> = audit(&s, "actor=admin&limit=1000")
+        .await
+        .iter()
+        .map(|r| r["action"].as_str().unwrap().to_string())
+        .collect();
+    for action in [
+        "user.add",
+        "role.grant",
+        "role.revoke",
+        "token.create",
+        "token.revoke",
+        "namespace.public",
+        "quota.set",
+        "quota.remove",
+        "user.remove",
+    ] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} in {actions:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn robots_use_api_tokens_that_are_stored_hashed_expire_and_revoke() {
     let tmp = tempfile::tempdir().unwrap();
