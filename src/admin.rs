@@ -41,6 +41,12 @@ pub struct Admin<'a> {
     source: Option<String>,
 }
 
+fn last_admin(account: &str) -> AdminError {
+    AdminError::Conflict(format!(
+        "'{account}' is the last administrator (admin on '*'): grant admin on '*' to another account first"
+    ))
+}
+
 /// A password given, checked for strength; or one generated (returned so it can be shown
 /// once).
 fn choose_password(given: Option<&str>) -> Result<(String, Option<String>)> {
@@ -111,15 +117,27 @@ impl<'a> Admin<'a> {
         Ok(generated)
     }
 
-    /// Removes an account with its tokens and roles.
+    /// Removes an account with its tokens and roles; never the last administrator.
     pub async fn remove_account(&self, name: &str) -> Result<()> {
         let event = self.event("user.remove", format!("'{name}'"));
         if !self.db.account_remove(name, event).await? {
-            return Err(AdminError::NotFound(format!(
-                "there is no account named '{name}'"
-            )));
+            return Err(match self.grants_of(name).await? {
+                Some(_) => last_admin(name),
+                None => AdminError::NotFound(format!("there is no account named '{name}'")),
+            });
         }
         Ok(())
+    }
+
+    /// The roles of `account` ("admin on *", ...), or `None` when there is no such account.
+    async fn grants_of(&self, account: &str) -> Result<Option<Vec<String>>> {
+        Ok(self
+            .db
+            .accounts()
+            .await?
+            .into_iter()
+            .find(|a| a.name == account)
+            .map(|a| a.grants))
     }
 
     /// Sets a user's password (the given one, or a generated one, returned).
@@ -204,9 +222,12 @@ impl<'a> Admin<'a> {
         } else {
             let event = self.event("role.revoke", what.clone());
             if !self.db.revoke(account, role, pattern, event).await? {
-                return Err(AdminError::NotFound(format!(
-                    "'{account}' has no {role} role on '{pattern}'"
-                )));
+                let held = self.grants_of(account).await?.unwrap_or_default();
+                return Err(if held.contains(&format!("{role} on {pattern}")) {
+                    last_admin(account)
+                } else {
+                    AdminError::NotFound(format!("'{account}' has no {role} role on '{pattern}'"))
+                });
             }
         }
         Ok(what)

@@ -26,6 +26,15 @@ pub struct TokenInfo {
     pub revoked_at: Option<i64>,
 }
 
+/// SQL, true when account `?1` holds admin on `*` and no other account does: removing it,
+/// or that grant, would leave nobody able to administer the registry, so both are refused.
+macro_rules! last_admin_guard {
+    () => {
+        "EXISTS (SELECT 1 FROM role_grants WHERE account = ?1 AND role = 'admin' AND pattern = '*')
+         AND NOT EXISTS (SELECT 1 FROM role_grants WHERE account <> ?1 AND role = 'admin' AND pattern = '*')"
+    };
+}
+
 /// What a change found: whether it changed anything.
 pub type Changed = bool;
 
@@ -167,10 +176,15 @@ impl Metadata {
         Ok(true)
     }
 
-    /// Removes an account with its tokens and grants; `false` when there is none.
+    /// Removes an account with its tokens and grants; `false` when there is none, or it
+    /// is the last administrator (admin on `*`).
     pub async fn account_remove(&self, name: &str, event: AuditEvent) -> Result<Changed> {
-        self.change_with_audit("DELETE FROM accounts WHERE name = ?", &[Some(name)], event)
-            .await
+        let sql = concat!(
+            "DELETE FROM accounts WHERE name = ?1 AND NOT (",
+            last_admin_guard!(),
+            ")"
+        );
+        self.change_with_audit(sql, &[Some(name)], event).await
     }
 
     /// Replaces a user's password; `false` when there is no such user (robots have none).
@@ -306,8 +320,14 @@ impl Metadata {
         pattern: &str,
         event: AuditEvent,
     ) -> Result<Changed> {
+        let sql = concat!(
+            "DELETE FROM role_grants WHERE account = ?1 AND role = ?2 AND pattern = ?3
+             AND NOT (?2 = 'admin' AND ?3 = '*' AND ",
+            last_admin_guard!(),
+            ")"
+        );
         self.change_with_audit(
-            "DELETE FROM role_grants WHERE account = ? AND role = ? AND pattern = ?",
+            sql,
             &[Some(account), Some(role.as_str()), Some(pattern)],
             event,
         )

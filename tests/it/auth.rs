@@ -925,6 +925,38 @@ async fn administrators_manage_accounts_roles_namespaces_and_quotas_over_http() 
         .unwrap();
     assert_eq!(res.status(), 200);
 
+    // the last administrator can be neither removed nor demoted, over HTTP or the CLI
+    let res = admin.delete(api("accounts/admin")).send().await.unwrap();
+    assert_eq!(res.status(), 409);
+    let e = json(res).await;
+    assert!(
+        e["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'admin' is the last administrator"),
+        "{e}"
+    );
+    let res = admin
+        .delete(api("accounts/admin/roles?role=admin&pattern=*"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    let o = bonded(&data, &["user", "remove", "admin"], "");
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains("last administrator"),
+        "{}",
+        output_text(&o)
+    );
+    assert_eq!(
+        tags().await.unwrap().status(),
+        401,
+        "(the robot's token stays revoked)"
+    );
+    let res = admin.get(api("accounts")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "still an administrator");
+
     // removing an account ends its logins at once; every change is audited as admin
     let res = admin.delete(api("accounts/carol")).send().await.unwrap();
     assert_eq!(res.status(), 200);
