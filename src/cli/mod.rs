@@ -4,6 +4,7 @@ pub mod accounts;
 mod audit;
 mod inspect;
 mod keygen;
+mod login;
 mod push;
 mod serve;
 mod sign;
@@ -38,6 +39,10 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Show or change a bonded server's trust policy and trust stores
     Trust(trust_cmd::TrustArgs),
+    /// Log in to a registry and keep the login where podman and skopeo keep theirs
+    Login(login::LoginArgs),
+    /// Forget a login kept by `bonded login` (or podman/skopeo login)
+    Logout(login::LogoutArgs),
     /// Query the audit trail (who pushed, signed, deleted, was refused) or verify its chain
     Audit(audit::AuditArgs),
     /// Manage users and robots in the server's database: add, list, remove, passwd
@@ -74,6 +79,14 @@ impl Cli {
                 Err(e) => failed(e),
             },
             Command::Audit(args) => audit::run(&args).await,
+            Command::Login(args) => match login::login(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
+            Command::Logout(args) => match login::logout(&args).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => failed(e),
+            },
             Command::Trust(args) => match trust_cmd::run(&args).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => failed(e),

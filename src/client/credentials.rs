@@ -13,7 +13,7 @@
 use base64::Engine as _;
 use serde_json::Value;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Where a credential for one registry lives, as one file says.
@@ -99,6 +99,73 @@ pub fn auth_files() -> Vec<PathBuf> {
             .map(|d| d.join("config.json")),
     );
     files
+}
+
+/// Where `bonded login` stores a login: the file podman and skopeo write
+/// (`$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json`, else
+/// `/run/containers/<uid>/auth.json`), so one login serves all of them.
+pub fn login_file() -> Option<PathBuf> {
+    auth_files().into_iter().next()
+}
+
+/// Stores `user:secret` for `registry` in the auth file `file` (other entries kept; the
+/// file is written whole to a temporary file, mode 0600, then renamed over the old one).
+pub fn store(file: &Path, registry: &str, user: &str, secret: &str) -> std::io::Result<()> {
+    let mut config = read_for_update(file)?;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
+    config["auths"][registry] = serde_json::json!({ "auth": auth });
+    write_private(file, &config)
+}
+
+/// Removes `registry`'s entry from `file`; `false` when it had none.
+pub fn forget(file: &Path, registry: &str) -> std::io::Result<bool> {
+    let mut config = read_for_update(file)?;
+    let removed = config["auths"]
+        .as_object_mut()
+        .and_then(|auths| auths.remove(registry))
+        .is_some();
+    if removed {
+        write_private(file, &config)?;
+    }
+    Ok(removed)
+}
+
+/// The auth file's JSON with an `auths` object, or a new one when there is no file. A file
+/// that is not JSON is an error: it is not ours to overwrite.
+fn read_for_update(file: &Path) -> std::io::Result<Value> {
+    let mut config = match std::fs::read(file) {
+        Ok(bytes) => serde_json::from_slice::<Value>(&bytes).map_err(|e| {
+            std::io::Error::other(format!("{} is not JSON ({e}); not changed", file.display()))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        Err(e) => return Err(e),
+    };
+    if !config["auths"].is_object() {
+        config["auths"] = serde_json::json!({});
+    }
+    Ok(config)
+}
+
+fn write_private(file: &Path, config: &Value) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        file.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("auth.json"),
+        std::process::id()
+    ));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(serde_json::to_string_pretty(config)?.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)
 }
 
 /// Asks `docker-credential-<helper>` for `registry`'s credentials. A helper that is not
@@ -224,6 +291,40 @@ mod tests {
         assert_eq!(stored_in(&files, "a.example").as_deref(), Some("podman:1"));
         assert_eq!(stored_in(&files, "b.example").as_deref(), Some("docker:3"));
         assert_eq!(stored_in(&files, "c.example"), None);
+    }
+
+    #[test]
+    fn logins_are_stored_beside_other_entries_privately_and_forgotten() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("containers/auth.json");
+        store(&file, "a.example", "alice", "pw").unwrap();
+        std::fs::write(
+            &file,
+            json!({"auths": {"a.example": {"auth": b64("alice:pw")}, "b.example": {"auth": b64("bob:1")}},
+                   "credHelpers": {"c.example": "pass"}})
+            .to_string(),
+        )
+        .unwrap();
+        store(&file, "a.example", "alice", "new:pw").unwrap();
+        let files = [file.clone()];
+        assert_eq!(
+            stored_in(&files, "a.example").as_deref(),
+            Some("alice:new:pw")
+        );
+        assert_eq!(stored_in(&files, "b.example").as_deref(), Some("bob:1"));
+        let kept: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(kept["credHelpers"]["c.example"], "pass");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(forget(&file, "a.example").unwrap());
+        assert!(!forget(&file, "a.example").unwrap());
+        assert_eq!(stored_in(&files, "a.example"), None);
+        assert_eq!(stored_in(&files, "b.example").as_deref(), Some("bob:1"));
+        // a file that is not JSON is left alone
+        std::fs::write(&file, "not json").unwrap();
+        assert!(store(&file, "a.example", "alice", "pw").is_err());
+        assert_eq!(std::fs::read(&file).unwrap(), b"not json");
     }
 
     #[test]

@@ -284,6 +284,19 @@ impl RegistryClient {
         Ok(client)
     }
 
+    /// `user:password` this client logs in with, if any.
+    pub fn credentials(&self) -> Option<&str> {
+        self.credentials.as_deref()
+    }
+
+    /// Whether the registry asked for a login (and this client answered it).
+    pub fn logged_in(&self) -> bool {
+        self.authorization
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     /// A client for a plain-HTTP loopback registry without login (tests, tools).
     pub fn new(registry: &str, plain_http: bool) -> Result<Self, ClientError> {
         crate::install_crypto_provider();

@@ -217,3 +217,72 @@ async fn podman_logs_in_pushes_and_pulls_within_its_role() {
         "no refusal for bob in {records:?}"
     );
 }
+
+/// `bonded login` keeps the login where podman reads it, and `bonded logout` removes it.
+#[tokio::test]
+async fn a_bonded_login_serves_podman_and_a_logout_ends_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    user(&data, "alice", "developer", "acme/*");
+    let p = Podman::new(&tmp.path().join("podman"));
+    import_image(&p, tmp.path(), "localhost/demo:v1");
+    let auth_file = p.root.join("auth.json");
+    let bonded = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
+            .args(args)
+            .env("REGISTRY_AUTH_FILE", &auth_file)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let login = |secret: &str| {
+        bonded(
+            &["login", &s.addr, "--username", "alice", "--password-stdin"],
+            secret,
+        )
+    };
+
+    // a wrong password is refused and nothing is kept
+    let o = login("not-alices-password");
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains("wrong username or password"),
+        "{}",
+        output_text(&o)
+    );
+    assert!(!std::fs::read_to_string(&auth_file)
+        .unwrap()
+        .contains(&s.addr));
+
+    let o = login(&password("alice"));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(output_text(&o).contains("logged in"), "{}", output_text(&o));
+    let dest = format!("{}/acme/demo:v1", s.addr);
+    let o = p.run(
+        &["push", "--tls-verify=false", "localhost/demo:v1", &dest],
+        None,
+    );
+    assert!(
+        o.status.success(),
+        "podman used bonded's login: {}",
+        stderr(&o)
+    );
+
+    let o = bonded(&["logout", &s.addr], "");
+    assert!(o.status.success(), "{}", output_text(&o));
+    let o = p.run(&["pull", "--tls-verify=false", &dest], None);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("authentication required"),
+        "{}",
+        stderr(&o)
+    );
+    let o = bonded(&["logout", &s.addr], "");
+    assert!(!o.status.success(), "nothing left to log out of");
+}
