@@ -121,14 +121,14 @@ fn require_password_login(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// A JSON body (an empty one reads as `{}`).
-pub(super) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+fn json_body(body: &[u8]) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Ok(json!({}));
     }
     serde_json::from_slice(body).map_err(|e| invalid(format!("the body is not JSON: {e}")))
 }
 
-pub(super) fn field(body: &[u8], key: &str) -> Result<String, ApiError> {
+fn field(body: &[u8], key: &str) -> Result<String, ApiError> {
     json_body(body)?[key]
         .as_str()
         .map(str::to_string)
@@ -136,7 +136,7 @@ pub(super) fn field(body: &[u8], key: &str) -> Result<String, ApiError> {
 }
 
 /// `expiresInDays` of a token request: 90 when absent, at most `max`.
-pub(super) fn token_days(request: &Value, max: u32) -> Result<u32, ApiError> {
+fn token_days(request: &Value, max: u32) -> Result<u32, ApiError> {
     match &request["expiresInDays"] {
         Value::Null => Ok(90),
         v => v
@@ -152,7 +152,7 @@ pub(super) fn token_days(request: &Value, max: u32) -> Result<u32, ApiError> {
 }
 
 /// The answer to a token made: the token itself, this once.
-pub(super) fn new_token_json(new: &NewToken) -> Value {
+fn new_token_json(new: &NewToken) -> Value {
     json!({"id": new.token.id, "token": new.token.to_string(), "expiresAt": format_unix(new.expires_at)})
 }
 
