@@ -5,7 +5,7 @@
 
 use crate::admin::{Admin, AdminError};
 use crate::auth::AccountKind;
-use crate::db::{self, AuditEvent, Metadata};
+use crate::db::{self, Metadata};
 use clap::{Args, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
@@ -207,11 +207,6 @@ pub async fn quota(args: &QuotaArgs) -> Result<(), String> {
     }
     db.close().await;
     Ok(())
-}
-
-/// An audit event for a change made outside any HTTP request.
-pub fn local_event(actor: &str, action: &str, reason: &str) -> AuditEvent {
-    AuditEvent::now(actor, None, action, "ok", Some(reason.to_string()))
 }
 
 fn operator() -> String {

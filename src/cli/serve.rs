@@ -243,10 +243,12 @@ async fn bootstrap_admin(db: &Metadata) -> Result<(), Box<dyn std::error::Error>
         .clone()
         .unwrap_or_else(crate::auth::password::generate);
     let hash = crate::auth::password::hash(&password)?;
-    let event = crate::cli::accounts::local_event(
+    let event = crate::db::AuditEvent::now(
         "bonded",
+        None,
         "user.add",
-        "first administrator 'admin' (user, admin on '*')",
+        "ok",
+        Some("first administrator 'admin' (user, admin on '*')".into()),
     );
     if db.bootstrap_admin("admin", &hash, &[event]).await? {
         if given.is_some() {
