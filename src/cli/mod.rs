@@ -15,6 +15,7 @@ pub use verify::exit;
 
 use crate::config::ServeArgs;
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
 #[command(name = "bonded", version, about = "A trusted OCI container registry")]
@@ -59,66 +60,34 @@ pub enum Command {
 
 impl Cli {
     /// Runs the command; the exit code says how it went.
-    pub async fn run(self) -> std::process::ExitCode {
-        let failed = |e: String| {
-            eprintln!("bonded: {e}");
-            std::process::ExitCode::FAILURE
-        };
+    pub async fn run(self) -> ExitCode {
         match self.command {
-            Command::Serve(args) => match serve::run(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e.to_string()),
-            },
-            Command::Sign(args) => match sign::run(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
+            Command::Serve(args) => done(serve::run(&args).await.map_err(|e| e.to_string())),
+            Command::Sign(args) => done(sign::run(&args).await),
             Command::Verify(args) => verify::run(&args).await,
-            Command::Inspect(args) => match inspect::run(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
+            Command::Inspect(args) => done(inspect::run(&args).await),
             Command::Audit(args) => audit::run(&args).await,
-            Command::Login(args) => match login::login(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
-            Command::Logout(args) => match login::logout(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
-            Command::Trust(args) => match trust_cmd::run(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
-            Command::Push(args) => match push::run(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
-            Command::User(args) => match accounts::user(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
-            Command::Token(args) => match accounts::token(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
-            Command::Role(args) => match accounts::role(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
-            Command::Namespace(args) => match accounts::namespace(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
-            Command::Quota(args) => match accounts::quota(&args).await {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
-            Command::Keygen(args) => match keygen::run(&args) {
-                Ok(()) => std::process::ExitCode::SUCCESS,
-                Err(e) => failed(e),
-            },
+            Command::Login(args) => done(login::login(&args).await),
+            Command::Logout(args) => done(login::logout(&args).await),
+            Command::Trust(args) => done(trust_cmd::run(&args).await),
+            Command::Push(args) => done(push::run(&args).await),
+            Command::User(args) => done(accounts::user(&args).await),
+            Command::Token(args) => done(accounts::token(&args).await),
+            Command::Role(args) => done(accounts::role(&args).await),
+            Command::Namespace(args) => done(accounts::namespace(&args).await),
+            Command::Quota(args) => done(accounts::quota(&args).await),
+            Command::Keygen(args) => done(keygen::run(&args)),
+        }
+    }
+}
+
+/// Success, or the error on standard error and a failing exit code.
+fn done(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bonded: {e}");
+            ExitCode::FAILURE
         }
     }
 }
