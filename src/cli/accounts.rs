@@ -1,20 +1,318 @@
 //! `bonded user|token|role|namespace|quota`: accounts, API tokens, roles, public namespaces
-//! and storage quotas,
-//! changed directly in the server's database (the server picks changes up within two
-//! seconds). Every change is recorded in the audit trail as `local:<OS user>`.
+//! and storage quotas. Changed directly in the server's database (the server picks changes
+//! up within two seconds; audited as `local:<OS user>`), or with `--registry HOST` through
+//! a running server's administration API, as the account of a `bonded login` (applied at
+//! once; audited as that account). Both go through [`crate::admin`].
 
 use crate::admin::{Admin, AdminError};
 use crate::auth::AccountKind;
-use crate::db::{self, Metadata};
+use crate::client::{ClientOptions, RegistryClient};
+use crate::db::{self, AccountInfo, Metadata, TokenInfo};
 use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{json, Value};
 use std::io::Read;
 use std::path::PathBuf;
 
+/// Where the change is made: the server's database, or a running server.
 #[derive(Debug, Args)]
 pub struct DataDir {
     /// The server's data directory (the one holding bonded.db)
     #[arg(long, env = "BONDED_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR, global = true)]
     pub data_dir: PathBuf,
+    /// Change a running bonded at HOST[:PORT] over its administration API instead, logged
+    /// in as with `bonded login` (the account needs admin on '*')
+    #[arg(long, global = true)]
+    pub registry: Option<String>,
+    /// With --registry: accept any TLS certificate (self-signed lab registries)
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// With --registry: trust the CA certificates in this PEM file as well
+    #[arg(long, global = true)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The database (through [`Admin`]) or a server's administration API (which calls the same
+/// [`Admin`] there). Every method answers in the same types, so the commands print alike.
+enum Target {
+    Local(Metadata),
+    Remote(RegistryClient),
+}
+
+fn remote_err(e: crate::client::ClientError) -> String {
+    e.to_string()
+}
+
+/// One call to a server's administration API.
+async fn call(
+    client: &RegistryClient,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    client
+        .bonded_request(method, path, body.as_ref())
+        .await
+        .map_err(remote_err)
+}
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+impl Target {
+    async fn open(dir: &DataDir) -> Result<Target, String> {
+        let Some(registry) = &dir.registry else {
+            return open(dir).await.map(Target::Local);
+        };
+        let options = ClientOptions {
+            insecure: dir.insecure,
+            ca_file: dir.ca_file.clone(),
+            ..ClientOptions::default()
+        };
+        let client = RegistryClient::connect(registry, &options, None, false)
+            .await
+            .map_err(remote_err)?;
+        if client.credentials().is_none() {
+            return Err(format!(
+                "no login for {registry}: run `bonded login {registry} --username NAME --password-stdin` first"
+            ));
+        }
+        Ok(Target::Remote(client))
+    }
+
+    async fn close(self) {
+        if let Target::Local(db) = self {
+            db.close().await;
+        }
+    }
+
+    async fn add_account(
+        &self,
+        name: &str,
+        kind: AccountKind,
+        given: Option<&str>,
+    ) -> Result<Option<String>, String> {
+        match self {
+            Target::Local(db) => local_admin(db)
+                .add_account(name, kind, given)
+                .await
+                .map_err(admin_err),
+            Target::Remote(c) => {
+                let body =
+                    json!({"name": name, "robot": kind == AccountKind::Robot, "password": given});
+                let answer = call(c, Method::POST, "accounts", Some(body)).await?;
+                Ok(answer["password"].as_str().map(str::to_string))
+            }
+        }
+    }
+
+    async fn accounts(&self) -> Result<Vec<AccountInfo>, String> {
+        match self {
+            Target::Local(db) => db.accounts().await.map_err(db_err),
+            Target::Remote(c) => {
+                let answer = call(c, Method::GET, "accounts", None).await?;
+                serde_json::from_value(answer["accounts"].clone()).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    async fn remove_account(&self, name: &str) -> Result<(), String> {
+        match self {
+            Target::Local(db) => local_admin(db)
+                .remove_account(name)
+                .await
+                .map_err(admin_err),
+            Target::Remote(c) => {
+                let path = format!("accounts/{name}");
+                call(c, Method::DELETE, &path, None).await.map(|_| ())
+            }
+        }
+    }
+
+    async fn set_password(
+        &self,
+        name: &str,
+        given: Option<&str>,
+    ) -> Result<Option<String>, String> {
+        match self {
+            Target::Local(db) => local_admin(db)
+                .set_password(name, given)
+                .await
+                .map_err(admin_err),
+            Target::Remote(c) => {
+                let path = format!("accounts/{name}/password");
+                let answer = call(c, Method::PUT, &path, Some(json!({"password": given}))).await?;
+                Ok(answer["password"].as_str().map(str::to_string))
+            }
+        }
+    }
+
+    /// A new token: (the token, its id, when it expires).
+    async fn create_token(
+        &self,
+        account: &str,
+        description: &str,
+        days: u32,
+    ) -> Result<(String, String, String), String> {
+        match self {
+            Target::Local(db) => {
+                let new = local_admin(db)
+                    .create_token(account, description, days)
+                    .await
+                    .map_err(admin_err)?;
+                Ok((
+                    new.token.to_string(),
+                    new.token.id.clone(),
+                    db::format_unix(new.expires_at),
+                ))
+            }
+            Target::Remote(c) => {
+                let path = format!("accounts/{account}/tokens");
+                let body = json!({"description": description, "expiresInDays": days});
+                let a = call(c, Method::POST, &path, Some(body)).await?;
+                let s = |k: &str| a[k].as_str().unwrap_or("").to_string();
+                Ok((s("token"), s("id"), s("expiresAt")))
+            }
+        }
+    }
+
+    async fn tokens(&self, account: Option<&str>) -> Result<Vec<TokenInfo>, String> {
+        match self {
+            Target::Local(db) => db.tokens(account).await.map_err(db_err),
+            Target::Remote(c) => {
+                let path = match account {
+                    Some(a) => format!("tokens?{}", query(&[("account", a)])),
+                    None => "tokens".into(),
+                };
+                let answer = call(c, Method::GET, &path, None).await?;
+                serde_json::from_value(answer["tokens"].clone()).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<(), String> {
+        match self {
+            Target::Local(db) => local_admin(db)
+                .revoke_token(id, None)
+                .await
+                .map_err(admin_err),
+            Target::Remote(c) => {
+                let path = format!("tokens/{id}");
+                call(c, Method::DELETE, &path, None).await.map(|_| ())
+            }
+        }
+    }
+
+    async fn set_role(
+        &self,
+        account: &str,
+        role: &str,
+        pattern: &str,
+        grant: bool,
+    ) -> Result<String, String> {
+        match self {
+            Target::Local(db) => local_admin(db)
+                .set_role(account, role, pattern, grant)
+                .await
+                .map_err(admin_err),
+            Target::Remote(c) if grant => {
+                let path = format!("accounts/{account}/roles");
+                let body = json!({"role": role, "pattern": pattern});
+                let a = call(c, Method::POST, &path, Some(body)).await?;
+                Ok(a["granted"].as_str().unwrap_or_default().to_string())
+            }
+            Target::Remote(c) => {
+                let q = query(&[("role", role), ("pattern", pattern)]);
+                let path = format!("accounts/{account}/roles?{q}");
+                let a = call(c, Method::DELETE, &path, None).await?;
+                Ok(a["revoked"].as_str().unwrap_or_default().to_string())
+            }
+        }
+    }
+
+    /// Whether it changed.
+    async fn set_public(&self, pattern: &str, public: bool) -> Result<bool, String> {
+        match self {
+            Target::Local(db) => local_admin(db)
+                .set_public(pattern, public)
+                .await
+                .map_err(admin_err),
+            Target::Remote(c) => {
+                let method = if public { Method::PUT } else { Method::DELETE };
+                let path = format!("namespaces/public?{}", query(&[("pattern", pattern)]));
+                let a = call(c, method, &path, None).await?;
+                Ok(a["changed"].as_bool().unwrap_or(false))
+            }
+        }
+    }
+
+    async fn public(&self) -> Result<Vec<String>, String> {
+        match self {
+            Target::Local(db) => Ok(db.directory().await.map_err(db_err)?.public),
+            Target::Remote(c) => {
+                let a = call(c, Method::GET, "namespaces/public", None).await?;
+                serde_json::from_value(a["public"].clone()).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Sets or removes a quota; with a quota set, the bytes used under it now.
+    async fn set_quota(&self, pattern: &str, bytes: Option<u64>) -> Result<Option<u64>, String> {
+        match self {
+            Target::Local(db) => {
+                local_admin(db)
+                    .set_quota(pattern, bytes)
+                    .await
+                    .map_err(admin_err)?;
+                match bytes {
+                    Some(_) => Ok(Some(db.namespace_usage(pattern).await.map_err(db_err)?)),
+                    None => Ok(None),
+                }
+            }
+            Target::Remote(c) => {
+                let path = format!("quotas?{}", query(&[("pattern", pattern)]));
+                match bytes {
+                    Some(b) => {
+                        let a = call(c, Method::PUT, &path, Some(json!({"bytes": b}))).await?;
+                        Ok(a["usedBytes"].as_u64())
+                    }
+                    None => call(c, Method::DELETE, &path, None).await.map(|_| None),
+                }
+            }
+        }
+    }
+
+    /// (pattern, allowed bytes, used bytes) of every quota.
+    async fn quotas(&self) -> Result<Vec<(String, u64, u64)>, String> {
+        match self {
+            Target::Local(db) => {
+                let mut out = Vec::new();
+                for (pattern, allowed) in db.quotas().await.map_err(db_err)? {
+                    let used = db.namespace_usage(&pattern).await.map_err(db_err)?;
+                    out.push((pattern, allowed, used));
+                }
+                Ok(out)
+            }
+            Target::Remote(c) => {
+                let a = call(c, Method::GET, "quotas", None).await?;
+                Ok(a["quotas"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|q| {
+                        (
+                            q["pattern"].as_str().unwrap_or_default().to_string(),
+                            q["allowedBytes"].as_u64().unwrap_or(0),
+                            q["usedBytes"].as_u64().unwrap_or(0),
+                        )
+                    })
+                    .collect())
+            }
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -174,16 +472,12 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 pub async fn quota(args: &QuotaArgs) -> Result<(), String> {
-    let db = open(&args.dir).await?;
+    let target = Target::open(&args.dir).await?;
     let human = crate::registry::human_bytes;
     match &args.command {
         QuotaCommand::Set { pattern, size } => {
             let bytes = parse_size(size)?;
-            local_admin(&db)
-                .set_quota(pattern, Some(bytes))
-                .await
-                .map_err(admin_err)?;
-            let used = db.namespace_usage(pattern).await.map_err(db_err)?;
+            let used = target.set_quota(pattern, Some(bytes)).await?.unwrap_or(0);
             println!(
                 "quota of '{pattern}' is {}; {} used now",
                 human(bytes),
@@ -191,21 +485,17 @@ pub async fn quota(args: &QuotaArgs) -> Result<(), String> {
             );
         }
         QuotaCommand::Remove { pattern } => {
-            local_admin(&db)
-                .set_quota(pattern, None)
-                .await
-                .map_err(admin_err)?;
+            target.set_quota(pattern, None).await?;
             println!("removed the quota of '{pattern}'");
         }
         QuotaCommand::List => {
             println!("{:<32} {:>12} {:>12}", "PATTERN", "USED", "ALLOWED");
-            for (pattern, allowed) in db.quotas().await.map_err(db_err)? {
-                let used = db.namespace_usage(&pattern).await.map_err(db_err)?;
+            for (pattern, allowed, used) in target.quotas().await? {
                 println!("{pattern:<32} {:>12} {:>12}", human(used), human(allowed));
             }
         }
     }
-    db.close().await;
+    target.close().await;
     Ok(())
 }
 
@@ -255,8 +545,7 @@ fn db_err(e: db::DbError) -> String {
 }
 
 pub async fn user(args: &UserArgs) -> Result<(), String> {
-    let db = open(&args.dir).await?;
-    let admin = local_admin(&db);
+    let target = Target::open(&args.dir).await?;
     match &args.command {
         UserCommand::Add {
             name,
@@ -272,10 +561,7 @@ pub async fn user(args: &UserArgs) -> Result<(), String> {
                 AccountKind::User if *password_stdin => Some(read_password()?),
                 _ => None,
             };
-            let generated = admin
-                .add_account(name, kind, given.as_deref())
-                .await
-                .map_err(admin_err)?;
+            let generated = target.add_account(name, kind, given.as_deref()).await?;
             match (kind, generated) {
                 (AccountKind::User, Some(p)) => println!(
                     "added user '{name}' with password {p}\n(shown once; grant roles with `bonded role grant {name} ROLE PATTERN`)"
@@ -287,7 +573,7 @@ pub async fn user(args: &UserArgs) -> Result<(), String> {
             }
         }
         UserCommand::List { json } => {
-            let accounts = db.accounts().await.map_err(db_err)?;
+            let accounts = target.accounts().await?;
             if *json {
                 for a in &accounts {
                     println!("{}", serde_json::to_string(a).expect("serialises"));
@@ -310,7 +596,7 @@ pub async fn user(args: &UserArgs) -> Result<(), String> {
             }
         }
         UserCommand::Remove { name } => {
-            admin.remove_account(name).await.map_err(admin_err)?;
+            target.remove_account(name).await?;
             println!("removed '{name}' with its tokens and roles");
         }
         UserCommand::Passwd {
@@ -322,42 +608,34 @@ pub async fn user(args: &UserArgs) -> Result<(), String> {
             } else {
                 None
             };
-            match admin
-                .set_password(name, given.as_deref())
-                .await
-                .map_err(admin_err)?
-            {
+            match target.set_password(name, given.as_deref()).await? {
                 Some(p) => println!("new password for '{name}': {p}\n(shown once)"),
                 None => println!("password of '{name}' changed"),
             }
         }
     }
-    db.close().await;
+    target.close().await;
     Ok(())
 }
 
 pub async fn token(args: &TokenArgs) -> Result<(), String> {
-    let db = open(&args.dir).await?;
-    let admin = local_admin(&db);
+    let target = Target::open(&args.dir).await?;
     match &args.command {
         TokenCommand::Create {
             account,
             description,
             expires_in_days,
         } => {
-            let new = admin
+            let (token, id, expires) = target
                 .create_token(account, description, *expires_in_days)
-                .await
-                .map_err(admin_err)?;
+                .await?;
             eprintln!(
-                "token {} for '{account}', expires {} (shown once; use it as the password):",
-                new.token.id,
-                db::format_unix(new.expires_at)
+                "token {id} for '{account}', expires {expires} (shown once; use it as the password):"
             );
-            println!("{}", new.token);
+            println!("{token}");
         }
         TokenCommand::List { account, json } => {
-            let tokens = db.tokens(account.as_deref()).await.map_err(db_err)?;
+            let tokens = target.tokens(account.as_deref()).await?;
             if *json {
                 for t in &tokens {
                     println!("{}", serde_json::to_string(t).expect("serialises"));
@@ -388,16 +666,16 @@ pub async fn token(args: &TokenArgs) -> Result<(), String> {
             }
         }
         TokenCommand::Revoke { id } => {
-            admin.revoke_token(id, None).await.map_err(admin_err)?;
+            target.revoke_token(id).await?;
             println!("revoked token {id}");
         }
     }
-    db.close().await;
+    target.close().await;
     Ok(())
 }
 
 pub async fn role(args: &RoleArgs) -> Result<(), String> {
-    let db = open(&args.dir).await?;
+    let target = Target::open(&args.dir).await?;
     let (account, role, pattern, grant) = match &args.command {
         RoleCommand::Grant {
             account,
@@ -410,25 +688,19 @@ pub async fn role(args: &RoleArgs) -> Result<(), String> {
             pattern,
         } => (account, role, pattern, false),
     };
-    let what = local_admin(&db)
-        .set_role(account, role, pattern, grant)
-        .await
-        .map_err(admin_err)?;
+    let what = target.set_role(account, role, pattern, grant).await?;
     println!("{} {what}", if grant { "granted" } else { "revoked" });
-    db.close().await;
+    target.close().await;
     Ok(())
 }
 
 pub async fn namespace(args: &NamespaceArgs) -> Result<(), String> {
-    let db = open(&args.dir).await?;
+    let target = Target::open(&args.dir).await?;
     match &args.command {
         NamespaceCommand::Public { pattern } | NamespaceCommand::Private { pattern } => {
             let public = matches!(args.command, NamespaceCommand::Public { .. });
             let word = if public { "public" } else { "private" };
-            let changed = local_admin(&db)
-                .set_public(pattern, public)
-                .await
-                .map_err(admin_err)?;
+            let changed = target.set_public(pattern, public).await?;
             if changed {
                 println!("'{pattern}' is now {word}");
             } else {
@@ -436,12 +708,12 @@ pub async fn namespace(args: &NamespaceArgs) -> Result<(), String> {
             }
         }
         NamespaceCommand::List => {
-            for p in db.directory().await.map_err(db_err)?.public {
+            for p in target.public().await? {
                 println!("{p}");
             }
         }
     }
-    db.close().await;
+    target.close().await;
     Ok(())
 }
 

@@ -804,15 +804,41 @@ impl RegistryClient {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Result<Value, ClientError> {
+        let method = match body {
+            Some(_) => reqwest::Method::PUT,
+            None => reqwest::Method::DELETE,
+        };
+        self.bonded_send(method, path, token, body).await
+    }
+
+    /// `METHOD /bonded/v1/PATH` with an optional JSON body, logged in as this client's
+    /// account.
+    pub async fn bonded_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.bonded_send(method, path, None, body).await
+    }
+
+    async fn bonded_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Value, ClientError> {
         let url = format!("{}/bonded/v1/{path}", self.base);
-        let req = match body {
-            Some(b) => self.http.put(url).body(b),
-            None => self.http.delete(url),
+        // One Authorization header: the admin token, or this client's login.
+        let mut req = match token {
+            Some(t) => self.http.request(method, url).bearer_auth(t),
+            None => self.bonded_login(self.request(method, url)),
         };
-        let req = match token {
-            Some(t) => req.bearer_auth(t),
-            None => self.bonded_login(req),
-        };
+        if let Some(b) = body {
+            req = req.body(b);
+        }
         let res = req.send().await.map_err(|e| self.unreachable(e))?;
         self.bonded_answer(path, res).await
     }

@@ -7,7 +7,7 @@ use crate::auth::{Account, AccountKind, Directory, Grant, Role, StoredToken};
 use sqlx::Row;
 
 /// An account as `bonded user list` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AccountInfo {
     pub name: String,
     pub kind: String,
@@ -16,7 +16,7 @@ pub struct AccountInfo {
 }
 
 /// A token as `bonded token list` shows it (never the secret).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TokenInfo {
     pub id: String,
     pub account: String,

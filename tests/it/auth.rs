@@ -1352,3 +1352,122 @@ async fn signers_must_not_be_pushers_when_the_policy_says_so() {
     assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["actor"], "dev");
 }
+
+/// `bonded user|token|role|namespace|quota --registry HOST` administer a running server
+/// through its API, as the account of a `bonded login`.
+#[tokio::test]
+async fn the_account_commands_administer_a_running_server_with_registry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    let auth_file = tmp.path().join("auth.json");
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
+            .args(args)
+            .env("REGISTRY_AUTH_FILE", &auth_file)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let remote = |args: &[&str], stdin: &str| {
+        let mut all = args.to_vec();
+        all.extend(["--registry", &s.addr]);
+        run(&all, stdin)
+    };
+
+    let o = remote(&["user", "list"], "");
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains("no login for"),
+        "{}",
+        output_text(&o)
+    );
+    ok(&run(
+        &["login", &s.addr, "--username", "admin", "--password-stdin"],
+        ADMIN_PASSWORD,
+    ));
+
+    let out = ok(&remote(
+        &["user", "add", "alice", "--password-stdin"],
+        &password("alice"),
+    ));
+    assert!(out.contains("added user 'alice'"), "{out}");
+    let out = ok(&remote(
+        &["role", "grant", "alice", "developer", "acme/*"],
+        "",
+    ));
+    assert!(
+        out.contains("granted developer on 'acme/*' for 'alice'"),
+        "{out}"
+    );
+    let out = ok(&remote(&["user", "list"], ""));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("alice") && l.contains("developer on acme/*")),
+        "{out}"
+    );
+    // applied at once: alice may push now
+    let alice = as_user("alice", &password("alice"));
+    let res = alice
+        .post(s.v2("acme/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+
+    let o = remote(&["token", "create", "alice", "--description", "laptop"], "");
+    let token = ok(&o).trim().to_string();
+    assert!(
+        output_text(&o).contains("shown once"),
+        "{}",
+        output_text(&o)
+    );
+    let res = as_user("alice", &token)
+        .get(s.v2("acme/app/tags/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "the token logs in");
+    let out = ok(&remote(&["token", "list", "alice"], ""));
+    assert!(out.contains("laptop") && out.contains("live"), "{out}");
+
+    let out = ok(&remote(&["quota", "set", "acme/*", "1MiB"], ""));
+    assert!(out.contains("quota of 'acme/*' is 1.0 MiB"), "{out}");
+    let out = ok(&remote(&["quota", "list"], ""));
+    assert!(out.contains("acme/*"), "{out}");
+    let out = ok(&remote(&["namespace", "public", "library/*"], ""));
+    assert!(out.contains("'library/*' is now public"), "{out}");
+    assert_eq!(ok(&remote(&["namespace", "list"], "")).trim(), "library/*");
+
+    // the server's refusals come through: a name taken, and a non-administrator
+    let o = remote(
+        &["user", "add", "alice", "--password-stdin"],
+        &password("alice"),
+    );
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains("exists already"),
+        "{}",
+        output_text(&o)
+    );
+    ok(&run(
+        &["login", &s.addr, "--username", "alice", "--password-stdin"],
+        &password("alice"),
+    ));
+    let o = remote(&["user", "add", "mallory"], "");
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains("not an administrator"),
+        "{}",
+        output_text(&o)
+    );
+
+    // audited as the administrator who made them, not as a local shell user
+    let granted = audit(&s, "action=role.grant").await;
+    assert_eq!(granted[0]["actor"], "admin");
+}
