@@ -1362,17 +1362,7 @@ async fn the_account_commands_administer_a_running_server_with_registry() {
     let s = Server::start_with_auth(&data, &[]);
     let auth_file = tmp.path().join("auth.json");
     let run = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
-            .args(args)
-            .env("REGISTRY_AUTH_FILE", &auth_file)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
-        child.wait_with_output().unwrap()
+        bonded_with_stdin_env(args, stdin, &[("REGISTRY_AUTH_FILE", &auth_file)])
     };
     let remote = |args: &[&str], stdin: &str| {
         let mut all = args.to_vec();

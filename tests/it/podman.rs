@@ -229,17 +229,7 @@ async fn a_bonded_login_serves_podman_and_a_logout_ends_it() {
     import_image(&p, tmp.path(), "localhost/demo:v1");
     let auth_file = p.root.join("auth.json");
     let bonded = |args: &[&str], stdin: &str| {
-        use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
-            .args(args)
-            .env("REGISTRY_AUTH_FILE", &auth_file)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{stdin}").unwrap();
-        child.wait_with_output().unwrap()
+        bonded_with_stdin_env(args, stdin, &[("REGISTRY_AUTH_FILE", &auth_file)])
     };
     let login = |secret: &str| {
         bonded(

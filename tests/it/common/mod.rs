@@ -256,9 +256,19 @@ impl OciLayout {
 
 /// Runs `bonded ARGS` with `stdin` (a line) on standard input.
 pub fn bonded_with_stdin(args: &[&str], stdin: &str) -> std::process::Output {
+    bonded_with_stdin_env(args, stdin, &[])
+}
+
+/// [`bonded_with_stdin`] with extra environment variables (e.g. `REGISTRY_AUTH_FILE`).
+pub fn bonded_with_stdin_env(
+    args: &[&str],
+    stdin: &str,
+    env: &[(&str, &Path)],
+) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
