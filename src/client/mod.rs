@@ -754,15 +754,8 @@ impl RegistryClient {
 impl RegistryClient {
     /// `GET /bonded/v1/<path>` on a bonded registry.
     pub async fn bonded_get(&self, path: &str) -> Result<Value, ClientError> {
-        let res = self
-            .bonded_login(self.request(
-                reqwest::Method::GET,
-                format!("{}/bonded/v1/{path}", self.base),
-            ))
-            .send()
+        self.bonded_send(reqwest::Method::GET, path, None, None)
             .await
-            .map_err(|e| self.unreachable(e))?;
-        self.bonded_answer(path, res).await
     }
 
     /// The JSON of a successful `/bonded/v1` answer; the server's refusal otherwise.
@@ -779,20 +772,17 @@ impl RegistryClient {
             .map_err(|e| ClientError::Invalid(format!("not a bonded answer: {e}")))
     }
 
-    /// bonded's own API takes the account's credentials as HTTP Basic (it issues no
-    /// challenge of its own), unless the request already carries a login.
-    fn bonded_login(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        let logged_in = self
-            .authorization
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some();
-        match (&self.credentials, logged_in) {
-            (Some(c), false) => match c.split_once(':') {
-                Some((user, password)) => req.basic_auth(user, Some(password)),
-                None => req,
-            },
-            _ => req,
+    /// A request to bonded's own API: with the account's credentials as HTTP Basic when
+    /// this client has them (the API's password-only actions, such as making a token,
+    /// need the password itself), else with the login header, if any. Exactly one
+    /// `Authorization` header either way.
+    fn bonded_builder(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+        match self.credentials.as_deref().and_then(|c| c.split_once(':')) {
+            Some((user, secret)) => self
+                .http
+                .request(method, url)
+                .basic_auth(user, Some(secret)),
+            None => self.request(method, url),
         }
     }
 
@@ -834,7 +824,7 @@ impl RegistryClient {
         // One Authorization header: the admin token, or this client's login.
         let mut req = match token {
             Some(t) => self.http.request(method, url).bearer_auth(t),
-            None => self.bonded_login(self.request(method, url)),
+            None => self.bonded_builder(method, url),
         };
         if let Some(b) = body {
             req = req.body(b);

@@ -205,6 +205,38 @@ fn https_with_basic_login() {
         output_text(&o)
     );
 
+    // `bonded login` to a registry that is not bonded keeps the password (there is no API
+    // to make a token), where `inspect` then finds it
+    let auth_file = d.join("auth.json");
+    let o = bonded_with_stdin_env(
+        &[
+            "login",
+            &dist.addr,
+            "--ca-file",
+            ca_arg,
+            "--username",
+            "alice",
+            "--password-stdin",
+        ],
+        "s3cret",
+        &[("REGISTRY_AUTH_FILE", &auth_file)],
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        !output_text(&o).contains("API token"),
+        "{}",
+        output_text(&o)
+    );
+    let kept = std::fs::read_to_string(&auth_file).unwrap();
+    let alice = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+    assert!(kept.contains(&alice), "{kept}");
+    let o = bonded_with_stdin_env(
+        &["inspect", &image, "--ca-file", ca_arg],
+        "",
+        &[("REGISTRY_AUTH_FILE", &auth_file)],
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+
     // a docker credential helper named in credHelpers answers for this registry only
     let helpers = d.join("helpers");
     std::fs::create_dir_all(&helpers).unwrap();

@@ -218,7 +218,8 @@ async fn podman_logs_in_pushes_and_pulls_within_its_role() {
     );
 }
 
-/// `bonded login` keeps the login where podman reads it, and `bonded logout` removes it.
+/// `bonded login` keeps the login where podman reads it (an API token on bonded, not the
+/// password), and `bonded logout` revokes that token and removes the login.
 #[tokio::test]
 async fn a_bonded_login_serves_podman_and_a_logout_ends_it() {
     let tmp = tempfile::tempdir().unwrap();
@@ -253,6 +254,21 @@ async fn a_bonded_login_serves_podman_and_a_logout_ends_it() {
     let o = login(&password("alice"));
     assert!(o.status.success(), "{}", output_text(&o));
     assert!(output_text(&o).contains("logged in"), "{}", output_text(&o));
+    // on bonded, an API token is kept, never the password
+    let kept = std::fs::read_to_string(&auth_file).unwrap();
+    let entry: serde_json::Value = serde_json::from_str(&kept).unwrap();
+    let auth = entry["auths"][&s.addr]["auth"].as_str().unwrap();
+    let decoded = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, auth).unwrap(),
+    )
+    .unwrap();
+    assert!(decoded.starts_with("alice:bdt_"), "{decoded}");
+    assert!(!decoded.contains(&password("alice")));
+    let token_id = decoded["alice:bdt_".len()..]
+        .split('_')
+        .next()
+        .unwrap()
+        .to_string();
     let dest = format!("{}/acme/demo:v1", s.addr);
     let o = p.run(
         &["push", "--tls-verify=false", "localhost/demo:v1", &dest],
@@ -266,6 +282,18 @@ async fn a_bonded_login_serves_podman_and_a_logout_ends_it() {
 
     let o = bonded(&["logout", &s.addr], "");
     assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains(&format!("revoked API token {token_id}")),
+        "{}",
+        output_text(&o)
+    );
+    // revoked on the server, not only forgotten here
+    let res = as_user("alice", &decoded["alice:".len()..])
+        .get(s.v2("acme/demo/tags/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
     let o = p.run(&["pull", "--tls-verify=false", &dest], None);
     assert!(!o.status.success());
     assert!(
