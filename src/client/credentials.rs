@@ -168,10 +168,27 @@ fn write_private(file: &Path, config: &Value) -> std::io::Result<()> {
     std::fs::rename(&tmp, file)
 }
 
+/// `docker-credential-<name>`, when `name` is a plain program name: a helper is looked up
+/// on PATH, never given as a path (`x/../../tmp/evil` would run a file relative to the
+/// working directory).
+fn helper_program(name: &str) -> Option<String> {
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    plain.then(|| format!("docker-credential-{name}"))
+}
+
 /// Asks `docker-credential-<helper>` for `registry`'s credentials. A helper that is not
 /// installed, fails or knows nothing gives `None`; its error output is passed on.
 pub fn ask_helper(helper: &str, registry: &str) -> Option<String> {
-    let program = format!("docker-credential-{helper}");
+    let Some(program) = helper_program(helper) else {
+        tracing::warn!(
+            helper,
+            "credential helper name refused: not a plain program name"
+        );
+        return None;
+    };
     let mut child = Command::new(&program)
         .arg("get")
         .stdin(Stdio::piped())
@@ -328,7 +345,18 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_helper_gives_nothing() {
+    fn a_missing_helper_gives_nothing_and_paths_are_not_helpers() {
         assert_eq!(ask_helper("bonded-test-no-such-helper", "a.example"), None);
+        assert_eq!(
+            helper_program("osxkeychain").as_deref(),
+            Some("docker-credential-osxkeychain")
+        );
+        assert_eq!(
+            helper_program("ecr-login").as_deref(),
+            Some("docker-credential-ecr-login")
+        );
+        for bad in ["", "x/../../tmp/evil", "/bin/sh", "a b", "pass;rm"] {
+            assert_eq!(helper_program(bad), None, "{bad}");
+        }
     }
 }
