@@ -1461,3 +1461,52 @@ async fn the_account_commands_administer_a_running_server_with_registry() {
     let granted = audit(&s, "action=role.grant").await;
     assert_eq!(granted[0]["actor"], "admin");
 }
+
+/// `bonded trust` changes log in as an account (no admin token) against a server that
+/// requires authentication: the request carries the login, and only an administrator's
+/// is accepted.
+#[tokio::test]
+async fn trust_commands_log_in_as_an_administrator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    user(&data, "dev", "developer", "acme/*");
+    let root = tmp.path().join("root.pem");
+    std::fs::write(&root, common::pki::Ca::new("Trust Login Root").pem).unwrap();
+    let no_logins = tmp.path().join("no-auth.json");
+    let set_store = |who: &str, secret: &str| {
+        bonded_with_stdin_env(
+            &[
+                "trust",
+                "set-store",
+                "ca:acme",
+                root.to_str().unwrap(),
+                "--registry",
+                &s.addr,
+                "--username",
+                who,
+                "--password-stdin",
+            ],
+            secret,
+            &[("REGISTRY_AUTH_FILE", &no_logins)],
+        )
+    };
+    let o = set_store("dev", &password("dev"));
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains("403") && output_text(&o).contains("not an administrator"),
+        "{}",
+        output_text(&o)
+    );
+    let o = set_store("admin", ADMIN_PASSWORD);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let trust = json(
+        as_user("admin", ADMIN_PASSWORD)
+            .get(format!("{}/bonded/v1/trust", s.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(trust.to_string().contains("acme"), "{trust}");
+}
