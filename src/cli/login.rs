@@ -82,7 +82,7 @@ pub async fn login(args: &LoginArgs) -> Result<(), String> {
         Some(t) => t.to_string(),
         None => secret.to_string(),
     };
-    credentials::store(&file, &args.registry, user, &kept)
+    credentials::store(&file, &args.registry, user, &kept, token.is_some())
         .map_err(|e| format!("storing the login in {} failed: {e}", file.display()))?;
     if let Some(t) = &token {
         println!(
@@ -109,11 +109,13 @@ pub async fn login(args: &LoginArgs) -> Result<(), String> {
 pub async fn logout(args: &LogoutArgs) -> Result<(), String> {
     let file = auth_file()?;
     // A token `bonded login` made is revoked on the server first (with itself: revoking
-    // one's own token needs no password). A server out of reach does not keep the login
-    // on this machine; it is said, and the token expires on its own.
+    // one's own token needs no password); a token the user logged in with is left alone.
+    // A server out of reach does not keep the login on this machine; it is said, and the
+    // token expires on its own.
     let kept = credentials::stored_in(std::slice::from_ref(&file), &args.registry);
     if let Some(token) = kept
         .as_deref()
+        .filter(|_| credentials::made_by_login(&file, &args.registry))
         .and_then(|c| c.split_once(':'))
         .and_then(|(_, secret)| ApiToken::parse(secret))
     {

@@ -108,13 +108,37 @@ pub fn login_file() -> Option<PathBuf> {
     auth_files().into_iter().next()
 }
 
+/// The field marking an entry whose secret is a token `bonded login` made (so `bonded
+/// logout` may revoke it; a token the user logged in with is theirs, not ours to revoke).
+/// podman, skopeo and docker ignore fields they do not know.
+const MADE_BY_LOGIN: &str = "bondedLoginToken";
+
 /// Stores `user:secret` for `registry` in the auth file `file` (other entries kept; the
 /// file is written whole to a temporary file, mode 0600, then renamed over the old one).
-pub fn store(file: &Path, registry: &str, user: &str, secret: &str) -> std::io::Result<()> {
+/// `made_by_login`: the secret is a token `bonded login` made.
+pub fn store(
+    file: &Path,
+    registry: &str,
+    user: &str,
+    secret: &str,
+    made_by_login: bool,
+) -> std::io::Result<()> {
     let mut config = read_for_update(file)?;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
-    config["auths"][registry] = serde_json::json!({ "auth": auth });
+    let mut entry = serde_json::json!({ "auth": auth });
+    if made_by_login {
+        entry[MADE_BY_LOGIN] = Value::Bool(true);
+    }
+    config["auths"][registry] = entry;
     write_private(file, &config)
+}
+
+/// Whether `registry`'s entry in `file` holds a token `bonded login` made.
+pub fn made_by_login(file: &Path, registry: &str) -> bool {
+    std::fs::read(file)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .is_some_and(|c| c["auths"][registry][MADE_BY_LOGIN] == Value::Bool(true))
 }
 
 /// Removes `registry`'s entry from `file`; `false` when it had none.
@@ -315,7 +339,8 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("containers/auth.json");
-        store(&file, "a.example", "alice", "pw").unwrap();
+        store(&file, "a.example", "alice", "pw", false).unwrap();
+        assert!(!made_by_login(&file, "a.example"));
         std::fs::write(
             &file,
             json!({"auths": {"a.example": {"auth": b64("alice:pw")}, "b.example": {"auth": b64("bob:1")}},
@@ -323,7 +348,8 @@ mod tests {
             .to_string(),
         )
         .unwrap();
-        store(&file, "a.example", "alice", "new:pw").unwrap();
+        store(&file, "a.example", "alice", "new:pw", true).unwrap();
+        assert!(made_by_login(&file, "a.example"));
         let files = [file.clone()];
         assert_eq!(
             stored_in(&files, "a.example").as_deref(),
@@ -340,7 +366,7 @@ mod tests {
         assert_eq!(stored_in(&files, "b.example").as_deref(), Some("bob:1"));
         // a file that is not JSON is left alone
         std::fs::write(&file, "not json").unwrap();
-        assert!(store(&file, "a.example", "alice", "pw").is_err());
+        assert!(store(&file, "a.example", "alice", "pw", false).is_err());
         assert_eq!(std::fs::read(&file).unwrap(), b"not json");
     }
 

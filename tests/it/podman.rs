@@ -303,4 +303,25 @@ async fn a_bonded_login_serves_podman_and_a_logout_ends_it() {
     );
     let o = bonded(&["logout", &s.addr], "");
     assert!(!o.status.success(), "nothing left to log out of");
+
+    // logging in with a token of one's own keeps it, and logging out leaves it alive
+    let own = ok(&common::bonded(&data, &["token", "create", "alice"], ""))
+        .trim()
+        .to_string();
+    let o = login(&own);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        !output_text(&o).contains("made API token"),
+        "{}",
+        output_text(&o)
+    );
+    let o = bonded(&["logout", &s.addr], "");
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(!output_text(&o).contains("revoked"), "{}", output_text(&o));
+    let res = as_user("alice", &own)
+        .get(s.v2("acme/demo/tags/list"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the user's own token still works");
 }
