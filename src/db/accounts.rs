@@ -445,12 +445,45 @@ pub fn check_account_name(name: &str) -> std::result::Result<(), String> {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        && name != "anonymous";
+        && !RESERVED_NAMES.contains(&name);
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "account name '{name}' is not allowed: use 1-64 lowercase letters, digits, '.', '_' or '-' ('anonymous' is reserved)"
+            "account name '{name}' is not allowed: use 1-64 lowercase letters, digits, '.', '_' or '-' (reserved: {})",
+            RESERVED_NAMES.join(", ")
         ))
+    }
+}
+
+/// Names the audit trail already uses for callers that are not accounts: an account by
+/// one of them would be indistinguishable there.
+const RESERVED_NAMES: [&str; 3] = ["anonymous", "bonded", "admin-token"];
+
+#[cfg(test)]
+mod tests {
+    use super::check_account_name;
+
+    #[test]
+    fn account_names_are_plain_and_never_a_name_the_trail_uses_for_others() {
+        for good in ["alice", "ci-bot", "team.builder_2", "a"] {
+            assert!(check_account_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Alice",
+            "a b",
+            "local:root",
+            "anonymous",
+            "bonded",
+            "admin-token",
+            &"x".repeat(65),
+        ] {
+            let e = check_account_name(bad).unwrap_err();
+            assert!(
+                e.contains("reserved: anonymous, bonded, admin-token"),
+                "{bad}: {e}"
+            );
+        }
     }
 }
