@@ -248,10 +248,19 @@ impl<'a> Admin<'a> {
     /// Sets (or, with `None`, removes) a pattern's storage quota in bytes.
     pub async fn set_quota(&self, pattern: &str, bytes: Option<u64>) -> Result<()> {
         auth::check_pattern(pattern).map_err(AdminError::Invalid)?;
-        if bytes == Some(0) {
-            return Err(AdminError::Invalid(
-                "a quota must allow at least one byte".into(),
-            ));
+        match bytes {
+            Some(0) => {
+                return Err(AdminError::Invalid(
+                    "a quota must allow at least one byte".into(),
+                ))
+            }
+            Some(b) if b > i64::MAX as u64 => {
+                return Err(AdminError::Invalid(format!(
+                    "a quota of {b} bytes is more than the database can hold (at most {})",
+                    i64::MAX
+                )))
+            }
+            _ => {}
         }
         let event = match bytes {
             Some(b) => self.event("quota.set", format!("'{pattern}': {b} bytes")),

@@ -90,7 +90,7 @@ pub async fn handle(
             let new = admin
                 .create_token(
                     name,
-                    request["description"].as_str().unwrap_or(""),
+                    optional_str(&request, "description")?.unwrap_or(""),
                     token_days(&request, MAX_PERSONAL_TOKEN_DAYS)?,
                 )
                 .await?;
@@ -133,6 +133,16 @@ fn field(body: &[u8], key: &str) -> Result<String, ApiError> {
         .as_str()
         .map(str::to_string)
         .ok_or_else(|| invalid(format!("the body has no \"{key}\" string")))
+}
+
+/// A field that may be absent (or null) but, when present, must be a string: a password
+/// sent as a number must not turn into "none given, generate one".
+fn optional_str<'a>(request: &'a Value, key: &str) -> Result<Option<&'a str>, ApiError> {
+    match &request[key] {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(s)),
+        _ => Err(invalid(format!("\"{key}\" must be a string"))),
+    }
 }
 
 /// `expiresInDays` of a token request: 90 when absent, at most `max`.
@@ -223,13 +233,13 @@ pub async fn administer(
             let name = request["name"]
                 .as_str()
                 .ok_or_else(|| invalid("the body has no \"name\" string".into()))?;
-            let kind = if request["robot"].as_bool().unwrap_or(false) {
-                AccountKind::Robot
-            } else {
-                AccountKind::User
+            let kind = match &request["robot"] {
+                Value::Null | Value::Bool(false) => AccountKind::User,
+                Value::Bool(true) => AccountKind::Robot,
+                _ => return Err(invalid("\"robot\" must be true or false".into())),
             };
             let generated = admin
-                .add_account(name, kind, request["password"].as_str())
+                .add_account(name, kind, optional_str(&request, "password")?)
                 .await?;
             let mut answer = json!({"name": name, "kind": kind.as_str()});
             if let Some(p) = generated {
@@ -242,9 +252,10 @@ pub async fn administer(
             (StatusCode::OK, json!({"name": name, "removed": true}))
         }
         (Method::PUT, ["accounts", name, "password"]) => {
-            let given = json_body(body)?["password"].as_str().map(str::to_string);
+            let request = json_body(body)?;
+            let given = optional_str(&request, "password")?;
             let mut answer = json!({"name": name, "passwordChanged": true});
-            if let Some(p) = admin.set_password(name, given.as_deref()).await? {
+            if let Some(p) = admin.set_password(name, given).await? {
                 answer["password"] = json!(p);
             }
             (StatusCode::OK, answer)
@@ -270,7 +281,7 @@ pub async fn administer(
             let new = admin
                 .create_token(
                     name,
-                    request["description"].as_str().unwrap_or(""),
+                    optional_str(&request, "description")?.unwrap_or(""),
                     token_days(&request, crate::admin::MAX_TOKEN_DAYS)?,
                 )
                 .await?;

@@ -807,13 +807,31 @@ async fn administrators_manage_accounts_roles_namespaces_and_quotas_over_http() 
         .await
         .unwrap();
     assert_eq!(res.status(), 409);
+    // malformed requests are refused, not read generously: nothing is made
+    for body in [
+        r#"{"name": "Not Valid"}"#,
+        r#"{"name": "dave", "robot": "yes"}"#,
+        r#"{"name": "dave", "password": 123456789012345}"#,
+        r#"{"name": "bonded"}"#,
+        "{",
+    ] {
+        let res = admin.post(api("accounts")).body(body).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{body}");
+    }
     let res = admin
-        .post(api("accounts"))
-        .body(r#"{"name": "Not Valid"}"#)
+        .put(api("accounts/carol/password"))
+        .body(r#"{"password": 5}"#)
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 400);
+    assert_eq!(res.status(), 400, "a number is not 'no password given'");
+    let res = admin
+        .put(api("quotas?pattern=acme/*"))
+        .body(r#"{"bytes": 18446744073709551615}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "more than the database holds");
 
     // a role granted is usable at once; revoked, refused at once
     let carol = as_user("carol", &carol_password);
