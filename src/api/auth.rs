@@ -629,7 +629,9 @@ impl Auth {
                     continue;
                 };
                 let mut granted = Vec::new();
-                if requested.kind == "repository" {
+                // Rights only on names that can be repositories ('../x' or 'UPPER' get none).
+                let valid_name = requested.name.parse::<crate::oci::RepositoryName>().is_ok();
+                if requested.kind == "repository" && valid_name {
                     let wanted: Vec<&str> = if requested.actions.iter().any(|a| a == "*") {
                         vec!["pull", "push", "delete"]
                     } else {

@@ -442,6 +442,24 @@ async fn bearer_tokens_carry_only_the_scopes_roles_allow() {
         300
     );
 
+    // a scope naming no possible repository grants nothing
+    for bad in [
+        "repository:../x:pull",
+        "repository:UPPER:pull",
+        "repository::pull",
+    ] {
+        let t = token_for("reader", bad).await;
+        let access = claims(&t)["access"].clone();
+        assert!(
+            access
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["actions"] == json!([])),
+            "{bad}: {access}"
+        );
+    }
+
     // a developer's pull-only token cannot push: 401 insufficient_scope, asking for more
     let t = token_for("dev", "repository:acme/app:pull").await;
     let res = c
