@@ -587,12 +587,14 @@ impl Registry {
         self.check_session(repo, id).await?;
         let lock = self.session_lock(id);
         let _held = lock.lock().await;
-        if range.is_some() || declared.unwrap_or(1) > 0 {
-            self.append_locked(id, range, declared, body).await?;
-        }
+        // The session's length: as the last chunk left it, or as the earlier ones did.
+        let received = if range.is_some() || declared.unwrap_or(1) > 0 {
+            self.append_locked(id, range, declared, body).await?
+        } else {
+            self.store.upload_len(id).await?
+        };
         // Over quota, the session ends and its bytes are deleted before they reach the
         // content store.
-        let received = self.store.upload_len(id).await?;
         if let Err(e) = self.check_quota(repo, Stored::Blob(digest), received).await {
             self.db.upload_delete(id).await?;
             self.store.upload_delete(id).await?;
