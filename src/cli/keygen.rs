@@ -60,7 +60,7 @@ fn with_ext(prefix: &Path, ext: &str) -> PathBuf {
 fn distinguished_name(subject: &str) -> Result<DistinguishedName, String> {
     let id = Identity::parse(&format!("x509.subject: {subject}")).map_err(|e| e.to_string())?;
     let mut dn = DistinguishedName::new();
-    for (k, v) in &id.subject.0 {
+    for (k, v) in &id.subject.attributes {
         let t = match k.as_str() {
             "C" => DnType::CountryName,
             "ST" => DnType::StateOrProvinceName,

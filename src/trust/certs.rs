@@ -38,6 +38,63 @@ impl fmt::Display for KeyInfo {
     }
 }
 
+/// A signing key, whatever certificate carries it: SHA-256 of the key's canonical form
+/// (an RSA key's modulus without leading zeros; an EC key's curve and x coordinate, so the
+/// compressed and uncompressed encodings of a point, and a point and its negation, whose
+/// private keys are d and n-d, are one key). Certificates that differ in anything else,
+/// subject included, carry the same `KeyId` when one private key signs for all of them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(pub [u8; 32]);
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+impl std::str::FromStr for KeyId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bytes = hex::decode(s).map_err(|e| format!("key id '{s}': {e}"))?;
+        let id: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| format!("key id '{s}' is not 32 bytes"))?;
+        Ok(KeyId(id))
+    }
+}
+
+fn key_id(label: &[u8], material: &[u8]) -> KeyId {
+    use sha2::Digest as _;
+    KeyId(
+        sha2::Sha256::new()
+            .chain_update(label)
+            .chain_update([0])
+            .chain_update(material)
+            .finalize()
+            .into(),
+    )
+}
+
+/// The bytes of a big-endian unsigned integer without leading zero bytes.
+fn strip_zeros(n: &[u8]) -> &[u8] {
+    let first = n.iter().position(|b| *b != 0).unwrap_or(n.len());
+    &n[first..]
+}
+
+/// The exact bit length of a big-endian unsigned integer.
+fn bit_length(n: &[u8]) -> usize {
+    match strip_zeros(n) {
+        [] => 0,
+        [first, rest @ ..] => rest.len() * 8 + (8 - first.leading_zeros() as usize),
+    }
+}
+
 /// What the Notary rules need from one certificate.
 #[derive(Debug, Clone)]
 pub struct CertInfo {
@@ -49,6 +106,8 @@ pub struct CertInfo {
     pub key: KeyInfo,
     /// The raw public key: PKCS#1 `RSAPublicKey` for RSA, the SEC1 point for EC.
     pub public_key: Vec<u8>,
+    /// The signing key, whatever certificate carries it.
+    pub key_id: KeyId,
     /// `pathLenConstraint` of a CA certificate.
     pub path_len: Option<u32>,
     /// Problems with the certificate as a Notary signing leaf, if any.
@@ -101,17 +160,33 @@ impl CertInfo {
         }
         let spki = cert.public_key();
         let public_key = spki.subject_public_key.data.to_vec();
+        let mut key_id = key_id(b"spki", spki.raw);
         let key = match spki.parsed() {
-            Ok(PublicKey::RSA(rsa)) => KeyInfo::Rsa {
-                bits: rsa.key_size(),
-            },
-            Ok(PublicKey::EC(_)) => {
+            Ok(PublicKey::RSA(rsa)) => {
+                key_id = self::key_id(b"rsa", strip_zeros(rsa.modulus));
+                // x509-parser's key_size() rounds to whole bytes (a 2050-bit modulus reads
+                // as 2048): count the bits.
+                KeyInfo::Rsa {
+                    bits: bit_length(rsa.modulus),
+                }
+            }
+            Ok(PublicKey::EC(point)) => {
                 let curve = spki
                     .algorithm
                     .parameters
                     .as_ref()
                     .and_then(|p| p.as_oid().ok())
                     .map(|o| o.to_id_string());
+                // x of an uncompressed (04 x y) or compressed (02/03 x) point.
+                let x = match point.data() {
+                    [4, xy @ ..] => &xy[..xy.len() / 2],
+                    [2 | 3, x @ ..] => x,
+                    other => other,
+                };
+                key_id = self::key_id(
+                    format!("ec:{}", curve.as_deref().unwrap_or("?")).as_bytes(),
+                    x,
+                );
                 match curve.as_deref() {
                     Some("1.2.840.10045.3.1.7") => KeyInfo::Ec { curve: Curve::P256 },
                     Some("1.3.132.0.34") => KeyInfo::Ec { curve: Curve::P384 },
@@ -225,6 +300,7 @@ impl CertInfo {
             not_after: time_of(&cert.validity().not_after),
             key,
             public_key,
+            key_id,
             path_len: bc.as_ref().and_then(|bc| bc.value.path_len_constraint),
             leaf_problems: leaf,
             ca_problems: ca,

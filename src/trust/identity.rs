@@ -1,11 +1,28 @@
 //! Distinguished names and trusted identities (`x509.subject: C=US, ST=WA, O=Acme, CN=alice`).
+//!
+//! Two comparisons, for two questions:
+//! - **Does a certificate carry a listed identity?** [`Identity::matches`]: every attribute
+//!   of the identity is in the subject with exactly that value, as notation compares. A
+//!   subject that repeats an attribute type (two CNs) or has a multi-valued RDN
+//!   (`CN=a+OU=b`) never matches: which of its values would be "the" CN is a choice an
+//!   attacker could steer.
+//! - **Are two subjects the same identity?** [`DistinguishedName::canonical`]: the
+//!   attributes as a sorted set, each value prepared as RFC 4518 prepares strings for
+//!   matching (insignificant characters removed, NFKC, case folded, spaces collapsed), so
+//!   attribute order, case and spacing never make one signer two.
 
 use std::fmt;
+use unicode_normalization::UnicodeNormalization;
 
-/// A distinguished name as an ordered list of (attribute, value), attributes in their
-/// short form (C, ST, L, O, OU, CN, ...).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DistinguishedName(pub Vec<(String, String)>);
+/// A distinguished name: (attribute, value) pairs in certificate order, attributes in
+/// their short form (C, ST, L, O, OU, CN, ...) or as a dotted OID.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct DistinguishedName {
+    pub attributes: Vec<(String, String)>,
+    /// Some RDN holds more than one attribute (`CN=a+OU=b`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub multi_valued: bool,
+}
 
 fn short_name(oid: &str) -> String {
     match oid {
@@ -24,31 +41,130 @@ fn short_name(oid: &str) -> String {
     .to_string()
 }
 
+/// An attribute value as text: the directory string types decoded (BMPString as UTF-16,
+/// UniversalString as UTF-32), anything else as `#` and the hex of its DER content, as
+/// RFC 4514 writes values it cannot show.
+fn attribute_text(a: &x509_parser::x509::AttributeTypeAndValue<'_>) -> String {
+    use x509_parser::der_parser::asn1_rs::Tag;
+    if let Ok(s) = a.as_str() {
+        return s.to_string();
+    }
+    let any = a.attr_value();
+    let data = any.data;
+    let decoded = match any.tag() {
+        Tag::BmpString if data.len() % 2 == 0 => {
+            char::decode_utf16(data.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])))
+                .collect::<Result<String, _>>()
+                .ok()
+        }
+        Tag::UniversalString if data.len() % 4 == 0 => data
+            .chunks(4)
+            .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+            .collect::<Option<String>>(),
+        _ => None,
+    };
+    decoded.unwrap_or_else(|| format!("#{}", hex::encode(data)))
+}
+
+/// RFC 4518 string preparation for matching (its steps 2 to 5): characters "mapped to
+/// nothing" removed, other controls and every space separator mapped to a space, NFKC,
+/// case folded, then insignificant spaces (leading, trailing, runs) removed.
+pub fn prepare(value: &str) -> String {
+    let mapped: String = value
+        .chars()
+        .filter_map(|c| match c {
+            // Mapped to nothing: soft hyphen, Mongolian and variation selectors, object
+            // replacement, zero-width joiners and spaces, byte order mark.
+            '\u{00AD}'
+            | '\u{034F}'
+            | '\u{1806}'
+            | '\u{180B}'..='\u{180D}'
+            | '\u{200B}'
+            | '\u{200C}'
+            | '\u{200D}'
+            | '\u{2060}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFFC}' => None,
+            // Whitespace controls and NEL become spaces; other controls go.
+            '\u{0009}'..='\u{000D}' | '\u{0085}' => Some(' '),
+            c if c.is_control() => None,
+            c if c.is_whitespace() => Some(' '),
+            c => Some(c),
+        })
+        .collect();
+    let folded: String = mapped.nfkc().flat_map(char::to_lowercase).collect();
+    let folded: String = folded.nfkc().collect();
+    folded
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl DistinguishedName {
+    /// A name with one attribute per RDN.
+    pub fn new(attributes: Vec<(String, String)>) -> Self {
+        DistinguishedName {
+            attributes,
+            multi_valued: false,
+        }
+    }
+
     pub fn from_x509(name: &x509_parser::x509::X509Name<'_>) -> Self {
-        DistinguishedName(
-            name.iter_attributes()
-                .map(|a| {
-                    (
-                        short_name(&a.attr_type().to_id_string()),
-                        a.as_str().unwrap_or("").to_string(),
-                    )
-                })
-                .collect(),
-        )
+        let mut attributes = Vec::new();
+        let mut multi_valued = false;
+        for rdn in name.iter() {
+            multi_valued |= rdn.iter().count() > 1;
+            for a in rdn.iter() {
+                attributes.push((short_name(&a.attr_type().to_id_string()), attribute_text(a)));
+            }
+        }
+        DistinguishedName {
+            attributes,
+            multi_valued,
+        }
+    }
+
+    /// Whether every attribute type appears once, each in an RDN of its own: only such a
+    /// subject can be matched against a trusted identity.
+    pub fn is_unambiguous(&self) -> bool {
+        !self.multi_valued
+            && self.attributes.iter().enumerate().all(|(i, (k, _))| {
+                !self.attributes[..i]
+                    .iter()
+                    .any(|(seen, _)| seen.eq_ignore_ascii_case(k))
+            })
     }
 
     fn get(&self, key: &str) -> Option<&str> {
-        self.0
+        self.attributes
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(key))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The name as an identity: its attributes, values prepared ([`prepare`]), sorted.
+    /// Two subjects are the same identity exactly when their canonical forms are equal.
+    pub fn canonical(&self) -> Vec<(String, String)> {
+        let mut set: Vec<(String, String)> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.to_ascii_uppercase(), prepare(v)))
+            .collect();
+        set.sort();
+        set.dedup();
+        set
     }
 }
 
 impl fmt::Display for DistinguishedName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let parts: Vec<String> = self
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         f.write_str(&parts.join(", "))
     }
 }
@@ -63,6 +179,8 @@ pub enum IdentityError {
     Malformed { identity: String, part: String },
     #[error("trusted identity '{identity}' repeats attribute {attr}")]
     Duplicate { identity: String, attr: String },
+    #[error("trusted identity '{identity}' has a multi-valued RDN ('+'); write one attribute per RDN, or escape '+' in a value as '\\+'")]
+    MultiValued { identity: String },
     #[error("trusted identity '{identity}' lacks {attr}: C, ST and O are required")]
     MissingRequired {
         identity: String,
@@ -78,7 +196,7 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Parses `x509.subject: K=V, K=V, ...` (`\,` escapes a comma in a value).
+    /// Parses `x509.subject: K=V, K=V, ...` (`\,` escapes a comma in a value, `\+` a plus).
     pub fn parse(s: &str) -> Result<Identity, IdentityError> {
         let rest = s
             .trim()
@@ -91,6 +209,11 @@ impl Identity {
             match c {
                 '\\' if chars.peek().is_some() => current.push(chars.next().expect("peeked")),
                 ',' => parts.push(std::mem::take(&mut current)),
+                '+' => {
+                    return Err(IdentityError::MultiValued {
+                        identity: s.to_string(),
+                    })
+                }
                 c => current.push(c),
             }
         }
@@ -122,17 +245,21 @@ impl Identity {
             }
         }
         Ok(Identity {
-            subject: DistinguishedName(attrs),
+            subject: DistinguishedName::new(attrs),
             text: s.trim().to_string(),
         })
     }
 
-    /// Whether a certificate subject carries every attribute of this identity.
+    /// Whether a certificate subject carries every attribute of this identity, with
+    /// exactly its value. An ambiguous subject (a repeated attribute type, a multi-valued
+    /// RDN) matches no identity.
     pub fn matches(&self, subject: &DistinguishedName) -> bool {
-        self.subject
-            .0
-            .iter()
-            .all(|(k, v)| subject.get(k) == Some(v.as_str()))
+        subject.is_unambiguous()
+            && self
+                .subject
+                .attributes
+                .iter()
+                .all(|(k, v)| subject.get(k) == Some(v.as_str()))
     }
 }
 
@@ -147,7 +274,7 @@ mod tests {
     use super::*;
 
     fn dn(pairs: &[(&str, &str)]) -> DistinguishedName {
-        DistinguishedName(
+        DistinguishedName::new(
             pairs
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -177,6 +304,82 @@ mod tests {
     }
 
     #[test]
+    fn ambiguous_subjects_match_no_identity() {
+        let alice = Identity::parse("x509.subject: C=US, ST=WA, O=Acme, CN=alice").unwrap();
+        let bob = Identity::parse("x509.subject: C=US, ST=WA, O=Acme, CN=bob").unwrap();
+        // Two CNs, either order: neither alice nor bob.
+        for subject in [
+            dn(&[
+                ("C", "US"),
+                ("ST", "WA"),
+                ("O", "Acme"),
+                ("CN", "alice"),
+                ("CN", "bob"),
+            ]),
+            dn(&[
+                ("C", "US"),
+                ("ST", "WA"),
+                ("O", "Acme"),
+                ("CN", "bob"),
+                ("CN", "alice"),
+            ]),
+        ] {
+            assert!(!subject.is_unambiguous());
+            assert!(!alice.matches(&subject), "{subject}");
+            assert!(!bob.matches(&subject), "{subject}");
+        }
+        // A repeated attribute the identity does not even name still makes it ambiguous.
+        let two_ous = dn(&[
+            ("C", "US"),
+            ("ST", "WA"),
+            ("O", "Acme"),
+            ("OU", "a"),
+            ("OU", "b"),
+            ("CN", "alice"),
+        ]);
+        assert!(!alice.matches(&two_ous));
+        let mut multi = dn(&[("C", "US"), ("ST", "WA"), ("O", "Acme"), ("CN", "alice")]);
+        assert!(alice.matches(&multi));
+        multi.multi_valued = true;
+        assert!(!alice.matches(&multi));
+    }
+
+    #[test]
+    fn canonical_names_ignore_order_case_and_insignificant_space() {
+        let a = dn(&[("C", "US"), ("ST", "WA"), ("O", "Acme"), ("CN", "alice")]);
+        let reordered = dn(&[("CN", "alice"), ("O", "Acme"), ("ST", "WA"), ("C", "US")]);
+        let cased = dn(&[("c", "us"), ("ST", " wa "), ("O", "ACME"), ("CN", "Alice")]);
+        let spaced = dn(&[
+            ("C", "US"),
+            ("ST", "WA"),
+            ("O", "Acme"),
+            ("CN", "al\u{200B}ice"),
+        ]);
+        for other in [&reordered, &cased, &spaced] {
+            assert_eq!(a.canonical(), other.canonical(), "{other}");
+        }
+        assert_eq!(
+            prepare("  Acme \t  Rockets\u{00A0}Inc "),
+            "acme rockets inc"
+        );
+        // NFKC: a fullwidth 'Ａ' and the ligature 'ﬁ' are 'a' and 'fi'.
+        assert_eq!(prepare("\u{FF21}\u{FB01}"), "afi");
+        // Different attributes or values are different identities.
+        let other_ou = dn(&[
+            ("C", "US"),
+            ("ST", "WA"),
+            ("O", "Acme"),
+            ("OU", "x"),
+            ("CN", "alice"),
+        ]);
+        assert_ne!(a.canonical(), other_ou.canonical());
+        assert_ne!(
+            a.canonical(),
+            dn(&[("C", "US"), ("ST", "WA"), ("O", "Acme"), ("CN", "bob")]).canonical()
+        );
+    }
+
+    #[test]
     fn malformed_identities_are_refused() {
         assert!(matches!(
             Identity::parse("C=US, ST=WA, O=x"),
@@ -194,5 +397,11 @@ mod tests {
             Identity::parse("x509.subject: C=US, ST, O=x"),
             Err(IdentityError::Malformed { .. })
         ));
+        assert!(matches!(
+            Identity::parse("x509.subject: C=US, ST=WA, O=x, CN=a+OU=b"),
+            Err(IdentityError::MultiValued { .. })
+        ));
+        let escaped = Identity::parse(r"x509.subject: C=US, ST=WA, O=x, CN=a\+b").unwrap();
+        assert_eq!(escaped.subject.attributes[3].1, "a+b");
     }
 }

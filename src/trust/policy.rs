@@ -132,10 +132,11 @@ pub enum TrustedIdentities {
 }
 
 impl TrustedIdentities {
-    /// The first trusted identity a certificate subject satisfies, if any.
+    /// The first trusted identity a certificate subject satisfies, if any. An ambiguous
+    /// subject (a repeated attribute type, a multi-valued RDN) satisfies none, `*` included.
     pub fn find(&self, subject: &super::identity::DistinguishedName) -> Option<Option<&Identity>> {
         match self {
-            TrustedIdentities::Any => Some(None),
+            TrustedIdentities::Any => subject.is_unambiguous().then_some(None),
             TrustedIdentities::List(ids) => ids.iter().find(|i| i.matches(subject)).map(Some),
         }
     }

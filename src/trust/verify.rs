@@ -8,10 +8,10 @@
 
 use time::OffsetDateTime;
 
-use super::certs::{self, CertInfo};
+use super::certs::{self, CertInfo, KeyId};
 use super::envelope::{self, Envelope, SigningScheme};
 use super::identity::DistinguishedName;
-use super::policy::{Action, Level, TrustPolicy};
+use super::policy::{Action, Level, TrustPolicy, TrustedIdentities};
 use super::store::{StoreType, TrustStores};
 use super::{JWS_ENVELOPE, NOTARY_SIGNATURE};
 use crate::oci::{media_type, Descriptor, ParsedManifest};
@@ -105,6 +105,8 @@ pub struct SignatureVerdict {
     pub authentic_timestamp: Check,
     /// The leaf certificate's subject, once the envelope could be read.
     pub signer: Option<DistinguishedName>,
+    /// The leaf certificate's key, once the envelope could be read.
+    pub key: Option<KeyId>,
     pub algorithm: Option<&'static str>,
     pub signing_time: Option<OffsetDateTime>,
     /// Hex SHA-256 of each certificate of the chain, leaf first.
@@ -143,6 +145,7 @@ impl SignatureVerdict {
             expiry: Check::NotRun,
             authentic_timestamp: Check::NotRun,
             signer: None,
+            key: None,
             algorithm: None,
             signing_time: None,
             thumbprints: Vec::new(),
@@ -244,6 +247,12 @@ fn authenticity(
         format!("signature chain does not lead to a root in trust store {names}: {e:?}")
     })?;
     let signer = &chain[0].subject;
+    if !signer.is_unambiguous() {
+        return Err(format!(
+            "signer '{signer}' repeats an attribute type or has a multi-valued RDN, so it names no single identity; policy '{}' trusts none such",
+            policy.name
+        ));
+    }
     if policy.trusted_identities.find(signer).is_none() {
         return Err(format!(
             "signer '{signer}' is not a trusted identity of policy '{}'",
@@ -275,6 +284,7 @@ pub fn verify_signature(
     };
     v.integrity = Check::Passed;
     v.signer = Some(chain[0].subject.clone());
+    v.key = Some(chain[0].key_id);
     v.algorithm = Some(env.algorithm.as_str());
     v.signing_time = Some(signing_time(&env));
     v.thumbprints = chain
@@ -321,34 +331,149 @@ pub struct Decision {
     pub admitted: bool,
     /// Why, in words a person can act on.
     pub reason: String,
-    /// Distinct identities whose signatures were accepted.
+    /// The identities counted (one accepted signature's signer each).
     pub signers: Vec<String>,
 }
 
-/// Counts accepted signatures by distinct signer (one signer signing twice counts once) and
-/// checks `signaturesRequired` and `requiredIdentities`. Skip admits; audit needs one intact
-/// signature.
-pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
-    let mut signers: Vec<&DistinguishedName> = Vec::new();
-    for v in verdicts.iter().filter(|v| v.accepted()) {
-        if let Some(s) = &v.signer {
-            if !signers.contains(&s) {
-                signers.push(s);
+/// A maximum matching in a bipartite graph: `adjacent[l]` lists the right vertices left
+/// vertex `l` may take. Returns, for each left vertex, the right vertex it got. Kuhn's
+/// augmenting paths: O(V * E), for the few dozen signatures one subject may carry.
+fn max_matching(adjacent: &[Vec<usize>], right: usize) -> Vec<Option<usize>> {
+    fn augment(
+        l: usize,
+        adjacent: &[Vec<usize>],
+        seen: &mut [bool],
+        owner: &mut [Option<usize>],
+    ) -> bool {
+        for &r in &adjacent[l] {
+            if seen[r] {
+                continue;
+            }
+            seen[r] = true;
+            if owner[r].is_none_or(|other| augment(other, adjacent, seen, owner)) {
+                owner[r] = Some(l);
+                return true;
+            }
+        }
+        false
+    }
+    let mut owner: Vec<Option<usize>> = vec![None; right];
+    for l in 0..adjacent.len() {
+        let mut seen = vec![false; right];
+        augment(l, adjacent, &mut seen, &mut owner);
+    }
+    let mut got = vec![None; adjacent.len()];
+    for (r, l) in owner.iter().enumerate() {
+        if let Some(l) = l {
+            got[*l] = Some(r);
+        }
+    }
+    got
+}
+
+/// The accepted signatures that count towards `signaturesRequired`, as indexes into
+/// `verdicts`: as many as possible such that
+/// - a signing key counts once, whatever certificates carry it;
+/// - with listed `trustedIdentities`, a listed identity is satisfied once however many
+///   certificates match it, and one key satisfies one identity;
+/// - with `*`, an identity is a canonical subject ([`DistinguishedName::canonical`]), so
+///   attribute order, case and spacing do not make two, and the keys must differ too.
+///
+/// Each is a maximum matching between keys and identities, the edges being the accepted
+/// signatures; which signatures are named when several could count does not matter.
+pub fn counted(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Vec<usize> {
+    let accepted: Vec<(usize, &DistinguishedName, &KeyId)> = verdicts
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.accepted())
+        .filter_map(|(i, v)| Some((i, v.signer.as_ref()?, v.key.as_ref()?)))
+        .collect();
+    let mut keys: Vec<&KeyId> = Vec::new();
+    for (_, _, k) in &accepted {
+        if !keys.contains(k) {
+            keys.push(k);
+        }
+    }
+    // The identities a signature may stand for, as right-hand vertices.
+    let mut canonical: Vec<Vec<(String, String)>> = Vec::new();
+    let identities_of = |signer: &DistinguishedName, canonical: &mut Vec<_>| -> Vec<usize> {
+        match &policy.trusted_identities {
+            TrustedIdentities::List(ids) => ids
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| id.matches(signer))
+                .map(|(j, _)| j)
+                .collect(),
+            TrustedIdentities::Any if !signer.is_unambiguous() => Vec::new(),
+            TrustedIdentities::Any => {
+                let c = signer.canonical();
+                let j = match canonical.iter().position(|x| *x == c) {
+                    Some(j) => j,
+                    None => {
+                        canonical.push(c);
+                        canonical.len() - 1
+                    }
+                };
+                vec![j]
+            }
+        }
+    };
+    // (key, identity) -> the first signature that joins them.
+    let mut witness: std::collections::BTreeMap<(usize, usize), usize> = Default::default();
+    let mut adjacent: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
+    for (i, signer, key) in &accepted {
+        let k = keys.iter().position(|x| x == key).expect("collected above");
+        for j in identities_of(signer, &mut canonical) {
+            if let std::collections::btree_map::Entry::Vacant(e) = witness.entry((k, j)) {
+                e.insert(*i);
+                adjacent[k].push(j);
             }
         }
     }
-    let names: Vec<String> = signers.iter().map(|s| s.to_string()).collect();
+    let right = match &policy.trusted_identities {
+        TrustedIdentities::List(ids) => ids.len(),
+        TrustedIdentities::Any => canonical.len(),
+    };
+    let mut chosen: Vec<usize> = max_matching(&adjacent, right)
+        .into_iter()
+        .enumerate()
+        .filter_map(|(k, j)| Some(witness[&(k, j?)]))
+        .collect();
+    chosen.sort_unstable();
+    chosen
+}
+
+/// Counts accepted signatures by distinct identity and key ([`counted`]) and checks
+/// `signaturesRequired` and `requiredIdentities`. Skip admits; audit needs one intact
+/// signature.
+pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
+    let name_of = |i: &usize| {
+        verdicts[*i]
+            .signer
+            .as_ref()
+            .map(|s| s.to_string())
+            .unwrap_or_default()
+    };
     match policy.level {
         Level::Skip => {
             return Decision {
                 admitted: true,
                 reason: format!("policy '{}' skips verification", policy.name),
-                signers: names,
+                signers: Vec::new(),
             }
         }
         Level::Audit => {
             // As notation: integrity is still enforced; everything else is only logged.
             // (The push gate does not ask: under audit it admits everything.)
+            let mut names: Vec<String> = Vec::new();
+            for v in verdicts.iter().filter(|v| v.accepted()) {
+                if let Some(s) = &v.signer {
+                    let s = s.to_string();
+                    if !names.contains(&s) {
+                        names.push(s);
+                    }
+                }
+            }
             let admitted = !names.is_empty();
             let reason = if admitted {
                 format!(
@@ -376,9 +501,11 @@ pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
         }
         _ => {}
     }
+    let chosen = counted(policy, verdicts);
+    let names: Vec<String> = chosen.iter().map(name_of).collect();
     let mut missing = Vec::new();
     let k = policy.signatures_required as usize;
-    if signers.len() < k {
+    if chosen.len() < k {
         let found = if names.is_empty() {
             "none".to_string()
         } else {
@@ -394,6 +521,13 @@ pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
             if k == 1 { "" } else { "s" },
             names.len()
         );
+        let uncounted = verdicts.iter().filter(|v| v.accepted()).count() - chosen.len();
+        if uncounted > 0 {
+            m.push_str(&format!(
+                " ({uncounted} more valid signature{} not counted: same key or identity as one counted, or no trusted identity)",
+                if uncounted == 1 { "" } else { "s" }
+            ));
+        }
         if !rejected.is_empty() {
             m.push_str(&format!(
                 " ({} rejected: {})",
@@ -404,7 +538,11 @@ pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
         missing.push(m);
     }
     for required in &policy.required_identities {
-        if !signers.iter().any(|s| required.matches(s)) {
+        let signed = verdicts
+            .iter()
+            .filter(|v| v.accepted())
+            .any(|v| v.signer.as_ref().is_some_and(|s| required.matches(s)));
+        if !signed {
             missing.push(format!(
                 "policy '{}' requires a signature from '{required}'",
                 policy.name
@@ -427,5 +565,212 @@ pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
             reason: missing.join("; "),
             signers: names,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::policy::TrustPolicyDocument;
+
+    fn policy(identities: &[&str], k: u32) -> TrustPolicy {
+        let doc = serde_json::json!({"version": "1.0", "trustPolicies": [{
+            "name": "p", "registryScopes": ["reg.io/app"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:r"],
+            "trustedIdentities": identities, "signaturesRequired": k,
+        }]});
+        TrustPolicyDocument::parse(doc.to_string().as_bytes())
+            .unwrap()
+            .policies
+            .remove(0)
+    }
+
+    const ALICE: &str = "x509.subject: C=US, ST=WA, O=Acme, CN=alice";
+    const BOB: &str = "x509.subject: C=US, ST=WA, O=Acme, CN=bob";
+
+    fn dn(s: &str) -> DistinguishedName {
+        DistinguishedName::new(
+            s.split(", ")
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap();
+                    (k.to_string(), v.to_string())
+                })
+                .collect(),
+        )
+    }
+
+    /// An accepted signature by `subject` with key number `key`.
+    fn signed(subject: &str, key: u8) -> SignatureVerdict {
+        let mut v = SignatureVerdict::new();
+        v.integrity = Check::Passed;
+        v.authenticity = Check::Passed;
+        v.expiry = Check::Passed;
+        v.authentic_timestamp = Check::Passed;
+        v.signer = Some(dn(subject));
+        v.key = Some(KeyId([key; 32]));
+        v
+    }
+
+    #[test]
+    fn one_signer_with_several_certificates_counts_once_for_listed_identities() {
+        let p = policy(&[ALICE, BOB], 2);
+        // Every variant of alice's subject matches her identity: each counts as alice.
+        let alice_variants = [
+            "C=US, ST=WA, O=Acme, CN=alice",
+            "CN=alice, O=Acme, ST=WA, C=US",
+            "C=US, ST=WA, O=Acme, OU=Build, CN=alice",
+            "C=US, ST=WA, L=Seattle, O=Acme, CN=alice",
+        ];
+        for (i, a) in alice_variants.iter().enumerate() {
+            for b in &alice_variants[i..] {
+                // different keys, same listed identity
+                let d = decide(&p, &[signed(a, 1), signed(b, 2)]);
+                assert!(!d.admitted, "{a} + {b}: {d:?}");
+                assert_eq!(d.signers.len(), 1, "{a} + {b}");
+            }
+        }
+        // alice's signature re-wrapped in a certificate for bob with alice's key
+        let d = decide(
+            &p,
+            &[
+                signed("C=US, ST=WA, O=Acme, CN=alice", 1),
+                signed("C=US, ST=WA, O=Acme, CN=bob", 1),
+            ],
+        );
+        assert!(!d.admitted, "{d:?}");
+        assert!(d.reason.contains("found 1"), "{}", d.reason);
+        // a subject with two CNs matches neither identity
+        let d = decide(
+            &p,
+            &[
+                signed("C=US, ST=WA, O=Acme, CN=alice", 1),
+                signed("C=US, ST=WA, O=Acme, CN=alice, CN=bob", 2),
+            ],
+        );
+        assert!(!d.admitted, "{d:?}");
+        // alice and bob, each with a key of their own
+        let d = decide(
+            &p,
+            &[
+                signed("C=US, ST=WA, O=Acme, CN=alice", 1),
+                signed("C=US, ST=WA, O=Acme, OU=Build, CN=alice", 2),
+                signed("C=US, ST=WA, O=Acme, CN=bob", 3),
+            ],
+        );
+        assert!(d.admitted, "{d:?}");
+        assert_eq!(d.signers.len(), 2);
+    }
+
+    #[test]
+    fn a_certificate_matching_two_identities_satisfies_one() {
+        // Identities that do not overlap as notation checks it (neither is a subset of the
+        // other), but one subject can carry both.
+        let p = policy(
+            &[
+                "x509.subject: C=US, ST=WA, O=Acme, CN=alice",
+                "x509.subject: C=US, ST=WA, O=Acme, OU=Release",
+            ],
+            2,
+        );
+        let both = "C=US, ST=WA, O=Acme, OU=Release, CN=alice";
+        assert!(!decide(&p, &[signed(both, 1)]).admitted);
+        // The same key in two certificates: still one.
+        assert!(!decide(&p, &[signed(both, 1), signed(both, 1)]).admitted);
+        // One key for each identity: the matching gives the other key the other identity.
+        let d = decide(
+            &p,
+            &[
+                signed(both, 1),
+                signed("C=US, ST=WA, O=Acme, OU=Release, CN=carol", 2),
+            ],
+        );
+        assert!(d.admitted, "{d:?}");
+    }
+
+    #[test]
+    fn with_any_identity_canonical_subjects_and_keys_must_both_differ() {
+        let p = policy(&["*"], 2);
+        let same_identity = [
+            (
+                "C=US, ST=WA, O=Acme, CN=alice",
+                "CN=alice, O=Acme, ST=WA, C=US",
+            ),
+            (
+                "C=US, ST=WA, O=Acme, CN=alice",
+                "C=us, ST=wa, O=ACME, CN=Alice",
+            ),
+            (
+                "C=US, ST=WA, O=Acme Inc, CN=alice",
+                "C=US, ST=WA, O= Acme   Inc , CN=alice",
+            ),
+        ];
+        for (a, b) in same_identity {
+            let d = decide(&p, &[signed(a, 1), signed(b, 2)]);
+            assert!(!d.admitted, "{a} / {b}: {d:?}");
+        }
+        // Distinct subjects, one key: one signer.
+        let d = decide(
+            &p,
+            &[
+                signed("C=US, ST=WA, O=Acme, CN=alice", 1),
+                signed("C=US, ST=WA, O=Acme, CN=bob", 1),
+            ],
+        );
+        assert!(!d.admitted, "{d:?}");
+        // Distinct subjects and keys: two.
+        let d = decide(
+            &p,
+            &[
+                signed("C=US, ST=WA, O=Acme, CN=alice", 1),
+                signed("C=US, ST=WA, O=Acme, CN=bob", 2),
+            ],
+        );
+        assert!(d.admitted, "{d:?}");
+        // Key 1 under two names, key 2 under one of them: the matching still finds two.
+        let d = decide(
+            &p,
+            &[
+                signed("C=US, ST=WA, O=Acme, CN=alice", 1),
+                signed("C=US, ST=WA, O=Acme, CN=bob", 1),
+                signed("C=US, ST=WA, O=Acme, CN=alice", 2),
+            ],
+        );
+        assert!(d.admitted, "{d:?}");
+    }
+
+    #[test]
+    fn failed_signatures_and_required_identities() {
+        let mut p = policy(&[ALICE, BOB], 1);
+        p.required_identities = vec![super::super::identity::Identity::parse(BOB).unwrap()];
+        let mut broken = signed("C=US, ST=WA, O=Acme, CN=bob", 2);
+        broken.authenticity = Check::Failed("untrusted".into());
+        let d = decide(&p, &[signed("C=US, ST=WA, O=Acme, CN=alice", 1), broken]);
+        assert!(!d.admitted);
+        assert!(
+            d.reason.contains("requires a signature from"),
+            "{}",
+            d.reason
+        );
+        let d = decide(
+            &p,
+            &[
+                signed("C=US, ST=WA, O=Acme, CN=alice", 1),
+                signed("C=US, ST=WA, O=Acme, CN=bob", 2),
+            ],
+        );
+        assert!(d.admitted, "{d:?}");
+    }
+
+    #[test]
+    fn matchings_are_maximum() {
+        // 0 may take a or b, 1 only a: both get one.
+        assert_eq!(
+            max_matching(&[vec![0, 1], vec![0]], 2),
+            vec![Some(1), Some(0)]
+        );
+        // Three keys competing for two identities.
+        let got = max_matching(&[vec![0], vec![0], vec![0, 1]], 2);
+        assert_eq!(got.iter().flatten().count(), 2);
+        assert_eq!(max_matching(&[vec![], vec![]], 0), vec![None, None]);
     }
 }

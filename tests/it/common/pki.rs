@@ -67,6 +67,23 @@ impl Ca {
         }
     }
 
+    /// A code-signing certificate for `key` with subject `dn` (the other fields as
+    /// [`leaf_params`]).
+    pub fn issue_for(&self, key: &KeyPair, dn: DistinguishedName) -> Certificate {
+        let mut p = leaf_params("unused");
+        p.distinguished_name = dn;
+        p.signed_by(key, &self.issuer).unwrap()
+    }
+
+    /// A signer for `key` in a certificate with subject `dn`.
+    pub fn signer_for(&self, key: &KeyPair, dn: DistinguishedName) -> Signer {
+        let cert = self.issue_for(key, dn);
+        Signer {
+            key: bonded::trust::sign::SigningKey::from_pkcs8(&key.serialize_der()).unwrap(),
+            chain: vec![cert.der().to_vec(), self.der.clone()],
+        }
+    }
+
     /// A signer `C=US, ST=WA, O=Acme, CN=<cn>`: its key and certificate.
     pub fn issue(&self, cn: &str) -> (KeyPair, Certificate) {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
@@ -111,15 +128,8 @@ impl Ca {
     }
 }
 
-/// Signs `subject` (a descriptor) and pushes the signature as a referrer in notation's
-/// form; returns the status of the signature manifest's push.
-pub async fn push_signature(
-    c: &reqwest::Client,
-    s: &super::Server,
-    repo: &str,
-    signer: &Signer,
-    subject: &serde_json::Value,
-) -> u16 {
+/// A Notary JWS envelope by `signer` over `subject` (a descriptor).
+pub fn envelope(signer: &Signer, subject: &serde_json::Value) -> Vec<u8> {
     use bonded::trust::envelope::TargetArtifact;
     use bonded::trust::sign::{sign, SignRequest};
     let target = TargetArtifact {
@@ -129,7 +139,7 @@ pub async fn push_signature(
         annotations: None,
         artifact_type: None,
     };
-    let envelope = sign(
+    sign(
         &signer.key,
         &SignRequest {
             target: &target,
@@ -139,11 +149,54 @@ pub async fn push_signature(
             signing_agent: "bonded-test",
         },
     )
-    .unwrap();
-    let env_digest = super::push_blob(c, s, repo, &envelope).await;
+    .unwrap()
+}
+
+/// `envelope` with its unprotected `x5c` replaced by `chain`: the signature still verifies
+/// (x5c is outside what JWS signs) when `chain`'s leaf carries the same key.
+pub fn rewrap(envelope: &[u8], chain: &[Vec<u8>]) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut v: serde_json::Value = serde_json::from_slice(envelope).unwrap();
+    v["header"]["x5c"] = chain
+        .iter()
+        .map(|d| base64::engine::general_purpose::STANDARD.encode(d))
+        .collect();
+    serde_json::to_vec(&v).unwrap()
+}
+
+/// Signs `subject` (a descriptor) and pushes the signature as a referrer in notation's
+/// form; returns the status of the signature manifest's push.
+pub async fn push_signature(
+    c: &reqwest::Client,
+    s: &super::Server,
+    repo: &str,
+    signer: &Signer,
+    subject: &serde_json::Value,
+) -> u16 {
+    push_envelope(
+        c,
+        s,
+        repo,
+        &envelope(signer, subject),
+        &signer.chain,
+        subject,
+    )
+    .await
+}
+
+/// Pushes `envelope` as a Notary signature manifest of `subject` (its thumbprint annotation
+/// over `chain`); returns the status of the signature manifest's push.
+pub async fn push_envelope(
+    c: &reqwest::Client,
+    s: &super::Server,
+    repo: &str,
+    envelope: &[u8],
+    chain: &[Vec<u8>],
+    subject: &serde_json::Value,
+) -> u16 {
+    let env_digest = super::push_blob(c, s, repo, envelope).await;
     let empty = super::push_blob(c, s, repo, b"{}").await;
-    let thumbprints: Vec<String> = signer
-        .chain
+    let thumbprints: Vec<String> = chain
         .iter()
         .map(|d| super::sha256(d).trim_start_matches("sha256:").to_string())
         .collect();
