@@ -9,16 +9,18 @@
 //!   once; needs a login with the password.
 //! - `DELETE account/tokens/<id>`: revokes one of the caller's own tokens.
 //!
-//! Changing the password or making a token needs the password itself (HTTP Basic), not an
-//! API token or a bearer token: a leaked token must not be able to lock its owner out or
-//! make itself a successor that outlives its revocation.
+//! Making a credential (a password, an API token, a user account, which comes with a
+//! password) needs the password itself (HTTP Basic), here and in [`administer`]: a leaked
+//! API token must not be able to lock its owner out or make itself a successor that
+//! outlives its revocation. Bearer tokens from `/token` never get this far (they carry
+//! registry scopes only; see [`Auth::authenticate_api`]).
 
 use super::auth::{Auth, Caller};
 use super::ApiError;
 use crate::admin::{Admin, NewToken};
-use crate::auth::{token::ApiToken, AccountKind, Identity};
+use crate::auth::{AccountKind, Identity};
 use crate::db::{format_unix, Metadata};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -31,12 +33,11 @@ pub async fn handle(
     db: &Metadata,
     auth: &Auth,
     caller: &Caller,
-    headers: &HeaderMap,
     method: &Method,
     rest: &str,
     body: &[u8],
 ) -> Result<(StatusCode, Value), ApiError> {
-    auth.require_login(headers, caller, "to manage your account")?;
+    auth.require_api_login(caller, "to manage your account")?;
     let Identity::Account(name) = &caller.identity else {
         // --open lab registries have anonymous callers only
         return Err(ApiError::new(
@@ -74,7 +75,7 @@ pub async fn handle(
             ))
         }
         (Method::PUT, "/password") => {
-            require_password_login(headers)?;
+            require_password(caller, "changing your password")?;
             let new = field(body, "password")?;
             admin.set_password(name, Some(&new)).await?;
             // The old password stops working now, not at the next periodic re-read.
@@ -85,7 +86,7 @@ pub async fn handle(
             ))
         }
         (Method::POST, "/tokens") => {
-            require_password_login(headers)?;
+            require_password(caller, "making an API token")?;
             let request = json_body(body)?;
             let new = admin
                 .create_token(
@@ -108,16 +109,18 @@ pub async fn handle(
     }
 }
 
-/// Refuses unless the request logged in with HTTP Basic and a password (not a token).
-fn require_password_login(headers: &HeaderMap) -> Result<(), ApiError> {
-    if super::auth::basic_secret(headers).is_some_and(|s| ApiToken::parse(&s).is_none()) {
+/// Refuses unless the request proved the caller's password (HTTP Basic with the password,
+/// not an API token): `what` is the credential being made.
+fn require_password(caller: &Caller, what: &str) -> Result<(), ApiError> {
+    if caller.used_password() {
         return Ok(());
     }
     Err(ApiError::new(
         StatusCode::FORBIDDEN,
         "DENIED",
-        "this needs a login with your password (HTTP Basic), not an API token or bearer token",
-    ))
+        format!("{what} needs a login with your password (HTTP Basic), not an API token: a token may not make credentials"),
+    )
+    .detail(json!({"account": caller.identity.name(), "check": "passwordRequired"})))
 }
 
 /// A JSON body (an empty one reads as `{}`).
@@ -206,13 +209,12 @@ pub async fn administer(
     db: &Metadata,
     auth: &Auth,
     caller: &Caller,
-    headers: &HeaderMap,
     method: &Method,
     path: &str,
     query: &[(String, String)],
     body: &[u8],
 ) -> Result<(StatusCode, Value), ApiError> {
-    auth.authorize_admin(headers, caller).await?;
+    auth.authorize_admin(caller).await?;
     let admin = Admin::new(
         db,
         caller.identity.name(),
@@ -238,6 +240,9 @@ pub async fn administer(
                 Value::Bool(true) => AccountKind::Robot,
                 _ => return Err(invalid("\"robot\" must be true or false".into())),
             };
+            if kind == AccountKind::User {
+                require_password(caller, "adding a user (who gets a password)")?;
+            }
             let generated = admin
                 .add_account(name, kind, optional_str(&request, "password")?)
                 .await?;
@@ -252,6 +257,7 @@ pub async fn administer(
             (StatusCode::OK, json!({"name": name, "removed": true}))
         }
         (Method::PUT, ["accounts", name, "password"]) => {
+            require_password(caller, "setting a password")?;
             let request = json_body(body)?;
             let given = optional_str(&request, "password")?;
             let mut answer = json!({"name": name, "passwordChanged": true});
@@ -277,6 +283,7 @@ pub async fn administer(
             (StatusCode::OK, json!({"revoked": what}))
         }
         (Method::POST, ["accounts", name, "tokens"]) => {
+            require_password(caller, "making an API token")?;
             let request = json_body(body)?;
             let new = admin
                 .create_token(

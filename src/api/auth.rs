@@ -7,7 +7,7 @@
 
 use super::ratelimit::{ClientNetwork, Limiter, Rate};
 use super::ApiError;
-use crate::auth::{jwt, Action, Directory, Identity, LoginError};
+use crate::auth::{jwt, Action, Credential, Directory, Identity, LoginError};
 use crate::db::{AuditEvent, Journal, Metadata};
 use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine;
@@ -72,6 +72,9 @@ pub struct Caller {
     pub identity: Identity,
     /// The bearer token's claims when the client sent one; its scopes bound what it may do.
     pub token: Option<jwt::Claims>,
+    /// The credential the request itself carried (HTTP Basic: a password or an API
+    /// token); `None` for anonymous requests and bearer tokens.
+    pub credential: Option<Credential>,
     pub source: Option<IpAddr>,
 }
 
@@ -80,8 +83,14 @@ impl Caller {
         Caller {
             identity: Identity::Anonymous,
             token: None,
+            credential: None,
             source,
         }
+    }
+
+    /// Whether the request proved the account's password (not a token of any kind).
+    pub fn used_password(&self) -> bool {
+        matches!(self.credential, Some(Credential::Password { .. }))
     }
 }
 
@@ -210,6 +219,39 @@ impl Auth {
         c
     }
 
+    /// 401 for bonded's own API, which takes HTTP Basic only (a password or an API token).
+    pub fn unauthorized_api(&self, message: String) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).header(
+            header::WWW_AUTHENTICATE,
+            format!(
+                "Basic realm=\"bonded API at {}\", charset=\"UTF-8\"",
+                self.settings.service
+            ),
+        )
+    }
+
+    /// Who sent a request to bonded's own API (`/bonded/v1`): HTTP Basic with a password
+    /// or API token, or anonymous. Bearer tokens from `/token` carry registry scopes
+    /// (`repository:NAME:ACTIONS`) and nothing else, so they authorise nothing here.
+    pub async fn authenticate_api(
+        &self,
+        headers: &HeaderMap,
+        source: Option<IpAddr>,
+    ) -> Result<Caller, ApiError> {
+        let bearer = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .is_some_and(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"));
+        if bearer {
+            return Err(self.unauthorized_api(
+                "a bearer token from /token is for the registry API (/v2/) only; bonded's API at /bonded/v1 takes HTTP Basic with your password or an API token".into(),
+            ));
+        }
+        let caller = self.authenticate(headers, source).await?;
+        Ok(caller)
+    }
+
     fn unauthorized(&self, headers: &HeaderMap, scope: Option<&str>, message: String) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", message).header(
             header::WWW_AUTHENTICATE,
@@ -261,10 +303,11 @@ impl Auth {
                         "the Authorization header is not valid HTTP Basic (base64 of user:password)".into(),
                     ));
                 };
-                let account = self.login(headers, &user, &secret, source).await?;
+                let (account, credential) = self.login(headers, &user, &secret, source).await?;
                 Ok(Caller {
                     identity: Identity::Account(account),
                     token: None,
+                    credential: Some(credential),
                     source,
                 })
             }
@@ -284,20 +327,24 @@ impl Auth {
                 let identity = if claims.sub.is_empty() {
                     Identity::Anonymous
                 } else {
-                    // A token outlives nothing: its account must still exist.
+                    // A token outlives nothing: its account, and the password or API token
+                    // it was made from, must still be what the account logs in with.
                     let dir = self.directory(DIRECTORY_TTL).await;
-                    if !dir.accounts.contains_key(&claims.sub) {
-                        return Err(self.unauthorized(
-                            headers,
-                            None,
-                            format!("account '{}' no longer exists", claims.sub),
-                        ));
+                    if let Err(why) =
+                        dir.credential_live(&claims.sub, claims.cred.as_deref(), now_unix())
+                    {
+                        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", why)
+                            .header(
+                                header::WWW_AUTHENTICATE,
+                                self.challenge(headers, None, Some("invalid_token")),
+                            ));
                     }
                     Identity::Account(claims.sub.clone())
                 };
                 Ok(Caller {
                     identity,
                     token: Some(claims),
+                    credential: None,
                     source,
                 })
             }
@@ -317,7 +364,7 @@ impl Auth {
         user: &str,
         secret: &str,
         source: Option<IpAddr>,
-    ) -> Result<String, ApiError> {
+    ) -> Result<(String, Credential), ApiError> {
         let now = Instant::now();
         let account_key = user.to_string();
         let limited = self
@@ -356,8 +403,8 @@ impl Auth {
             .finalize()
             .into();
         let mut dir = self.directory(DIRECTORY_TTL).await;
-        if let Some(account) = self.remembered(&dir, &key) {
-            return Ok(account);
+        if let Some(known) = self.remembered(&dir, &key) {
+            return Ok(known);
         }
         let verify = |dir: Arc<Directory>| {
             let (user, secret) = (user.to_string(), secret.to_string());
@@ -379,7 +426,7 @@ impl Auth {
             }
         }
         match result {
-            Ok(account) => {
+            Ok((account, credential)) => {
                 if let Some(hash) = dir
                     .accounts
                     .get(&account)
@@ -402,7 +449,7 @@ impl Auth {
                         "credentials verified".into(),
                     )])
                     .await;
-                Ok(account)
+                Ok((account, credential))
             }
             Err(why) => {
                 self.failures_by_account.check(account_key, now);
@@ -424,11 +471,18 @@ impl Auth {
     }
 
     /// A password verified recently against the hash the account still has.
-    fn remembered(&self, dir: &Directory, key: &[u8; 32]) -> Option<String> {
+    fn remembered(&self, dir: &Directory, key: &[u8; 32]) -> Option<(String, Credential)> {
         let cache = self.passwords.lock().unwrap_or_else(|p| p.into_inner());
         let (account, hash, at) = cache.get(key)?;
         let current = dir.accounts.get(account)?.password_hash.as_ref()?;
-        (at.elapsed() < PASSWORD_CACHE_TTL && current == hash).then(|| account.clone())
+        (at.elapsed() < PASSWORD_CACHE_TTL && current == hash).then(|| {
+            (
+                account.clone(),
+                Credential::Password {
+                    fingerprint: crate::auth::password::fingerprint(hash),
+                },
+            )
+        })
     }
 
     /// Whether `caller` may do `action` on `repo` by its roles (ignoring token scopes).
@@ -497,21 +551,27 @@ impl Auth {
         }
     }
 
-    /// Registry-wide administration (accounts, trust configuration, the audit trail).
-    pub async fn authorize_admin(
-        &self,
-        headers: &HeaderMap,
-        caller: &Caller,
-    ) -> Result<(), ApiError> {
+    /// Refuses anonymous callers of bonded's own API, with a Basic challenge; `what` says
+    /// what they were trying to do.
+    pub fn require_api_login(&self, caller: &Caller, what: &str) -> Result<(), ApiError> {
+        if self.settings.mode == Mode::Enforced && caller.identity == Identity::Anonymous {
+            return Err(self.unauthorized_api(format!(
+                "authentication required {what}: log in with HTTP Basic (your password or an API token)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Registry-wide administration (accounts, trust configuration, the audit trail), on
+    /// bonded's own API.
+    pub async fn authorize_admin(&self, caller: &Caller) -> Result<(), ApiError> {
         let dir = self.directory(DIRECTORY_RECHECK).await;
         if dir.allows_everywhere(&caller.identity, Action::Admin) {
             return Ok(());
         }
         match caller.identity {
-            Identity::Anonymous => Err(self.unauthorized(
-                headers,
-                None,
-                "authentication required: this needs an account with the admin role on '*'".into(),
+            Identity::Anonymous => Err(self.unauthorized_api(
+                "authentication required: this needs an account with the admin role on '*' (HTTP Basic, password or API token)".into(),
             )),
             Identity::Account(ref name) => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -601,10 +661,11 @@ impl Auth {
                 "grant_type=password needs username and password".into(),
             ));
         };
-        let account = self.login(headers, user, secret, source).await?;
+        let (account, credential) = self.login(headers, user, secret, source).await?;
         let caller = Caller {
             identity: Identity::Account(account),
             token: None,
+            credential: Some(credential),
             source,
         };
         let (mut answer, granted) = self.grant(&caller, form).await?;
@@ -674,6 +735,7 @@ impl Auth {
             iat: now,
             jti: uuid::Uuid::new_v4().to_string(),
             access,
+            cred: caller.credential.as_ref().map(Credential::claim),
         };
         let token = jwt::issue(&self.settings.token_key, &claims);
         let issued_at = time::OffsetDateTime::from_unix_timestamp(now)

@@ -278,11 +278,13 @@ fn audit_filter(query: &[(String, String)]) -> Result<crate::db::AuditFilter, Ap
 async fn oauth_token(axum::Extension(options): Opts, req: Request) -> Response {
     let source = source_of(&req);
     let (parts, body) = req.into_parts();
-    let form = match http_body_util::Limited::new(body, 64 << 10).collect().await {
-        Ok(c) => form_urlencoded::parse(&c.to_bytes())
+    let read = http_body_util::Limited::new(body, 64 << 10).collect();
+    let form = match tokio::time::timeout(SMALL_BODY_DEADLINE, read).await {
+        Err(_) => return body_too_slow().into_response(),
+        Ok(Ok(c)) => form_urlencoded::parse(&c.to_bytes())
             .into_owned()
             .collect::<Vec<_>>(),
-        Err(_) => {
+        Ok(Err(_)) => {
             return ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "UNSUPPORTED",
@@ -889,7 +891,13 @@ async fn read_manifest_body(mut body: Body, declared: Option<u64>) -> Result<Vec
     }
     let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     let mut seen = 0u64;
-    while let Some(frame) = body.frame().await {
+    let deadline = tokio::time::Instant::now() + SMALL_BODY_DEADLINE;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(body_too_slow()),
+            Ok(None) => break,
+            Ok(Some(frame)) => frame,
+        };
         let frame = frame.map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -946,12 +954,13 @@ async fn bonded_api(State(reg): Reg, axum::Extension(options): Opts, req: Reques
             Caller {
                 identity: Identity::Account("admin-token".into()),
                 token: None,
+                credential: None,
                 source,
             },
             true,
         )
     } else {
-        match options.auth.authenticate(req.headers(), source).await {
+        match options.auth.authenticate_api(req.headers(), source).await {
             Ok(c) => (c, false),
             Err(e) => return e.into_response(),
         }
@@ -962,6 +971,21 @@ async fn bonded_api(State(reg): Reg, axum::Extension(options): Opts, req: Reques
             bonded_api_inner(reg, options.auth.clone(), caller, admin_token, req),
         )
         .await
+}
+
+/// `authorize` for bonded's own API: a 401 challenges for HTTP Basic, the only scheme
+/// it takes.
+async fn api_authorize(
+    auth: &Auth,
+    headers: &HeaderMap,
+    caller: &Caller,
+    repo: &str,
+    action: Action,
+) -> Result<(), ApiError> {
+    match auth.authorize(headers, caller, repo, action).await {
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => Err(auth.unauthorized_api(e.message)),
+        other => other,
+    }
 }
 
 async fn bonded_api_inner(
@@ -976,7 +1000,7 @@ async fn bonded_api_inner(
         if admin_token {
             Ok(())
         } else {
-            auth.authorize_admin(&parts.headers, &caller).await
+            auth.authorize_admin(&caller).await
         }
     };
     let path = parts
@@ -996,30 +1020,25 @@ async fn bonded_api_inner(
             ok(json!({ "version": c.version, "reevaluatedSignatures": c.reevaluated }))
         };
         let method = parts.method.clone();
+        // Who may ask is settled before a byte of the body is read: an anonymous or
+        // unauthorised client cannot make the server buffer anything.
         if let Some(rest) = path
             .strip_prefix("account")
             .filter(|r| r.is_empty() || r.starts_with('/'))
         {
+            auth.require_api_login(&caller, "to manage your account")?;
             let body = read_admin_body(body).await?;
-            let (status, value) = account::handle(
-                reg.metadata(),
-                &auth,
-                &caller,
-                &parts.headers,
-                &method,
-                rest,
-                &body,
-            )
-            .await?;
+            let (status, value) =
+                account::handle(reg.metadata(), &auth, &caller, &method, rest, &body).await?;
             return Ok(no_store_json(status, value));
         }
         if account::is_administration(&path) {
+            auth.authorize_admin(&caller).await?;
             let body = read_admin_body(body).await?;
             let (status, value) = account::administer(
                 reg.metadata(),
                 &auth,
                 &caller,
-                &parts.headers,
                 &method,
                 &path,
                 &query_pairs(&parts.uri),
@@ -1038,8 +1057,7 @@ async fn bonded_api_inner(
                 )));
             }
             let name: RepositoryName = name.parse()?;
-            auth.authorize(&parts.headers, &caller, name.as_str(), Action::Pull)
-                .await?;
+            api_authorize(&auth, &parts.headers, &caller, name.as_str(), Action::Pull).await?;
             return Ok(ok(
                 json!({ "repository": name.as_str(), "pending": reg.pending(&name).await? }),
             ));
@@ -1054,8 +1072,7 @@ async fn bonded_api_inner(
                 )));
             }
             let name: RepositoryName = name.parse()?;
-            auth.authorize(&parts.headers, &caller, name.as_str(), Action::Pull)
-                .await?;
+            api_authorize(&auth, &parts.headers, &caller, name.as_str(), Action::Pull).await?;
             let digest = parse_digest(digest)?;
             let signatures = reg.signatures(&name, &digest).await?;
             let verdict = reg.verdict_now(&name, &digest).await?;
@@ -1079,11 +1096,11 @@ async fn bonded_api_inner(
                 Ok(ok(json!({ "records": records, "next": next })))
             }
             (Method::GET, "trust") => {
-                auth.require_login(&parts.headers, &caller, "to read the trust configuration")?;
+                auth.require_api_login(&caller, "to read the trust configuration")?;
                 Ok(ok(reg.trust_snapshot().await?))
             }
             (Method::GET, "trust/versions") => {
-                auth.require_login(&parts.headers, &caller, "to read the trust configuration")?;
+                auth.require_api_login(&caller, "to read the trust configuration")?;
                 Ok(ok(reg.trust_history().await?))
             }
             (method, "trust/policy") if method == Method::PUT || method == Method::DELETE => {
@@ -1136,22 +1153,40 @@ fn unknown_endpoint(path: &str) -> ApiError {
     )
 }
 
-/// A policy or PEM bundle: at most 1 MiB.
+/// How long a client may take to send a small body (an API request, a manifest, a token
+/// form) once its headers are in: at 4 MiB, this asks for 70 KB/s at the least.
+pub const SMALL_BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A policy, PEM bundle or API request: at most 1 MiB, within [`SMALL_BODY_DEADLINE`].
 async fn read_admin_body(body: Body) -> Result<Vec<u8>, ApiError> {
     let limit = 1 << 20;
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes().to_vec()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+    let read = http_body_util::Limited::new(body, limit).collect();
+    match tokio::time::timeout(SMALL_BODY_DEADLINE, read).await {
+        Err(_) => Err(body_too_slow()),
+        Ok(Ok(c)) => Ok(c.to_bytes().to_vec()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "SIZE_INVALID",
             format!("the body is larger than {limit} bytes"),
         )),
-        Err(e) => Err(ApiError::new(
+        Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            "TRUST_CONFIG_INVALID",
+            "UNSUPPORTED",
             format!("reading the body failed: {e}"),
         )),
     }
+}
+
+/// 408: a small body that did not arrive within [`SMALL_BODY_DEADLINE`].
+fn body_too_slow() -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "UNSUPPORTED",
+        format!(
+            "the request body did not arrive within {} s",
+            SMALL_BODY_DEADLINE.as_secs()
+        ),
+    )
 }
 
 // ---- listings ------------------------------------------------------------------------------

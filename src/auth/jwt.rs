@@ -53,6 +53,10 @@ pub struct Claims {
     pub jti: String,
     #[serde(default)]
     pub access: Vec<Access>,
+    /// The credential the token was made from ([`super::Credential::claim`]); the token
+    /// is honoured only while that credential is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cred: Option<String>,
 }
 
 impl Claims {
@@ -144,6 +148,7 @@ mod tests {
             iat: 1000,
             jti: "j1".into(),
             access: vec![Access::parse_scope("repository:acme/app:pull,push").unwrap()],
+            cred: Some("token:0011223344556677".into()),
         }
     }
 

@@ -202,6 +202,27 @@ impl Identity {
     }
 }
 
+/// The credential a request, or the bearer token it carries, was authenticated with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// The account's password, as the stored hash it verified against identifies it
+    /// ([`password::fingerprint`]).
+    Password { fingerprint: String },
+    /// An API token, by id.
+    Token { id: String },
+}
+
+impl Credential {
+    /// The `cred` claim of a bearer token made from this credential: `password:<fp>` or
+    /// `token:<id>`.
+    pub fn claim(&self) -> String {
+        match self {
+            Credential::Password { fingerprint } => format!("password:{fingerprint}"),
+            Credential::Token { id } => format!("token:{id}"),
+        }
+    }
+}
+
 /// Why credentials were refused. The HTTP layer tells clients only "invalid credentials",
 /// so nobody learns which accounts exist; the audit trail keeps the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -224,8 +245,14 @@ pub enum LoginError {
 
 impl Directory {
     /// Checks a username and password (or API token given as the password) at `now`
-    /// (Unix seconds). Passwords are argon2id-verified: slow on purpose.
-    pub fn login(&self, user: &str, secret: &str, now: i64) -> Result<String, LoginError> {
+    /// (Unix seconds), and says which credential it was. Passwords are argon2id-verified:
+    /// slow on purpose.
+    pub fn login(
+        &self,
+        user: &str,
+        secret: &str,
+        now: i64,
+    ) -> Result<(String, Credential), LoginError> {
         if let Some(parsed) = token::ApiToken::parse(secret) {
             let stored = self
                 .tokens
@@ -248,7 +275,12 @@ impl Directory {
             if !self.accounts.contains_key(&stored.account) {
                 return Err(LoginError::UnknownAccount);
             }
-            return Ok(stored.account.clone());
+            return Ok((
+                stored.account.clone(),
+                Credential::Token {
+                    id: stored.id.clone(),
+                },
+            ));
         }
         let Some(account) = self.accounts.get(user) else {
             // Spend the same time as a real verification, so response times do not
@@ -260,9 +292,43 @@ impl Directory {
             return Err(LoginError::NoPassword);
         };
         if password::verify(secret, hash) {
-            Ok(account.name.clone())
+            Ok((
+                account.name.clone(),
+                Credential::Password {
+                    fingerprint: password::fingerprint(hash),
+                },
+            ))
         } else {
             Err(LoginError::WrongPassword)
+        }
+    }
+
+    /// Whether the credential a bearer token names (its `cred` claim) is still what
+    /// `account` logs in with at `now`: the same password, or a token neither revoked nor
+    /// expired. A token without the claim names nothing and is refused.
+    pub fn credential_live(
+        &self,
+        account: &str,
+        claim: Option<&str>,
+        now: i64,
+    ) -> Result<(), String> {
+        let Some(a) = self.accounts.get(account) else {
+            return Err(format!("account '{account}' no longer exists"));
+        };
+        match claim.and_then(|c| c.split_once(':')) {
+            Some(("password", fp)) => match &a.password_hash {
+                Some(h) if password::fingerprint(h) == fp => Ok(()),
+                _ => Err(format!(
+                    "the password of '{account}' this token was issued for has changed; log in again"
+                )),
+            },
+            Some(("token", id)) => match self.tokens.get(id) {
+                Some(t) if t.account == account && !t.revoked && t.expires_at > now => Ok(()),
+                _ => Err(format!(
+                    "API token {id} this bearer token was issued for is revoked or expired"
+                )),
+            },
+            _ => Err("the bearer token names no credential it was issued for; request a new one".into()),
         }
     }
 
@@ -435,13 +501,34 @@ mod tests {
                 revoked: false,
             },
         );
-        assert_eq!(d.login("alice", "correct horse", 0).unwrap(), "alice");
+        let (who, cred) = d.login("alice", "correct horse", 0).unwrap();
+        assert_eq!(who, "alice");
+        assert!(matches!(&cred, Credential::Password { .. }));
+        assert_eq!(d.credential_live("alice", Some(&cred.claim()), 0), Ok(()));
+        let old = cred.claim();
+        d.accounts.get_mut("alice").unwrap().password_hash =
+            Some(password::hash("correct horse").unwrap());
+        assert!(
+            d.credential_live("alice", Some(&old), 0).is_err(),
+            "a new hash of even the same password ends tokens made from the old one"
+        );
+        assert!(d.credential_live("alice", None, 0).is_err());
+        assert!(d.credential_live("alice", Some("token:nope"), 0).is_err());
         assert_eq!(d.login("alice", "wrong", 0), Err(LoginError::WrongPassword));
         assert_eq!(d.login("bob", "x", 0), Err(LoginError::UnknownAccount));
         assert_eq!(d.login("ci", "x", 0), Err(LoginError::NoPassword));
         let s = t.to_string();
-        assert_eq!(d.login("ci", &s, 999).unwrap(), "ci");
-        assert_eq!(d.login("", &s, 999).unwrap(), "ci");
+        let (who, cred) = d.login("ci", &s, 999).unwrap();
+        assert_eq!(
+            (who.as_str(), &cred),
+            ("ci", &Credential::Token { id: t.id.clone() })
+        );
+        assert_eq!(d.login("", &s, 999).unwrap().0, "ci");
+        assert_eq!(d.credential_live("ci", Some(&cred.claim()), 999), Ok(()));
+        assert!(d.credential_live("ci", Some(&cred.claim()), 1_000).is_err());
+        assert!(d
+            .credential_live("alice", Some(&cred.claim()), 999)
+            .is_err());
         assert!(matches!(
             d.login("alice", &s, 999),
             Err(LoginError::TokenAccountMismatch(_))
@@ -463,5 +550,6 @@ mod tests {
             d.login("ci", &s, 999),
             Err(LoginError::TokenRevoked(_))
         ));
+        assert!(d.credential_live("ci", Some(&cred.claim()), 999).is_err());
     }
 }

@@ -26,6 +26,14 @@ pub fn verify(password: &str, stored: &str) -> bool {
     }
 }
 
+/// What a bearer token made from a password login names: a digest of the PHC string the
+/// password verified against. It changes whenever the password is set (a fresh salt), and
+/// says nothing that helps guess the password (the salt is not in it).
+pub fn fingerprint(stored: &str) -> String {
+    use sha2::Digest as _;
+    hex::encode(&sha2::Sha256::digest(stored.as_bytes())[..16])
+}
+
 /// Does the work of one verification and throws it away (for unknown account names).
 pub fn burn(password: &str) {
     let _ = hash(password);

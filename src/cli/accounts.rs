@@ -56,6 +56,42 @@ async fn call(
         .map_err(remote_err)
 }
 
+/// The variable holding the acting account's own password, for the changes that make a
+/// credential (a user, a password, an API token): the server takes those only with the
+/// password, and `bonded login` keeps an API token, not the password.
+pub const PASSWORD_VARIABLE: &str = "BONDED_PASSWORD";
+
+/// [`call`] for a change that makes a credential: logged in with the password from
+/// [`PASSWORD_VARIABLE`] when it is set; otherwise the server's refusal, with what to do.
+async fn call_with_password(
+    client: &RegistryClient,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
+    let password = std::env::var(PASSWORD_VARIABLE)
+        .ok()
+        .filter(|p| !p.is_empty());
+    let answer = match &password {
+        Some(p) => client
+            .bonded_request_with_password(method, path, body.as_ref(), p)
+            .await
+            .map_err(remote_err),
+        None => call(client, method, path, body).await,
+    };
+    answer.map_err(|e| {
+        if password.is_none() && e.contains("needs a login with your password") {
+            let user = client
+                .credentials()
+                .and_then(|c| c.split_once(':'))
+                .map_or("you", |(u, _)| u);
+            format!("{e}\n(`bonded login` keeps an API token: set {PASSWORD_VARIABLE} to the password of '{user}' for this command)")
+        } else {
+            e
+        }
+    })
+}
+
 fn query(pairs: &[(&str, &str)]) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
@@ -103,7 +139,12 @@ impl Target {
             Target::Remote(c) => {
                 let body =
                     json!({"name": name, "robot": kind == AccountKind::Robot, "password": given});
-                let answer = call(c, Method::POST, "accounts", Some(body)).await?;
+                let answer = match kind {
+                    AccountKind::User => {
+                        call_with_password(c, Method::POST, "accounts", Some(body)).await?
+                    }
+                    AccountKind::Robot => call(c, Method::POST, "accounts", Some(body)).await?,
+                };
                 Ok(answer["password"].as_str().map(str::to_string))
             }
         }
@@ -144,7 +185,8 @@ impl Target {
                 .map_err(admin_err),
             Target::Remote(c) => {
                 let path = format!("accounts/{name}/password");
-                let answer = call(c, Method::PUT, &path, Some(json!({"password": given}))).await?;
+                let body = Some(json!({"password": given}));
+                let answer = call_with_password(c, Method::PUT, &path, body).await?;
                 Ok(answer["password"].as_str().map(str::to_string))
             }
         }
@@ -172,7 +214,7 @@ impl Target {
             Target::Remote(c) => {
                 let path = format!("accounts/{account}/tokens");
                 let body = json!({"description": description, "expiresInDays": days});
-                let a = call(c, Method::POST, &path, Some(body)).await?;
+                let a = call_with_password(c, Method::POST, &path, Some(body)).await?;
                 let s = |k: &str| a[k].as_str().unwrap_or("").to_string();
                 Ok((s("token"), s("id"), s("expiresAt")))
             }

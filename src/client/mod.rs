@@ -774,15 +774,16 @@ impl RegistryClient {
 
     /// A request to bonded's own API: with the account's credentials as HTTP Basic when
     /// this client has them (the API's password-only actions, such as making a token,
-    /// need the password itself), else with the login header, if any. Exactly one
-    /// `Authorization` header either way.
+    /// need the password itself), else anonymous. Never with a bearer token from the
+    /// registry's token flow: those carry registry scopes only, and bonded refuses them
+    /// here.
     fn bonded_builder(&self, method: reqwest::Method, url: String) -> reqwest::RequestBuilder {
         match self.credentials.as_deref().and_then(|c| c.split_once(':')) {
             Some((user, secret)) => self
                 .http
                 .request(method, url)
                 .basic_auth(user, Some(secret)),
-            None => self.request(method, url),
+            None => self.http.request(method, url),
         }
     }
 
@@ -811,6 +812,33 @@ impl RegistryClient {
     ) -> Result<Value, ClientError> {
         let body = body.map(|b| b.to_string().into_bytes());
         self.bonded_send(method, path, None, body).await
+    }
+
+    /// [`Self::bonded_request`] logged in as this client's account with `password` (the
+    /// API's credential-making actions take the password only).
+    pub async fn bonded_request_with_password(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        password: &str,
+    ) -> Result<Value, ClientError> {
+        let user = self
+            .credentials
+            .as_deref()
+            .and_then(|c| c.split_once(':'))
+            .map(|(u, _)| u.to_string())
+            .unwrap_or_default();
+        let url = format!("{}/bonded/v1/{path}", self.base);
+        let mut req = self
+            .http
+            .request(method, url)
+            .basic_auth(user, Some(password));
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let res = req.send().await.map_err(|e| self.unreachable(e))?;
+        self.bonded_answer(path, res).await
     }
 
     async fn bonded_send(

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod api_scopes;
 mod audit;
 mod auth;
 mod cli;
