@@ -218,15 +218,29 @@ pub struct Registry {
     /// one they are not recorded.
     journal: Option<Arc<crate::db::Journal>>,
     /// Recent pull decisions under `bonded.enforceOnPull`, so a hot image is not
-    /// re-verified on every pull: (repository, digest) -> (when, allowed, reason).
-    pull_verdicts: Mutex<HashMap<(String, String), PullVerdict>>,
+    /// re-verified on every pull, each kept for the kind of pull it decided.
+    pull_verdicts: Mutex<HashMap<PullKey, PullVerdict>>,
 }
+
+/// How a manifest was asked for: the two are decided differently (a by-digest pull of a
+/// manifest without signatures of its own, an index's child, is exempt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PullBy {
+    Tag,
+    Digest,
+}
+
+/// What a pull decision is about: (repository, manifest digest, how it was asked for).
+type PullKey = (String, String, PullBy);
 
 /// A pull decision: when it was made, whether the pull is allowed, and why not.
 type PullVerdict = (std::time::Instant, bool, String);
 
 /// How long a pull decision under `bonded.enforceOnPull` is reused.
 const PULL_VERDICT_TTL: Duration = Duration::from_secs(30);
+
+/// Most pull decisions kept; past it, expired ones go, and if that is not enough, all.
+const PULL_VERDICTS_MAX: usize = 65_536;
 
 /// Bytes of manifests kept in memory for pulls.
 const MANIFEST_CACHE_BYTES: usize = 64 << 20;
@@ -850,10 +864,7 @@ impl Registry {
             self.admit_descendants(repo, children).await?;
         }
         if let Some(subject) = signed_subject {
-            self.pull_verdicts
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&(repo.as_str().to_string(), subject.to_string()));
+            self.forget_pull_verdicts(repo, Some(&subject));
             self.after_signature(repo, &subject).await?;
         }
         Ok(PushedManifest {
@@ -889,7 +900,13 @@ impl Registry {
         let Ok(digest) = m.digest.parse::<Digest>() else {
             return Ok(());
         };
-        let key = (repo.as_str().to_string(), m.digest.clone());
+        let by_digest = matches!(reference, Reference::Digest(_));
+        let by = if by_digest {
+            PullBy::Digest
+        } else {
+            PullBy::Tag
+        };
+        let key = (repo.as_str().to_string(), m.digest.clone(), by);
         let cached = self
             .pull_verdicts
             .lock()
@@ -900,7 +917,6 @@ impl Registry {
         let (allowed, reason) = match cached {
             Some(c) => c,
             None => {
-                let by_digest = matches!(reference, Reference::Digest(_));
                 let exempt = by_digest
                     && (self.db.manifest_state(repo, &digest).await?.as_deref() == Some("pending")
                         || self
@@ -921,13 +937,17 @@ impl Registry {
                         None => (true, String::new()),
                     }
                 };
-                self.pull_verdicts
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(
-                        key,
-                        (std::time::Instant::now(), verdict.0, verdict.1.clone()),
-                    );
+                let mut verdicts = self.pull_verdicts.lock().unwrap_or_else(|p| p.into_inner());
+                if verdicts.len() >= PULL_VERDICTS_MAX {
+                    verdicts.retain(|_, (at, _, _)| at.elapsed() < PULL_VERDICT_TTL);
+                    if verdicts.len() >= PULL_VERDICTS_MAX {
+                        verdicts.clear();
+                    }
+                }
+                verdicts.insert(
+                    key,
+                    (std::time::Instant::now(), verdict.0, verdict.1.clone()),
+                );
                 verdict
             }
         };
@@ -939,6 +959,18 @@ impl Registry {
                 detail: serde_json::json!({ "digest": m.digest }),
             })
         }
+    }
+
+    /// Drops the pull decisions about `digest` in `repo` (every kind of pull), or about
+    /// every manifest of `repo`.
+    fn forget_pull_verdicts(&self, repo: &RepositoryName, digest: Option<&Digest>) {
+        let digest = digest.map(|d| d.to_string());
+        self.pull_verdicts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(r, d, _), _| {
+                r != repo.as_str() || digest.as_ref().is_some_and(|only| only != d)
+            });
     }
 
     async fn manifest_lookup(
@@ -1091,6 +1123,8 @@ impl Registry {
                 )];
                 let deleted = self.db.delete_manifest(repo, d, &audit).await?;
                 self.manifests.clear_repository(repo.as_str());
+                // A deleted signature can change what its subject's pulls decide.
+                self.forget_pull_verdicts(repo, None);
                 deleted
             }
             Reference::Tag(t) => {

@@ -308,3 +308,79 @@ async fn manifests_pending_too_long_are_removed() {
     );
     assert!(pending(&c, &s, "prod/app").await.is_empty());
 }
+
+/// Deletes a manifest by digest (here: a signature, leaving its subject unsigned).
+async fn delete(c: &reqwest::Client, s: &Server, repo: &str, digest: &str) {
+    let res = c
+        .delete(s.v2(&format!("{repo}/manifests/{digest}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+}
+
+async fn status_of(c: &reqwest::Client, s: &Server, repo: &str, reference: &str) -> u16 {
+    c.get(s.v2(&format!("{repo}/manifests/{reference}")))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The pull-verdict cache keeps a decision for the kind of pull it was made for: a
+/// by-digest pull of an unsigned manifest is exempt, a by-tag pull of it is not, and
+/// neither answer may stand in for the other.
+#[tokio::test]
+async fn pull_verdicts_are_kept_per_kind_of_pull() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &ca, json!({"bonded.enforceOnPull": true}), &[]);
+    let c = client();
+    let alice: Signer = ca.signer("alice");
+    // Two tagged, signed images whose signatures are then deleted: unsigned from then on.
+    let mut unsigned = Vec::new();
+    for (repo, seed) in [("prod/a", "a"), ("prod/b", "b")] {
+        let (m, desc) = image(&c, &s, repo, seed).await;
+        assert_eq!(push_signature(&c, &s, repo, &alice, &desc).await, 201);
+        assert_eq!(
+            put(&c, &s, repo, "v1", OCI_MANIFEST, &m).await.status(),
+            201
+        );
+        assert_eq!(status_of(&c, &s, repo, "v1").await, 200, "{repo}: signed");
+        let d = desc["digest"].as_str().unwrap().to_string();
+        let referrers: Value = serde_json::from_slice(
+            &c.get(s.v2(&format!("{repo}/referrers/{d}")))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let sig = referrers["manifests"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        delete(&c, &s, repo, &sig).await;
+        unsigned.push((repo, d));
+    }
+    // A digest pull first (exempt: the manifest has no signatures of its own), then a tag
+    // pull, which must be decided on its own.
+    let (repo, d) = &unsigned[0];
+    assert_eq!(status_of(&c, &s, repo, d).await, 200, "by digest, exempt");
+    assert_eq!(
+        status_of(&c, &s, repo, "v1").await,
+        403,
+        "a tag pull reused the exempt digest pull's verdict"
+    );
+    // The reverse: a refused tag pull first, then the exempt digest pull.
+    let (repo, d) = &unsigned[1];
+    assert_eq!(status_of(&c, &s, repo, "v1").await, 403, "by tag, unsigned");
+    assert_eq!(
+        status_of(&c, &s, repo, d).await,
+        200,
+        "a digest pull reused the refused tag pull's verdict"
+    );
+}
