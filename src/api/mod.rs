@@ -1246,8 +1246,9 @@ async fn tags(reg: &Registry, name: &RepositoryName, ctx: &Ctx) -> Result<Respon
     ))
 }
 
-/// The catalog lists only what the caller may pull. A page is filtered after it is read,
-/// so it may hold fewer than `n` entries while `Link` still points further.
+/// The catalog lists only what the caller may pull: the query itself is limited to the
+/// caller's namespace patterns, so every page is full of visible names and `Link` names
+/// the last of them, never a repository the caller may not see.
 async fn catalog(
     reg: &Registry,
     auth: &Auth,
@@ -1255,19 +1256,23 @@ async fn catalog(
     ctx: &Ctx,
 ) -> Result<Response, ApiError> {
     let (n, last) = page(ctx)?;
-    let all = if n == 0 {
+    let dir = auth.directory(auth::DIRECTORY_TTL).await;
+    let within = match auth.mode() {
+        Mode::Open => None,
+        Mode::Enforced => Some(dir.pull_patterns(&caller.identity)),
+    };
+    let listed = if n == 0 {
         Vec::new()
     } else {
-        reg.catalog(Some(n), last).await?
+        reg.catalog(Some(n), last, within.as_deref()).await?
     };
-    let headers_link = next_link("/v2/_catalog", n, &all);
-    let mut repos = Vec::with_capacity(all.len());
-    for r in all {
-        if auth.holds(caller, &r, Action::Pull).await {
-            repos.push(r);
-        }
-    }
-    let mut headers = headers_link;
+    // The same rule as every pull, once more: a name the query let through but the roles
+    // do not cover is dropped (and ends nothing, since the page is then short).
+    let repos: Vec<String> = listed
+        .into_iter()
+        .filter(|r| auth.mode() == Mode::Open || dir.allows(&caller.identity, r, Action::Pull))
+        .collect();
+    let mut headers = next_link("/v2/_catalog", n, &repos);
     headers.push((header::CONTENT_TYPE, "application/json".into()));
     Ok(json_response(
         StatusCode::OK,

@@ -370,9 +370,24 @@ impl Directory {
         }
     }
 
-    /// Whether `who` may see `repo` at all (in the catalog): any grant that covers it.
-    pub fn can_see(&self, who: &Identity, repo: &str) -> bool {
-        self.allows(who, repo, Action::Pull)
+    /// The namespace patterns under which `who` may pull: the public ones and those of
+    /// every grant (each role pulls). `["*"]` when one of them covers everything.
+    pub fn pull_patterns(&self, who: &Identity) -> Vec<String> {
+        let mut out: Vec<String> = self.public.clone();
+        if let Identity::Account(name) = who {
+            out.extend(
+                self.grants
+                    .iter()
+                    .filter(|g| &g.account == name && g.role.allows(Action::Pull))
+                    .map(|g| g.pattern.clone()),
+            );
+        }
+        if out.iter().any(|p| p == "*") {
+            return vec!["*".into()];
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// `who`'s grants, for messages ("reader on acme/*, signer on acme/prod/*").
@@ -468,6 +483,12 @@ mod tests {
         assert!(d.allows_everywhere(&Identity::Account("root".into()), Action::Admin));
         assert_eq!(d.describe_grants(&alice), "developer on acme/*");
         assert_eq!(d.roles_on(&alice, "acme/x/y"), vec![Role::Developer]);
+        assert_eq!(d.pull_patterns(&alice), vec!["acme/*", "library/*"]);
+        assert_eq!(d.pull_patterns(&Identity::Anonymous), vec!["library/*"]);
+        assert_eq!(
+            d.pull_patterns(&Identity::Account("root".into())),
+            vec!["*"]
+        );
         assert!(d.roles_on(&alice, "library/nginx").is_empty());
     }
 

@@ -476,18 +476,59 @@ impl Metadata {
     }
 
     /// Repositories holding at least one manifest or blob, in lexical order, after `last`,
-    /// at most `n`.
-    pub async fn repositories(&self, n: Option<u32>, last: Option<&str>) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT r.name FROM repositories r WHERE r.name > ?
+    /// at most `n`; with `within`, only those some namespace pattern of it covers (`*`,
+    /// `NS/*`, a repository name: see [`crate::auth::pattern_matches`]), so a page is
+    /// filled with, and ends at, names the caller may see.
+    pub async fn repositories(
+        &self,
+        n: Option<u32>,
+        last: Option<&str>,
+        within: Option<&[String]>,
+    ) -> Result<Vec<String>> {
+        // Each pattern as SQL over r.name: `NS/*` is the range of names starting "NS/"
+        // (bytewise, '0' follows '/'), longer than "NS/" itself.
+        let mut clauses = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(patterns) = within {
+            if patterns.iter().any(|p| p == "*") {
+                clauses.clear();
+            } else if patterns.is_empty() {
+                return Ok(Vec::new());
+            } else {
+                for p in patterns {
+                    match p.strip_suffix("/*") {
+                        Some(ns) => {
+                            clauses.push("(r.name > ? AND r.name < ?)");
+                            binds.push(format!("{ns}/"));
+                            binds.push(format!("{ns}0"));
+                        }
+                        None => {
+                            clauses.push("r.name = ?");
+                            binds.push(p.clone());
+                        }
+                    }
+                }
+            }
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("AND ({})", clauses.join(" OR "))
+        };
+        let sql = format!(
+            "SELECT r.name FROM repositories r WHERE r.name > ? {filter}
              AND (EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
                OR EXISTS (SELECT 1 FROM repository_blobs b WHERE b.repository_id = r.id))
-             ORDER BY r.name LIMIT ?",
-        )
-        .bind(last.unwrap_or(""))
-        .bind(n.map(i64::from).unwrap_or(-1))
-        .fetch_all(&self.read)
-        .await?;
+             ORDER BY r.name LIMIT ?"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(last.unwrap_or(""));
+        for b in &binds {
+            q = q.bind(b);
+        }
+        let rows = q
+            .bind(n.map(i64::from).unwrap_or(-1))
+            .fetch_all(&self.read)
+            .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
     }
 

@@ -1162,8 +1162,15 @@ impl Registry {
         Ok(self.db.tags(repo, n, last).await?)
     }
 
-    pub async fn catalog(&self, n: Option<u32>, last: Option<&str>) -> Result<Vec<String>> {
-        Ok(self.db.repositories(n, last).await?)
+    /// Repository names after `last`, at most `n`; with `within`, only names those
+    /// namespace patterns cover.
+    pub async fn catalog(
+        &self,
+        n: Option<u32>,
+        last: Option<&str>,
+        within: Option<&[String]>,
+    ) -> Result<Vec<String>> {
+        Ok(self.db.repositories(n, last, within).await?)
     }
 
     pub async fn referrers(

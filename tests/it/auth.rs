@@ -1575,3 +1575,71 @@ async fn trust_commands_log_in_as_an_administrator() {
     .await;
     assert!(trust.to_string().contains("acme"), "{trust}");
 }
+
+/// The catalog's pages, and the `Link` between them, name only repositories the caller may
+/// pull: walking it one entry at a time must not spell out the private ones.
+#[tokio::test]
+async fn catalog_pages_and_links_name_only_visible_repositories() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    let admin = as_user("admin", ADMIN_PASSWORD);
+    for repo in [
+        "a-secret/x",
+        "b-secret/y",
+        "library/base",
+        "m-secret/z",
+        "team/app",
+        "team/tool",
+        "teamx/hidden",
+        "z-secret/last",
+    ] {
+        push_image(&admin, &s, repo, "v1", repo, json!({})).await;
+    }
+    user(&data, "dev", "reader", "team/*");
+    ok(&bonded(&data, &["namespace", "public", "library/*"], ""));
+    let walk = |c: reqwest::Client, n: u32| {
+        let s = &s;
+        async move {
+            let mut seen = Vec::new();
+            let mut url = s.v2(&format!("_catalog?n={n}"));
+            for _ in 0..20 {
+                let res = c.get(&url).send().await.unwrap();
+                assert_eq!(res.status(), 200);
+                let link = res
+                    .headers()
+                    .get("link")
+                    .map(|l| l.to_str().unwrap().to_string());
+                let body: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+                let page: Vec<String> = body["repositories"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.as_str().unwrap().to_string())
+                    .collect();
+                assert!(page.len() <= n as usize);
+                seen.push(format!("page {page:?} link {link:?}"));
+                match link {
+                    Some(l) => {
+                        let path = l.trim_start_matches('<').split('>').next().unwrap();
+                        url = format!("{}{path}", s.url);
+                    }
+                    None => return seen,
+                }
+            }
+            panic!("the catalog never ends: {seen:?}");
+        }
+    };
+    for n in [1, 2, 100] {
+        let seen = walk(as_user("dev", &password("dev")), n).await.join("\n");
+        for secret in ["secret", "teamx"] {
+            assert!(!seen.contains(secret), "n={n}: {seen}");
+        }
+        for visible in ["library/base", "team/app", "team/tool"] {
+            assert!(seen.contains(visible), "n={n}: {visible} missing: {seen}");
+        }
+    }
+    // The administrator sees everything, in order.
+    let seen = walk(admin.clone(), 3).await.join("\n");
+    assert!(seen.contains("z-secret/last"), "{seen}");
+}
