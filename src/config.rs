@@ -11,6 +11,11 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
 pub const DEFAULT_DATA_DIR: &str = "./bonded-data";
 pub const DEFAULT_UPLOAD_TTL_SECS: u64 = 24 * 60 * 60;
 pub const DEFAULT_PENDING_TTL_SECS: u64 = 7 * 24 * 60 * 60;
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 120;
+pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 
 /// A secret setting: never printed, whatever prints its container.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -47,7 +52,7 @@ pub struct ServeArgs {
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http
+    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list)
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -101,6 +106,34 @@ pub struct ServeArgs {
     /// proxy); otherwise bonded refuses to start without --tls-cert
     #[arg(long, env = "BONDED_INSECURE_HTTP")]
     pub insecure_http: bool,
+    /// Seconds a client has to send a request's head (and to finish the TLS handshake),
+    /// from connecting or from its previous request [default: 30]
+    #[arg(long, env = "BONDED_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds a connection may move no byte either way before it is closed [default: 120]
+    #[arg(long, env = "BONDED_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a client has to send a body bonded reads whole (a manifest, an API request,
+    /// a token form) [default: 60]
+    #[arg(long, env = "BONDED_BODY_TIMEOUT")]
+    pub body_timeout: Option<u64>,
+    /// Connections open at once, in all; more are answered 503 and closed [default: 4096,
+    /// and never more than the open-file limit allows]
+    #[arg(long, env = "BONDED_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one address (an IPv6 /64 counts as one); trusted
+    /// proxies are exempt [default: 256]
+    #[arg(long, env = "BONDED_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    /// A reverse proxy (address or CIDR network, repeatable) whose `Forwarded` or
+    /// `X-Forwarded-For` header names the client; from anyone else those headers are
+    /// ignored [default: none]
+    #[arg(
+        long = "trusted-proxy",
+        env = "BONDED_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,6 +153,12 @@ struct FileConfig {
     pull_rate_limit_account: Option<String>,
     pull_rate_limit_role: Option<std::collections::BTreeMap<String, String>>,
     insecure_http: Option<bool>,
+    header_read_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +175,10 @@ pub enum ConfigError {
     },
     #[error("upload_ttl must be at least 1 second")]
     ZeroTtl,
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    #[error("trusted proxy '{0}' is not an IP address or CIDR network (e.g. 10.0.0.0/8)")]
+    Proxy(String),
     #[error("{0}")]
     Rate(String),
 }
@@ -158,6 +201,34 @@ pub struct ServeConfig {
     pub pull_rate_limit_role: Vec<(crate::auth::Role, Rate)>,
     pub open: bool,
     pub insecure_http: bool,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// A positive setting: flag, else file, else default.
+fn positive<T: PartialEq + From<u8> + Copy>(
+    name: &'static str,
+    flag: Option<T>,
+    file: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    let v = flag.or(file).unwrap_or(default);
+    if v == T::from(0) {
+        return Err(ConfigError::Zero(name));
+    }
+    Ok(v)
+}
+
+/// `10.0.0.0/8`, `192.0.2.7` (one address), `2001:db8::/32`.
+fn proxy_net(s: &str) -> Result<ipnet::IpNet, ConfigError> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| ConfigError::Proxy(s.to_string()))
 }
 
 impl ServeConfig {
@@ -239,6 +310,44 @@ impl ServeConfig {
             pull_rate_limit_role,
             open: args.open,
             insecure_http: args.insecure_http || file.insecure_http.unwrap_or(false),
+            header_read_timeout: Duration::from_secs(positive(
+                "header_read_timeout",
+                args.header_read_timeout,
+                file.header_read_timeout,
+                DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            )?),
+            idle_timeout: Duration::from_secs(positive(
+                "idle_timeout",
+                args.idle_timeout,
+                file.idle_timeout,
+                DEFAULT_IDLE_TIMEOUT_SECS,
+            )?),
+            body_timeout: Duration::from_secs(positive(
+                "body_timeout",
+                args.body_timeout,
+                file.body_timeout,
+                DEFAULT_BODY_TIMEOUT_SECS,
+            )?),
+            max_connections: positive(
+                "max_connections",
+                args.max_connections,
+                file.max_connections,
+                DEFAULT_MAX_CONNECTIONS,
+            )?,
+            max_connections_per_address: positive(
+                "max_connections_per_address",
+                args.max_connections_per_address,
+                file.max_connections_per_address,
+                DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            )?,
+            trusted_proxies: if args.trusted_proxies.is_empty() {
+                file.trusted_proxies.unwrap_or_default()
+            } else {
+                args.trusted_proxies.clone()
+            }
+            .iter()
+            .map(|p| proxy_net(p))
+            .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -280,6 +389,29 @@ mod tests {
         assert_eq!(c.upload_ttl, Duration::from_secs(60));
         args.addr = Some("127.0.0.1:7000".parse().unwrap());
         assert_eq!(ServeConfig::resolve(&args).unwrap().addr.port(), 7000);
+
+        std::fs::write(
+            &file,
+            "max_connections = 10\ntrusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]\n",
+        )
+        .unwrap();
+        let c = ServeConfig::resolve(&args).unwrap();
+        assert_eq!(c.max_connections, 10);
+        assert_eq!(
+            c.max_connections_per_address,
+            DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+        );
+        assert_eq!(
+            c.trusted_proxies,
+            vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "192.0.2.7/32".parse().unwrap()
+            ]
+        );
+        std::fs::write(&file, "trusted_proxies = [\"proxy.local\"]\n").unwrap();
+        assert!(ServeConfig::resolve(&args).is_err());
+        std::fs::write(&file, "idle_timeout = 0\n").unwrap();
+        assert!(ServeConfig::resolve(&args).is_err());
 
         std::fs::write(&file, "adress = \"typo\"\n").unwrap();
         let err = ServeConfig::resolve(&args).unwrap_err().to_string();

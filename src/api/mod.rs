@@ -6,6 +6,7 @@
 
 mod account;
 pub mod auth;
+pub mod conn;
 mod error;
 pub mod ratelimit;
 
@@ -59,6 +60,8 @@ pub struct Options {
     /// Manifest GETs per account holding a role on the repository (the highest role
     /// held there picks its limiter; without one, `pull_limit_account` applies).
     pub pull_limit_roles: Vec<(crate::auth::Role, Arc<PullLimiter>)>,
+    /// How long a client has to send a body read whole (manifest, API request, token form).
+    pub body_timeout: std::time::Duration,
 }
 
 /// The registry's HTTP router.
@@ -93,10 +96,17 @@ fn query_pairs(uri: &axum::http::Uri) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// The client's address: as the connection layer worked it out ([`conn::ClientAddr`],
+/// which follows trusted proxies), else the peer's.
 fn source_of(req: &Request) -> Option<std::net::IpAddr> {
     req.extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip())
+        .get::<conn::ClientAddr>()
+        .map(|c| c.0)
+        .or_else(|| {
+            req.extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
 }
 
 /// The client of a request, for the audit trail.
@@ -279,8 +289,8 @@ async fn oauth_token(axum::Extension(options): Opts, req: Request) -> Response {
     let source = source_of(&req);
     let (parts, body) = req.into_parts();
     let read = http_body_util::Limited::new(body, 64 << 10).collect();
-    let form = match tokio::time::timeout(SMALL_BODY_DEADLINE, read).await {
-        Err(_) => return body_too_slow().into_response(),
+    let form = match tokio::time::timeout(options.body_timeout, read).await {
+        Err(_) => return body_too_slow(options.body_timeout).into_response(),
         Ok(Ok(c)) => form_urlencoded::parse(&c.to_bytes())
             .into_owned()
             .collect::<Vec<_>>(),
@@ -391,6 +401,7 @@ struct Ctx {
     method: Method,
     headers: HeaderMap,
     query: Vec<(String, String)>,
+    body_timeout: std::time::Duration,
 }
 
 impl Ctx {
@@ -483,6 +494,7 @@ async fn handle(
         method: parts.method,
         headers: parts.headers,
         query,
+        body_timeout: options.body_timeout,
     };
     let name = |n: &str| n.parse::<RepositoryName>().map_err(ApiError::from);
     let method = ctx.method.clone();
@@ -836,7 +848,7 @@ async fn manifest_put(
     let content_type = ctx
         .header(header::CONTENT_TYPE)
         .map(|c| c.split(';').next().unwrap_or("").trim().to_string());
-    let body = read_manifest_body(body, ctx.content_length()).await?;
+    let body = read_manifest_body(body, ctx.content_length(), ctx.body_timeout).await?;
     let pushed = reg
         .manifest_put(
             name,
@@ -876,8 +888,12 @@ async fn manifest_put(
 /// seeing its connection reset, bounded so nobody can make the server read forever.
 const OVERSIZE_DRAIN: u64 = 16 * 1024 * 1024;
 
-/// Reads a manifest body of at most [`MAX_MANIFEST_SIZE`] bytes.
-async fn read_manifest_body(mut body: Body, declared: Option<u64>) -> Result<Vec<u8>, ApiError> {
+/// Reads a manifest body of at most [`MAX_MANIFEST_SIZE`] bytes within `timeout`.
+async fn read_manifest_body(
+    mut body: Body,
+    declared: Option<u64>,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, ApiError> {
     let limit = MAX_MANIFEST_SIZE;
     let too_large = |size: u64| -> ApiError {
         RegistryError::ManifestTooLarge {
@@ -891,10 +907,10 @@ async fn read_manifest_body(mut body: Body, declared: Option<u64>) -> Result<Vec
     }
     let mut buf = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     let mut seen = 0u64;
-    let deadline = tokio::time::Instant::now() + SMALL_BODY_DEADLINE;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return Err(body_too_slow()),
+            Err(_) => return Err(body_too_slow(timeout)),
             Ok(None) => break,
             Ok(Some(frame)) => frame,
         };
@@ -968,7 +984,7 @@ async fn bonded_api(State(reg): Reg, axum::Extension(options): Opts, req: Reques
     crate::registry::CLIENT
         .scope(
             client_of(&caller),
-            bonded_api_inner(reg, options.auth.clone(), caller, admin_token, req),
+            bonded_api_inner(reg, options, caller, admin_token, req),
         )
         .await
 }
@@ -990,11 +1006,13 @@ async fn api_authorize(
 
 async fn bonded_api_inner(
     reg: Arc<Registry>,
-    auth: Arc<Auth>,
+    options: Options,
     caller: Caller,
     admin_token: bool,
     req: Request,
 ) -> Response {
+    let auth = options.auth.clone();
+    let body_timeout = options.body_timeout;
     let (parts, body) = req.into_parts();
     let require_admin = || async {
         if admin_token {
@@ -1027,14 +1045,14 @@ async fn bonded_api_inner(
             .filter(|r| r.is_empty() || r.starts_with('/'))
         {
             auth.require_api_login(&caller, "to manage your account")?;
-            let body = read_admin_body(body).await?;
+            let body = read_admin_body(body, body_timeout).await?;
             let (status, value) =
                 account::handle(reg.metadata(), &auth, &caller, &method, rest, &body).await?;
             return Ok(no_store_json(status, value));
         }
         if account::is_administration(&path) {
             auth.authorize_admin(&caller).await?;
-            let body = read_admin_body(body).await?;
+            let body = read_admin_body(body, body_timeout).await?;
             let (status, value) = account::administer(
                 reg.metadata(),
                 &auth,
@@ -1106,7 +1124,7 @@ async fn bonded_api_inner(
             (method, "trust/policy") if method == Method::PUT || method == Method::DELETE => {
                 require_admin().await?;
                 let text = if method == Method::PUT {
-                    let bytes = read_admin_body(body).await?;
+                    let bytes = read_admin_body(body, body_timeout).await?;
                     Some(String::from_utf8(bytes).map_err(|_| {
                         ApiError::new(
                             StatusCode::BAD_REQUEST,
@@ -1132,7 +1150,7 @@ async fn bonded_api_inner(
                         ApiError::new(StatusCode::BAD_REQUEST, "TRUST_CONFIG_INVALID", e)
                     })?;
                 if method == Method::PUT {
-                    let bytes = read_admin_body(body).await?;
+                    let bytes = read_admin_body(body, body_timeout).await?;
                     Ok(changed(reg.put_store(store, &bytes).await?))
                 } else {
                     Ok(changed(reg.delete_store(store).await?))
@@ -1153,16 +1171,13 @@ fn unknown_endpoint(path: &str) -> ApiError {
     )
 }
 
-/// How long a client may take to send a small body (an API request, a manifest, a token
-/// form) once its headers are in: at 4 MiB, this asks for 70 KB/s at the least.
-pub const SMALL_BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// A policy, PEM bundle or API request: at most 1 MiB, within [`SMALL_BODY_DEADLINE`].
-async fn read_admin_body(body: Body) -> Result<Vec<u8>, ApiError> {
+/// A policy, PEM bundle or API request: at most 1 MiB, within `deadline`
+/// ([`Options::body_timeout`]).
+async fn read_admin_body(body: Body, deadline: std::time::Duration) -> Result<Vec<u8>, ApiError> {
     let limit = 1 << 20;
     let read = http_body_util::Limited::new(body, limit).collect();
-    match tokio::time::timeout(SMALL_BODY_DEADLINE, read).await {
-        Err(_) => Err(body_too_slow()),
+    match tokio::time::timeout(deadline, read).await {
+        Err(_) => Err(body_too_slow(deadline)),
         Ok(Ok(c)) => Ok(c.to_bytes().to_vec()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -1177,14 +1192,14 @@ async fn read_admin_body(body: Body) -> Result<Vec<u8>, ApiError> {
     }
 }
 
-/// 408: a small body that did not arrive within [`SMALL_BODY_DEADLINE`].
-fn body_too_slow() -> ApiError {
+/// 408: a body read whole that did not arrive within `deadline`.
+fn body_too_slow(deadline: std::time::Duration) -> ApiError {
     ApiError::new(
         StatusCode::REQUEST_TIMEOUT,
         "UNSUPPORTED",
         format!(
             "the request body did not arrive within {} s",
-            SMALL_BODY_DEADLINE.as_secs()
+            deadline.as_secs()
         ),
     )
 }

@@ -171,9 +171,40 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             pull_limit_anonymous,
             pull_limit_account,
             pull_limit_roles,
+            body_timeout: cfg.body_timeout,
         },
     );
-    match (&cfg.tls_cert, &cfg.tls_key) {
+    let fd_limit = api::conn::raise_fd_limit();
+    // Files besides connections: the database, journal, blob reads and uploads.
+    const FD_RESERVE: u64 = 256;
+    let mut max_connections = cfg.max_connections;
+    if let Some(limit) = fd_limit {
+        let room = limit.saturating_sub(FD_RESERVE).max(16) as usize;
+        if room < max_connections {
+            tracing::warn!(
+                fd_limit = limit, configured = max_connections, allowed = room,
+                "the open-file limit allows fewer connections than --max-connections; raise the hard limit (ulimit -Hn) to allow more"
+            );
+            max_connections = room;
+        }
+    }
+    let limits = api::conn::Limits {
+        header_read_timeout: cfg.header_read_timeout,
+        idle_timeout: cfg.idle_timeout,
+        max_connections,
+        max_connections_per_address: cfg.max_connections_per_address.min(max_connections),
+        trusted_proxies: cfg.trusted_proxies.clone(),
+    };
+    tracing::info!(
+        max_connections = limits.max_connections,
+        per_address = limits.max_connections_per_address,
+        header_read_timeout_s = limits.header_read_timeout.as_secs(),
+        idle_timeout_s = limits.idle_timeout.as_secs(),
+        trusted_proxies = ?limits.trusted_proxies,
+        ?fd_limit,
+        "connection limits"
+    );
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(cert), Some(key)) => {
             crate::install_crypto_provider();
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
@@ -186,32 +217,17 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                     )
                 })?;
             reload_on_sighup(tls.clone(), cert.clone(), key.clone());
-            let handle = axum_server::Handle::new();
-            {
-                let handle = handle.clone();
-                tokio::spawn(async move {
-                    shutdown_signal().await;
-                    handle.graceful_shutdown(Some(Duration::from_secs(30)));
-                });
-            }
-            // One line on stdout for scripts and tests that start bonded on port 0.
-            println!("bonded listening on https://{local}");
-            axum_server::from_tcp_rustls(listener.into_std()?, tls)?
-                .handle(handle)
-                .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .await?;
+            Some(tls)
         }
-        (None, None) => {
-            println!("bonded listening on http://{local}");
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
-        }
+        (None, None) => None,
         _ => return Err("--tls-cert and --tls-key go together".into()),
-    }
+    };
+    // One line on stdout for scripts and tests that start bonded on port 0.
+    println!(
+        "bonded listening on {}://{local}",
+        if tls.is_some() { "https" } else { "http" }
+    );
+    api::conn::serve(listener, app, tls, limits, shutdown_signal()).await?;
     sweeper.abort();
     drainer.abort();
     if let Err(e) = journal.drain(&db).await {

@@ -43,16 +43,25 @@ impl Server {
     /// Starts bonded on 127.0.0.1:0 with authentication required; the first administrator
     /// is `admin` with password [`ADMIN_PASSWORD`].
     pub fn start_with_auth(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
-            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        Server::spawn(Server::command(data_dir, extra), data_dir)
+    }
+
+    /// The command [`Server::start_with_auth`] runs, to adjust before [`Server::spawn`].
+    pub fn command(data_dir: &Path, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
+        cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("BONDED_LOG", "error")
             .env("BONDED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start bonded");
+            .stderr(Stdio::inherit());
+        cmd
+    }
+
+    /// Starts `cmd` (from [`Server::command`]) and waits for its address.
+    pub fn spawn(mut cmd: Command, data_dir: &Path) -> Server {
+        let mut child = cmd.spawn().expect("start bonded");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
         BufReader::new(stdout)
