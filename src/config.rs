@@ -16,6 +16,8 @@ pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 120;
 pub const DEFAULT_BODY_TIMEOUT_SECS: u64 = 60;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
+pub const DEFAULT_FAILED_LOGIN_LIMIT: &str = "10/15min";
+pub const DEFAULT_FAILED_LOGIN_LIMIT_ADDRESS: &str = "50/15min";
 
 /// A secret setting: never printed, whatever prints its container.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -52,7 +54,7 @@ pub struct ServeArgs {
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list)
+    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -125,6 +127,15 @@ pub struct ServeArgs {
     /// proxies are exempt [default: 256]
     #[arg(long, env = "BONDED_MAX_CONNECTIONS_PER_ADDRESS")]
     pub max_connections_per_address: Option<usize>,
+    /// Failed password logins allowed per account from one address (an IPv6 /64 counts as
+    /// one), as COUNT/WINDOW; past it that account's password logins from there get 429
+    /// until the bucket refills. API tokens are never limited [default: 10/15min]
+    #[arg(long, env = "BONDED_FAILED_LOGIN_LIMIT")]
+    pub failed_login_limit: Option<String>,
+    /// Failed password logins allowed per address, whatever the accounts (password
+    /// spraying), as COUNT/WINDOW [default: 50/15min]
+    #[arg(long, env = "BONDED_FAILED_LOGIN_LIMIT_ADDRESS")]
+    pub failed_login_limit_address: Option<String>,
     /// A reverse proxy (address or CIDR network, repeatable) whose `Forwarded` or
     /// `X-Forwarded-For` header names the client; from anyone else those headers are
     /// ignored [default: none]
@@ -159,6 +170,8 @@ struct FileConfig {
     max_connections: Option<usize>,
     max_connections_per_address: Option<usize>,
     trusted_proxies: Option<Vec<String>>,
+    failed_login_limit: Option<String>,
+    failed_login_limit_address: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +220,8 @@ pub struct ServeConfig {
     pub max_connections: usize,
     pub max_connections_per_address: usize,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub failed_login_limit: Rate,
+    pub failed_login_limit_address: Rate,
 }
 
 /// A positive setting: flag, else file, else default.
@@ -348,6 +363,20 @@ impl ServeConfig {
             .iter()
             .map(|p| proxy_net(p))
             .collect::<Result<_, _>>()?,
+            failed_login_limit: args
+                .failed_login_limit
+                .clone()
+                .or(file.failed_login_limit)
+                .unwrap_or_else(|| DEFAULT_FAILED_LOGIN_LIMIT.into())
+                .parse()
+                .map_err(ConfigError::Rate)?,
+            failed_login_limit_address: args
+                .failed_login_limit_address
+                .clone()
+                .or(file.failed_login_limit_address)
+                .unwrap_or_else(|| DEFAULT_FAILED_LOGIN_LIMIT_ADDRESS.into())
+                .parse()
+                .map_err(ConfigError::Rate)?,
         })
     }
 }

@@ -5,7 +5,7 @@
 //! [`crate::auth`]'s pure functions over a [`Directory`] re-read from the database every
 //! few seconds (accounts are also changed by `bonded user|token|role` from another process).
 
-use super::ratelimit::{ClientNetwork, Limiter, Rate};
+use super::ratelimit::{ClientNetwork, Limiter, Rate, Tally};
 use super::ApiError;
 use crate::auth::{jwt, Action, Credential, Directory, Identity, LoginError};
 use crate::db::{AuditEvent, Journal, Metadata};
@@ -49,7 +49,8 @@ pub struct AuthSettings {
     pub token_key: Vec<u8>,
     /// Whether the server speaks TLS (for the realm URL).
     pub tls: bool,
-    /// Failed logins allowed per account and per source address.
+    /// Failed password logins allowed per (account, source address), and per source
+    /// address whatever the account. API tokens are never held to either.
     pub failed_logins_per_account: Rate,
     pub failed_logins_per_address: Rate,
 }
@@ -62,8 +63,14 @@ pub struct Auth {
     reloading: tokio::sync::Mutex<()>,
     /// sha256(user NUL password) -> (account, the PHC string it verified against, when).
     passwords: Mutex<HashMap<[u8; 32], (String, String, Instant)>>,
-    failures_by_account: Limiter<String>,
+    /// Failed password logins per (account, client network): an attacker guessing
+    /// alice's password from one place does not lock her out everywhere.
+    failures_by_account: Limiter<(String, ClientNetwork)>,
+    /// Failed password logins per client network, whatever the account (spraying).
     failures_by_address: Limiter<ClientNetwork>,
+    /// Refusals that could come at any rate (past a login limit, bad API tokens, refused
+    /// bearer tokens): the first per source and window is recorded, the rest counted.
+    refusals: Tally<AuditEvent>,
 }
 
 /// The authenticated client of a request.
@@ -133,10 +140,15 @@ impl Auth {
         journal: Arc<Journal>,
     ) -> Result<Auth, crate::db::DbError> {
         let directory = db.directory().await?;
+        let window = settings
+            .failed_logins_per_account
+            .window
+            .max(settings.failed_logins_per_address.window);
         Ok(Auth {
             journal,
             failures_by_account: Limiter::new(settings.failed_logins_per_account),
             failures_by_address: Limiter::new(settings.failed_logins_per_address),
+            refusals: Tally::new(window),
             settings,
             db,
             directory: RwLock::new((Instant::now(), Arc::new(directory))),
@@ -312,18 +324,30 @@ impl Auth {
                 })
             }
             "bearer" => {
+                let refused = |why: String, sub: &str| {
+                    let net = source.map(ClientNetwork::of);
+                    let who = if sub.is_empty() { "anonymous" } else { sub };
+                    self.record_refusal(
+                        format!("bearer {who} {net:?}"),
+                        login_event(
+                            who,
+                            source,
+                            "denied",
+                            format!("bearer token refused: {why}"),
+                        ),
+                    );
+                    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", why).header(
+                        header::WWW_AUTHENTICATE,
+                        self.challenge(headers, None, Some("invalid_token")),
+                    )
+                };
                 let claims = jwt::verify(
                     &self.settings.token_key,
                     rest.trim(),
                     &self.settings.service,
                     now_unix(),
                 )
-                .map_err(|e| {
-                    ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", e.to_string()).header(
-                        header::WWW_AUTHENTICATE,
-                        self.challenge(headers, None, Some("invalid_token")),
-                    )
-                })?;
+                .map_err(|e| refused(e.to_string(), ""))?;
                 let identity = if claims.sub.is_empty() {
                     Identity::Anonymous
                 } else {
@@ -333,11 +357,7 @@ impl Auth {
                     if let Err(why) =
                         dir.credential_live(&claims.sub, claims.cred.as_deref(), now_unix())
                     {
-                        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", why)
-                            .header(
-                                header::WWW_AUTHENTICATE,
-                                self.challenge(headers, None, Some("invalid_token")),
-                            ));
+                        return Err(refused(why, &claims.sub));
                     }
                     Identity::Account(claims.sub.clone())
                 };
@@ -356,8 +376,38 @@ impl Auth {
         }
     }
 
-    /// Checks a username and password or API token; failures are rate limited per account
-    /// and per address, and recorded.
+    /// Records a refusal that may repeat at any rate: the first per `key` (a source and
+    /// what it ran into) and window goes to the journal, the rest are counted and reported
+    /// by [`Auth::flush_refusals`].
+    fn record_refusal(&self, key: String, event: AuditEvent) {
+        if self.refusals.note(key, event.clone(), Instant::now()) {
+            if let Err(err) = self.journal.record(&event) {
+                tracing::error!(error = %err, "recording a refused login failed");
+            }
+        }
+    }
+
+    /// Reports the refusals counted in windows that have ended (every window with `all`,
+    /// at shutdown): one record per source and window, with the count.
+    pub fn flush_refusals(&self, all: bool) {
+        for t in self.refusals.due(Instant::now(), all) {
+            let mut e = t.first.clone();
+            e.at = crate::db::format_at(time::OffsetDateTime::now_utc());
+            e.reason = Some(format!(
+                "{} more logins refused in the {} s after this source's first refusal ({})",
+                t.more,
+                t.span.as_secs(),
+                t.first.reason.as_deref().unwrap_or("")
+            ));
+            if let Err(err) = self.journal.record(&e) {
+                tracing::error!(error = %err, "recording a tally of refused logins failed");
+            }
+        }
+    }
+
+    /// Checks a username and password or API token. Failed passwords are limited per
+    /// (account, address) and per address, and recorded; API tokens (256 random bits, not
+    /// guessable) are never limited, so a password guesser cannot lock a robot out.
     pub async fn login(
         &self,
         headers: &HeaderMap,
@@ -366,33 +416,32 @@ impl Auth {
         source: Option<IpAddr>,
     ) -> Result<(String, Credential), ApiError> {
         let now = Instant::now();
-        let account_key = user.to_string();
-        let limited = self
-            .failures_by_account
-            .exhausted(&account_key, now)
-            .map(|s| (s, format!("account '{user}'")))
-            .or_else(|| {
-                let net = ClientNetwork::of(source?);
-                self.failures_by_address
-                    .exhausted(&net, now)
-                    .map(|s| (s, format!("address {net}")))
-            });
+        let is_token = crate::auth::token::ApiToken::parse(secret).is_some();
+        // Every request carries its address; without one, all such share one bucket.
+        let net = ClientNetwork::of(source.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)));
+        let pair = (user.to_string(), net);
+        let limited = if is_token {
+            None
+        } else {
+            self.failures_by_account
+                .exhausted(&pair, now)
+                .map(|s| (s, format!("'{user}' from {net}")))
+                .or_else(|| {
+                    self.failures_by_address
+                        .exhausted(&net, now)
+                        .map(|s| (s, format!("address {net}")))
+                })
+        };
         if let Some((retry, what)) = limited {
-            // Attempts while limited are unbounded in number: they go to the journal (one
-            // write each), not through a database transaction each.
-            let e = login_event(
-                user,
-                source,
-                "denied",
-                format!("too many failed logins for {what}"),
+            let why = format!("too many failed logins for {what}");
+            self.record_refusal(
+                format!("limit {what}"),
+                login_event(user, source, "denied", why.clone()),
             );
-            if let Err(err) = self.journal.record(&e) {
-                tracing::error!(error = %err, "recording a refused login failed");
-            }
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "TOOMANYREQUESTS",
-                format!("too many failed logins for {what}; retry in {retry} s"),
+                format!("{why}; retry in {retry} s"),
             )
             .header(header::RETRY_AFTER, retry.to_string()));
         }
@@ -452,15 +501,18 @@ impl Auth {
                 Ok((account, credential))
             }
             Err(why) => {
-                self.failures_by_account.check(account_key, now);
-                if let Some(ip) = source {
-                    self.failures_by_address.check(ClientNetwork::of(ip), now);
-                }
                 tracing::info!(user, source = ?source, reason = %why, "login refused");
-                let _ = self
-                    .db
-                    .audit(&[login_event(user, source, "denied", why.to_string())])
-                    .await;
+                let event = login_event(user, source, "denied", why.to_string());
+                if is_token {
+                    // Not limited, so not bounded in number: tallied per address and reason
+                    // (a reason names the token: revoked, expired, or unknown).
+                    self.record_refusal(format!("token {net} {why}"), event);
+                } else {
+                    self.failures_by_account.check(pair, now);
+                    self.failures_by_address.check(net, now);
+                    // At most the limits' worth per address and window.
+                    let _ = self.db.audit(&[event]).await;
+                }
                 Err(self.unauthorized(
                     headers,
                     None,

@@ -1,7 +1,8 @@
 //! Token buckets: pull limits on manifest GETs (what a pull costs; HEAD and blob reads are
 //! free, as on Docker Hub) per account, or per source address for anonymous clients; and
-//! failed-login limits per account and per address. Time is passed in, so the arithmetic
-//! is tested without waiting.
+//! failed-login limits per (account, address) and per address. And [`Tally`]: refusals
+//! past a limit counted per source and window instead of recorded one by one. Time is
+//! passed in, so the arithmetic is tested without waiting.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -181,9 +182,147 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     }
 }
 
+/// Refusals counted per key (a source and what it ran into) and window: the first of a
+/// window is recorded, the rest are counted, and once the window has passed the count is
+/// reported once. A client refused a million times adds two records, not a million.
+pub struct Tally<E> {
+    window: Duration,
+    state: Mutex<TallyState<E>>,
+}
+
+struct TallyState<E> {
+    open: HashMap<String, TallyEntry<E>>,
+    /// Windows that ended while their key was busy, waiting for [`Tally::due`].
+    ended: Vec<Tallied<E>>,
+}
+
+struct TallyEntry<E> {
+    since: Instant,
+    /// Refusals after the first.
+    more: u64,
+    first: E,
+}
+
+/// One window's count, due to be reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tallied<E> {
+    /// The window's first refusal, as recorded.
+    pub first: E,
+    /// Refusals after it.
+    pub more: u64,
+    /// From the first refusal to the report.
+    pub span: Duration,
+}
+
+impl<E: Clone> Tally<E> {
+    pub fn new(window: Duration) -> Self {
+        Tally {
+            window,
+            state: Mutex::new(TallyState {
+                open: HashMap::new(),
+                ended: Vec::new(),
+            }),
+        }
+    }
+
+    /// Notes one refusal under `key`: `true` when it is the first of its window, to be
+    /// recorded now; `false` when it was counted.
+    pub fn note(&self, key: String, event: E, now: Instant) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = TallyEntry {
+            since: now,
+            more: 0,
+            first: event,
+        };
+        let TallyState { open, ended } = &mut *state;
+        match open.get_mut(&key) {
+            Some(e) if now.saturating_duration_since(e.since) < self.window => {
+                e.more += 1;
+                false
+            }
+            Some(e) => {
+                let old = std::mem::replace(e, fresh);
+                if old.more > 0 && ended.len() < MAX_TRACKED {
+                    ended.push(Tallied {
+                        first: old.first,
+                        more: old.more,
+                        span: now.saturating_duration_since(old.since),
+                    });
+                }
+                true
+            }
+            None => {
+                if open.len() < MAX_TRACKED {
+                    open.insert(key, fresh);
+                }
+                true
+            }
+        }
+    }
+
+    /// The counts of windows that have ended (all of them with `all`, at shutdown); each
+    /// is reported once. Windows with nothing after their first refusal report nothing.
+    pub fn due(&self, now: Instant, all: bool) -> Vec<Tallied<E>> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = std::mem::take(&mut state.ended);
+        state.open.retain(|_, e| {
+            let span = now.saturating_duration_since(e.since);
+            if !all && span < self.window {
+                return true;
+            }
+            if e.more > 0 {
+                out.push(Tallied {
+                    first: e.first.clone(),
+                    more: e.more,
+                    span,
+                });
+            }
+            false
+        });
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tallies_record_the_first_and_count_the_rest() {
+        let t = Tally::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert!(t.note("a".into(), "first a", t0));
+        for i in 1..=5 {
+            assert!(!t.note("a".into(), "again", t0 + Duration::from_secs(i)));
+        }
+        assert!(t.note("b".into(), "first b", t0));
+        assert!(t.due(t0 + Duration::from_secs(9), false).is_empty());
+        let due = t.due(t0 + Duration::from_secs(10), false);
+        assert_eq!(
+            due,
+            vec![Tallied {
+                first: "first a",
+                more: 5,
+                span: Duration::from_secs(10)
+            }]
+        );
+        // reported once; b had nothing after its first and reports nothing
+        assert!(t.due(t0 + Duration::from_secs(20), true).is_empty());
+        // a new window starts with a recorded first refusal
+        assert!(t.note("a".into(), "first a again", t0 + Duration::from_secs(21)));
+        assert!(!t.note("a".into(), "again", t0 + Duration::from_secs(22)));
+        assert_eq!(t.due(t0 + Duration::from_secs(23), true)[0].more, 1);
+        // a window that ends while its key is still busy is reported, and the next one
+        // records its own first refusal
+        assert!(t.note("c".into(), "c1", t0));
+        assert!(!t.note("c".into(), "c", t0 + Duration::from_secs(1)));
+        assert!(t.note("c".into(), "c2", t0 + Duration::from_secs(11)));
+        assert!(!t.note("c".into(), "c", t0 + Duration::from_secs(12)));
+        let due = t.due(t0 + Duration::from_secs(30), false);
+        assert_eq!(due.len(), 2);
+        assert_eq!((due[0].first, due[0].more), ("c1", 1));
+        assert_eq!((due[1].first, due[1].more), ("c2", 1));
+    }
 
     #[test]
     fn rates_parse_with_units_and_multipliers() {

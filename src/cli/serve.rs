@@ -135,8 +135,8 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             service: hostname.clone(),
             token_key: token_key(&cfg.data_dir)?,
             tls,
-            failed_logins_per_account: FAILED_LOGINS_PER_ACCOUNT.parse()?,
-            failed_logins_per_address: FAILED_LOGINS_PER_ADDRESS.parse()?,
+            failed_logins_per_account: cfg.failed_login_limit,
+            failed_logins_per_address: cfg.failed_login_limit_address,
         },
         db.clone(),
         journal.clone(),
@@ -164,10 +164,22 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             (*role, Arc::new(api::ratelimit::PullLimiter::new(*rate)))
         })
         .collect();
+    let auth = Arc::new(auth);
+    // Refusals tallied past a limit are reported once their window ends.
+    let tallies = {
+        let auth = auth.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                auth.flush_refusals(false);
+            }
+        })
+    };
     let app = api::router(
         registry,
         api::Options {
-            auth: Arc::new(auth),
+            auth: auth.clone(),
             pull_limit_anonymous,
             pull_limit_account,
             pull_limit_roles,
@@ -229,6 +241,8 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     api::conn::serve(listener, app, tls, limits, shutdown_signal()).await?;
     sweeper.abort();
+    tallies.abort();
+    auth.flush_refusals(true);
     drainer.abort();
     if let Err(e) = journal.drain(&db).await {
         tracing::error!(error = %e, "moving the last pull records into the audit trail failed; they are imported at the next start");
@@ -237,10 +251,6 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!("bonded stopped");
     Ok(())
 }
-
-/// Failed logins tolerated before logins are refused for a while.
-const FAILED_LOGINS_PER_ACCOUNT: &str = "10/15min";
-const FAILED_LOGINS_PER_ADDRESS: &str = "50/15min";
 
 /// On first start (no accounts yet) creates `admin` with the admin role on `*`; its
 /// password comes from BONDED_ADMIN_PASSWORD or is generated and printed once.

@@ -1089,6 +1089,9 @@ async fn robots_use_api_tokens_that_are_stored_hashed_expire_and_revoke() {
     assert_eq!(error_code(res).await, "UNAUTHORIZED");
     assert!(ok(&bonded(&data, &["token", "list"], "")).contains("revoked"));
 
+    // Token refusals go through the journal (they are not rate limited, so not bounded
+    // in number): chained within 250 ms.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     let denied = audit(&s, "action=login&outcome=denied").await;
     assert!(denied
         .iter()
@@ -1125,62 +1128,190 @@ async fn robots_use_api_tokens_that_are_stored_hashed_expire_and_revoke() {
     );
 }
 
+/// A client logging in as `name` from loopback address `source` (127.0.0.N).
+fn as_user_from(name: &str, secret: &str, source: &str) -> reqwest::Client {
+    bonded::install_crypto_provider();
+    reqwest::Client::builder()
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .default_headers({
+            let mut h = reqwest::header::HeaderMap::new();
+            let v = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{secret}"));
+            h.insert(
+                reqwest::header::AUTHORIZATION,
+                format!("Basic {v}").parse().unwrap(),
+            );
+            h
+        })
+        .build()
+        .unwrap()
+}
+
+async fn ping(c: &reqwest::Client, s: &Server) -> u16 {
+    c.get(s.v2("")).send().await.unwrap().status().as_u16()
+}
+
+/// Failed logins are counted per (account, address) and per address: an attacker locks
+/// out only what it guesses from where it is. A correct password from elsewhere works,
+/// an API token works from anywhere, and refusals past a limit are tallied, not recorded
+/// one by one.
 #[tokio::test]
-async fn failed_logins_are_limited_per_account_and_per_address() {
+async fn failed_logins_lock_out_only_their_source() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let s = Server::start_with_auth(&data, &[]);
+    let args = [
+        "--failed-login-limit",
+        "10/15min",
+        "--failed-login-limit-address",
+        "50/15min",
+        "--trusted-proxy",
+        "127.0.0.5",
+    ];
+    let mut s = Server::start_with_auth(&data, &args);
     user(&data, "alice", "reader", "acme/*");
+    let token = ok(&bonded(&data, &["token", "create", "alice"], ""))
+        .trim()
+        .to_string();
+    let attacker = "127.0.0.1";
     for _ in 0..10 {
-        let res = as_user("alice", "guess")
-            .get(s.v2(""))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 401);
+        assert_eq!(
+            ping(&as_user_from("alice", "guess", attacker), &s).await,
+            401
+        );
     }
-    // now even the right password waits
-    let res = as_user("alice", &password("alice"))
+    // From the attacker's address, alice's password now waits...
+    let res = as_user_from("alice", &password("alice"), attacker)
         .get(s.v2(""))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 429);
     assert!(res.headers().contains_key("retry-after"));
-    assert_eq!(error_code(res).await, "TOOMANYREQUESTS");
-    // other accounts are not locked out by alice's attacker
-    let res = as_user("admin", ADMIN_PASSWORD)
-        .get(s.v2(""))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    // refusals while limited go through the journal: chained within 250 ms
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
-    let denied = audit(&s, "action=login&outcome=denied&actor=alice").await;
+    let msg = res.text().await.unwrap();
+    assert!(msg.contains("'alice' from 127.0.0.1"), "{msg}");
+    // ...but not from alice's own, and her API token is never blocked.
     assert_eq!(
-        denied.len(),
-        11,
-        "ten failures and one refusal while limited"
+        ping(&as_user_from("alice", &password("alice"), "127.0.0.2"), &s).await,
+        200
+    );
+    assert_eq!(
+        ping(&as_user_from("alice", &token, attacker), &s).await,
+        200
+    );
+    assert_eq!(
+        ping(&as_user_from("admin", ADMIN_PASSWORD, attacker), &s).await,
+        200
     );
 
-    // fifty failures from one address, whatever the names, lock the address out
-    for i in 0..40 {
-        let res = as_user(&format!("nobody{i}"), "guess")
-            .get(s.v2(""))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 401);
+    // Thirty more refusals: one record, and a tally when the window ends.
+    for _ in 0..30 {
+        assert_eq!(
+            ping(&as_user_from("alice", "guess", attacker), &s).await,
+            429
+        );
     }
-    let res = as_user("admin", ADMIN_PASSWORD)
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let limited: Vec<Value> = audit(&s, "action=login&outcome=denied&actor=alice")
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["reason"]
+                .as_str()
+                .unwrap()
+                .contains("too many failed logins")
+        })
+        .collect();
+    assert_eq!(
+        limited.len(),
+        1,
+        "refusals past the limit recorded one by one: {limited:?}"
+    );
+    // Fifty failures from one address, whatever the names, lock out that address only.
+    let sprayer = "127.0.0.3";
+    for i in 0..50 {
+        assert_eq!(
+            ping(&as_user_from(&format!("nobody{i}"), "guess", sprayer), &s).await,
+            401
+        );
+    }
+    let res = as_user_from("admin", ADMIN_PASSWORD, sprayer)
         .get(s.v2(""))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 429);
-    let msg = serde_json::to_string(&json(res).await).unwrap();
-    assert!(msg.contains("address 127.0.0.1"), "{msg}");
+    let msg = res.text().await.unwrap();
+    assert!(msg.contains("address 127.0.0.3"), "{msg}");
+    assert_eq!(
+        ping(&as_user_from("admin", ADMIN_PASSWORD, "127.0.0.4"), &s).await,
+        200
+    );
+
+    // Behind a trusted proxy, the forwarded client is who is counted; from anyone else
+    // the header is ignored.
+    let through = |who: &str, secret: &str, client: &str, peer: &str| {
+        let c = as_user_from(who, secret, peer);
+        let url = s.v2("");
+        let client = client.to_string();
+        async move {
+            c.get(url)
+                .header("X-Forwarded-For", client)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(
+            through("admin", "guess", "198.51.100.7", "127.0.0.5").await,
+            401
+        );
+    }
+    assert_eq!(
+        through("admin", ADMIN_PASSWORD, "198.51.100.7", "127.0.0.5").await,
+        429
+    );
+    assert_eq!(
+        through("admin", ADMIN_PASSWORD, "198.51.100.8", "127.0.0.5").await,
+        200
+    );
+    // An untrusted peer cannot borrow someone else's address, nor escape its own count.
+    assert_eq!(
+        through("admin", ADMIN_PASSWORD, "198.51.100.7", "127.0.0.6").await,
+        200
+    );
+    assert_eq!(
+        through("admin", "guess", "198.51.100.9", "127.0.0.6").await,
+        401
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let sources: Vec<String> = audit(&s, "action=login&actor=admin")
+        .await
+        .iter()
+        .map(|r| r["source"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(sources.iter().any(|s| s == "198.51.100.7"), "{sources:?}");
+    assert!(sources.iter().any(|s| s == "127.0.0.6"), "{sources:?}");
+
+    // The thirty refusals past alice's limit are reported once, with their count, when
+    // their window ends; a shutdown ends every window.
+    assert!(s.terminate());
+    let s = Server::start_with_auth(&data, &args);
+    let tally: Vec<Value> = audit(&s, "action=login&outcome=denied&actor=alice")
+        .await
+        .into_iter()
+        .filter(|r| {
+            r["reason"]
+                .as_str()
+                .unwrap()
+                .contains("more logins refused")
+        })
+        .collect();
+    assert_eq!(tally.len(), 1, "no tally of the refusals past the limit");
+    let reason = tally[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("30 more logins refused"), "{reason}");
+    assert_eq!(tally[0]["source"], "127.0.0.1");
 }
 
 #[test]
