@@ -19,8 +19,9 @@ pub struct AuditEvent {
     /// The client's address.
     pub source: Option<String>,
     /// `blob.push`, `manifest.push`, `tag.push`, `manifest.pull`, `signature.admit`,
-    /// `signature.refuse`, `admission.deny`, `access.deny`, `manifest.delete`, `tag.delete`,
-    /// `blob.delete`, `trust.change`, `login`, `user.*`, `token.*`, `role.*`, `namespace.*`.
+    /// `signature.refuse`, `admission.deny`, `access.deny`, `manifest.admit`, `tag.publish`,
+    /// `manifest.expire`, `manifest.delete`, `tag.delete`, `blob.delete`, `trust.change`,
+    /// `login`, `user.*`, `token.*`, `role.*`, `namespace.*`.
     pub action: String,
     pub repository: Option<String>,
     pub digest: Option<String>,

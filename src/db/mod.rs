@@ -580,15 +580,18 @@ impl Metadata {
         Ok(row.map(|r| r.get(0)))
     }
 
-    /// Admits pending manifests. Returns the digests that changed state.
+    /// Admits pending manifests, with an audit record (made by `audit` from the digest)
+    /// for each that changed state, in one transaction. Returns those digests.
     pub async fn admit_pending(
         &self,
         repo: &RepositoryName,
         digests: &[Digest],
+        audit: impl Fn(&str) -> AuditEvent,
     ) -> Result<Vec<String>> {
         let list =
             serde_json::to_string(&digests.iter().map(|d| d.to_string()).collect::<Vec<_>>())
                 .expect("json");
+        let mut tx = self.write.begin().await?;
         let rows = sqlx::query(
             "UPDATE manifests SET state = 'admitted', pending_since = NULL
              WHERE state = 'pending' AND digest IN (SELECT value FROM json_each(?))
@@ -597,17 +600,24 @@ impl Metadata {
         )
         .bind(list)
         .bind(repo.as_str())
-        .fetch_all(&self.write)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+        let admitted: Vec<String> = rows.into_iter().map(|r| r.get(0)).collect();
+        let events: Vec<AuditEvent> = admitted.iter().map(|d| audit(d)).collect();
+        audit::append(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(admitted)
     }
 
-    /// Publishes the quarantined tags of `digest`. Returns their names.
+    /// Publishes the quarantined tags of `digest`, with an audit record (made by `audit`
+    /// from the tag) for each, in one transaction. Returns their names.
     pub async fn publish_tags(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
+        audit: impl Fn(&str) -> AuditEvent,
     ) -> Result<Vec<String>> {
+        let mut tx = self.write.begin().await?;
         let rows = sqlx::query(
             "UPDATE tags SET state = 'published'
              WHERE state = 'quarantined' AND digest = ?
@@ -616,9 +626,13 @@ impl Metadata {
         )
         .bind(digest.to_string())
         .bind(repo.as_str())
-        .fetch_all(&self.write)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(rows.into_iter().map(|r| r.get(0)).collect())
+        let tags: Vec<String> = rows.into_iter().map(|r| r.get(0)).collect();
+        let events: Vec<AuditEvent> = tags.iter().map(|t| audit(t)).collect();
+        audit::append(&mut tx, &events).await?;
+        tx.commit().await?;
+        Ok(tags)
     }
 
     /// Whether `digest` has quarantined tags.

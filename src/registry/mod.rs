@@ -861,7 +861,8 @@ impl Registry {
             self.manifests.invalidate_tag(repo.as_str(), tag.as_str());
         }
         if !admission.pending && !children.is_empty() {
-            self.admit_descendants(repo, children).await?;
+            self.admit_descendants(repo, children, &format!("admitted with index {digest}"))
+                .await?;
         }
         if let Some(subject) = signed_subject {
             self.forget_pull_verdicts(repo, Some(&subject));
@@ -882,7 +883,12 @@ impl Registry {
     ) -> Result<Arc<StoredManifest>> {
         let m = self.manifest_lookup(repo, reference).await?;
         if self.enforces_on_pull(repo) {
-            self.check_pull(repo, reference, &m).await?;
+            if let Err(e) = self.check_pull(repo, reference, &m).await {
+                if let RegistryError::Denied { message, .. } = &e {
+                    self.record_pull_refused(repo, reference, message);
+                }
+                return Err(e);
+            }
         }
         Ok(m)
     }
@@ -1013,15 +1019,32 @@ impl Registry {
         Ok(self.db.audit_query(filter).await?)
     }
 
-    /// Admits pending manifests below an admitted index, at any depth.
-    async fn admit_descendants(&self, repo: &RepositoryName, mut queue: Vec<Digest>) -> Result<()> {
+    /// Admits pending manifests below an admitted index, at any depth (and the index
+    /// itself when it is among `queue`), each with an audit record saying `why`.
+    async fn admit_descendants(
+        &self,
+        repo: &RepositoryName,
+        mut queue: Vec<Digest>,
+        why: &str,
+    ) -> Result<()> {
         let mut seen = std::collections::HashSet::new();
         while let Some(d) = queue.pop() {
             if !seen.insert(d.clone()) {
                 continue;
             }
             self.db
-                .admit_pending(repo, std::slice::from_ref(&d))
+                .admit_pending(repo, std::slice::from_ref(&d), |digest| {
+                    let mut e = event(
+                        "manifest.admit",
+                        Some(repo),
+                        None,
+                        None,
+                        "ok",
+                        Some(why.to_string()),
+                    );
+                    e.digest = Some(digest.to_string());
+                    e
+                })
                 .await?;
             if let Some(m) = self.db.manifest_by_digest(repo, &d).await? {
                 if let Ok(parsed) = manifest::parse(Some(&m.media_type), &m.content) {
@@ -1034,7 +1057,7 @@ impl Registry {
 
     /// After an accepted signature for `subject`: if the subject was pending or has
     /// quarantined tags and the policy is now satisfied, admit it (and what it references)
-    /// and publish its tags.
+    /// and publish its tags, each recorded in the audit trail.
     async fn after_signature(&self, repo: &RepositoryName, subject: &Digest) -> Result<()> {
         let pending = self.db.manifest_state(repo, subject).await?.as_deref() == Some("pending");
         if !pending && !self.db.has_quarantined_tags(repo, subject).await? {
@@ -1046,11 +1069,25 @@ impl Registry {
         let satisfied = self
             .satisfied_now(repo, subject, &m.media_type, m.content.len() as u64)
             .await?;
-        if !matches!(satisfied, Some((true, _, _))) {
+        let Some((true, reason, _)) = satisfied else {
             return Ok(());
-        }
-        self.admit_descendants(repo, vec![subject.clone()]).await?;
-        for tag in self.db.publish_tags(repo, subject).await? {
+        };
+        self.admit_descendants(repo, vec![subject.clone()], &format!("admitted: {reason}"))
+            .await?;
+        let published = self
+            .db
+            .publish_tags(repo, subject, |tag| {
+                event(
+                    "tag.publish",
+                    Some(repo),
+                    Some(subject),
+                    Some(tag),
+                    "ok",
+                    Some(format!("quarantined tag published: {reason}")),
+                )
+            })
+            .await?;
+        for tag in published {
             self.manifests.invalidate_tag(repo.as_str(), &tag);
             tracing::info!(repository = %repo, tag, digest = %subject, "quarantined tag published: policy satisfied");
         }

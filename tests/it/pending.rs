@@ -384,3 +384,125 @@ async fn pull_verdicts_are_kept_per_kind_of_pull() {
         "a digest pull reused the refused tag pull's verdict"
     );
 }
+
+/// The audit trail's records of `action` in `repo` (the server runs with an admin token).
+async fn audited(c: &reqwest::Client, s: &Server, action: &str, repo: &str) -> Vec<Value> {
+    let res = c
+        .get(format!(
+            "{}/bonded/v1/audit?action={action}&repository={repo}",
+            s.url
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    v["records"].as_array().unwrap().clone()
+}
+
+/// What the gate does on its own, after a client's push, is in the audit trail: a
+/// quarantined tag published by a signature, pending children admitted through a signed
+/// index, a pull refused because the signatures no longer satisfy the policy.
+#[tokio::test]
+async fn what_the_gate_does_on_its_own_is_audited() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(
+        tmp.path(),
+        &ca,
+        json!({"bonded.unsignedPush": "quarantine", "bonded.enforceOnPull": true}),
+        &[],
+    );
+    let c = client();
+    // A quarantined tag, published by the signature that satisfies the policy.
+    let (m, desc) = image(&c, &s, "prod/app", "q").await;
+    assert_eq!(
+        put(&c, &s, "prod/app", "v1", OCI_MANIFEST, &m)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        push_signature(&c, &s, "prod/app", &ca.signer("alice"), &desc).await,
+        201
+    );
+    let published = audited(&c, &s, "tag.publish", "prod/app").await;
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["tag"], "v1");
+    assert_eq!(published[0]["digest"], desc["digest"]);
+    assert!(
+        published[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("policy 'prod'"),
+        "{published:?}"
+    );
+
+    // Pending children admitted through their signed index.
+    let mut children = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let (m, mut d) = image(&c, &s, "prod/multi", arch).await;
+        let digest = d["digest"].as_str().unwrap().to_string();
+        assert_eq!(
+            put(&c, &s, "prod/multi", &digest, OCI_MANIFEST, &m)
+                .await
+                .status(),
+            201
+        );
+        d["platform"] = json!({"os": "linux", "architecture": arch});
+        children.push(d);
+    }
+    let index = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
+        .to_string()
+        .into_bytes();
+    let index_desc = json!({"mediaType": OCI_INDEX, "digest": sha256(&index), "size": index.len()});
+    assert_eq!(
+        put(&c, &s, "prod/multi", &sha256(&index), OCI_INDEX, &index)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        push_signature(&c, &s, "prod/multi", &ca.signer("release"), &index_desc).await,
+        201
+    );
+    let admitted: Vec<String> = audited(&c, &s, "manifest.admit", "prod/multi")
+        .await
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap().to_string())
+        .collect();
+    let mut expected: Vec<String> = children
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap().to_string())
+        .chain([sha256(&index)])
+        .collect();
+    expected.sort();
+    let mut got = admitted.clone();
+    got.sort();
+    assert_eq!(
+        got, expected,
+        "each pending manifest admitted is recorded once"
+    );
+
+    // A pull refused under enforceOnPull.
+    let res = c
+        .put(format!("{}/bonded/v1/trust/stores/ca/acme", s.url))
+        .bearer_auth(TOKEN)
+        .body(Ca::new("Other Root").pem)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(status_of(&c, &s, "prod/app", "v1").await, 403);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let pulls = audited(&c, &s, "manifest.pull", "prod/app").await;
+    let refused: Vec<&Value> = pulls.iter().filter(|r| r["outcome"] == "denied").collect();
+    assert_eq!(refused.len(), 1, "{pulls:?}");
+    assert!(
+        refused[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("pull refused by policy 'prod'"),
+        "{refused:?}"
+    );
+}
