@@ -29,7 +29,7 @@ pub struct AuditArgs {
     pub actor: Option<String>,
     /// blob.push, manifest.push, tag.push, manifest.pull, signature.admit, signature.refuse,
     /// admission.deny, access.deny, manifest.delete, tag.delete, blob.delete, trust.change,
-    /// manifest.expire, login, user.add|remove|passwd, token.create|revoke,
+    /// manifest.expire, manifest.admit, tag.publish, login, user.add|remove|passwd, token.create|revoke,
     /// role.grant|revoke, namespace.public|private, quota.set|remove
     #[arg(long)]
     pub action: Option<String>,
@@ -143,16 +143,17 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
             match args.output {
                 Output::Jsonl => println!("{r}"),
                 Output::Table => {
-                    let s = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+                    // Names and reasons come from clients: escaped for the terminal.
+                    let s = |k: &str| super::printable(r[k].as_str().unwrap_or("-"));
                     let mut what = Vec::new();
                     if let Some(t) = r["tag"].as_str() {
-                        what.push(format!("tag {t}"));
+                        what.push(format!("tag {}", super::printable(t)));
                     }
                     if let Some(d) = r["digest"].as_str() {
-                        what.push(d.to_string());
+                        what.push(super::printable(d));
                     }
                     if let Some(why) = r["reason"].as_str() {
-                        what.push(format!("({why})"));
+                        what.push(format!("({})", super::printable(why)));
                     }
                     println!(
                         "{:>6} {:<24} {:<10} {:<15} {:<16} {:<8} {:<28} {}",

@@ -13,6 +13,25 @@ mod verify;
 
 pub use verify::exit;
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_text_cannot_forge_rows_or_move_the_cursor() {
+        let p = super::printable;
+        assert_eq!(p("alice"), "alice");
+        assert_eq!(p("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(p("x\nforged row"), "x\\u{a}forged row");
+        assert_eq!(p("x\r"), "x\\u{d}");
+        assert_eq!(p("\u{202E}gnp.exe"), "\\u{202e}gnp.exe");
+        assert_eq!(
+            p("a\\u{1b}"),
+            "a\\\\u{1b}",
+            "a literal backslash cannot fake an escape"
+        );
+        assert_eq!(p("Zoë 東京"), "Zoë 東京");
+    }
+}
+
 use crate::config::ServeArgs;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -79,6 +98,27 @@ impl Cli {
             Command::Keygen(args) => done(keygen::run(&args)),
         }
     }
+}
+
+/// Text from elsewhere (a client's account name, a certificate's subject, a reason that
+/// quotes them) made safe for a terminal and for one table row: control characters
+/// (escape sequences, carriage returns, newlines) and the bidirectional-text controls
+/// that reorder what a reader sees are written as `\u{..}`, and a backslash as `\\`,
+/// so nothing can forge a row, move the cursor or hide text.
+pub(crate) fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control()
+                || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}') =>
+            {
+                out.push_str(&format!("\\u{{{:x}}}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Success, or the error on standard error and a failing exit code.

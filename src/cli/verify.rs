@@ -207,7 +207,7 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
                     "{:<44} {:<6} {:<26} {:<9} {:<12} {:<7} {:<9}",
                     v.signer
                         .as_ref()
-                        .map(|s| s.to_string())
+                        .map(|s| super::printable(&s.to_string()))
                         .unwrap_or_else(|| "(unreadable)".into()),
                     v.algorithm.unwrap_or("-"),
                     v.signing_time
@@ -219,7 +219,7 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
                     short(&v.authentic_timestamp),
                 );
                 if let Some(why) = v.failure() {
-                    println!("    refused: {why}");
+                    println!("    refused: {}", super::printable(why));
                 }
             }
             println!(
@@ -229,7 +229,7 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
                 } else {
                     "NOT VERIFIED"
                 },
-                decision.reason
+                super::printable(&decision.reason)
             );
         }
     }

@@ -371,3 +371,46 @@ async fn time_filters_are_inclusive_to_the_second_and_unreadable_ones_are_refuse
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("--since: 'last week' is not a time"), "{err}");
 }
+
+/// Names and reasons in the trail come from clients; the table shows them escaped, so a
+/// crafted account name cannot forge a row, move the cursor or hide text.
+#[tokio::test]
+async fn the_audit_table_escapes_what_clients_chose() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    let evil = "mallory\x1b[2J\x1b[31m\r\n     1 2026-01-01T00:00:00.000Z admin ok\u{202E}";
+    let res = as_user(evil, "guess").get(s.v2("")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let o = bonded_with_stdin(
+        &[
+            "audit",
+            "--registry",
+            &s.addr,
+            "--action",
+            "login",
+            "--username",
+            "admin",
+            "--password-stdin",
+        ],
+        ADMIN_PASSWORD,
+    );
+    let table = ok(&o);
+    assert!(
+        !table.contains('\x1b'),
+        "an escape sequence reached the terminal: {table:?}"
+    );
+    assert!(
+        !table.contains('\r') && !table.contains('\u{202E}'),
+        "{table:?}"
+    );
+    let rows: Vec<&str> = table.lines().filter(|l| l.contains("mallory")).collect();
+    assert_eq!(rows.len(), 1, "one refusal, one row: {table}");
+    assert!(rows[0].contains(r"mallory\u{1b}[2J"), "{}", rows[0]);
+    assert!(
+        !table
+            .lines()
+            .any(|l| l.trim_start().starts_with("1 2026-01-01")),
+        "a forged row: {table}"
+    );
+}
