@@ -640,17 +640,24 @@ impl Registry {
         Ok(())
     }
 
-    /// Removes sessions idle for longer than the configured time. Returns how many.
+    /// Removes sessions idle for longer than the configured time. Returns how many. A
+    /// session with a chunk arriving right now is not idle, whatever its last completed
+    /// chunk says: it is skipped, never waited for (a chunk trickling in would otherwise
+    /// hold up every other session's expiry, and the pending sweep behind it).
     pub async fn expire_uploads(&self) -> Result<usize> {
         let idle = self.db.uploads_idle_for(self.upload_ttl).await?;
+        let mut expired = 0;
         for id in &idle {
             let lock = self.session_lock(id);
-            let _held = lock.lock().await;
+            let Ok(_held) = lock.try_lock() else {
+                continue;
+            };
             self.db.upload_delete(id).await?;
             self.store.upload_delete(id).await?;
             self.forget_session_lock(id);
+            expired += 1;
         }
-        Ok(idle.len())
+        Ok(expired)
     }
 
     /// At start: removes upload files that no session owns (monolithic uploads interrupted

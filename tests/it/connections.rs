@@ -391,3 +391,65 @@ fn bodies_read_whole_must_arrive_in_time() {
         assert_eq!(res.status(), 404);
     });
 }
+
+/// One upload chunk trickling in (a byte every 300 ms, never idle long enough to be cut
+/// off) must not stop the sweeper that expires other, idle upload sessions.
+#[test]
+fn a_trickling_chunk_does_not_stall_the_upload_sweeper() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start_in(&tmp.path().join("data"), &["--upload-ttl", "2"]);
+    let start_upload = || {
+        let mut c = connect_from(&s, local(1));
+        c.write_all(b"POST /v2/trickle/blobs/uploads/ HTTP/1.1\r\nHost: registry\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let (_, text) = read_to_close(&mut c, Duration::from_secs(5));
+        text.lines()
+            .find_map(|l| l.strip_prefix("location: ").map(str::to_string))
+            .unwrap()
+    };
+    let busy = start_upload();
+    let mut chunk = connect_from(&s, local(1));
+    chunk
+        .write_all(
+            format!("PATCH {busy} HTTP/1.1\r\nHost: registry\r\nContent-Length: 1000\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let trickle = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            for _ in 0..40 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) || chunk.write_all(b"x").is_err()
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    // By now the busy session looks idle (untouched for its TTL) to the sweeper.
+    std::thread::sleep(Duration::from_secs(3));
+    let idle = start_upload();
+    let status = |location: &str| {
+        let mut c = connect_from(&s, local(2));
+        c.write_all(
+            format!("GET {location} HTTP/1.1\r\nHost: registry\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let (_, text) = read_to_close(&mut c, Duration::from_secs(5));
+        text.lines().next().unwrap_or("").to_string()
+    };
+    assert_eq!(status(&idle), "HTTP/1.1 204 No Content");
+    let start = Instant::now();
+    while status(&idle) != "HTTP/1.1 404 Not Found" {
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "an idle session outlived its TTL while another session's chunk trickled"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    trickle.join().unwrap();
+}
