@@ -388,15 +388,47 @@ impl Registry {
         Ok(n)
     }
 
-    /// Reads a signature's envelope from the repository and verifies it.
-    async fn verify_stored_envelope(
+    /// Whether a manifest the signer role pushes is a signature bonded can read: Notary's
+    /// shape ([`notary_signature`]), a supported envelope type, and an envelope that
+    /// parses. `Err` says what it is instead. (Verifying it is the gate's job, under the
+    /// policy; this holds with no policy at all.)
+    pub(super) async fn readable_signature(
         &self,
-        policy: &TrustPolicy,
-        trust: &TrustConfig,
+        repo: &RepositoryName,
+        parsed: &ParsedManifest,
+    ) -> Result<(), String> {
+        let sig = match notary_signature(parsed) {
+            Ok(Some(sig)) => sig,
+            Ok(None) => return Err("not a Notary signature manifest".into()),
+            Err(why) => return Err(format!("a malformed signature: {why}")),
+        };
+        if sig.envelope.media_type != crate::trust::JWS_ENVELOPE {
+            return Err(format!(
+                "a signature whose layer is {}, not a signature envelope bonded verifies ({})",
+                sig.envelope.media_type,
+                crate::trust::JWS_ENVELOPE
+            ));
+        }
+        let bytes = self.read_envelope(repo, &sig).await.map_err(|e| match e {
+            RegistryError::ManifestBlobUnknown(_) => {
+                format!(
+                    "a signature whose envelope {} is not in {repo}; push it first",
+                    sig.envelope.digest
+                )
+            }
+            other => other.to_string(),
+        })?;
+        crate::trust::envelope::parse(&bytes)
+            .map(|_| ())
+            .map_err(|e| format!("a signature whose envelope cannot be read: {e}"))
+    }
+
+    /// A signature's envelope bytes, from the repository, at most [`MAX_ENVELOPE`].
+    async fn read_envelope(
+        &self,
         repo: &RepositoryName,
         sig: &SignatureManifest,
-        now: OffsetDateTime,
-    ) -> Result<SignatureVerdict, RegistryError> {
+    ) -> Result<Vec<u8>, RegistryError> {
         let d = &sig.envelope.digest;
         let size = self
             .db
@@ -406,7 +438,7 @@ impl Registry {
         if size > MAX_ENVELOPE {
             return Err(denied(
                 format!("signature envelope is {size} bytes; the limit is {MAX_ENVELOPE}"),
-                json!({ "policy": policy.name, "check": "integrity" }),
+                json!({ "check": "integrity" }),
             ));
         }
         let stream = self
@@ -424,6 +456,25 @@ impl Registry {
             )
             .await
             .map_err(|e| RegistryError::Storage(e.into()))?;
+        Ok(envelope)
+    }
+
+    /// Reads a signature's envelope from the repository and verifies it.
+    async fn verify_stored_envelope(
+        &self,
+        policy: &TrustPolicy,
+        trust: &TrustConfig,
+        repo: &RepositoryName,
+        sig: &SignatureManifest,
+        now: OffsetDateTime,
+    ) -> Result<SignatureVerdict, RegistryError> {
+        let envelope = self.read_envelope(repo, sig).await.map_err(|e| match e {
+            RegistryError::Denied { message, .. } => denied(
+                message,
+                json!({ "policy": policy.name, "check": "integrity" }),
+            ),
+            other => other,
+        })?;
         let subject = Subject {
             media_type: sig.subject.media_type.clone(),
             digest: sig.subject.digest.to_string(),

@@ -718,15 +718,22 @@ impl Registry {
         }
         let parsed = manifest::parse(content_type, body).map_err(RegistryError::ManifestInvalid)?;
         let is_signature = parsed.artifact_type.as_deref() == Some(crate::trust::NOTARY_SIGNATURE);
-        let signature_only = is_signature && parsed.subject.is_some() && tags.is_empty();
-        if !images_allowed && !signature_only {
+        // The signer role pushes signatures bonded can read, untagged; what a manifest
+        // calls itself is not enough (a runnable image can carry any artifactType).
+        let not_a_signature = if images_allowed {
+            None
+        } else if !tags.is_empty() {
+            Some("a tagged push".to_string())
+        } else {
+            self.readable_signature(repo, &parsed).await.err()
+        };
+        if let Some(what) = not_a_signature {
             let actor = CLIENT
                 .try_with(|c| c.actor.clone())
                 .unwrap_or_else(|_| "?".into());
             let e = RegistryError::Denied {
                 message: format!(
-                    "'{actor}' may push only signatures to {repo} (signer role): this is {}; pushing images and tags needs the developer role",
-                    if tags.is_empty() { "not a signature manifest with a subject" } else { "a tagged push" }
+                    "'{actor}' may push only signatures to {repo} (signer role): this is {what}; pushing images and tags needs the developer role"
                 ),
                 detail: serde_json::json!({ "account": actor, "repository": repo.as_str(), "check": "role" }),
             };

@@ -27,15 +27,20 @@ async fn audit(s: &Server, query: &str) -> Vec<Value> {
     json(res).await["records"].as_array().unwrap().clone()
 }
 
-/// A Notary-shaped signature manifest over `subject` (no trust policy runs here, so only
-/// its shape matters: it is what a signer may push).
-fn signature_manifest(config: (&str, usize), subject: &str, subject_size: usize) -> Vec<u8> {
+/// A Notary signature manifest over `subject` with its envelope and empty config (no
+/// trust policy runs here: it is what a signer may push, a signature bonded can read).
+fn signature_manifest(
+    envelope: (&str, usize),
+    empty: &str,
+    subject: &str,
+    subject_size: usize,
+) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": "application/vnd.cncf.notary.signature",
-        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config.0, "size": config.1},
-        "layers": [{"mediaType": "application/jose+json", "digest": config.0, "size": config.1}],
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/jose+json", "digest": envelope.0, "size": envelope.1}],
         "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": subject_size},
     }))
     .unwrap()
@@ -156,8 +161,14 @@ async fn each_role_may_do_exactly_what_it_grants() {
     user(&data, "outsider", "developer", "other/*");
     let admin = as_user("admin", ADMIN_PASSWORD);
 
-    // the image everybody works on
+    // the image everybody works on, and a signature envelope of it
     let (image, image_digest) = push_image(&admin, &s, "acme/app", "v1", "base", json!({})).await;
+    let envelope = common::pki::envelope(
+        &common::pki::Ca::new("Acme Root").signer("release"),
+        &json!({"mediaType": OCI_MANIFEST, "digest": image_digest, "size": image.len()}),
+    );
+    let envelope_digest = push_blob(&admin, &s, "acme/app", &envelope).await;
+    let empty = push_blob(&admin, &s, "acme/app", b"{}").await;
 
     for who in [
         "anonymous",
@@ -243,7 +254,12 @@ async fn each_role_may_do_exactly_what_it_grants() {
         }
 
         // a signature manifest over the image
-        let sig = signature_manifest((&blob_digest, blob.len()), &image_digest, image.len());
+        let sig = signature_manifest(
+            (&envelope_digest, envelope.len()),
+            &empty,
+            &image_digest,
+            image.len(),
+        );
         let sig_digest = sha256(&sig);
         let res = put_manifest(
             &c,
@@ -1773,4 +1789,105 @@ async fn catalog_pages_and_links_name_only_visible_repositories() {
     // The administrator sees everything, in order.
     let seen = walk(admin.clone(), 3).await.join("\n");
     assert!(seen.contains("z-secret/last"), "{seen}");
+}
+
+/// The signer role pushes signatures, nothing else: a manifest is one only when it is a
+/// signature in a format bonded verifies (here a Notary JWS: the empty config, exactly one
+/// `application/jose+json` layer holding an envelope, a subject), whatever it calls
+/// itself. Without a trust policy nothing else would stop a runnable image labelled a
+/// signature.
+#[tokio::test]
+async fn signers_push_only_signatures_bonded_can_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    user(&data, "sig", "signer", "apps/*");
+    let admin = as_user("admin", ADMIN_PASSWORD);
+    let signer = as_user("sig", &password("sig"));
+    let (image, image_digest) = push_image(&admin, &s, "apps/app", "v1", "app", json!({})).await;
+    let subject = json!({"mediaType": OCI_MANIFEST, "digest": image_digest, "size": image.len()});
+    let ca = common::pki::Ca::new("Acme Root");
+    let envelope = common::pki::envelope(&ca.signer("release"), &subject);
+    let env = push_blob(&signer, &s, "apps/app", &envelope).await;
+    let empty = push_blob(&signer, &s, "apps/app", b"{}").await;
+    let config = br#"{"architecture":"amd64","os":"linux","config":{"Entrypoint":["/bin/sh"]},"rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let config_d = push_blob(&signer, &s, "apps/app", config).await;
+    let layer = b"not really a tar, but pulled and unpacked as one";
+    let layer_d = push_blob(&signer, &s, "apps/app", layer).await;
+    let garbage = push_blob(&signer, &s, "apps/app", b"{\"not\":\"a jws\"}").await;
+    let notary = "application/vnd.cncf.notary.signature";
+    let empty_config =
+        json!({"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2});
+    let jws = json!({"mediaType": "application/jose+json", "digest": env, "size": envelope.len()});
+    let manifest = |artifact: &str, config: Value, layers: Value| {
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact,
+            "config": config, "layers": layers, "subject": subject,
+        }))
+        .unwrap()
+    };
+    let refused = [
+        (
+            "a runnable image labelled a signature",
+            manifest(
+                notary,
+                json!({"mediaType": OCI_CONFIG, "digest": config_d, "size": config.len()}),
+                json!([{"mediaType": OCI_LAYER, "digest": layer_d, "size": layer.len()}]),
+            ),
+        ),
+        (
+            "a layer that is not an envelope",
+            manifest(
+                notary,
+                empty_config.clone(),
+                json!([{"mediaType": OCI_LAYER, "digest": layer_d, "size": layer.len()}]),
+            ),
+        ),
+        (
+            "an envelope layer that holds no envelope",
+            manifest(
+                notary,
+                empty_config.clone(),
+                json!([{"mediaType": "application/jose+json", "digest": garbage, "size": 17}]),
+            ),
+        ),
+        (
+            "an envelope and an image layer",
+            manifest(
+                notary,
+                empty_config.clone(),
+                json!([jws.clone(), {"mediaType": OCI_LAYER, "digest": layer_d, "size": layer.len()}]),
+            ),
+        ),
+        (
+            "another kind of artifact",
+            manifest(
+                "application/spdx+json",
+                empty_config.clone(),
+                json!([jws.clone()]),
+            ),
+        ),
+    ];
+    for (what, m) in refused {
+        let d = sha256(&m);
+        let res = put_manifest(&signer, s.v2(&format!("apps/app/manifests/{d}")), m).await;
+        assert_eq!(res.status(), 403, "{what}");
+        let body = json(res).await;
+        assert_eq!(body["errors"][0]["code"], "DENIED", "{what}");
+        let res = admin
+            .get(s.v2(&format!("apps/app/manifests/{d}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{what} was stored");
+    }
+    // A real Notary signature goes in.
+    let m = manifest(notary, empty_config, json!([jws]));
+    let res = put_manifest(
+        &signer,
+        s.v2(&format!("apps/app/manifests/{}", sha256(&m))),
+        m,
+    )
+    .await;
+    assert_eq!(res.status(), 201);
 }
