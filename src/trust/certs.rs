@@ -212,6 +212,10 @@ impl CertInfo {
         if sig_alg == "1.2.840.113549.1.1.5" || sig_alg == "1.2.840.10045.4.1" {
             common.push("signed with SHA-1".into());
         }
+        // RFC 5280 4.1.2.2: a positive integer. Go (so notation) refuses to parse others.
+        if cert.raw_serial().first().is_some_and(|b| b & 0x80 != 0) {
+            common.push("its serial number is negative (RFC 5280 requires a positive one)".into());
+        }
 
         let ku = cert.key_usage().map_err(|e| malformed(e.to_string()))?;
         let bc = cert
@@ -222,6 +226,15 @@ impl CertInfo {
             .map_err(|e| malformed(e.to_string()))?;
 
         let mut leaf = common.clone();
+        // A signing key must be one the Notary Project ties to an algorithm: RSA of exactly
+        // 2048, 3072 or 4096 bits (notation-core-go's ExtractKeySpec).
+        if let KeyInfo::Rsa { bits } = &key {
+            if *bits >= 2048 && ![2048, 3072, 4096].contains(bits) {
+                leaf.push(format!(
+                    "RSA key of {bits} bits (Notary signing keys are RSA-2048, -3072 or -4096)"
+                ));
+            }
+        }
         match &ku {
             None => leaf.push("no keyUsage extension".into()),
             Some(ku) => {
@@ -258,6 +271,7 @@ impl CertInfo {
                 (e.client_auth, "clientAuth"),
                 (e.email_protection, "emailProtection"),
                 (e.time_stamping, "timeStamping"),
+                (e.ocsp_signing, "OCSPSigning"),
             ] {
                 if set {
                     leaf.push(format!("extendedKeyUsage has {name}"));

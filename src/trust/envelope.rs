@@ -130,6 +130,11 @@ pub enum EnvelopeError {
     CriticalAbsent(String),
     #[error("'{field}' is not an RFC 3339 time: '{value}'")]
     Time { field: &'static str, value: String },
+    #[error("the signature expires ({expiry}) no later than it was signed ({signed}): notation refuses such an envelope")]
+    ExpiryBeforeSigning {
+        expiry: OffsetDateTime,
+        signed: OffsetDateTime,
+    },
     #[error("unprotected header has no x5c certificate chain")]
     NoChain,
     #[error("x5c certificate {0} is not standard base64")]
@@ -282,6 +287,12 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
             }
         }
         _ => {}
+    }
+    // As notation-core-go: an expiry must come after the signing time.
+    if let (Some(expiry), Some(signed)) = (expiry, signing_time.or(authentic_signing_time)) {
+        if expiry <= signed {
+            return Err(EnvelopeError::ExpiryBeforeSigning { expiry, signed });
+        }
     }
     if jws.header.x5c.is_empty() {
         return Err(EnvelopeError::NoChain);

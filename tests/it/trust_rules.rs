@@ -398,3 +398,261 @@ fn signatures_made_by_bonded_have_notations_shape() {
     );
     assert_eq!(env["header"]["x5c"].as_array().unwrap().len(), 3);
 }
+
+/// RSASSA-PSS (RFC 8017 8.1.1 and 9.1.1, MGF1 with the same hash, salt as long as the
+/// hash) with a key given as its modulus and private exponent.
+fn rsa_pss_sign<H: sha2::Digest>(
+    n: &num_bigint::BigUint,
+    d: &num_bigint::BigUint,
+    message: &[u8],
+) -> Vec<u8> {
+    let h_len = <H as sha2::Digest>::output_size();
+    let mod_bits = n.bits() as usize;
+    let em_bits = mod_bits - 1;
+    let em_len = em_bits.div_ceil(8);
+    let m_hash = H::digest(message);
+    let salt: Vec<u8> = (0..h_len).map(|_| rand::random::<u8>()).collect();
+    let mut m_prime = vec![0u8; 8];
+    m_prime.extend_from_slice(&m_hash);
+    m_prime.extend_from_slice(&salt);
+    let h = H::digest(&m_prime);
+    let mut db = vec![0u8; em_len - h_len - h_len - 2];
+    db.push(1);
+    db.extend_from_slice(&salt);
+    // MGF1
+    let mut mask = Vec::new();
+    let mut counter = 0u32;
+    while mask.len() < db.len() {
+        let mut block = H::new();
+        block.update(&h);
+        block.update(counter.to_be_bytes());
+        mask.extend_from_slice(&block.finalize());
+        counter += 1;
+    }
+    for (b, m) in db.iter_mut().zip(mask) {
+        *b ^= m;
+    }
+    db[0] &= 0xff >> (8 * em_len - em_bits);
+    let mut em = db;
+    em.extend_from_slice(&h);
+    em.push(0xbc);
+    let s = num_bigint::BigUint::from_bytes_be(&em).modpow(d, n);
+    let k = mod_bits.div_ceil(8);
+    let bytes = s.to_bytes_be();
+    [vec![0u8; k - bytes.len()], bytes].concat()
+}
+
+/// A Notary JWS over `subject()`, signed with `alg` by the RSA key (n, d), its x5c `chain`.
+fn rsa_envelope(
+    alg: &str,
+    n: &num_bigint::BigUint,
+    d: &num_bigint::BigUint,
+    chain: &[Vec<u8>],
+) -> Vec<u8> {
+    use base64::Engine as _;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let std = base64::engine::general_purpose::STANDARD;
+    let signed = (now() - Duration::minutes(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let header = serde_json::json!({
+        "alg": alg, "cty": "application/vnd.cncf.notary.payload.v1+json",
+        "crit": ["io.cncf.notary.signingScheme"],
+        "io.cncf.notary.signingScheme": "notary.x509", "io.cncf.notary.signingTime": signed,
+    });
+    let s = subject();
+    let payload = serde_json::json!({"targetArtifact": {"mediaType": s.media_type, "digest": s.digest, "size": s.size}});
+    let protected = url.encode(header.to_string());
+    let payload = url.encode(payload.to_string());
+    let input = format!("{protected}.{payload}");
+    let sig = match alg {
+        "PS256" => rsa_pss_sign::<sha2::Sha256>(n, d, input.as_bytes()),
+        "PS384" => rsa_pss_sign::<sha2::Sha384>(n, d, input.as_bytes()),
+        _ => unreachable!(),
+    };
+    serde_json::to_vec(&serde_json::json!({
+        "payload": payload, "protected": protected,
+        "header": {"x5c": chain.iter().map(|c| std.encode(c)).collect::<Vec<_>>()},
+        "signature": url.encode(sig),
+    }))
+    .unwrap()
+}
+
+/// (n, d) of a test key in tests/it/data.
+fn rsa_numbers(text: &str) -> (num_bigint::BigUint, num_bigint::BigUint) {
+    let get = |k: &str| {
+        let hex = text.lines().find_map(|l| l.strip_prefix(k)).unwrap();
+        num_bigint::BigUint::parse_bytes(hex.as_bytes(), 16).unwrap()
+    };
+    (get("n="), get("d="))
+}
+
+#[test]
+fn rsa_keys_of_sizes_notation_refuses_are_refused() {
+    // Read by whole bytes, 2050 bits looked like 2048 (PS256) and 3073 like 3072 (PS384):
+    // properly signed with those algorithms, such signatures were accepted.
+    for (public, private, bits, alg) in [
+        (
+            include_str!("data/rsa2050-public.pem"),
+            include_str!("data/rsa2050-private.txt"),
+            2050,
+            "PS256",
+        ),
+        (
+            include_str!("data/rsa3073-public.pem"),
+            include_str!("data/rsa3073-private.txt"),
+            3073,
+            "PS384",
+        ),
+    ] {
+        let spki = rcgen::SubjectPublicKeyInfo::from_pem(public).unwrap();
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let root = ca_params("Root", None);
+        let root_der = root.self_signed(&root_key).unwrap().der().to_vec();
+        let leaf = leaf_params("odd")
+            .signed_by(&spki, &Issuer::new(root, root_key))
+            .unwrap();
+        let (n, d) = rsa_numbers(private);
+        assert_eq!(n.bits(), bits);
+        let env = rsa_envelope(alg, &n, &d, &[leaf.der().to_vec(), root_der.clone()]);
+        let v = verify_with(&env, &root_der, now());
+        let why = integrity_failure(&v);
+        assert!(
+            why.contains(&format!("RSA key of {bits} bits")),
+            "{bits}: {why}"
+        );
+    }
+}
+
+#[test]
+fn leaf_with_ocsp_signing_eku_is_refused() {
+    let mut leaf = leaf_params("alice");
+    leaf.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::CodeSigning,
+        ExtendedKeyUsagePurpose::OcspSigning,
+    ];
+    let c = chain_with(
+        &rcgen::PKCS_ECDSA_P256_SHA256,
+        ca_params("Root", None),
+        ca_params("CA", None),
+        leaf,
+    );
+    let why = integrity_failure(&verify_with(&envelope(&c, None), &c.root, now()));
+    assert!(why.contains("OCSPSigning"), "{why}");
+}
+
+#[test]
+fn an_expiry_no_later_than_the_signing_time_fails_integrity() {
+    let c = p256_chain();
+    // envelope() signs one minute ago: an expiry before that, or at that very second
+    for expiry in [now() - Duration::hours(1), now() - Duration::minutes(1)] {
+        let env = envelope(&c, Some(expiry));
+        let why = integrity_failure(&verify_with(&env, &c.root, now() - Duration::hours(2)));
+        assert!(why.contains("no later than it was signed"), "{why}");
+    }
+}
+
+/// `der` (a certificate) with the first byte of its serial number replaced by `first`,
+/// re-signed with `key` (an ECDSA P-256 issuer): rcgen writes only positive serials.
+fn with_serial_first_byte(der: &[u8], first: u8, key: &KeyPair) -> Vec<u8> {
+    use rcgen::SigningKey as _;
+    // (offset of the content, its length) of the TLV at `at`
+    let tlv = |at: usize| -> (usize, usize) {
+        let l = der[at + 1];
+        if l < 0x80 {
+            (at + 2, l as usize)
+        } else {
+            let n = (l & 0x7f) as usize;
+            let len = der[at + 2..at + 2 + n]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | *b as usize);
+            (at + 2 + n, len)
+        }
+    };
+    let (cert_body, _) = tlv(0);
+    let (tbs_body, tbs_len) = tlv(cert_body);
+    let tbs_end = tbs_body + tbs_len;
+    let (version_body, version_len) = tlv(tbs_body); // [0] EXPLICIT version
+    let (serial_body, _) = tlv(version_body + version_len);
+    let mut tbs = der[cert_body..tbs_end].to_vec();
+    tbs[serial_body - cert_body] = first;
+    let (alg_body, alg_len) = tlv(tbs_end);
+    let alg = &der[tbs_end..alg_body + alg_len];
+    let signature = key.sign(&tbs).unwrap();
+    let len = |n: usize| -> Vec<u8> {
+        if n < 0x80 {
+            vec![n as u8]
+        } else if n < 0x100 {
+            vec![0x81, n as u8]
+        } else {
+            vec![0x82, (n >> 8) as u8, n as u8]
+        }
+    };
+    let mut bits = vec![0x03];
+    bits.extend(len(signature.len() + 1));
+    bits.push(0);
+    bits.extend(signature);
+    let body: Vec<u8> = [tbs, alg.to_vec(), bits].concat();
+    [vec![0x30], len(body.len()), body].concat()
+}
+
+#[test]
+fn negative_serial_numbers_are_refused() {
+    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let root = ca_params("Root", None);
+    let root_der = root.self_signed(&root_key).unwrap().der().to_vec();
+    // The issuer takes its key; keep a copy to re-sign with.
+    let issuer = Issuer::new(root, KeyPair::from_pem(&root_key.serialize_pem()).unwrap());
+    let leaf_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let leaf_der = leaf_params("alice")
+        .signed_by(&leaf_key, &issuer)
+        .unwrap()
+        .der()
+        .to_vec();
+    let signer = SigningKey::from_pkcs8(&leaf_key.serialize_der()).unwrap();
+    let sign_with = |chain: Vec<Vec<u8>>| {
+        let s = subject();
+        bonded::trust::sign::sign(
+            &signer,
+            &SignRequest {
+                target: &TargetArtifact {
+                    media_type: s.media_type,
+                    digest: s.digest,
+                    size: s.size,
+                    annotations: None,
+                    artifact_type: None,
+                },
+                chain: &chain,
+                signing_time: now() - Duration::minutes(1),
+                expiry: None,
+                signing_agent: "bonded-test",
+            },
+        )
+        .unwrap()
+    };
+    // The chain as issued verifies, so only the serial decides below.
+    let v = verify_with(
+        &sign_with(vec![leaf_der.clone(), root_der.clone()]),
+        &root_der,
+        now(),
+    );
+    assert!(v.accepted(), "{v:?}");
+    // 0x81...: a negative serial in the leaf, properly signed by the root.
+    let negative_leaf = with_serial_first_byte(&leaf_der, 0x81, &root_key);
+    let v = verify_with(
+        &sign_with(vec![negative_leaf, root_der.clone()]),
+        &root_der,
+        now(),
+    );
+    let why = integrity_failure(&v);
+    assert!(why.contains("serial number is negative"), "{why}");
+    // And in the root (self-signed again).
+    let negative_root = with_serial_first_byte(&root_der, 0x81, &root_key);
+    let v = verify_with(
+        &sign_with(vec![leaf_der, negative_root.clone()]),
+        &negative_root,
+        now(),
+    );
+    let why = integrity_failure(&v);
+    assert!(why.contains("serial number is negative"), "{why}");
+}
