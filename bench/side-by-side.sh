@@ -23,7 +23,10 @@ dist_addr=127.0.0.1:${DIST_PORT:-5101}
 export BONDED_ADMIN_TOKEN=${BONDED_ADMIN_TOKEN:-bench-$$-$RANDOM}
 # --open: Distribution runs without authentication here, so bonded does too (the cost of
 # logins is measured separately: docs/benchmarks.md)
-BONDED_LOG=warn target/release/bonded serve --open --addr "$bonded_addr" --data-dir "$work/bonded" >"$work/bonded.out" 2>"$work/bonded.err" &
+# --max-signatures-per-subject 1000: the admission test measures a digest with 1,000
+# signatures (the default keeps at most 100)
+BONDED_LOG=warn target/release/bonded serve --open --addr "$bonded_addr" --data-dir "$work/bonded" \
+  --max-signatures-per-subject 1000 >"$work/bonded.out" 2>"$work/bonded.err" &
 bonded_pid=$!
 sed -e "s#@ROOT@#$work/distribution#" -e "s#@ADDR@#$dist_addr#" bench/distribution.yml >"$work/distribution.yml"
 docker-registry serve "$work/distribution.yml" >"$work/dist.log" 2>&1 &

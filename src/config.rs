@@ -54,7 +54,7 @@ pub struct ServeArgs {
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address
+    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -127,6 +127,11 @@ pub struct ServeArgs {
     /// proxies are exempt [default: 256]
     #[arg(long, env = "BONDED_MAX_CONNECTIONS_PER_ADDRESS")]
     pub max_connections_per_address: Option<usize>,
+    /// Signatures one manifest may have in a repository; a push of one more is refused
+    /// (403 DENIED), so nobody can make every admission of a digest slower by signing it
+    /// again and again [default: 100]
+    #[arg(long, env = "BONDED_MAX_SIGNATURES_PER_SUBJECT")]
+    pub max_signatures_per_subject: Option<usize>,
     /// Failed password logins allowed per account from one address (an IPv6 /64 counts as
     /// one), as COUNT/WINDOW; past it that account's password logins from there get 429
     /// until the bucket refills. API tokens are never limited [default: 10/15min]
@@ -172,6 +177,7 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     failed_login_limit: Option<String>,
     failed_login_limit_address: Option<String>,
+    max_signatures_per_subject: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +228,7 @@ pub struct ServeConfig {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub failed_login_limit: Rate,
     pub failed_login_limit_address: Rate,
+    pub max_signatures_per_subject: usize,
 }
 
 /// A positive setting: flag, else file, else default.
@@ -377,6 +384,12 @@ impl ServeConfig {
                 .unwrap_or_else(|| DEFAULT_FAILED_LOGIN_LIMIT_ADDRESS.into())
                 .parse()
                 .map_err(ConfigError::Rate)?,
+            max_signatures_per_subject: positive(
+                "max_signatures_per_subject",
+                args.max_signatures_per_subject,
+                file.max_signatures_per_subject,
+                crate::registry::DEFAULT_MAX_SIGNATURES_PER_SUBJECT,
+            )?,
         })
     }
 }

@@ -111,7 +111,7 @@ impl From<RegistryError> for ApiError {
             }
             E::NameUnknown(_) => (StatusCode::NOT_FOUND, "NAME_UNKNOWN"),
             E::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "UNSUPPORTED"),
-            E::Denied { .. } => (StatusCode::FORBIDDEN, "DENIED"),
+            E::Denied { .. } | E::TooManySignatures { .. } => (StatusCode::FORBIDDEN, "DENIED"),
             E::TrustConfigInvalid(_) => (StatusCode::BAD_REQUEST, "TRUST_CONFIG_INVALID"),
             E::Storage(_) | E::Db(_) => {
                 // Logged once, here; the client gets no internals.
@@ -129,6 +129,10 @@ impl From<RegistryError> for ApiError {
             }
             E::Denied { detail, .. } => {
                 out.detail = detail;
+            }
+            E::TooManySignatures { subject, limit, .. } => {
+                out.detail =
+                    json!({ "subject": subject, "limit": limit, "check": "signaturesPerSubject" });
             }
             E::ChunkOutOfOrder { current } => {
                 out.detail = json!({ "received": current });

@@ -164,7 +164,7 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
                     json!({
                         "digest": d,
                         "signer": v.signer.as_ref().map(|s| s.to_string()),
-                        "algorithm": v.algorithm,
+                        "algorithm": v.algorithm.map(|a| a.as_str()),
                         "signingTime": v.signing_time.map(|t| t.to_string()),
                         "accepted": v.accepted(),
                         "checks": v.checks_json(),
@@ -209,7 +209,7 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
                         .as_ref()
                         .map(|s| super::printable(&s.to_string()))
                         .unwrap_or_else(|| "(unreadable)".into()),
-                    v.algorithm.unwrap_or("-"),
+                    v.algorithm.map_or("-", |a| a.as_str()),
                     v.signing_time
                         .map(|t| t.to_string())
                         .unwrap_or_else(|| "-".into()),

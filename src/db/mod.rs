@@ -59,6 +59,11 @@ fn migrator() -> Migrator {
             "accounts",
             include_str!("../../migrations/0002_accounts.sql"),
         ),
+        migration(
+            3,
+            "stored verdicts",
+            include_str!("../../migrations/0003_stored_verdicts.sql"),
+        ),
     ])
 }
 
@@ -101,6 +106,9 @@ pub struct ManifestWrite {
     pub quarantine_tags: bool,
     /// The account pushing; kept for the manifest's first push only.
     pub pushed_by: Option<String>,
+    /// For a signature manifest: most signatures (manifests of this artifact type) one
+    /// subject may have in the repository, this one included.
+    pub signature_limit: Option<usize>,
     /// Audit records committed with the write.
     pub audit: Vec<AuditEvent>,
 }
@@ -127,6 +135,28 @@ pub struct SignatureRecord {
     pub policy: String,
     /// RFC 3339.
     pub verified_at: String,
+    /// What the gate decides from (kept, not shown): the verdict as JSON, the trust
+    /// configuration version it was made under, and the subject descriptor's media type
+    /// and size.
+    #[serde(skip)]
+    pub verdict: Option<String>,
+    #[serde(skip)]
+    pub trust_version: Option<i64>,
+    #[serde(skip)]
+    pub subject_media_type: Option<String>,
+    #[serde(skip)]
+    pub subject_size: Option<u64>,
+}
+
+/// A signature record as the gate reads it (see [`Metadata::stored_verdicts`]).
+#[derive(Debug, Clone)]
+pub struct StoredVerdict {
+    pub digest: String,
+    pub verdict: Option<String>,
+    pub trust_version: Option<i64>,
+    pub policy: String,
+    pub subject_media_type: Option<String>,
+    pub subject_size: Option<u64>,
 }
 
 /// One version of the trust configuration.
@@ -166,6 +196,11 @@ pub enum PutManifestError {
     MissingBlobs(Vec<Digest>),
     /// Manifests an index references that this repository does not hold.
     MissingManifests(Vec<Digest>),
+    /// The subject has as many signatures as a subject may have.
+    TooManySignatures {
+        subject: Digest,
+        limit: usize,
+    },
     Db(DbError),
 }
 
@@ -735,7 +770,8 @@ impl Metadata {
     ) -> Result<Vec<SignatureRecord>> {
         let rows = sqlx::query(
             "SELECT s.digest, s.subject, s.format, s.signer, s.thumbprints, s.algorithm,
-                    s.signing_time, s.checks, s.accepted, s.policy, s.verified_at
+                    s.signing_time, s.checks, s.accepted, s.policy, s.verified_at,
+                    s.verdict, s.trust_version, s.subject_media_type, s.subject_size
              FROM signatures s JOIN repositories r ON r.id = s.repository_id
              WHERE r.name = ? AND s.subject = ? ORDER BY s.verified_at, s.digest",
         )
@@ -757,6 +793,40 @@ impl Metadata {
                 accepted: r.get(8),
                 policy: r.get(9),
                 verified_at: r.get(10),
+                verdict: r.get(11),
+                trust_version: r.get(12),
+                subject_media_type: r.get(13),
+                subject_size: r.get::<Option<i64>, _>(14).map(|n| n as u64),
+            })
+            .collect())
+    }
+
+    /// What the gate decides from for the signatures of `subject` in `repo`: each
+    /// record's signature digest, stored verdict (JSON), trust version, policy and subject
+    /// descriptor; nothing shown only to people.
+    pub async fn stored_verdicts(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+    ) -> Result<Vec<StoredVerdict>> {
+        let rows = sqlx::query(
+            "SELECT s.digest, s.verdict, s.trust_version, s.policy, s.subject_media_type, s.subject_size
+             FROM signatures s JOIN repositories r ON r.id = s.repository_id
+             WHERE r.name = ? AND s.subject = ?",
+        )
+        .bind(repo.as_str())
+        .bind(subject.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| StoredVerdict {
+                digest: r.get(0),
+                verdict: r.get(1),
+                trust_version: r.get(2),
+                policy: r.get(3),
+                subject_media_type: r.get(4),
+                subject_size: r.get::<Option<i64>, _>(5).map(|n| n as u64),
             })
             .collect())
     }
@@ -820,39 +890,30 @@ impl Metadata {
         Ok(version)
     }
 
-    /// Every (repository, signature digest) in the signature store.
-    pub async fn all_signatures(&self) -> Result<Vec<(String, String)>> {
+    /// Every (repository, digest) of a manifest with `artifact_type` and a subject: the
+    /// signatures to verify again when the trust configuration changes, records or not.
+    pub async fn all_referrers_of_type(
+        &self,
+        artifact_type: &str,
+    ) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(
-            "SELECT r.name, s.digest FROM signatures s JOIN repositories r ON r.id = s.repository_id",
+            "SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
+             WHERE m.artifact_type = ? AND m.subject IS NOT NULL",
         )
+        .bind(artifact_type)
         .fetch_all(&self.read)
         .await?;
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// Replaces a signature record (after re-evaluation).
-    pub async fn update_signature(
-        &self,
-        repo: &RepositoryName,
-        sig: &SignatureRecord,
-    ) -> Result<()> {
-        sqlx::query(
-            "UPDATE signatures SET signer = ?, thumbprints = ?, algorithm = ?, signing_time = ?,
-                    checks = ?, accepted = ?, policy = ?, verified_at = ?
-             WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
-        )
-        .bind(&sig.signer)
-        .bind(serde_json::to_string(&sig.thumbprints).expect("json"))
-        .bind(&sig.algorithm)
-        .bind(&sig.signing_time)
-        .bind(sig.checks.to_string())
-        .bind(sig.accepted)
-        .bind(&sig.policy)
-        .bind(&sig.verified_at)
-        .bind(&sig.digest)
-        .bind(repo.as_str())
-        .execute(&self.write)
-        .await?;
+    /// Writes a signature record (after verifying it again), replacing any.
+    pub async fn put_signature(&self, repo: &RepositoryName, sig: &SignatureRecord) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        let Some(repo_id) = repository_id(&mut tx, repo).await? else {
+            return Ok(());
+        };
+        write_signature(&mut tx, repo_id, sig).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -1082,6 +1143,27 @@ async fn apply_manifest_write(
         }));
     }
     let digest = w.digest.to_string();
+    if let (Some(limit), Some(subject), Some(kind)) =
+        (w.signature_limit, &w.subject, w.artifact_type.as_deref())
+    {
+        // Counted inside the write transaction: concurrent pushes cannot overshoot it.
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM manifests
+             WHERE repository_id = ? AND subject = ? AND artifact_type = ? AND digest != ?",
+        )
+        .bind(repo_id)
+        .bind(subject.to_string())
+        .bind(kind)
+        .bind(&digest)
+        .fetch_one(&mut *tx)
+        .await?;
+        if others as usize >= limit {
+            return Ok(Err(PutManifestError::TooManySignatures {
+                subject: subject.clone(),
+                limit,
+            }));
+        }
+    }
     let now = now();
     // Admitted wins over pending: re-pushing an admitted manifest never demotes it.
     sqlx::query(
@@ -1127,32 +1209,49 @@ async fn apply_manifest_write(
         .await?;
     }
     if let Some(sig) = &w.signature {
-        sqlx::query(
-            "INSERT INTO signatures (repository_id, digest, subject, format, signer, thumbprints,
-                                     algorithm, signing_time, checks, accepted, policy, verified_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (repository_id, digest) DO UPDATE SET
-                signer = excluded.signer, thumbprints = excluded.thumbprints,
-                algorithm = excluded.algorithm, signing_time = excluded.signing_time,
-                checks = excluded.checks, accepted = excluded.accepted,
-                policy = excluded.policy, verified_at = excluded.verified_at",
-        )
-        .bind(repo_id)
-        .bind(&sig.digest)
-        .bind(&sig.subject)
-        .bind(&sig.format)
-        .bind(&sig.signer)
-        .bind(serde_json::to_string(&sig.thumbprints).expect("json"))
-        .bind(&sig.algorithm)
-        .bind(&sig.signing_time)
-        .bind(sig.checks.to_string())
-        .bind(sig.accepted)
-        .bind(&sig.policy)
-        .bind(&sig.verified_at)
-        .execute(&mut *tx)
-        .await?;
+        write_signature(tx, repo_id, sig).await?;
     }
     Ok(Ok(()))
+}
+
+/// Inserts or replaces a signature record.
+async fn write_signature(
+    tx: &mut sqlx::SqliteConnection,
+    repo_id: i64,
+    sig: &SignatureRecord,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO signatures (repository_id, digest, subject, format, signer, thumbprints,
+                                 algorithm, signing_time, checks, accepted, policy, verified_at,
+                                 verdict, trust_version, subject_media_type, subject_size)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (repository_id, digest) DO UPDATE SET
+            signer = excluded.signer, thumbprints = excluded.thumbprints,
+            algorithm = excluded.algorithm, signing_time = excluded.signing_time,
+            checks = excluded.checks, accepted = excluded.accepted,
+            policy = excluded.policy, verified_at = excluded.verified_at,
+            verdict = excluded.verdict, trust_version = excluded.trust_version,
+            subject_media_type = excluded.subject_media_type, subject_size = excluded.subject_size",
+    )
+    .bind(repo_id)
+    .bind(&sig.digest)
+    .bind(&sig.subject)
+    .bind(&sig.format)
+    .bind(&sig.signer)
+    .bind(serde_json::to_string(&sig.thumbprints).expect("json"))
+    .bind(&sig.algorithm)
+    .bind(&sig.signing_time)
+    .bind(sig.checks.to_string())
+    .bind(sig.accepted)
+    .bind(&sig.policy)
+    .bind(&sig.verified_at)
+    .bind(&sig.verdict)
+    .bind(sig.trust_version)
+    .bind(&sig.subject_media_type)
+    .bind(sig.subject_size.map(|n| n as i64))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 fn trust_version(r: sqlx::sqlite::SqliteRow) -> TrustVersion {

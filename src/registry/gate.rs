@@ -51,17 +51,22 @@ pub struct TrustConfig {
     /// The registry's public host name: policies' scopes are matched against
     /// `<hostname>/<repository>`.
     pub hostname: String,
+    /// The recorded version (`trust_versions`) this configuration is; stored verdicts made
+    /// under another version are not used.
+    pub version: i64,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-/// What the signature store keeps of a verified signature.
+/// What the signature store keeps of a verified signature: what is shown, and the verdict
+/// the gate decides from, with the trust version and policy it was made under.
 fn record(
     digest: &Digest,
     sig: &SignatureManifest,
     policy: &TrustPolicy,
+    trust: &TrustConfig,
     v: &SignatureVerdict,
     now: OffsetDateTime,
 ) -> SignatureRecord {
@@ -71,12 +76,16 @@ fn record(
         format: "notary.jws".into(),
         signer: v.signer.as_ref().map(|s| s.to_string()),
         thumbprints: v.thumbprints.clone(),
-        algorithm: v.algorithm.map(str::to_string),
+        algorithm: v.algorithm.map(|a| a.as_str().to_string()),
         signing_time: v.signing_time.map(rfc3339),
         checks: v.checks_json(),
         accepted: v.accepted(),
         policy: policy.name.clone(),
         verified_at: rfc3339(now),
+        verdict: serde_json::to_string(v).ok(),
+        trust_version: Some(trust.version),
+        subject_media_type: Some(sig.subject.media_type.clone()),
+        subject_size: Some(sig.subject.size),
     }
 }
 
@@ -190,7 +199,7 @@ impl Registry {
                     ));
                 }
                 return Ok(Admission {
-                    signature: Some(record(digest, &sig, policy, &verdict, now)),
+                    signature: Some(record(digest, &sig, policy, trust, &verdict, now)),
                     ..Admission::default()
                 });
             }
@@ -330,12 +339,13 @@ impl Registry {
     }
 
     /// Verifies every stored signature again under the trust configuration in force and
-    /// updates its record. Returns how many were re-evaluated.
+    /// writes its record (a signature pushed before any policy gets its first). Returns how
+    /// many were re-evaluated.
     pub async fn reevaluate_signatures(&self) -> Result<usize, RegistryError> {
         let trust = self.trust();
         let now = OffsetDateTime::now_utc();
         let mut n = 0;
-        for (repo, sig_digest) in self.db.all_signatures().await? {
+        for (repo, sig_digest) in self.db.all_referrers_of_type(NOTARY_SIGNATURE).await? {
             let (Ok(repo), Ok(sig_digest)) =
                 (repo.parse::<RepositoryName>(), sig_digest.parse::<Digest>())
             else {
@@ -357,10 +367,17 @@ impl Registry {
             });
             let record = match covering {
                 Some((t, policy)) if policy.level != Level::Skip => {
-                    let v = self
+                    let v = match self
                         .verify_stored_envelope(&policy, &t, &repo, &sig, now)
-                        .await?;
-                    record(&sig_digest, &sig, &policy, &v, now)
+                        .await
+                    {
+                        Ok(v) => v,
+                        Err(e) => {
+                            tracing::warn!(signature = %sig_digest, error = %e, "stored signature unreadable");
+                            continue;
+                        }
+                    };
+                    record(&sig_digest, &sig, &policy, &t, &v, now)
                 }
                 other => {
                     let why = match other {
@@ -379,10 +396,14 @@ impl Registry {
                         accepted: false,
                         policy: String::new(),
                         verified_at: rfc3339(now),
+                        verdict: None,
+                        trust_version: None,
+                        subject_media_type: Some(sig.subject.media_type.clone()),
+                        subject_size: Some(sig.subject.size),
                     }
                 }
             };
-            self.db.update_signature(&repo, &record).await?;
+            self.db.put_signature(&repo, &record).await?;
             n += 1;
         }
         Ok(n)
@@ -490,8 +511,12 @@ impl Registry {
         ))
     }
 
-    /// Every Notary signature stored in `repo` for `digest`, verified now. A signature that
-    /// cannot be read or whose subject does not describe this manifest does not count.
+    /// Every Notary signature stored in `repo` for `digest`, as verdicts at `now`: the
+    /// stored verdict of each when it was made under this trust version and policy and
+    /// still holds at `now` (verified once, when it arrived); otherwise verified again
+    /// and its record rewritten. A signature that cannot be read or whose subject does not
+    /// describe this manifest does not count. One query for the referrers and one for
+    /// their records, whatever their number.
     #[allow(clippy::too_many_arguments)]
     async fn verdicts_for(
         &self,
@@ -503,12 +528,32 @@ impl Registry {
         size: u64,
         now: OffsetDateTime,
     ) -> Result<Vec<SignatureVerdict>, RegistryError> {
+        let records: std::collections::HashMap<String, crate::db::StoredVerdict> = self
+            .db
+            .stored_verdicts(repo, digest)
+            .await?
+            .into_iter()
+            .map(|r| (r.digest.clone(), r))
+            .collect();
         let mut verdicts = Vec::new();
         for r in self
             .db
             .referrers(repo, digest, Some(NOTARY_SIGNATURE))
             .await?
         {
+            let stored = records.get(&r.digest).and_then(|rec| {
+                let current = rec.trust_version == Some(trust.version) && rec.policy == policy.name;
+                let v: SignatureVerdict = serde_json::from_str(rec.verdict.as_deref()?).ok()?;
+                (current && v.holds_at(now)).then_some((rec, v))
+            });
+            if let Some((rec, v)) = stored {
+                if rec.subject_size == Some(size)
+                    && rec.subject_media_type.as_deref() == Some(manifest_media_type)
+                {
+                    verdicts.push(v);
+                }
+                continue;
+            }
             let Ok(sig_digest) = r.digest.parse::<Digest>() else {
                 continue;
             };
@@ -521,17 +566,23 @@ impl Registry {
             let Ok(Some(sig)) = notary_signature(&parsed) else {
                 continue;
             };
-            if sig.subject.size != size || sig.subject.media_type != manifest_media_type {
-                continue;
-            }
-            match self
+            let v = match self
                 .verify_stored_envelope(policy, trust, repo, &sig, now)
                 .await
             {
-                Ok(v) => verdicts.push(v),
+                Ok(v) => v,
                 Err(e) => {
-                    tracing::warn!(signature = %sig_digest, error = %e, "stored signature unreadable")
+                    tracing::warn!(signature = %sig_digest, error = %e, "stored signature unreadable");
+                    continue;
                 }
+            };
+            // Kept for next time; a failure to keep it costs only a later re-verification.
+            let rec = record(&sig_digest, &sig, policy, trust, &v, now);
+            if let Err(e) = self.db.put_signature(repo, &rec).await {
+                tracing::warn!(signature = %sig_digest, error = %e, "keeping a verdict failed");
+            }
+            if sig.subject.size == size && sig.subject.media_type == manifest_media_type {
+                verdicts.push(v);
             }
         }
         Ok(verdicts)

@@ -60,6 +60,12 @@ pub enum RegistryError {
     ManifestBlobUnknown(Vec<Digest>),
     #[error("index references manifests that are not in this repository; push them first: {}", list(.0))]
     ManifestChildUnknown(Vec<Digest>),
+    #[error("{subject} has {limit} signatures in {repository}, the most this registry keeps for one manifest (--max-signatures-per-subject); delete signatures it no longer needs, or ask an administrator to raise the limit")]
+    TooManySignatures {
+        repository: RepositoryName,
+        subject: Digest,
+        limit: usize,
+    },
     #[error("repository {0} is not known to this registry")]
     NameUnknown(RepositoryName),
     #[error("range not satisfiable for a blob of {size} bytes")]
@@ -220,7 +226,12 @@ pub struct Registry {
     /// Recent pull decisions under `bonded.enforceOnPull`, so a hot image is not
     /// re-verified on every pull, each kept for the kind of pull it decided.
     pull_verdicts: Mutex<HashMap<PullKey, PullVerdict>>,
+    /// Most signatures one manifest may have in a repository.
+    max_signatures: usize,
 }
+
+/// Signatures one manifest may have in a repository unless configured otherwise.
+pub const DEFAULT_MAX_SIGNATURES_PER_SUBJECT: usize = 100;
 
 /// How a manifest was asked for: the two are decided differently (a by-digest pull of a
 /// manifest without signatures of its own, an index's child, is exempt).
@@ -258,7 +269,14 @@ impl Registry {
             admin_token: None,
             journal: None,
             pull_verdicts: Mutex::new(HashMap::new()),
+            max_signatures: DEFAULT_MAX_SIGNATURES_PER_SUBJECT,
         }
+    }
+
+    /// Sets the most signatures one manifest may have in a repository.
+    pub fn with_max_signatures(mut self, n: usize) -> Self {
+        self.max_signatures = n.max(1);
+        self
     }
 
     /// Sets the bearer token that authorises trust administration.
@@ -849,11 +867,19 @@ impl Registry {
             pending: admission.pending,
             quarantine_tags: admission.quarantine_tags,
             pushed_by: CLIENT.try_with(|c| c.actor.clone()).ok(),
+            signature_limit: is_signature.then_some(self.max_signatures),
             audit,
         };
         let stored = self.db.put_manifest(write).await.map_err(|e| match e {
             PutManifestError::MissingBlobs(d) => RegistryError::ManifestBlobUnknown(d),
             PutManifestError::MissingManifests(d) => RegistryError::ManifestChildUnknown(d),
+            PutManifestError::TooManySignatures { subject, limit } => {
+                RegistryError::TooManySignatures {
+                    repository: repo.clone(),
+                    subject,
+                    limit,
+                }
+            }
             PutManifestError::Db(e) => RegistryError::Db(e),
         });
         if let Err(e) = &stored {

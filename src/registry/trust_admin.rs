@@ -35,6 +35,7 @@ pub fn build_config(
         policy,
         stores,
         hostname: hostname.to_string(),
+        version: 0,
     })
 }
 
@@ -58,7 +59,7 @@ impl Registry {
                 let same = latest.as_ref().is_some_and(|l| {
                     l.policy.as_deref() == Some(text.as_str()) && l.stores == stores.to_map()
                 });
-                let config = build_config(&text, stores, hostname).map_err(invalid)?;
+                let mut config = build_config(&text, stores, hostname).map_err(invalid)?;
                 let version = match (same, latest) {
                     (true, Some(l)) => l.version,
                     _ => {
@@ -72,14 +73,17 @@ impl Registry {
                             .await?
                     }
                 };
+                config.version = version;
                 self.set_trust(Some(config));
                 Ok(Some(version))
             }
             None => match latest {
                 Some(l) => match &l.policy {
                     Some(text) => {
-                        let config = build_config(text, TrustStores::from_map(&l.stores), hostname)
-                            .map_err(invalid)?;
+                        let mut config =
+                            build_config(text, TrustStores::from_map(&l.stores), hostname)
+                                .map_err(invalid)?;
+                        config.version = l.version;
                         self.set_trust(Some(config));
                         Ok(Some(l.version))
                     }
@@ -103,7 +107,7 @@ impl Registry {
         stores: TrustStores,
         reason: &str,
     ) -> Result<TrustChange, RegistryError> {
-        let config = match &policy_text {
+        let mut config = match &policy_text {
             Some(text) => {
                 Some(build_config(text, stores.clone(), &self.hostname()).map_err(invalid)?)
             }
@@ -118,6 +122,9 @@ impl Registry {
                 super::event("trust.change", None, None, None, "ok", None),
             )
             .await?;
+        if let Some(c) = config.as_mut() {
+            c.version = version;
+        }
         self.set_trust(config);
         tracing::info!(version, reason, "trust configuration changed");
         let reevaluated = self.reevaluate_signatures().await?;

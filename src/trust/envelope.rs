@@ -12,7 +12,7 @@ use super::certs::{CertInfo, Curve, KeyInfo};
 use super::NOTARY_PAYLOAD;
 
 /// JWS algorithms the Notary Project allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Algorithm {
     PS256,
     PS384,
@@ -137,6 +137,8 @@ pub enum EnvelopeError {
     },
     #[error("unprotected header has no x5c certificate chain")]
     NoChain,
+    #[error("the x5c chain has {0} certificates; at most {MAX_CHAIN_LENGTH} are read")]
+    ChainTooLong(usize),
     #[error("x5c certificate {0} is not standard base64")]
     ChainBase64(usize),
     #[error("payload is not a Notary payload: {0}")]
@@ -175,6 +177,10 @@ struct Unprotected {
 struct Payload {
     target_artifact: TargetArtifact,
 }
+
+/// Most certificates an x5c chain may hold (leaf, intermediates, root). Real chains have
+/// two to four; each is parsed and checked, so the count is bounded.
+pub const MAX_CHAIN_LENGTH: usize = 10;
 
 const SCHEME: &str = "io.cncf.notary.signingScheme";
 const SIGNING_TIME: &str = "io.cncf.notary.signingTime";
@@ -296,6 +302,9 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
     }
     if jws.header.x5c.is_empty() {
         return Err(EnvelopeError::NoChain);
+    }
+    if jws.header.x5c.len() > MAX_CHAIN_LENGTH {
+        return Err(EnvelopeError::ChainTooLong(jws.header.x5c.len()));
     }
     let chain = jws
         .header

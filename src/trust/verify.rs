@@ -67,7 +67,8 @@ pub struct Subject {
 }
 
 /// The outcome of one check.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "camelCase")]
 pub enum Check {
     Passed,
     /// Failed, and the policy enforces it: the signature is rejected.
@@ -96,8 +97,11 @@ impl Check {
     }
 }
 
-/// What verification found about one signature.
-#[derive(Debug, Clone)]
+/// What verification found about one signature, whatever its format: what a stored
+/// verdict keeps, so that the policy is decided from verdicts rather than by verifying
+/// every signature again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SignatureVerdict {
     pub integrity: Check,
     pub authenticity: Check,
@@ -107,10 +111,19 @@ pub struct SignatureVerdict {
     pub signer: Option<DistinguishedName>,
     /// The leaf certificate's key, once the envelope could be read.
     pub key: Option<KeyId>,
-    pub algorithm: Option<&'static str>,
+    pub algorithm: Option<super::envelope::Algorithm>,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub signing_time: Option<OffsetDateTime>,
     /// Hex SHA-256 of each certificate of the chain, leaf first.
     pub thumbprints: Vec<String>,
+    /// The verdict holds for verification times from `valid_from` to `valid_until`
+    /// (unbounded where `None`): outside, a time-dependent check (signature expiry, the
+    /// chain's validity) could come out differently, and the signature must be verified
+    /// again.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub valid_from: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub valid_until: Option<OffsetDateTime>,
 }
 
 impl Check {
@@ -149,6 +162,24 @@ impl SignatureVerdict {
             algorithm: None,
             signing_time: None,
             thumbprints: Vec::new(),
+            valid_from: None,
+            valid_until: None,
+        }
+    }
+
+    /// Whether the verdict still holds at `t` (see `valid_from`, `valid_until`).
+    pub fn holds_at(&self, t: OffsetDateTime) -> bool {
+        self.valid_from.is_none_or(|from| from <= t)
+            && self.valid_until.is_none_or(|until| t <= until)
+    }
+
+    /// Narrows the period the verdict holds to `[from, until]`.
+    fn holds_within(&mut self, from: Option<OffsetDateTime>, until: Option<OffsetDateTime>) {
+        if let Some(f) = from {
+            self.valid_from = Some(self.valid_from.map_or(f, |v| v.max(f)));
+        }
+        if let Some(u) = until {
+            self.valid_until = Some(self.valid_until.map_or(u, |v| v.min(u)));
         }
     }
 
@@ -285,7 +316,7 @@ pub fn verify_signature(
     v.integrity = Check::Passed;
     v.signer = Some(chain[0].subject.clone());
     v.key = Some(chain[0].key_id);
-    v.algorithm = Some(env.algorithm.as_str());
+    v.algorithm = Some(env.algorithm);
     v.signing_time = Some(signing_time(&env));
     v.thumbprints = chain
         .iter()
@@ -303,6 +334,14 @@ pub fn verify_signature(
             _ => Ok(()),
         },
     );
+    // The expiry's outcome holds up to the expiry time, or after it once passed.
+    if let (Some(exp), true) = (env.expiry, a.expiry != Action::Skip) {
+        if now > exp {
+            v.holds_within(Some(exp + time::Duration::NANOSECOND), None);
+        } else {
+            v.holds_within(None, Some(exp));
+        }
+    }
     if v.failure().is_some() {
         return v;
     }
@@ -322,6 +361,24 @@ pub fn verify_signature(
             None => Ok(()),
         },
     );
+    // For notary.x509 the outcome depends on `now`: it holds while `now` stays on the
+    // same side of every certificate's validity bounds.
+    if env.scheme == SigningScheme::X509 && a.authentic_timestamp != Action::Skip {
+        // Validity is `not_before <= t <= not_after`, both ends included.
+        let ns = time::Duration::NANOSECOND;
+        for c in &chain {
+            if now < c.not_before {
+                v.holds_within(None, Some(c.not_before - ns));
+            } else {
+                v.holds_within(Some(c.not_before), None);
+            }
+            if now <= c.not_after {
+                v.holds_within(None, Some(c.not_after));
+            } else {
+                v.holds_within(Some(c.not_after + ns), None);
+            }
+        }
+    }
     v
 }
 
@@ -388,15 +445,17 @@ pub fn counted(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Vec<usize
         .filter(|(_, v)| v.accepted())
         .filter_map(|(i, v)| Some((i, v.signer.as_ref()?, v.key.as_ref()?)))
         .collect();
-    let mut keys: Vec<&KeyId> = Vec::new();
+    // Keys as left-hand vertices, numbered in order of first appearance.
+    let mut keys: std::collections::HashMap<&KeyId, usize> = Default::default();
     for (_, _, k) in &accepted {
-        if !keys.contains(k) {
-            keys.push(k);
-        }
+        let next = keys.len();
+        keys.entry(k).or_insert(next);
     }
     // The identities a signature may stand for, as right-hand vertices.
-    let mut canonical: Vec<Vec<(String, String)>> = Vec::new();
-    let identities_of = |signer: &DistinguishedName, canonical: &mut Vec<_>| -> Vec<usize> {
+    let mut canonical: std::collections::HashMap<Vec<(String, String)>, usize> = Default::default();
+    let identities_of = |signer: &DistinguishedName,
+                         canonical: &mut std::collections::HashMap<_, usize>|
+     -> Vec<usize> {
         match &policy.trusted_identities {
             TrustedIdentities::List(ids) => ids
                 .iter()
@@ -406,15 +465,8 @@ pub fn counted(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Vec<usize
                 .collect(),
             TrustedIdentities::Any if !signer.is_unambiguous() => Vec::new(),
             TrustedIdentities::Any => {
-                let c = signer.canonical();
-                let j = match canonical.iter().position(|x| *x == c) {
-                    Some(j) => j,
-                    None => {
-                        canonical.push(c);
-                        canonical.len() - 1
-                    }
-                };
-                vec![j]
+                let next = canonical.len();
+                vec![*canonical.entry(signer.canonical()).or_insert(next)]
             }
         }
     };
@@ -422,7 +474,7 @@ pub fn counted(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Vec<usize
     let mut witness: std::collections::BTreeMap<(usize, usize), usize> = Default::default();
     let mut adjacent: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
     for (i, signer, key) in &accepted {
-        let k = keys.iter().position(|x| x == key).expect("collected above");
+        let k = keys[key];
         for j in identities_of(signer, &mut canonical) {
             if let std::collections::btree_map::Entry::Vacant(e) = witness.entry((k, j)) {
                 e.insert(*i);

@@ -431,3 +431,148 @@ async fn v5_expired_certificate_is_refused_by_strict_and_admitted_by_permissive(
         201
     );
 }
+
+/// Signatures per manifest are capped (`--max-signatures-per-subject`), so nobody who
+/// may push signatures can make every admission of a digest slower without end; and a
+/// signature is verified once: its stored verdict is used until a time-dependent check
+/// (here the signature's own expiry) could come out differently.
+#[tokio::test]
+async fn signatures_per_subject_are_capped_and_stored_verdicts_expire() {
+    use common::pki::{push_envelope, push_signature, Ca};
+    use serde_json::{json, Value};
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    ca.write_store(&tmp.path().join("truststore"), "acme");
+    let policy = json!({"version": "1.0", "trustPolicies": [{
+        "name": "prod", "registryScopes": ["registry.test/prod/*"],
+        "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
+        "trustedIdentities": ["*"]}]});
+    std::fs::write(tmp.path().join("policy.json"), policy.to_string()).unwrap();
+    let s = Server::start_in(
+        &tmp.path().join("data"),
+        &[
+            "--trust-policy",
+            tmp.path().join("policy.json").to_str().unwrap(),
+            "--trust-store",
+            tmp.path().join("truststore").to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+            "--max-signatures-per-subject",
+            "3",
+        ],
+    );
+    let c = client();
+    let repo = "prod/app";
+    let config = push_blob(&c, &s, repo, b"{\"capped\":true}").await;
+    let m = image_manifest((&config, 15), &[], json!({}));
+    let d = sha256(&m);
+    assert_eq!(
+        common::put_manifest(&c, s.v2(&format!("{repo}/manifests/{d}")), m.clone())
+            .await
+            .status(),
+        201
+    );
+    let subject = json!({"mediaType": OCI_MANIFEST, "digest": d, "size": m.len()});
+    for cn in ["a", "b", "c"] {
+        assert_eq!(
+            push_signature(&c, &s, repo, &ca.signer(cn), &subject).await,
+            201,
+            "{cn}"
+        );
+    }
+    // The fourth is refused, says why, and is not stored.
+    let mallory = ca.signer("d");
+    let env = common::pki::envelope(&mallory, &subject);
+    let status = push_envelope(&c, &s, repo, &env, &mallory.chain, &subject).await;
+    assert_eq!(status, 403);
+    let referrers: Value = serde_json::from_slice(
+        &c.get(s.v2(&format!("{repo}/referrers/{d}")))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(referrers["manifests"].as_array().unwrap().len(), 3);
+    // The refusal names the limit (pushed by hand to read the answer).
+    let empty = push_blob(&c, &s, repo, b"{}").await;
+    let env_d = push_blob(&c, &s, repo, &env).await;
+    let sig = json!({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.cncf.notary.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/jose+json", "digest": env_d, "size": env.len()}],
+        "subject": subject,
+    })
+    .to_string();
+    let res = common::put_manifest(
+        &c,
+        s.v2(&format!("{repo}/manifests/{}", sha256(sig.as_bytes()))),
+        sig,
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+    let body: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["errors"][0]["code"], "DENIED");
+    assert_eq!(body["errors"][0]["detail"]["limit"], 3);
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("--max-signatures-per-subject"),
+        "{message}"
+    );
+
+    // A signature that expires in two seconds: its stored verdict admits a tag now and
+    // must not admit one after the expiry.
+    let m2 = image_manifest((&config, 15), &[], json!({"annotations": {"n": "2"}}));
+    let d2 = sha256(&m2);
+    assert_eq!(
+        common::put_manifest(&c, s.v2(&format!("{repo}/manifests/{d2}")), m2.clone())
+            .await
+            .status(),
+        201
+    );
+    let subject2 = json!({"mediaType": OCI_MANIFEST, "digest": d2, "size": m2.len()});
+    let signer = ca.signer("short-lived");
+    let env = {
+        use bonded::trust::envelope::TargetArtifact;
+        use bonded::trust::sign::{sign, SignRequest};
+        sign(
+            &signer.key,
+            &SignRequest {
+                target: &TargetArtifact {
+                    media_type: OCI_MANIFEST.into(),
+                    digest: d2.clone(),
+                    size: m2.len() as u64,
+                    annotations: None,
+                    artifact_type: None,
+                },
+                chain: &signer.chain,
+                signing_time: time::OffsetDateTime::now_utc(),
+                expiry: Some(time::OffsetDateTime::now_utc() + time::Duration::seconds(2)),
+                signing_agent: "bonded-test",
+            },
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        push_envelope(&c, &s, repo, &env, &signer.chain, &subject2).await,
+        201
+    );
+    let tag = |t: &'static str| {
+        let (c, url, body) = (
+            c.clone(),
+            s.v2(&format!("{repo}/manifests/{t}")),
+            m2.clone(),
+        );
+        async move { common::put_manifest(&c, url, body).await.status().as_u16() }
+    };
+    assert_eq!(tag("before").await, 201);
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    assert_eq!(
+        tag("after").await,
+        403,
+        "an expired signature's stored verdict admitted a tag"
+    );
+}

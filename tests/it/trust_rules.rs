@@ -118,9 +118,22 @@ fn integrity_failure(v: &SignatureVerdict) -> String {
 #[test]
 fn es256_three_certificate_chain_verifies() {
     let c = p256_chain();
-    let v = verify_with(&envelope(&c, None), &c.root, now());
+    let at = now();
+    let v = verify_with(&envelope(&c, None), &c.root, at);
     assert_eq!(v.failure(), None, "{v:?}");
-    assert_eq!(v.algorithm, Some("ES256"));
+    assert_eq!(v.algorithm.map(|a| a.as_str()), Some("ES256"));
+    // It holds while every certificate is valid: from the latest notBefore (the leaf's,
+    // a day ago) to the earliest notAfter (the leaf's, in 30 days).
+    let leaf = bonded::trust::certs::CertInfo::parse(0, &c.ders[0]).unwrap();
+    assert_eq!(
+        (v.valid_from, v.valid_until),
+        (Some(leaf.not_before), Some(leaf.not_after))
+    );
+    assert!(
+        v.holds_at(at)
+            && v.holds_at(leaf.not_after)
+            && !v.holds_at(leaf.not_after + Duration::seconds(1))
+    );
     assert_eq!(
         v.signer.unwrap().to_string(),
         "C=US, ST=WA, O=Acme, CN=alice"
@@ -137,7 +150,7 @@ fn es384_verifies() {
     );
     let v = verify_with(&envelope(&c, None), &c.root, now());
     assert_eq!(v.failure(), None, "{v:?}");
-    assert_eq!(v.algorithm, Some("ES384"));
+    assert_eq!(v.algorithm.map(|a| a.as_str()), Some("ES384"));
 }
 
 #[test]
@@ -210,13 +223,20 @@ fn expired_and_not_yet_valid_leaves_fail_authentic_timestamp() {
 #[test]
 fn envelope_expiry_is_enforced() {
     let c = p256_chain();
-    let env = envelope(&c, Some(now() + Duration::hours(1)));
-    assert!(verify_with(&env, &c.root, now()).accepted());
-    let v = verify_with(&env, &c.root, now() + Duration::hours(2));
+    let expiry = now() + Duration::hours(1);
+    let env = envelope(&c, Some(expiry));
+    let v = verify_with(&env, &c.root, now());
+    assert!(v.accepted());
+    // accepted until the expiry, and no longer
+    assert_eq!(v.valid_until, Some(expiry));
+    let later = now() + Duration::hours(2);
+    let v = verify_with(&env, &c.root, later);
     assert!(
         matches!(v.expiry, Check::Failed(ref w) if w.contains("expired")),
         "{v:?}"
     );
+    // refused from just after the expiry on (until the leaf expires as well)
+    assert!(v.holds_at(later) && !v.holds_at(expiry));
 }
 
 #[test]
@@ -655,4 +675,25 @@ fn negative_serial_numbers_are_refused() {
     );
     let why = integrity_failure(&v);
     assert!(why.contains("serial number is negative"), "{why}");
+}
+
+#[test]
+fn chains_longer_than_ten_certificates_are_not_read() {
+    use base64::Engine as _;
+    let c = p256_chain();
+    let mut env: serde_json::Value = serde_json::from_slice(&envelope(&c, None)).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut x5c = vec![b64.encode(&c.ders[0])];
+    x5c.extend(std::iter::repeat_n(b64.encode(&c.ders[1]), 9));
+    x5c.push(b64.encode(&c.root));
+    env["header"]["x5c"] = serde_json::json!(x5c);
+    let why = integrity_failure(&verify_with(
+        &serde_json::to_vec(&env).unwrap(),
+        &c.root,
+        now(),
+    ));
+    assert!(
+        why.contains("x5c chain has 11 certificates; at most 10"),
+        "{why}"
+    );
 }
