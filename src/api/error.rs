@@ -97,7 +97,9 @@ impl From<RegistryError> for ApiError {
             E::UploadInvalid(_) | E::BadContentRange(_) => {
                 (StatusCode::BAD_REQUEST, "BLOB_UPLOAD_INVALID")
             }
-            E::ChunkOutOfOrder { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID"),
+            E::ChunkOutOfOrder { .. } | E::ChunkRangeTooLong(_) => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "BLOB_UPLOAD_INVALID")
+            }
             E::DigestInvalid(_) | E::DigestMissing | E::DigestMismatch { .. } => {
                 (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
             }

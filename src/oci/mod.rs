@@ -4,6 +4,7 @@
 pub mod digest;
 pub mod manifest;
 pub mod name;
+pub mod range;
 
 pub use digest::{Algorithm, Digest, DigestError, DigestHasher};
 pub use manifest::{Descriptor, ManifestError, ParsedManifest};

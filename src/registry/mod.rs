@@ -34,6 +34,8 @@ pub enum RegistryError {
     ChunkOutOfOrder { current: u64 },
     #[error("Content-Range '{0}' is not of the form '<start>-<end>'")]
     BadContentRange(String),
+    #[error("Content-Range '{0}' covers more bytes than any chunk can hold")]
+    ChunkRangeTooLong(String),
     #[error("{0}")]
     DigestInvalid(DigestError),
     #[error("the digest parameter is required to complete an upload")]
@@ -167,33 +169,15 @@ fn event(
     }
 }
 
-/// A chunk's position, from `Content-Range: <start>-<end>` (inclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ChunkRange {
-    pub start: u64,
-    pub end: u64,
-}
+pub use crate::oci::range::ChunkRange;
 
-impl ChunkRange {
-    pub fn parse(header: &str) -> Result<ChunkRange> {
-        let bad = || RegistryError::BadContentRange(header.to_string());
-        let v = header.trim();
-        let v = v
-            .strip_prefix("bytes=")
-            .or_else(|| v.strip_prefix("bytes "))
-            .unwrap_or(v);
-        let (a, b) = v.split_once('-').ok_or_else(bad)?;
-        let start: u64 = a.trim().parse().map_err(|_| bad())?;
-        let end: u64 = b.trim().parse().map_err(|_| bad())?;
-        if end < start {
-            return Err(bad());
+impl From<crate::oci::range::ChunkRangeError> for RegistryError {
+    fn from(e: crate::oci::range::ChunkRangeError) -> Self {
+        use crate::oci::range::ChunkRangeError as E;
+        match e {
+            E::Malformed(h) => RegistryError::BadContentRange(h),
+            E::TooLong(h) => RegistryError::ChunkRangeTooLong(h),
         }
-        Ok(ChunkRange { start, end })
-    }
-
-    /// Bytes the range covers (never zero: `end` is inclusive).
-    pub fn byte_count(&self) -> u64 {
-        self.end - self.start + 1
     }
 }
 
@@ -1262,21 +1246,4 @@ impl Registry {
 
 fn new_upload_id() -> String {
     uuid::Uuid::new_v4().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_range_parses_inclusive_ranges() {
-        assert_eq!(ChunkRange::parse("0-9").unwrap().byte_count(), 10);
-        assert_eq!(
-            ChunkRange::parse("bytes=10-19").unwrap(),
-            ChunkRange { start: 10, end: 19 }
-        );
-        assert!(ChunkRange::parse("9-0").is_err());
-        assert!(ChunkRange::parse("abc").is_err());
-        assert!(ChunkRange::parse("1-").is_err());
-    }
 }

@@ -476,12 +476,14 @@ async fn manifests_by_tag_and_digest_with_content_negotiation() {
     let res = c.get(s.v2("nosuchrepo/manifests/v1")).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert_eq!(error_code(res).await, "NAME_UNKNOWN");
+    // neither a tag nor a digest: no manifest has that name
     let res = c
         .get(s.v2("r/manifests/sha256:baddigeststring"))
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 400);
+    assert_eq!(res.status(), 404);
+    assert_eq!(error_code(res).await, "MANIFEST_UNKNOWN");
 }
 
 #[tokio::test]
@@ -1079,4 +1081,96 @@ async fn retagging_serves_the_new_manifest() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404);
+}
+
+/// The protocol edge cases the adversarial review found: a manifest reference that is
+/// neither a tag nor a digest names no manifest (404, as the OCI conformance suite asks
+/// with `.INVALID_MANIFEST_NAME`); a suffix range of an empty blob is unsatisfiable (it
+/// underflowed); a chunk range whose length overflows 64 bits is unsatisfiable (it wrapped
+/// to an accepted empty chunk).
+#[tokio::test]
+async fn references_and_ranges_at_their_edges() {
+    let s = Server::start();
+    let c = client();
+    push_image(&c, &s, "edge/app", "v1", "edge", json!({})).await;
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::HEAD,
+        reqwest::Method::DELETE,
+    ] {
+        for reference in [".INVALID_MANIFEST_NAME", "-dash", "x".repeat(129).as_str()] {
+            let res = c
+                .request(
+                    method.clone(),
+                    s.v2(&format!("edge/app/manifests/{reference}")),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 404, "{method} {reference}");
+            if method == reqwest::Method::GET {
+                assert_eq!(error_code(res).await, "MANIFEST_UNKNOWN");
+            }
+        }
+    }
+    // Pushing under such a reference is still a bad request.
+    let res = put_manifest(
+        &c,
+        s.v2("edge/app/manifests/.INVALID_MANIFEST_NAME"),
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(error_code(res).await, "TAG_INVALID");
+
+    // An empty blob: every range is unsatisfiable, the suffix ones included.
+    let empty = push_blob(&c, &s, "edge/app", b"").await;
+    for range in ["bytes=-5", "bytes=-1", "bytes=0-", "bytes=0-0"] {
+        let res = c
+            .get(s.v2(&format!("edge/app/blobs/{empty}")))
+            .header("Range", range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 416, "{range}");
+        assert_eq!(res.headers()["content-range"], "bytes */0", "{range}");
+    }
+    let res = c
+        .get(s.v2(&format!("edge/app/blobs/{empty}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // A chunk claiming 2^64 bytes from 0: refused, and the session keeps what it had.
+    let res = c
+        .post(s.v2("edge/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    let location = res.headers()["location"].to_str().unwrap().to_string();
+    let url = format!("{}{location}", s.url);
+    for (range, status) in [
+        ("0-18446744073709551615", 416),
+        ("1-18446744073709551615", 416),
+    ] {
+        let res = c
+            .patch(&url)
+            .header("Content-Range", range)
+            .header("Content-Type", "application/octet-stream")
+            .body(Vec::new())
+            .send()
+            .await
+            .unwrap();
+        // the first cannot be a chunk at all; the second starts past what the session holds
+        assert_eq!(res.status(), status, "{range}");
+    }
+    let res = c.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 204);
+    let done = c
+        .put(format!("{url}?digest={}", sha256(b"")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 201, "the session is intact and empty");
 }
