@@ -327,8 +327,10 @@ impl Auth {
                 let refused = |why: String, sub: &str| {
                     let net = source.map(ClientNetwork::of);
                     let who = if sub.is_empty() { "anonymous" } else { sub };
+                    // Per source, account and reason: the reasons are few fixed messages,
+                    // or name one of the account's own credentials.
                     self.record_refusal(
-                        format!("bearer {who} {net:?}"),
+                        format!("bearer {who} {net:?} {why}"),
                         login_event(
                             who,
                             source,
@@ -612,6 +614,27 @@ impl Auth {
             )));
         }
         Ok(())
+    }
+
+    /// The catalog, registry-wide: a bearer token must have been issued for
+    /// `registry:catalog:*` (401 `insufficient_scope` naming it otherwise); HTTP Basic and
+    /// anonymous callers list what their roles let them pull.
+    pub fn authorize_catalog(&self, headers: &HeaderMap, caller: &Caller) -> Result<(), ApiError> {
+        match &caller.token {
+            Some(t) if self.settings.mode == Mode::Enforced && !t.grants_catalog() => {
+                let scope = "registry:catalog:*";
+                Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UNAUTHORIZED",
+                    format!("the bearer token was not issued for the catalog; request a token for {scope}"),
+                )
+                .header(
+                    header::WWW_AUTHENTICATE,
+                    self.challenge(headers, Some(scope), Some("insufficient_scope")),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Registry-wide administration (accounts, trust configuration, the audit trail), on

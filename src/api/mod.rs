@@ -1254,6 +1254,7 @@ async fn catalog(
     caller: &Caller,
     ctx: &Ctx,
 ) -> Result<Response, ApiError> {
+    auth.authorize_catalog(&ctx.headers, caller)?;
     let (n, last) = page(ctx)?;
     let dir = auth.directory(auth::DIRECTORY_TTL).await;
     let within = match auth.mode() {

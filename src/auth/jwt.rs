@@ -71,6 +71,15 @@ impl Claims {
     }
 }
 
+impl Claims {
+    /// Whether the token was issued for the registry's catalog (`registry:catalog:*`).
+    pub fn grants_catalog(&self) -> bool {
+        self.access.iter().any(|a| {
+            a.kind == "registry" && a.name == "catalog" && a.actions.iter().any(|x| x == "*")
+        })
+    }
+}
+
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 
 /// Signs `claims`.

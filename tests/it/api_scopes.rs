@@ -343,4 +343,76 @@ async fn a_jwt_stops_working_when_its_credential_is_revoked_or_changed() {
             .status(),
         401
     );
+
+    // Refused bearer tokens are in the audit trail (through the journal: within 250 ms).
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let admin = as_user("admin", ADMIN_PASSWORD);
+    let records = json_of(
+        admin
+            .get(api(&s, "audit?action=login&outcome=denied&limit=1000"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let reasons: Vec<String> = records["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["actor"] == "dev")
+        .map(|r| r["reason"].as_str().unwrap_or("").to_string())
+        .collect();
+    for why in [
+        "revoked or expired",
+        "password of 'dev' this token was issued for has changed",
+    ] {
+        assert!(
+            reasons
+                .iter()
+                .any(|r| r.starts_with("bearer token refused") && r.contains(why)),
+            "no record of a bearer token refused ({why}): {reasons:?}"
+        );
+    }
+}
+
+/// The catalog is a registry-wide listing: a bearer token lists it only when issued for
+/// `registry:catalog:*`, not because its holder could list it with a password.
+#[tokio::test]
+async fn the_catalog_needs_a_token_issued_for_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &["--hostname", "registry.test"]);
+    let admin = as_user("admin", ADMIN_PASSWORD);
+    push_image(&admin, &s, "acme/app", "v1", "app", json!({})).await;
+    let c = client();
+    let pull = jwt(&s, "admin", ADMIN_PASSWORD, "repository:library/x:pull").await;
+    let res = c
+        .get(s.v2("_catalog"))
+        .bearer_auth(&pull)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "a repository token listed the catalog");
+    let challenge = res.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.contains("scope=\"registry:catalog:*\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    let listing = jwt(&s, "admin", ADMIN_PASSWORD, "registry:catalog:*").await;
+    let res = c
+        .get(s.v2("_catalog"))
+        .bearer_auth(&listing)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body = json_of(res).await;
+    assert_eq!(body["repositories"], json!(["acme/app"]));
+    // HTTP Basic is the account itself: its roles decide.
+    let res = admin.get(s.v2("_catalog")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
 }
