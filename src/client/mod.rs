@@ -94,6 +94,12 @@ pub enum ClientError {
     LoginFailed { registry: String },
     #[error("cannot read CA file {0}")]
     CaFile(String),
+    #[error("{what} from {registry} is larger than {limit} bytes, the most bonded reads of it")]
+    TooLarge {
+        what: String,
+        registry: String,
+        limit: usize,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -197,10 +203,39 @@ fn is_loopback(registry: &str) -> bool {
     host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
-/// The message of an OCI error body, or the body itself.
+/// Most bytes read of a token answer or an error body.
+const SMALL_BODY: usize = 64 << 10;
+/// Most bytes read of a bonded API answer (an audit page holds up to 1,000 records).
+const API_BODY: usize = 16 << 20;
+/// Most bytes read of a signature envelope (the server keeps no larger ones either).
+pub const MAX_ENVELOPE: usize = 4 << 20;
+
+/// The body of `res`, at most `limit` bytes: `Ok(None)` when it is longer (nothing past
+/// `limit` is kept in memory), `Err` when the connection fails.
+async fn body_within(
+    mut res: reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if res.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = res.chunk().await? {
+        if out.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Some(out))
+}
+
+/// The message of an OCI error body, or the body itself (its first 64 KiB).
 async fn refusal(what: String, res: reqwest::Response) -> ClientError {
     let status = res.status().as_u16();
-    let text = res.text().await.unwrap_or_default();
+    let text = match body_within(res, SMALL_BODY).await {
+        Ok(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+        _ => String::new(),
+    };
     let message = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
@@ -406,7 +441,7 @@ impl RegistryClient {
                     _ => return Err(refusal(format!("token from {realm}"), res).await),
                 }
                 let body: Value =
-                    serde_json::from_slice(&res.bytes().await.map_err(|e| self.unreachable(e))?)
+                    serde_json::from_slice(&self.read(res, SMALL_BODY, "the token answer").await?)
                         .map_err(|e| {
                             ClientError::Invalid(format!("token answer is not JSON: {e}"))
                         })?;
@@ -447,6 +482,23 @@ impl RegistryClient {
         format!("{}/v2/{}/{rest}", self.base, repo)
     }
 
+    /// The body of a response from this registry, at most `limit` bytes.
+    async fn read(
+        &self,
+        res: reqwest::Response,
+        limit: usize,
+        what: &str,
+    ) -> Result<Vec<u8>, ClientError> {
+        body_within(res, limit)
+            .await
+            .map_err(|e| self.unreachable(e))?
+            .ok_or_else(|| ClientError::TooLarge {
+                what: what.to_string(),
+                registry: self.registry.clone(),
+                limit,
+            })
+    }
+
     fn unreachable(&self, source: reqwest::Error) -> ClientError {
         ClientError::Unreachable {
             registry: self.registry.clone(),
@@ -482,7 +534,13 @@ impl RegistryClient {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let bytes = res.bytes().await.map_err(|e| self.unreachable(e))?.to_vec();
+        let bytes = self
+            .read(
+                res,
+                crate::oci::MAX_MANIFEST_SIZE,
+                &format!("manifest {repo}:{reference}"),
+            )
+            .await?;
         let digest = match reference {
             Reference::Digest(expected) => {
                 let actual = Digest::of(expected.algorithm(), &bytes);
@@ -516,7 +574,9 @@ impl RegistryClient {
         if !res.status().is_success() {
             return Err(refusal(format!("blob {digest}"), res).await);
         }
-        let bytes = res.bytes().await.map_err(|e| self.unreachable(e))?.to_vec();
+        let bytes = self
+            .read(res, MAX_ENVELOPE, &format!("blob {digest}"))
+            .await?;
         let actual = Digest::of(digest.algorithm(), &bytes);
         if &actual != digest {
             return Err(ClientError::DigestMismatch {
@@ -710,9 +770,12 @@ impl RegistryClient {
             .await
             .map_err(|e| self.unreachable(e))?;
         let index: Value = if res.status().is_success() {
-            serde_json::from_slice(&res.bytes().await.map_err(|e| self.unreachable(e))?).map_err(
-                |e| ClientError::Invalid(format!("the referrers response is not JSON: {e}")),
-            )?
+            serde_json::from_slice(
+                &self
+                    .read(res, crate::oci::MAX_MANIFEST_SIZE, "the referrers response")
+                    .await?,
+            )
+            .map_err(|e| ClientError::Invalid(format!("the referrers response is not JSON: {e}")))?
         } else if res.status().as_u16() == 404 {
             let tag: Reference = format!("{}-{}", subject.algorithm().as_str(), subject.hex())
                 .parse()
@@ -767,7 +830,9 @@ impl RegistryClient {
         if !res.status().is_success() {
             return Err(refusal(format!("/bonded/v1/{path}"), res).await);
         }
-        let bytes = res.bytes().await.map_err(|e| self.unreachable(e))?;
+        let bytes = self
+            .read(res, API_BODY, &format!("/bonded/v1/{path}"))
+            .await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Invalid(format!("not a bonded answer: {e}")))
     }

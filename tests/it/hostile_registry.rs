@@ -1,0 +1,94 @@
+//! `bonded verify` against a registry that sends more than any manifest can be: the
+//! client reads at most what it would accept (4 MiB for a manifest) and says so, whether
+//! the registry announces the size or streams without one.
+
+use crate::common;
+
+use common::pki::Ca;
+use common::*;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::process::Command;
+
+/// Serves `/v2/` and answers every other GET with `size` bytes of a "manifest", with a
+/// Content-Length or chunked. Returns its address.
+fn oversized_registry(size: usize, announce: bool) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    // skip the headers
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    let ok = if path == "/v2/" {
+                        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                    } else if announce {
+                        stream
+                            .write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ncontent-length: {size}\r\n\r\n").as_bytes())
+                            .and_then(|_| stream.write_all(&vec![b' '; size]))
+                    } else {
+                        let chunk = vec![b' '; 64 << 10];
+                        let mut r = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ntransfer-encoding: chunked\r\n\r\n");
+                        let mut sent = 0;
+                        while r.is_ok() && sent < size {
+                            r = stream
+                                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                                .and_then(|_| stream.write_all(&chunk))
+                                .and_then(|_| stream.write_all(b"\r\n"));
+                            sent += chunk.len();
+                        }
+                        r.and_then(|_| stream.write_all(b"0\r\n\r\n"))
+                    };
+                    if ok.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn bonded_verify_reads_no_more_of_a_manifest_than_it_would_accept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::new("Acme Root");
+    ca.write_store(&tmp.path().join("truststore"), "acme");
+    for announce in [true, false] {
+        let addr = oversized_registry(8 << 20, announce);
+        let policy = serde_json::json!({"version": "1.0", "trustPolicies": [{
+            "name": "all", "registryScopes": [format!("{addr}/x")],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
+            "trustedIdentities": ["*"]}]});
+        let policy_file = tmp.path().join("policy.json");
+        std::fs::write(&policy_file, policy.to_string()).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+            .args(["verify", &format!("{addr}/x:v1")])
+            .args(["--trust-policy", policy_file.to_str().unwrap()])
+            .args([
+                "--trust-store",
+                tmp.path().join("truststore").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        let text = output_text(&o);
+        assert_eq!(o.status.code(), Some(6), "announce={announce}: {text}");
+        assert!(
+            text.contains("is larger than 4194304 bytes"),
+            "announce={announce}: {text}"
+        );
+    }
+}
