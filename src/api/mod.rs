@@ -1281,6 +1281,12 @@ async fn catalog(
     ))
 }
 
+/// Most referrers one page lists; more come through `Link`.
+const REFERRERS_PAGE: u32 = 1000;
+
+/// The referrers of a manifest, a page at a time (at most [`REFERRERS_PAGE`], or `n`), in
+/// digest order: `Link` names the next page (`last=` the page's last digest, the filter
+/// kept) while a page is full.
 async fn referrers(
     reg: &Registry,
     name: &RepositoryName,
@@ -1288,7 +1294,24 @@ async fn referrers(
     ctx: &Ctx,
 ) -> Result<Response, ApiError> {
     let artifact_type = ctx.query("artifactType").filter(|a| !a.is_empty());
-    let found = reg.referrers(name, subject, artifact_type).await?;
+    let limit = match ctx.query("n") {
+        Some(v) => v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "PAGINATION_NUMBER_INVALID",
+                format!("n must be a positive integer, got '{v}'"),
+            )
+        })?,
+        None => REFERRERS_PAGE,
+    }
+    .min(REFERRERS_PAGE);
+    let after = ctx.query("last").map(parse_digest).transpose()?;
+    let found = reg
+        .referrers(name, subject, artifact_type, after.as_ref(), limit)
+        .await?;
+    let next = (found.len() == limit as usize)
+        .then(|| found.last().map(|r| r.digest.clone()))
+        .flatten();
     let manifests: Vec<serde_json::Value> = found
         .into_iter()
         .map(|r| {
@@ -1308,6 +1331,23 @@ async fn referrers(
     let mut headers = vec![(header::CONTENT_TYPE, media_type::OCI_INDEX.to_string())];
     if artifact_type.is_some() {
         headers.push((OCI_FILTERS_APPLIED, "artifactType".into()));
+    }
+    if let Some(last) = next {
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        if ctx.query("n").is_some() {
+            q.append_pair("n", &limit.to_string());
+        }
+        if let Some(a) = artifact_type {
+            q.append_pair("artifactType", a);
+        }
+        q.append_pair("last", &last);
+        headers.push((
+            header::LINK,
+            format!(
+                "</v2/{name}/referrers/{subject}?{}>; rel=\"next\"",
+                q.finish()
+            ),
+        ));
     }
     Ok(json_response(
         StatusCode::OK,

@@ -207,6 +207,9 @@ fn is_loopback(registry: &str) -> bool {
 const SMALL_BODY: usize = 64 << 10;
 /// Most bytes read of a bonded API answer (an audit page holds up to 1,000 records).
 const API_BODY: usize = 16 << 20;
+/// Most pages of referrers read for one manifest.
+const MAX_REFERRER_PAGES: usize = 16;
+
 /// Most bytes read of a signature envelope (the server keeps no larger ones either).
 pub const MAX_ENVELOPE: usize = 4 << 20;
 
@@ -480,6 +483,23 @@ impl RegistryClient {
 
     fn url(&self, repo: &RepositoryName, rest: &str) -> String {
         format!("{}/v2/{}/{rest}", self.base, repo)
+    }
+
+    /// The next page's URL of a `Link: <...>; rel="next"` header, when it is on this
+    /// registry (a relative path, or an absolute URL with this base): credentials never
+    /// follow a link elsewhere.
+    fn next_link(&self, link: &str) -> Option<String> {
+        let (target, params) = link.trim().strip_prefix('<')?.split_once('>')?;
+        if !params.contains("rel=\"next\"") && !params.contains("rel=next") {
+            return None;
+        }
+        if target.starts_with('/') && !target.starts_with("//") {
+            return Some(format!("{}{target}", self.base));
+        }
+        target
+            .strip_prefix(&self.base)
+            .filter(|rest| rest.starts_with('/'))
+            .map(|_| target.to_string())
     }
 
     /// The body of a response from this registry, at most `limit` bytes.
@@ -764,32 +784,56 @@ impl RegistryClient {
         if let Some(a) = artifact_type {
             url.push_str(&format!("?artifactType={a}"));
         }
-        let res = self
-            .request(reqwest::Method::GET, url)
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
-        let index: Value = if res.status().is_success() {
-            serde_json::from_slice(
+        // Pages linked with `Link`, at most MAX_REFERRER_PAGES of them.
+        let mut manifests: Vec<Value> = Vec::new();
+        for page in 0.. {
+            let res = self
+                .request(reqwest::Method::GET, url.clone())
+                .send()
+                .await
+                .map_err(|e| self.unreachable(e))?;
+            if res.status().as_u16() == 404 && page == 0 {
+                let tag: Reference = format!("{}-{}", subject.algorithm().as_str(), subject.hex())
+                    .parse()
+                    .map_err(|e: crate::oci::NameError| ClientError::Invalid(e.to_string()))?;
+                let index: Value = match self.manifest(repo, &tag).await {
+                    Ok((bytes, _, _)) => serde_json::from_slice(&bytes).map_err(|e| {
+                        ClientError::Invalid(format!("the referrers tag is not an index: {e}"))
+                    })?,
+                    Err(ClientError::NotFound(_)) => return Ok(Vec::new()),
+                    Err(e) => return Err(e),
+                };
+                manifests.extend(index["manifests"].as_array().into_iter().flatten().cloned());
+                break;
+            }
+            if !res.status().is_success() {
+                return Err(refusal(format!("referrers of {subject}"), res).await);
+            }
+            let next = res
+                .headers()
+                .get("link")
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| self.next_link(l));
+            let index: Value = serde_json::from_slice(
                 &self
                     .read(res, crate::oci::MAX_MANIFEST_SIZE, "the referrers response")
                     .await?,
             )
-            .map_err(|e| ClientError::Invalid(format!("the referrers response is not JSON: {e}")))?
-        } else if res.status().as_u16() == 404 {
-            let tag: Reference = format!("{}-{}", subject.algorithm().as_str(), subject.hex())
-                .parse()
-                .map_err(|e: crate::oci::NameError| ClientError::Invalid(e.to_string()))?;
-            match self.manifest(repo, &tag).await {
-                Ok((bytes, _, _)) => serde_json::from_slice(&bytes).map_err(|e| {
-                    ClientError::Invalid(format!("the referrers tag is not an index: {e}"))
-                })?,
-                Err(ClientError::NotFound(_)) => return Ok(Vec::new()),
-                Err(e) => return Err(e),
+            .map_err(|e| {
+                ClientError::Invalid(format!("the referrers response is not JSON: {e}"))
+            })?;
+            manifests.extend(index["manifests"].as_array().into_iter().flatten().cloned());
+            match next {
+                Some(n) if page + 1 < MAX_REFERRER_PAGES => url = n,
+                Some(_) => {
+                    return Err(ClientError::Invalid(format!(
+                        "the referrers of {subject} span more than {MAX_REFERRER_PAGES} pages; bonded reads no more"
+                    )))
+                }
+                None => break,
             }
-        } else {
-            return Err(refusal(format!("referrers of {subject}"), res).await);
-        };
+        }
+        let index = serde_json::json!({ "manifests": manifests });
         let mut out = Vec::new();
         for m in index["manifests"].as_array().into_iter().flatten() {
             let at = m["artifactType"].as_str();
@@ -940,6 +984,29 @@ pub const EMPTY_MEDIA_TYPE: &str = media_type::OCI_EMPTY;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_links_are_followed_on_this_registry_only() {
+        let c = RegistryClient::new("127.0.0.1:5000", true).unwrap();
+        let next = |l: &str| c.next_link(l);
+        assert_eq!(
+            next(r#"</v2/a/referrers/sha256:00?last=x>; rel="next""#).as_deref(),
+            Some("http://127.0.0.1:5000/v2/a/referrers/sha256:00?last=x")
+        );
+        assert_eq!(
+            next(r#"<http://127.0.0.1:5000/v2/a?last=x>; rel="next""#).as_deref(),
+            Some("http://127.0.0.1:5000/v2/a?last=x")
+        );
+        for elsewhere in [
+            r#"<http://evil.example/v2/a>; rel="next""#,
+            r#"<//evil.example/v2/a>; rel="next""#,
+            r#"<http://127.0.0.1:5000.evil.example/v2/a>; rel="next""#,
+            r#"</v2/a>; rel="prev""#,
+            "garbage",
+        ] {
+            assert_eq!(next(elsewhere), None, "{elsewhere}");
+        }
+    }
 
     #[test]
     fn image_references_parse() {

@@ -598,6 +598,42 @@ impl Metadata {
             .collect())
     }
 
+    /// One page of [`Metadata::referrers`]: in digest order, after `after`, at most `limit`.
+    pub async fn referrers_page(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Referrer>> {
+        let rows = sqlx::query(
+            "SELECT m.digest, m.media_type, m.artifact_type, m.size, m.annotations FROM manifests m
+             JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ? AND m.subject = ? AND (? IS NULL OR m.artifact_type = ?)
+               AND m.digest > ?
+             ORDER BY m.digest LIMIT ?",
+        )
+        .bind(repo.as_str())
+        .bind(subject.to_string())
+        .bind(artifact_type)
+        .bind(artifact_type)
+        .bind(after.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Referrer {
+                digest: r.get(0),
+                media_type: r.get(1),
+                artifact_type: r.get(2),
+                size: r.get(3),
+                annotations: r.get(4),
+            })
+            .collect())
+    }
+
     /// `admitted` or `pending`; `None` when the manifest is not in the repository.
     pub async fn manifest_state(
         &self,

@@ -1234,13 +1234,21 @@ impl Registry {
         Ok(self.db.repositories(n, last, within).await?)
     }
 
+    /// One page of the referrers of `subject`: in digest order, after `after`, at most
+    /// `limit`.
     pub async fn referrers(
         &self,
         repo: &RepositoryName,
         subject: &Digest,
         artifact_type: Option<&str>,
+        after: Option<&Digest>,
+        limit: u32,
     ) -> Result<Vec<Referrer>> {
-        Ok(self.db.referrers(repo, subject, artifact_type).await?)
+        let after = after.map(|d| d.to_string());
+        Ok(self
+            .db
+            .referrers_page(repo, subject, artifact_type, after.as_deref(), limit)
+            .await?)
     }
 }
 

@@ -1174,3 +1174,93 @@ async fn references_and_ranges_at_their_edges() {
         .unwrap();
     assert_eq!(done.status(), 201, "the session is intact and empty");
 }
+
+/// A referrers list comes in pages of at most 1,000 (fewer with `n`), linked with `Link`,
+/// each page a complete OCI index; following the links lists every referrer once, with
+/// the artifactType filter kept.
+#[tokio::test]
+async fn referrers_come_in_linked_pages() {
+    let s = Server::start();
+    let c = client();
+    let (subject_bytes, subject) = push_image(&c, &s, "p", "app", "paged", json!({})).await;
+    let subject_desc =
+        json!({"mediaType": OCI_MANIFEST, "digest": subject, "size": subject_bytes.len()});
+    let empty = push_blob(&c, &s, "p", b"{}").await;
+    let mut pushed = Vec::new();
+    for i in 0..5 {
+        let kind = if i % 2 == 0 {
+            "application/vnd.example.sbom"
+        } else {
+            "application/vnd.example.other"
+        };
+        let body = json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": kind,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+            "layers": [{"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2}],
+            "subject": subject_desc, "annotations": {"i": i.to_string()}
+        })
+        .to_string();
+        let d = sha256(body.as_bytes());
+        assert_eq!(
+            put_manifest(&c, s.v2(&format!("p/manifests/{d}")), body)
+                .await
+                .status(),
+            201
+        );
+        pushed.push((d, kind));
+    }
+    let walk = |first: String| {
+        let (c, base) = (c.clone(), s.url.clone());
+        async move {
+            let mut seen = Vec::new();
+            let mut url = first;
+            let mut pages = 0;
+            loop {
+                pages += 1;
+                assert!(pages < 10, "the pages never end");
+                let res = c.get(&url).send().await.unwrap();
+                assert_eq!(res.status(), 200);
+                let link = res
+                    .headers()
+                    .get("link")
+                    .map(|l| l.to_str().unwrap().to_string());
+                let index = json_body(res).await;
+                assert_eq!(index["mediaType"], OCI_INDEX);
+                let page = index["manifests"].as_array().unwrap().clone();
+                assert!(page.len() <= 2, "{page:?}");
+                seen.extend(
+                    page.iter()
+                        .map(|m| m["digest"].as_str().unwrap().to_string()),
+                );
+                match link {
+                    Some(l) => {
+                        assert!(l.ends_with("; rel=\"next\""), "{l}");
+                        let path = l.trim_start_matches('<').split('>').next().unwrap();
+                        url = format!("{base}{path}");
+                    }
+                    None => return (seen, pages),
+                }
+            }
+        }
+    };
+    let (seen, pages) = walk(s.v2(&format!("p/referrers/{subject}?n=2"))).await;
+    assert_eq!(pages, 3);
+    let mut all: Vec<String> = pushed.iter().map(|(d, _)| d.clone()).collect();
+    all.sort();
+    let mut got = seen.clone();
+    got.sort();
+    assert_eq!(got, all, "every referrer once");
+    let (seen, _) = walk(s.v2(&format!(
+        "p/referrers/{subject}?n=2&artifactType=application/vnd.example.sbom"
+    )))
+    .await;
+    let mut sboms: Vec<String> = pushed
+        .iter()
+        .filter(|(_, k)| *k == "application/vnd.example.sbom")
+        .map(|(d, _)| d.clone())
+        .collect();
+    sboms.sort();
+    let mut got = seen;
+    got.sort();
+    assert_eq!(got, sboms, "the filter is kept across pages");
+}
