@@ -9,6 +9,7 @@ mod push;
 mod serve;
 mod sign;
 mod trust_cmd;
+pub mod truststore;
 mod verify;
 
 pub use verify::exit;

@@ -339,7 +339,7 @@ fn load_trust(cfg: &ServeConfig, hostname: &str) -> Result<Option<(String, Trust
     )?;
     let text = std::fs::read_to_string(policy_path)
         .map_err(|e| format!("cannot read trust policy {}: {e}", policy_path.display()))?;
-    let stores = TrustStores::load(store_dir).map_err(|e| e.to_string())?;
+    let stores = super::truststore::load(store_dir).map_err(|e| e.to_string())?;
     build_config(&text, stores.clone(), hostname).map_err(|e| {
         format!(
             "trust policy {} with trust stores in {}: {e}",

@@ -5,7 +5,6 @@
 use crate::client::{ClientError, ClientOptions, ImageRef, RegistryClient};
 use crate::oci::{manifest, Reference};
 use crate::trust::policy::TrustPolicyDocument;
-use crate::trust::store::TrustStores;
 use crate::trust::verify::{
     decide, notary_signature, verify_signature, Check, SignatureVerdict, Subject,
 };
@@ -79,7 +78,7 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
             )
         }
     };
-    let stores = match TrustStores::load(&args.trust_store) {
+    let stores = match super::truststore::load(&args.trust_store) {
         Ok(s) => s,
         Err(e) => return fail(exit::USAGE, e.to_string()),
     };

@@ -1,10 +1,10 @@
-//! Trust stores: named sets of root certificates, laid out as notation lays them
-//! (`x509/{ca,signingAuthority,tsa}/<name>/*.{pem,crt,cer}`, PEM or DER), so an existing
-//! notation `truststore` directory loads as it is.
+//! Trust stores: named sets of root certificates, as notation names them
+//! (`ca:release`, `signingAuthority:acme`, `tsa:timestamps`). Reading notation's directory
+//! layout from disk is the CLI's job ([`crate::cli::truststore`]); here the stores are
+//! values, so `trust` does no I/O.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use super::certs::CertInfo;
@@ -41,7 +41,8 @@ impl fmt::Display for StoreRef {
     }
 }
 
-fn valid_store_name(name: &str) -> bool {
+/// Whether `name` can be a store's name: letters, digits, `_`, `.`, `-` (never `.` or `..`).
+pub fn valid_store_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -73,21 +74,6 @@ impl FromStr for StoreRef {
             name: name.to_string(),
         })
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot read trust store {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("trust store file {0} is a symbolic link; links are not followed in trust stores")]
-    Symlink(PathBuf),
-    #[error("trust store file {path} holds no usable certificate: {reason}")]
-    BadCertificate { path: PathBuf, reason: String },
-    #[error("trust store {0} has no certificates")]
-    Empty(String),
 }
 
 /// Certificates (DER) from a PEM file (one or more `CERTIFICATE` blocks) or a DER file.
@@ -124,67 +110,12 @@ pub struct TrustStores {
 }
 
 impl TrustStores {
-    /// Loads `dir/x509/<type>/<name>/*.{pem,crt,cer}`. Missing type directories are fine;
-    /// subdirectories of a store and files with other extensions are ignored.
-    pub fn load(dir: &Path) -> Result<TrustStores, StoreError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { path, source }
-        };
-        let mut stores = BTreeMap::new();
-        for kind in StoreType::ALL {
-            let type_dir = dir.join("x509").join(kind.as_str());
-            let entries = match std::fs::read_dir(&type_dir) {
-                Ok(e) => e,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io(&type_dir)(e)),
-            };
-            for entry in entries {
-                let entry = entry.map_err(io(&type_dir))?;
-                let store_dir = entry.path();
-                let meta = std::fs::symlink_metadata(&store_dir).map_err(io(&store_dir))?;
-                if meta.file_type().is_symlink() {
-                    return Err(StoreError::Symlink(store_dir));
-                }
-                if !meta.is_dir() {
-                    continue;
-                }
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !valid_store_name(&name) {
-                    continue;
-                }
-                let mut certs = Vec::new();
-                let mut files: Vec<_> = std::fs::read_dir(&store_dir)
-                    .map_err(io(&store_dir))?
-                    .collect::<Result<_, _>>()
-                    .map_err(io(&store_dir))?;
-                files.sort_by_key(|f| f.file_name());
-                for file in files {
-                    let path = file.path();
-                    let meta = std::fs::symlink_metadata(&path).map_err(io(&path))?;
-                    if meta.file_type().is_symlink() {
-                        return Err(StoreError::Symlink(path));
-                    }
-                    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-                    if !meta.is_file() || !["pem", "crt", "cer"].contains(&ext) {
-                        continue;
-                    }
-                    let bytes = std::fs::read(&path).map_err(io(&path))?;
-                    let mut found = parse_certificates(&bytes)
-                        .map_err(|reason| StoreError::BadCertificate { path, reason })?;
-                    certs.append(&mut found);
-                }
-                stores.insert(StoreRef { kind, name }, certs);
-            }
-        }
-        Ok(TrustStores { stores })
-    }
-
     /// A store's certificates (DER). `None` when no such store was loaded.
     pub fn get(&self, store: &StoreRef) -> Option<&[Vec<u8>]> {
         self.stores.get(store).map(Vec::as_slice)
     }
 
+    /// Adds (or replaces) a store.
     pub fn insert(&mut self, store: StoreRef, certs: Vec<Vec<u8>>) {
         self.stores.insert(store, certs);
     }
@@ -221,43 +152,11 @@ impl TrustStores {
 mod tests {
     use super::*;
 
-    fn vectors() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors")
-    }
-
-    #[test]
-    fn loads_notation_trust_store_layout() {
-        let stores = TrustStores::load(&vectors().join("notation-go/truststore")).unwrap();
-        let ca: StoreRef = "ca:valid-trust-store".parse().unwrap();
-        assert_eq!(stores.get(&ca).unwrap().len(), 4);
-        let sa: StoreRef = "signingAuthority:valid-trust-store".parse().unwrap();
-        assert_eq!(stores.get(&sa).unwrap().len(), 1);
-        assert!(stores.get(&"ca:missing".parse().unwrap()).is_none());
-    }
-
     #[test]
     fn store_references_are_validated() {
         assert!("ca:release".parse::<StoreRef>().is_ok());
         assert!("release".parse::<StoreRef>().is_err());
         assert!("x509:release".parse::<StoreRef>().is_err());
         assert!("ca:../etc".parse::<StoreRef>().is_err());
-    }
-
-    #[test]
-    fn symlinks_are_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = dir.path().join("x509/ca/s");
-        std::fs::create_dir_all(&store).unwrap();
-        let cert = vectors().join("notation-e2e/localkeys/e2e.crt");
-        std::os::unix::fs::symlink(&cert, store.join("e2e.crt")).unwrap();
-        assert!(matches!(
-            TrustStores::load(dir.path()),
-            Err(StoreError::Symlink(_))
-        ));
-        std::fs::remove_file(store.join("e2e.crt")).unwrap();
-        std::fs::copy(&cert, store.join("e2e.crt")).unwrap();
-        std::fs::write(store.join("notes.txt"), "ignored").unwrap();
-        let stores = TrustStores::load(dir.path()).unwrap();
-        assert_eq!(stores.get(&"ca:s".parse().unwrap()).unwrap().len(), 1);
     }
 }

@@ -24,7 +24,7 @@ fn store_with(kind: &str, name: &str, certs: &[&str]) -> (tempfile::TempDir, Tru
         let src = vectors().join(c);
         std::fs::copy(&src, d.join(src.file_name().unwrap())).unwrap();
     }
-    let stores = TrustStores::load(dir.path()).unwrap();
+    let stores = bonded::cli::truststore::load(dir.path()).unwrap();
     (dir, stores)
 }
 
@@ -176,7 +176,7 @@ fn mock_subject() -> Subject {
 
 fn verify_mock(name: &str, level: &str, kind: &str) -> SignatureVerdict {
     let store_dir = vectors().join("notation-go/truststore");
-    let stores = TrustStores::load(&store_dir).unwrap();
+    let stores = bonded::cli::truststore::load(&store_dir).unwrap();
     let doc = policy(level, &format!("{kind}:valid-trust-store"));
     verify_signature(
         &doc.policies[0],
