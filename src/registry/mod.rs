@@ -589,8 +589,9 @@ impl Registry {
         Ok(self.store.upload_append(id, offset, declared, body).await?)
     }
 
-    /// Completes a session with an optional last chunk, verifying `digest`. On a digest
-    /// mismatch the session survives unchanged, so the client may retry.
+    /// Completes a session with an optional last chunk, verifying `digest`. A refusal
+    /// (the digest wrong, a quota exceeded) leaves the session exactly as it was before this
+    /// request, its last chunk cut off again, so the client may retry.
     pub async fn upload_finish(
         &self,
         repo: &RepositoryName,
@@ -603,21 +604,31 @@ impl Registry {
         self.check_session(repo, id).await?;
         let lock = self.session_lock(id);
         let _held = lock.lock().await;
+        let before = self.store.upload_len(id).await?;
         // The session's length: as the last chunk left it, or as the earlier ones did.
         let received = if range.is_some() || declared.unwrap_or(1) > 0 {
             self.append_locked(id, range, declared, body).await?
         } else {
-            self.store.upload_len(id).await?
+            before
         };
-        // Over quota, the session ends and its bytes are deleted before they reach the
-        // content store.
-        if let Err(e) = self.check_quota(repo, Stored::Blob(digest), received).await {
-            self.db.upload_delete(id).await?;
-            self.store.upload_delete(id).await?;
-            self.forget_session_lock(id);
-            return Err(e);
-        }
-        let size = self.store.upload_commit(id, digest).await?;
+        // Over quota, refused bytes never reach the content store.
+        let committed = match self.check_quota(repo, Stored::Blob(digest), received).await {
+            Ok(()) => self
+                .store
+                .upload_commit(id, digest)
+                .await
+                .map_err(RegistryError::from),
+            Err(e) => Err(e),
+        };
+        let size = match committed {
+            Ok(size) => size,
+            Err(e) => {
+                if received != before {
+                    self.store.upload_truncate(id, before).await?;
+                }
+                return Err(e);
+            }
+        };
         let audit = [event(
             "blob.push",
             Some(repo),

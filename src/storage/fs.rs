@@ -381,6 +381,25 @@ impl BlobStore for FsBlobStore {
         Ok(len)
     }
 
+    async fn upload_truncate(&self, id: &str, len: u64) -> Result<(), StorageError> {
+        let path = self.upload_path(id)?;
+        // The running hash covered the bytes cut off: a commit hashes the file instead.
+        self.hashers().remove(id);
+        let id = id.to_string();
+        blocking(move || {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(not_found_as(&id))?;
+            if file.metadata()?.len() > len {
+                file.set_len(len)?;
+                file.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn upload_delete(&self, id: &str) -> Result<(), StorageError> {
         let path = self.upload_path(id)?;
         self.hashers().remove(id);
@@ -457,6 +476,30 @@ mod tests {
         assert_eq!(got, b"world");
         assert!(store.upload_list().await.unwrap().is_empty());
         assert_eq!(store.list().await.unwrap(), vec![d]);
+    }
+
+    #[tokio::test]
+    async fn a_truncated_upload_commits_as_its_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        store.upload_create("t").await.unwrap();
+        store
+            .upload_append("t", 0, None, body(&[b"hello"]))
+            .await
+            .unwrap();
+        store
+            .upload_append("t", 5, None, body(&[b" world"]))
+            .await
+            .unwrap();
+        store.upload_truncate("t", 5).await.unwrap();
+        assert_eq!(store.upload_len("t").await.unwrap(), 5);
+        // the running hash covered " world": the commit must not use it
+        let d = Digest::of(Algorithm::Sha256, b"hello");
+        assert_eq!(store.upload_commit("t", &d).await.unwrap(), 5);
+        assert!(matches!(
+            store.upload_truncate("gone", 0).await,
+            Err(StorageError::UploadUnknown(_))
+        ));
     }
 
     #[tokio::test]

@@ -69,6 +69,9 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Verifies the upload hashes to `expected`, makes it durable and moves it into place as
     /// that blob. On a mismatch the upload stays as it was. Returns the blob's size.
     async fn upload_commit(&self, id: &str, expected: &Digest) -> Result<u64, StorageError>;
+    /// Cuts upload `id` back to `len` bytes: a request refused after its chunk was
+    /// appended (its digest wrong, a quota exceeded) leaves the upload as it found it.
+    async fn upload_truncate(&self, id: &str, len: u64) -> Result<(), StorageError>;
     /// Discards an upload. Absent uploads are not an error.
     async fn upload_delete(&self, id: &str) -> Result<(), StorageError>;
     /// Ids of upload files present (for sweeping leftovers after a crash).

@@ -1264,3 +1264,46 @@ async fn referrers_come_in_linked_pages() {
     got.sort();
     assert_eq!(got, sboms, "the filter is kept across pages");
 }
+
+/// A completing PUT refused for its digest leaves the session as it was before it: the
+/// last chunk it carried is not kept, so the same PUT with the right digest succeeds.
+#[tokio::test]
+async fn a_refused_completing_put_leaves_its_session_as_it_was() {
+    let s = Server::start();
+    let c = client();
+    let res = c.post(s.v2("r/blobs/uploads/")).send().await.unwrap();
+    let url = format!("{}{}", s.url, res.headers()["location"].to_str().unwrap());
+    let res = c
+        .patch(&url)
+        .header("Content-Range", "0-4")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let wrong = sha256(b"something else");
+    let res = c
+        .put(format!("{url}?digest={wrong}"))
+        .body(" world")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(error_code(res).await, "DIGEST_INVALID");
+    let res = c.get(&url).send().await.unwrap();
+    assert_eq!(res.headers()["range"], "0-4", "the refused chunk was kept");
+    let right = sha256(b"hello world");
+    let res = c
+        .put(format!("{url}?digest={right}"))
+        .body(" world")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = c
+        .get(s.v2(&format!("r/blobs/{right}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"hello world");
+}
