@@ -586,16 +586,7 @@ impl Metadata {
         .bind(artifact_type)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Referrer {
-                digest: r.get(0),
-                media_type: r.get(1),
-                artifact_type: r.get(2),
-                size: r.get(3),
-                annotations: r.get(4),
-            })
-            .collect())
+        Ok(rows.into_iter().map(referrer).collect())
     }
 
     /// One page of [`Metadata::referrers`]: in digest order, after `after`, at most `limit`.
@@ -622,16 +613,7 @@ impl Metadata {
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Referrer {
-                digest: r.get(0),
-                media_type: r.get(1),
-                artifact_type: r.get(2),
-                size: r.get(3),
-                annotations: r.get(4),
-            })
-            .collect())
+        Ok(rows.into_iter().map(referrer).collect())
     }
 
     /// `admitted` or `pending`; `None` when the manifest is not in the repository.
@@ -1304,6 +1286,17 @@ fn trust_version(r: sqlx::sqlite::SqliteRow) -> TrustVersion {
             .collect(),
         reason: r.get(3),
         created_at: r.get(4),
+    }
+}
+
+/// A referrers row: digest, media type, artifact type, size, annotations.
+fn referrer(r: sqlx::sqlite::SqliteRow) -> Referrer {
+    Referrer {
+        digest: r.get(0),
+        media_type: r.get(1),
+        artifact_type: r.get(2),
+        size: r.get(3),
+        annotations: r.get(4),
     }
 }
 

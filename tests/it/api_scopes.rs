@@ -252,19 +252,22 @@ async fn a_jwt_stops_working_when_its_credential_is_revoked_or_changed() {
     push_image(&dev, &s, "acme/app", "v1", "app", json!({})).await;
     let scope = "repository:acme/app:pull";
 
+    // A personal API token of dev's: (id, secret).
+    let new_token = || async {
+        let res = dev
+            .post(api(&s, "account/tokens"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        let made = json_of(res).await;
+        let text = |k: &str| made[k].as_str().unwrap().to_string();
+        (text("id"), text("token"))
+    };
+
     // From an API token revoked over HTTP: refused at once.
-    let res = dev
-        .post(api(&s, "account/tokens"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    let made = json_of(res).await;
-    let (id, secret) = (
-        made["id"].as_str().unwrap(),
-        made["token"].as_str().unwrap(),
-    );
-    let t = jwt(&s, "dev", secret, scope).await;
+    let (id, secret) = new_token().await;
+    let t = jwt(&s, "dev", &secret, scope).await;
     assert_eq!(opens(&s, &t).await, 200);
     let res = dev
         .delete(api(&s, &format!("account/tokens/{id}")))
@@ -280,20 +283,10 @@ async fn a_jwt_stops_working_when_its_credential_is_revoked_or_changed() {
 
     // From an API token revoked with `bonded token revoke` on the database: within the 2 s
     // the server trusts its copy of the accounts.
-    let res = dev
-        .post(api(&s, "account/tokens"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    let made = json_of(res).await;
-    let (id, secret) = (
-        made["id"].as_str().unwrap(),
-        made["token"].as_str().unwrap(),
-    );
-    let t = jwt(&s, "dev", secret, scope).await;
+    let (id, secret) = new_token().await;
+    let t = jwt(&s, "dev", &secret, scope).await;
     assert_eq!(opens(&s, &t).await, 200);
-    ok(&bonded(&data, &["token", "revoke", id], ""));
+    ok(&bonded(&data, &["token", "revoke", &id], ""));
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert_eq!(
         opens(&s, &t).await,

@@ -196,16 +196,7 @@ async fn quarantined_tags_are_invisible_until_signed() {
             .status(),
         404
     );
-    let tags: Value = serde_json::from_slice(
-        &c.get(s.v2("prod/app/tags/list"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let tags: Value = get_json(&c, s.v2("prod/app/tags/list")).await;
     assert_eq!(tags["tags"], json!([]));
     assert_eq!(
         push_signature(&c, &s, "prod/app", &ca.signer("alice"), &desc).await,
@@ -217,16 +208,7 @@ async fn quarantined_tags_are_invisible_until_signed() {
         res.headers()["docker-content-digest"],
         desc["digest"].as_str().unwrap()
     );
-    let tags: Value = serde_json::from_slice(
-        &c.get(s.v2("prod/app/tags/list"))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let tags: Value = get_json(&c, s.v2("prod/app/tags/list")).await;
     assert_eq!(tags["tags"], json!(["v1"]));
 }
 
@@ -349,16 +331,7 @@ async fn pull_verdicts_are_kept_per_kind_of_pull() {
         );
         assert_eq!(status_of(&c, &s, repo, "v1").await, 200, "{repo}: signed");
         let d = desc["digest"].as_str().unwrap().to_string();
-        let referrers: Value = serde_json::from_slice(
-            &c.get(s.v2(&format!("{repo}/referrers/{d}")))
-                .send()
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let referrers: Value = get_json(&c, s.v2(&format!("{repo}/referrers/{d}"))).await;
         let sig = referrers["manifests"][0]["digest"]
             .as_str()
             .unwrap()

@@ -485,16 +485,7 @@ async fn signatures_per_subject_are_capped_and_stored_verdicts_expire() {
     let env = common::pki::envelope(&mallory, &subject);
     let status = push_envelope(&c, &s, repo, &env, &mallory.chain, &subject).await;
     assert_eq!(status, 403);
-    let referrers: Value = serde_json::from_slice(
-        &c.get(s.v2(&format!("{repo}/referrers/{d}")))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let referrers: Value = get_json(&c, s.v2(&format!("{repo}/referrers/{d}"))).await;
     assert_eq!(referrers["manifests"].as_array().unwrap().len(), 3);
     // The refusal names the limit (pushed by hand to read the answer).
     let empty = push_blob(&c, &s, repo, b"{}").await;

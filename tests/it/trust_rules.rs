@@ -629,26 +629,14 @@ fn negative_serial_numbers_are_refused() {
         .unwrap()
         .der()
         .to_vec();
-    let signer = SigningKey::from_pkcs8(&leaf_key.serialize_der()).unwrap();
-    let sign_with = |chain: Vec<Vec<u8>>| {
-        let s = subject();
-        bonded::trust::sign::sign(
-            &signer,
-            &SignRequest {
-                target: &TargetArtifact {
-                    media_type: s.media_type,
-                    digest: s.digest,
-                    size: s.size,
-                    annotations: None,
-                    artifact_type: None,
-                },
-                chain: &chain,
-                signing_time: now() - Duration::minutes(1),
-                expiry: None,
-                signing_agent: "bonded-test",
-            },
-        )
-        .unwrap()
+    let sign_with = |ders: Vec<Vec<u8>>| {
+        let root = ders.last().unwrap().clone();
+        let chain = Chain {
+            ders,
+            root,
+            leaf_key: KeyPair::from_pem(&leaf_key.serialize_pem()).unwrap(),
+        };
+        envelope(&chain, None)
     };
     // The chain as issued verifies, so only the serial decides below.
     let v = verify_with(

@@ -137,6 +137,12 @@ pub fn sha512(bytes: &[u8]) -> String {
     format!("sha512:{}", hex::encode(sha2::Sha512::digest(bytes)))
 }
 
+/// GET `url` and read the answer as JSON (whatever its status).
+pub async fn get_json(c: &reqwest::Client, url: String) -> serde_json::Value {
+    let res = c.get(url).send().await.unwrap();
+    serde_json::from_slice(&res.bytes().await.unwrap()).expect("the answer is JSON")
+}
+
 /// The first error code of an OCI error body.
 pub async fn error_code(res: reqwest::Response) -> String {
     let v: serde_json::Value =
