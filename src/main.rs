@@ -1,13 +1,27 @@
 use clap::Parser;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = bonded::cli::Cli::parse();
+    let serving = matches!(cli.command, bonded::cli::Command::Serve(_));
+    if !serving {
+        // A command writing to a closed pipe (`bonded audit | head`) ends quietly, as
+        // other Unix tools do, instead of panicking in println!. The server keeps Rust's
+        // default (SIGPIPE ignored): its sockets must never kill it.
+        bonded::cli::restore_sigpipe();
+    }
+    // The server logs (info unless BONDED_LOG says otherwise); the other commands say
+    // what they have to say in their own words and log nothing unless asked to, so no
+    // library's log line (a TLS error, say) gets in front of the message that explains it.
+    let default = if serving { "info" } else { "off" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BONDED_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal, never into a file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

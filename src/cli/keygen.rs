@@ -42,8 +42,9 @@ pub struct KeygenArgs {
     pub issuer: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "p256")]
     pub curve: Curve,
-    /// Days the certificate is valid
-    #[arg(long, default_value_t = 365)]
+    /// Days the certificate is valid, from now (1 to 36500: a certificate of 0 days would be
+    /// expired when made)
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=36500))]
     pub days: u32,
     /// Overwrite existing files
     #[arg(long)]

@@ -38,7 +38,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
-#[command(name = "bonded", version, about = "A trusted OCI container registry")]
+#[command(
+    name = "bonded",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("BONDED_COMMIT"), ")"),
+    about = "A trusted OCI container registry"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -120,6 +124,15 @@ pub(crate) fn printable(s: &str) -> String {
         }
     }
     out
+}
+
+/// Lets a write to a closed pipe end the process (SIGPIPE's default action), as `cat` and
+/// `grep` end, instead of failing the write and making `println!` panic.
+pub fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default, before any other thread runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Success, or the error on standard error and a failing exit code.

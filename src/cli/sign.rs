@@ -36,15 +36,39 @@ fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
 }
 
-/// The private key of a PKCS#8 PEM file.
+/// The private key of a PEM file: PKCS#8 (`PRIVATE KEY`), SEC1 (`EC PRIVATE KEY`, what
+/// `openssl ecparam -genkey` writes; an `EC PARAMETERS` block beside it is skipped) or
+/// PKCS#1 (`RSA PRIVATE KEY`, `openssl genrsa -traditional`).
 fn private_key(path: &PathBuf) -> Result<SigningKey, String> {
     let bytes = read(path, "key")?;
-    let der = x509_parser::pem::Pem::iter_from_buffer(&bytes)
+    let blocks: Vec<_> = x509_parser::pem::Pem::iter_from_buffer(&bytes)
         .filter_map(Result::ok)
-        .find(|p| p.label == "PRIVATE KEY")
-        .map(|p| p.contents)
-        .ok_or_else(|| format!("{} holds no PKCS#8 'PRIVATE KEY' block", path.display()))?;
-    SigningKey::from_pkcs8(&der).map_err(|e| format!("{}: {e}", path.display()))
+        .collect();
+    let at = |e: crate::trust::sign::SignError| format!("{}: {e}", path.display());
+    for block in &blocks {
+        match block.label.as_str() {
+            "PRIVATE KEY" => return SigningKey::from_pkcs8(&block.contents).map_err(at),
+            "EC PRIVATE KEY" => return SigningKey::from_sec1(&block.contents).map_err(at),
+            "RSA PRIVATE KEY" => return SigningKey::from_pkcs1(&block.contents).map_err(at),
+            "ENCRYPTED PRIVATE KEY" => {
+                return Err(format!(
+                    "{} is an encrypted PKCS#8 key, which bonded cannot read yet: decrypt it to a file only you can read (`openssl pkcs8 -in {0} -out plain.key`) and sign with that",
+                    path.display()
+                ))
+            }
+            _ => {}
+        }
+    }
+    let found: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
+    Err(format!(
+        "{} holds no private key ({}): give a PEM file with a PRIVATE KEY (PKCS#8), EC PRIVATE KEY (SEC1) or RSA PRIVATE KEY (PKCS#1) block",
+        path.display(),
+        if found.is_empty() {
+            "no PEM blocks at all".to_string()
+        } else {
+            format!("its blocks: {}", found.join(", "))
+        }
+    ))
 }
 
 /// A signer: key and chain, checked to belong together and to be valid now.

@@ -20,6 +20,8 @@ pub enum StoreError {
     BadCertificate { path: PathBuf, reason: String },
     #[error("trust store {0} has no certificates")]
     Empty(String),
+    #[error("trust store {0} is not a directory: give the directory holding x509/ (notation's truststore directory)")]
+    NotADirectory(PathBuf),
 }
 
 /// Loads `dir/x509/<type>/<name>/*.{pem,crt,cer}`. Missing type directories are fine;
@@ -30,6 +32,10 @@ pub fn load(dir: &Path) -> Result<TrustStores, StoreError> {
         let path = path.to_path_buf();
         move |source| StoreError::Io { path, source }
     };
+    // The directory itself must be there: a mistyped path is not an empty trust store.
+    if !std::fs::metadata(dir).map_err(io(dir))?.is_dir() {
+        return Err(StoreError::NotADirectory(dir.to_path_buf()));
+    }
     let mut stores = BTreeMap::new();
     for kind in StoreType::ALL {
         let type_dir = dir.join("x509").join(kind.as_str());

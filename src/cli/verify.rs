@@ -82,6 +82,18 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(exit::USAGE, e.to_string()),
     };
+    // A policy naming a store the directory does not hold is a configuration mistake
+    // (exit 1), not an untrusted image: the server refuses to start on it, and so does this.
+    if let Err(e) = crate::registry::check_stores(&policy_doc, &stores) {
+        return fail(
+            exit::USAGE,
+            format!(
+                "trust policy {} with trust stores in {}: {e}",
+                args.trust_policy.display(),
+                args.trust_store.display()
+            ),
+        );
+    }
     let scope = format!("{}/{}", image.registry, image.repository);
     let Some(policy) = policy_doc.policy_for(&scope) else {
         return fail(

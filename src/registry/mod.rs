@@ -11,7 +11,7 @@ mod gate;
 mod trust_admin;
 
 pub use gate::TrustConfig;
-pub use trust_admin::{build_config, TrustChange};
+pub use trust_admin::{build_config, check_stores, TrustChange};
 
 use crate::db::{ManifestWrite, Metadata, PutManifestError, Referrer, StoredManifest};
 use crate::oci::{manifest, Digest, DigestError, ManifestError, Reference, RepositoryName, Tag};

@@ -13,13 +13,8 @@ pub struct TrustChange {
     pub reevaluated: usize,
 }
 
-/// Checks a policy against the stores it names and builds the configuration.
-pub fn build_config(
-    policy_text: &str,
-    stores: TrustStores,
-    hostname: &str,
-) -> Result<TrustConfig, String> {
-    let policy = TrustPolicyDocument::parse(policy_text.as_bytes()).map_err(|e| e.to_string())?;
+/// Whether every trust store the policy names exists.
+pub fn check_stores(policy: &TrustPolicyDocument, stores: &TrustStores) -> Result<(), String> {
     for p in &policy.policies {
         for s in &p.trust_stores {
             if stores.get(s).is_none() {
@@ -30,6 +25,17 @@ pub fn build_config(
             }
         }
     }
+    Ok(())
+}
+
+/// Checks a policy against the stores it names and builds the configuration.
+pub fn build_config(
+    policy_text: &str,
+    stores: TrustStores,
+    hostname: &str,
+) -> Result<TrustConfig, String> {
+    let policy = TrustPolicyDocument::parse(policy_text.as_bytes()).map_err(|e| e.to_string())?;
+    check_stores(&policy, &stores)?;
     Ok(TrustConfig {
         policy_text: policy_text.to_string(),
         policy,

@@ -25,6 +25,8 @@ pub enum SignError {
     UnsupportedKey,
     #[error("signing failed")]
     Signing,
+    #[error("the EC PRIVATE KEY (SEC1) cannot be used: {0}")]
+    Sec1(String),
     #[error("the signing time cannot be written as RFC 3339: {0}")]
     Time(time::error::Format),
 }
@@ -41,6 +43,66 @@ impl SigningKey {
             return Ok(SigningKey::Ecdsa(k, Algorithm::ES384));
         }
         let k = RsaKeyPair::from_pkcs8(der).map_err(|_| SignError::UnsupportedKey)?;
+        let alg = match k.public().modulus_len() * 8 {
+            2048 => Algorithm::PS256,
+            3072 => Algorithm::PS384,
+            4096 => Algorithm::PS512,
+            _ => return Err(SignError::UnsupportedKey),
+        };
+        Ok(SigningKey::Rsa(k, alg))
+    }
+
+    /// Reads a SEC1 `ECPrivateKey` (RFC 5915, what `openssl ecparam -genkey` writes as
+    /// `EC PRIVATE KEY`): P-256 or P-384, named by its parameters, with its public key.
+    pub fn from_sec1(der: &[u8]) -> Result<Self, SignError> {
+        use x509_parser::asn1_rs::{Any, BitString, FromDer, Integer, OctetString, Oid, Sequence};
+        let bad = |why: &str| SignError::Sec1(why.to_string());
+        let (_, key) = Sequence::from_der(der).map_err(|_| bad("not a DER ECPrivateKey"))?;
+        let (rest, version) = Integer::from_der(&key.content).map_err(|_| bad("no version"))?;
+        if version.as_u32() != Ok(1) {
+            return Err(bad("its version is not 1"));
+        }
+        let (mut rest, private) = OctetString::from_der(rest).map_err(|_| bad("no private key"))?;
+        let (mut curve, mut public) = (None, None);
+        while !rest.is_empty() {
+            let (next, field) = Any::from_der(rest).map_err(|_| bad("a malformed field"))?;
+            match field.tag().0 {
+                0 => {
+                    curve = Oid::from_der(field.data)
+                        .ok()
+                        .map(|(_, o)| o.to_id_string())
+                }
+                1 => {
+                    public = BitString::from_der(field.data)
+                        .ok()
+                        .map(|(_, b)| b.data.to_vec())
+                }
+                _ => {}
+            }
+            rest = next;
+        }
+        let alg: (&'static sig::EcdsaSigningAlgorithm, Algorithm) = match curve.as_deref() {
+            Some("1.2.840.10045.3.1.7") => {
+                (&sig::ECDSA_P256_SHA256_FIXED_SIGNING, Algorithm::ES256)
+            }
+            Some("1.3.132.0.34") => (&sig::ECDSA_P384_SHA384_FIXED_SIGNING, Algorithm::ES384),
+            Some(other) => return Err(bad(&format!("curve {other} is not P-256 or P-384"))),
+            None => return Err(bad("it does not name its curve")),
+        };
+        let public = public.ok_or_else(|| bad("it does not hold its public key"))?;
+        let k = EcdsaKeyPair::from_private_key_and_public_key(
+            alg.0,
+            private.as_ref(),
+            &public,
+            &SystemRandom::new(),
+        )
+        .map_err(|_| bad("its private and public keys do not belong together"))?;
+        Ok(SigningKey::Ecdsa(k, alg.1))
+    }
+
+    /// Reads a PKCS#1 `RSAPrivateKey` (`RSA PRIVATE KEY`) of 2048, 3072 or 4096 bits.
+    pub fn from_pkcs1(der: &[u8]) -> Result<Self, SignError> {
+        let k = RsaKeyPair::from_der(der).map_err(|_| SignError::UnsupportedKey)?;
         let alg = match k.public().modulus_len() * 8 {
             2048 => Algorithm::PS256,
             3072 => Algorithm::PS384,

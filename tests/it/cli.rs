@@ -473,3 +473,100 @@ async fn rsa_keys_sign_with_ps256() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
 }
+
+/// Signing keys where users keep them: SEC1 `EC PRIVATE KEY` as `openssl ecparam -genkey`
+/// writes it (with an `EC PARAMETERS` block first) and PKCS#1 `RSA PRIVATE KEY` from
+/// `openssl genrsa -traditional`, each signing an image that `bonded verify` then accepts.
+/// A key in no form bonded reads is refused with what it found and what it takes.
+#[tokio::test]
+async fn signing_keys_in_sec1_and_pkcs1_form_sign() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("Acme Root");
+    ca.write_store(&d.join("store"), "acme");
+    std::fs::write(
+        d.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [{
+            "name": "all", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let s = Server::start();
+    let c = client();
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {}", output_text(&o));
+    };
+    openssl(&[
+        "ecparam",
+        "-name",
+        "prime256v1",
+        "-genkey",
+        "-out",
+        "ec.key",
+    ]);
+    openssl(&["genrsa", "-traditional", "-out", "rsa.key", "2048"]);
+    for (name, key, header) in [
+        ("ec", "ec.key", "-----BEGIN EC PARAMETERS-----"),
+        ("rsa", "rsa.key", "-----BEGIN RSA PRIVATE KEY-----"),
+    ] {
+        let text = std::fs::read_to_string(d.join(key)).unwrap();
+        assert!(text.starts_with(header), "{name}: {text}");
+        // A certificate for the key (rcgen reads it as PKCS#8).
+        openssl(&[
+            "pkcs8",
+            "-topk8",
+            "-nocrypt",
+            "-in",
+            key,
+            "-out",
+            &format!("{name}.p8"),
+        ]);
+        let kp = rcgen::KeyPair::from_pem(
+            &std::fs::read_to_string(d.join(format!("{name}.p8"))).unwrap(),
+        )
+        .unwrap();
+        let cert = ca.issue_for(&kp, common::pki::acme(name));
+        std::fs::write(
+            d.join(format!("{name}.pem")),
+            format!("{}{}", cert.pem(), ca.pem),
+        )
+        .unwrap();
+        let repo = format!("keys/{name}");
+        push_image(&c, &s, &repo, "v1", name, json!({})).await;
+        let image = format!("{}/{repo}:v1", s.addr);
+        let o = sign(
+            &image,
+            d.join(key).to_str().unwrap(),
+            d.join(format!("{name}.pem")).to_str().unwrap(),
+        );
+        assert!(o.status.success(), "{name}: {}", output_text(&o));
+        let o = bonded(&[
+            "verify",
+            &image,
+            "--trust-policy",
+            d.join("policy.json").to_str().unwrap(),
+            "--trust-store",
+            d.join("store").to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{name}: {}", output_text(&o));
+    }
+    std::fs::write(d.join("nokey.pem"), ca.pem.clone()).unwrap();
+    let o = sign(
+        &format!("{}/keys/ec:v1", s.addr),
+        d.join("nokey.pem").to_str().unwrap(),
+        d.join("ec.pem").to_str().unwrap(),
+    );
+    assert!(!o.status.success());
+    let text = output_text(&o);
+    assert!(
+        text.contains("holds no private key (its blocks: CERTIFICATE)"),
+        "{text}"
+    );
+    assert!(text.contains("EC PRIVATE KEY (SEC1)"), "{text}");
+}

@@ -14,6 +14,7 @@ mod connections;
 mod containerd;
 mod crash;
 mod distribution;
+mod first_hour;
 mod hostile_registry;
 mod k_of_n;
 mod pending;

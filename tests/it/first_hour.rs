@@ -1,0 +1,170 @@
+//! What a new user meets in their first hour: every failure says what to do, exit codes
+//! tell a configuration mistake from an untrusted image, output fits a terminal and a pipe.
+
+use crate::common;
+
+use common::pki::Ca;
+use common::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn bonded(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_version_names_the_commit_it_was_built_from() {
+    let o = bonded(&["--version"]);
+    let text = output_text(&o);
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let expected = head.unwrap_or_else(|| "unknown".into());
+    assert!(
+        text.starts_with(&format!(
+            "bonded {} (commit {expected}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn keygen_refuses_a_certificate_that_would_be_born_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("root");
+    let o = bonded(&[
+        "keygen",
+        "root",
+        "--subject",
+        "C=US, ST=WA, O=Acme",
+        "--out",
+        out.to_str().unwrap(),
+        "--days",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        output_text(&o).contains("0 is not in 1..=36500"),
+        "{}",
+        output_text(&o)
+    );
+    assert!(!out.with_extension("pem").exists());
+}
+
+#[tokio::test]
+async fn a_mistyped_trust_store_is_a_configuration_error_not_an_untrusted_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("Acme Root");
+    ca.write_store(&d.join("store"), "acme");
+    std::fs::write(
+        d.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [{
+            "name": "all", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let s = Server::start();
+    push_image(&client(), &s, "a/b", "v1", "typo", json!({})).await;
+    let image = format!("{}/a/b:v1", s.addr);
+    let policy = d.join("policy.json");
+    // A directory that does not exist, and one that exists without the store the policy
+    // names: both exit 1 (bad configuration), saying what is wrong.
+    for (store, says) in [
+        (d.join("nonexistent"), "cannot read trust store"),
+        (
+            d.join("empty"),
+            "names trust store 'ca:acme', which does not exist",
+        ),
+    ] {
+        std::fs::create_dir_all(d.join("empty")).unwrap();
+        let o = bonded(&[
+            "verify",
+            &image,
+            "--trust-policy",
+            policy.to_str().unwrap(),
+            "--trust-store",
+            store.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
+        assert!(output_text(&o).contains(says), "{}", output_text(&o));
+    }
+}
+
+#[tokio::test]
+async fn a_closed_pipe_ends_a_command_quietly() {
+    let s = Server::start();
+    let c = client();
+    // More than a pipe holds (64 KiB): four records a push, about 150 bytes a row.
+    for i in 0..200 {
+        push_image(
+            &c,
+            &s,
+            "pipe/app",
+            &format!("v{i}"),
+            &format!("p{i}"),
+            json!({}),
+        )
+        .await;
+    }
+    // `bonded audit | head -1`: the reader goes away after one line.
+    let o = Command::new("bash")
+        .args([
+            "-c",
+            &format!(
+                "{} audit --registry {} | head -1; echo \"bonded: ${{PIPESTATUS[0]}}\" >&2",
+                env!("CARGO_BIN_EXE_bonded"),
+                s.addr
+            ),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    // 141: ended by SIGPIPE, as cat or grep end; never 101 (a panic)
+    assert!(
+        err.contains("bonded: 141") || err.contains("bonded: 0"),
+        "{err}"
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1);
+}
+
+#[test]
+fn server_logs_into_a_pipe_carry_no_colour_codes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["serve", "--open", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .env("BONDED_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("bonded is serving");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let all = lines.join("\n");
+    assert!(all.contains("bonded is serving"), "{all}");
+    assert!(
+        !all.contains('\x1b'),
+        "colour codes in a piped log: {all:?}"
+    );
+}
