@@ -19,6 +19,7 @@ pub mod db;
 pub mod oci;
 pub mod registry;
 pub mod storage;
+pub mod timefmt;
 pub mod trust;
 
 /// Installs ring as rustls's process-wide crypto provider (HTTPS in the CLI's client).

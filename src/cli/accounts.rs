@@ -531,10 +531,13 @@ pub async fn quota(args: &QuotaArgs) -> Result<(), String> {
             println!("removed the quota of '{pattern}'");
         }
         QuotaCommand::List => {
-            println!("{:<32} {:>12} {:>12}", "PATTERN", "USED", "ALLOWED");
+            let mut table = super::table::Table::new(&["PATTERN", "USED", "ALLOWED"])
+                .right(1)
+                .right(2);
             for (pattern, allowed, used) in target.quotas().await? {
-                println!("{pattern:<32} {:>12} {:>12}", human(used), human(allowed));
+                table.row(vec![pattern, human(used), human(allowed)]);
             }
+            table.print();
         }
     }
     target.close().await;
@@ -621,20 +624,20 @@ pub async fn user(args: &UserArgs) -> Result<(), String> {
                     println!("{}", serde_json::to_string(a).expect("serialises"));
                 }
             } else {
-                println!("{:<24} {:<6} {:<21} ROLES", "NAME", "KIND", "CREATED");
+                let mut table = super::table::Table::new(&["NAME", "KIND", "CREATED", "ROLES"]);
                 for a in &accounts {
-                    println!(
-                        "{:<24} {:<6} {:<21} {}",
-                        a.name,
-                        a.kind,
+                    table.row(vec![
+                        a.name.clone(),
+                        a.kind.to_string(),
                         db::format_unix(a.created_at),
                         if a.grants.is_empty() {
                             "-".to_string()
                         } else {
                             a.grants.join(", ")
-                        }
-                    );
+                        },
+                    ]);
                 }
+                table.print();
             }
         }
         UserCommand::Remove { name } => {
@@ -683,10 +686,8 @@ pub async fn token(args: &TokenArgs) -> Result<(), String> {
                     println!("{}", serde_json::to_string(t).expect("serialises"));
                 }
             } else {
-                println!(
-                    "{:<16} {:<20} {:<21} {:<8} DESCRIPTION",
-                    "ID", "ACCOUNT", "EXPIRES", "STATE"
-                );
+                let mut table =
+                    super::table::Table::new(&["ID", "ACCOUNT", "EXPIRES", "STATE", "DESCRIPTION"]);
                 let now = time::OffsetDateTime::now_utc().unix_timestamp();
                 for t in &tokens {
                     let state = if t.revoked_at.is_some() {
@@ -696,15 +697,15 @@ pub async fn token(args: &TokenArgs) -> Result<(), String> {
                     } else {
                         "live"
                     };
-                    println!(
-                        "{:<16} {:<20} {:<21} {:<8} {}",
-                        t.id,
-                        t.account,
+                    table.row(vec![
+                        t.id.clone(),
+                        t.account.clone(),
                         db::format_unix(t.expires_at),
-                        state,
-                        t.description
-                    );
+                        state.into(),
+                        super::printable(&t.description),
+                    ]);
                 }
+                table.print();
             }
         }
         TokenCommand::Revoke { id } => {

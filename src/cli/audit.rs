@@ -110,12 +110,9 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
         Err(e) => return fail(e.to_string()),
     };
     let mut after: Option<i64> = None;
-    if args.output == Output::Table {
-        println!(
-            "{:>6} {:<24} {:<10} {:<15} {:<16} {:<8} {:<28} WHAT",
-            "SEQ", "AT", "ACTOR", "SOURCE", "ACTION", "OUTCOME", "REPOSITORY"
-        );
-    }
+    // A table is laid out per page of records (500), so a long trail starts printing at
+    // once; each page repeats no header.
+    let mut first_page = true;
     loop {
         let mut q = form_urlencoded::Serializer::new(String::new());
         for (k, v) in [
@@ -139,6 +136,17 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
             Ok(p) => p,
             Err(e) => return fail(e.to_string()),
         };
+        let mut table = super::table::Table::new(&[
+            "SEQ",
+            "AT",
+            "ACTOR",
+            "SOURCE",
+            "ACTION",
+            "OUTCOME",
+            "REPOSITORY",
+            "WHAT",
+        ])
+        .right(0);
         for r in page["records"].as_array().into_iter().flatten() {
             match args.output {
                 Output::Jsonl => println!("{r}"),
@@ -155,20 +163,30 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
                     if let Some(why) = r["reason"].as_str() {
                         what.push(format!("({})", super::printable(why)));
                     }
-                    println!(
-                        "{:>6} {:<24} {:<10} {:<15} {:<16} {:<8} {:<28} {}",
-                        r["seq"],
+                    table.row(vec![
+                        r["seq"].to_string(),
                         s("at"),
                         s("actor"),
                         s("source"),
                         s("action"),
                         s("outcome"),
                         s("repository"),
-                        what.join(" ")
-                    );
+                        what.join(" "),
+                    ]);
                 }
             }
         }
+        if args.output == Output::Table && (first_page || !table.is_empty()) {
+            let text = table.render();
+            // The header line only once, on the first page.
+            let body = if first_page {
+                text.as_str()
+            } else {
+                text.split_once('\n').map_or("", |(_, rest)| rest)
+            };
+            print!("{body}");
+        }
+        first_page = false;
         match page["next"].as_i64() {
             Some(n) => after = Some(n),
             None => break,

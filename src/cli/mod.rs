@@ -8,6 +8,7 @@ mod login;
 mod push;
 mod serve;
 mod sign;
+mod table;
 mod trust_cmd;
 pub mod truststore;
 mod verify;

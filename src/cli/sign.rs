@@ -12,7 +12,6 @@ use crate::trust::store::parse_certificates;
 use crate::trust::{JWS_ENVELOPE, NOTARY_SIGNATURE, THUMBPRINT_ANNOTATION};
 use serde_json::json;
 use std::path::PathBuf;
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 #[derive(Debug, clap::Args)]
@@ -99,7 +98,9 @@ impl Signer {
         if let Some(c) = parsed.iter().find(|c| !c.valid_at(now)) {
             return Err(format!(
                 "certificate '{}' is not valid now (valid {} to {})",
-                c.subject, c.not_before, c.not_after
+                c.subject,
+                crate::timefmt::rfc3339(c.not_before),
+                crate::timefmt::rfc3339(c.not_after)
             ));
         }
         let thumbprints = chain
@@ -186,7 +187,7 @@ impl Signer {
             "subject": descriptor_json(media_type, digest, size),
             "annotations": {
                 THUMBPRINT_ANNOTATION: serde_json::to_string(&self.thumbprints).expect("json"),
-                "org.opencontainers.image.created": now.replace_nanosecond(0).unwrap_or(now).format(&Rfc3339).unwrap_or_default(),
+                "org.opencontainers.image.created": crate::timefmt::rfc3339(now),
             },
         });
         let signature = serde_json::to_vec(&signature).expect("json");

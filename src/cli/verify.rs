@@ -176,7 +176,7 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
                         "digest": d,
                         "signer": v.signer.as_ref().map(|s| s.to_string()),
                         "algorithm": v.algorithm.map(|a| a.as_str()),
-                        "signingTime": v.signing_time.map(|t| t.to_string()),
+                        "signingTime": v.signing_time.map(crate::timefmt::rfc3339),
                         "accepted": v.accepted(),
                         "checks": v.checks_json(),
                     })
@@ -201,37 +201,42 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
                 policy.name,
                 policy.level.as_str()
             );
-            if !verdicts.is_empty() {
-                println!(
-                    "{:<44} {:<6} {:<26} {:<9} {:<12} {:<7} {:<9}",
-                    "SIGNER",
-                    "ALG",
-                    "SIGNED AT",
-                    "INTEGRITY",
-                    "AUTHENTICITY",
-                    "EXPIRY",
-                    "TIMESTAMP"
-                );
-            }
+            let mut table = super::table::Table::new(&[
+                "SIGNER",
+                "ALG",
+                "SIGNED AT",
+                "INTEGRITY",
+                "AUTHENTICITY",
+                "EXPIRY",
+                "TIMESTAMP",
+            ]);
+            let mut refusals = Vec::new();
             for (_, v) in &verdicts {
-                println!(
-                    "{:<44} {:<6} {:<26} {:<9} {:<12} {:<7} {:<9}",
-                    v.signer
-                        .as_ref()
-                        .map(|s| super::printable(&s.to_string()))
-                        .unwrap_or_else(|| "(unreadable)".into()),
-                    v.algorithm.map_or("-", |a| a.as_str()),
-                    v.signing_time
-                        .map(|t| t.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    short(&v.integrity),
-                    short(&v.authenticity),
-                    short(&v.expiry),
-                    short(&v.authentic_timestamp),
-                );
+                let signer = v
+                    .signer
+                    .as_ref()
+                    .map(|s| super::printable(&s.to_string()))
+                    .unwrap_or_else(|| "(unreadable)".into());
                 if let Some(why) = v.failure() {
-                    println!("    refused: {}", super::printable(why));
+                    refusals.push(format!("{signer}: {}", super::printable(why)));
                 }
+                table.row(vec![
+                    signer,
+                    v.algorithm.map_or("-", |a| a.as_str()).to_string(),
+                    v.signing_time
+                        .map(crate::timefmt::rfc3339)
+                        .unwrap_or_else(|| "-".into()),
+                    short(&v.integrity).into(),
+                    short(&v.authenticity).into(),
+                    short(&v.expiry).into(),
+                    short(&v.authentic_timestamp).into(),
+                ]);
+            }
+            if !table.is_empty() {
+                table.print();
+            }
+            for r in refusals {
+                println!("refused: {r}");
             }
             println!(
                 "{}: {}",

@@ -22,7 +22,6 @@ use crate::trust::verify::{
 use crate::trust::NOTARY_SIGNATURE;
 use futures_util::TryStreamExt;
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// What the gate decided about a push it lets through.
@@ -56,9 +55,7 @@ pub struct TrustConfig {
     pub version: i64,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
-}
+use crate::timefmt::rfc3339;
 
 /// What the signature store keeps of a verified signature: what is shown, and the verdict
 /// the gate decides from, with the trust version and policy it was made under.

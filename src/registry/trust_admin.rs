@@ -209,7 +209,7 @@ impl Registry {
                                 json!({
                                     "subject": c.subject.to_string(),
                                     "thumbprint": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&c.der)),
-                                    "notAfter": c.not_after.to_string(),
+                                    "notAfter": crate::timefmt::rfc3339(c.not_after),
                                 })
                             })
                             .collect();

@@ -130,7 +130,7 @@ pub enum EnvelopeError {
     CriticalAbsent(String),
     #[error("'{field}' is not an RFC 3339 time: '{value}'")]
     Time { field: &'static str, value: String },
-    #[error("the signature expires ({expiry}) no later than it was signed ({signed}): notation refuses such an envelope")]
+    #[error("the signature expires ({}) no later than it was signed ({}): notation refuses such an envelope", crate::timefmt::rfc3339(*.expiry), crate::timefmt::rfc3339(*.signed))]
     ExpiryBeforeSigning {
         expiry: OffsetDateTime,
         signed: OffsetDateTime,

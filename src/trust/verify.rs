@@ -330,7 +330,10 @@ pub fn verify_signature(
     v.expiry = Check::from(
         a.expiry,
         match env.expiry {
-            Some(exp) if now > exp => Err(format!("signature expired at {exp}")),
+            Some(exp) if now > exp => Err(format!(
+                "signature expired at {}",
+                crate::timefmt::rfc3339(exp)
+            )),
             _ => Ok(()),
         },
     );
@@ -355,8 +358,11 @@ pub fn verify_signature(
         a.authentic_timestamp,
         match chain.iter().find(|c| !c.valid_at(at)) {
             Some(c) => Err(format!(
-                "certificate '{}' is not valid at {at} (valid {} to {})",
-                c.subject, c.not_before, c.not_after
+                "certificate '{}' is not valid at {} (valid {} to {})",
+                c.subject,
+                crate::timefmt::rfc3339(at),
+                crate::timefmt::rfc3339(c.not_before),
+                crate::timefmt::rfc3339(c.not_after)
             )),
             None => Ok(()),
         },

@@ -168,3 +168,79 @@ fn server_logs_into_a_pipe_carry_no_colour_codes() {
         "colour codes in a piped log: {all:?}"
     );
 }
+
+/// Whether `s` is an RFC 3339 UTC time to the second, `2026-12-01T06:50:08Z`.
+fn is_rfc3339_utc(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+#[tokio::test]
+async fn times_are_rfc3339_and_table_columns_line_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("Acme Root");
+    ca.write_store(&d.join("store"), "acme");
+    std::fs::write(
+        d.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [{
+            "name": "all", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let s = Server::start();
+    push_image(&client(), &s, "t/app", "v1", "times", json!({})).await;
+    let image = format!("{}/t/app:v1", s.addr);
+    // Two signers with subjects of different lengths.
+    for cn in ["a", "a-signer-with-a-much-longer-common-name"] {
+        let (key, cert) = ca.write_signer(d, cn);
+        let o = bonded(&[
+            "sign",
+            &image,
+            "--key",
+            key.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", output_text(&o));
+    }
+    let verify = |output: &str| {
+        bonded(&[
+            "verify",
+            &image,
+            "--trust-policy",
+            d.join("policy.json").to_str().unwrap(),
+            "--trust-store",
+            d.join("store").to_str().unwrap(),
+            "--output",
+            output,
+        ])
+    };
+    let o = verify("json");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    for sig in v["signatures"].as_array().unwrap() {
+        let t = sig["signingTime"].as_str().unwrap();
+        assert!(is_rfc3339_utc(t), "{t}");
+    }
+    let o = verify("table");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let header = lines
+        .iter()
+        .position(|l| l.starts_with("SIGNER"))
+        .expect("a header");
+    let col = lines[header].find("ALG").unwrap();
+    let at = lines[header].find("SIGNED AT").unwrap();
+    for row in &lines[header + 1..header + 3] {
+        assert_eq!(row.get(col..col + 5), Some("ES256"), "{text}");
+        assert!(is_rfc3339_utc(&row[at..at + 20]), "{text}");
+    }
+}
