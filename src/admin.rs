@@ -5,7 +5,7 @@
 //! who acts and present the outcome.
 
 use crate::auth::{self, password, token::ApiToken, AccountKind, Role};
-use crate::db::{self, AuditEvent, Metadata};
+use crate::db::{self, AuditAction, AuditEvent, Metadata, Outcome};
 
 /// The longest an API token may live, in days.
 pub const MAX_TOKEN_DAYS: u32 = 3650;
@@ -79,8 +79,14 @@ impl<'a> Admin<'a> {
         }
     }
 
-    fn event(&self, action: &str, reason: String) -> AuditEvent {
-        AuditEvent::now(&self.actor, self.source.clone(), action, "ok", Some(reason))
+    fn event(&self, action: AuditAction, reason: String) -> AuditEvent {
+        AuditEvent::now(
+            &self.actor,
+            self.source.clone(),
+            action,
+            Outcome::Ok,
+            Some(reason),
+        )
     }
 
     /// Adds a user (with `password`, or a generated one, returned) or a robot (no
@@ -104,7 +110,7 @@ impl<'a> Admin<'a> {
                 (Some(hash_password(p).await?), generated)
             }
         };
-        let event = self.event("user.add", format!("{} '{name}'", kind.as_str()));
+        let event = self.event(AuditAction::UserAdd, format!("{} '{name}'", kind.as_str()));
         if !self
             .db
             .account_add(name, kind, hash.as_deref(), event)
@@ -119,7 +125,7 @@ impl<'a> Admin<'a> {
 
     /// Removes an account with its tokens and roles; never the last administrator.
     pub async fn remove_account(&self, name: &str) -> Result<()> {
-        let event = self.event("user.remove", format!("'{name}'"));
+        let event = self.event(AuditAction::UserRemove, format!("'{name}'"));
         if !self.db.account_remove(name, event).await? {
             return Err(match self.grants_of(name).await? {
                 Some(_) => last_admin(name),
@@ -144,7 +150,7 @@ impl<'a> Admin<'a> {
     pub async fn set_password(&self, name: &str, given: Option<&str>) -> Result<Option<String>> {
         let (p, generated) = choose_password(given)?;
         let hash = hash_password(p).await?;
-        let event = self.event("user.passwd", format!("'{name}'"));
+        let event = self.event(AuditAction::UserPasswd, format!("'{name}'"));
         if !self.db.account_set_password(name, &hash, event).await? {
             return Err(AdminError::NotFound(format!(
                 "there is no user named '{name}' (robots have no password)"
@@ -169,7 +175,7 @@ impl<'a> Admin<'a> {
         let expires_at =
             time::OffsetDateTime::now_utc().unix_timestamp() + i64::from(days) * 86_400;
         let event = self.event(
-            "token.create",
+            AuditAction::TokenCreate,
             format!(
                 "token {} for '{account}', expires {}",
                 token.id,
@@ -191,7 +197,7 @@ impl<'a> Admin<'a> {
 
     /// Revokes a live token (only one of `owner`'s, when given).
     pub async fn revoke_token(&self, id: &str, owner: Option<&str>) -> Result<()> {
-        let event = self.event("token.revoke", format!("token {id}"));
+        let event = self.event(AuditAction::TokenRevoke, format!("token {id}"));
         if !self.db.token_revoke(id, owner, event).await? {
             return Err(AdminError::NotFound(match owner {
                 Some(o) => format!("'{o}' has no live token with id '{id}'"),
@@ -213,14 +219,14 @@ impl<'a> Admin<'a> {
         auth::check_pattern(pattern).map_err(AdminError::Invalid)?;
         let what = format!("{role} on '{pattern}' for '{account}'");
         if grant {
-            let event = self.event("role.grant", what.clone());
+            let event = self.event(AuditAction::RoleGrant, what.clone());
             if !self.db.grant(account, role, pattern, event).await? {
                 return Err(AdminError::Conflict(format!(
                     "nothing granted: there is no account '{account}', or it has {role} on '{pattern}' already"
                 )));
             }
         } else {
-            let event = self.event("role.revoke", what.clone());
+            let event = self.event(AuditAction::RoleRevoke, what.clone());
             if !self.db.revoke(account, role, pattern, event).await? {
                 let held = self.grants_of(account).await?.unwrap_or_default();
                 return Err(if held.contains(&format!("{role} on {pattern}")) {
@@ -237,9 +243,9 @@ impl<'a> Admin<'a> {
     pub async fn set_public(&self, pattern: &str, public: bool) -> Result<bool> {
         auth::check_pattern(pattern).map_err(AdminError::Invalid)?;
         let action = if public {
-            "namespace.public"
+            AuditAction::NamespacePublic
         } else {
-            "namespace.private"
+            AuditAction::NamespacePrivate
         };
         let event = self.event(action, format!("'{pattern}'"));
         Ok(self.db.set_public(pattern, public, event).await?)
@@ -263,8 +269,8 @@ impl<'a> Admin<'a> {
             _ => {}
         }
         let event = match bytes {
-            Some(b) => self.event("quota.set", format!("'{pattern}': {b} bytes")),
-            None => self.event("quota.remove", format!("'{pattern}'")),
+            Some(b) => self.event(AuditAction::QuotaSet, format!("'{pattern}': {b} bytes")),
+            None => self.event(AuditAction::QuotaRemove, format!("'{pattern}'")),
         };
         if !self.db.set_quota(pattern, bytes, event).await? && bytes.is_none() {
             return Err(AdminError::NotFound(format!("'{pattern}' has no quota")));

@@ -8,7 +8,7 @@
 use super::ratelimit::{ClientNetwork, Limiter, Rate, Tally};
 use super::ApiError;
 use crate::auth::{jwt, Action, Credential, Directory, Identity, LoginError};
-use crate::db::{AuditEvent, Journal, Metadata};
+use crate::db::{AuditAction, AuditEvent, Journal, Metadata, Outcome};
 use axum::http::{header, HeaderMap, StatusCode};
 use base64::Engine;
 use serde_json::json;
@@ -123,11 +123,11 @@ pub fn basic_secret(headers: &HeaderMap) -> Option<String> {
     basic_pair(rest).map(|(_, secret)| secret)
 }
 
-fn login_event(who: &str, source: Option<IpAddr>, outcome: &str, reason: String) -> AuditEvent {
+fn login_event(who: &str, source: Option<IpAddr>, outcome: Outcome, reason: String) -> AuditEvent {
     AuditEvent::now(
         who,
         source.map(|s| s.to_string()),
-        "login",
+        AuditAction::Login,
         outcome,
         Some(reason),
     )
@@ -334,7 +334,7 @@ impl Auth {
                         login_event(
                             who,
                             source,
-                            "denied",
+                            Outcome::Denied,
                             format!("bearer token refused: {why}"),
                         ),
                     );
@@ -438,7 +438,7 @@ impl Auth {
             let why = format!("too many failed logins for {what}");
             self.record_refusal(
                 format!("limit {what}"),
-                login_event(user, source, "denied", why.clone()),
+                login_event(user, source, Outcome::Denied, why.clone()),
             );
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -496,7 +496,7 @@ impl Auth {
                     .audit(&[login_event(
                         &account,
                         source,
-                        "ok",
+                        Outcome::Ok,
                         "credentials verified".into(),
                     )])
                     .await;
@@ -504,7 +504,7 @@ impl Auth {
             }
             Err(why) => {
                 tracing::info!(user, source = ?source, reason = %why, "login refused");
-                let event = login_event(user, source, "denied", why.to_string());
+                let event = login_event(user, source, Outcome::Denied, why.to_string());
                 if is_token {
                     // Not limited, so not bounded in number: tallied per address and reason
                     // (a reason names the token: revoked, expired, or unknown).

@@ -271,6 +271,10 @@ fn audit_filter(query: &[(String, String)]) -> Result<crate::db::AuditFilter, Ap
             "outcome must be 'ok' or 'denied', got '{o}'"
         )));
     }
+    // An action nobody records would silently match nothing.
+    if let Some(a) = get("action") {
+        a.parse::<crate::db::AuditAction>().map_err(invalid)?;
+    }
     Ok(crate::db::AuditFilter {
         repository: get("repository"),
         digest: get("digest"),

@@ -27,11 +27,8 @@ pub struct AuditArgs {
     pub digest: Option<String>,
     #[arg(long)]
     pub actor: Option<String>,
-    /// blob.push, manifest.push, tag.push, manifest.pull, signature.admit, signature.refuse,
-    /// admission.deny, access.deny, manifest.delete, tag.delete, blob.delete, trust.change,
-    /// manifest.expire, manifest.admit, tag.publish, login, user.add|remove|passwd, token.create|revoke,
-    /// role.grant|revoke, namespace.public|private, quota.set|remove
-    #[arg(long)]
+    /// What the records are about (one of the listed actions)
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(crate::db::AuditAction::names()))]
     pub action: Option<String>,
     /// ok or denied
     #[arg(long)]

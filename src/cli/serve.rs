@@ -2,7 +2,7 @@
 
 use crate::api;
 use crate::config::{ServeArgs, ServeConfig};
-use crate::db::Metadata;
+use crate::db::{AuditAction, Metadata, Outcome};
 use crate::registry::{build_config, Registry};
 use crate::storage::FsBlobStore;
 use crate::trust::store::TrustStores;
@@ -273,8 +273,8 @@ async fn bootstrap_admin(db: &Metadata) -> Result<(), Box<dyn std::error::Error>
     let event = crate::db::AuditEvent::now(
         "bonded",
         None,
-        "user.add",
-        "ok",
+        AuditAction::UserAdd,
+        Outcome::Ok,
         Some("first administrator 'admin' (user, admin on '*')".into()),
     );
     if db.bootstrap_admin("admin", &hash, &[event]).await? {

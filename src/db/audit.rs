@@ -6,6 +6,149 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
+/// What an audit record is about. Stored and answered as its name (`blob.push`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditAction {
+    BlobPush,
+    BlobDelete,
+    ManifestPush,
+    ManifestPull,
+    ManifestDelete,
+    ManifestAdmit,
+    ManifestExpire,
+    TagPush,
+    TagDelete,
+    TagPublish,
+    SignatureAdmit,
+    SignatureRefuse,
+    AdmissionDeny,
+    AccessDeny,
+    TrustChange,
+    Login,
+    UserAdd,
+    UserRemove,
+    UserPasswd,
+    TokenCreate,
+    TokenRevoke,
+    RoleGrant,
+    RoleRevoke,
+    NamespacePublic,
+    NamespacePrivate,
+    QuotaSet,
+    QuotaRemove,
+}
+
+impl AuditAction {
+    pub const ALL: [AuditAction; 27] = {
+        use AuditAction::*;
+        [
+            BlobPush,
+            BlobDelete,
+            ManifestPush,
+            ManifestPull,
+            ManifestDelete,
+            ManifestAdmit,
+            ManifestExpire,
+            TagPush,
+            TagDelete,
+            TagPublish,
+            SignatureAdmit,
+            SignatureRefuse,
+            AdmissionDeny,
+            AccessDeny,
+            TrustChange,
+            Login,
+            UserAdd,
+            UserRemove,
+            UserPasswd,
+            TokenCreate,
+            TokenRevoke,
+            RoleGrant,
+            RoleRevoke,
+            NamespacePublic,
+            NamespacePrivate,
+            QuotaSet,
+            QuotaRemove,
+        ]
+    };
+
+    pub fn as_str(self) -> &'static str {
+        use AuditAction::*;
+        match self {
+            BlobPush => "blob.push",
+            BlobDelete => "blob.delete",
+            ManifestPush => "manifest.push",
+            ManifestPull => "manifest.pull",
+            ManifestDelete => "manifest.delete",
+            ManifestAdmit => "manifest.admit",
+            ManifestExpire => "manifest.expire",
+            TagPush => "tag.push",
+            TagDelete => "tag.delete",
+            TagPublish => "tag.publish",
+            SignatureAdmit => "signature.admit",
+            SignatureRefuse => "signature.refuse",
+            AdmissionDeny => "admission.deny",
+            AccessDeny => "access.deny",
+            TrustChange => "trust.change",
+            Login => "login",
+            UserAdd => "user.add",
+            UserRemove => "user.remove",
+            UserPasswd => "user.passwd",
+            TokenCreate => "token.create",
+            TokenRevoke => "token.revoke",
+            RoleGrant => "role.grant",
+            RoleRevoke => "role.revoke",
+            NamespacePublic => "namespace.public",
+            NamespacePrivate => "namespace.private",
+            QuotaSet => "quota.set",
+            QuotaRemove => "quota.remove",
+        }
+    }
+
+    /// Every action's name, in order, for messages.
+    pub fn names() -> Vec<&'static str> {
+        AuditAction::ALL.iter().map(|a| a.as_str()).collect()
+    }
+}
+
+impl std::fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for AuditAction {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        AuditAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "'{s}' is not an audit action; the actions are {}",
+                    AuditAction::names().join(", ")
+                )
+            })
+    }
+}
+
+/// Whether what a record is about happened or was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Denied,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
 /// One audited event, before it is chained.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {
@@ -18,10 +161,7 @@ pub struct AuditEvent {
     pub actor: String,
     /// The client's address.
     pub source: Option<String>,
-    /// `blob.push`, `manifest.push`, `tag.push`, `manifest.pull`, `signature.admit`,
-    /// `signature.refuse`, `admission.deny`, `access.deny`, `manifest.admit`, `tag.publish`,
-    /// `manifest.expire`, `manifest.delete`, `tag.delete`, `blob.delete`, `trust.change`,
-    /// `login`, `user.*`, `token.*`, `role.*`, `namespace.*`.
+    /// An [`AuditAction`]'s name (kept as text, as records store and answer it).
     pub action: String,
     pub repository: Option<String>,
     pub digest: Option<String>,
@@ -37,19 +177,19 @@ impl AuditEvent {
     pub fn now(
         actor: &str,
         source: Option<String>,
-        action: &str,
-        outcome: &str,
+        action: AuditAction,
+        outcome: Outcome,
         reason: Option<String>,
     ) -> AuditEvent {
         AuditEvent {
             at: format_at(OffsetDateTime::now_utc()),
             actor: actor.to_string(),
             source,
-            action: action.to_string(),
+            action: action.as_str().to_string(),
             repository: None,
             digest: None,
             tag: None,
-            outcome: outcome.to_string(),
+            outcome: outcome.as_str().to_string(),
             reason,
         }
     }
@@ -344,6 +484,22 @@ pub async fn verify_chain(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_actions_read_back_by_name_and_unknown_ones_are_refused() {
+        for a in AuditAction::ALL {
+            assert_eq!(a.as_str().parse::<AuditAction>(), Ok(a));
+        }
+        let mut names = AuditAction::names();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), AuditAction::ALL.len(), "names are distinct");
+        let e = "signature.admitt".parse::<AuditAction>().unwrap_err();
+        assert!(
+            e.contains("not an audit action") && e.contains("signature.admit"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn the_hash_covers_every_field_and_the_previous_hash() {

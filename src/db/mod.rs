@@ -13,7 +13,8 @@ pub use accounts::{check_account_name, AccountInfo, TokenInfo};
 pub use journal::Journal;
 
 pub use audit::{
-    chain_hash, format_at, format_unix, parse_time, AuditEvent, AuditFilter, AuditRecord, ChainHead,
+    chain_hash, format_at, format_unix, parse_time, AuditAction, AuditEvent, AuditFilter,
+    AuditRecord, ChainHead, Outcome,
 };
 
 use crate::oci::{Digest, RepositoryName, Tag};
@@ -763,11 +764,11 @@ impl Metadata {
                     .unwrap_or_default(),
                 actor: "bonded".into(),
                 source: None,
-                action: "manifest.expire".into(),
+                action: AuditAction::ManifestExpire.as_str().into(),
                 repository: Some(name.clone()),
                 digest: Some(digest.clone()),
                 tag: None,
-                outcome: "ok".into(),
+                outcome: Outcome::Ok.as_str().into(),
                 reason: Some(format!(
                     "pending for more than {} s without enough signatures",
                     age.as_secs()

@@ -13,7 +13,9 @@ mod trust_admin;
 pub use gate::TrustConfig;
 pub use trust_admin::{build_config, check_stores, TrustChange};
 
-use crate::db::{ManifestWrite, Metadata, PutManifestError, Referrer, StoredManifest};
+use crate::db::{
+    AuditAction, ManifestWrite, Metadata, Outcome, PutManifestError, Referrer, StoredManifest,
+};
 use crate::oci::{manifest, Digest, DigestError, ManifestError, Reference, RepositoryName, Tag};
 use crate::storage::{BlobStore, ByteStream, StorageError};
 use cache::ManifestCache;
@@ -151,11 +153,11 @@ tokio::task_local! {
 
 /// An audit event about the current request's client.
 fn event(
-    action: &str,
+    action: AuditAction,
     repo: Option<&RepositoryName>,
     digest: Option<&Digest>,
     tag: Option<&str>,
-    outcome: &str,
+    outcome: Outcome,
     reason: Option<String>,
 ) -> crate::db::AuditEvent {
     let (actor, source) = CLIENT
@@ -298,15 +300,15 @@ impl Registry {
                     }),
                 };
                 let (action, blob) = match item {
-                    Stored::Blob(d) => ("blob.push", Some(d)),
-                    Stored::Manifest(_) => ("manifest.push", None),
+                    Stored::Blob(d) => (AuditAction::BlobPush, Some(d)),
+                    Stored::Manifest(_) => (AuditAction::ManifestPush, None),
                 };
                 self.audit_refusal(event(
                     action,
                     Some(repo),
                     blob,
                     None,
-                    "denied",
+                    Outcome::Denied,
                     Some(e.to_string()),
                 ))
                 .await;
@@ -342,7 +344,14 @@ impl Registry {
             Reference::Tag(t) => Some(t.as_str()),
             Reference::Digest(_) => None,
         };
-        let mut e = event("manifest.pull", Some(repo), None, tag, "ok", None);
+        let mut e = event(
+            AuditAction::ManifestPull,
+            Some(repo),
+            None,
+            tag,
+            Outcome::Ok,
+            None,
+        );
         e.digest = Some(digest.to_string());
         journal.record(&e).map_err(|e| RegistryError::Db(e.into()))
     }
@@ -351,11 +360,11 @@ impl Registry {
     /// starts every anonymous client's login).
     pub fn record_access_denied(&self, repo: &str, reason: &str) {
         let mut e = event(
-            "access.deny",
+            AuditAction::AccessDeny,
             None,
             None,
             None,
-            "denied",
+            Outcome::Denied,
             Some(reason.into()),
         );
         e.repository = Some(repo.to_string());
@@ -366,11 +375,11 @@ impl Registry {
     /// every pull: a client over its limit may keep asking at any rate.
     pub fn record_pull_refused(&self, repo: &RepositoryName, reference: &Reference, reason: &str) {
         let mut e = event(
-            "manifest.pull",
+            AuditAction::ManifestPull,
             Some(repo),
             None,
             None,
-            "denied",
+            Outcome::Denied,
             Some(reason.into()),
         );
         match reference {
@@ -434,11 +443,11 @@ impl Registry {
         // concurrent push of the same digest may be about to link them again. Reclaiming
         // unreferenced bytes is garbage collection's job.
         let audit = [event(
-            "blob.delete",
+            AuditAction::BlobDelete,
             Some(repo),
             Some(digest),
             None,
-            "ok",
+            Outcome::Ok,
             None,
         )];
         if self.db.unlink_blob(repo, digest, &audit).await? {
@@ -467,11 +476,11 @@ impl Registry {
         self.check_quota(repo, Stored::Blob(digest), size).await?;
         let reason = from.map(|f| format!("mounted from {f}"));
         let audit = [event(
-            "blob.push",
+            AuditAction::BlobPush,
             Some(repo),
             Some(digest),
             None,
-            "ok",
+            Outcome::Ok,
             reason,
         )];
         self.db.link_blob(repo, digest, size, &audit).await?;
@@ -499,11 +508,11 @@ impl Registry {
         match result {
             Ok(size) => {
                 let audit = [event(
-                    "blob.push",
+                    AuditAction::BlobPush,
                     Some(repo),
                     Some(digest),
                     None,
-                    "ok",
+                    Outcome::Ok,
                     None,
                 )];
                 self.db.link_blob(repo, digest, size, &audit).await?;
@@ -630,11 +639,11 @@ impl Registry {
             }
         };
         let audit = [event(
-            "blob.push",
+            AuditAction::BlobPush,
             Some(repo),
             Some(digest),
             None,
-            "ok",
+            Outcome::Ok,
             None,
         )];
         self.db.link_blob(repo, digest, size, &audit).await?;
@@ -751,11 +760,11 @@ impl Registry {
                 detail: serde_json::json!({ "account": actor, "repository": repo.as_str(), "check": "role" }),
             };
             self.audit_refusal(event(
-                "manifest.push",
+                AuditAction::ManifestPush,
                 Some(repo),
                 Some(&digest),
                 tags.first().map(|t| t.as_str()),
-                "denied",
+                Outcome::Denied,
                 Some(e.to_string()),
             ))
             .await;
@@ -771,9 +780,9 @@ impl Registry {
                     Ok(a) => a,
                     Err(e @ RegistryError::Denied { .. }) => {
                         let action = if is_signature {
-                            "signature.refuse"
+                            AuditAction::SignatureRefuse
                         } else {
-                            "admission.deny"
+                            AuditAction::AdmissionDeny
                         };
                         let tag = tags.first().map(|t| t.as_str());
                         self.audit_refusal(event(
@@ -781,7 +790,7 @@ impl Registry {
                             Some(repo),
                             Some(&digest),
                             tag,
-                            "denied",
+                            Outcome::Denied,
                             Some(e.to_string()),
                         ))
                         .await;
@@ -803,11 +812,11 @@ impl Registry {
             .as_ref()
             .map(|a| serde_json::to_string(a).expect("string map serialises"));
         let mut audit = vec![event(
-            "manifest.push",
+            AuditAction::ManifestPush,
             Some(repo),
             Some(&digest),
             None,
-            "ok",
+            Outcome::Ok,
             admission.warning.clone(),
         )];
         for t in &tags {
@@ -815,11 +824,11 @@ impl Registry {
                 .quarantine_tags
                 .then(|| "quarantined until signed".to_string());
             audit.push(event(
-                "tag.push",
+                AuditAction::TagPush,
                 Some(repo),
                 Some(&digest),
                 Some(t.as_str()),
-                "ok",
+                Outcome::Ok,
                 reason,
             ));
         }
@@ -837,11 +846,11 @@ impl Registry {
                 }
             );
             audit.push(event(
-                "signature.admit",
+                AuditAction::SignatureAdmit,
                 Some(repo),
                 subject.as_ref(),
                 None,
-                "ok",
+                Outcome::Ok,
                 Some(reason),
             ));
         }
@@ -881,11 +890,11 @@ impl Registry {
             if !matches!(e, RegistryError::Db(_)) {
                 let tag = tags.first().map(|t| t.as_str());
                 self.audit_refusal(event(
-                    "manifest.push",
+                    AuditAction::ManifestPush,
                     Some(repo),
                     Some(&digest),
                     tag,
-                    "denied",
+                    Outcome::Denied,
                     Some(e.to_string()),
                 ))
                 .await;
@@ -1070,11 +1079,11 @@ impl Registry {
             self.db
                 .admit_pending(repo, std::slice::from_ref(&d), |digest| {
                     let mut e = event(
-                        "manifest.admit",
+                        AuditAction::ManifestAdmit,
                         Some(repo),
                         None,
                         None,
-                        "ok",
+                        Outcome::Ok,
                         Some(why.to_string()),
                     );
                     e.digest = Some(digest.to_string());
@@ -1113,11 +1122,11 @@ impl Registry {
             .db
             .publish_tags(repo, subject, |tag| {
                 event(
-                    "tag.publish",
+                    AuditAction::TagPublish,
                     Some(repo),
                     Some(subject),
                     Some(tag),
-                    "ok",
+                    Outcome::Ok,
                     Some(format!("quarantined tag published: {reason}")),
                 )
             })
@@ -1186,11 +1195,11 @@ impl Registry {
         let deleted = match reference {
             Reference::Digest(d) => {
                 let audit = [event(
-                    "manifest.delete",
+                    AuditAction::ManifestDelete,
                     Some(repo),
                     Some(d),
                     None,
-                    "ok",
+                    Outcome::Ok,
                     None,
                 )];
                 let deleted = self.db.delete_manifest(repo, d, &audit).await?;
@@ -1201,11 +1210,11 @@ impl Registry {
             }
             Reference::Tag(t) => {
                 let audit = [event(
-                    "tag.delete",
+                    AuditAction::TagDelete,
                     Some(repo),
                     None,
                     Some(t.as_str()),
-                    "ok",
+                    Outcome::Ok,
                     None,
                 )];
                 let deleted = self.db.delete_tag(repo, t, &audit).await?;

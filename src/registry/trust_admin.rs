@@ -2,6 +2,7 @@
 //! in the database, applied at once, and followed by a re-evaluation of stored signatures.
 
 use super::{Registry, RegistryError, TrustConfig};
+use crate::db::{AuditAction, Outcome};
 use crate::trust::policy::TrustPolicyDocument;
 use crate::trust::store::{parse_certificates, StoreRef, TrustStores};
 use serde_json::{json, Value};
@@ -74,7 +75,14 @@ impl Registry {
                                 Some(&text),
                                 &config.stores.to_map(),
                                 "loaded from --trust-policy and --trust-store at start",
-                                super::event("trust.change", None, None, None, "ok", None),
+                                super::event(
+                                    AuditAction::TrustChange,
+                                    None,
+                                    None,
+                                    None,
+                                    Outcome::Ok,
+                                    None,
+                                ),
                             )
                             .await?
                     }
@@ -125,7 +133,14 @@ impl Registry {
                 policy_text.as_deref(),
                 &stores.to_map(),
                 reason,
-                super::event("trust.change", None, None, None, "ok", None),
+                super::event(
+                    AuditAction::TrustChange,
+                    None,
+                    None,
+                    None,
+                    Outcome::Ok,
+                    None,
+                ),
             )
             .await?;
         if let Some(c) = config.as_mut() {

@@ -244,3 +244,38 @@ async fn times_are_rfc3339_and_table_columns_line_up() {
         assert!(is_rfc3339_utc(&row[at..at + 20]), "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_misspelt_audit_action_is_refused_with_the_known_ones() {
+    let s = Server::start();
+    let o = bonded(&[
+        "audit",
+        "--registry",
+        &s.addr,
+        "--action",
+        "signature.admitt",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let text = output_text(&o);
+    assert!(
+        text.contains("a similar value exists: 'signature.admit'"),
+        "{text}"
+    );
+    assert!(
+        text.contains("manifest.push") && text.contains("quota.remove"),
+        "{text}"
+    );
+    let res = client()
+        .get(format!("{}/bonded/v1/audit?action=signature.admitt", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: serde_json::Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["errors"][0]["code"], "AUDIT_QUERY_INVALID");
+    let msg = body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("not an audit action; the actions are blob.push"),
+        "{msg}"
+    );
+}
