@@ -125,7 +125,7 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             "no trust policy is configured: bonded is running as a plain registry and admits unsigned images"
         ),
     }
-    bootstrap_admin(&db).await?;
+    bootstrap_admin(&db, &cfg.data_dir).await?;
     let auth = api::auth::Auth::new(
         api::auth::AuthSettings {
             mode: if cfg.open {
@@ -255,13 +255,22 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 
 /// On first start (no accounts yet) creates `admin` with the admin role on `*`; its
 /// password comes from BONDED_ADMIN_PASSWORD or is generated and printed once.
-async fn bootstrap_admin(db: &Metadata) -> Result<(), Box<dyn std::error::Error>> {
-    if db.account_count().await? > 0 {
-        return Ok(());
-    }
+///
+/// Once accounts exist the variable changes nothing; a start with it set says so, and
+/// whether it still is `admin`'s password, so a login that fails is not a mystery.
+async fn bootstrap_admin(
+    db: &Metadata,
+    data_dir: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
     let given = std::env::var("BONDED_ADMIN_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());
+    if db.account_count().await? > 0 {
+        if let Some(p) = &given {
+            eprintln!("{}", ignored_admin_password(db, data_dir, p).await?);
+        }
+        return Ok(());
+    }
     if let Some(p) = &given {
         crate::auth::password::check_strength(p)
             .map_err(|e| format!("BONDED_ADMIN_PASSWORD: {e}"))?;
@@ -288,6 +297,38 @@ async fn bootstrap_admin(db: &Metadata) -> Result<(), Box<dyn std::error::Error>
         }
     }
     Ok(())
+}
+
+/// What a start says when BONDED_ADMIN_PASSWORD is set but accounts already exist. The
+/// password itself is never printed; whether it matches `admin`'s stored hash is.
+async fn ignored_admin_password(
+    db: &Metadata,
+    data_dir: &std::path::Path,
+    given: &str,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let directory = db.directory().await?;
+    let head = format!(
+        "bonded: BONDED_ADMIN_PASSWORD is ignored: {} already has accounts \
+         (the variable only sets the first administrator's password, on the first start)",
+        data_dir.display()
+    );
+    let tail = match directory.accounts.get("admin") {
+        Some(a)
+            if a.password_hash
+                .as_deref()
+                .is_some_and(|h| crate::auth::password::verify(given, h)) =>
+        {
+            "it is still the password of 'admin'".to_string()
+        }
+        Some(_) => format!(
+            "it is NOT the password of 'admin', so logins with it fail; use the password \
+             printed on the first start, change it with `bonded user passwd admin --data-dir {}`, \
+             or start with a new --data-dir",
+            data_dir.display()
+        ),
+        None => "there is no account 'admin'; `bonded user list` shows the accounts".to_string(),
+    };
+    Ok(format!("{head};\n        {tail}"))
 }
 
 /// The key bearer tokens are signed with: 32 random bytes in `auth/token.key`, made on

@@ -279,3 +279,63 @@ async fn a_misspelt_audit_action_is_refused_with_the_known_ones() {
         "{msg}"
     );
 }
+
+/// Starts `serve` on `data`, waits until it listens, stops it and returns its stderr.
+fn one_start(data: &std::path::Path, admin_password: Option<&str>) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
+    cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .env_remove("BONDED_ADMIN_PASSWORD")
+        .env_remove("BONDED_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(p) = admin_password {
+        cmd.env("BONDED_ADMIN_PASSWORD", p);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("listening"), "{first}");
+    child.kill().unwrap();
+    String::from_utf8_lossy(&child.wait_with_output().unwrap().stderr).into_owned()
+}
+
+#[test]
+fn an_admin_password_variable_that_can_no_longer_apply_is_named_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("d");
+    let first = one_start(&data, None);
+    let generated = first
+        .split("with password ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no generated password in {first}"))
+        .to_string();
+
+    // The README's order: a first start made the account, then the variable is exported.
+    let other = "another-long-password-42";
+    let err = one_start(&data, Some(other));
+    assert!(
+        err.contains("BONDED_ADMIN_PASSWORD is ignored")
+            && err.contains("NOT the password of 'admin'")
+            && err.contains("bonded user passwd admin"),
+        "{err}"
+    );
+    assert!(!err.contains(other), "the password is never printed: {err}");
+    assert!(!err.contains(&generated), "{err}");
+
+    // The same variable that made the account: it is ignored, and still right.
+    let err = one_start(&data, Some(&generated));
+    assert!(
+        err.contains("BONDED_ADMIN_PASSWORD is ignored")
+            && err.contains("still the password of 'admin'"),
+        "{err}"
+    );
+    assert!(!err.contains(&generated), "{err}");
+
+    // Without the variable a later start says nothing about it.
+    let err = one_start(&data, None);
+    assert!(!err.contains("BONDED_ADMIN_PASSWORD"), "{err}");
+}
