@@ -22,6 +22,9 @@ pub mod storage;
 pub mod timefmt;
 pub mod trust;
 
+#[cfg(test)]
+mod test_vectors;
+
 /// Installs ring as rustls's process-wide crypto provider (HTTPS in the CLI's client).
 /// Idempotent; call before building an HTTP client.
 pub fn install_crypto_provider() {

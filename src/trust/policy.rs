@@ -479,18 +479,20 @@ impl TrustPolicyDocument {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::{Path, PathBuf};
-
-    fn fixtures() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors/notation-e2e/trustpolicies")
-    }
+    use crate::test_vectors as vectors;
 
     fn load(name: &str) -> Result<TrustPolicyDocument, PolicyError> {
-        TrustPolicyDocument::parse(&std::fs::read(fixtures().join(name)).unwrap())
+        let path = vectors::path()
+            .join("notation-e2e/trustpolicies")
+            .join(name);
+        TrustPolicyDocument::parse(&std::fs::read(path).unwrap())
     }
 
     #[test]
     fn notation_fixtures_that_notation_accepts_load() {
+        if vectors::dir().is_none() {
+            return;
+        }
         for f in [
             "trustpolicy.json",
             "permissive_trustpolicy.json",
@@ -517,6 +519,9 @@ mod tests {
 
     #[test]
     fn notation_fixtures_that_notation_refuses_are_refused() {
+        if vectors::dir().is_none() {
+            return;
+        }
         for (f, says) in [
             ("invalid_format_trustpolicy.json", "not valid JSON"),
             (
@@ -590,6 +595,9 @@ mod tests {
 
     #[test]
     fn levels_and_overrides_set_actions() {
+        if vectors::dir().is_none() {
+            return;
+        }
         let strict = load("override_strict_trustpolicy.json").unwrap();
         let a = strict.policies[0].actions;
         assert_eq!(a.integrity, Action::Enforce);

@@ -339,3 +339,75 @@ fn an_admin_password_variable_that_can_no_longer_apply_is_named_at_start() {
     let err = one_start(&data, None);
     assert!(!err.contains("BONDED_ADMIN_PASSWORD"), "{err}");
 }
+
+// Tests that read ../shared/vectors skip without them, unless CI requires them.
+#[test]
+fn a_missing_directory_skips_unless_required() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("vectors");
+    assert_eq!(vectors::locate(&missing, false), Ok(None));
+    let err = vectors::locate(&missing, true).unwrap_err();
+    assert!(err.contains("BONDED_REQUIRE_VECTORS"), "{err}");
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+}
+
+#[test]
+fn a_present_directory_runs_whether_required_or_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(
+        vectors::locate(tmp.path(), false),
+        Ok(Some(tmp.path().into()))
+    );
+    assert_eq!(
+        vectors::locate(tmp.path(), true),
+        Ok(Some(tmp.path().into()))
+    );
+}
+
+#[test]
+fn a_file_where_the_directory_should_be_is_missing_vectors() {
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    assert_eq!(vectors::locate(tmp.path(), false), Ok(None));
+    assert!(vectors::locate(tmp.path(), true).is_err());
+}
+
+/// This test binary itself, running one test that reads the vectors, with the vectors
+/// pointed somewhere they are not.
+fn run_vector_test_without_vectors(required: bool) -> std::process::Output {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([
+        "trust_vectors::v1_valid_notation_signature_verifies",
+        "--exact",
+        "--test-threads=1",
+    ])
+    .env("BONDED_VECTORS", tmp.path().join("absent"))
+    .env_remove("BONDED_REQUIRE_VECTORS");
+    if required {
+        cmd.env("BONDED_REQUIRE_VECTORS", "1");
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_clone_without_the_vectors_skips_their_tests_and_says_so() {
+    let o = run_vector_test_without_vectors(false);
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("1 passed") && text.contains(vectors::SKIPPED),
+        "{text}"
+    );
+    assert_eq!(vectors::SKIPPED, "skipped: ../shared/vectors not found");
+}
+
+#[test]
+fn ci_without_the_vectors_fails_instead_of_skipping() {
+    let o = run_vector_test_without_vectors(true);
+    let text = output_text(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("1 failed") && text.contains("BONDED_REQUIRE_VECTORS"),
+        "{text}"
+    );
+}

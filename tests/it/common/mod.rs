@@ -4,6 +4,8 @@
 
 pub mod distribution;
 pub mod pki;
+#[path = "../../../src/test_vectors.rs"]
+pub mod vectors;
 
 use sha2::{Digest as _, Sha256};
 use std::io::{BufRead, BufReader};
