@@ -9,6 +9,7 @@
 //! `--password-stdin` or a login stored by podman, skopeo or docker ([`credentials`]).
 
 pub mod credentials;
+pub mod net_error;
 
 use crate::oci::{media_type, Algorithm, Descriptor, Digest, Reference, RepositoryName};
 use serde_json::Value;
@@ -73,7 +74,10 @@ impl FromStr for ImageRef {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach registry {registry}: {source}")]
+    #[error(
+        "cannot reach registry {registry}: {}",
+        unreachable_why(source, registry)
+    )]
     Unreachable {
         registry: String,
         source: reqwest::Error,
@@ -102,6 +106,11 @@ pub enum ClientError {
     },
     #[error("{0}")]
     Invalid(String),
+}
+
+fn unreachable_why(source: &reqwest::Error, registry: &str) -> String {
+    let scheme = source.url().map_or("https", |u| u.scheme());
+    net_error::describe(source, registry, scheme)
 }
 
 /// How to reach and log in to a registry.
@@ -314,8 +323,14 @@ impl RegistryClient {
         // as docker does, and fall back when nothing answers it.
         if plain && !options.plain_http {
             let https = client.http.get(format!("{}/v2/", client.base)).send().await;
-            if https.is_err() {
-                client.base = format!("http://{registry}");
+            match https {
+                Ok(_) => {}
+                // A TLS server answered but its certificate is refused: falling back to
+                // plain HTTP would only hide why.
+                Err(e) if net_error::cause(&e).is_tls_server() => {
+                    return Err(client.unreachable(e));
+                }
+                Err(_) => client.base = format!("http://{registry}"),
             }
         }
         client.login(repo, push).await?;

@@ -411,3 +411,82 @@ fn ci_without_the_vectors_fails_instead_of_skipping() {
         "{text}"
     );
 }
+
+/// stderr of a failed `bonded inspect`, checked to be one line with none of reqwest's or
+/// rustls's own words.
+fn one_line_failure(args: &[&str]) -> String {
+    let o = bonded(args);
+    assert!(!o.status.success());
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    assert!(
+        !err.contains("ERROR") && !err.contains("error sending request for url"),
+        "{err}"
+    );
+    err
+}
+
+#[tokio::test]
+async fn network_and_tls_failures_name_their_cause_and_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = Ca::new("Private CA");
+    let (key, cert) = ca.issue_server("127.0.0.1");
+    std::fs::write(d.join("server.key"), key.serialize_pem()).unwrap();
+    std::fs::write(d.join("server.pem"), cert.pem()).unwrap();
+    std::fs::write(d.join("ca.pem"), &ca.pem).unwrap();
+    let s = Server::start_in(
+        &d.join("data"),
+        &[
+            "--tls-cert",
+            d.join("server.pem").to_str().unwrap(),
+            "--tls-key",
+            d.join("server.key").to_str().unwrap(),
+        ],
+    );
+    let image = format!("{}/a/b:v1", s.addr);
+
+    // A private CA's server without --ca-file: the cause, and the option that fixes it.
+    let err = one_line_failure(&["inspect", &image]);
+    assert!(
+        err.contains("signed by an unknown authority") && err.contains("--ca-file"),
+        "{err}"
+    );
+    // With it the registry is reached (and says the image is not there).
+    let o = bonded(&[
+        "inspect",
+        &image,
+        "--ca-file",
+        d.join("ca.pem").to_str().unwrap(),
+    ]);
+    assert!(output_text(&o).contains("not found"), "{}", output_text(&o));
+    // A name the certificate is not for.
+    let port = s.addr.rsplit(':').next().unwrap();
+    let err = one_line_failure(&[
+        "inspect",
+        &format!("localhost:{port}/a/b:v1"),
+        "--ca-file",
+        d.join("ca.pem").to_str().unwrap(),
+    ]);
+    assert!(err.contains("not for this name"), "{err}");
+    // Plain HTTP to a TLS port.
+    let err = one_line_failure(&["inspect", &image, "--plain-http"]);
+    assert!(err.contains("drop --plain-http"), "{err}");
+
+    // Nothing listening.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let err = one_line_failure(&["inspect", &format!("{addr}/a/b:v1")]);
+    assert!(
+        err.contains("connection refused") && err.contains(&addr.to_string()),
+        "{err}"
+    );
+    // A name that cannot resolve (.invalid never does, RFC 2606).
+    let err = one_line_failure(&["inspect", "registry.invalid/a/b:v1"]);
+    assert!(
+        err.contains("cannot resolve the host name 'registry.invalid'"),
+        "{err}"
+    );
+}
