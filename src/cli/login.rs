@@ -59,13 +59,8 @@ fn auth_file() -> Result<std::path::PathBuf, String> {
 
 /// Checks the credentials against the registry, then stores them.
 pub async fn login(args: &LoginArgs) -> Result<(), String> {
-    if args.client.username.is_none() {
-        return Err(
-            "give --username and --password-stdin (the password or an API token on standard input)"
-                .into(),
-        );
-    }
-    let client = RegistryClient::connect(&args.registry, &args.client, None, false)
+    let options = ask_what_is_missing(&args.client)?;
+    let client = RegistryClient::connect(&args.registry, &options, None, false)
         .await
         .map_err(|e| e.to_string())?;
     let (user, secret) = client
@@ -104,6 +99,48 @@ pub async fn login(args: &LoginArgs) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+/// The login's username and password: as given (`--username`, `--password-stdin`), or,
+/// as docker and podman do, asked for on the terminal (the password without echo). Off a
+/// terminal nothing is asked: what is missing is named.
+fn ask_what_is_missing(given: &ClientOptions) -> Result<ClientOptions, String> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    let mut options = given.clone();
+    let terminal = std::io::stdin().is_terminal();
+    if options.username.is_none() {
+        if !terminal || options.password_stdin {
+            return Err("give --username (standard input is not a terminal to ask on)".into());
+        }
+        eprint!("Username: ");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the username: {e}"))?;
+        let name = line.trim();
+        if name.is_empty() {
+            return Err("no username given".into());
+        }
+        options.username = Some(name.to_string());
+    }
+    if !options.password_stdin {
+        if !terminal {
+            return Err(
+                "give --password-stdin with the password or an API token on standard \
+                 input (standard input is not a terminal to ask on)"
+                    .into(),
+            );
+        }
+        let password = rpassword::prompt_password("Password: ")
+            .map_err(|e| format!("cannot read the password from the terminal: {e}"))?;
+        if password.is_empty() {
+            return Err("no password given".into());
+        }
+        options.password = Some(password);
+    }
+    Ok(options)
 }
 
 pub async fn logout(args: &LogoutArgs) -> Result<(), String> {

@@ -92,7 +92,7 @@ pub enum ClientError {
     NotFound(String),
     #[error("the registry sent content for {expected} whose digest is {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
-    #[error("registry {registry} asks for a login: give --username and --password-stdin, or log in first with `podman login {registry}` or `docker login {registry}`")]
+    #[error("registry {registry} asks for a login: give --username and --password-stdin, or log in first with `bonded login {registry}` (podman's and docker's logins are used too)")]
     NeedsLogin { registry: String },
     #[error("login to {registry} failed: wrong username or password")]
     LoginFailed { registry: String },
@@ -131,6 +131,9 @@ pub struct ClientOptions {
     /// Read the password (or token) from standard input
     #[arg(long, global = true)]
     pub password_stdin: bool,
+    /// A password already read (`bonded login`'s prompt on a terminal); never an option.
+    #[arg(skip)]
+    pub password: Option<String>,
 }
 
 pub struct RegistryClient {
@@ -290,6 +293,10 @@ impl RegistryClient {
             source,
         })?;
         let credentials = match (&options.username, options.password_stdin) {
+            (Some(user), _) if options.password.is_some() => Some(format!(
+                "{user}:{}",
+                options.password.as_deref().unwrap_or_default()
+            )),
             (Some(user), true) => {
                 let mut password = String::new();
                 std::io::stdin().read_line(&mut password).map_err(|e| {

@@ -490,3 +490,148 @@ async fn network_and_tls_failures_name_their_cause_and_the_fix() {
         "{err}"
     );
 }
+
+/// A pseudo-terminal for a child: what it writes to its terminal can be read, and what is
+/// written here it reads as typed.
+struct Pty {
+    master: std::fs::File,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Pty {
+    /// Spawns `cmd` with the pty as its controlling terminal, stdin and stderr (stdout
+    /// stays a pipe, as in `bonded login | cat`).
+    fn spawn(mut cmd: Command) -> (Pty, std::process::Child) {
+        use std::os::fd::{FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty writes two new descriptors into the out-parameters.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty");
+        // SAFETY: both descriptors are new and owned here.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        cmd.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave))
+            .stdout(Stdio::piped());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().unwrap();
+        let master = std::fs::File::from(master);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (mut reader, into) = (master.try_clone().unwrap(), seen.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                into.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        (Pty { master, seen }, child)
+    }
+
+    /// Waits until the terminal shows `text`.
+    fn expect(&self, text: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !self.seen.lock().unwrap().contains(text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the terminal never showed {text:?}: {:?}",
+                self.seen.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        std::io::Write::write_all(&mut self.master, format!("{line}\r").as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn login_on_a_terminal_asks_for_the_username_and_the_password_without_echo() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start_with_auth(&tmp.path().join("data"), &[]);
+    let auth_file = tmp.path().join("auth.json");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
+    cmd.args(["login", &s.addr])
+        .env("REGISTRY_AUTH_FILE", &auth_file)
+        .env_remove("BONDED_LOG");
+    let (mut pty, child) = Pty::spawn(cmd);
+    pty.expect("Username: ");
+    pty.type_line("admin");
+    pty.expect("Password: ");
+    pty.type_line(ADMIN_PASSWORD);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let terminal = pty.seen.lock().unwrap().clone();
+    assert!(out.status.success(), "{stdout} {terminal}");
+    assert!(
+        stdout.contains(&format!("logged in to {} as admin", s.addr)),
+        "{stdout}"
+    );
+    assert!(
+        !terminal.contains(ADMIN_PASSWORD),
+        "the password is not echoed: {terminal:?}"
+    );
+    let kept = std::fs::read_to_string(&auth_file).unwrap();
+    assert!(kept.contains(&s.addr), "{kept}");
+
+    // With --username only the password is asked for.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
+    cmd.args(["login", &s.addr, "--username", "admin"])
+        .env("REGISTRY_AUTH_FILE", &auth_file)
+        .env_remove("BONDED_LOG");
+    let (mut pty, child) = Pty::spawn(cmd);
+    pty.expect("Password: ");
+    assert!(!pty.seen.lock().unwrap().contains("Username"));
+    pty.type_line("not-the-password");
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    pty.expect("wrong username or password");
+}
+
+#[test]
+fn login_off_a_terminal_names_what_is_missing() {
+    let s = Server::start();
+    let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["login", &s.addr, "--username", "admin"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let text = output_text(&o);
+    assert!(
+        text.contains("give --password-stdin") && text.contains("not a terminal"),
+        "{text}"
+    );
+    let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["login", &s.addr])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        output_text(&o).contains("give --username"),
+        "{}",
+        output_text(&o)
+    );
+}
