@@ -838,7 +838,8 @@ impl Auth {
 fn describe(action: Action) -> &'static str {
     match action {
         Action::Pull => "pull from",
-        Action::PushSignature => "push signatures to",
+        // The least right any push needs (a signer's): lacking it, nothing can be pushed.
+        Action::PushSignature => "push to",
         Action::Push => "push images to",
         Action::Delete => "delete from",
         Action::Admin => "administer",

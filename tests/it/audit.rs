@@ -414,3 +414,85 @@ async fn the_audit_table_escapes_what_clients_chose() {
         "a forged row: {table}"
     );
 }
+
+/// Every client starts anonymous: `GET /v2/`, a 401 with a challenge, a token, then the
+/// request again. Those steps are how logging in works, not refusals anyone needs to
+/// read; what is recorded is an account refused what its roles do not allow.
+#[tokio::test]
+async fn the_login_dance_of_anonymous_clients_is_not_recorded_and_a_refused_account_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    user(&data, "reader", "reader", "lab/*");
+    let admin = as_user("admin", ADMIN_PASSWORD);
+    push_image(&admin, &s, "lab/app", "v1", "dance", json!({})).await;
+    let before = audit_records(&admin, &s).await;
+
+    let anon = client();
+    let res = anon.get(s.v2("")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let res = anon.get(s.v2("lab/app/manifests/v1")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let token = get_json(
+        &anon,
+        format!(
+            "{}/token?service={}&scope=repository:lab/app:pull",
+            s.url, s.addr
+        ),
+    )
+    .await;
+    let res = anon
+        .get(s.v2("lab/app/manifests/v1"))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // A real client's whole anonymous attempt.
+    let o = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", "--raw"])
+        .arg(format!("docker://{}/lab/app:v1", s.addr))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let after = audit_records(&admin, &s).await;
+    assert_eq!(
+        after.len(),
+        before.len(),
+        "anonymous requests added records: {:?}",
+        &after[before.len()..]
+    );
+
+    // An account refused a push its role does not allow: one record, naming it.
+    let reader = as_user("reader", &password("reader"));
+    let res = reader
+        .post(s.v2("lab/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let after = audit_records(&admin, &s).await;
+    // (its password's first use is a login record of its own)
+    let new: Vec<&Value> = after[before.len()..]
+        .iter()
+        .filter(|r| r["action"] != "login")
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    assert_eq!(
+        new[0]["reason"],
+        "'reader' may not push to lab/app: its roles are reader on lab/*"
+    );
+    assert_eq!(new[0]["action"], "access.deny");
+    assert_eq!(new[0]["actor"], "reader");
+    assert_eq!(new[0]["repository"], "lab/app");
+    assert_eq!(new[0]["outcome"], "denied");
+}
+
+/// The whole trail, once the journal has been drained into it.
+async fn audit_records(admin: &reqwest::Client, s: &Server) -> Vec<Value> {
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    get(admin, s, "limit=1000").await["records"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
