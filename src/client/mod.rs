@@ -26,10 +26,12 @@ pub struct ImageRef {
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.reference {
-            Reference::Tag(t) => write!(f, "{}/{}:{t}", self.registry, self.repository),
-            Reference::Digest(d) => write!(f, "{}/{}@{d}", self.registry, self.repository),
-        }
+        write!(
+            f,
+            "{}/{}",
+            self.registry,
+            self.reference.in_repository(&self.repository)
+        )
     }
 }
 
@@ -565,7 +567,11 @@ impl RegistryClient {
             .map_err(|e| self.unreachable(e))?;
         if !res.status().is_success() {
             return Err(refusal(
-                format!("manifest {}/{repo}:{reference}", self.registry),
+                format!(
+                    "manifest {}/{}",
+                    self.registry,
+                    reference.in_repository(repo)
+                ),
                 res,
             )
             .await);
@@ -580,7 +586,7 @@ impl RegistryClient {
             .read(
                 res,
                 crate::oci::MAX_MANIFEST_SIZE,
-                &format!("manifest {repo}:{reference}"),
+                &format!("manifest {}", reference.in_repository(repo)),
             )
             .await?;
         let digest = match reference {
@@ -789,7 +795,12 @@ impl RegistryClient {
             .await
             .map_err(|e| self.unreachable(e))?;
         if !res.status().is_success() {
-            return Err(refusal(format!("pushing manifest {repo}@{reference}"), res).await);
+            let name = format!(
+                "{}/{repo}{}{reference}",
+                self.registry,
+                crate::oci::name::separator_of(reference)
+            );
+            return Err(refusal(format!("pushing manifest {name}"), res).await);
         }
         Ok(res.headers().contains_key("oci-subject"))
     }

@@ -152,6 +152,40 @@ impl fmt::Display for Reference {
     }
 }
 
+impl Reference {
+    /// What joins this reference to a repository in an image name: `:` before a tag, `@`
+    /// before a digest.
+    pub fn separator(&self) -> char {
+        match self {
+            Reference::Tag(_) => ':',
+            Reference::Digest(_) => '@',
+        }
+    }
+
+    /// `repo:tag` or `repo@digest`, as docker, podman and notation write image names.
+    pub fn in_repository<'a, R: fmt::Display>(&'a self, repo: &'a R) -> impl fmt::Display + 'a {
+        Joined(repo, self.separator(), self)
+    }
+}
+
+/// The separator before `reference`, a tag or a digest still as text: digests are the
+/// references with a `:` (tags cannot hold one).
+pub fn separator_of(reference: &str) -> char {
+    if reference.contains(':') {
+        '@'
+    } else {
+        ':'
+    }
+}
+
+struct Joined<'a, R, S>(&'a R, char, &'a S);
+
+impl<R: fmt::Display, S: fmt::Display> fmt::Display for Joined<'_, R, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{}", self.0, self.1, self.2)
+    }
+}
+
 impl FromStr for Reference {
     type Err = NameError;
 
@@ -172,6 +206,21 @@ impl FromStr for Reference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn image_names_join_tags_with_a_colon_and_digests_with_an_at() {
+        let repo: RepositoryName = "acme/pod".parse().unwrap();
+        let tag: Reference = "v1".parse().unwrap();
+        let hex = "a".repeat(64);
+        let digest: Reference = format!("sha256:{hex}").parse().unwrap();
+        assert_eq!(tag.in_repository(&repo).to_string(), "acme/pod:v1");
+        assert_eq!(
+            digest.in_repository(&repo).to_string(),
+            format!("acme/pod@sha256:{hex}")
+        );
+        assert_eq!(separator_of("v1"), ':');
+        assert_eq!(separator_of(&format!("sha256:{hex}")), '@');
+    }
 
     #[test]
     fn accepts_spec_names_without_nesting_limit() {

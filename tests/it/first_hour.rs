@@ -635,3 +635,46 @@ fn login_off_a_terminal_names_what_is_missing() {
         output_text(&o)
     );
 }
+
+#[tokio::test]
+async fn messages_name_images_as_repo_colon_tag_and_repo_at_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("keys-example");
+    let s = Server::start_in(
+        &d.join("data"),
+        &[
+            "--trust-policy",
+            keys.join("trustpolicy.json").to_str().unwrap(),
+            "--trust-store",
+            keys.join("truststore").to_str().unwrap(),
+        ],
+    );
+    // A digest that is not there.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let o = bonded(&["inspect", &format!("{}/prod/pod@{missing}", s.addr)]);
+    let text = output_text(&o);
+    assert!(!o.status.success());
+    assert!(text.contains(&format!("prod/pod@{missing}")), "{text}");
+    assert!(!text.contains("pod:sha256"), "{text}");
+
+    // A tag the policy refuses (unsigned).
+    let layout = OciLayout::create(&d.join("layout"));
+    let (cd, cn) = layout.blob(b"{}");
+    let m = image_manifest((&cd, cn), &[], json!({}));
+    let (md, mn) = layout.blob(&m);
+    layout.index(&json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST, "digest": md, "size": mn,
+        "annotations": {"org.opencontainers.image.ref.name": "latest"}}]}));
+    let o = bonded(&[
+        "push",
+        &format!("{}:latest", layout.path()),
+        &format!("{}/prod/nosign:v1", s.addr),
+    ]);
+    let text = output_text(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("pushing manifest {}/prod/nosign:v1", s.addr)),
+        "{text}"
+    );
+    assert!(!text.contains("nosign@v1"), "{text}");
+}
