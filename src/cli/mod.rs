@@ -2,6 +2,7 @@
 
 pub mod accounts;
 mod audit;
+mod docs;
 mod inspect;
 mod keygen;
 mod login;
@@ -81,6 +82,10 @@ pub enum Command {
     Namespace(accounts::NamespaceArgs),
     /// Set, remove or list storage quotas on namespace patterns
     Quota(accounts::QuotaArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion(docs::CompletionArgs),
+    /// Print the man page, or write every command's page into a directory
+    Man(docs::ManArgs),
 }
 
 impl Cli {
@@ -102,6 +107,8 @@ impl Cli {
             Command::Namespace(args) => done(accounts::namespace(&args).await),
             Command::Quota(args) => done(accounts::quota(&args).await),
             Command::Keygen(args) => done(keygen::run(&args)),
+            Command::Completion(args) => done(docs::completion(&args)),
+            Command::Man(args) => done(docs::man(&args)),
         }
     }
 }

@@ -678,3 +678,94 @@ async fn messages_name_images_as_repo_colon_tag_and_repo_at_digest() {
     );
     assert!(!text.contains("nosign@v1"), "{text}");
 }
+
+#[test]
+fn bash_completes_commands_and_options_from_the_generated_script() {
+    let script = ok(&bonded(&["completion", "bash"]));
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bonded.bash");
+    std::fs::write(&file, script).unwrap();
+    // What bash does on TAB: set COMP_WORDS and COMP_CWORD, call the function.
+    let complete = |words: &str| {
+        let n = words.split_whitespace().count();
+        let cword = if words.ends_with(' ') { n } else { n - 1 };
+        let program = format!(
+            "source '{}'; COMP_WORDS=({words}{}); COMP_CWORD={cword}; _bonded bonded \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display(),
+            if words.ends_with(' ') { " ''" } else { "" },
+        );
+        let o = Command::new("bash")
+            .args(["-c", &program])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", output_text(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(complete("bonded ver"), ["verify"]);
+    assert!(complete("bonded verify --trust-s").contains(&"--trust-store".to_string()));
+    let trust = complete("bonded trust ");
+    for sub in ["show", "set-policy", "set-store", "versions"] {
+        assert!(trust.contains(&sub.to_string()), "{trust:?}");
+    }
+}
+
+#[test]
+fn zsh_and_fish_get_scripts_of_their_own_form() {
+    let zsh = ok(&bonded(&["completion", "zsh"]));
+    assert!(
+        zsh.starts_with("#compdef bonded"),
+        "{}",
+        &zsh[..40.min(zsh.len())]
+    );
+    assert!(zsh.contains("--trust-store"));
+    let fish = ok(&bonded(&["completion", "fish"]));
+    assert!(fish.contains("complete -c bonded"));
+    assert!(
+        fish.contains("-l trust-store"),
+        "fish completes long options by name"
+    );
+    let o = bonded(&["completion", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        output_text(&o).contains("possible values"),
+        "{}",
+        output_text(&o)
+    );
+}
+
+#[test]
+fn every_command_has_a_man_page() {
+    use clap::CommandFactory;
+    let tmp = tempfile::tempdir().unwrap();
+    ok(&bonded(&["man", "--out", tmp.path().to_str().unwrap()]));
+    fn pages(cmd: &clap::Command, prefix: &str, out: &mut Vec<String>) {
+        let name = if prefix.is_empty() {
+            cmd.get_name().to_string()
+        } else {
+            format!("{prefix}-{}", cmd.get_name())
+        };
+        out.push(format!("{name}.1"));
+        for sub in cmd.get_subcommands() {
+            pages(sub, &name, out);
+        }
+    }
+    let mut expected = Vec::new();
+    pages(&bonded::cli::Cli::command(), "", &mut expected);
+    assert!(expected.len() > 30, "{expected:?}");
+    for page in &expected {
+        let text = std::fs::read_to_string(tmp.path().join(page))
+            .unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH "), "{page} is a man page");
+    }
+    let verify = std::fs::read_to_string(tmp.path().join("bonded-verify.1")).unwrap();
+    assert!(verify.contains("trust\\-store"), "options are documented");
+    // Without --out, bonded(1) itself on standard output.
+    let top = ok(&bonded(&["man"]));
+    assert!(
+        top.contains(".TH bonded 1") && top.contains("bonded\\-verify(1)"),
+        "{top}"
+    );
+}
