@@ -21,6 +21,7 @@ pub mod registry;
 pub mod storage;
 pub mod timefmt;
 pub mod trust;
+pub mod wire;
 
 #[cfg(test)]
 mod test_vectors;

@@ -943,6 +943,8 @@ async fn manifest_delete(
 ///   manifest, with each check's outcome, and whether they satisfy the policy now;
 /// - `GET repositories/<name>/pending`: manifests held until signed;
 /// - `GET trust`, `GET trust/versions`: the trust configuration in force and its history;
+/// - `GET trust/noncompliant?limit=N`: published images the configuration does not
+///   accept (administrators);
 /// - `PUT`/`DELETE trust/policy`, `PUT`/`DELETE trust/stores/<type>/<name>`: changes,
 ///   authorised by the admin bearer token.
 async fn bonded_api(State(reg): Reg, axum::Extension(options): Opts, req: Request) -> Response {
@@ -1023,7 +1025,12 @@ async fn bonded_api_inner(
             )
         };
         let changed = |c: crate::registry::TrustChange| {
-            ok(json!({ "version": c.version, "reevaluatedSignatures": c.reevaluated }))
+            let answer = crate::wire::TrustChangeAnswer {
+                version: c.version,
+                reevaluated_signatures: c.reevaluated,
+                noncompliant: c.noncompliant,
+            };
+            ok(serde_json::to_value(answer).expect("serialisable"))
         };
         let method = parts.method.clone();
         // Who may ask is settled before a byte of the body is read: an anonymous or
@@ -1105,6 +1112,13 @@ async fn bonded_api_inner(
                 auth.require_api_login(&caller, "to read the trust configuration")?;
                 Ok(ok(reg.trust_snapshot().await?))
             }
+            (Method::GET, "trust/noncompliant") => {
+                // Names every repository and tag: for administrators only.
+                require_admin().await?;
+                let limit = noncompliant_limit(&query_pairs(&parts.uri))?;
+                let report = reg.compliance(limit).await?;
+                Ok(ok(serde_json::to_value(report).expect("serialisable")))
+            }
             (Method::GET, "trust/versions") => {
                 auth.require_api_login(&caller, "to read the trust configuration")?;
                 Ok(ok(reg.trust_history().await?))
@@ -1149,6 +1163,23 @@ async fn bonded_api_inner(
     }
     .await;
     result.unwrap_or_else(|e| e.into_response())
+}
+
+/// `limit` of `GET trust/noncompliant`: how many images to list, 1 to
+/// [`crate::registry::MAX_LISTED`], 100 when not given.
+fn noncompliant_limit(query: &[(String, String)]) -> Result<usize, ApiError> {
+    let max = crate::registry::MAX_LISTED;
+    match query.iter().find(|(k, _)| k == "limit") {
+        None => Ok(100),
+        Some((_, v)) => match v.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "UNSUPPORTED",
+                format!("limit must be a number from 1 to {max}, got '{v}'"),
+            )),
+        },
+    }
 }
 
 fn unknown_endpoint(path: &str) -> ApiError {

@@ -1,8 +1,11 @@
 //! `bonded trust`: the trust policy and trust stores of a running bonded server, through
 //! its admin API.
 
+use super::printable;
+use super::table::Table;
 use crate::client::{ClientOptions, RegistryClient};
 use crate::config::Secret;
+use crate::wire::{Compliance, TrustChangeAnswer};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -27,8 +30,20 @@ pub struct TrustArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TrustAction {
-    /// The policy and trust stores in force
-    Show,
+    /// The policy and trust stores in force; with --noncompliant, the published images
+    /// they do not accept
+    Show {
+        /// List the published images the trust configuration does not accept (needs an
+        /// administrator: the admin token or a login with admin on '*')
+        #[arg(long)]
+        noncompliant: bool,
+        /// With --noncompliant: list at most this many
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=crate::registry::MAX_LISTED as i64))]
+        limit: u32,
+        /// With --noncompliant: the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Every recorded version, newest first, with why it changed
     Versions,
     /// Replace the trust policy with FILE (a trustpolicy.json)
@@ -53,8 +68,25 @@ pub async fn run(args: &TrustArgs) -> Result<(), String> {
     let token = args.admin_token.as_ref().map(|t| t.expose());
     let read =
         |f: &PathBuf| std::fs::read(f).map_err(|e| format!("cannot read {}: {e}", f.display()));
+    if let TrustAction::Show {
+        noncompliant: true,
+        limit,
+        json,
+    } = &args.action
+    {
+        let report: Compliance = client
+            .bonded_get_admin(&format!("trust/noncompliant?limit={limit}"), token)
+            .await
+            .map_err(|e| e.to_string())?;
+        if *json {
+            println!("{}", serde_json::to_string_pretty(&report).expect("json"));
+        } else {
+            print_compliance(&report);
+        }
+        return Ok(());
+    }
     let answer = match &args.action {
-        TrustAction::Show => client.bonded_get("trust").await,
+        TrustAction::Show { .. } => client.bonded_get("trust").await,
         TrustAction::Versions => client.bonded_get("trust/versions").await,
         TrustAction::SetPolicy { file } => {
             client
@@ -73,13 +105,58 @@ pub async fn run(args: &TrustArgs) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     match &args.action {
-        TrustAction::Show | TrustAction::Versions => {
+        TrustAction::Show { .. } | TrustAction::Versions => {
             println!("{}", serde_json::to_string_pretty(&answer).expect("json"))
         }
-        _ => println!(
-            "trust configuration is now version {}; {} stored signature(s) re-evaluated",
-            answer["version"], answer["reevaluatedSignatures"]
-        ),
+        _ => {
+            let change: TrustChangeAnswer = serde_json::from_value(answer)
+                .map_err(|e| format!("the server's answer is not what this client reads: {e}"))?;
+            println!(
+                "trust configuration is now version {}; {} stored signature(s) re-evaluated",
+                change.version, change.reevaluated_signatures
+            );
+            print_compliance(&change.noncompliant);
+        }
     }
     Ok(())
+}
+
+/// The compliance report for people: a count, then a table of the images listed.
+fn print_compliance(report: &Compliance) {
+    if !report.enforced {
+        println!("no trust policy is in force: every image is served, none is checked");
+        return;
+    }
+    if report.noncompliant_tags == 0 {
+        println!(
+            "all {} published tag(s) meet the trust configuration (version {})",
+            report.checked_tags,
+            report.trust_version.unwrap_or_default()
+        );
+        return;
+    }
+    println!(
+        "{} of {} published tag(s) do not meet the trust configuration (version {}):",
+        report.noncompliant_tags,
+        report.checked_tags,
+        report.trust_version.unwrap_or_default()
+    );
+    let mut table = Table::new(&["IMAGE", "DIGEST", "POLICY", "PULLS", "WHY"]);
+    for i in &report.images {
+        table.row(vec![
+            printable(&format!("{}:{}", i.repository, i.tag)),
+            i.digest.clone(),
+            printable(i.policy.as_deref().unwrap_or("-")),
+            if i.pulls_refused { "refused" } else { "served" }.to_string(),
+            printable(&i.reason),
+        ]);
+    }
+    table.print();
+    if report.truncated {
+        println!(
+            "({} more not listed: `bonded trust show --noncompliant --limit N` lists up to {})",
+            report.noncompliant_tags - report.images.len() as u64,
+            crate::registry::MAX_LISTED
+        );
+    }
 }

@@ -898,6 +898,23 @@ impl RegistryClient {
             .await
     }
 
+    /// A `GET` of `/bonded/v1/<path>` that needs an administrator: with the admin token
+    /// when given, else this client's login.
+    pub async fn bonded_get_admin<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<T, ClientError> {
+        let value = self
+            .bonded_send(reqwest::Method::GET, path, token, None)
+            .await?;
+        serde_json::from_value(value).map_err(|e| {
+            ClientError::Invalid(format!(
+                "the server's answer to /bonded/v1/{path} is not what this client reads: {e}"
+            ))
+        })
+    }
+
     /// The JSON of a successful `/bonded/v1` answer; the server's refusal otherwise.
     async fn bonded_answer(
         &self,

@@ -10,6 +10,16 @@ mod audit;
 mod journal;
 
 pub use accounts::{check_account_name, AccountInfo, TokenInfo};
+
+/// A published tag and the manifest it names ([`Metadata::published_tags`]).
+#[derive(Debug, Clone)]
+pub struct PublishedTag {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+}
 pub use journal::Journal;
 
 pub use audit::{
@@ -509,6 +519,40 @@ impl Metadata {
         .fetch_all(&self.read)
         .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Published tags of every repository with what they point at, in (repository, tag)
+    /// order after `after`, at most `n`: a page of what pulls can see, for the compliance
+    /// report after a trust change.
+    pub async fn published_tags(
+        &self,
+        after: Option<(&str, &str)>,
+        n: u32,
+    ) -> Result<Vec<PublishedTag>> {
+        let (repo, tag) = after.unwrap_or(("", ""));
+        let rows = sqlx::query(
+            "SELECT r.name, t.name, t.digest, m.media_type, m.size
+             FROM tags t
+             JOIN repositories r ON r.id = t.repository_id
+             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+             WHERE t.state = 'published' AND (r.name > ?1 OR (r.name = ?1 AND t.name > ?2))
+             ORDER BY r.name, t.name LIMIT ?3",
+        )
+        .bind(repo)
+        .bind(tag)
+        .bind(i64::from(n))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PublishedTag {
+                repository: r.get(0),
+                tag: r.get(1),
+                digest: r.get(2),
+                media_type: r.get(3),
+                size: r.get::<i64, _>(4).max(0) as u64,
+            })
+            .collect())
     }
 
     /// Repositories holding at least one manifest or blob, in lexical order, after `last`,

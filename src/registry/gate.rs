@@ -515,7 +515,7 @@ impl Registry {
     /// describe this manifest does not count. One query for the referrers and one for
     /// their records, whatever their number.
     #[allow(clippy::too_many_arguments)]
-    async fn verdicts_for(
+    pub(super) async fn verdicts_for(
         &self,
         policy: &TrustPolicy,
         trust: &TrustConfig,

@@ -7,9 +7,11 @@
 //! never a link to missing bytes.
 
 mod cache;
+mod compliance;
 mod gate;
 mod trust_admin;
 
+pub use compliance::MAX_LISTED;
 pub use gate::TrustConfig;
 pub use trust_admin::{build_config, check_stores, TrustChange};
 

@@ -12,7 +12,14 @@ use serde_json::{json, Value};
 pub struct TrustChange {
     pub version: i64,
     pub reevaluated: usize,
+    /// The published images the new configuration does not accept (the first
+    /// [`CHANGE_LISTS`] listed).
+    pub noncompliant: crate::wire::Compliance,
 }
+
+/// How many non-compliant images a change's answer lists; `GET trust/noncompliant` lists
+/// more.
+pub const CHANGE_LISTS: usize = 100;
 
 /// Whether every trust store the policy names exists.
 pub fn check_stores(policy: &TrustPolicyDocument, stores: &TrustStores) -> Result<(), String> {
@@ -149,9 +156,18 @@ impl Registry {
         self.set_trust(config);
         tracing::info!(version, reason, "trust configuration changed");
         let reevaluated = self.reevaluate_signatures().await?;
+        let noncompliant = self.compliance(CHANGE_LISTS).await?;
+        if noncompliant.noncompliant_tags > 0 {
+            tracing::warn!(
+                version,
+                tags = noncompliant.noncompliant_tags,
+                "published images do not meet the new trust configuration; `bonded trust show --noncompliant` lists them"
+            );
+        }
         Ok(TrustChange {
             version,
             reevaluated,
+            noncompliant,
         })
     }
 

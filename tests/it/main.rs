@@ -10,6 +10,7 @@ mod cli;
 mod cli_distribution;
 mod cli_tls_auth;
 mod clients;
+mod compliance;
 mod connections;
 mod containerd;
 mod crash;

@@ -1,0 +1,51 @@
+//! Bodies of bonded's own API (`/bonded/v1`) as types the server writes and the CLI
+//! reads, so the two cannot disagree about a field's name or meaning.
+
+use serde::{Deserialize, Serialize};
+
+/// The answer to a trust change (`PUT`/`DELETE /bonded/v1/trust/...`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustChangeAnswer {
+    /// The trust configuration's version now in force.
+    pub version: i64,
+    /// How many stored signatures were verified again under it.
+    pub reevaluated_signatures: usize,
+    /// Which published images the configuration no longer accepts.
+    pub noncompliant: Compliance,
+}
+
+/// Which published images the trust configuration in force does not accept
+/// (`GET /bonded/v1/trust/noncompliant`, and part of every trust change's answer).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Compliance {
+    /// Whether a trust policy is in force at all (without one nothing is checked).
+    pub enforced: bool,
+    /// The trust configuration's version the report is for.
+    pub trust_version: Option<i64>,
+    /// Published tags looked at: all of them.
+    pub checked_tags: u64,
+    /// Published tags the configuration does not accept: all of them, listed or not.
+    pub noncompliant_tags: u64,
+    /// The first of them, in (repository, tag) order, at most the limit asked for.
+    pub images: Vec<NoncompliantImage>,
+    /// Whether more are not listed (ask with a larger `limit`).
+    pub truncated: bool,
+}
+
+/// One published tag the trust configuration does not accept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoncompliantImage {
+    pub repository: String,
+    pub tag: String,
+    pub digest: String,
+    /// The policy statement covering the repository; `None` when none does.
+    pub policy: Option<String>,
+    /// Why it is not accepted, in the policy evaluator's words.
+    pub reason: String,
+    /// Whether pulls of it are refused now (`bonded.enforceOnPull`); otherwise it is
+    /// still served, and refused only when pushed or tagged again.
+    pub pulls_refused: bool,
+}
