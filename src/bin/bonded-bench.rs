@@ -56,7 +56,7 @@ struct Args {
     /// Repository used for the test data
     #[arg(long, default_value = "bench/load")]
     repo: String,
-    /// Tests to run: blobs, manifests, rss, admission
+    /// Tests to run: blobs, manifests, rss, admission, compliance
     #[arg(long, value_delimiter = ',', default_value = "blobs,manifests,rss")]
     only: Vec<String>,
     /// For `admission`: the admin token of the bonded target it configures
@@ -65,6 +65,9 @@ struct Args {
     /// For `admission`: pushes measured per case
     #[arg(long, default_value_t = 200)]
     admission_pushes: usize,
+    /// For `compliance`: published tags the report is measured at, cumulative
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    compliance_tags: Vec<usize>,
 }
 
 struct Target {
@@ -301,6 +304,140 @@ fn median(v: &[f64]) -> f64 {
 /// What content trust costs a push: bonded configured through its admin API with a CA and
 /// signer made here, then tag pushes timed in a repository whose policy skips verification
 /// (unchecked) and in one that needs a signature, with 0, 1 and 5 signatures stored.
+/// How the compliance report after a trust change grows with the published tags: the
+/// policy is removed, tags are pushed (plain registry, so unsigned ones are accepted), and
+/// the policy put back, which answers with the report; then the report alone.
+mod compliance {
+    use super::{expect, median, sha256, Res};
+    use futures_util::StreamExt;
+    use serde_json::json;
+    use std::time::Instant;
+
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+    pub async fn run(
+        c: &reqwest::Client,
+        base: &str,
+        token: &str,
+        sizes: &[usize],
+        rounds: usize,
+    ) -> Res<()> {
+        let host = base
+            .trim_start_matches("http://")
+            .trim_start_matches("https://");
+        let repo = "bench/compliance/app";
+        let config = {
+            let d = sha256(b"{}");
+            let res = c
+                .post(format!("{base}/v2/{repo}/blobs/uploads/?digest={d}"))
+                .body(b"{}".to_vec())
+                .send()
+                .await?;
+            expect(res, 201, "push blob").await?;
+            d
+        };
+        let policy = |round: usize| {
+            json!({"version": "1.0", "trustPolicies": [
+                {"name": format!("compliance-{round}"), "registryScopes": [format!("{host}/bench/compliance/*")],
+                 "signatureVerification": {"level": "strict"}, "trustStores": ["ca:compliance"], "trustedIdentities": ["*"]},
+                {"name": "rest", "registryScopes": ["*"], "signatureVerification": {"level": "skip"}}
+            ]})
+            .to_string()
+        };
+        // A store the policy can name (any root: the tags are unsigned).
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let root = p.self_signed(&key)?;
+        let res = c
+            .put(format!("{base}/bonded/v1/trust/stores/ca/compliance"))
+            .bearer_auth(token)
+            .body(root.pem())
+            .send()
+            .await?;
+        expect(res, 200, "set trust store").await?;
+        let mut pushed = 0usize;
+        let mut lines = Vec::new();
+        for &n in sizes {
+            let res = c
+                .delete(format!("{base}/bonded/v1/trust/policy"))
+                .bearer_auth(token)
+                .send()
+                .await?;
+            expect(res, 200, "remove trust policy").await?;
+            let from = pushed;
+            let bodies = futures_util::stream::iter(from..n).map(|i| {
+                let m = serde_json::to_vec(&json!({
+                    "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+                    "layers": [], "annotations": {"i": i.to_string()}
+                }))
+                .expect("json");
+                let url = format!("{base}/v2/{repo}/manifests/t{i}");
+                async move {
+                    let res = c
+                        .put(url)
+                        .header("Content-Type", OCI_MANIFEST)
+                        .body(m)
+                        .send()
+                        .await?;
+                    expect(res, 201, "put manifest").await?;
+                    Res::Ok(())
+                }
+            });
+            let results: Vec<Res<()>> = bodies.buffer_unordered(32).collect().await;
+            for r in results {
+                r?;
+            }
+            pushed = n;
+            eprintln!("compliance: {n} published tags");
+            let (mut change, mut report) = (Vec::new(), Vec::new());
+            for round in 0..rounds.max(3) {
+                let t0 = Instant::now();
+                let res = c
+                    .put(format!("{base}/bonded/v1/trust/policy"))
+                    .bearer_auth(token)
+                    .body(policy(round))
+                    .send()
+                    .await?;
+                let bytes = expect(res, 200, "set trust policy").await?.bytes().await?;
+                let answer: serde_json::Value = serde_json::from_slice(&bytes)?;
+                change.push(t0.elapsed().as_secs_f64() * 1e3);
+                let counted = answer["noncompliant"]["noncompliantTags"].as_u64();
+                if counted != Some(n as u64) {
+                    return Err(format!("the report counted {counted:?} of {n} tags").into());
+                }
+                let t0 = Instant::now();
+                let res = c
+                    .get(format!("{base}/bonded/v1/trust/noncompliant?limit=1000"))
+                    .bearer_auth(token)
+                    .send()
+                    .await?;
+                expect(res, 200, "compliance report").await?.bytes().await?;
+                report.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+            let (change, report) = (median(&change), median(&report));
+            lines.push(format!(
+                "| {n} | {change:.0} ms | {report:.0} ms | {:.1} µs |",
+                report * 1e3 / n as f64
+            ));
+        }
+        println!("\n## Compliance report after a trust change (bonded; medians)\n");
+        println!("| published tags | policy PUT with report | GET trust/noncompliant | per tag |");
+        println!("|---|---|---|---|");
+        for l in lines {
+            println!("{l}");
+        }
+        let res = c
+            .delete(format!("{base}/bonded/v1/trust/policy"))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        expect(res, 200, "remove trust policy").await?;
+        Ok(())
+    }
+}
+
 mod admission {
     use super::{expect, median, sha256, Res};
     use bonded::trust::envelope::TargetArtifact;
@@ -792,6 +929,14 @@ async fn main() -> Res<()> {
             .as_deref()
             .ok_or("admission needs --admin-token (or BONDED_ADMIN_TOKEN) for the bonded target")?;
         admission::run(&c, &t.url, token, args.admission_pushes).await?;
+    }
+
+    if only("compliance") {
+        let t = targets.first().expect("a target");
+        let token = args.admin_token.as_deref().ok_or(
+            "compliance needs --admin-token (or BONDED_ADMIN_TOKEN) for the bonded target",
+        )?;
+        compliance::run(&c, &t.url, token, &args.compliance_tags, args.rounds).await?;
     }
 
     let mut rss_lines = Vec::new();

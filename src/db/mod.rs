@@ -529,30 +529,58 @@ impl Metadata {
         after: Option<(&str, &str)>,
         n: u32,
     ) -> Result<Vec<PublishedTag>> {
+        let row = |r: sqlx::sqlite::SqliteRow| PublishedTag {
+            repository: r.get(0),
+            tag: r.get(1),
+            digest: r.get(2),
+            media_type: r.get(3),
+            size: r.get::<i64, _>(4).max(0) as u64,
+        };
+        // Two range scans, each in index order so no page sorts or re-reads what came
+        // before it: the rest of the repository the last page ended in (tags' primary
+        // key), then the repositories after it (their name index; CROSS JOIN keeps that
+        // order of the join).
+        let mut out = Vec::new();
         let (repo, tag) = after.unwrap_or(("", ""));
-        let rows = sqlx::query(
-            "SELECT r.name, t.name, t.digest, m.media_type, m.size
-             FROM tags t
-             JOIN repositories r ON r.id = t.repository_id
-             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
-             WHERE t.state = 'published' AND (r.name > ?1 OR (r.name = ?1 AND t.name > ?2))
-             ORDER BY r.name, t.name LIMIT ?3",
-        )
-        .bind(repo)
-        .bind(tag)
-        .bind(i64::from(n))
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PublishedTag {
-                repository: r.get(0),
-                tag: r.get(1),
-                digest: r.get(2),
-                media_type: r.get(3),
-                size: r.get::<i64, _>(4).max(0) as u64,
-            })
-            .collect())
+        if after.is_some() {
+            out.extend(
+                sqlx::query(
+                    "SELECT r.name, t.name, t.digest, m.media_type, m.size
+                     FROM repositories r
+                     CROSS JOIN tags t ON t.repository_id = r.id
+                     CROSS JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+                     WHERE r.name = ?1 AND t.name > ?2 AND t.state = 'published'
+                     ORDER BY t.name LIMIT ?3",
+                )
+                .bind(repo)
+                .bind(tag)
+                .bind(i64::from(n))
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(row),
+            );
+        }
+        let left = i64::from(n) - out.len() as i64;
+        if left > 0 {
+            out.extend(
+                sqlx::query(
+                    "SELECT r.name, t.name, t.digest, m.media_type, m.size
+                     FROM repositories r
+                     CROSS JOIN tags t ON t.repository_id = r.id
+                     CROSS JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+                     WHERE r.name > ?1 AND t.state = 'published'
+                     ORDER BY r.name, t.name LIMIT ?2",
+                )
+                .bind(if after.is_some() { repo } else { "" })
+                .bind(left)
+                .fetch_all(&self.read)
+                .await?
+                .into_iter()
+                .map(row),
+            );
+        }
+        Ok(out)
     }
 
     /// Repositories holding at least one manifest or blob, in lexical order, after `last`,
@@ -867,6 +895,63 @@ impl Metadata {
     /// What the gate decides from for the signatures of `subject` in `repo`: each
     /// record's signature digest, stored verdict (JSON), trust version, policy and subject
     /// descriptor; nothing shown only to people.
+    /// [`Metadata::stored_verdicts`] of many subjects of one repository in one query, as
+    /// (subject, record) pairs.
+    pub async fn stored_verdicts_of_many(
+        &self,
+        repo: &RepositoryName,
+        subjects: &[String],
+    ) -> Result<Vec<(String, StoredVerdict)>> {
+        let rows = sqlx::query(
+            "SELECT s.subject, s.digest, s.verdict, s.trust_version, s.policy, s.subject_media_type, s.subject_size
+             FROM signatures s JOIN repositories r ON r.id = s.repository_id
+             WHERE r.name = ?1 AND s.subject IN (SELECT value FROM json_each(?2))",
+        )
+        .bind(repo.as_str())
+        .bind(serde_json::to_string(subjects).expect("strings serialise"))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    StoredVerdict {
+                        digest: r.get(1),
+                        verdict: r.get(2),
+                        trust_version: r.get(3),
+                        policy: r.get(4),
+                        subject_media_type: r.get(5),
+                        subject_size: r.get::<Option<i64>, _>(6).map(|n| n as u64),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Digests of the referrers of `artifact_type` of many subjects of one repository, in
+    /// one query, as (subject, referrer) pairs in [`Metadata::referrers`]' order.
+    pub async fn referrer_digests_of_many(
+        &self,
+        repo: &RepositoryName,
+        subjects: &[String],
+        artifact_type: &str,
+    ) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT m.subject, m.digest FROM manifests m
+             JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ?1 AND m.artifact_type = ?2
+               AND m.subject IN (SELECT value FROM json_each(?3))
+             ORDER BY m.created_at, m.digest",
+        )
+        .bind(repo.as_str())
+        .bind(artifact_type)
+        .bind(serde_json::to_string(subjects).expect("strings serialise"))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     pub async fn stored_verdicts(
         &self,
         repo: &RepositoryName,
@@ -1374,4 +1459,66 @@ async fn repository_id(
         .fetch_optional(&mut *tx)
         .await?;
     Ok(row.map(|r| r.get(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn tagged(db: &Metadata, repo: &str, tag: &str, n: u8) {
+        let content = format!("{{\"n\":{n},\"repo\":\"{repo}\"}}").into_bytes();
+        db.put_manifest(ManifestWrite {
+            repository: repo.parse().unwrap(),
+            digest: Digest::of(crate::oci::Algorithm::Sha256, &content),
+            media_type: crate::oci::media_type::OCI_MANIFEST,
+            artifact_type: None,
+            subject: None,
+            annotations: None,
+            content,
+            blobs: Vec::new(),
+            children: Vec::new(),
+            tags: vec![tag.parse().unwrap()],
+            signature: None,
+            pending: false,
+            quarantine_tags: false,
+            pushed_by: None,
+            signature_limit: None,
+            audit: Vec::new(),
+        })
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn published_tags_page_through_repositories_in_name_order_each_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Metadata::open_sqlite(&dir.path().join("bonded.db"))
+            .await
+            .unwrap();
+        // Made out of name order, so neither ids nor insertion order give the answer.
+        let mut expected = Vec::new();
+        for (i, repo) in ["zeta/app", "alpha/app", "mid/app"].iter().enumerate() {
+            for (j, tag) in ["v3", "v1", "v2", "latest"].iter().enumerate() {
+                tagged(&db, repo, tag, (i * 4 + j) as u8).await;
+                expected.push((repo.to_string(), tag.to_string()));
+            }
+        }
+        expected.sort();
+        for page in [1u32, 3, 4, 5, 100] {
+            let mut seen = Vec::new();
+            let mut after: Option<(String, String)> = None;
+            loop {
+                let got = db
+                    .published_tags(after.as_ref().map(|(r, t)| (r.as_str(), t.as_str())), page)
+                    .await
+                    .unwrap();
+                assert!(got.len() <= page as usize);
+                let Some(last) = got.last() else { break };
+                after = Some((last.repository.clone(), last.tag.clone()));
+                seen.extend(got.into_iter().map(|t| (t.repository, t.tag)));
+            }
+            assert_eq!(seen, expected, "pages of {page}");
+        }
+        db.close().await;
+    }
 }

@@ -5,13 +5,16 @@
 //! Every published tag is looked at, a page of the database at a time; each distinct
 //! manifest is judged once per repository, from the verdicts the signature store keeps
 //! (a trust change has just re-verified every signature under the new version, so no
-//! signature is verified again here). The list is bounded by the caller's limit; the
-//! count is not.
+//! signature is verified again here), its signatures and their records read for a page's
+//! manifests in one query each. The list is bounded by the caller's limit; the count is
+//! not.
 
 use super::{Registry, RegistryError, TrustConfig};
+use crate::db::PublishedTag;
 use crate::oci::{Digest, RepositoryName};
 use crate::trust::policy::Level;
 use crate::trust::verify::decide;
+use crate::trust::NOTARY_SIGNATURE;
 use crate::wire::{Compliance, NoncompliantImage};
 use std::collections::HashMap;
 
@@ -50,69 +53,118 @@ impl Registry {
                 .await?;
             let Some(last) = page.last() else { break };
             after = Some((last.repository.clone(), last.tag.clone()));
-            for t in &page {
-                report.checked_tags += 1;
-                if t.repository != repo_of_memo || memo.len() >= MEMO {
+            // The page is in repository order: judge each repository's part at once.
+            for group in page.chunk_by(|a, b| a.repository == b.repository) {
+                let repository = &group[0].repository;
+                if *repository != repo_of_memo || memo.len() >= MEMO {
                     memo.clear();
-                    repo_of_memo.clone_from(&t.repository);
+                    repo_of_memo.clone_from(repository);
                 }
-                let finding = match memo.get(&t.digest) {
-                    Some(f) => f.clone(),
-                    None => {
-                        let f = self.judge(&trust, t).await?;
-                        memo.insert(t.digest.clone(), f.clone());
-                        f
+                self.judge(&trust, group, &mut memo).await?;
+                for t in group {
+                    report.checked_tags += 1;
+                    let Some(Some((policy, reason, pulls_refused))) = memo.get(&t.digest) else {
+                        continue;
+                    };
+                    report.noncompliant_tags += 1;
+                    if report.images.len() < limit {
+                        report.images.push(NoncompliantImage {
+                            repository: t.repository.clone(),
+                            tag: t.tag.clone(),
+                            digest: t.digest.clone(),
+                            policy: policy.clone(),
+                            reason: reason.clone(),
+                            pulls_refused: *pulls_refused,
+                        });
+                    } else {
+                        report.truncated = true;
                     }
-                };
-                let Some((policy, reason, pulls_refused)) = finding else {
-                    continue;
-                };
-                report.noncompliant_tags += 1;
-                if report.images.len() < limit {
-                    report.images.push(NoncompliantImage {
-                        repository: t.repository.clone(),
-                        tag: t.tag.clone(),
-                        digest: t.digest.clone(),
-                        policy,
-                        reason,
-                        pulls_refused,
-                    });
-                } else {
-                    report.truncated = true;
                 }
             }
         }
         Ok(report)
     }
 
-    /// Whether the manifest a tag names meets the policy covering its repository now.
+    /// Judges the manifests of `tags` (all of one repository) not yet in `memo`: whether
+    /// each meets the policy covering the repository now. Their signatures and stored
+    /// verdicts are read in one query each, whatever their number.
     async fn judge(
         &self,
         trust: &TrustConfig,
-        t: &crate::db::PublishedTag,
-    ) -> Result<Finding, RegistryError> {
-        let scope = format!("{}/{}", trust.hostname, t.repository);
+        tags: &[PublishedTag],
+        memo: &mut HashMap<String, Finding>,
+    ) -> Result<(), RegistryError> {
+        let mut todo: Vec<&PublishedTag> = Vec::new();
+        for t in tags {
+            if !memo.contains_key(&t.digest) && !todo.iter().any(|o| o.digest == t.digest) {
+                todo.push(t);
+            }
+        }
+        let Some(first) = todo.first() else {
+            return Ok(());
+        };
+        let scope = format!("{}/{}", trust.hostname, first.repository);
         let Some(policy) = trust.policy.policy_for(&scope) else {
-            return Ok(Some((
-                None,
-                format!("no trust policy covers {scope}: pushes and tags there are refused"),
-                false,
-            )));
+            let why = format!("no trust policy covers {scope}: pushes and tags there are refused");
+            for t in todo {
+                memo.insert(t.digest.clone(), Some((None, why.clone(), false)));
+            }
+            return Ok(());
+        };
+        let Ok(repo) = first.repository.parse::<RepositoryName>() else {
+            return Ok(());
         };
         if !matches!(policy.level, Level::Strict | Level::Permissive) {
-            return Ok(None);
+            for t in todo {
+                memo.insert(t.digest.clone(), None);
+            }
+            return Ok(());
         }
-        let (Ok(repo), Ok(digest)) = (
-            t.repository.parse::<RepositoryName>(),
-            t.digest.parse::<Digest>(),
-        ) else {
-            return Ok(None);
-        };
+        let subjects: Vec<String> = todo.iter().map(|t| t.digest.clone()).collect();
+        let mut signatures: HashMap<String, Vec<String>> = HashMap::new();
+        for (subject, sig) in self
+            .db
+            .referrer_digests_of_many(&repo, &subjects, NOTARY_SIGNATURE)
+            .await?
+        {
+            signatures.entry(subject).or_default().push(sig);
+        }
+        let mut records: HashMap<String, HashMap<String, crate::db::StoredVerdict>> =
+            HashMap::new();
+        if !signatures.is_empty() {
+            for (subject, rec) in self.db.stored_verdicts_of_many(&repo, &subjects).await? {
+                records
+                    .entry(subject)
+                    .or_default()
+                    .insert(rec.digest.clone(), rec);
+            }
+        }
         let now = time::OffsetDateTime::now_utc();
-        let verdicts = self
-            .verdicts_for(policy, trust, &repo, &digest, &t.media_type, t.size, now)
-            .await?;
-        let d = decide(policy, &verdicts);
-        Ok((!d.admitted).then(|| (Some(policy.name.clone()), d.reason, policy.enforce_on_pull)))
+        let none = HashMap::new();
+        for t in todo {
+            let verdicts = match (t.digest.parse::<Digest>(), signatures.get(&t.digest)) {
+                (Ok(_), Some(sigs)) => {
+                    self.verdicts_from(
+                        policy,
+                        trust,
+                        &repo,
+                        sigs,
+                        records.get(&t.digest).unwrap_or(&none),
+                        &t.media_type,
+                        t.size,
+                        now,
+                    )
+                    .await?
+                }
+                _ => Vec::new(),
+            };
+            let d = decide(policy, &verdicts);
+            memo.insert(
+                t.digest.clone(),
+                (!d.admitted)
+                    .then(|| (Some(policy.name.clone()), d.reason, policy.enforce_on_pull)),
+            );
+        }
+        Ok(())
     }
 }

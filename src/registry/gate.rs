@@ -532,13 +532,43 @@ impl Registry {
             .into_iter()
             .map(|r| (r.digest.clone(), r))
             .collect();
-        let mut verdicts = Vec::new();
-        for r in self
+        let referrers: Vec<String> = self
             .db
             .referrers(repo, digest, Some(NOTARY_SIGNATURE))
             .await?
-        {
-            let stored = records.get(&r.digest).and_then(|rec| {
+            .into_iter()
+            .map(|r| r.digest)
+            .collect();
+        self.verdicts_from(
+            policy,
+            trust,
+            repo,
+            &referrers,
+            &records,
+            manifest_media_type,
+            size,
+            now,
+        )
+        .await
+    }
+
+    /// [`Self::verdicts_for`] with the signature digests and their stored records already
+    /// read (the compliance report reads them for a page of manifests at once).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn verdicts_from(
+        &self,
+        policy: &TrustPolicy,
+        trust: &TrustConfig,
+        repo: &RepositoryName,
+        signatures: &[String],
+        records: &std::collections::HashMap<String, crate::db::StoredVerdict>,
+        manifest_media_type: &str,
+        size: u64,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SignatureVerdict>, RegistryError> {
+        let mut verdicts = Vec::new();
+        for sig_digest_text in signatures {
+            let stored = records.get(sig_digest_text).and_then(|rec| {
                 let current = rec.trust_version == Some(trust.version) && rec.policy == policy.name;
                 let v: SignatureVerdict = serde_json::from_str(rec.verdict.as_deref()?).ok()?;
                 (current && v.holds_at(now)).then_some((rec, v))
@@ -551,7 +581,7 @@ impl Registry {
                 }
                 continue;
             }
-            let Ok(sig_digest) = r.digest.parse::<Digest>() else {
+            let Ok(sig_digest) = sig_digest_text.parse::<Digest>() else {
                 continue;
             };
             let Some(stored) = self.db.manifest_by_digest(repo, &sig_digest).await? else {
