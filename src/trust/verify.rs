@@ -532,6 +532,7 @@ pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
                     }
                 }
             }
+            names.sort();
             let admitted = !names.is_empty();
             let reason = if admitted {
                 format!(
@@ -560,7 +561,10 @@ pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
         _ => {}
     }
     let chosen = counted(policy, verdicts);
-    let names: Vec<String> = chosen.iter().map(name_of).collect();
+    // In name order: the same signatures give the same message, whatever order they
+    // were pushed or listed in.
+    let mut names: Vec<String> = chosen.iter().map(name_of).collect();
+    names.sort();
     let mut missing = Vec::new();
     let k = policy.signatures_required as usize;
     if chosen.len() < k {

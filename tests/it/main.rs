@@ -23,6 +23,7 @@ mod podman;
 mod quickstart;
 mod quota;
 mod rate_limit;
+mod readme;
 mod tls;
 mod trust_admin;
 mod trust_gate;
