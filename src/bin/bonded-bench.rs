@@ -304,6 +304,17 @@ fn median(v: &[f64]) -> f64 {
 /// What content trust costs a push: bonded configured through its admin API with a CA and
 /// signer made here, then tag pushes timed in a repository whose policy skips verification
 /// (unchecked) and in one that needs a signature, with 0, 1 and 5 signatures stored.
+/// Removes a bonded target's trust policy (the tests that set one leave it as they found it).
+async fn remove_policy(c: &reqwest::Client, base: &str, token: &str) -> Res<()> {
+    let res = c
+        .delete(format!("{base}/bonded/v1/trust/policy"))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    expect(res, 200, "remove trust policy").await?;
+    Ok(())
+}
+
 /// How the compliance report after a trust change grows with the published tags: the
 /// policy is removed, tags are pushed (plain registry, so unsigned ones are accepted), and
 /// the policy put back, which answers with the report; then the report alone.
@@ -359,12 +370,7 @@ mod compliance {
         let mut pushed = 0usize;
         let mut lines = Vec::new();
         for &n in sizes {
-            let res = c
-                .delete(format!("{base}/bonded/v1/trust/policy"))
-                .bearer_auth(token)
-                .send()
-                .await?;
-            expect(res, 200, "remove trust policy").await?;
+            super::remove_policy(c, base, token).await?;
             let from = pushed;
             let bodies = futures_util::stream::iter(from..n).map(|i| {
                 let m = serde_json::to_vec(&json!({
@@ -428,12 +434,7 @@ mod compliance {
         for l in lines {
             println!("{l}");
         }
-        let res = c
-            .delete(format!("{base}/bonded/v1/trust/policy"))
-            .bearer_auth(token)
-            .send()
-            .await?;
-        expect(res, 200, "remove trust policy").await?;
+        super::remove_policy(c, base, token).await?;
         Ok(())
     }
 }
@@ -738,12 +739,7 @@ mod admission {
         println!("\n- full signature verification in process (envelope, certificate rules, webpki path, ES256): {full:.0}/s");
         println!("- raw ES256 verify (ring): {raw:.0}/s");
         // leave the server as it was: no policy
-        let res = c
-            .delete(format!("{base}/bonded/v1/trust/policy"))
-            .bearer_auth(token)
-            .send()
-            .await?;
-        expect(res, 200, "remove trust policy").await?;
+        super::remove_policy(c, base, token).await?;
         Ok(())
     }
 }

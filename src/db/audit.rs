@@ -6,105 +6,59 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-/// What an audit record is about. Stored and answered as its name (`blob.push`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AuditAction {
-    BlobPush,
-    BlobDelete,
-    ManifestPush,
-    ManifestPull,
-    ManifestDelete,
-    ManifestAdmit,
-    ManifestExpire,
-    TagPush,
-    TagDelete,
-    TagPublish,
-    SignatureAdmit,
-    SignatureRefuse,
-    AdmissionDeny,
-    AccessDeny,
-    TrustChange,
-    Login,
-    UserAdd,
-    UserRemove,
-    UserPasswd,
-    TokenCreate,
-    TokenRevoke,
-    RoleGrant,
-    RoleRevoke,
-    NamespacePublic,
-    NamespacePrivate,
-    QuotaSet,
-    QuotaRemove,
+/// Declares [`AuditAction`] from one list of (variant, stored name), so the enum, the
+/// list of every action and the names cannot disagree.
+macro_rules! audit_actions {
+    ($($variant:ident => $name:literal,)+) => {
+        /// What an audit record is about. Stored and answered as its name (`blob.push`, ...).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum AuditAction {
+            $($variant,)+
+        }
+
+        impl AuditAction {
+            pub const ALL: &'static [AuditAction] = &[$(AuditAction::$variant,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(AuditAction::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+audit_actions! {
+    BlobPush => "blob.push",
+    BlobDelete => "blob.delete",
+    ManifestPush => "manifest.push",
+    ManifestPull => "manifest.pull",
+    ManifestDelete => "manifest.delete",
+    ManifestAdmit => "manifest.admit",
+    ManifestExpire => "manifest.expire",
+    TagPush => "tag.push",
+    TagDelete => "tag.delete",
+    TagPublish => "tag.publish",
+    SignatureAdmit => "signature.admit",
+    SignatureRefuse => "signature.refuse",
+    AdmissionDeny => "admission.deny",
+    AccessDeny => "access.deny",
+    TrustChange => "trust.change",
+    Login => "login",
+    UserAdd => "user.add",
+    UserRemove => "user.remove",
+    UserPasswd => "user.passwd",
+    TokenCreate => "token.create",
+    TokenRevoke => "token.revoke",
+    RoleGrant => "role.grant",
+    RoleRevoke => "role.revoke",
+    NamespacePublic => "namespace.public",
+    NamespacePrivate => "namespace.private",
+    QuotaSet => "quota.set",
+    QuotaRemove => "quota.remove",
 }
 
 impl AuditAction {
-    pub const ALL: [AuditAction; 27] = {
-        use AuditAction::*;
-        [
-            BlobPush,
-            BlobDelete,
-            ManifestPush,
-            ManifestPull,
-            ManifestDelete,
-            ManifestAdmit,
-            ManifestExpire,
-            TagPush,
-            TagDelete,
-            TagPublish,
-            SignatureAdmit,
-            SignatureRefuse,
-            AdmissionDeny,
-            AccessDeny,
-            TrustChange,
-            Login,
-            UserAdd,
-            UserRemove,
-            UserPasswd,
-            TokenCreate,
-            TokenRevoke,
-            RoleGrant,
-            RoleRevoke,
-            NamespacePublic,
-            NamespacePrivate,
-            QuotaSet,
-            QuotaRemove,
-        ]
-    };
-
-    pub fn as_str(self) -> &'static str {
-        use AuditAction::*;
-        match self {
-            BlobPush => "blob.push",
-            BlobDelete => "blob.delete",
-            ManifestPush => "manifest.push",
-            ManifestPull => "manifest.pull",
-            ManifestDelete => "manifest.delete",
-            ManifestAdmit => "manifest.admit",
-            ManifestExpire => "manifest.expire",
-            TagPush => "tag.push",
-            TagDelete => "tag.delete",
-            TagPublish => "tag.publish",
-            SignatureAdmit => "signature.admit",
-            SignatureRefuse => "signature.refuse",
-            AdmissionDeny => "admission.deny",
-            AccessDeny => "access.deny",
-            TrustChange => "trust.change",
-            Login => "login",
-            UserAdd => "user.add",
-            UserRemove => "user.remove",
-            UserPasswd => "user.passwd",
-            TokenCreate => "token.create",
-            TokenRevoke => "token.revoke",
-            RoleGrant => "role.grant",
-            RoleRevoke => "role.revoke",
-            NamespacePublic => "namespace.public",
-            NamespacePrivate => "namespace.private",
-            QuotaSet => "quota.set",
-            QuotaRemove => "quota.remove",
-        }
-    }
-
     /// Every action's name, in order, for messages.
     pub fn names() -> Vec<&'static str> {
         AuditAction::ALL.iter().map(|a| a.as_str()).collect()
@@ -122,7 +76,8 @@ impl std::str::FromStr for AuditAction {
 
     fn from_str(s: &str) -> Result<Self, String> {
         AuditAction::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|a| a.as_str() == s)
             .ok_or_else(|| {
                 format!(
@@ -487,7 +442,7 @@ mod tests {
 
     #[test]
     fn audit_actions_read_back_by_name_and_unknown_ones_are_refused() {
-        for a in AuditAction::ALL {
+        for &a in AuditAction::ALL {
             assert_eq!(a.as_str().parse::<AuditAction>(), Ok(a));
         }
         let mut names = AuditAction::names();

@@ -11,6 +11,18 @@ mod journal;
 
 pub use accounts::{check_account_name, AccountInfo, TokenInfo};
 
+/// The columns and joins of [`Metadata::published_tags`]' two queries: repositories by
+/// their name index, then each one's tags by primary key (CROSS JOIN fixes that order).
+macro_rules! published_tags_from {
+    () => {
+        "SELECT r.name, t.name, t.digest, m.media_type, m.size
+         FROM repositories r
+         CROSS JOIN tags t ON t.repository_id = r.id
+         CROSS JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+         "
+    };
+}
+
 /// A published tag and the manifest it names ([`Metadata::published_tags`]).
 #[derive(Debug, Clone)]
 pub struct PublishedTag {
@@ -544,14 +556,11 @@ impl Metadata {
         let (repo, tag) = after.unwrap_or(("", ""));
         if after.is_some() {
             out.extend(
-                sqlx::query(
-                    "SELECT r.name, t.name, t.digest, m.media_type, m.size
-                     FROM repositories r
-                     CROSS JOIN tags t ON t.repository_id = r.id
-                     CROSS JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
-                     WHERE r.name = ?1 AND t.name > ?2 AND t.state = 'published'
-                     ORDER BY t.name LIMIT ?3",
-                )
+                sqlx::query(concat!(
+                    published_tags_from!(),
+                    "WHERE r.name = ?1 AND t.name > ?2 AND t.state = 'published'
+                         ORDER BY t.name LIMIT ?3"
+                ))
                 .bind(repo)
                 .bind(tag)
                 .bind(i64::from(n))
@@ -564,14 +573,11 @@ impl Metadata {
         let left = i64::from(n) - out.len() as i64;
         if left > 0 {
             out.extend(
-                sqlx::query(
-                    "SELECT r.name, t.name, t.digest, m.media_type, m.size
-                     FROM repositories r
-                     CROSS JOIN tags t ON t.repository_id = r.id
-                     CROSS JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
-                     WHERE r.name > ?1 AND t.state = 'published'
-                     ORDER BY r.name, t.name LIMIT ?2",
-                )
+                sqlx::query(concat!(
+                    published_tags_from!(),
+                    "WHERE r.name > ?1 AND t.state = 'published'
+                         ORDER BY r.name, t.name LIMIT ?2"
+                ))
                 .bind(if after.is_some() { repo } else { "" })
                 .bind(left)
                 .fetch_all(&self.read)
@@ -913,19 +919,7 @@ impl Metadata {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| {
-                (
-                    r.get(0),
-                    StoredVerdict {
-                        digest: r.get(1),
-                        verdict: r.get(2),
-                        trust_version: r.get(3),
-                        policy: r.get(4),
-                        subject_media_type: r.get(5),
-                        subject_size: r.get::<Option<i64>, _>(6).map(|n| n as u64),
-                    },
-                )
-            })
+            .map(|r| (r.get(0), stored_verdict(&r, 1)))
             .collect())
     }
 
@@ -966,17 +960,7 @@ impl Metadata {
         .bind(subject.to_string())
         .fetch_all(&self.read)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| StoredVerdict {
-                digest: r.get(0),
-                verdict: r.get(1),
-                trust_version: r.get(2),
-                policy: r.get(3),
-                subject_media_type: r.get(4),
-                subject_size: r.get::<Option<i64>, _>(5).map(|n| n as u64),
-            })
-            .collect())
+        Ok(rows.iter().map(|r| stored_verdict(r, 0)).collect())
     }
 
     // ---- trust configuration ------------------------------------------------------------
@@ -1420,6 +1404,19 @@ fn trust_version(r: sqlx::sqlite::SqliteRow) -> TrustVersion {
 }
 
 /// A referrers row: digest, media type, artifact type, size, annotations.
+/// A [`StoredVerdict`] from the row's columns `first..first + 6`: digest, verdict,
+/// trust_version, policy, subject_media_type, subject_size.
+fn stored_verdict(r: &sqlx::sqlite::SqliteRow, first: usize) -> StoredVerdict {
+    StoredVerdict {
+        digest: r.get(first),
+        verdict: r.get(first + 1),
+        trust_version: r.get(first + 2),
+        policy: r.get(first + 3),
+        subject_media_type: r.get(first + 4),
+        subject_size: r.get::<Option<i64>, _>(first + 5).map(|n| n as u64),
+    }
+}
+
 fn referrer(r: sqlx::sqlite::SqliteRow) -> Referrer {
     Referrer {
         digest: r.get(0),

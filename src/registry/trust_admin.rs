@@ -53,6 +53,18 @@ pub fn build_config(
     })
 }
 
+/// The audit record of a trust change (its reason is the version's, recorded with it).
+fn trust_change_event() -> crate::db::AuditEvent {
+    super::event(
+        AuditAction::TrustChange,
+        None,
+        None,
+        None,
+        Outcome::Ok,
+        None,
+    )
+}
+
 fn invalid(e: String) -> RegistryError {
     RegistryError::TrustConfigInvalid(e)
 }
@@ -82,14 +94,7 @@ impl Registry {
                                 Some(&text),
                                 &config.stores.to_map(),
                                 "loaded from --trust-policy and --trust-store at start",
-                                super::event(
-                                    AuditAction::TrustChange,
-                                    None,
-                                    None,
-                                    None,
-                                    Outcome::Ok,
-                                    None,
-                                ),
+                                trust_change_event(),
                             )
                             .await?
                     }
@@ -140,14 +145,7 @@ impl Registry {
                 policy_text.as_deref(),
                 &stores.to_map(),
                 reason,
-                super::event(
-                    AuditAction::TrustChange,
-                    None,
-                    None,
-                    None,
-                    Outcome::Ok,
-                    None,
-                ),
+                trust_change_event(),
             )
             .await?;
         if let Some(c) = config.as_mut() {

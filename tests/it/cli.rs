@@ -486,15 +486,7 @@ async fn signing_keys_in_sec1_and_pkcs1_form_sign() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ca = Ca::new("Acme Root");
-    ca.write_store(&d.join("store"), "acme");
-    std::fs::write(
-        d.join("policy.json"),
-        json!({"version": "1.0", "trustPolicies": [{
-            "name": "all", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
-            "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})
-        .to_string(),
-    )
-    .unwrap();
+    let (policy, store) = ca.trusted_anywhere(d);
     let s = Server::start();
     let c = client();
     let openssl = |args: &[&str]| {
@@ -549,14 +541,7 @@ async fn signing_keys_in_sec1_and_pkcs1_form_sign() {
             d.join(format!("{name}.pem")).to_str().unwrap(),
         );
         assert!(o.status.success(), "{name}: {}", output_text(&o));
-        let o = bonded(&[
-            "verify",
-            &image,
-            "--trust-policy",
-            d.join("policy.json").to_str().unwrap(),
-            "--trust-store",
-            d.join("store").to_str().unwrap(),
-        ]);
+        let o = verify_image(&image, &policy, &store, &[]);
         assert_eq!(o.status.code(), Some(0), "{name}: {}", output_text(&o));
     }
     std::fs::write(d.join("nokey.pem"), ca.pem.clone()).unwrap();

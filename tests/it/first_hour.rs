@@ -65,19 +65,10 @@ async fn a_mistyped_trust_store_is_a_configuration_error_not_an_untrusted_image(
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ca = Ca::new("Acme Root");
-    ca.write_store(&d.join("store"), "acme");
-    std::fs::write(
-        d.join("policy.json"),
-        json!({"version": "1.0", "trustPolicies": [{
-            "name": "all", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
-            "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})
-        .to_string(),
-    )
-    .unwrap();
+    let (policy, _) = ca.trusted_anywhere(d);
     let s = Server::start();
     push_image(&client(), &s, "a/b", "v1", "typo", json!({})).await;
     let image = format!("{}/a/b:v1", s.addr);
-    let policy = d.join("policy.json");
     // A directory that does not exist, and one that exists without the store the policy
     // names: both exit 1 (bad configuration), saying what is wrong.
     for (store, says) in [
@@ -88,14 +79,7 @@ async fn a_mistyped_trust_store_is_a_configuration_error_not_an_untrusted_image(
         ),
     ] {
         std::fs::create_dir_all(d.join("empty")).unwrap();
-        let o = bonded(&[
-            "verify",
-            &image,
-            "--trust-policy",
-            policy.to_str().unwrap(),
-            "--trust-store",
-            store.to_str().unwrap(),
-        ]);
+        let o = verify_image(&image, &policy, &store, &[]);
         assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
         assert!(output_text(&o).contains(says), "{}", output_text(&o));
     }
@@ -187,15 +171,7 @@ async fn times_are_rfc3339_and_table_columns_line_up() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let ca = Ca::new("Acme Root");
-    ca.write_store(&d.join("store"), "acme");
-    std::fs::write(
-        d.join("policy.json"),
-        json!({"version": "1.0", "trustPolicies": [{
-            "name": "all", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
-            "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})
-        .to_string(),
-    )
-    .unwrap();
+    let (policy, store) = ca.trusted_anywhere(d);
     let s = Server::start();
     push_image(&client(), &s, "t/app", "v1", "times", json!({})).await;
     let image = format!("{}/t/app:v1", s.addr);
@@ -212,18 +188,7 @@ async fn times_are_rfc3339_and_table_columns_line_up() {
         ]);
         assert!(o.status.success(), "{}", output_text(&o));
     }
-    let verify = |output: &str| {
-        bonded(&[
-            "verify",
-            &image,
-            "--trust-policy",
-            d.join("policy.json").to_str().unwrap(),
-            "--trust-store",
-            d.join("store").to_str().unwrap(),
-            "--output",
-            output,
-        ])
-    };
+    let verify = |output: &str| verify_image(&image, &policy, &store, &["--output", output]);
     let o = verify("json");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     for sig in v["signatures"].as_array().unwrap() {

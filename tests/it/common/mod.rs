@@ -336,6 +336,23 @@ pub fn user(dir: &Path, name: &str, role: &str, pattern: &str) {
     ok(&bonded(dir, &["role", "grant", name, role, pattern], ""));
 }
 
+/// `bonded verify IMAGE --trust-policy POLICY --trust-store STORE EXTRA...`
+pub fn verify_image(
+    image: &str,
+    policy: &Path,
+    store: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["verify", image, "--trust-policy"])
+        .arg(policy)
+        .arg("--trust-store")
+        .arg(store)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 /// A client that sends HTTP Basic credentials on every request.
 pub fn as_user(name: &str, secret: &str) -> reqwest::Client {
     bonded::install_crypto_provider();

@@ -104,6 +104,27 @@ impl Ca {
         (k, c)
     }
 
+    /// `<dir>/store` with this root as `ca:acme`, and `<dir>/policy.json`: one strict
+    /// statement for every scope trusting any identity this root issues for. Returns the
+    /// policy's and the store's paths.
+    pub fn trusted_anywhere(
+        &self,
+        dir: &std::path::Path,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
+        let store = dir.join("store");
+        self.write_store(&store, "acme");
+        let policy = dir.join("policy.json");
+        std::fs::write(
+            &policy,
+            serde_json::json!({"version": "1.0", "trustPolicies": [{
+                "name": "all", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+                "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})
+            .to_string(),
+        )
+        .unwrap();
+        (policy, store)
+    }
+
     /// Writes this root as trust store `ca:<name>` under `<dir>/x509/ca/<name>/`.
     pub fn write_store(&self, dir: &std::path::Path, name: &str) {
         let store = dir.join("x509/ca").join(name);
