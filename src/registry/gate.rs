@@ -86,6 +86,28 @@ fn record(
     }
 }
 
+/// What a tagged push is under the referrers tag schema (OCI Distribution v1.1: the tag
+/// `<alg>-<hex>` names an index of the referrers of `<alg>:<hex>`, kept by clients such as
+/// notation, whose `--force-referrers-tag` is on by default, for registries without the
+/// referrers API).
+#[derive(Debug)]
+pub(super) enum TagSchemaIndex {
+    /// Not an index under a referrers tag: an image or index like any other.
+    No,
+    /// An index listing only signatures of the subject stored in the repository: signature
+    /// bookkeeping, not an image. Pushed by whoever may sign; the gate does not ask it for
+    /// signatures of its own.
+    Signatures,
+    /// An index under a referrers tag that lists something else: refused, with why.
+    Refused(String),
+}
+
+/// The subject a referrers-schema tag names: `sha256-<hex>` is `sha256:<hex>`.
+pub(super) fn referrers_tag_subject(tag: &str) -> Option<Digest> {
+    let (alg, hex) = tag.split_once('-')?;
+    format!("{alg}:{hex}").parse().ok()
+}
+
 fn denied(message: String, detail: serde_json::Value) -> RegistryError {
     RegistryError::Denied { message, detail }
 }
@@ -404,6 +426,49 @@ impl Registry {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Whether a push with `tags` of `parsed` is a referrers-schema index of signatures
+    /// ([`TagSchemaIndex`]). Every entry must be a signature of the subject stored in `repo`
+    /// (digest and size, read from the store, not from the entry's own claims), so such an
+    /// index can never carry an image past the gate.
+    pub(super) async fn referrers_tag_index(
+        &self,
+        repo: &RepositoryName,
+        tags: &[crate::oci::Tag],
+        parsed: &ParsedManifest,
+    ) -> Result<TagSchemaIndex, RegistryError> {
+        let [tag] = tags else {
+            return Ok(TagSchemaIndex::No);
+        };
+        let Some(subject) = referrers_tag_subject(tag.as_str()) else {
+            return Ok(TagSchemaIndex::No);
+        };
+        if parsed.media_type != crate::oci::media_type::OCI_INDEX {
+            return Ok(TagSchemaIndex::No);
+        }
+        if parsed.subject.is_some() {
+            return Ok(TagSchemaIndex::Refused(format!(
+                "the referrers tag {tag} names an index of the referrers of {subject}; it has a subject of its own"
+            )));
+        }
+        let signatures = self
+            .db
+            .referrers(repo, &subject, Some(NOTARY_SIGNATURE))
+            .await?;
+        for entry in &parsed.manifests {
+            let stored = signatures.iter().any(|r| {
+                r.digest == entry.digest.to_string() && u64::try_from(r.size) == Ok(entry.size)
+            });
+            if !stored {
+                return Ok(TagSchemaIndex::Refused(format!(
+                    "the referrers tag {tag} may name only an index of signatures of {subject} stored in {repo}; \
+                     {} (size {}) is not one: push the signature first, then the index",
+                    entry.digest, entry.size
+                )));
+            }
+        }
+        Ok(TagSchemaIndex::Signatures)
     }
 
     /// Whether a manifest the signer role pushes is a signature bonded can read: Notary's

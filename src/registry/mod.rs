@@ -742,9 +742,31 @@ impl Registry {
         }
         let parsed = manifest::parse(content_type, body).map_err(RegistryError::ManifestInvalid)?;
         let is_signature = parsed.artifact_type.as_deref() == Some(crate::trust::NOTARY_SIGNATURE);
-        // The signer role pushes signatures bonded can read, untagged; what a manifest
-        // calls itself is not enough (a runnable image can carry any artifactType).
-        let not_a_signature = if images_allowed {
+        // An index of signatures under the referrers tag schema is signature bookkeeping.
+        let bookkeeping = match self.referrers_tag_index(repo, &tags, &parsed).await? {
+            gate::TagSchemaIndex::No => false,
+            gate::TagSchemaIndex::Signatures => true,
+            gate::TagSchemaIndex::Refused(why) => {
+                let e = RegistryError::Denied {
+                    message: why,
+                    detail: serde_json::json!({ "repository": repo.as_str(), "check": "referrersTagIndex" }),
+                };
+                self.audit_refusal(event(
+                    AuditAction::ManifestPush,
+                    Some(repo),
+                    Some(&digest),
+                    tags.first().map(|t| t.as_str()),
+                    Outcome::Denied,
+                    Some(e.to_string()),
+                ))
+                .await;
+                return Err(e);
+            }
+        };
+        // The signer role pushes signatures bonded can read, untagged, and the referrers
+        // tag indexes that list them; what a manifest calls itself is not enough (a
+        // runnable image can carry any artifactType).
+        let not_a_signature = if images_allowed || bookkeeping {
             None
         } else if !tags.is_empty() {
             Some("a tagged push".to_string())
@@ -773,6 +795,8 @@ impl Registry {
             return Err(e);
         }
         let admission = match self.trust() {
+            // Signatures it lists were each verified when pushed; it has none of its own.
+            Some(_) if bookkeeping => gate::Admission::default(),
             Some(trust) => {
                 let tagged = !tags.is_empty();
                 match self
@@ -906,7 +930,7 @@ impl Registry {
         for tag in &tags {
             self.manifests.invalidate_tag(repo.as_str(), tag.as_str());
         }
-        if !admission.pending && !children.is_empty() {
+        if !admission.pending && !bookkeeping && !children.is_empty() {
             self.admit_descendants(repo, children, &format!("admitted with index {digest}"))
                 .await?;
         }
@@ -969,13 +993,16 @@ impl Registry {
         let (allowed, reason) = match cached {
             Some(c) => c,
             None => {
-                let exempt = by_digest
-                    && (self.db.manifest_state(repo, &digest).await?.as_deref() == Some("pending")
+                let exempt = if by_digest {
+                    self.db.manifest_state(repo, &digest).await?.as_deref() == Some("pending")
                         || self
                             .db
                             .referrers(repo, &digest, Some(crate::trust::NOTARY_SIGNATURE))
                             .await?
-                            .is_empty());
+                            .is_empty()
+                } else {
+                    self.is_signature_bookkeeping(repo, reference, m).await?
+                };
                 let verdict = if exempt {
                     (true, String::new())
                 } else {
@@ -1011,6 +1038,28 @@ impl Registry {
                 detail: serde_json::json!({ "digest": m.digest }),
             })
         }
+    }
+
+    /// Whether `m`, pulled by `reference`, is a referrers-schema index of signatures
+    /// (what notation reads on registries without the referrers API): not an image, so
+    /// `bonded.enforceOnPull` does not ask it for signatures of its own.
+    async fn is_signature_bookkeeping(
+        &self,
+        repo: &RepositoryName,
+        reference: &Reference,
+        m: &StoredManifest,
+    ) -> Result<bool> {
+        let Reference::Tag(tag) = reference else {
+            return Ok(false);
+        };
+        let Ok(parsed) = manifest::parse(Some(&m.media_type), &m.content) else {
+            return Ok(false);
+        };
+        Ok(matches!(
+            self.referrers_tag_index(repo, std::slice::from_ref(tag), &parsed)
+                .await?,
+            gate::TagSchemaIndex::Signatures
+        ))
     }
 
     /// Drops the pull decisions about `digest` in `repo` (every kind of pull), or about

@@ -24,6 +24,7 @@ mod quickstart;
 mod quota;
 mod rate_limit;
 mod readme;
+mod tag_schema;
 mod tls;
 mod trust_admin;
 mod trust_gate;
