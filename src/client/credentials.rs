@@ -12,7 +12,7 @@
 
 use base64::Engine as _;
 use serde_json::Value;
-use std::io::Write as _;
+use std::io::{Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -213,16 +213,22 @@ pub fn ask_helper(helper: &str, registry: &str) -> Option<String> {
         );
         return None;
     };
-    let mut child = Command::new(&program)
+    // The registry's name reaches the helper as a file, not a pipe: a helper that exits
+    // without reading it (one that knows nothing) must not kill us with SIGPIPE, whose
+    // default action the CLI restores, nor block us.
+    let mut input = tempfile::tempfile()
+        .map_err(|e| tracing::warn!(error = %e, "no temporary file for a credential helper"))
+        .ok()?;
+    input.write_all(registry.as_bytes()).ok()?;
+    input.seek(std::io::SeekFrom::Start(0)).ok()?;
+    let child = Command::new(&program)
         .arg("get")
-        .stdin(Stdio::piped())
+        .stdin(Stdio::from(input))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| tracing::warn!(helper = %program, error = %e, "credential helper not run"))
         .ok()?;
-    // A helper reading nothing must not block us: a failed write is the helper's failure.
-    let _ = child.stdin.take()?.write_all(registry.as_bytes());
     let out = child.wait_with_output().ok()?;
     if !out.status.success() {
         // "credentials not found" is how a helper says it has none: not worth a word.

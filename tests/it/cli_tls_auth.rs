@@ -301,4 +301,31 @@ fn https_with_basic_login() {
         "{}",
         output_text(&o)
     );
+    // a helper that exits at once without reading what it is sent (here: `false`) must
+    // not kill bonded with SIGPIPE (exit by signal, no message), however fast it exits
+    std::os::unix::fs::symlink("/bin/false", helpers.join("docker-credential-false")).unwrap();
+    std::fs::write(
+        helped.join("config.json"),
+        json!({"credsStore": "false"}).to_string(),
+    )
+    .unwrap();
+    // (many at once: the race is between the helper's exit and bonded's write)
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..48)
+            .map(|_| {
+                scope.spawn(|| {
+                    bonded_with_path(
+                        &["inspect", &image, "--ca-file", ca_arg],
+                        Some(&helped),
+                        None,
+                        Some(&helpers),
+                    )
+                })
+            })
+            .collect();
+        for run in runs {
+            let o = run.join().unwrap();
+            assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
+        }
+    });
 }
