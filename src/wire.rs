@@ -49,3 +49,47 @@ pub struct NoncompliantImage {
     /// still served, and refused only when pushed or tagged again.
     pub pulls_refused: bool,
 }
+
+/// What a repository holds back until signed (`GET /bonded/v1/repositories/<name>/pending`,
+/// `bonded pending`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingReport {
+    pub repository: String,
+    /// Manifests stored but not admitted: not pullable (except by digest, to those who may
+    /// push or sign them, so they can be signed in place), not listed, counted in quotas.
+    pub pending: Vec<PendingManifest>,
+    /// Tags pushed for a manifest the policy does not accept yet; the tag's published
+    /// manifest, if any, is served until then.
+    pub waiting_tags: Vec<WaitingTag>,
+    /// Whether either list was cut at [`PENDING_LIMIT`] entries.
+    pub truncated: bool,
+}
+
+/// Most entries of each list in a [`PendingReport`].
+pub const PENDING_LIMIT: u32 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingManifest {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    /// RFC 3339 UTC: since when (its last push) it has been pending.
+    pub pending_since: String,
+    /// What the trust policy still asks for, in the evaluator's words.
+    pub needs: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingTag {
+    pub tag: String,
+    /// The manifest the tag will name once it is accepted.
+    pub digest: String,
+    /// RFC 3339 UTC of the push.
+    pub since: String,
+    pub pushed_by: Option<String>,
+    /// What the trust policy still asks for, in the evaluator's words.
+    pub needs: String,
+}

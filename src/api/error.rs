@@ -103,7 +103,7 @@ impl From<RegistryError> for ApiError {
             E::DigestInvalid(_) | E::DigestMissing | E::DigestMismatch { .. } => {
                 (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
             }
-            E::ManifestUnknown { .. } | E::NotAcceptable { .. } => {
+            E::ManifestUnknown { .. } | E::NotAcceptable { .. } | E::TagWaiting { .. } => {
                 (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN")
             }
             E::ManifestInvalid(_) => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
@@ -131,6 +131,12 @@ impl From<RegistryError> for ApiError {
             }
             E::Denied { detail, .. } => {
                 out.detail = detail;
+            }
+            E::TagWaiting {
+                tag, digest, needs, ..
+            } => {
+                out.detail =
+                    json!({ "tag": tag, "waiting": digest, "needs": needs, "state": "pending" });
             }
             E::TooManySignatures { subject, limit, .. } => {
                 out.detail =

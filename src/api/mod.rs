@@ -527,7 +527,9 @@ async fn handle(
                 Vec::new()
             };
             // A manifest pending signatures is for those who may sign or push it, not for
-            // readers: they see it once it is admitted.
+            // readers: they see it once it is admitted. A tag waiting for signatures is
+            // pulled by nobody (the answer names the digest to sign); its published
+            // manifest, if any, is served until then.
             if let Reference::Digest(d) = &reference {
                 if !auth.holds(&caller, n, Action::PushSignature).await
                     && reg.is_pending(&repo, d).await?
@@ -1071,9 +1073,7 @@ async fn bonded_api_inner(
             }
             let name: RepositoryName = name.parse()?;
             api_authorize(&auth, &parts.headers, &caller, name.as_str(), Action::Pull).await?;
-            return Ok(ok(
-                json!({ "repository": name.as_str(), "pending": reg.pending(&name).await? }),
-            ));
+            return Ok(ok(json!(reg.pending(&name).await?)));
         }
         if let Some(rest) = path.strip_prefix("repositories/") {
             let (name, digest) = rest

@@ -6,6 +6,7 @@ mod docs;
 mod inspect;
 mod keygen;
 mod login;
+mod pending;
 mod push;
 mod serve;
 mod sign;
@@ -64,6 +65,8 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Show an image's manifest, referrers and (on bonded) stored verdicts
     Inspect(inspect::InspectArgs),
+    /// List what a bonded registry holds back until signed: waiting tags, pending manifests
+    Pending(pending::PendingArgs),
     /// Show or change a bonded server's trust policy and trust stores
     Trust(trust_cmd::TrustArgs),
     /// Log in to a registry and keep the login where podman and skopeo keep theirs
@@ -96,6 +99,7 @@ impl Cli {
             Command::Sign(args) => done(sign::run(&args).await),
             Command::Verify(args) => verify::run(&args).await,
             Command::Inspect(args) => done(inspect::run(&args).await),
+            Command::Pending(args) => done(pending::run(&args).await),
             Command::Audit(args) => audit::run(&args).await,
             Command::Login(args) => done(login::login(&args).await),
             Command::Logout(args) => done(login::logout(&args).await),

@@ -216,6 +216,23 @@ impl Signer {
     }
 }
 
+/// On a bonded registry, the manifest a tag waits for (pushed unsigned under an enforcing
+/// trust policy), when the tag names no published manifest.
+async fn waiting_manifest(client: &RegistryClient, image: &ImageRef) -> Option<Digest> {
+    let Reference::Tag(tag) = &image.reference else {
+        return None;
+    };
+    let report: crate::wire::PendingReport = client
+        .bonded_get_admin(&format!("repositories/{}/pending", image.repository), None)
+        .await
+        .ok()?;
+    report
+        .waiting_tags
+        .iter()
+        .find(|w| w.tag == tag.as_str())
+        .and_then(|w| w.digest.parse().ok())
+}
+
 pub async fn run(args: &SignArgs) -> Result<(), String> {
     let image: ImageRef = args.reference.parse()?;
     let signer = Signer::load(&args.key, &args.cert)?;
@@ -223,8 +240,20 @@ pub async fn run(args: &SignArgs) -> Result<(), String> {
         RegistryClient::connect(&image.registry, &args.client, Some(&image.repository), true)
             .await
             .map_err(|e| e.to_string())?;
+    // A tag waiting for signatures on a bonded registry (pushed unsigned under an enforcing
+    // trust policy) names, to its pushers, the manifest it waits for: the latest push of
+    // the tag, and what signing it means, even while an older published one is served.
+    let reference = match waiting_manifest(&client, &image).await {
+        Some(waiting) => {
+            eprintln!(
+                "note: {image} waits for signatures; signing the manifest it waits for, {waiting}"
+            );
+            Reference::Digest(waiting)
+        }
+        None => image.reference.clone(),
+    };
     let (bytes, manifest_type, digest) = client
-        .manifest(&image.repository, &image.reference)
+        .manifest(&image.repository, &reference)
         .await
         .map_err(|e| e.to_string())?;
     let repo = &image.repository;

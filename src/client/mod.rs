@@ -576,6 +576,10 @@ impl RegistryClient {
             )
             .await);
         }
+        say_warnings(
+            &format!("{}/{}", self.registry, reference.in_repository(repo)),
+            &res,
+        );
         let media_type = res
             .headers()
             .get("content-type")
@@ -802,6 +806,14 @@ impl RegistryClient {
             );
             return Err(refusal(format!("pushing manifest {name}"), res).await);
         }
+        say_warnings(
+            &format!(
+                "{}/{repo}{}{reference}",
+                self.registry,
+                crate::oci::name::separator_of(reference)
+            ),
+            &res,
+        );
         Ok(res.headers().contains_key("oci-subject"))
     }
 
@@ -1030,6 +1042,20 @@ pub fn descriptor_json(media_type: &str, digest: &Digest, size: usize) -> Value 
 pub const EMPTY_CONFIG: &[u8] = b"{}";
 /// Its media type.
 pub const EMPTY_MEDIA_TYPE: &str = media_type::OCI_EMPTY;
+
+/// Tells the user what a registry said in `Warning` headers (RFC 9111 `299 - "text"`, as
+/// bonded says that a pushed tag waits for signatures), on standard error, one line each.
+fn say_warnings(what: &str, res: &reqwest::Response) {
+    for v in res.headers().get_all(reqwest::header::WARNING) {
+        let Ok(v) = v.to_str() else { continue };
+        let text = v
+            .split_once(" \"")
+            .map(|(_, t)| t.strip_suffix('"').unwrap_or(t))
+            .unwrap_or(v);
+        let text: String = text.chars().filter(|c| !c.is_control()).collect();
+        eprintln!("warning: {what}: {text}");
+    }
+}
 
 #[cfg(test)]
 mod tests {

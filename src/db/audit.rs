@@ -39,6 +39,8 @@ audit_actions! {
     TagPush => "tag.push",
     TagDelete => "tag.delete",
     TagPublish => "tag.publish",
+    TagWait => "tag.wait",
+    TagExpire => "tag.expire",
     SignatureAdmit => "signature.admit",
     SignatureRefuse => "signature.refuse",
     AdmissionDeny => "admission.deny",

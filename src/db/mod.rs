@@ -87,6 +87,11 @@ fn migrator() -> Migrator {
             "stored verdicts",
             include_str!("../../migrations/0003_stored_verdicts.sql"),
         ),
+        migration(
+            4,
+            "waiting tags",
+            include_str!("../../migrations/0004_waiting_tags.sql"),
+        ),
     ])
 }
 
@@ -95,6 +100,25 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// A tag waiting for its manifest to be admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingTag {
+    pub tag: String,
+    pub digest: String,
+    /// Unix seconds of the push.
+    pub since: i64,
+    pub pushed_by: Option<String>,
+}
+
+fn waiting_tag(r: sqlx::sqlite::SqliteRow) -> WaitingTag {
+    WaitingTag {
+        tag: r.get(0),
+        digest: r.get(1),
+        since: r.get(2),
+        pushed_by: r.get(3),
+    }
 }
 
 /// A manifest as stored: its bytes are returned to clients verbatim.
@@ -125,8 +149,9 @@ pub struct ManifestWrite {
     pub signature: Option<SignatureRecord>,
     /// Held as pending until signed (an existing admitted manifest stays admitted).
     pub pending: bool,
-    /// The tags are quarantined: invisible until the policy is satisfied.
-    pub quarantine_tags: bool,
+    /// The tags wait for signatures (`waiting_tags`) instead of being published: the
+    /// tags' published manifests, if any, keep being served until the policy is met.
+    pub wait_tags: bool,
     /// The account pushing; kept for the manifest's first push only.
     pub pushed_by: Option<String>,
     /// For a signature manifest: most signatures (manifests of this artifact type) one
@@ -459,11 +484,16 @@ impl Metadata {
         let Some(repo_id) = repository_id(&mut tx, repo).await? else {
             return Ok(false);
         };
-        sqlx::query("DELETE FROM tags WHERE repository_id = ? AND digest = ?")
-            .bind(repo_id)
-            .bind(digest.to_string())
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "DELETE FROM tags WHERE repository_id = ? AND digest = ?",
+            "DELETE FROM waiting_tags WHERE repository_id = ? AND digest = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(repo_id)
+                .bind(digest.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("DELETE FROM signatures WHERE repository_id = ? AND digest = ?")
             .bind(repo_id)
             .bind(digest.to_string())
@@ -482,7 +512,7 @@ impl Metadata {
         Ok(deleted)
     }
 
-    /// Deletes a tag (not the manifest); `false` when it was not there.
+    /// Deletes a tag (not the manifest), published or waiting; `false` when it was not there.
     pub async fn delete_tag(
         &self,
         repo: &RepositoryName,
@@ -490,15 +520,20 @@ impl Metadata {
         events: &[AuditEvent],
     ) -> Result<bool> {
         let mut tx = self.write.begin().await?;
-        let done = sqlx::query(
+        let mut deleted = false;
+        for sql in [
             "DELETE FROM tags WHERE name = ?
              AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
-        )
-        .bind(tag.as_str())
-        .bind(repo.as_str())
-        .execute(&mut *tx)
-        .await?;
-        let deleted = done.rows_affected() > 0;
+            "DELETE FROM waiting_tags WHERE name = ?
+             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+        ] {
+            let done = sqlx::query(sql)
+                .bind(tag.as_str())
+                .bind(repo.as_str())
+                .execute(&mut *tx)
+                .await?;
+            deleted |= done.rows_affected() > 0;
+        }
         if deleted {
             audit::append(&mut tx, events).await?;
         }
@@ -741,7 +776,7 @@ impl Metadata {
         Ok(admitted)
     }
 
-    /// Publishes the quarantined tags of `digest`, with an audit record (made by `audit`
+    /// Publishes the tags waiting for `digest`, with an audit record (made by `audit`
     /// from the tag) for each, in one transaction. Returns their names.
     pub async fn publish_tags(
         &self,
@@ -750,32 +785,41 @@ impl Metadata {
         audit: impl Fn(&str) -> AuditEvent,
     ) -> Result<Vec<String>> {
         let mut tx = self.write.begin().await?;
+        let Some(repo_id) = repository_id(&mut tx, repo).await? else {
+            return Ok(Vec::new());
+        };
         let rows = sqlx::query(
-            "UPDATE tags SET state = 'published'
-             WHERE state = 'quarantined' AND digest = ?
-               AND repository_id = (SELECT id FROM repositories WHERE name = ?)
-             RETURNING name",
+            "DELETE FROM waiting_tags WHERE repository_id = ? AND digest = ? RETURNING name",
         )
+        .bind(repo_id)
         .bind(digest.to_string())
-        .bind(repo.as_str())
         .fetch_all(&mut *tx)
         .await?;
-        let tags: Vec<String> = rows.into_iter().map(|r| r.get(0)).collect();
+        let mut tags: Vec<String> = rows.into_iter().map(|r| r.get(0)).collect();
+        tags.sort();
+        sqlx::query(
+            "INSERT INTO tags (repository_id, name, digest, updated_at, state)
+             SELECT ?1, value, ?3, ?4, 'published' FROM json_each(?2) WHERE true
+             ON CONFLICT (repository_id, name) DO UPDATE SET
+                digest = excluded.digest, updated_at = excluded.updated_at, state = 'published'",
+        )
+        .bind(repo_id)
+        .bind(serde_json::to_string(&tags).expect("strings serialise"))
+        .bind(digest.to_string())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
         let events: Vec<AuditEvent> = tags.iter().map(|t| audit(t)).collect();
         audit::append(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(tags)
     }
 
-    /// Whether `digest` has quarantined tags.
-    pub async fn has_quarantined_tags(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-    ) -> Result<bool> {
+    /// Whether tags wait for `digest`.
+    pub async fn has_waiting_tags(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
         let row = sqlx::query(
-            "SELECT 1 FROM tags t JOIN repositories r ON r.id = t.repository_id
-             WHERE r.name = ? AND t.digest = ? AND t.state = 'quarantined' LIMIT 1",
+            "SELECT 1 FROM waiting_tags w JOIN repositories r ON r.id = w.repository_id
+             WHERE r.name = ? AND w.digest = ? LIMIT 1",
         )
         .bind(repo.as_str())
         .bind(digest.to_string())
@@ -784,17 +828,53 @@ impl Metadata {
         Ok(row.is_some())
     }
 
-    /// Pending manifests of `repo`: (digest, media type, size, pending since, unix seconds).
+    /// The manifest waiting under `tag`, if one does.
+    pub async fn waiting_tag(
+        &self,
+        repo: &RepositoryName,
+        tag: &Tag,
+    ) -> Result<Option<WaitingTag>> {
+        let row = sqlx::query(
+            "SELECT w.name, w.digest, w.since, w.pushed_by FROM waiting_tags w
+             JOIN repositories r ON r.id = w.repository_id
+             WHERE r.name = ? AND w.name = ?",
+        )
+        .bind(repo.as_str())
+        .bind(tag.as_str())
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(waiting_tag))
+    }
+
+    /// Tags waiting for signatures in `repo`, oldest first, at most `limit`.
+    pub async fn waiting_tags(&self, repo: &RepositoryName, limit: u32) -> Result<Vec<WaitingTag>> {
+        let rows = sqlx::query(
+            "SELECT w.name, w.digest, w.since, w.pushed_by FROM waiting_tags w
+             JOIN repositories r ON r.id = w.repository_id
+             WHERE r.name = ? ORDER BY w.since, w.name LIMIT ?",
+        )
+        .bind(repo.as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(waiting_tag).collect())
+    }
+
+    /// Pending manifests of `repo`, oldest first, at most `limit`: (digest, media type,
+    /// size, pending since, unix seconds).
     pub async fn pending_manifests(
         &self,
         repo: &RepositoryName,
+        limit: u32,
     ) -> Result<Vec<(String, String, i64, i64)>> {
         let rows = sqlx::query(
             "SELECT m.digest, m.media_type, m.size, m.pending_since FROM manifests m
              JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ? AND m.state = 'pending' ORDER BY m.pending_since, m.digest",
+             WHERE r.name = ? AND m.state = 'pending' ORDER BY m.pending_since, m.digest
+             LIMIT ?",
         )
         .bind(repo.as_str())
+        .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await?;
         Ok(rows
@@ -810,8 +890,9 @@ impl Metadata {
             .collect())
     }
 
-    /// Deletes manifests pending for longer than `age`, with their tags. Returns
-    /// (repository, digest) of each.
+    /// Deletes manifests pending for longer than `age`, with their tags, and tags that
+    /// have waited longer than `age`, each with an audit record. Returns (repository,
+    /// digest) of each manifest.
     pub async fn expire_pending(&self, age: Duration) -> Result<Vec<(String, String)>> {
         let cutoff = now() - age.as_secs() as i64;
         let mut tx = self.write.begin().await?;
@@ -824,10 +905,41 @@ impl Metadata {
         .await?;
         let mut out = Vec::new();
         let mut expired = Vec::new();
+        let record =
+            |action: AuditAction, repo: &str, digest: &str, tag: Option<String>| AuditEvent {
+                at: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+                actor: "bonded".into(),
+                source: None,
+                action: action.as_str().into(),
+                repository: Some(repo.to_string()),
+                digest: Some(digest.to_string()),
+                tag,
+                outcome: Outcome::Ok.as_str().into(),
+                reason: Some(format!(
+                    "pending for more than {} s without enough signatures",
+                    age.as_secs()
+                )),
+            };
+        // Tags that waited too long, whatever their manifest's state (an admitted manifest
+        // can have a tag waiting for signatures of its own).
+        let waited = sqlx::query(
+            "DELETE FROM waiting_tags WHERE since < ?
+             RETURNING (SELECT name FROM repositories WHERE id = repository_id), name, digest",
+        )
+        .bind(cutoff)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in waited {
+            let (repo, tag, digest): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+            expired.push(record(AuditAction::TagExpire, &repo, &digest, Some(tag)));
+        }
         for r in rows {
             let (name, repo_id, digest): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
             for sql in [
                 "DELETE FROM tags WHERE repository_id = ? AND digest = ?",
+                "DELETE FROM waiting_tags WHERE repository_id = ? AND digest = ?",
                 "DELETE FROM manifests WHERE repository_id = ? AND digest = ?",
             ] {
                 sqlx::query(sql)
@@ -836,22 +948,7 @@ impl Metadata {
                     .execute(&mut *tx)
                     .await?;
             }
-            expired.push(AuditEvent {
-                at: time::OffsetDateTime::now_utc()
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default(),
-                actor: "bonded".into(),
-                source: None,
-                action: AuditAction::ManifestExpire.as_str().into(),
-                repository: Some(name.clone()),
-                digest: Some(digest.clone()),
-                tag: None,
-                outcome: Outcome::Ok.as_str().into(),
-                reason: Some(format!(
-                    "pending for more than {} s without enough signatures",
-                    age.as_secs()
-                )),
-            });
+            expired.push(record(AuditAction::ManifestExpire, &name, &digest, None));
             out.push((name, digest));
         }
         audit::append(&mut tx, &expired).await?;
@@ -1297,13 +1394,15 @@ async fn apply_manifest_write(
         }
     }
     let now = now();
-    // Admitted wins over pending: re-pushing an admitted manifest never demotes it.
+    // Admitted wins over pending: re-pushing an admitted manifest never demotes it. A
+    // pending manifest pushed again is pending from then on (its expiry starts again).
     sqlx::query(
         "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, created_at, state, pending_since, pushed_by)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (repository_id, digest) DO UPDATE SET
             state = CASE WHEN excluded.state = 'admitted' THEN 'admitted' ELSE manifests.state END,
-            pending_since = CASE WHEN excluded.state = 'admitted' THEN NULL ELSE manifests.pending_since END",
+            pending_since = CASE WHEN excluded.state = 'admitted' OR manifests.state = 'admitted'
+                                 THEN NULL ELSE excluded.pending_since END",
     )
     .bind(repo_id)
     .bind(&digest)
@@ -1321,24 +1420,46 @@ async fn apply_manifest_write(
     .await?;
     if !w.tags.is_empty() {
         let names: Vec<&str> = w.tags.iter().map(|t| t.as_str()).collect();
-        // All tags in one statement (`WHERE true` lets SQLite parse the upsert).
-        sqlx::query(
-            "INSERT INTO tags (repository_id, name, digest, updated_at, state)
-             SELECT ?1, value, ?3, ?4, ?5 FROM json_each(?2) WHERE true
-             ON CONFLICT (repository_id, name) DO UPDATE SET
-                digest = excluded.digest, updated_at = excluded.updated_at, state = excluded.state",
-        )
-        .bind(repo_id)
-        .bind(serde_json::to_string(&names).expect("strings serialise"))
-        .bind(&digest)
-        .bind(now)
-        .bind(if w.quarantine_tags {
-            "quarantined"
+        let names = serde_json::to_string(&names).expect("strings serialise");
+        // All tags in one statement (`WHERE true` lets SQLite parse the upsert). A tag
+        // published or waiting again replaces what waited under its name: the latest
+        // push of a tag is the one that counts.
+        if w.wait_tags {
+            sqlx::query(
+                "INSERT INTO waiting_tags (repository_id, name, digest, since, pushed_by)
+                 SELECT ?1, value, ?3, ?4, ?5 FROM json_each(?2) WHERE true
+                 ON CONFLICT (repository_id, name) DO UPDATE SET
+                    digest = excluded.digest, since = excluded.since, pushed_by = excluded.pushed_by",
+            )
+            .bind(repo_id)
+            .bind(&names)
+            .bind(&digest)
+            .bind(now)
+            .bind(w.pushed_by.as_deref())
+            .execute(&mut *tx)
+            .await?;
         } else {
-            "published"
-        })
-        .execute(&mut *tx)
-        .await?;
+            sqlx::query(
+                "INSERT INTO tags (repository_id, name, digest, updated_at, state)
+                 SELECT ?1, value, ?3, ?4, 'published' FROM json_each(?2) WHERE true
+                 ON CONFLICT (repository_id, name) DO UPDATE SET
+                    digest = excluded.digest, updated_at = excluded.updated_at, state = 'published'",
+            )
+            .bind(repo_id)
+            .bind(&names)
+            .bind(&digest)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM waiting_tags
+                 WHERE repository_id = ?1 AND name IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(repo_id)
+            .bind(&names)
+            .execute(&mut *tx)
+            .await?;
+        }
     }
     if let Some(sig) = &w.signature {
         write_signature(tx, repo_id, sig).await?;
@@ -1477,7 +1598,7 @@ mod tests {
             tags: vec![tag.parse().unwrap()],
             signature: None,
             pending: false,
-            quarantine_tags: false,
+            wait_tags: false,
             pushed_by: None,
             signature_limit: None,
             audit: Vec::new(),
@@ -1517,5 +1638,58 @@ mod tests {
             assert_eq!(seen, expected, "pages of {page}");
         }
         db.close().await;
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    /// A database written by a version before waiting tags (tags quarantined in `tags`,
+    /// which hid the published manifest) opens with them waiting and nothing lost.
+    #[tokio::test]
+    async fn quarantined_tags_of_earlier_versions_become_waiting_tags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("meta.db");
+        {
+            let options = SqliteConnectOptions::new()
+                .filename(&path)
+                .create_if_missing(true)
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(options)
+                .await
+                .unwrap();
+            let mut old = migrator();
+            old.migrations = std::borrow::Cow::Owned(old.migrations[..3].to_vec());
+            old.run(&pool).await.unwrap();
+            for sql in [
+                "INSERT INTO repositories (id, name, created_at) VALUES (1, 'prod/app', 0)",
+                "INSERT INTO manifests (repository_id, digest, media_type, size, content, created_at, state, pending_since)
+                 VALUES (1, 'sha256:aa', 'application/vnd.oci.image.manifest.v1+json', 2, x'7b7d', 0, 'pending', 5)",
+                "INSERT INTO manifests (repository_id, digest, media_type, size, content, created_at, state)
+                 VALUES (1, 'sha256:bb', 'application/vnd.oci.image.manifest.v1+json', 2, x'7b7d', 0, 'admitted')",
+                "INSERT INTO tags (repository_id, name, digest, updated_at, state) VALUES (1, 'v1', 'sha256:aa', 7, 'quarantined')",
+                "INSERT INTO tags (repository_id, name, digest, updated_at, state) VALUES (1, 'v0', 'sha256:bb', 3, 'published')",
+            ] {
+                sqlx::query(sql).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        let db = Metadata::open_sqlite(&path).await.unwrap();
+        let repo: RepositoryName = "prod/app".parse().unwrap();
+        let waiting = db.waiting_tags(&repo, 10).await.unwrap();
+        assert_eq!(
+            waiting,
+            vec![WaitingTag {
+                tag: "v1".into(),
+                digest: "sha256:aa".into(),
+                since: 7,
+                pushed_by: None
+            }]
+        );
+        let tags = db.tags(&repo, Some(10), None).await.unwrap();
+        assert_eq!(tags, vec!["v0".to_string()]);
     }
 }

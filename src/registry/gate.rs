@@ -5,11 +5,13 @@
 //!   levels an enforced failure refuses it and nothing is stored. Its subject need not
 //!   exist yet, so signatures can be pushed first.
 //! - Any other manifest is admitted if the signatures stored for its digest, verified again
-//!   now, satisfy the policy. If they do not: pushed by digest alone, it is held as pending
-//!   (stored, so it can be signed in place); pushed with a tag, it is refused, or, under
-//!   `"bonded.unsignedPush": "quarantine"`, held pending with its tag invisible. Pending
-//!   manifests are admitted when enough signatures arrive or an admitted index references
-//!   them; quarantined tags are published when the policy is met.
+//!   now, satisfy the policy. If they do not, it is held as pending (stored, so it can be
+//!   signed in place: never lost, never pullable) and its tags wait for it, beside the
+//!   manifests they name now. Pushed by digest, or with a tag under
+//!   `"bonded.unsignedPush": "quarantine"` (the default), the client is told so in a
+//!   `Warning`; with a tag under `"reject"` it gets 403 naming the stored digest to sign.
+//!   Pending manifests are admitted when enough signatures arrive or an admitted index
+//!   references them; waiting tags are published when the policy is met.
 
 use super::{Registry, RegistryError};
 use crate::db::SignatureRecord;
@@ -31,10 +33,13 @@ pub(super) struct Admission {
     pub signature: Option<SignatureRecord>,
     /// Held as pending until signed.
     pub pending: bool,
-    /// Tags held invisible until the policy is satisfied.
-    pub quarantine_tags: bool,
+    /// The tags wait for signatures instead of being published.
+    pub wait_tags: bool,
     /// Said to the client in a `Warning` header.
     pub warning: Option<String>,
+    /// Stored (pending, tags waiting), yet answered with this refusal
+    /// (`"bonded.unsignedPush": "reject"`).
+    pub refusal: Option<RegistryError>,
 }
 
 /// Largest signature envelope read; real ones are a few KiB.
@@ -250,30 +255,30 @@ impl Registry {
                 ..Admission::default()
             });
         }
-        if policy.unsigned_push == UnsignedPush::Quarantine {
-            return Ok(Admission {
-                pending: true,
-                quarantine_tags: true,
-                warning: Some(format!(
-                    "tag held in quarantine, invisible to pulls until signed: {}; {how}",
-                    decision.reason
-                )),
-                ..Admission::default()
-            });
-        }
-        {
-            Err(denied(
-                format!(
-                    "{}; sign {scope}@{digest} (for example with `notation sign`) and push the signature before the tag",
-                    decision.reason
-                ),
+        let waits = format!(
+            "{}; the manifest is stored as pending and the tag waits for it: {how}, and the tag is published once the policy accepts the signatures",
+            decision.reason
+        );
+        let refusal = (policy.unsigned_push == UnsignedPush::Reject).then(|| {
+            denied(
+                waits.clone(),
                 json!({
                     "policy": policy.name,
+                    "check": "signatures",
                     "signaturesRequired": policy.signatures_required,
                     "signers": decision.signers,
+                    "stored": digest.to_string(),
+                    "state": "pending",
                 }),
-            ))
-        }
+            )
+        });
+        Ok(Admission {
+            pending: true,
+            wait_tags: true,
+            warning: Some(format!("tag waits for signatures: {waits}")),
+            refusal,
+            ..Admission::default()
+        })
     }
 
     /// The policy covering `repo` and whether the signatures stored for `digest` satisfy it

@@ -9,6 +9,7 @@
 mod cache;
 mod compliance;
 mod gate;
+mod pending;
 mod trust_admin;
 
 pub use compliance::MAX_LISTED;
@@ -74,6 +75,16 @@ pub enum RegistryError {
     },
     #[error("repository {0} is not known to this registry")]
     NameUnknown(RepositoryName),
+    #[error("tag {tag} of {repository} waits for signatures: its manifest {digest} is stored but not yet accepted ({needs}); sign {image}@{digest} (for example with `notation sign` or `bonded sign`) and the tag is published once the trust policy accepts it")]
+    TagWaiting {
+        repository: RepositoryName,
+        tag: String,
+        digest: String,
+        /// What the policy still asks for, in the evaluator's words.
+        needs: String,
+        /// The image name to sign (`<hostname>/<repository>`).
+        image: String,
+    },
     #[error("range not satisfiable for a blob of {size} bytes")]
     RangeNotSatisfiable { size: u64 },
     #[error("{0}")]
@@ -191,7 +202,7 @@ pub struct PushedManifest {
     pub digest: Digest,
     pub subject: Option<Digest>,
     pub tags: Vec<Tag>,
-    /// Said to the client in a `Warning` header (held as pending, tag quarantined).
+    /// Said to the client in a `Warning` header (held as pending, tag waiting).
     pub warning: Option<String>,
 }
 
@@ -846,16 +857,32 @@ impl Registry {
             admission.warning.clone(),
         )];
         for t in &tags {
-            let reason = admission
-                .quarantine_tags
-                .then(|| "quarantined until signed".to_string());
+            let (action, reason) = if admission.wait_tags {
+                (
+                    AuditAction::TagWait,
+                    Some("waits for signatures".to_string()),
+                )
+            } else {
+                (AuditAction::TagPush, None)
+            };
             audit.push(event(
-                AuditAction::TagPush,
+                action,
                 Some(repo),
                 Some(&digest),
                 Some(t.as_str()),
                 Outcome::Ok,
                 reason,
+            ));
+        }
+        if let Some(refusal) = &admission.refusal {
+            // Stored all the same: the refusal is what the client hears.
+            audit.push(event(
+                AuditAction::AdmissionDeny,
+                Some(repo),
+                Some(&digest),
+                tags.first().map(|t| t.as_str()),
+                Outcome::Denied,
+                Some(refusal.to_string()),
             ));
         }
         if let Some(sig) = &admission.signature {
@@ -895,7 +922,7 @@ impl Registry {
             tags: tags.clone(),
             signature: admission.signature,
             pending: admission.pending,
-            quarantine_tags: admission.quarantine_tags,
+            wait_tags: admission.wait_tags,
             pushed_by: CLIENT.try_with(|c| c.actor.clone()).ok(),
             signature_limit: is_signature.then_some(self.max_signatures),
             audit,
@@ -937,6 +964,9 @@ impl Registry {
         if let Some(subject) = signed_subject {
             self.forget_pull_verdicts(repo, Some(&subject));
             self.after_signature(repo, &subject).await?;
+        }
+        if let Some(refusal) = admission.refusal {
+            return Err(refusal);
         }
         Ok(PushedManifest {
             digest,
@@ -1151,11 +1181,11 @@ impl Registry {
     }
 
     /// After an accepted signature for `subject`: if the subject was pending or has
-    /// quarantined tags and the policy is now satisfied, admit it (and what it references)
-    /// and publish its tags, each recorded in the audit trail.
+    /// waiting tags and the policy is now satisfied, admit it (and what it references)
+    /// and publish its waiting tags, each recorded in the audit trail.
     async fn after_signature(&self, repo: &RepositoryName, subject: &Digest) -> Result<()> {
         let pending = self.db.manifest_state(repo, subject).await?.as_deref() == Some("pending");
-        if !pending && !self.db.has_quarantined_tags(repo, subject).await? {
+        if !pending && !self.db.has_waiting_tags(repo, subject).await? {
             return Ok(());
         }
         let Some(m) = self.db.manifest_by_digest(repo, subject).await? else {
@@ -1178,39 +1208,15 @@ impl Registry {
                     Some(subject),
                     Some(tag),
                     Outcome::Ok,
-                    Some(format!("quarantined tag published: {reason}")),
+                    Some(format!("waiting tag published: {reason}")),
                 )
             })
             .await?;
         for tag in published {
             self.manifests.invalidate_tag(repo.as_str(), &tag);
-            tracing::info!(repository = %repo, tag, digest = %subject, "quarantined tag published: policy satisfied");
+            tracing::info!(repository = %repo, tag, digest = %subject, "waiting tag published: policy satisfied");
         }
         Ok(())
-    }
-
-    /// Pending manifests of a repository, for the API.
-    pub async fn pending(&self, repo: &RepositoryName) -> Result<serde_json::Value> {
-        let list = self.db.pending_manifests(repo).await?;
-        Ok(serde_json::json!(list
-            .into_iter()
-            .map(|(digest, media_type, size, since)| serde_json::json!({
-                "digest": digest, "mediaType": media_type, "size": size,
-                "pendingSince": time::OffsetDateTime::from_unix_timestamp(since)
-                    .ok()
-                    .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
-            }))
-            .collect::<Vec<_>>()))
-    }
-
-    /// Removes manifests pending for longer than `age`. Returns how many.
-    pub async fn expire_pending(&self, age: Duration) -> Result<usize> {
-        let gone = self.db.expire_pending(age).await?;
-        for (repo, digest) in &gone {
-            self.manifests.clear_repository(repo);
-            tracing::info!(repository = %repo, digest = %digest, "expired a manifest pending for too long");
-        }
-        Ok(gone.len())
     }
 
     /// The signature store's records for `digest` in `repo`.
@@ -1227,6 +1233,13 @@ impl Registry {
         repo: &RepositoryName,
         reference: &Reference,
     ) -> RegistryError {
+        if let Reference::Tag(tag) = reference {
+            match self.waiting_for(repo, tag).await {
+                Ok(Some(e)) => return e,
+                Ok(None) => {}
+                Err(e) => return e,
+            }
+        }
         match self.db.repository_exists(repo).await {
             Ok(false) => RegistryError::NameUnknown(repo.clone()),
             Ok(true) => RegistryError::ManifestUnknown {

@@ -5,8 +5,10 @@
 //!   shorter one, and `*` is the last resort;
 //! - `signaturesRequired: k` asks for valid signatures from k distinct trusted identities;
 //! - `requiredIdentities: [...]` names identities that must all have signed;
-//! - `"bonded.unsignedPush": "quarantine"` accepts unsigned pushes by tag but keeps the tag
-//!   invisible until the policy is satisfied (default `"reject"`);
+//! - `"bonded.unsignedPush"`: a push by tag the policy does not accept yet is stored as
+//!   pending with its tag waiting for signatures either way; `"quarantine"` (the default,
+//!   so that `docker push` then `cosign sign`/`notation sign` pipelines work) answers
+//!   success with a `Warning`, `"reject"` answers 403 naming the stored digest to sign;
 //! - `"bonded.enforceOnPull": true` refuses pulls whose signatures no longer satisfy it;
 //! - `"bonded.signerMustNotBePusher": true` refuses a signature pushed by the account that
 //!   pushed the image it signs (separation of duties).
@@ -142,12 +144,15 @@ impl TrustedIdentities {
     }
 }
 
-/// What happens to a push by tag whose signatures do not satisfy the policy yet.
+/// What a client is told of a push by tag whose signatures do not satisfy the policy yet.
+/// Either way the manifest is stored as pending and the tag waits for signatures: nothing
+/// unsigned is served, and nothing pushed is lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnsignedPush {
-    /// Refused with 403 DENIED.
+    /// 403 DENIED, naming the stored digest to sign.
     Reject,
-    /// Accepted, the tag held invisible until the policy is satisfied.
+    /// Success with a `Warning: 299` saying the tag waits (the default: push-then-sign
+    /// pipelines keep working).
     Quarantine,
 }
 
@@ -304,8 +309,8 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
     }
 
     let unsigned_push = match raw.unsigned_push.as_deref() {
-        None | Some("reject") => UnsignedPush::Reject,
-        Some("quarantine") => UnsignedPush::Quarantine,
+        Some("reject") => UnsignedPush::Reject,
+        None | Some("quarantine") => UnsignedPush::Quarantine,
         Some(other) => {
             return Err(format!(
                 "bonded.unsignedPush '{other}' must be reject or quarantine"

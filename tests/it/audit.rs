@@ -43,7 +43,8 @@ async fn records_who_did_what_and_detects_tampering() {
     std::fs::write(
         d.join("policy.json"),
         json!({"version": "1.0", "trustPolicies": [{"name": "prod", "registryScopes": ["registry.test/prod/*"],
-            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"], "trustedIdentities": ["*"]}]})
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"], "trustedIdentities": ["*"],
+            "bonded.unsignedPush": "reject"}]})
         .to_string(),
     )
     .unwrap();

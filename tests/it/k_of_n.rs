@@ -158,12 +158,12 @@ fn policy_file(dir: &std::path::Path, host: &str) -> std::path::PathBuf {
             "name": "prod", "registryScopes": [format!("{host}/prod/*")],
             "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
             "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme Corp, CN=alice", "x509.subject: C=US, ST=WA, O=Acme Corp, CN=bob"],
-            "signaturesRequired": 2
+            "signaturesRequired": 2, "bonded.unsignedPush": "reject"
         },
         {
             "name": "any", "registryScopes": [format!("{host}/any/*")],
             "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
-            "trustedIdentities": ["*"], "signaturesRequired": 2
+            "trustedIdentities": ["*"], "signaturesRequired": 2, "bonded.unsignedPush": "reject"
         }
     ]});
     let path = dir.join("policy.json");

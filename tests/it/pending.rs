@@ -1,4 +1,4 @@
-//! Pending manifests, quarantined tags and pull enforcement: what happens between a push
+//! Pending manifests, waiting tags and pull enforcement: what happens between a push
 //! and the signatures that make it admissible.
 
 use crate::common;
@@ -147,13 +147,14 @@ async fn a_signed_index_admits_its_pending_children() {
     let res = put(&c, &s, "prod/multi", &sha256(&index), OCI_INDEX, &index).await;
     assert_eq!(res.status(), 201);
     assert_eq!(pending(&c, &s, "prod/multi").await.len(), 3);
-    // unsigned, the tag is refused
+    // unsigned, the tag waits
     assert_eq!(
         put(&c, &s, "prod/multi", "v1", OCI_INDEX, &index)
             .await
             .status(),
-        403
+        201
     );
+    assert_eq!(status_of(&c, &s, "prod/multi", "v1").await, 404);
     assert_eq!(
         push_signature(&c, &s, "prod/multi", &ca.signer("release"), &index_desc).await,
         201
@@ -163,15 +164,21 @@ async fn a_signed_index_admits_its_pending_children() {
         "index and both children admitted"
     );
     assert_eq!(
-        put(&c, &s, "prod/multi", "v1", OCI_INDEX, &index)
+        status_of(&c, &s, "prod/multi", "v1").await,
+        200,
+        "published"
+    );
+    assert_eq!(
+        put(&c, &s, "prod/multi", "v2", OCI_INDEX, &index)
             .await
             .status(),
         201
     );
+    assert_eq!(status_of(&c, &s, "prod/multi", "v2").await, 200);
 }
 
 #[tokio::test]
-async fn quarantined_tags_are_invisible_until_signed() {
+async fn waiting_tags_are_invisible_until_signed() {
     let ca = Ca::new("Acme Root");
     let tmp = tempfile::tempdir().unwrap();
     let s = start(
@@ -187,7 +194,7 @@ async fn quarantined_tags_are_invisible_until_signed() {
     assert!(res.headers()["warning"]
         .to_str()
         .unwrap()
-        .contains("quarantine"));
+        .contains("tag waits for signatures"));
     assert_eq!(
         c.get(s.v2("prod/app/manifests/v1"))
             .send()
@@ -289,6 +296,31 @@ async fn manifests_pending_too_long_are_removed() {
         "pending manifest still there after 10 s with a 1 s limit"
     );
     assert!(pending(&c, &s, "prod/app").await.is_empty());
+
+    // a tag that waits too long goes too, recorded as such
+    let (w, _) = image(&c, &s, "prod/app", "z").await;
+    assert_eq!(
+        put(&c, &s, "prod/app", "v9", OCI_MANIFEST, &w)
+            .await
+            .status(),
+        201
+    );
+    let mut expired = Vec::new();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        expired = audited(&c, &s, "tag.expire", "prod/app").await;
+        if !expired.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert_eq!(expired[0]["tag"], "v9");
+    let report = get_json(
+        &c,
+        format!("{}/bonded/v1/repositories/prod/app/pending", s.url),
+    )
+    .await;
+    assert_eq!(report["waitingTags"], json!([]), "{report}");
 }
 
 /// Deletes a manifest by digest (here: a signature, leaving its subject unsigned).
@@ -478,4 +510,255 @@ async fn what_the_gate_does_on_its_own_is_audited() {
             .contains("pull refused by policy 'prod'"),
         "{refused:?}"
     );
+}
+
+/// The error of a manifest request, as JSON.
+async fn error_of(c: &reqwest::Client, s: &Server, repo: &str, reference: &str) -> Value {
+    let res = c
+        .get(s.v2(&format!("{repo}/manifests/{reference}")))
+        .send()
+        .await
+        .unwrap();
+    assert!(!res.status().is_success(), "{reference} was served");
+    serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+}
+
+/// The digest `reference` is served as.
+async fn served(c: &reqwest::Client, s: &Server, repo: &str, reference: &str) -> String {
+    let res = c
+        .head(s.v2(&format!("{repo}/manifests/{reference}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{reference} is not served");
+    res.headers()["docker-content-digest"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// The default (no `bonded.unsignedPush`): an unsigned push of a tag that is already
+/// published keeps the published manifest served; the new one waits beside it, a pull
+/// says so only when nothing is published, and the signature moves the tag.
+#[tokio::test]
+async fn a_published_tag_is_served_while_a_newer_push_of_it_waits() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &ca, json!({}), &[]);
+    let c = client();
+    let (a, a_desc) = image(&c, &s, "prod/app", "a").await;
+    let a_digest = a_desc["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        push_signature(&c, &s, "prod/app", &ca.signer("alice"), &a_desc).await,
+        201
+    );
+    assert_eq!(
+        put(&c, &s, "prod/app", "latest", OCI_MANIFEST, &a)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(served(&c, &s, "prod/app", "latest").await, a_digest);
+
+    let (b, b_desc) = image(&c, &s, "prod/app", "b").await;
+    let b_digest = b_desc["digest"].as_str().unwrap().to_string();
+    let res = put(&c, &s, "prod/app", "latest", OCI_MANIFEST, &b).await;
+    assert_eq!(res.status(), 201);
+    let warning = res.headers()["warning"].to_str().unwrap().to_string();
+    assert!(warning.contains("tag waits for signatures"), "{warning}");
+    assert!(
+        warning.contains(&format!("sign registry.test/prod/app@{b_digest}")),
+        "{warning}"
+    );
+    assert_eq!(
+        served(&c, &s, "prod/app", "latest").await,
+        a_digest,
+        "the published manifest must stay served while the new push waits"
+    );
+    let tags: Value = get_json(&c, s.v2("prod/app/tags/list")).await;
+    assert_eq!(tags["tags"], json!(["latest"]));
+
+    // a signature from outside the trust store publishes nothing
+    let stranger = Ca::new("Stranger Root");
+    assert_eq!(
+        push_signature(&c, &s, "prod/app", &stranger.signer("eve"), &b_desc).await,
+        403
+    );
+    assert_eq!(served(&c, &s, "prod/app", "latest").await, a_digest);
+
+    assert_eq!(
+        push_signature(&c, &s, "prod/app", &ca.signer("alice"), &b_desc).await,
+        201
+    );
+    assert_eq!(
+        served(&c, &s, "prod/app", "latest").await,
+        b_digest,
+        "published by the signature"
+    );
+    let report = get_json(
+        &c,
+        format!("{}/bonded/v1/repositories/prod/app/pending", s.url),
+    )
+    .await;
+    assert_eq!(report["waitingTags"], json!([]), "{report}");
+}
+
+/// A pull of a tag that only waits is refused with what it waits for, the digest to sign
+/// (stored, so signing it works), and nothing else is published under it meanwhile.
+#[tokio::test]
+async fn a_pull_of_a_waiting_tag_says_what_it_waits_for() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &ca, json!({}), &[]);
+    let c = client();
+    let (m, desc) = image(&c, &s, "prod/app", "w").await;
+    let d = desc["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        put(&c, &s, "prod/app", "v1", OCI_MANIFEST, &m)
+            .await
+            .status(),
+        201
+    );
+    let e = error_of(&c, &s, "prod/app", "v1").await;
+    let err = &e["errors"][0];
+    assert_eq!(err["code"], "MANIFEST_UNKNOWN");
+    let message = err["message"].as_str().unwrap();
+    assert!(
+        message.contains("tag v1 of prod/app waits for signatures"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("sign registry.test/prod/app@{d}")),
+        "{message}"
+    );
+    assert!(
+        message.contains("no valid signature") || message.contains("needs"),
+        "{message}"
+    );
+    assert_eq!(err["detail"]["waiting"], d.as_str());
+    // what it names is stored and signable: by digest, to those who may sign
+    assert_eq!(served(&c, &s, "prod/app", &d).await, d);
+
+    let report = get_json(
+        &c,
+        format!("{}/bonded/v1/repositories/prod/app/pending", s.url),
+    )
+    .await;
+    assert_eq!(report["pending"][0]["digest"], d.as_str(), "{report}");
+    assert_eq!(report["waitingTags"][0]["tag"], "v1", "{report}");
+    assert_eq!(report["waitingTags"][0]["digest"], d.as_str(), "{report}");
+    assert!(!report["waitingTags"][0]["needs"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    assert_eq!(report["truncated"], false);
+}
+
+/// `"reject"`: the client hears 403, yet the digest the refusal names is stored (pending,
+/// counted, not served) and signing it publishes the tag the push asked for.
+#[tokio::test]
+async fn a_rejected_push_is_stored_and_its_signature_publishes_the_tag() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(
+        tmp.path(),
+        &ca,
+        json!({"bonded.unsignedPush": "reject"}),
+        &[],
+    );
+    let c = client();
+    let (m, desc) = image(&c, &s, "prod/app", "r").await;
+    let d = desc["digest"].as_str().unwrap().to_string();
+    let res = put(&c, &s, "prod/app", "v1", OCI_MANIFEST, &m).await;
+    assert_eq!(res.status(), 403);
+    let e: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let message = e["errors"][0]["message"].as_str().unwrap().to_string();
+    assert_eq!(e["errors"][0]["code"], "DENIED");
+    assert!(
+        message.contains(&format!("sign registry.test/prod/app@{d}")),
+        "{message}"
+    );
+    assert!(message.contains("stored as pending"), "{message}");
+    assert_eq!(status_of(&c, &s, "prod/app", "v1").await, 404);
+    assert_eq!(pending(&c, &s, "prod/app").await, vec![d.clone()]);
+    assert_eq!(
+        push_signature(&c, &s, "prod/app", &ca.signer("alice"), &desc).await,
+        201
+    );
+    assert_eq!(served(&c, &s, "prod/app", "v1").await, d);
+    let denied = audited(&c, &s, "admission.deny", "prod/app").await;
+    assert_eq!(denied.len(), 1, "{denied:?}");
+    let published = audited(&c, &s, "tag.publish", "prod/app").await;
+    assert_eq!(published.len(), 1, "{published:?}");
+}
+
+/// One manifest waits per tag: the latest push. Signing an earlier one publishes nothing
+/// under the tag; deleting the tag (or the manifest) ends the wait.
+#[tokio::test]
+async fn the_latest_push_of_a_tag_is_the_one_that_waits() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let s = start(tmp.path(), &ca, json!({}), &[]);
+    let c = client();
+    let alice = ca.signer("alice");
+    let (a, a_desc) = image(&c, &s, "prod/app", "first").await;
+    let (b, b_desc) = image(&c, &s, "prod/app", "second").await;
+    let b_digest = b_desc["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        put(&c, &s, "prod/app", "v1", OCI_MANIFEST, &a)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        put(&c, &s, "prod/app", "v1", OCI_MANIFEST, &b)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        push_signature(&c, &s, "prod/app", &alice, &a_desc).await,
+        201
+    );
+    let e = error_of(&c, &s, "prod/app", "v1").await;
+    assert_eq!(
+        e["errors"][0]["detail"]["waiting"],
+        b_digest.as_str(),
+        "{e}"
+    );
+    assert_eq!(
+        push_signature(&c, &s, "prod/app", &alice, &b_desc).await,
+        201
+    );
+    assert_eq!(served(&c, &s, "prod/app", "v1").await, b_digest);
+
+    // a deleted waiting tag stays deleted when its manifest is signed afterwards
+    let (m, desc) = image(&c, &s, "prod/app", "third").await;
+    assert_eq!(
+        put(&c, &s, "prod/app", "v2", OCI_MANIFEST, &m)
+            .await
+            .status(),
+        201
+    );
+    let res = c
+        .delete(s.v2("prod/app/manifests/v2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert_eq!(push_signature(&c, &s, "prod/app", &alice, &desc).await, 201);
+    let e = error_of(&c, &s, "prod/app", "v2").await;
+    assert!(e["errors"][0]["detail"].get("waiting").is_none(), "{e}");
+    // and a deleted manifest takes its waiting tags with it
+    let (m, desc) = image(&c, &s, "prod/app", "fourth").await;
+    let d = desc["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        put(&c, &s, "prod/app", "v3", OCI_MANIFEST, &m)
+            .await
+            .status(),
+        201
+    );
+    delete(&c, &s, "prod/app", &d).await;
+    let e = error_of(&c, &s, "prod/app", "v3").await;
+    assert!(e["errors"][0]["detail"].get("waiting").is_none(), "{e}");
 }

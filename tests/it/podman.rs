@@ -325,3 +325,191 @@ async fn a_bonded_login_serves_podman_and_a_logout_ends_it() {
         .unwrap();
     assert_eq!(res.status(), 200, "the user's own token still works");
 }
+
+/// The pipeline most teams run: `podman push` (or skopeo) first, sign the digest after.
+/// Under an enforcing policy the unsigned push is kept, not lost; its tag waits, pulls of
+/// it say what it waits for, and a signature (by `bonded sign` with the tag the pusher
+/// used, or by digest) publishes it; then a reader pulls the very image pushed.
+#[tokio::test]
+async fn podman_and_skopeo_push_unsigned_then_sign_then_pull() {
+    use common::pki::Ca;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = Ca::new("Acme Root");
+    ca.write_store(&d.join("store"), "acme");
+    let (key, cert) = ca.write_signer(d, "release");
+    let policy = d.join("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::json!({"version": "1.0", "trustPolicies": [{
+            "name": "prod", "registryScopes": ["registry.test/prod/*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
+            "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme, CN=release"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let data = d.join("data");
+    let s = Server::start_with_auth(
+        &data,
+        &[
+            "--trust-policy",
+            policy.to_str().unwrap(),
+            "--trust-store",
+            d.join("store").to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+        ],
+    );
+    user(&data, "dev", "developer", "prod/*");
+    user(&data, "ops", "reader", "prod/*");
+
+    // podman pushes unsigned: accepted (the default "quarantine"), the tag waits
+    let p = Podman::new(&d.join("podman"));
+    import_image(&p, d, "localhost/demo:v1");
+    let dest = format!("{}/prod/demo:v1", s.addr);
+    assert!(p.login(&s.addr, "dev", &password("dev")).status.success());
+    let o = p.run(
+        &["push", "--tls-verify=false", "localhost/demo:v1", &dest],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // a reader's pull of the waiting tag fails and says why and what to sign
+    let reader = Podman::new(&d.join("podman-reader"));
+    assert!(reader
+        .login(&s.addr, "ops", &password("ops"))
+        .status
+        .success());
+    let o = reader.run(&["pull", "--tls-verify=false", &dest], None);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("waits for signatures"), "{err}");
+    assert!(
+        err.contains("sign registry.test/prod/demo@sha256:"),
+        "{err}"
+    );
+
+    // `bonded pending` lists the tag with what it needs
+    let pending = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["pending", &format!("{}/prod/demo", s.addr)])
+        .env("REGISTRY_AUTH_FILE", p.root.join("auth.json"))
+        .output()
+        .unwrap();
+    let listed = output_text(&pending);
+    assert!(pending.status.success(), "{listed}");
+    assert!(listed.contains("1 waiting tag"), "{listed}");
+    assert!(listed.contains("v1") && listed.contains("dev"), "{listed}");
+    assert!(
+        listed.contains("no valid signature") || listed.contains("signature"),
+        "{listed}"
+    );
+
+    // the pusher signs by the tag it pushed: the waiting manifest is what gets signed
+    let sign = |image: &str, auth: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_bonded"))
+            .args(["sign", image, "--key"])
+            .arg(&key)
+            .arg("--cert")
+            .arg(&cert)
+            .env("REGISTRY_AUTH_FILE", auth)
+            .output()
+            .unwrap()
+    };
+    let o = sign(&dest, &p.root.join("auth.json"));
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("waits for signatures"),
+        "{}",
+        output_text(&o)
+    );
+
+    // published: the reader pulls the very image podman pushed
+    let o = reader.run(&["pull", "--tls-verify=false", &dest], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = |p: &Podman, name: &str| {
+        let o = p.run(&["image", "inspect", "--format", "{{.Id}}", name], None);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(id(&reader, &dest), id(&p, "localhost/demo:v1"));
+
+    // skopeo: push unsigned (the digest it wrote is what the refusal names), sign that
+    // digest, copy back out
+    let layout = d.join("layout");
+    let oci = OciLayout::create(&layout);
+    let (config, config_len) = oci
+        .blob(br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#);
+    let m = image_manifest((&config, config_len), &[], serde_json::json!({}));
+    let (md, mn) = oci.blob(&m);
+    oci.index(
+        &serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": OCI_MANIFEST,
+        "digest": md, "size": mn, "annotations": {"org.opencontainers.image.ref.name": "v2"}}]}),
+    );
+    let digest_file = d.join("digest");
+    let creds = |u: &str| format!("{u}:{}", password(u));
+    let skopeo = |args: &[&str]| Command::new("skopeo").args(args).output().unwrap();
+    let o = skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        &creds("dev"),
+        "--digestfile",
+        digest_file.to_str().unwrap(),
+        &format!("oci:{}:v2", layout.display()),
+        &format!("docker://{}/prod/demo:v2", s.addr),
+    ]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let digest = std::fs::read_to_string(&digest_file).unwrap();
+    let o = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--creds",
+        &creds("ops"),
+        &format!("docker://{}/prod/demo:v2", s.addr),
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains(&format!("registry.test/prod/demo@{digest}")),
+        "{}",
+        output_text(&o)
+    );
+    let o = sign(
+        &format!("{}/prod/demo@{digest}", s.addr),
+        &p.root.join("auth.json"),
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    let out = d.join("out");
+    let o = skopeo(&[
+        "--insecure-policy",
+        "copy",
+        "--src-tls-verify=false",
+        "--src-creds",
+        &creds("ops"),
+        &format!("docker://{}/prod/demo:v2", s.addr),
+        &format!("oci:{}:v2", out.display()),
+    ]);
+    assert!(o.status.success(), "{}", output_text(&o));
+
+    // the trail: each tag waited, then was published by the signature
+    let trail = as_user("admin", ADMIN_PASSWORD)
+        .get(format!("{}/bonded/v1/audit?repository=prod/demo", s.url))
+        .send()
+        .await
+        .unwrap();
+    let trail: serde_json::Value = serde_json::from_slice(&trail.bytes().await.unwrap()).unwrap();
+    let records = trail["records"].as_array().unwrap();
+    for (action, tag) in [
+        ("tag.wait", "v1"),
+        ("tag.publish", "v1"),
+        ("tag.wait", "v2"),
+        ("tag.publish", "v2"),
+    ] {
+        assert!(
+            records
+                .iter()
+                .any(|r| r["action"] == action && r["tag"] == tag),
+            "no {action} of {tag} in {records:?}"
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! The README's quick start, command for command: bonded enforcing keys-example's policy
-//! refuses an unsigned skopeo push, admits `bonded push --sign` by two signers for prod/*,
-//! `bonded verify` passes, and the signature store shows who signed. Also for a
+//! keeps an unsigned skopeo push with its tag waiting, `bonded pending` says what it
+//! needs, two signers publish it, `bonded verify` passes, and the signature store shows
+//! who signed; `bonded push --sign` (signatures first) never waits. Also for a
 //! multi-platform index.
 
 use crate::common;
@@ -110,20 +111,47 @@ async fn the_quick_start_works() {
     );
     let layout = umoci_layout(tmp.path());
 
-    // 1. an unsigned push is refused, and skopeo shows why
-    let o = run(
-        "skopeo",
-        &[
-            "--insecure-policy",
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            &creds(),
-            &format!("oci:{layout}:latest"),
-            &format!("docker://{}/prod/app:v1", s.addr),
-        ],
+    // 1. an unsigned push is accepted and kept, its tag waiting; a pull says what for
+    let skopeo_push = |from: String, to: String, extra: &[&str]| {
+        let mut args = vec![
+            "--insecure-policy".to_string(),
+            "copy".into(),
+            "--dest-tls-verify=false".into(),
+            "--dest-creds".into(),
+            creds(),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        args.extend([from, to]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run("skopeo", &args)
+    };
+    let o = skopeo_push(
+        format!("oci:{layout}:latest"),
+        format!("docker://{}/prod/app:v1", s.addr),
+        &[],
     );
-    assert!(!o.status.success());
+    assert!(o.status.success(), "{}", output_text(&o));
+    let inspect = |image: &str| {
+        run(
+            "skopeo",
+            &[
+                "inspect",
+                "--tls-verify=false",
+                "--creds",
+                &creds(),
+                &format!("docker://{image}"),
+            ],
+        )
+    };
+    let image = format!("{}/prod/app:v1", s.addr);
+    let o = inspect(&image);
+    assert!(!o.status.success(), "a waiting tag was served");
+    assert!(
+        output_text(&o).contains("waits for signatures"),
+        "{}",
+        output_text(&o)
+    );
+    let o = bonded(&["pending", &format!("{}/prod/app", s.addr)]);
     assert!(
         output_text(&o)
             .contains("policy 'prod' needs 2 signatures from distinct trusted identities; found 0"),
@@ -131,12 +159,32 @@ async fn the_quick_start_works() {
         output_text(&o)
     );
 
-    // 2. bonded push, signed by alice and bob, is admitted
-    let image = format!("{}/prod/app:v1", s.addr);
+    // 2. signed by alice, still waiting (2 of 2 needed); by bob too, published
+    let sign = |who: &str| {
+        let o = bonded(&[
+            "sign",
+            &image,
+            "--key",
+            &keys(&format!("{who}.key")),
+            "--cert",
+            &keys(&format!("{who}.pem")),
+        ]);
+        assert!(o.status.success(), "{}", output_text(&o));
+    };
+    sign("alice");
+    assert!(
+        !inspect(&image).status.success(),
+        "one of two signatures published the tag"
+    );
+    sign("bob");
+    let o = inspect(&image);
+    assert!(o.status.success(), "{}", output_text(&o));
+
+    // 2b. or signatures first, then the tag: `bonded push --sign` never waits
     let o = bonded(&[
         "push",
         &format!("{layout}:latest"),
-        &image,
+        &format!("{}/prod/app2:v1", s.addr),
         "--sign",
         &keys("alice.key"),
         "--cert",
@@ -148,6 +196,7 @@ async fn the_quick_start_works() {
     ]);
     assert!(o.status.success(), "{}", output_text(&o));
     assert!(output_text(&o).contains("tagged"), "{}", output_text(&o));
+    assert!(!output_text(&o).contains("waits"), "{}", output_text(&o));
 
     // 3. bonded verify passes
     let o = bonded(&[
@@ -208,19 +257,12 @@ async fn the_quick_start_works() {
         "{}",
         output_text(&o)
     );
-    let o = run(
-        "skopeo",
-        &[
-            "--insecure-policy",
-            "copy",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            &creds(),
-            &format!("oci:{multi}:latest"),
-            &format!("docker://{}/prod/multi2:v1", s.addr),
-        ],
+    let o = skopeo_push(
+        format!("oci:{multi}:latest"),
+        format!("docker://{}/prod/multi2:v1", s.addr),
+        &["--all", "--preserve-digests"],
     );
-    assert!(!o.status.success(), "unsigned index must be refused");
+    assert!(o.status.success(), "{}", output_text(&o));
+    let o = inspect(&format!("{}/prod/multi2:v1", s.addr));
+    assert!(!o.status.success(), "an unsigned index was served");
 }

@@ -57,7 +57,8 @@ async fn an_index_of_signatures_under_its_referrers_tag_is_bookkeeping_and_nothi
         d.join("policy.json"),
         json!({"version": "1.0", "trustPolicies": [{
             "name": "all", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
-            "trustStores": ["ca:acme"], "trustedIdentities": ["*"], "bonded.enforceOnPull": true}]})
+            "trustStores": ["ca:acme"], "trustedIdentities": ["*"], "bonded.enforceOnPull": true,
+            "bonded.unsignedPush": "reject"}]})
         .to_string(),
     )
     .unwrap();
@@ -165,10 +166,14 @@ async fn an_index_of_signatures_under_its_referrers_tag_is_bookkeeping_and_nothi
         res.headers()["docker-content-digest"],
         index_digest.as_str()
     );
-    let res = sig
-        .head(s.v2(&format!("{repo}/manifests/{other_tag}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 404);
+    // The refused image is stored as pending, its tag waiting: nothing is published under it.
+    let tags = get_json(&sig, s.v2(&format!("{repo}/tags/list"))).await;
+    assert!(
+        !tags["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == other_tag.as_str()),
+        "{tags}"
+    );
 }

@@ -31,7 +31,7 @@ fn blob(digest: &str) -> Vec<u8> {
 
 const POLICY: &str = r#"{"version":"1.0","trustPolicies":[
   {"name":"signed","registryScopes":["registry.test/signed/*"],"signatureVerification":{"level":"strict"},
-   "trustStores":["ca:e2e"],"trustedIdentities":["*"]}]}"#;
+   "trustStores":["ca:e2e"],"trustedIdentities":["*"],"bonded.unsignedPush":"reject"}]}"#;
 
 struct Admin<'a> {
     c: reqwest::Client,

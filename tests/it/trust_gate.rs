@@ -25,7 +25,8 @@ const POLICY: &str = r#"{
   "trustPolicies": [
     {"name": "signed", "registryScopes": ["registry.test/signed/*"],
      "signatureVerification": {"level": "strict"},
-     "trustStores": ["ca:e2e"], "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Notary"]},
+     "trustStores": ["ca:e2e"], "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Notary"],
+     "bonded.unsignedPush": "reject"},
     {"name": "lab", "registryScopes": ["registry.test/lab/*"],
      "signatureVerification": {"level": "skip"}}
   ]
@@ -192,7 +193,8 @@ async fn signed_images_are_admitted_and_unsigned_ones_refused() {
     let res = c.get(s.v2("signed/app/manifests/v1")).send().await.unwrap();
     assert_eq!(res.headers()["docker-content-digest"], V1_IMAGE);
 
-    // Any unsigned image by tag in the same namespace is refused and leaves nothing behind.
+    // Any unsigned image by tag in the same namespace is refused (`"reject"`), and what
+    // the refusal says to sign is stored as pending: signable, never served by tag.
     let (m, d) = {
         let config = push_blob(&c, &s, "signed/other", b"{}").await;
         let m = image_manifest((&config, 2), &[], serde_json::json!({}));
@@ -201,14 +203,22 @@ async fn signed_images_are_admitted_and_unsigned_ones_refused() {
     };
     let res = put_manifest(&c, &s, "signed/other", "latest", m).await;
     assert_eq!(res.status(), 403);
-    assert_eq!(
-        c.head(s.v2(&format!("signed/other/manifests/{d}")))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
+    let e: serde_json::Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let message = e["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("sign registry.test/signed/other@{d}")),
+        "{message}"
     );
+    assert_eq!(e["errors"][0]["detail"]["stored"], d.as_str());
+    let tags = get_json(&c, s.v2("signed/other/tags/list")).await;
+    assert_eq!(tags["tags"], serde_json::json!([]), "{tags}");
+    let pending = get_json(
+        &c,
+        format!("{}/bonded/v1/repositories/signed/other/pending", s.url),
+    )
+    .await;
+    assert_eq!(pending["pending"][0]["digest"], d.as_str(), "{pending}");
+    assert_eq!(pending["waitingTags"][0]["tag"], "latest", "{pending}");
 }
 
 #[tokio::test]
@@ -467,7 +477,7 @@ async fn signatures_per_subject_are_capped_and_stored_verdicts_expire() {
     let policy = json!({"version": "1.0", "trustPolicies": [{
         "name": "prod", "registryScopes": ["registry.test/prod/*"],
         "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
-        "trustedIdentities": ["*"]}]});
+        "trustedIdentities": ["*"], "bonded.unsignedPush": "reject"}]});
     std::fs::write(tmp.path().join("policy.json"), policy.to_string()).unwrap();
     let s = Server::start_in(
         &tmp.path().join("data"),
