@@ -15,6 +15,7 @@ mod connections;
 mod containerd;
 mod crash;
 mod distribution;
+mod docker;
 mod first_hour;
 mod hostile_registry;
 mod k_of_n;
