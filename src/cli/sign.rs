@@ -18,17 +18,30 @@ use time::{Duration, OffsetDateTime};
 pub struct SignArgs {
     /// Image to sign: REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@DIGEST
     pub reference: String,
-    /// Private key, PKCS#8 PEM (P-256, P-384, or RSA 2048/3072/4096)
+    /// Private key, PEM: PKCS#8 (P-256, P-384, RSA 2048/3072/4096; for cosign also
+    /// Ed25519), SEC1 or PKCS#1
     #[arg(long)]
     pub key: PathBuf,
-    /// Certificate chain, PEM, leaf first, ending with the root
-    #[arg(long)]
-    pub cert: PathBuf,
+    /// Certificate chain, PEM, leaf first, ending with the root (Notary signatures)
+    #[arg(long, required_if_eq("signature_format", "jws"))]
+    pub cert: Option<PathBuf>,
+    /// jws: a Notary Project JWS signature (what notation makes); cosign: a key-based
+    /// cosign simple-signing signature (what `cosign sign --key` makes), as an OCI 1.1
+    /// referrer where the registry has the referrers API, else under the
+    /// `sha256-<hex>.sig` tag
+    #[arg(long, value_enum, default_value = "jws")]
+    pub signature_format: SignatureFormat,
     /// Days until the signature expires (io.cncf.notary.expiry); none by default
     #[arg(long)]
     pub expiry_days: Option<u32>,
     #[command(flatten)]
     pub client: ClientOptions,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignatureFormat {
+    Jws,
+    Cosign,
 }
 
 fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
@@ -235,7 +248,14 @@ async fn waiting_manifest(client: &RegistryClient, image: &ImageRef) -> Option<D
 
 pub async fn run(args: &SignArgs) -> Result<(), String> {
     let image: ImageRef = args.reference.parse()?;
-    let signer = Signer::load(&args.key, &args.cert)?;
+    if args.signature_format == SignatureFormat::Cosign {
+        return cosign_sign(args, &image).await;
+    }
+    let cert = args
+        .cert
+        .as_ref()
+        .ok_or("a Notary signature needs --cert (the signer's certificate chain)")?;
+    let signer = Signer::load(&args.key, cert)?;
     let client =
         RegistryClient::connect(&image.registry, &args.client, Some(&image.repository), true)
             .await
@@ -243,19 +263,7 @@ pub async fn run(args: &SignArgs) -> Result<(), String> {
     // A tag waiting for signatures on a bonded registry (pushed unsigned under an enforcing
     // trust policy) names, to its pushers, the manifest it waits for: the latest push of
     // the tag, and what signing it means, even while an older published one is served.
-    let reference = match waiting_manifest(&client, &image).await {
-        Some(waiting) => {
-            eprintln!(
-                "note: {image} waits for signatures; signing the manifest it waits for, {waiting}"
-            );
-            Reference::Digest(waiting)
-        }
-        None => image.reference.clone(),
-    };
-    let (bytes, manifest_type, digest) = client
-        .manifest(&image.repository, &reference)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (bytes, manifest_type, digest) = resolve_for_signing(&client, &image).await?;
     let repo = &image.repository;
     match signer
         .sign_and_push(
@@ -317,4 +325,211 @@ async fn update_referrers_tag(
         .await
         .map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// What a tag resolves to for signing: on a bonded registry, the manifest a tag waits for
+/// when it waits (see [`waiting_manifest`]); else the tag's manifest.
+async fn resolve_for_signing(
+    client: &RegistryClient,
+    image: &ImageRef,
+) -> Result<(Vec<u8>, String, Digest), String> {
+    let reference = match waiting_manifest(client, image).await {
+        Some(waiting) => {
+            eprintln!(
+                "note: {image} waits for signatures; signing the manifest it waits for, {waiting}"
+            );
+            Reference::Digest(waiting)
+        }
+        None => image.reference.clone(),
+    };
+    client
+        .manifest(&image.repository, &reference)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// `bonded sign --signature-format cosign`: a simple-signing payload for the digest, signed
+/// with the key as cosign signs (ECDSA ASN.1 DER with the curve's hash, RSA PKCS#1 v1.5
+/// SHA-256, Ed25519), pushed as cosign pushes it.
+async fn cosign_sign(args: &SignArgs, image: &ImageRef) -> Result<(), String> {
+    use crate::trust::cosign;
+    let key_pem = String::from_utf8(read(&args.key, "key")?)
+        .map_err(|_| format!("{} is not a PEM file", args.key.display()))?;
+    let key = rcgen::KeyPair::from_pem(&key_pem).map_err(|e| {
+        format!(
+            "{}: not a PKCS#8 private key cosign signatures can be made with (ECDSA P-256/P-384, RSA, Ed25519): {e}",
+            args.key.display()
+        )
+    })?;
+    let public =
+        cosign::PublicKey::from_spki(&rcgen::PublicKeyData::subject_public_key_info(&key))?;
+    let client =
+        RegistryClient::connect(&image.registry, &args.client, Some(&image.repository), true)
+            .await
+            .map_err(|e| e.to_string())?;
+    let repo = &image.repository;
+    let (_, _, digest) = resolve_for_signing(&client, image).await?;
+    let payload = serde_json::to_vec(&json!({
+        "critical": {
+            "identity": { "docker-reference": format!("{}/{repo}", image.registry) },
+            "image": { "docker-manifest-digest": digest.to_string() },
+            "type": cosign::PAYLOAD_TYPE,
+        },
+        "optional": null,
+    }))
+    .expect("json");
+    let signature = rcgen::SigningKey::sign(&key, &payload).map_err(|e| e.to_string())?;
+    // What is pushed is checked with the verifier first: a key rcgen signs with in another
+    // form than cosign's would be caught here, not by the next verifier.
+    let algorithm = public
+        .verify(&payload, &signature)
+        .ok_or("the signature made does not verify with the key's own public key")?;
+    use base64::Engine as _;
+    let payload_digest = Digest::of(crate::oci::Algorithm::Sha256, &payload);
+    if signed_by(&client, image, &digest, &payload_digest, &payload, &public).await? {
+        println!(
+            "{}/{repo}@{digest} is already signed by cosign key {}; nothing to do",
+            image.registry,
+            public.fingerprint()
+        );
+        return Ok(());
+    }
+    let signature_b64 = base64::engine::general_purpose::STANDARD.encode(&signature);
+    let payload_digest = client
+        .push_blob(repo, &payload)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut layer = descriptor_json(cosign::SIMPLE_SIGNING, &payload_digest, payload.len());
+    layer["annotations"] = json!({ cosign::SIGNATURE_ANNOTATION: signature_b64 });
+    let pushed = if client
+        .has_referrers_api(repo, &digest)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let (subject_bytes, subject_type, _) = client
+            .manifest(repo, &Reference::Digest(digest.clone()))
+            .await
+            .map_err(|e| e.to_string())?;
+        let config = b"{}";
+        let config_digest = client
+            .push_blob(repo, config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let m = json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::OCI_MANIFEST,
+            "artifactType": cosign::COSIGN_ARTIFACT,
+            "config": descriptor_json(cosign::COSIGN_ARTIFACT, &config_digest, config.len()),
+            "layers": [layer],
+            "subject": descriptor_json(&subject_type, &digest, subject_bytes.len()),
+        });
+        let bytes = serde_json::to_vec(&m).expect("json");
+        let d = Digest::of(crate::oci::Algorithm::Sha256, &bytes);
+        client
+            .put_manifest(repo, &d.to_string(), media_type::OCI_MANIFEST, &bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        format!("referrer {d}")
+    } else {
+        // The tag form: one manifest under sha256-<hex>.sig, a layer per signature; this
+        // one is appended to those already there, as cosign appends.
+        let tag = format!("sha256-{}.sig", digest.hex());
+        let tag_ref: Reference = tag
+            .parse()
+            .map_err(|e: crate::oci::NameError| e.to_string())?;
+        let mut layers: Vec<serde_json::Value> = match client.manifest(repo, &tag_ref).await {
+            Ok((bytes, _, _)) => {
+                let old: serde_json::Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| format!("{tag} is not a manifest: {e}"))?;
+                old["layers"].as_array().cloned().unwrap_or_default()
+            }
+            Err(crate::client::ClientError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e.to_string()),
+        };
+        if layers.len() >= cosign::MAX_LAYERS {
+            return Err(format!(
+                "{tag} already holds {} signatures, the most a cosign signature manifest may hold",
+                layers.len()
+            ));
+        }
+        layers.push(layer);
+        let diff_ids: Vec<&serde_json::Value> = layers.iter().map(|l| &l["digest"]).collect();
+        let config = serde_json::to_vec(&json!({
+            "architecture": "", "os": "", "config": {},
+            "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        }))
+        .expect("json");
+        let config_digest = client
+            .push_blob(repo, &config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let m = json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::OCI_MANIFEST,
+            "config": descriptor_json("application/vnd.oci.image.config.v1+json", &config_digest, config.len()),
+            "layers": layers,
+        });
+        let bytes = serde_json::to_vec(&m).expect("json");
+        client
+            .put_manifest(repo, &tag, media_type::OCI_MANIFEST, &bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        format!("tag {tag}")
+    };
+    println!(
+        "signed {}/{repo}@{digest} with cosign key {} ({algorithm}); signature {pushed}",
+        image.registry,
+        public.fingerprint()
+    );
+    Ok(())
+}
+
+/// Whether a cosign signature of `digest` by `key` over this very payload is already in the
+/// registry (a referrer or a layer of the `.sig` tag): signing again would add a second
+/// signature that counts for nothing (ECDSA signatures differ each time).
+async fn signed_by(
+    client: &RegistryClient,
+    image: &ImageRef,
+    digest: &Digest,
+    payload_digest: &Digest,
+    payload: &[u8],
+    key: &crate::trust::cosign::PublicKey,
+) -> Result<bool, String> {
+    use crate::trust::cosign;
+    use base64::Engine as _;
+    let repo = &image.repository;
+    let mut found: Vec<(Vec<u8>, Option<String>)> = Vec::new();
+    for r in client
+        .referrers(repo, digest, Some(cosign::COSIGN_ARTIFACT))
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        if let Ok((m, _, _)) = client.manifest(repo, &Reference::Digest(r.digest)).await {
+            found.push((m, None));
+        }
+    }
+    let tag = format!("sha256-{}.sig", digest.hex());
+    if let Ok(t) = tag.parse() {
+        if let Ok((m, _, _)) = client.manifest(repo, &Reference::Tag(t)).await {
+            found.push((m, Some(tag)));
+        }
+    }
+    for (bytes, tag) in found {
+        let Ok(parsed) = crate::oci::manifest::parse(None, &bytes) else {
+            continue;
+        };
+        let Ok(Some(sigs)) = cosign::cosign_signatures(&parsed, tag.as_deref()) else {
+            continue;
+        };
+        for l in sigs.layers {
+            let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(l.signature.trim())
+            else {
+                continue;
+            };
+            if &l.payload.digest == payload_digest && key.verify(payload, &sig).is_some() {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }

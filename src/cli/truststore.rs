@@ -1,9 +1,10 @@
 //! notation's trust store directory on disk: `truststore/x509/{ca,signingAuthority,tsa}/<name>/*.{pem,crt,cer}`,
-//! PEM or DER, read into [`TrustStores`] for `serve --trust-store` and `verify --trust-store`
-//! (an existing notation `truststore` directory loads as it is). Kept out of `trust`, which
+//! PEM or DER, and beside it cosign public keys, `truststore/cosign/<name>/*.pub` (PEM),
+//! read into [`TrustStores`] for `serve --trust-store` and `verify --trust-store` (an
+//! existing notation `truststore` directory loads as it is). Kept out of `trust`, which
 //! does no I/O.
 
-use crate::trust::store::{parse_certificates, valid_store_name, StoreRef, StoreType, TrustStores};
+use crate::trust::store::{valid_store_name, StoreRef, StoreType, TrustStores};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,7 @@ pub enum StoreError {
     },
     #[error("trust store file {0} is a symbolic link; links are not followed in trust stores")]
     Symlink(PathBuf),
-    #[error("trust store file {path} holds no usable certificate: {reason}")]
+    #[error("trust store file {path} holds no usable certificate or key: {reason}")]
     BadCertificate { path: PathBuf, reason: String },
     #[error("trust store {0} has no certificates")]
     Empty(String),
@@ -24,7 +25,7 @@ pub enum StoreError {
     NotADirectory(PathBuf),
 }
 
-/// Loads `dir/x509/<type>/<name>/*.{pem,crt,cer}`. Missing type directories are fine;
+/// Loads `dir/x509/<type>/<name>/*.{pem,crt,cer}` and `dir/cosign/<name>/*.{pub,pem}`. Missing type directories are fine;
 /// subdirectories of a store and files with other extensions are ignored; symbolic links
 /// are refused.
 pub fn load(dir: &Path) -> Result<TrustStores, StoreError> {
@@ -38,7 +39,10 @@ pub fn load(dir: &Path) -> Result<TrustStores, StoreError> {
     }
     let mut stores = BTreeMap::new();
     for kind in StoreType::ALL {
-        let type_dir = dir.join("x509").join(kind.as_str());
+        let (type_dir, extensions): (PathBuf, &[&str]) = match kind {
+            StoreType::Cosign => (dir.join("cosign"), &["pub", "pem"]),
+            _ => (dir.join("x509").join(kind.as_str()), &["pem", "crt", "cer"]),
+        };
         let entries = match std::fs::read_dir(&type_dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -71,11 +75,12 @@ pub fn load(dir: &Path) -> Result<TrustStores, StoreError> {
                     return Err(StoreError::Symlink(path));
                 }
                 let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-                if !meta.is_file() || !["pem", "crt", "cer"].contains(&ext) {
+                if !meta.is_file() || !extensions.contains(&ext) {
                     continue;
                 }
                 let bytes = std::fs::read(&path).map_err(io(&path))?;
-                let mut found = parse_certificates(&bytes)
+                let mut found = kind
+                    .parse_material(&bytes)
                     .map_err(|reason| StoreError::BadCertificate { path, reason })?;
                 certs.append(&mut found);
             }

@@ -817,6 +817,28 @@ impl RegistryClient {
         Ok(res.headers().contains_key("oci-subject"))
     }
 
+    /// Whether the registry answers the OCI 1.1 referrers API for `subject` (a registry
+    /// without it answers 404).
+    pub async fn has_referrers_api(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+    ) -> Result<bool, ClientError> {
+        let res = self
+            .request(
+                reqwest::Method::GET,
+                self.url(repo, &format!("referrers/{subject}")),
+            )
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        match res.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(refusal(format!("referrers of {subject}"), res).await),
+        }
+    }
+
     /// Manifests that refer to `subject`, optionally of one artifact type: the referrers
     /// API, or the `sha256-<hex>` tag schema where a registry lacks it.
     pub async fn referrers(
@@ -827,7 +849,11 @@ impl RegistryClient {
     ) -> Result<Vec<Descriptor>, ClientError> {
         let mut url = self.url(repo, &format!("referrers/{subject}"));
         if let Some(a) = artifact_type {
-            url.push_str(&format!("?artifactType={a}"));
+            // Encoded: a `+` in a media type (`...sig.v1+json`) would read as a space.
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("artifactType", a)
+                .finish();
+            url.push_str(&format!("?{query}"));
         }
         // Pages linked with `Link`, at most MAX_REFERRER_PAGES of them.
         let mut manifests: Vec<Value> = Vec::new();

@@ -53,6 +53,8 @@ pub struct ParsedManifest {
     pub config: Option<Descriptor>,
     /// Layers, in order (image manifests only).
     pub layers: Vec<Descriptor>,
+    /// Each layer's annotations, in the same order (cosign keeps signatures there).
+    pub layer_annotations: Vec<Option<HashMap<String, String>>>,
     /// Top-level annotations, as given.
     pub annotations: Option<HashMap<String, String>>,
     /// Blobs that must exist in the repository: config and distributable layers.
@@ -154,6 +156,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
             subject,
             config: None,
             layers: Vec::new(),
+            layer_annotations: Vec::new(),
             annotations: index.annotations().clone(),
             blobs: Vec::new(),
             manifests,
@@ -164,7 +167,9 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
         let config = descriptor_of("config".into(), manifest.config())?;
         let mut blobs = vec![config.digest.clone()];
         let mut layers = Vec::new();
+        let mut layer_annotations = Vec::new();
         for (i, layer) in manifest.layers().iter().enumerate() {
+            layer_annotations.push(layer.annotations().clone());
             let layer = descriptor_of(format!("layers[{i}]"), layer)?;
             if !mt::NON_DISTRIBUTABLE.contains(&layer.media_type.as_str()) {
                 blobs.push(layer.digest.clone());
@@ -187,6 +192,7 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<ParsedManifest, 
             subject,
             config: Some(config),
             layers,
+            layer_annotations,
             annotations: manifest.annotations().clone(),
             blobs,
             manifests: Vec::new(),

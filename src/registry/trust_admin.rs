@@ -4,7 +4,7 @@
 use super::{Registry, RegistryError, TrustConfig};
 use crate::db::{AuditAction, Outcome};
 use crate::trust::policy::TrustPolicyDocument;
-use crate::trust::store::{parse_certificates, StoreRef, TrustStores};
+use crate::trust::store::{StoreRef, TrustStores};
 use serde_json::{json, Value};
 
 /// What a change did.
@@ -194,8 +194,10 @@ impl Registry {
         store: StoreRef,
         body: &[u8],
     ) -> Result<TrustChange, RegistryError> {
-        let certs =
-            parse_certificates(body).map_err(|e| invalid(format!("trust store '{store}': {e}")))?;
+        let certs = store
+            .kind
+            .parse_material(body)
+            .map_err(|e| invalid(format!("trust store '{store}': {e}")))?;
         let (policy, mut stores) = self.current().await?;
         stores.insert(store.clone(), certs);
         self.apply_trust(

@@ -23,8 +23,14 @@ pub enum Curve {
 /// A certificate's public key, as far as the rules care.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyInfo {
-    Rsa { bits: usize },
-    Ec { curve: Curve },
+    Rsa {
+        bits: usize,
+    },
+    Ec {
+        curve: Curve,
+    },
+    /// cosign signs with Ed25519 keys; the Notary Project does not.
+    Ed25519,
     Other(String),
 }
 
@@ -33,6 +39,7 @@ impl fmt::Display for KeyInfo {
         match self {
             KeyInfo::Rsa { bits } => write!(f, "RSA-{bits}"),
             KeyInfo::Ec { curve } => write!(f, "EC {curve:?}"),
+            KeyInfo::Ed25519 => f.write_str("Ed25519"),
             KeyInfo::Other(s) => write!(f, "{s}"),
         }
     }
@@ -108,6 +115,68 @@ fn bit_length(n: &[u8]) -> usize {
     }
 }
 
+/// The key of a SubjectPublicKeyInfo, as the rules care (kind and size), its raw bytes
+/// (PKCS#1 `RSAPublicKey` for RSA, the SEC1 point for EC, 32 bytes for Ed25519) and its
+/// [`KeyId`].
+fn key_of(spki: &x509_parser::x509::SubjectPublicKeyInfo) -> (KeyInfo, Vec<u8>, KeyId) {
+    let public_key = spki.subject_public_key.data.to_vec();
+    let mut key_id = key_id(b"spki", spki.raw);
+    let key = match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => {
+            key_id = self::key_id(b"rsa", strip_zeros(rsa.modulus));
+            // x509-parser's key_size() rounds to whole bytes (a 2050-bit modulus reads
+            // as 2048): count the bits.
+            KeyInfo::Rsa {
+                bits: bit_length(rsa.modulus),
+            }
+        }
+        Ok(PublicKey::EC(point)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| o.to_id_string());
+            // x of an uncompressed (04 x y) or compressed (02/03 x) point.
+            let x = match point.data() {
+                [4, xy @ ..] => &xy[..xy.len() / 2],
+                [2 | 3, x @ ..] => x,
+                other => other,
+            };
+            key_id = self::key_id(
+                format!("ec:{}", curve.as_deref().unwrap_or("?")).as_bytes(),
+                x,
+            );
+            match curve.as_deref() {
+                Some("1.2.840.10045.3.1.7") => KeyInfo::Ec { curve: Curve::P256 },
+                Some("1.3.132.0.34") => KeyInfo::Ec { curve: Curve::P384 },
+                Some("1.3.132.0.35") => KeyInfo::Ec { curve: Curve::P521 },
+                other => KeyInfo::Other(format!("EC curve {}", other.unwrap_or("unknown"))),
+            }
+        }
+        // id-Ed25519 (RFC 8410), no parameters; the key is its 32 bytes.
+        _ if spki.algorithm.algorithm.to_id_string() == "1.3.101.112" && public_key.len() == 32 => {
+            key_id = self::key_id(b"ed25519", &public_key);
+            KeyInfo::Ed25519
+        }
+        _ => KeyInfo::Other(format!(
+            "key algorithm {}",
+            spki.algorithm.algorithm.to_id_string()
+        )),
+    };
+    (key, public_key, key_id)
+}
+
+/// [`key_of`] a DER SubjectPublicKeyInfo (a `PUBLIC KEY` PEM block's contents).
+pub fn spki_key(der: &[u8]) -> Result<(KeyInfo, Vec<u8>, KeyId), String> {
+    let (rest, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(der)
+        .map_err(|e| format!("not a DER SubjectPublicKeyInfo: {e}"))?;
+    if !rest.is_empty() {
+        return Err("trailing bytes after the public key".into());
+    }
+    Ok(key_of(&spki))
+}
+
 /// What the Notary rules need from one certificate.
 #[derive(Debug, Clone)]
 pub struct CertInfo {
@@ -171,47 +240,7 @@ impl CertInfo {
         if !rest.is_empty() {
             return Err(malformed("trailing bytes after the certificate".into()));
         }
-        let spki = cert.public_key();
-        let public_key = spki.subject_public_key.data.to_vec();
-        let mut key_id = key_id(b"spki", spki.raw);
-        let key = match spki.parsed() {
-            Ok(PublicKey::RSA(rsa)) => {
-                key_id = self::key_id(b"rsa", strip_zeros(rsa.modulus));
-                // x509-parser's key_size() rounds to whole bytes (a 2050-bit modulus reads
-                // as 2048): count the bits.
-                KeyInfo::Rsa {
-                    bits: bit_length(rsa.modulus),
-                }
-            }
-            Ok(PublicKey::EC(point)) => {
-                let curve = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.as_oid().ok())
-                    .map(|o| o.to_id_string());
-                // x of an uncompressed (04 x y) or compressed (02/03 x) point.
-                let x = match point.data() {
-                    [4, xy @ ..] => &xy[..xy.len() / 2],
-                    [2 | 3, x @ ..] => x,
-                    other => other,
-                };
-                key_id = self::key_id(
-                    format!("ec:{}", curve.as_deref().unwrap_or("?")).as_bytes(),
-                    x,
-                );
-                match curve.as_deref() {
-                    Some("1.2.840.10045.3.1.7") => KeyInfo::Ec { curve: Curve::P256 },
-                    Some("1.3.132.0.34") => KeyInfo::Ec { curve: Curve::P384 },
-                    Some("1.3.132.0.35") => KeyInfo::Ec { curve: Curve::P521 },
-                    other => KeyInfo::Other(format!("EC curve {}", other.unwrap_or("unknown"))),
-                }
-            }
-            _ => KeyInfo::Other(format!(
-                "key algorithm {}",
-                spki.algorithm.algorithm.to_id_string()
-            )),
-        };
+        let (key, public_key, key_id) = key_of(cert.public_key());
 
         let mut common = Vec::new();
         match &key {
@@ -219,6 +248,9 @@ impl CertInfo {
                 common.push(format!("RSA key of {bits} bits (at least 2048 required)"))
             }
             KeyInfo::Other(k) => common.push(format!("{k} is not allowed (RSA or P-256/384/521)")),
+            KeyInfo::Ed25519 => {
+                common.push("an Ed25519 key is not allowed (RSA or P-256/384/521)".into())
+            }
             _ => {}
         }
         let sig_alg = cert.signature_algorithm.algorithm.to_id_string();

@@ -269,6 +269,77 @@ impl fmt::Display for Identity {
     }
 }
 
+/// Who a verified signature says signed it, whatever its format: what the policy counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer<'a> {
+    /// A Notary signature's leaf certificate subject.
+    X509(&'a DistinguishedName),
+    /// A key-based cosign signature's key: `sha256:<hex>` of its SubjectPublicKeyInfo.
+    CosignKey(&'a str),
+}
+
+impl fmt::Display for Signer<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Signer::X509(dn) => write!(f, "{dn}"),
+            Signer::CosignKey(k) => write!(f, "cosign.key: {k}"),
+        }
+    }
+}
+
+/// One entry of a policy's `trustedIdentities` (or `requiredIdentities`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrustedIdentity {
+    /// `x509.subject: C=US, ST=WA, O=Acme, CN=alice`
+    X509(Identity),
+    /// `cosign.key: sha256:<hex>`, the SHA-256 of a key's DER SubjectPublicKeyInfo.
+    CosignKey(String),
+}
+
+impl TrustedIdentity {
+    pub fn parse(s: &str) -> Result<TrustedIdentity, String> {
+        let t = s.trim();
+        if let Some(rest) = t.strip_prefix("cosign.key:") {
+            let fp = rest.trim();
+            let ok = fp.strip_prefix("sha256:").is_some_and(|hex| {
+                hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            });
+            if !ok {
+                return Err(format!(
+                    "trusted identity '{s}' must name a key as cosign.key: sha256:<64 lowercase hex digits> (the SHA-256 of its DER SubjectPublicKeyInfo: openssl pkey -pubin -in cosign.pub -outform DER | sha256sum)"
+                ));
+            }
+            return Ok(TrustedIdentity::CosignKey(fp.to_string()));
+        }
+        if !t.starts_with("x509.subject:") {
+            return Err(format!(
+                "trusted identity '{s}' must start with 'x509.subject:' or 'cosign.key:'"
+            ));
+        }
+        Identity::parse(s)
+            .map(TrustedIdentity::X509)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Whether a signer is this identity (see [`Identity::matches`] for certificates).
+    pub fn matches(&self, signer: &Signer) -> bool {
+        match (self, signer) {
+            (TrustedIdentity::X509(id), Signer::X509(dn)) => id.matches(dn),
+            (TrustedIdentity::CosignKey(k), Signer::CosignKey(s)) => k == s,
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for TrustedIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrustedIdentity::X509(id) => write!(f, "{id}"),
+            TrustedIdentity::CosignKey(k) => write!(f, "cosign.key: {k}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

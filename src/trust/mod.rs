@@ -6,6 +6,7 @@
 //! call the same functions and get the same answers.
 
 pub mod certs;
+pub mod cosign;
 pub mod envelope;
 pub mod identity;
 pub mod policy;

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::identity::{Identity, IdentityError};
+use super::identity::{Signer, TrustedIdentity};
 use super::store::{StoreRef, StoreType};
 use crate::oci::RepositoryName;
 
@@ -128,19 +128,26 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
 /// Who a policy trusts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrustedIdentities {
-    /// `*`: any signer whose chain leads to the policy's trust stores.
+    /// `*`: any signer whose chain leads to the policy's trust stores, any key of its
+    /// cosign stores.
     Any,
-    List(Vec<Identity>),
+    List(Vec<TrustedIdentity>),
 }
 
 impl TrustedIdentities {
-    /// The first trusted identity a certificate subject satisfies, if any. An ambiguous
-    /// subject (a repeated attribute type, a multi-valued RDN) satisfies none, `*` included.
-    pub fn find(&self, subject: &super::identity::DistinguishedName) -> Option<Option<&Identity>> {
-        match self {
-            TrustedIdentities::Any => subject.is_unambiguous().then_some(None),
-            TrustedIdentities::List(ids) => ids.iter().find(|i| i.matches(subject)).map(Some),
+    /// Whether a signer is trusted. An ambiguous certificate subject (a repeated attribute
+    /// type, a multi-valued RDN) is not, `*` included.
+    pub fn trusts(&self, signer: &Signer) -> bool {
+        match (self, signer) {
+            (TrustedIdentities::Any, Signer::X509(dn)) => dn.is_unambiguous(),
+            (TrustedIdentities::Any, Signer::CosignKey(_)) => true,
+            (TrustedIdentities::List(ids), s) => ids.iter().any(|i| i.matches(s)),
         }
+    }
+
+    /// [`TrustedIdentities::trusts`] for a certificate subject.
+    pub fn find(&self, subject: &super::identity::DistinguishedName) -> Option<()> {
+        self.trusts(&Signer::X509(subject)).then_some(())
     }
 }
 
@@ -168,7 +175,7 @@ pub struct TrustPolicy {
     /// bonded: valid signatures from this many distinct trusted identities (default 1).
     pub signatures_required: u32,
     /// bonded: identities that must all have signed.
-    pub required_identities: Vec<Identity>,
+    pub required_identities: Vec<TrustedIdentity>,
     /// bonded: what an unsigned push by tag does.
     pub unsigned_push: UnsignedPush,
     /// bonded: re-check signatures on pulls.
@@ -355,7 +362,8 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
     }
     if !trust_stores.iter().any(|s| s.kind != StoreType::Tsa) {
         return Err(
-            "trustStores lists only tsa stores; a ca or signingAuthority store is required".into(),
+            "trustStores lists only tsa stores; a ca, signingAuthority or cosign store is required"
+                .into(),
         );
     }
     if identities.is_empty() {
@@ -369,13 +377,16 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
         }
         TrustedIdentities::Any
     } else {
-        let mut list: Vec<Identity> = Vec::new();
+        let mut list: Vec<TrustedIdentity> = Vec::new();
         for i in &identities {
-            let id = Identity::parse(i).map_err(|e: IdentityError| e.to_string())?;
-            if let Some(other) = list
-                .iter()
-                .find(|o| o.matches(&id.subject) || id.matches(&o.subject))
-            {
+            let id = TrustedIdentity::parse(i)?;
+            let overlap = list.iter().find(|o| match (o, &id) {
+                (TrustedIdentity::X509(a), TrustedIdentity::X509(b)) => {
+                    a.matches(&b.subject) || b.matches(&a.subject)
+                }
+                (a, b) => *a == b,
+            });
+            if let Some(other) = overlap {
                 return Err(format!("trusted identities '{other}' and '{id}' overlap"));
             }
             list.push(id);
@@ -396,8 +407,12 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
     }
     let mut required_identities = Vec::new();
     for r in raw.required_identities.unwrap_or_default() {
-        let id = Identity::parse(&r).map_err(|e| e.to_string())?;
-        if trusted_identities.find(&id.subject).is_none() {
+        let id = TrustedIdentity::parse(&r)?;
+        let trusted = match &id {
+            TrustedIdentity::X509(x) => trusted_identities.find(&x.subject).is_some(),
+            TrustedIdentity::CosignKey(k) => trusted_identities.trusts(&Signer::CosignKey(k)),
+        };
+        if !trusted {
             return Err(format!(
                 "required identity '{id}' is not among the trusted identities"
             ));

@@ -1,5 +1,6 @@
 //! Trust stores: named sets of root certificates, as notation names them
-//! (`ca:release`, `signingAuthority:acme`, `tsa:timestamps`). Reading notation's directory
+//! (`ca:release`, `signingAuthority:acme`, `tsa:timestamps`), and of cosign public keys
+//! (`cosign:release`, bonded's extension). Reading notation's directory
 //! layout from disk is the CLI's job ([`crate::cli::truststore`]); here the stores are
 //! values, so `trust` does no I/O.
 
@@ -14,16 +15,34 @@ pub enum StoreType {
     Ca,
     SigningAuthority,
     Tsa,
+    /// cosign public keys (`TRUSTSTORE/cosign/<name>/*.pub`), bonded's extension: the
+    /// store holds DER SubjectPublicKeyInfos instead of certificates.
+    Cosign,
 }
 
 impl StoreType {
-    pub const ALL: [StoreType; 3] = [StoreType::Ca, StoreType::SigningAuthority, StoreType::Tsa];
+    pub const ALL: [StoreType; 4] = [
+        StoreType::Ca,
+        StoreType::SigningAuthority,
+        StoreType::Tsa,
+        StoreType::Cosign,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             StoreType::Ca => "ca",
             StoreType::SigningAuthority => "signingAuthority",
             StoreType::Tsa => "tsa",
+            StoreType::Cosign => "cosign",
+        }
+    }
+
+    /// What a store of this type holds, parsed from a file: DER certificates, or DER
+    /// public keys for cosign.
+    pub fn parse_material(self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        match self {
+            StoreType::Cosign => super::cosign::parse_public_keys(bytes),
+            _ => parse_certificates(bytes),
         }
     }
 }
@@ -62,7 +81,7 @@ impl FromStr for StoreRef {
             .into_iter()
             .find(|t| t.as_str() == kind)
             .ok_or_else(|| {
-                format!("trust store '{s}' has unknown type '{kind}' (ca, signingAuthority, tsa)")
+                format!("trust store '{s}' has unknown type '{kind}' (ca, signingAuthority, tsa, cosign)")
             })?;
         if !valid_store_name(name) {
             return Err(format!(

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use super::certs::{self, CertInfo, KeyId};
 use super::envelope::{self, Envelope, SigningScheme};
-use super::identity::DistinguishedName;
+use super::identity::{DistinguishedName, Signer};
 use super::policy::{Action, Level, TrustPolicy, TrustedIdentities};
 use super::store::{StoreType, TrustStores};
 use super::{JWS_ENVELOPE, NOTARY_SIGNATURE};
@@ -80,6 +80,11 @@ pub enum Check {
 }
 
 impl Check {
+    /// The outcome of a check the policy treats with `action`.
+    pub fn from_result(action: Action, result: Result<(), String>) -> Check {
+        Check::from(action, result)
+    }
+
     fn from(action: Action, result: Result<(), String>) -> Check {
         match (action, result) {
             (Action::Skip, _) => Check::NotRun,
@@ -124,6 +129,21 @@ pub struct SignatureVerdict {
     pub valid_from: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub valid_until: Option<OffsetDateTime>,
+    /// For a cosign signature: its key and what the payload claims (`None` for Notary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosign: Option<CosignDetails>,
+}
+
+/// What a cosign signature's verdict keeps beyond the common fields.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CosignDetails {
+    /// `sha256:<hex>` of the key that verified it (its identity), once one did.
+    pub key: Option<String>,
+    /// How it verified, e.g. `ECDSA-P256-SHA256`.
+    pub algorithm: Option<String>,
+    /// The payload's `critical.identity.docker-reference` (recorded, not enforced).
+    pub docker_reference: String,
 }
 
 impl Check {
@@ -151,6 +171,42 @@ impl SignatureVerdict {
         })
     }
 
+    /// A verdict with nothing checked yet.
+    pub fn empty() -> Self {
+        Self::new()
+    }
+
+    /// Who signed, whatever the format: a cosign key once one verified, else the
+    /// certificate subject.
+    pub fn signer_identity(&self) -> Option<Signer<'_>> {
+        match &self.cosign {
+            Some(c) => c.key.as_deref().map(Signer::CosignKey),
+            None => self.signer.as_ref().map(Signer::X509),
+        }
+    }
+
+    /// The signer as text, for records and messages.
+    pub fn signer_name(&self) -> Option<String> {
+        self.signer_identity().map(|s| s.to_string())
+    }
+
+    /// The signature algorithm's name (a JWS `alg`, or how a cosign signature verified).
+    pub fn algorithm_name(&self) -> Option<String> {
+        match &self.cosign {
+            Some(c) => c.algorithm.clone(),
+            None => self.algorithm.map(|a| a.as_str().to_string()),
+        }
+    }
+
+    /// The format, as the signature store names it.
+    pub fn format(&self) -> &'static str {
+        if self.cosign.is_some() {
+            "cosign"
+        } else {
+            "notary.jws"
+        }
+    }
+
     fn new() -> Self {
         SignatureVerdict {
             integrity: Check::NotRun,
@@ -164,6 +220,7 @@ impl SignatureVerdict {
             thumbprints: Vec::new(),
             valid_from: None,
             valid_until: None,
+            cosign: None,
         }
     }
 
@@ -445,11 +502,11 @@ fn max_matching(adjacent: &[Vec<usize>], right: usize) -> Vec<Option<usize>> {
 /// Each is a maximum matching between keys and identities, the edges being the accepted
 /// signatures; which signatures are named when several could count does not matter.
 pub fn counted(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Vec<usize> {
-    let accepted: Vec<(usize, &DistinguishedName, &KeyId)> = verdicts
+    let accepted: Vec<(usize, Signer, &KeyId)> = verdicts
         .iter()
         .enumerate()
         .filter(|(_, v)| v.accepted())
-        .filter_map(|(i, v)| Some((i, v.signer.as_ref()?, v.key.as_ref()?)))
+        .filter_map(|(i, v)| Some((i, v.signer_identity()?, v.key.as_ref()?)))
         .collect();
     // Keys as left-hand vertices, numbered in order of first appearance.
     let mut keys: std::collections::HashMap<&KeyId, usize> = Default::default();
@@ -459,23 +516,30 @@ pub fn counted(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Vec<usize
     }
     // The identities a signature may stand for, as right-hand vertices.
     let mut canonical: std::collections::HashMap<Vec<(String, String)>, usize> = Default::default();
-    let identities_of = |signer: &DistinguishedName,
-                         canonical: &mut std::collections::HashMap<_, usize>|
-     -> Vec<usize> {
-        match &policy.trusted_identities {
-            TrustedIdentities::List(ids) => ids
-                .iter()
-                .enumerate()
-                .filter(|(_, id)| id.matches(signer))
-                .map(|(j, _)| j)
-                .collect(),
-            TrustedIdentities::Any if !signer.is_unambiguous() => Vec::new(),
-            TrustedIdentities::Any => {
-                let next = canonical.len();
-                vec![*canonical.entry(signer.canonical()).or_insert(next)]
+    let identities_of =
+        |signer: &Signer, canonical: &mut std::collections::HashMap<_, usize>| -> Vec<usize> {
+            match (&policy.trusted_identities, signer) {
+                (TrustedIdentities::List(ids), _) => ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, id)| id.matches(signer))
+                    .map(|(j, _)| j)
+                    .collect(),
+                (TrustedIdentities::Any, Signer::X509(dn)) if !dn.is_unambiguous() => Vec::new(),
+                (TrustedIdentities::Any, Signer::X509(dn)) => {
+                    let next = canonical.len();
+                    vec![*canonical.entry(dn.canonical()).or_insert(next)]
+                }
+                // A key is its own identity (a pair no subject can be: DN attribute types
+                // are never "cosign.key").
+                (TrustedIdentities::Any, Signer::CosignKey(k)) => {
+                    let next = canonical.len();
+                    vec![*canonical
+                        .entry(vec![("cosign.key".to_string(), k.to_string())])
+                        .or_insert(next)]
+                }
             }
-        }
-    };
+        };
     // (key, identity) -> the first signature that joins them.
     let mut witness: std::collections::BTreeMap<(usize, usize), usize> = Default::default();
     let mut adjacent: Vec<Vec<usize>> = vec![Vec::new(); keys.len()];
@@ -505,13 +569,7 @@ pub fn counted(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Vec<usize
 /// `signaturesRequired` and `requiredIdentities`. Skip admits; audit needs one intact
 /// signature.
 pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
-    let name_of = |i: &usize| {
-        verdicts[*i]
-            .signer
-            .as_ref()
-            .map(|s| s.to_string())
-            .unwrap_or_default()
-    };
+    let name_of = |i: &usize| verdicts[*i].signer_name().unwrap_or_default();
     match policy.level {
         Level::Skip => {
             return Decision {
@@ -525,8 +583,7 @@ pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
             // (The push gate does not ask: under audit it admits everything.)
             let mut names: Vec<String> = Vec::new();
             for v in verdicts.iter().filter(|v| v.accepted()) {
-                if let Some(s) = &v.signer {
-                    let s = s.to_string();
+                if let Some(s) = v.signer_name() {
                     if !names.contains(&s) {
                         names.push(s);
                     }
@@ -603,7 +660,7 @@ pub fn decide(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Decision {
         let signed = verdicts
             .iter()
             .filter(|v| v.accepted())
-            .any(|v| v.signer.as_ref().is_some_and(|s| required.matches(s)));
+            .any(|v| v.signer_identity().is_some_and(|s| required.matches(&s)));
         if !signed {
             missing.push(format!(
                 "policy '{}' requires a signature from '{required}'",
@@ -671,6 +728,96 @@ mod tests {
         v.signer = Some(dn(subject));
         v.key = Some(KeyId([key; 32]));
         v
+    }
+
+    /// An accepted cosign signature by key `fingerprint` (key number `key`).
+    fn cosign_signed(fingerprint: &str, key: u8) -> SignatureVerdict {
+        let mut v = SignatureVerdict::new();
+        v.integrity = Check::Passed;
+        v.authenticity = Check::Passed;
+        v.key = Some(KeyId([key; 32]));
+        v.cosign = Some(CosignDetails {
+            key: Some(fingerprint.to_string()),
+            algorithm: Some("ECDSA-P256-SHA256".into()),
+            docker_reference: "reg.io/app".into(),
+        });
+        v
+    }
+
+    /// `signaturesRequired` counts identities across formats: a Notary signer and a cosign
+    /// key are two; one key is one however it signs (a certificate for the same key that
+    /// also signed as a cosign key counts once).
+    #[test]
+    fn identities_are_counted_across_formats() {
+        let k1 = format!("sha256:{}", "1".repeat(64));
+        let k2 = format!("sha256:{}", "2".repeat(64));
+        let listed = policy(
+            &[
+                ALICE,
+                &format!("cosign.key: {k1}"),
+                &format!("cosign.key: {k2}"),
+            ],
+            2,
+        );
+        let d = decide(
+            &listed,
+            &[
+                signed("C=US, ST=WA, O=Acme, CN=alice", 1),
+                cosign_signed(&k1, 2),
+            ],
+        );
+        assert!(d.admitted, "{d:?}");
+        assert!(d.signers.contains(&format!("cosign.key: {k1}")), "{d:?}");
+        // the same key twice (two cosign signatures) is one identity
+        let d = decide(&listed, &[cosign_signed(&k1, 2), cosign_signed(&k1, 2)]);
+        assert!(!d.admitted, "{d:?}");
+        // alice's certificate and a cosign signature with alice's own key: one key, once
+        let d = decide(
+            &listed,
+            &[
+                signed("C=US, ST=WA, O=Acme, CN=alice", 1),
+                cosign_signed(&k1, 1),
+            ],
+        );
+        assert!(!d.admitted, "{d:?}");
+        // an unlisted key does not count
+        let d = decide(
+            &listed,
+            &[
+                signed("C=US, ST=WA, O=Acme, CN=alice", 1),
+                cosign_signed(&format!("sha256:{}", "3".repeat(64)), 3),
+            ],
+        );
+        assert!(!d.admitted, "{d:?}");
+        // under "*", two keys are two identities
+        let any = policy(&["*"], 2);
+        assert!(decide(&any, &[cosign_signed(&k1, 1), cosign_signed(&k2, 2)]).admitted);
+        assert!(!decide(&any, &[cosign_signed(&k1, 1), cosign_signed(&k1, 1)]).admitted);
+    }
+
+    #[test]
+    fn cosign_key_identities_are_validated() {
+        use super::super::identity::TrustedIdentity;
+        let k = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            TrustedIdentity::parse(&format!("cosign.key: {k}")).unwrap(),
+            TrustedIdentity::CosignKey(k.clone())
+        );
+        for bad in [
+            "cosign.key: sha256:abc".to_string(),
+            format!("cosign.key: {}", k.to_uppercase()),
+            format!("cosign.key: sha512:{}", "a".repeat(64)),
+            "cosign.key:".to_string(),
+            "email: alice@example.com".to_string(),
+        ] {
+            assert!(TrustedIdentity::parse(&bad).is_err(), "{bad}");
+        }
+        // the same key listed twice is refused as an overlap
+        let doc = serde_json::json!({"version": "1.0", "trustPolicies": [{
+            "name": "p", "registryScopes": ["reg.io/app"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["cosign:c"],
+            "trustedIdentities": [format!("cosign.key: {k}"), format!("cosign.key:{k}")]}]});
+        assert!(TrustPolicyDocument::parse(doc.to_string().as_bytes()).is_err());
     }
 
     #[test]
@@ -803,7 +950,7 @@ mod tests {
     #[test]
     fn failed_signatures_and_required_identities() {
         let mut p = policy(&[ALICE, BOB], 1);
-        p.required_identities = vec![super::super::identity::Identity::parse(BOB).unwrap()];
+        p.required_identities = vec![super::super::identity::TrustedIdentity::parse(BOB).unwrap()];
         let mut broken = signed("C=US, ST=WA, O=Acme, CN=bob", 2);
         broken.authenticity = Check::Failed("untrusted".into());
         let d = decide(&p, &[signed("C=US, ST=WA, O=Acme, CN=alice", 1), broken]);

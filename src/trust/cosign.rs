@@ -1,0 +1,689 @@
+//! cosign's key-based image signatures: the simple-signing payload, the two ways
+//! registries hold them (the `sha256-<hex>.sig` tag, and OCI 1.1 referrers with artifact
+//! type [`COSIGN_ARTIFACT`]), public keys as cosign writes them, and one layer's
+//! verification into a [`SignatureVerdict`] like any other format's.
+//!
+//! Each layer of a cosign signature manifest is one signature: the layer's blob is the
+//! payload, its `dev.cosignproject.cosign/signature` annotation the base64 signature over
+//! the payload's exact bytes. The payload names the signed manifest's digest; that digest
+//! must be the subject's. Certificate (`dev.sigstore.cosign/certificate`) and keyless
+//! signatures are recognised and refused as not verified yet, never counted.
+//!
+//! Pure functions, as the rest of `trust`: the caller fetches the payload blob.
+
+use serde::Deserialize;
+
+use super::certs::{self, KeyId, KeyInfo};
+use super::policy::{Action, Level, TrustPolicy};
+use super::store::{StoreType, TrustStores};
+use super::verify::{Check, CosignDetails, SignatureVerdict};
+use crate::oci::{media_type, Descriptor, ParsedManifest};
+
+/// `artifactType` (and config media type) of a cosign signature stored as an OCI 1.1
+/// referrer.
+pub const COSIGN_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+/// The media type of a simple-signing payload layer.
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+/// The layer annotation holding the base64 signature.
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+/// The layer annotation of a certificate-mode or keyless signature's leaf certificate.
+pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The `critical.type` of an image signature payload.
+pub const PAYLOAD_TYPE: &str = "cosign container image signature";
+/// Most signatures (layers) one cosign signature manifest may hold.
+pub const MAX_LAYERS: usize = 100;
+/// Largest payload read: cosign's are a few hundred bytes.
+pub const MAX_PAYLOAD: u64 = 64 * 1024;
+/// Largest base64 signature annotation (an RSA-8192 signature is 1,368 characters).
+const MAX_SIGNATURE_B64: usize = 4096;
+
+/// One signature of a cosign signature manifest.
+#[derive(Debug, Clone)]
+pub struct CosignLayer {
+    /// The payload blob.
+    pub payload: Descriptor,
+    /// The base64 signature annotation.
+    pub signature: String,
+    /// A leaf certificate (certificate mode or keyless), if the layer carries one.
+    pub certificate: Option<String>,
+}
+
+/// A cosign signature manifest: the digest it signs and its signatures.
+#[derive(Debug, Clone)]
+pub struct CosignSignatures {
+    /// The signed manifest's digest (`sha256:<hex>`): the `subject` of the referrer form,
+    /// or the `.sig` tag's name.
+    pub subject: String,
+    pub layers: Vec<CosignLayer>,
+}
+
+/// The digest a `sha256-<hex>.sig` tag names; `None` for any other tag.
+pub fn sig_tag_subject(tag: &str) -> Option<String> {
+    let hex = tag.strip_prefix("sha256-")?.strip_suffix(".sig")?;
+    (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| format!("sha256:{hex}"))
+}
+
+/// `Some` when the manifest is a cosign signature manifest: an OCI 1.1 referrer of artifact
+/// type [`COSIGN_ARTIFACT`], or any manifest pushed under a `sha256-<hex>.sig` tag (`tag`).
+/// An error when it is one but shaped wrongly.
+pub fn cosign_signatures(
+    parsed: &ParsedManifest,
+    tag: Option<&str>,
+) -> Result<Option<CosignSignatures>, String> {
+    let config = parsed.config.as_ref().map(|c| c.media_type.as_str());
+    let referrer =
+        parsed.artifact_type.as_deref() == Some(COSIGN_ARTIFACT) || config == Some(COSIGN_ARTIFACT);
+    let subject = match (referrer, tag.and_then(sig_tag_subject)) {
+        (true, _) => match &parsed.subject {
+            Some(s) => s.digest.to_string(),
+            None => return Err("a cosign signature referrer must name its subject".into()),
+        },
+        (false, Some(from_tag)) => {
+            if let Some(s) = &parsed.subject {
+                if s.digest.to_string() != from_tag {
+                    return Err(format!(
+                        "a cosign signature under tag {} names another subject, {}",
+                        tag.unwrap_or_default(),
+                        s.digest
+                    ));
+                }
+            }
+            from_tag
+        }
+        (false, None) => return Ok(None),
+    };
+    if parsed.media_type != media_type::OCI_MANIFEST
+        && parsed.media_type != media_type::DOCKER_MANIFEST
+    {
+        return Err(format!(
+            "a cosign signature must be an image manifest, not {}",
+            parsed.media_type
+        ));
+    }
+    if parsed.layers.is_empty() {
+        return Err("a cosign signature manifest has no layers (signatures)".into());
+    }
+    if parsed.layers.len() > MAX_LAYERS {
+        return Err(format!(
+            "a cosign signature manifest may hold at most {MAX_LAYERS} signatures; this one has {}",
+            parsed.layers.len()
+        ));
+    }
+    let mut layers = Vec::new();
+    for (i, l) in parsed.layers.iter().enumerate() {
+        if l.media_type != SIMPLE_SIGNING {
+            return Err(format!(
+                "layer {i} of a cosign signature is {}, not a simple-signing payload ({SIMPLE_SIGNING})",
+                l.media_type
+            ));
+        }
+        if l.size > MAX_PAYLOAD {
+            return Err(format!(
+                "layer {i} of a cosign signature is {} bytes; payloads are at most {MAX_PAYLOAD}",
+                l.size
+            ));
+        }
+        let annotations = parsed.layer_annotations.get(i).and_then(|a| a.as_ref());
+        let annotation = |k: &str| annotations.and_then(|a| a.get(k)).cloned();
+        let signature = annotation(SIGNATURE_ANNOTATION).ok_or_else(|| {
+            format!("layer {i} of a cosign signature has no {SIGNATURE_ANNOTATION} annotation")
+        })?;
+        if signature.len() > MAX_SIGNATURE_B64 {
+            return Err(format!(
+                "layer {i}'s signature annotation is {} characters; at most {MAX_SIGNATURE_B64}",
+                signature.len()
+            ));
+        }
+        layers.push(CosignLayer {
+            payload: l.clone(),
+            signature,
+            certificate: annotation(CERTIFICATE_ANNOTATION),
+        });
+    }
+    Ok(Some(CosignSignatures { subject, layers }))
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    critical: Critical,
+}
+
+#[derive(Deserialize)]
+struct Critical {
+    identity: PayloadIdentity,
+    image: PayloadImage,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct PayloadIdentity {
+    #[serde(rename = "docker-reference")]
+    docker_reference: String,
+}
+
+#[derive(Deserialize)]
+struct PayloadImage {
+    #[serde(rename = "docker-manifest-digest")]
+    docker_manifest_digest: String,
+}
+
+/// The parts of a simple-signing payload verification binds: the type, the signed digest,
+/// and the docker-reference it claims (recorded; cosign does not compare it by default,
+/// nor does bonded, since a signature made for a registry keeps holding after a copy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimpleSigning {
+    pub docker_reference: String,
+    pub digest: String,
+}
+
+/// Parses a payload and checks it signs `subject` as an image signature.
+pub fn check_payload(payload: &[u8], subject: &str) -> Result<SimpleSigning, String> {
+    let p: Payload = serde_json::from_slice(payload)
+        .map_err(|e| format!("the payload is not a simple-signing document: {e}"))?;
+    if p.critical.kind != PAYLOAD_TYPE {
+        return Err(format!(
+            "the payload's critical.type is '{}', not '{PAYLOAD_TYPE}'",
+            p.critical.kind
+        ));
+    }
+    let signed = p.critical.image.docker_manifest_digest;
+    if signed != subject {
+        return Err(format!(
+            "the payload signs {signed}, not the subject {subject}"
+        ));
+    }
+    Ok(SimpleSigning {
+        docker_reference: p.critical.identity.docker_reference,
+        digest: signed,
+    })
+}
+
+/// A public key as cosign keeps them (`PUBLIC KEY` PEM, SubjectPublicKeyInfo).
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    /// The DER SubjectPublicKeyInfo.
+    pub spki: Vec<u8>,
+    pub key: KeyInfo,
+    /// The raw key: SEC1 point, PKCS#1 RSAPublicKey, or the 32 Ed25519 bytes.
+    pub raw: Vec<u8>,
+    /// The key by value, as certificates' keys are compared.
+    pub key_id: KeyId,
+}
+
+impl PublicKey {
+    pub fn from_spki(der: &[u8]) -> Result<PublicKey, String> {
+        let (key, raw, key_id) = certs::spki_key(der)?;
+        if let KeyInfo::Other(what) = &key {
+            return Err(format!(
+                "{what} is not a cosign signing key (ECDSA P-256/P-384/P-521, RSA, Ed25519)"
+            ));
+        }
+        Ok(PublicKey {
+            spki: der.to_vec(),
+            key,
+            raw,
+            key_id,
+        })
+    }
+
+    /// `sha256:<hex>` of the DER SubjectPublicKeyInfo: what a `cosign.key:` trusted
+    /// identity names.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest as _;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(&self.spki)))
+    }
+
+    /// Verifies `signature` over `message` (cosign signs the payload's bytes): the
+    /// algorithm that verified, or `None`. ECDSA (ASN.1 DER) with the curve's own hash,
+    /// and with SHA-256, which cosign used for every curve before it picked the hash by
+    /// key size; RSA PKCS#1 v1.5 and PSS with SHA-256; pure Ed25519.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Option<&'static str> {
+        use ring::signature as sig;
+        let ring_try = |alg: &'static dyn sig::VerificationAlgorithm| {
+            sig::UnparsedPublicKey::new(alg, &self.raw)
+                .verify(message, signature)
+                .is_ok()
+        };
+        let candidates: &[(&'static str, &'static dyn sig::VerificationAlgorithm)] = match &self.key
+        {
+            KeyInfo::Ec {
+                curve: certs::Curve::P256,
+            } => &[("ECDSA-P256-SHA256", &sig::ECDSA_P256_SHA256_ASN1)],
+            KeyInfo::Ec {
+                curve: certs::Curve::P384,
+            } => &[
+                ("ECDSA-P384-SHA384", &sig::ECDSA_P384_SHA384_ASN1),
+                ("ECDSA-P384-SHA256", &sig::ECDSA_P384_SHA256_ASN1),
+            ],
+            KeyInfo::Ec {
+                curve: certs::Curve::P521,
+            } => return self.verify_p521(message, signature),
+            KeyInfo::Rsa { .. } => &[
+                ("RSA-PKCS1v15-SHA256", &sig::RSA_PKCS1_2048_8192_SHA256),
+                ("RSA-PSS-SHA256", &sig::RSA_PSS_2048_8192_SHA256),
+            ],
+            KeyInfo::Ed25519 => &[("Ed25519", &sig::ED25519)],
+            KeyInfo::Other(_) => &[],
+        };
+        candidates
+            .iter()
+            .find(|(_, alg)| ring_try(*alg))
+            .map(|(name, _)| *name)
+    }
+
+    fn verify_p521(&self, message: &[u8], signature: &[u8]) -> Option<&'static str> {
+        use p521::ecdsa::signature::hazmat::PrehashVerifier as _;
+        use sha2::Digest as _;
+        let key = p521::ecdsa::VerifyingKey::from_sec1_bytes(&self.raw).ok()?;
+        let sig = p521::ecdsa::Signature::from_der(signature).ok()?;
+        if key
+            .verify_prehash(&sha2::Sha512::digest(message), &sig)
+            .is_ok()
+        {
+            return Some("ECDSA-P521-SHA512");
+        }
+        key.verify_prehash(&sha2::Sha256::digest(message), &sig)
+            .is_ok()
+            .then_some("ECDSA-P521-SHA256")
+    }
+}
+
+/// Public keys (DER SubjectPublicKeyInfo) from a PEM file of `PUBLIC KEY` blocks, each
+/// checked to be a key cosign signs with.
+pub fn parse_public_keys(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    for pem in x509_parser::pem::Pem::iter_from_buffer(bytes) {
+        let pem = pem.map_err(|e| format!("bad PEM: {e}"))?;
+        if pem.label == "PUBLIC KEY" {
+            PublicKey::from_spki(&pem.contents)?;
+            out.push(pem.contents);
+        }
+    }
+    if out.is_empty() {
+        return Err("no PUBLIC KEY block (cosign public keys are PEM SubjectPublicKeyInfo, as `cosign generate-key-pair` writes cosign.pub)".into());
+    }
+    Ok(out)
+}
+
+/// Verifies one cosign signature (a layer and its payload's bytes) over `subject` under
+/// `policy`. Integrity: the payload is the layer's blob, a simple-signing document for
+/// `subject`, and the signature decodes. Authenticity: a key of the policy's `cosign:`
+/// trust stores verifies it, and that key is a trusted identity. Key-based signatures
+/// have no expiry and no timestamp of their own.
+pub fn verify_layer(
+    policy: &TrustPolicy,
+    stores: &TrustStores,
+    layer: &CosignLayer,
+    payload: &[u8],
+    subject: &str,
+) -> SignatureVerdict {
+    let mut v = SignatureVerdict::empty();
+    if policy.level == Level::Skip {
+        return v;
+    }
+    let integrity = (|| {
+        let actual = crate::oci::Digest::of(layer.payload.digest.algorithm(), payload);
+        if actual != layer.payload.digest || payload.len() as u64 != layer.payload.size {
+            return Err(format!(
+                "the payload blob is not the layer it names ({} of {} bytes, digest {actual})",
+                payload.len(),
+                layer.payload.size
+            ));
+        }
+        let signed = check_payload(payload, subject)?;
+        use base64::Engine as _;
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(layer.signature.trim())
+            .map_err(|e| format!("the signature annotation is not base64: {e}"))?;
+        Ok((signed, signature))
+    })();
+    let (signed, signature) = match integrity {
+        Ok(x) => x,
+        Err(e) => {
+            v.integrity = Check::Failed(e);
+            return v;
+        }
+    };
+    v.integrity = Check::Passed;
+    let mut details = CosignDetails {
+        key: None,
+        algorithm: None,
+        docker_reference: signed.docker_reference,
+    };
+    let authenticity = (|| {
+        if layer.certificate.is_some() {
+            return Err("certificate and keyless cosign signatures are not verified yet; only key-based ones count".to_string());
+        }
+        let refs: Vec<_> = policy
+            .trust_stores
+            .iter()
+            .filter(|s| s.kind == StoreType::Cosign)
+            .collect();
+        if refs.is_empty() {
+            return Err(format!(
+                "policy '{}' lists no cosign trust store, so no cosign key is trusted",
+                policy.name
+            ));
+        }
+        let mut tried = 0;
+        for r in &refs {
+            let Some(keys) = stores.get(r) else {
+                return Err(format!(
+                    "trust store '{r}' named by policy '{}' does not exist",
+                    policy.name
+                ));
+            };
+            for der in keys {
+                let Ok(key) = PublicKey::from_spki(der) else {
+                    continue;
+                };
+                tried += 1;
+                if let Some(alg) = key.verify(payload, &signature) {
+                    return Ok((key, alg));
+                }
+            }
+        }
+        let names = refs
+            .iter()
+            .map(|r| format!("'{r}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(format!(
+            "the signature verifies with none of the {tried} key(s) in trust store {names}"
+        ))
+    })();
+    match authenticity {
+        Ok((key, alg)) => {
+            let fingerprint = key.fingerprint();
+            details.key = Some(fingerprint.clone());
+            details.algorithm = Some(alg.to_string());
+            v.key = Some(key.key_id);
+            let signer = super::identity::Signer::CosignKey(&fingerprint);
+            let trusted = policy.trusted_identities.trusts(&signer);
+            v.authenticity = Check::from_result(
+                policy.actions.authenticity,
+                if trusted {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "cosign key {fingerprint} is not a trusted identity of policy '{}'",
+                        policy.name
+                    ))
+                },
+            );
+        }
+        Err(e) => {
+            // Without a key that verifies, nothing about the signer is known.
+            v.authenticity = match policy.actions.authenticity {
+                Action::Skip => Check::NotRun,
+                _ => Check::Failed(e),
+            };
+        }
+    }
+    v.cosign = Some(details);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_vectors as vectors;
+
+    fn key(path: &std::path::Path) -> PublicKey {
+        let der = parse_public_keys(&std::fs::read(path).unwrap()).unwrap();
+        PublicKey::from_spki(&der[0]).unwrap()
+    }
+
+    fn sig(path: &std::path::Path) -> Vec<u8> {
+        use base64::Engine as _;
+        let text = std::fs::read_to_string(path).unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .unwrap()
+    }
+
+    /// C1 (ratify): four keys over one payload; each verifies with its own key only.
+    #[test]
+    fn ratify_key_signatures_verify_with_their_own_key_only() {
+        let Some(v) = vectors::dir() else { return };
+        let d = v.join("ratify-cosign/keyed");
+        let payload = std::fs::read(d.join("payload.json")).unwrap();
+        let names = ["rsa2048", "rsa3072", "ecdsa-p256", "ecdsa-p384"];
+        for signer in names {
+            let s = sig(&d.join(format!("{signer}.sig")));
+            for k in names {
+                let verified = key(&d.join(format!("{k}.pub"))).verify(&payload, &s);
+                assert_eq!(
+                    verified.is_some(),
+                    signer == k,
+                    "{signer} signature, {k} key"
+                );
+            }
+            // one changed byte of the payload fails
+            let mut tampered = payload.clone();
+            tampered[10] ^= 1;
+            assert!(key(&d.join(format!("{signer}.pub")))
+                .verify(&tampered, &s)
+                .is_none());
+        }
+        let p = check_payload(
+            &payload,
+            "sha256:d37ada95d47ad12224c205a938129df7a3e52345828b4fa27b03a98825d1e2e7",
+        )
+        .unwrap();
+        assert_eq!(
+            p.docker_reference,
+            "artifactstest.azurecr.io/4-15-24/cosign/hello-world"
+        );
+        assert!(check_payload(&payload, &format!("sha256:{}", "0".repeat(64))).is_err());
+    }
+
+    /// C10 (sigstore-rs): SUSE's production RSA-2048 PKCS#1 v1.5 signature.
+    #[test]
+    fn suse_rsa_signature_verifies() {
+        let Some(v) = vectors::dir() else { return };
+        let d = v.join("cosign/sigstore-rs/suse-rsa2048");
+        let payload = std::fs::read(d.join("payload.json")).unwrap();
+        let s = sig(&d.join("payload.sig"));
+        let k = key(&d.join("key.pub"));
+        assert_eq!(k.verify(&payload, &s), Some("RSA-PKCS1v15-SHA256"));
+        let mut tampered = payload.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert_eq!(k.verify(&tampered, &s), None);
+    }
+
+    /// C15 (rekor): the only real Ed25519 signatures; Ed25519ph is not pure Ed25519.
+    #[test]
+    fn rekor_ed25519_pure_verifies_and_prehashed_does_not() {
+        let Some(v) = vectors::dir() else { return };
+        let d = v.join("cosign/rekor-client-algos");
+        let k = key(&d.join("ed25519_public.pem"));
+        assert!(matches!(k.key, KeyInfo::Ed25519));
+        let file1 = std::fs::read(d.join("file1")).unwrap();
+        let raw = |name: &str| std::fs::read(d.join(name)).unwrap();
+        assert_eq!(k.verify(&file1, &raw("file1.ed25519.sig")), Some("Ed25519"));
+        assert_eq!(k.verify(&file1, &raw("file1.ed25519ph.sig")), None);
+        let ec = key(&d.join("ec_public.pem"));
+        assert!(ec.verify(&file1, &raw("file1.ec.sig")).is_some());
+    }
+
+    fn fingerprint_of(path: &std::path::Path) -> String {
+        key(path).fingerprint()
+    }
+
+    /// A policy over `reg.io/app` trusting `identities` with the keys of `keys` in store
+    /// `cosign:c`.
+    fn policy_and_stores(
+        keys: &[std::path::PathBuf],
+        identities: serde_json::Value,
+        required: u32,
+    ) -> (super::super::policy::TrustPolicyDocument, TrustStores) {
+        let doc = serde_json::json!({"version": "1.0", "trustPolicies": [{
+            "name": "p", "registryScopes": ["reg.io/app"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["cosign:c"],
+            "trustedIdentities": identities, "signaturesRequired": required}]});
+        let doc =
+            super::super::policy::TrustPolicyDocument::parse(doc.to_string().as_bytes()).unwrap();
+        let mut stores = TrustStores::default();
+        let mut der = Vec::new();
+        for k in keys {
+            der.extend(parse_public_keys(&std::fs::read(k).unwrap()).unwrap());
+        }
+        stores.insert("cosign:c".parse().unwrap(), der);
+        (doc, stores)
+    }
+
+    /// Verdicts of every layer of a connaisseur `.sig` manifest.
+    fn connaisseur_verdicts(
+        doc: &super::super::policy::TrustPolicyDocument,
+        stores: &TrustStores,
+        image: &str,
+    ) -> Vec<SignatureVerdict> {
+        let Some(v) = vectors::dir() else {
+            return Vec::new();
+        };
+        let d = v.join("cosign/connaisseur/testimage");
+        let tag = format!("sha256-{image}.sig");
+        let body = std::fs::read(d.join(format!("manifests/{tag}.json"))).unwrap();
+        let parsed = crate::oci::manifest::parse(None, &body).unwrap();
+        let sigs = cosign_signatures(&parsed, Some(&tag)).unwrap().unwrap();
+        assert_eq!(sigs.subject, format!("sha256:{image}"));
+        let policy = doc.policy_for("reg.io/app").unwrap();
+        sigs.layers
+            .iter()
+            .map(|l| {
+                let payload =
+                    std::fs::read(d.join("blobs/sha256").join(l.payload.digest.hex())).unwrap();
+                verify_layer(policy, stores, l, &payload, &sigs.subject)
+            })
+            .collect()
+    }
+
+    const ALICE_ONLY: &str = "071bf7a986f1ca9cb2a1f0bc8392822a7777f90d58f2d2c6f271913e08de7c81";
+    const THREE: &str = "bfec161fecb0a887df7cb85e4da327c65986ccda7060cf3cd92171c6c90d7533";
+
+    /// C7 (connaisseur): alice's signature verifies with alice's key; with bob's or
+    /// charlie's it does not, and a payload for another image never does.
+    #[test]
+    fn connaisseur_alice_signature_verifies_with_alice_only() {
+        let Some(v) = vectors::dir() else { return };
+        let keys = v.join("cosign/connaisseur/keys");
+        let (doc, stores) =
+            policy_and_stores(&[keys.join("alice.pub")], serde_json::json!(["*"]), 1);
+        let verdicts = connaisseur_verdicts(&doc, &stores, ALICE_ONLY);
+        assert_eq!(verdicts.len(), 1);
+        assert!(verdicts[0].accepted(), "{:?}", verdicts[0]);
+        assert_eq!(
+            verdicts[0].signer_name().unwrap(),
+            format!("cosign.key: {}", fingerprint_of(&keys.join("alice.pub")))
+        );
+        for other in ["bob.pub", "charlie.pub", "default.pub"] {
+            let (doc, stores) = policy_and_stores(&[keys.join(other)], serde_json::json!(["*"]), 1);
+            let verdicts = connaisseur_verdicts(&doc, &stores, ALICE_ONLY);
+            assert!(
+                !verdicts[0].accepted(),
+                "{other} verified alice's signature"
+            );
+            assert!(matches!(verdicts[0].authenticity, Check::Failed(_)));
+        }
+        // the same layer presented as a signature of another digest fails integrity
+        let d = v.join("cosign/connaisseur/testimage");
+        let body =
+            std::fs::read(d.join(format!("manifests/sha256-{ALICE_ONLY}.sig.json"))).unwrap();
+        let parsed = crate::oci::manifest::parse(None, &body).unwrap();
+        let sigs = cosign_signatures(&parsed, Some(&format!("sha256-{ALICE_ONLY}.sig")))
+            .unwrap()
+            .unwrap();
+        let l = &sigs.layers[0];
+        let payload = std::fs::read(d.join("blobs/sha256").join(l.payload.digest.hex())).unwrap();
+        let (doc, stores) =
+            policy_and_stores(&[keys.join("alice.pub")], serde_json::json!(["*"]), 1);
+        let policy = doc.policy_for("reg.io/app").unwrap();
+        let v = verify_layer(policy, &stores, l, &payload, &format!("sha256:{THREE}"));
+        assert!(matches!(v.integrity, Check::Failed(_)), "{v:?}");
+    }
+
+    /// C8 (connaisseur): three signers on one `.sig` manifest; 2 of {alice, bob} is met,
+    /// 3 of {alice, bob, charlie} is not with only alice's and bob's keys trusted, and one
+    /// signer counts once however listed.
+    #[test]
+    fn connaisseur_threshold_counts_distinct_trusted_keys() {
+        let Some(v) = vectors::dir() else { return };
+        let keys = v.join("cosign/connaisseur/keys");
+        let (alice, bob, charlie) = (
+            keys.join("alice.pub"),
+            keys.join("bob.pub"),
+            keys.join("charlie.pub"),
+        );
+        let ids = serde_json::json!([
+            format!("cosign.key: {}", fingerprint_of(&alice)),
+            format!("cosign.key: {}", fingerprint_of(&bob)),
+        ]);
+        let (doc, stores) = policy_and_stores(&[alice.clone(), bob.clone()], ids.clone(), 2);
+        let verdicts = connaisseur_verdicts(&doc, &stores, THREE);
+        assert_eq!(verdicts.len(), 3);
+        let accepted: Vec<bool> = verdicts.iter().map(|v| v.accepted()).collect();
+        assert_eq!(
+            accepted,
+            [true, true, false],
+            "layer 0 alice, 1 bob, 2 charlie (untrusted)"
+        );
+        let policy = doc.policy_for("reg.io/app").unwrap();
+        assert!(super::super::verify::decide(policy, &verdicts).admitted);
+        // alice's signature twice is one signer
+        let twice = vec![verdicts[0].clone(), verdicts[0].clone()];
+        assert!(!super::super::verify::decide(policy, &twice).admitted);
+        // 3 needed, charlie's key not trusted: not met
+        let ids3 = serde_json::json!([
+            format!("cosign.key: {}", fingerprint_of(&alice)),
+            format!("cosign.key: {}", fingerprint_of(&bob)),
+            format!("cosign.key: {}", fingerprint_of(&charlie)),
+        ]);
+        let (doc, stores) = policy_and_stores(&[alice, bob], ids3, 3);
+        let verdicts = connaisseur_verdicts(&doc, &stores, THREE);
+        let policy = doc.policy_for("reg.io/app").unwrap();
+        let d = super::super::verify::decide(policy, &verdicts);
+        assert!(!d.admitted, "{}", d.reason);
+    }
+
+    /// A key in the store that the policy does not list is not trusted, even though it
+    /// verifies the signature.
+    #[test]
+    fn a_verifying_key_must_also_be_a_listed_identity() {
+        let Some(v) = vectors::dir() else { return };
+        let keys = v.join("cosign/connaisseur/keys");
+        let ids = serde_json::json!([format!(
+            "cosign.key: {}",
+            fingerprint_of(&keys.join("bob.pub"))
+        )]);
+        let (doc, stores) =
+            policy_and_stores(&[keys.join("alice.pub"), keys.join("bob.pub")], ids, 1);
+        let verdicts = connaisseur_verdicts(&doc, &stores, ALICE_ONLY);
+        assert!(
+            matches!(verdicts[0].authenticity, Check::Failed(ref r) if r.contains("not a trusted identity")),
+            "{:?}",
+            verdicts[0]
+        );
+    }
+
+    /// The tag form's subject comes from the tag, and only a well-formed `.sig` tag.
+    #[test]
+    fn sig_tags_name_their_subject() {
+        let hex = "071bf7a986f1ca9cb2a1f0bc8392822a7777f90d58f2d2c6f271913e08de7c81";
+        assert_eq!(
+            sig_tag_subject(&format!("sha256-{hex}.sig")),
+            Some(format!("sha256:{hex}"))
+        );
+        for bad in [
+            format!("sha256-{hex}"),
+            format!("sha256-{hex}.att"),
+            format!("sha256-{}.sig", &hex[1..]),
+            format!("sha256-{}.sig", hex.to_uppercase()),
+            "latest".to_string(),
+        ] {
+            assert_eq!(sig_tag_subject(&bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! cosign key-based signatures end to end: `bonded sign --signature-format cosign` against
+//! bonded (OCI 1.1 referrer) and CNCF Distribution (the `sha256-<hex>.sig` tag, appended
+//! to as cosign appends), then `bonded verify` with a `cosign:` trust store and
+//! `cosign.key:` identities, for each key type cosign signs with; a wrong key, one key
+//! twice, a tampered payload, and one Notary signer plus one cosign key making two.
+
+use crate::common;
+
+use common::distribution::{put_blob, start_distribution};
+use common::pki::Ca;
+use common::*;
+use serde_json::{json, Value};
+use sha2::Digest as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A key pair of `alg` as PKCS#8 `<dir>/<name>.key` and `<dir>/<name>.pub` (SPKI PEM,
+/// what `cosign generate-key-pair` writes as cosign.pub); returns the key's
+/// `sha256:<hex of DER SPKI>` fingerprint, computed by openssl, independently of bonded.
+fn keypair(dir: &Path, name: &str, alg: &'static rcgen::SignatureAlgorithm) -> String {
+    let k = rcgen::KeyPair::generate_for(alg).unwrap();
+    let public = dir.join(format!("{name}.pub"));
+    std::fs::write(dir.join(format!("{name}.key")), k.serialize_pem()).unwrap();
+    std::fs::write(&public, k.public_key_pem()).unwrap();
+    let der = Command::new("openssl")
+        .args(["pkey", "-pubin", "-outform", "DER", "-in"])
+        .arg(&public)
+        .output()
+        .expect("openssl is installed");
+    assert!(der.status.success(), "{}", output_text(&der));
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(&der.stdout)))
+}
+
+/// `<dir>/<store>/cosign/release/` holding the named public keys, and a policy trusting
+/// `identities` with `k` required (plus `ca:acme` when `ca` is given).
+fn trust(
+    dir: &Path,
+    keys: &[&str],
+    identities: Value,
+    k: u32,
+    ca: Option<&Ca>,
+) -> (PathBuf, PathBuf) {
+    let store = dir.join(format!("store-{}", uuid_like(&identities, k)));
+    let cosign = store.join("cosign/release");
+    std::fs::create_dir_all(&cosign).unwrap();
+    for key in keys {
+        std::fs::copy(
+            dir.join(format!("{key}.pub")),
+            cosign.join(format!("{key}.pub")),
+        )
+        .unwrap();
+    }
+    let mut stores = vec!["cosign:release"];
+    if let Some(ca) = ca {
+        ca.write_store(&store, "acme");
+        stores.push("ca:acme");
+    }
+    let policy = store.join("policy.json");
+    std::fs::write(
+        &policy,
+        json!({"version": "1.0", "trustPolicies": [{
+            "name": "all", "registryScopes": ["*"], "signatureVerification": {"level": "strict"},
+            "trustStores": stores, "trustedIdentities": identities, "signaturesRequired": k}]})
+        .to_string(),
+    )
+    .unwrap();
+    (policy, store)
+}
+
+fn uuid_like(v: &Value, k: u32) -> String {
+    hex::encode(&sha2::Sha256::digest(format!("{v}{k}").as_bytes())[..6])
+}
+
+fn verify(image: &str, policy: &Path, store: &Path) -> (Option<i32>, String) {
+    let o = verify_image(image, policy, store, &[]);
+    (o.status.code(), output_text(&o))
+}
+
+fn sign(image: &str, dir: &Path, key: &str) -> String {
+    let o = run(&[
+        "sign",
+        image,
+        "--signature-format",
+        "cosign",
+        "--key",
+        dir.join(format!("{key}.key")).to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    output_text(&o)
+}
+
+/// An image in `repo` of a registry at `base`; returns its digest.
+async fn image(c: &reqwest::Client, base: &str, repo: &str, seed: &str) -> String {
+    let config = put_blob(c, base, repo, format!("{{\"seed\":\"{seed}\"}}").as_bytes()).await;
+    let m = image_manifest((&config, 11 + seed.len()), &[], json!({}));
+    let res = c
+        .put(format!("{base}/v2/{repo}/manifests/v1"))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    sha256(&m)
+}
+
+#[tokio::test]
+async fn cosign_key_signatures_sign_and_verify_on_bonded_and_distribution() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let dist = start_distribution(&d.join("dist")).await;
+    let bonded = Server::start();
+    let c = client();
+    let algs: [(&str, &'static rcgen::SignatureAlgorithm); 4] = [
+        ("p256", &rcgen::PKCS_ECDSA_P256_SHA256),
+        ("p384", &rcgen::PKCS_ECDSA_P384_SHA384),
+        ("ed25519", &rcgen::PKCS_ED25519),
+        ("other", &rcgen::PKCS_ECDSA_P256_SHA256),
+    ];
+    let mut fp = std::collections::HashMap::new();
+    for (name, alg) in algs {
+        fp.insert(name, keypair(d, name, alg));
+    }
+    for (registry, tag_form) in [(dist.addr.clone(), true), (bonded.addr.clone(), false)] {
+        let base = format!("http://{registry}");
+        for (i, key) in ["p256", "p384", "ed25519"].iter().enumerate() {
+            let repo = format!("acme/{key}");
+            let digest = image(&c, &base, &repo, &format!("{i}{tag_form}")).await;
+            let image = format!("{registry}/{repo}:v1");
+            let (policy, store) = trust(
+                d,
+                &[key],
+                json!([format!("cosign.key: {}", fp[key])]),
+                1,
+                None,
+            );
+            let (code, out) = verify(&image, &policy, &store);
+            assert_eq!(code, Some(2), "{registry} {key}: not signed yet: {out}");
+            let said = sign(&image, d, key);
+            assert!(said.contains(&fp[key]), "{said}");
+            let (code, out) = verify(&image, &policy, &store);
+            assert_eq!(code, Some(0), "{registry} {key}: {out}");
+            assert!(out.contains(&format!("cosign.key: {}", fp[key])), "{out}");
+
+            // where the signature went: the .sig tag on Distribution, a referrer on bonded
+            let hex = digest.trim_start_matches("sha256:");
+            let sig_tag = c
+                .get(format!("{base}/v2/{repo}/manifests/sha256-{hex}.sig"))
+                .header("Accept", OCI_MANIFEST)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(sig_tag.status() == 200, tag_form, "{registry}: .sig tag");
+            if !tag_form {
+                let r = get_json(&c, format!("{base}/v2/{repo}/referrers/{digest}")).await;
+                assert_eq!(
+                    r["manifests"][0]["artifactType"],
+                    "application/vnd.dev.cosign.artifact.sig.v1+json",
+                    "{r}"
+                );
+            }
+
+            // a key the policy does not trust: untrusted (3), though the store holds it
+            let (policy, store) = trust(d, &["other"], json!(["*"]), 1, None);
+            let (code, out) = verify(&image, &policy, &store);
+            assert_eq!(code, Some(3), "{registry} {key} with another key: {out}");
+        }
+    }
+
+    // two keys on Distribution's .sig tag: both layers kept, 2 of 2 met; one key signing
+    // again adds nothing, and one key is never two signers
+    let base = format!("http://{}", dist.addr);
+    let repo = "acme/two";
+    let digest = image(&c, &base, repo, "two").await;
+    let img = format!("{}/{repo}:v1", dist.addr);
+    let both = json!([
+        format!("cosign.key: {}", fp["p256"]),
+        format!("cosign.key: {}", fp["ed25519"])
+    ]);
+    let (policy, store) = trust(d, &["p256", "ed25519"], both, 2, None);
+    sign(&img, d, "p256");
+    sign(&img, d, "p256");
+    let (code, out) = verify(&img, &policy, &store);
+    assert_eq!(
+        code,
+        Some(5),
+        "one key, two signatures, is one signer: {out}"
+    );
+    sign(&img, d, "ed25519");
+    let (code, out) = verify(&img, &policy, &store);
+    assert_eq!(code, Some(0), "{out}");
+    let hex = digest.trim_start_matches("sha256:");
+    let res = c
+        .get(format!("{base}/v2/{repo}/manifests/sha256-{hex}.sig"))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    let sig: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(sig["layers"].as_array().unwrap().len(), 2, "{sig}");
+
+    // a payload for this image moved onto another image's .sig tag signs nothing there
+    let other = image(&c, &base, "acme/moved", "moved").await;
+    let payload_digest = sig["layers"][0]["digest"].as_str().unwrap();
+    let payload = c
+        .get(format!("{base}/v2/{repo}/blobs/{payload_digest}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    put_blob(&c, &base, "acme/moved", &payload).await;
+    let cfg = put_blob(&c, &base, "acme/moved", b"{}").await;
+    let mut moved = sig.clone();
+    moved["config"] =
+        json!({"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg, "size": 2});
+    moved["layers"] = json!([sig["layers"][0].clone()]);
+    let res = c
+        .put(format!(
+            "{base}/v2/acme/moved/manifests/sha256-{}.sig",
+            other.trim_start_matches("sha256:")
+        ))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(serde_json::to_vec(&moved).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let (policy, store) = trust(d, &["p256"], json!(["*"]), 1, None);
+    let (code, out) = verify(&format!("{}/acme/moved:v1", dist.addr), &policy, &store);
+    assert_eq!(
+        code,
+        Some(4),
+        "a signature of another digest verified: {out}"
+    );
+}
+
+#[tokio::test]
+async fn a_notary_signer_and_a_cosign_key_are_two_identities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let bonded = Server::start();
+    let c = client();
+    let base = format!("http://{}", bonded.addr);
+    image(&c, &base, "acme/mixed", "mixed").await;
+    let img = format!("{}/acme/mixed:v1", bonded.addr);
+    let fp = keypair(d, "ci", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let ca = Ca::new("Acme Root");
+    let (key, cert) = ca.write_signer(d, "release");
+    let ids = json!([
+        "x509.subject: C=US, ST=WA, O=Acme, CN=release",
+        format!("cosign.key: {fp}")
+    ]);
+    let (policy, store) = trust(d, &["ci"], ids, 2, Some(&ca));
+    sign(&img, d, "ci");
+    let (code, out) = verify(&img, &policy, &store);
+    assert_eq!(code, Some(5), "one of two: {out}");
+    let o = run(&[
+        "sign",
+        &img,
+        "--key",
+        key.to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    let (code, out) = verify(&img, &policy, &store);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("CN=release") && out.contains(&fp), "{out}");
+}
