@@ -92,6 +92,11 @@ fn migrator() -> Migrator {
             "waiting tags",
             include_str!("../../migrations/0004_waiting_tags.sql"),
         ),
+        migration(
+            5,
+            "signature layers",
+            include_str!("../../migrations/0005_signature_layers.sql"),
+        ),
     ])
 }
 
@@ -145,8 +150,9 @@ pub struct ManifestWrite {
     /// Manifests (an index's children) that must be in the repository.
     pub children: Vec<Digest>,
     pub tags: Vec<Tag>,
-    /// For a signature manifest that was verified: what verification found.
-    pub signature: Option<SignatureRecord>,
+    /// For a signature manifest that was verified: what verification found, one record
+    /// per signature (a cosign manifest may hold several).
+    pub signatures: Vec<SignatureRecord>,
     /// Held as pending until signed (an existing admitted manifest stays admitted).
     pub pending: bool,
     /// The tags wait for signatures (`waiting_tags`) instead of being published: the
@@ -167,6 +173,9 @@ pub struct ManifestWrite {
 pub struct SignatureRecord {
     /// The signature manifest's digest.
     pub digest: String,
+    /// The signature's index among the manifest's layers (cosign keeps several in one
+    /// manifest; a Notary signature is layer 0).
+    pub layer: u32,
     /// The digest it signs.
     pub subject: String,
     /// `notary.jws`.
@@ -200,6 +209,7 @@ pub struct SignatureRecord {
 #[derive(Debug, Clone)]
 pub struct StoredVerdict {
     pub digest: String,
+    pub layer: u32,
     pub verdict: Option<String>,
     pub trust_version: Option<i64>,
     pub policy: String,
@@ -965,9 +975,9 @@ impl Metadata {
         let rows = sqlx::query(
             "SELECT s.digest, s.subject, s.format, s.signer, s.thumbprints, s.algorithm,
                     s.signing_time, s.checks, s.accepted, s.policy, s.verified_at,
-                    s.verdict, s.trust_version, s.subject_media_type, s.subject_size
+                    s.verdict, s.trust_version, s.subject_media_type, s.subject_size, s.layer
              FROM signatures s JOIN repositories r ON r.id = s.repository_id
-             WHERE r.name = ? AND s.subject = ? ORDER BY s.verified_at, s.digest",
+             WHERE r.name = ? AND s.subject = ? ORDER BY s.verified_at, s.digest, s.layer",
         )
         .bind(repo.as_str())
         .bind(subject.to_string())
@@ -991,6 +1001,7 @@ impl Metadata {
                 trust_version: r.get(12),
                 subject_media_type: r.get(13),
                 subject_size: r.get::<Option<i64>, _>(14).map(|n| n as u64),
+                layer: r.get::<i64, _>(15).max(0) as u32,
             })
             .collect())
     }
@@ -1006,7 +1017,7 @@ impl Metadata {
         subjects: &[String],
     ) -> Result<Vec<(String, StoredVerdict)>> {
         let rows = sqlx::query(
-            "SELECT s.subject, s.digest, s.verdict, s.trust_version, s.policy, s.subject_media_type, s.subject_size
+            "SELECT s.subject, s.digest, s.verdict, s.trust_version, s.policy, s.subject_media_type, s.subject_size, s.layer
              FROM signatures s JOIN repositories r ON r.id = s.repository_id
              WHERE r.name = ?1 AND s.subject IN (SELECT value FROM json_each(?2))",
         )
@@ -1049,7 +1060,7 @@ impl Metadata {
         subject: &Digest,
     ) -> Result<Vec<StoredVerdict>> {
         let rows = sqlx::query(
-            "SELECT s.digest, s.verdict, s.trust_version, s.policy, s.subject_media_type, s.subject_size
+            "SELECT s.digest, s.verdict, s.trust_version, s.policy, s.subject_media_type, s.subject_size, s.layer
              FROM signatures s JOIN repositories r ON r.id = s.repository_id
              WHERE r.name = ? AND s.subject = ?",
         )
@@ -1461,7 +1472,7 @@ async fn apply_manifest_write(
             .await?;
         }
     }
-    if let Some(sig) = &w.signature {
+    for sig in &w.signatures {
         write_signature(tx, repo_id, sig).await?;
     }
     Ok(Ok(()))
@@ -1476,9 +1487,9 @@ async fn write_signature(
     sqlx::query(
         "INSERT INTO signatures (repository_id, digest, subject, format, signer, thumbprints,
                                  algorithm, signing_time, checks, accepted, policy, verified_at,
-                                 verdict, trust_version, subject_media_type, subject_size)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (repository_id, digest) DO UPDATE SET
+                                 verdict, trust_version, subject_media_type, subject_size, layer)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (repository_id, digest, layer) DO UPDATE SET
             signer = excluded.signer, thumbprints = excluded.thumbprints,
             algorithm = excluded.algorithm, signing_time = excluded.signing_time,
             checks = excluded.checks, accepted = excluded.accepted,
@@ -1502,6 +1513,7 @@ async fn write_signature(
     .bind(sig.trust_version)
     .bind(&sig.subject_media_type)
     .bind(sig.subject_size.map(|n| n as i64))
+    .bind(i64::from(sig.layer))
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -1535,6 +1547,7 @@ fn stored_verdict(r: &sqlx::sqlite::SqliteRow, first: usize) -> StoredVerdict {
         policy: r.get(first + 3),
         subject_media_type: r.get(first + 4),
         subject_size: r.get::<Option<i64>, _>(first + 5).map(|n| n as u64),
+        layer: r.get::<i64, _>(first + 6).max(0) as u32,
     }
 }
 
@@ -1596,7 +1609,7 @@ mod tests {
             blobs: Vec::new(),
             children: Vec::new(),
             tags: vec![tag.parse().unwrap()],
-            signature: None,
+            signatures: Vec::new(),
             pending: false,
             wait_tags: false,
             pushed_by: None,
@@ -1645,10 +1658,11 @@ mod tests {
 mod migration_tests {
     use super::*;
 
-    /// A database written by a version before waiting tags (tags quarantined in `tags`,
-    /// which hid the published manifest) opens with them waiting and nothing lost.
+    /// A database written before waiting tags and per-layer signature records (tags
+    /// quarantined in `tags`, which hid the published manifest; one record per signature
+    /// manifest) opens with those tags waiting and every record kept, as layer 0.
     #[tokio::test]
-    async fn quarantined_tags_of_earlier_versions_become_waiting_tags() {
+    async fn databases_of_earlier_versions_migrate_without_loss() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("meta.db");
         {
@@ -1672,6 +1686,8 @@ mod migration_tests {
                  VALUES (1, 'sha256:bb', 'application/vnd.oci.image.manifest.v1+json', 2, x'7b7d', 0, 'admitted')",
                 "INSERT INTO tags (repository_id, name, digest, updated_at, state) VALUES (1, 'v1', 'sha256:aa', 7, 'quarantined')",
                 "INSERT INTO tags (repository_id, name, digest, updated_at, state) VALUES (1, 'v0', 'sha256:bb', 3, 'published')",
+                "INSERT INTO signatures (repository_id, digest, subject, format, signer, thumbprints, checks, accepted, policy, verified_at)
+                 VALUES (1, 'sha256:cc', 'sha256:bb', 'notary.jws', 'CN=x', '[]', '{}', 1, 'p', '2026-01-01T00:00:00Z')",
             ] {
                 sqlx::query(sql).execute(&pool).await.unwrap();
             }
@@ -1691,5 +1707,13 @@ mod migration_tests {
         );
         let tags = db.tags(&repo, Some(10), None).await.unwrap();
         assert_eq!(tags, vec!["v0".to_string()]);
+        // signature records keep everything, as layer 0 of their manifest
+        let row: (String, i64, String) = sqlx::query_as(
+            "SELECT digest, layer, signer FROM signatures WHERE subject = 'sha256:bb'",
+        )
+        .fetch_one(&db.read)
+        .await
+        .unwrap();
+        assert_eq!(row, ("sha256:cc".to_string(), 0, "CN=x".to_string()));
     }
 }

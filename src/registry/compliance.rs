@@ -158,6 +158,13 @@ impl Registry {
                 }
                 _ => Vec::new(),
             };
+            let mut verdicts = verdicts;
+            if let Ok(d) = t.digest.parse::<Digest>() {
+                verdicts.extend(
+                    self.cosign_verdicts_for(policy, trust, &repo, &d, now)
+                        .await?,
+                );
+            }
             let d = decide(policy, &verdicts);
             memo.insert(
                 t.digest.clone(),

@@ -21,7 +21,7 @@ use crate::trust::store::TrustStores;
 use crate::trust::verify::{
     decide, notary_signature, verify_signature, Check, SignatureManifest, SignatureVerdict, Subject,
 };
-use crate::trust::NOTARY_SIGNATURE;
+use crate::trust::{cosign, NOTARY_SIGNATURE};
 use futures_util::TryStreamExt;
 use serde_json::json;
 use time::OffsetDateTime;
@@ -29,8 +29,9 @@ use time::OffsetDateTime;
 /// What the gate decided about a push it lets through.
 #[derive(Debug, Default)]
 pub(super) struct Admission {
-    /// For a verified signature: what the signature store keeps.
-    pub signature: Option<SignatureRecord>,
+    /// For a verified signature manifest: what the signature store keeps, one record per
+    /// signature it holds.
+    pub signatures: Vec<SignatureRecord>,
     /// Held as pending until signed.
     pub pending: bool,
     /// The tags wait for signatures instead of being published.
@@ -73,12 +74,40 @@ fn record(
     now: OffsetDateTime,
 ) -> SignatureRecord {
     SignatureRecord {
+        subject_media_type: Some(sig.subject.media_type.clone()),
+        subject_size: Some(sig.subject.size),
+        ..record_of(
+            digest,
+            0,
+            &sig.subject.digest.to_string(),
+            policy,
+            trust,
+            v,
+            now,
+        )
+    }
+}
+
+/// The record of signature `layer` of manifest `digest`, signing `subject`, whatever its
+/// format (the subject's media type and size are the caller's to add where the signature
+/// names them; a cosign payload names the digest only).
+fn record_of(
+    digest: &Digest,
+    layer: u32,
+    subject: &str,
+    policy: &TrustPolicy,
+    trust: &TrustConfig,
+    v: &SignatureVerdict,
+    now: OffsetDateTime,
+) -> SignatureRecord {
+    SignatureRecord {
         digest: digest.to_string(),
-        subject: sig.subject.digest.to_string(),
-        format: "notary.jws".into(),
-        signer: v.signer.as_ref().map(|s| s.to_string()),
+        layer,
+        subject: subject.to_string(),
+        format: v.format().into(),
+        signer: v.signer_name(),
         thumbprints: v.thumbprints.clone(),
-        algorithm: v.algorithm.map(|a| a.as_str().to_string()),
+        algorithm: v.algorithm_name(),
         signing_time: v.signing_time.map(rfc3339),
         checks: v.checks_json(),
         accepted: v.accepted(),
@@ -86,8 +115,8 @@ fn record(
         verified_at: rfc3339(now),
         verdict: serde_json::to_string(v).ok(),
         trust_version: Some(trust.version),
-        subject_media_type: Some(sig.subject.media_type.clone()),
-        subject_size: Some(sig.subject.size),
+        subject_media_type: None,
+        subject_size: None,
     }
 }
 
@@ -166,9 +195,8 @@ impl Registry {
         ))
     }
 
-    /// Decides whether a manifest push may proceed. `tagged` is whether the push names
-    /// at least one tag. For a signature manifest, returns what verification found, for the
-    /// signature store.
+    /// Decides whether a manifest push may proceed, with `tags`. For a signature manifest,
+    /// returns what verification found, for the signature store.
     pub(super) async fn admit(
         &self,
         trust: &TrustConfig,
@@ -176,8 +204,9 @@ impl Registry {
         digest: &Digest,
         parsed: &ParsedManifest,
         size: u64,
-        tagged: bool,
+        tags: &[crate::oci::Tag],
     ) -> Result<Admission, RegistryError> {
+        let tagged = !tags.is_empty();
         let scope = format!("{}/{}", trust.hostname, repo);
         let policy = trust.policy.policy_for(&scope).ok_or_else(|| {
             denied(
@@ -188,6 +217,30 @@ impl Registry {
         let now = OffsetDateTime::now_utc();
         let enforcing = matches!(policy.level, Level::Strict | Level::Permissive);
 
+        let sig_tag = tags
+            .iter()
+            .map(|t| t.as_str())
+            .find(|t| cosign::sig_tag_subject(t).is_some());
+        match cosign::cosign_signatures(parsed, sig_tag) {
+            Err(why) => {
+                return Err(denied(
+                    format!("cosign signature refused: {why}"),
+                    json!({ "policy": policy.name, "check": "integrity", "reason": why }),
+                ))
+            }
+            Ok(Some(sigs)) => {
+                if let Some(other) = tags.iter().find(|t| Some(t.as_str()) != sig_tag) {
+                    return Err(denied(
+                        format!("a cosign signature manifest may be tagged only sha256-<hex>.sig, not {other}"),
+                        json!({ "policy": policy.name, "check": "integrity" }),
+                    ));
+                }
+                return self
+                    .admit_cosign(policy, trust, repo, digest, &sigs, enforcing, now)
+                    .await;
+            }
+            Ok(None) => {}
+        }
         match notary_signature(parsed) {
             Err(why) => {
                 return Err(denied(
@@ -223,7 +276,7 @@ impl Registry {
                     ));
                 }
                 return Ok(Admission {
-                    signature: Some(record(digest, &sig, policy, trust, &verdict, now)),
+                    signatures: vec![record(digest, &sig, policy, trust, &verdict, now)],
                     ..Admission::default()
                 });
             }
@@ -279,6 +332,89 @@ impl Registry {
             refusal,
             ..Admission::default()
         })
+    }
+
+    /// A cosign signature manifest's push: each layer verified (its payload read from the
+    /// repository); refused under strict and permissive levels when none is accepted, so
+    /// a push that proves nothing stores nothing. One record per layer, accepted or not.
+    #[allow(clippy::too_many_arguments)]
+    async fn admit_cosign(
+        &self,
+        policy: &TrustPolicy,
+        trust: &TrustConfig,
+        repo: &RepositoryName,
+        digest: &Digest,
+        sigs: &cosign::CosignSignatures,
+        enforcing: bool,
+        now: OffsetDateTime,
+    ) -> Result<Admission, RegistryError> {
+        if policy.level == Level::Skip {
+            return Ok(Admission::default());
+        }
+        let subject: Digest = sigs.subject.parse().map_err(|_| {
+            denied(
+                format!("cosign signature names no valid subject ({})", sigs.subject),
+                json!({ "policy": policy.name, "check": "integrity" }),
+            )
+        })?;
+        if policy.signer_must_not_be_pusher {
+            self.separate_duties(policy, repo, &subject).await?;
+        }
+        let verdicts = self.verify_cosign_layers(policy, trust, repo, sigs).await?;
+        let accepted = verdicts.iter().filter(|v| v.accepted()).count();
+        tracing::info!(
+            repository = %repo, signature = %digest, subject = %subject, policy = %policy.name,
+            signatures = verdicts.len(), accepted, "cosign signature verified"
+        );
+        if enforcing && accepted == 0 {
+            let first = verdicts
+                .iter()
+                .find_map(|v| v.failure().map(|why| (v, why)));
+            let (check, why) = match first {
+                Some((v, why)) => (failed_check(v), why.to_string()),
+                None => ("integrity", "no signature verified".to_string()),
+            };
+            return Err(denied(
+                format!(
+                    "cosign signature refused by policy '{}': {why}",
+                    policy.name
+                ),
+                json!({ "policy": policy.name, "check": check, "reason": why }),
+            ));
+        }
+        Ok(Admission {
+            signatures: verdicts
+                .iter()
+                .enumerate()
+                .map(|(i, v)| record_of(digest, i as u32, &sigs.subject, policy, trust, v, now))
+                .collect(),
+            ..Admission::default()
+        })
+    }
+
+    /// Every layer of a cosign signature manifest verified, its payload read from `repo`
+    /// (at most [`cosign::MAX_PAYLOAD`] bytes each).
+    async fn verify_cosign_layers(
+        &self,
+        policy: &TrustPolicy,
+        trust: &TrustConfig,
+        repo: &RepositoryName,
+        sigs: &cosign::CosignSignatures,
+    ) -> Result<Vec<SignatureVerdict>, RegistryError> {
+        let mut verdicts = Vec::new();
+        for layer in &sigs.layers {
+            let payload = self
+                .read_blob_bounded(repo, &layer.payload.digest, cosign::MAX_PAYLOAD)
+                .await?;
+            verdicts.push(cosign::verify_layer(
+                policy,
+                &trust.stores,
+                layer,
+                &payload,
+                &sigs.subject,
+            ));
+        }
+        Ok(verdicts)
     }
 
     /// The policy covering `repo` and whether the signatures stored for `digest` satisfy it
@@ -410,6 +546,7 @@ impl Registry {
                     };
                     SignatureRecord {
                         digest: sig_digest.to_string(),
+                        layer: 0,
                         subject: sig.subject.digest.to_string(),
                         format: "notary.jws".into(),
                         signer: None,
@@ -517,15 +654,25 @@ impl Registry {
         repo: &RepositoryName,
         sig: &SignatureManifest,
     ) -> Result<Vec<u8>, RegistryError> {
-        let d = &sig.envelope.digest;
+        self.read_blob_bounded(repo, &sig.envelope.digest, MAX_ENVELOPE)
+            .await
+    }
+
+    /// A signature's blob (envelope, payload), from the repository, at most `limit` bytes.
+    async fn read_blob_bounded(
+        &self,
+        repo: &RepositoryName,
+        d: &Digest,
+        limit: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
         let size = self
             .db
             .blob_size(repo, d)
             .await?
             .ok_or_else(|| RegistryError::ManifestBlobUnknown(vec![d.clone()]))?;
-        if size > MAX_ENVELOPE {
+        if size > limit {
             return Err(denied(
-                format!("signature envelope is {size} bytes; the limit is {MAX_ENVELOPE}"),
+                format!("signature blob {d} is {size} bytes; the limit is {limit}"),
                 json!({ "check": "integrity" }),
             ));
         }
@@ -609,17 +756,119 @@ impl Registry {
             .into_iter()
             .map(|r| r.digest)
             .collect();
-        self.verdicts_from(
-            policy,
-            trust,
-            repo,
-            &referrers,
-            &records,
-            manifest_media_type,
-            size,
-            now,
-        )
-        .await
+        let mut verdicts = self
+            .verdicts_from(
+                policy,
+                trust,
+                repo,
+                &referrers,
+                &records,
+                manifest_media_type,
+                size,
+                now,
+            )
+            .await?;
+        verdicts.extend(
+            self.cosign_verdicts_for(policy, trust, repo, digest, now)
+                .await?,
+        );
+        Ok(verdicts)
+    }
+
+    /// Every cosign signature stored in `repo` for `digest` (referrers of cosign's artifact
+    /// type, and the manifest the `sha256-<hex>.sig` tag names), one verdict per layer at
+    /// `now`: stored verdicts where they were made under this trust version and policy and
+    /// still hold, otherwise verified again and their records rewritten. Nothing is read
+    /// when the policy lists no cosign store, since no cosign signature could count then.
+    pub(super) async fn cosign_verdicts_for(
+        &self,
+        policy: &TrustPolicy,
+        trust: &TrustConfig,
+        repo: &RepositoryName,
+        digest: &Digest,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SignatureVerdict>, RegistryError> {
+        if !policy
+            .trust_stores
+            .iter()
+            .any(|s| s.kind == crate::trust::store::StoreType::Cosign)
+        {
+            return Ok(Vec::new());
+        }
+        let mut manifests: Vec<(String, Option<String>)> = self
+            .db
+            .referrers(repo, digest, Some(cosign::COSIGN_ARTIFACT))
+            .await?
+            .into_iter()
+            .map(|r| (r.digest, None))
+            .collect();
+        let tag = format!("sha256-{}.sig", digest.hex());
+        if let Ok(t) = tag.parse::<crate::oci::Tag>() {
+            if let Some(m) = self.db.manifest_by_tag(repo, &t).await? {
+                manifests.push((m.digest, Some(tag)));
+            }
+        }
+        if manifests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut records: std::collections::HashMap<(String, u32), SignatureVerdict> =
+            Default::default();
+        for rec in self.db.stored_verdicts(repo, digest).await? {
+            let current = rec.trust_version == Some(trust.version) && rec.policy == policy.name;
+            let Some(v) = rec
+                .verdict
+                .as_deref()
+                .and_then(|j| serde_json::from_str::<SignatureVerdict>(j).ok())
+            else {
+                continue;
+            };
+            if current && v.holds_at(now) && v.cosign.is_some() {
+                records.insert((rec.digest.clone(), rec.layer), v);
+            }
+        }
+        let mut verdicts = Vec::new();
+        for (sig_digest_text, tag) in manifests {
+            let Ok(sig_digest) = sig_digest_text.parse::<Digest>() else {
+                continue;
+            };
+            let Some(stored) = self.db.manifest_by_digest(repo, &sig_digest).await? else {
+                continue;
+            };
+            let Ok(parsed) = crate::oci::manifest::parse(None, &stored.content) else {
+                continue;
+            };
+            let Ok(Some(sigs)) = cosign::cosign_signatures(&parsed, tag.as_deref()) else {
+                continue;
+            };
+            if sigs.subject != digest.to_string() {
+                continue;
+            }
+            let kept: Option<Vec<SignatureVerdict>> = (0..sigs.layers.len() as u32)
+                .map(|i| records.get(&(sig_digest_text.clone(), i)).cloned())
+                .collect();
+            if let Some(kept) = kept {
+                verdicts.extend(kept);
+                continue;
+            }
+            let fresh = match self.verify_cosign_layers(policy, trust, repo, &sigs).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(signature = %sig_digest, error = %e, "stored cosign signature unreadable");
+                    continue;
+                }
+            };
+            for (i, v) in fresh.iter().enumerate() {
+                let rec = record_of(&sig_digest, i as u32, &sigs.subject, policy, trust, v, now);
+                if let Err(e) = self.db.put_signature(repo, &rec).await {
+                    tracing::warn!(signature = %sig_digest, error = %e, "keeping a verdict failed");
+                }
+            }
+            verdicts.extend(fresh);
+            if verdicts.len() >= cosign::MAX_LAYERS * 2 {
+                break;
+            }
+        }
+        Ok(verdicts)
     }
 
     /// [`Self::verdicts_for`] with the signature digests and their stored records already

@@ -752,7 +752,19 @@ impl Registry {
             }
         }
         let parsed = manifest::parse(content_type, body).map_err(RegistryError::ManifestInvalid)?;
-        let is_signature = parsed.artifact_type.as_deref() == Some(crate::trust::NOTARY_SIGNATURE);
+        // A cosign signature manifest: a referrer of cosign's artifact type, or whatever is
+        // pushed under a `sha256-<hex>.sig` tag (and only that tag).
+        let cosign_signature = {
+            let sig_tag = tags
+                .iter()
+                .map(|t| t.as_str())
+                .find(|t| crate::trust::cosign::sig_tag_subject(t).is_some());
+            let recognised = crate::trust::cosign::cosign_signatures(&parsed, sig_tag);
+            let only_its_tag = tags.iter().all(|t| Some(t.as_str()) == sig_tag);
+            matches!(recognised, Ok(Some(_))) && only_its_tag
+        };
+        let is_signature = parsed.artifact_type.as_deref() == Some(crate::trust::NOTARY_SIGNATURE)
+            || cosign_signature;
         // An index of signatures under the referrers tag schema is signature bookkeeping.
         let bookkeeping = match self.referrers_tag_index(repo, &tags, &parsed).await? {
             gate::TagSchemaIndex::No => false,
@@ -777,7 +789,7 @@ impl Registry {
         // The signer role pushes signatures bonded can read, untagged, and the referrers
         // tag indexes that list them; what a manifest calls itself is not enough (a
         // runnable image can carry any artifactType).
-        let not_a_signature = if images_allowed || bookkeeping {
+        let not_a_signature = if images_allowed || bookkeeping || cosign_signature {
             None
         } else if !tags.is_empty() {
             Some("a tagged push".to_string())
@@ -809,9 +821,8 @@ impl Registry {
             // Signatures it lists were each verified when pushed; it has none of its own.
             Some(_) if bookkeeping => gate::Admission::default(),
             Some(trust) => {
-                let tagged = !tags.is_empty();
                 match self
-                    .admit(&trust, repo, &digest, &parsed, body.len() as u64, tagged)
+                    .admit(&trust, repo, &digest, &parsed, body.len() as u64, &tags)
                     .await
                 {
                     Ok(a) => a,
@@ -839,9 +850,9 @@ impl Registry {
             None => gate::Admission::default(),
         };
         let signed_subject = admission
-            .signature
-            .as_ref()
-            .filter(|s| s.accepted)
+            .signatures
+            .iter()
+            .find(|s| s.accepted)
             .and_then(|s| s.subject.parse::<Digest>().ok());
         let children: Vec<Digest> = parsed.manifests.iter().map(|c| c.digest.clone()).collect();
         let annotations = parsed
@@ -885,7 +896,7 @@ impl Registry {
                 Some(refusal.to_string()),
             ));
         }
-        if let Some(sig) = &admission.signature {
+        for sig in &admission.signatures {
             let subject = sig.subject.parse::<Digest>().ok();
             let reason = format!(
                 "signer '{}', {}, policy '{}'{}",
@@ -920,7 +931,7 @@ impl Registry {
             blobs: parsed.blobs,
             children: children.clone(),
             tags: tags.clone(),
-            signature: admission.signature,
+            signatures: admission.signatures,
             pending: admission.pending,
             wait_tags: admission.wait_tags,
             pushed_by: CLIENT.try_with(|c| c.actor.clone()).ok(),
@@ -1071,7 +1082,8 @@ impl Registry {
     }
 
     /// Whether `m`, pulled by `reference`, is a referrers-schema index of signatures
-    /// (what notation reads on registries without the referrers API): not an image, so
+    /// (what notation reads on registries without the referrers API) or cosign's `.sig`
+    /// tag: not an image, so
     /// `bonded.enforceOnPull` does not ask it for signatures of its own.
     async fn is_signature_bookkeeping(
         &self,
@@ -1085,6 +1097,15 @@ impl Registry {
         let Ok(parsed) = manifest::parse(Some(&m.media_type), &m.content) else {
             return Ok(false);
         };
+        // cosign's `sha256-<hex>.sig` tag holds signatures, not an image.
+        if crate::trust::cosign::sig_tag_subject(tag.as_str()).is_some()
+            && matches!(
+                crate::trust::cosign::cosign_signatures(&parsed, Some(tag.as_str())),
+                Ok(Some(_))
+            )
+        {
+            return Ok(true);
+        }
         Ok(matches!(
             self.referrers_tag_index(repo, std::slice::from_ref(tag), &parsed)
                 .await?,

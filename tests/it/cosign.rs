@@ -276,3 +276,270 @@ async fn a_notary_signer_and_a_cosign_key_are_two_identities() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("CN=release") && out.contains(&fp), "{out}");
 }
+
+/// bonded enforcing a policy over registry.test/prod/* whose identities are cosign keys.
+fn enforcing(
+    dir: &Path,
+    keys: &[&str],
+    identities: Value,
+    k: u32,
+    extra: Value,
+    auth: bool,
+) -> Server {
+    let store = dir.join("truststore");
+    let cosign = store.join("cosign/release");
+    std::fs::create_dir_all(&cosign).unwrap();
+    for key in keys {
+        std::fs::copy(
+            dir.join(format!("{key}.pub")),
+            cosign.join(format!("{key}.pub")),
+        )
+        .unwrap();
+    }
+    let mut statement = json!({
+        "name": "prod", "registryScopes": ["registry.test/prod/*"],
+        "signatureVerification": {"level": "strict"}, "trustStores": ["cosign:release"],
+        "trustedIdentities": identities, "signaturesRequired": k});
+    for (key, v) in extra.as_object().unwrap() {
+        statement[key] = v.clone();
+    }
+    std::fs::write(
+        dir.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [statement]}).to_string(),
+    )
+    .unwrap();
+    let policy = dir.join("policy.json");
+    let args = [
+        "--trust-policy",
+        policy.to_str().unwrap(),
+        "--trust-store",
+        store.to_str().unwrap(),
+        "--hostname",
+        "registry.test",
+        "--admin-token",
+        "cosign-test-token",
+    ];
+    if auth {
+        Server::start_with_auth(&dir.join("data"), &args)
+    } else {
+        Server::start_in(&dir.join("data"), &args)
+    }
+}
+
+/// A cosign signature of `digest` under its `.sig` tag, made here (independently of
+/// `bonded sign`): the payload blob, a config, and the manifest; returns the status of
+/// the manifest push.
+async fn push_sig_tag(
+    c: &reqwest::Client,
+    s: &Server,
+    repo: &str,
+    digest: &str,
+    payload_digest: &str,
+    key: &Path,
+) -> u16 {
+    let payload = json!({"critical": {"identity": {"docker-reference": format!("registry.test/{repo}")},
+        "image": {"docker-manifest-digest": payload_digest}, "type": "cosign container image signature"},
+        "optional": null}).to_string().into_bytes();
+    let pem = std::fs::read_to_string(key).unwrap();
+    let k = rcgen::KeyPair::from_pem(&pem).unwrap();
+    let signature = rcgen::SigningKey::sign(&k, &payload).unwrap();
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(signature);
+    let pd = push_blob(c, s, repo, &payload).await;
+    let config = push_blob(c, s, repo, br#"{"architecture":"","os":"","config":{}}"#).await;
+    let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 39},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": pd,
+            "size": payload.len(), "annotations": {"dev.cosignproject.cosign/signature": b64}}]});
+    let hex = digest.trim_start_matches("sha256:");
+    c.put(s.v2(&format!("{repo}/manifests/sha256-{hex}.sig")))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(serde_json::to_vec(&m).unwrap())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn status(c: &reqwest::Client, s: &Server, repo: &str, reference: &str) -> u16 {
+    c.get(s.v2(&format!("{repo}/manifests/{reference}")))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The gate verifies cosign signatures as it verifies Notary ones: a trusted key's
+/// signature (referrer by `bonded sign`, or the `.sig` tag) publishes a waiting tag; an
+/// untrusted key's, or one whose payload names another digest, is refused and stores
+/// nothing; 2 of 2 keys needs two keys, not one key twice; under enforceOnPull the `.sig`
+/// tag stays readable, and a trust store change stops the image being pulled.
+#[tokio::test]
+async fn the_gate_verifies_cosign_signatures_and_publishes_what_they_satisfy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = keypair(d, "a", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let b = keypair(d, "b", &rcgen::PKCS_ED25519);
+    keypair(d, "stranger", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let s = enforcing(
+        d,
+        &["a", "b"],
+        json!([format!("cosign.key: {a}"), format!("cosign.key: {b}")]),
+        2,
+        json!({"bonded.enforceOnPull": true}),
+        false,
+    );
+    let c = client();
+    let base = s.url.clone();
+    let digest = image(&c, &base, "prod/app", "gate").await;
+    assert_eq!(
+        status(&c, &s, "prod/app", "v1").await,
+        404,
+        "unsigned: the tag waits"
+    );
+
+    // one key, twice (a referrer by bonded sign, then the .sig tag): still waiting
+    sign(&format!("{}/prod/app@{digest}", s.addr), d, "a");
+    assert_eq!(
+        push_sig_tag(&c, &s, "prod/app", &digest, &digest, &d.join("a.key")).await,
+        201
+    );
+    assert_eq!(
+        status(&c, &s, "prod/app", "v1").await,
+        404,
+        "one key counted twice"
+    );
+
+    // a stranger's key, and a signature of another digest, are refused and leave nothing
+    let hex = digest.trim_start_matches("sha256:");
+    assert_eq!(
+        push_sig_tag(
+            &c,
+            &s,
+            "prod/app",
+            &digest,
+            &digest,
+            &d.join("stranger.key")
+        )
+        .await,
+        403
+    );
+    let other = format!("sha256:{}", "e".repeat(64));
+    assert_eq!(
+        push_sig_tag(&c, &s, "prod/app", &digest, &other, &d.join("b.key")).await,
+        403
+    );
+    let sig_tag: Value = {
+        let res = c
+            .get(s.v2(&format!("prod/app/manifests/sha256-{hex}.sig")))
+            .header("Accept", OCI_MANIFEST)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            200,
+            "the first, accepted .sig manifest is still there"
+        );
+        serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+    };
+    assert_eq!(sig_tag["layers"].as_array().unwrap().len(), 1);
+
+    // the second key publishes the tag
+    sign(&format!("{}/prod/app@{digest}", s.addr), d, "b");
+    assert_eq!(
+        status(&c, &s, "prod/app", "v1").await,
+        200,
+        "2 of 2 keys: published"
+    );
+    let published: Value = get_json(
+        &c,
+        format!("{base}/bonded/v1/audit?action=tag.publish&repository=prod/app"),
+    )
+    .await;
+    assert!(published.is_object());
+
+    // the .sig tag is signature bookkeeping: readable under enforceOnPull
+    assert_eq!(
+        status(&c, &s, "prod/app", &format!("sha256-{hex}.sig")).await,
+        200
+    );
+
+    // the store loses key b: the image no longer meets the policy and is not pulled
+    let res = c
+        .put(format!("{base}/bonded/v1/trust/stores/cosign/release"))
+        .bearer_auth("cosign-test-token")
+        .body(std::fs::read(d.join("a.pub")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(
+        status(&c, &s, "prod/app", "v1").await,
+        403,
+        "pulled after its key left the store"
+    );
+}
+
+/// The signer role may push cosign signatures (referrer or `.sig` tag) and nothing else
+/// under a `.sig` tag: an image there is a tagged push like any other.
+#[tokio::test]
+async fn the_signer_role_pushes_cosign_signatures_and_only_those() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = keypair(d, "a", &rcgen::PKCS_ECDSA_P384_SHA384);
+    let s = enforcing(
+        d,
+        &["a"],
+        json!([format!("cosign.key: {a}")]),
+        1,
+        json!({}),
+        true,
+    );
+    let data = d.join("data");
+    user(&data, "dev", "developer", "prod/*");
+    user(&data, "sig", "signer", "prod/*");
+    let dev = as_user("dev", &password("dev"));
+    let signer = as_user("sig", &password("sig"));
+    let config = push_blob(&dev, &s, "prod/app", b"{\"seed\":1}").await;
+    let m = image_manifest((&config, 10), &[], json!({}));
+    let res = dev
+        .put(s.v2("prod/app/manifests/v1"))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "waits");
+    let digest = sha256(&m);
+    assert_eq!(
+        push_sig_tag(&signer, &s, "prod/app", &digest, &digest, &d.join("a.key")).await,
+        201
+    );
+    let res = dev
+        .get(s.v2("prod/app/manifests/v1"))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "published by the signer's cosign signature"
+    );
+
+    // an image manifest under another .sig tag, from the signer: refused as a tagged push
+    let res = signer
+        .put(s.v2(&format!("prod/app/manifests/sha256-{}.sig", "f".repeat(64))))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(m)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let e: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(e["errors"][0]["detail"]["check"], "role", "{e}");
+}
