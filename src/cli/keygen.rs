@@ -18,21 +18,26 @@ pub enum Kind {
     Intermediate,
     /// A code-signing certificate issued by --issuer
     Signer,
+    /// A cosign key pair (PREFIX.key, PREFIX.pub), no certificate: for
+    /// `bonded sign --signature-format cosign` and a `cosign:` trust store
+    Cosign,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Curve {
     P256,
     P384,
+    /// Ed25519: cosign keys only (the Notary Project does not allow it)
+    Ed25519,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct KeygenArgs {
     pub kind: Kind,
     /// Subject, e.g. "C=US, ST=WA, O=Acme, CN=alice" (C, ST and O are required, as trust
-    /// policies require them of identities)
-    #[arg(long)]
-    pub subject: String,
+    /// policies require them of identities); not for cosign keys
+    #[arg(long, required_if_eq_any([("kind", "root"), ("kind", "intermediate"), ("kind", "signer")]))]
+    pub subject: Option<String>,
     /// Output prefix: writes PREFIX.key (private, mode 0600) and PREFIX.pem (the
     /// certificate followed by its issuers' chain)
     #[arg(long)]
@@ -40,7 +45,8 @@ pub struct KeygenArgs {
     /// The issuing CA's prefix (its PREFIX.key and PREFIX.pem), for intermediate and signer
     #[arg(long)]
     pub issuer: Option<PathBuf>,
-    #[arg(long, value_enum, default_value = "p256")]
+    /// The key's algorithm
+    #[arg(long, alias = "algorithm", value_enum, default_value = "p256")]
     pub curve: Curve,
     /// Days the certificate is valid, from now (1 to 36500: a certificate of 0 days would be
     /// expired when made)
@@ -104,13 +110,59 @@ fn write_new(path: &Path, bytes: &[u8], private: bool, force: bool) -> Result<()
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// `bonded keygen cosign`: PREFIX.key (PKCS#8, mode 0600) and PREFIX.pub (SPKI PEM, as
+/// cosign.pub), and the identity a trust policy names it by.
+fn cosign_pair(args: &KeygenArgs, alg: &'static rcgen::SignatureAlgorithm) -> Result<(), String> {
+    if args.issuer.is_some() || args.subject.is_some() {
+        return Err("a cosign key pair has no certificate: drop --issuer and --subject".into());
+    }
+    let key = KeyPair::generate_for(alg).map_err(|e| e.to_string())?;
+    let (key_path, pub_path) = (with_ext(&args.out, "key"), with_ext(&args.out, "pub"));
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    write_new(&key_path, key.serialize_pem().as_bytes(), true, args.force)?;
+    write_new(
+        &pub_path,
+        key.public_key_pem().as_bytes(),
+        false,
+        args.force,
+    )?;
+    let public = crate::trust::cosign::PublicKey::from_spki(
+        &rcgen::PublicKeyData::subject_public_key_info(&key),
+    )?;
+    println!(
+        "wrote {} (private key, mode 0600) and {}",
+        key_path.display(),
+        pub_path.display()
+    );
+    println!(
+        "trust store: copy {} into <truststore>/cosign/<name>/",
+        pub_path.display()
+    );
+    println!(
+        "identity for a trust policy: cosign.key: {}",
+        public.fingerprint()
+    );
+    Ok(())
+}
+
 pub fn run(args: &KeygenArgs) -> Result<(), String> {
     let alg = match args.curve {
         Curve::P256 => &rcgen::PKCS_ECDSA_P256_SHA256,
         Curve::P384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        Curve::Ed25519 => &rcgen::PKCS_ED25519,
     };
+    if args.kind == Kind::Cosign {
+        return cosign_pair(args, alg);
+    }
+    if args.curve == Curve::Ed25519 {
+        return Err("Notary Project certificates take RSA or ECDSA P-256/P-384/P-521 keys, not Ed25519; Ed25519 is for cosign keys (bonded keygen cosign --algorithm ed25519)".into());
+    }
+    let subject = args.subject.as_deref().ok_or("--subject is required")?;
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
-    params.distinguished_name = distinguished_name(&args.subject)?;
+    params.distinguished_name = distinguished_name(subject)?;
     let now = OffsetDateTime::now_utc();
     params.not_before = now - Duration::minutes(5);
     params.not_after = now + Duration::days(args.days.into());
@@ -123,7 +175,7 @@ pub fn run(args: &KeygenArgs) -> Result<(), String> {
             });
             params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         }
-        Kind::Signer => {
+        Kind::Signer | Kind::Cosign => {
             params.is_ca = IsCa::NoCa;
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
@@ -181,11 +233,8 @@ pub fn run(args: &KeygenArgs) -> Result<(), String> {
             "trust store: copy {} into <truststore>/x509/ca/<name>/",
             cert_path.display()
         ),
-        Kind::Intermediate => {}
-        Kind::Signer => println!(
-            "identity for a trust policy: x509.subject: {}",
-            args.subject
-        ),
+        Kind::Intermediate | Kind::Cosign => {}
+        Kind::Signer => println!("identity for a trust policy: x509.subject: {subject}"),
     }
     Ok(())
 }

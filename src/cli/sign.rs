@@ -348,19 +348,64 @@ async fn resolve_for_signing(
         .map_err(|e| e.to_string())
 }
 
+/// A private key to make cosign signatures with: PKCS#8 PEM, or cosign's encrypted key
+/// (`ENCRYPTED SIGSTORE PRIVATE KEY`, `ENCRYPTED COSIGN PRIVATE KEY`) decrypted with the
+/// password from `COSIGN_PASSWORD`, as cosign takes it, else asked on the terminal, else
+/// read from standard input unless the registry's password comes from there.
+fn cosign_private_key(path: &PathBuf, stdin_taken: bool) -> Result<rcgen::KeyPair, String> {
+    use crate::trust::cosign;
+    let bytes = read(path, "key")?;
+    let blocks: Vec<_> = x509_parser::pem::Pem::iter_from_buffer(&bytes)
+        .filter_map(Result::ok)
+        .collect();
+    let unusable = |e: String| {
+        format!(
+            "{}: not a private key cosign signatures can be made with (PKCS#8 ECDSA P-256/P-384, RSA, Ed25519): {e}",
+            path.display()
+        )
+    };
+    if let Some(enc) = blocks
+        .iter()
+        .find(|b| cosign::ENCRYPTED_KEY_LABELS.contains(&b.label.as_str()))
+    {
+        let password = match std::env::var("COSIGN_PASSWORD") {
+            Ok(p) => p,
+            Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                rpassword::prompt_password("Enter password for private key: ")
+                    .map_err(|e| format!("reading the key's password: {e}"))?
+            }
+            Err(_) if !stdin_taken => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("reading the key's password from standard input: {e}"))?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            }
+            Err(_) => {
+                return Err(format!(
+                    "{} is encrypted and standard input carries the registry's password: give the key's password in COSIGN_PASSWORD",
+                    path.display()
+                ))
+            }
+        };
+        let der = cosign::decrypt_private_key(&enc.contents, password.as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        return rcgen::KeyPair::try_from(der.as_slice()).map_err(|e| {
+            unusable(format!(
+                "it decrypts to something other than a PKCS#8 key, which cosign refuses too ({e})"
+            ))
+        });
+    }
+    let text = String::from_utf8(bytes).map_err(|_| unusable("not a PEM file".into()))?;
+    rcgen::KeyPair::from_pem(&text).map_err(|e| unusable(e.to_string()))
+}
+
 /// `bonded sign --signature-format cosign`: a simple-signing payload for the digest, signed
 /// with the key as cosign signs (ECDSA ASN.1 DER with the curve's hash, RSA PKCS#1 v1.5
 /// SHA-256, Ed25519), pushed as cosign pushes it.
 async fn cosign_sign(args: &SignArgs, image: &ImageRef) -> Result<(), String> {
     use crate::trust::cosign;
-    let key_pem = String::from_utf8(read(&args.key, "key")?)
-        .map_err(|_| format!("{} is not a PEM file", args.key.display()))?;
-    let key = rcgen::KeyPair::from_pem(&key_pem).map_err(|e| {
-        format!(
-            "{}: not a PKCS#8 private key cosign signatures can be made with (ECDSA P-256/P-384, RSA, Ed25519): {e}",
-            args.key.display()
-        )
-    })?;
+    let key = cosign_private_key(&args.key, args.client.password_stdin)?;
     let public =
         cosign::PublicKey::from_spki(&rcgen::PublicKeyData::subject_public_key_info(&key))?;
     let client =

@@ -290,6 +290,100 @@ impl PublicKey {
     }
 }
 
+/// PEM labels of cosign's encrypted private keys (`cosign generate-key-pair` writes the
+/// first; older cosign the second).
+pub const ENCRYPTED_KEY_LABELS: [&str; 2] = [
+    "ENCRYPTED SIGSTORE PRIVATE KEY",
+    "ENCRYPTED COSIGN PRIVATE KEY",
+];
+
+/// Most memory scrypt may take to decrypt a key (128 * r * N bytes): cosign's keys use
+/// N = 32768 or 65536 with r = 8 (32 or 64 MiB); more is refused, not computed.
+const MAX_SCRYPT_MEMORY: u64 = 64 << 20;
+
+#[derive(Deserialize)]
+struct EncryptedKey {
+    kdf: Kdf,
+    cipher: Cipher,
+    ciphertext: String,
+}
+
+#[derive(Deserialize)]
+struct Kdf {
+    name: String,
+    params: KdfParams,
+    salt: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+struct KdfParams {
+    n: u64,
+    #[serde(rename = "r")]
+    r: u32,
+    #[serde(rename = "p")]
+    p: u32,
+}
+
+#[derive(Deserialize)]
+struct Cipher {
+    name: String,
+    nonce: String,
+}
+
+/// Decrypts the body of an `ENCRYPTED SIGSTORE PRIVATE KEY` (or `ENCRYPTED COSIGN PRIVATE
+/// KEY`) PEM block: JSON naming scrypt's parameters and salt and a NaCl secretbox nonce;
+/// scrypt(password) is the XSalsa20-Poly1305 key that opens the ciphertext, a DER private
+/// key. A wrong password fails Poly1305's check; the error says so without the password.
+pub fn decrypt_private_key(pem_body: &[u8], password: &[u8]) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    use crypto_secretbox::aead::{Aead, KeyInit};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let k: EncryptedKey = serde_json::from_slice(pem_body).map_err(|e| {
+        format!("not a cosign encrypted key (its body is not the JSON cosign writes): {e}")
+    })?;
+    if k.kdf.name != "scrypt" || k.cipher.name != "nacl/secretbox" {
+        return Err(format!(
+            "a key encrypted with {} and {}; cosign keys use scrypt and nacl/secretbox",
+            k.kdf.name, k.cipher.name
+        ));
+    }
+    let KdfParams { n, r, p } = k.kdf.params;
+    if !n.is_power_of_two() || n < 2 || r == 0 || p == 0 || p > 16 {
+        return Err(format!(
+            "scrypt parameters N={n}, r={r}, p={p} are not valid"
+        ));
+    }
+    if 128 * u64::from(r) * n > MAX_SCRYPT_MEMORY {
+        return Err(format!(
+            "scrypt parameters N={n}, r={r} would take {} MiB to decrypt; at most {} MiB",
+            (128 * u64::from(r) * n) >> 20,
+            MAX_SCRYPT_MEMORY >> 20
+        ));
+    }
+    let params = scrypt::Params::new(n.trailing_zeros() as u8, r, p)
+        .map_err(|e| format!("scrypt parameters: {e}"))?;
+    let salt = b64.decode(&k.kdf.salt).map_err(|e| format!("salt: {e}"))?;
+    let nonce = b64
+        .decode(&k.cipher.nonce)
+        .map_err(|e| format!("nonce: {e}"))?;
+    let ciphertext = b64
+        .decode(&k.ciphertext)
+        .map_err(|e| format!("ciphertext: {e}"))?;
+    let nonce: [u8; 24] = nonce
+        .as_slice()
+        .try_into()
+        .map_err(|_| format!("the nonce is {} bytes, not 24", nonce.len()))?;
+    let mut key = [0u8; 32];
+    scrypt::scrypt(password, &salt, &params, &mut key).map_err(|e| format!("scrypt: {e}"))?;
+    let cipher = crypto_secretbox::XSalsa20Poly1305::new(&key.into());
+    cipher
+        .decrypt(&nonce.into(), ciphertext.as_slice())
+        .map_err(|_| {
+            "the password is wrong (or the key file is damaged): decryption failed".to_string()
+        })
+}
+
 /// Public keys (DER SubjectPublicKeyInfo) from a PEM file of `PUBLIC KEY` blocks, each
 /// checked to be a key cosign signs with.
 pub fn parse_public_keys(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
@@ -666,6 +760,68 @@ mod tests {
             "{:?}",
             verdicts[0]
         );
+    }
+
+    fn pem_body(path: &std::path::Path) -> Vec<u8> {
+        let bytes = std::fs::read(path).unwrap();
+        let pem = x509_parser::pem::Pem::iter_from_buffer(&bytes)
+            .next()
+            .unwrap()
+            .unwrap();
+        assert!(
+            ENCRYPTED_KEY_LABELS.contains(&pem.label.as_str()),
+            "{}",
+            pem.label
+        );
+        pem.contents
+    }
+
+    /// C16: cosign's encrypted keys decrypt with their passwords (to PKCS#8, whose public
+    /// key is the one published beside it), and a wrong password fails.
+    #[test]
+    fn cosign_encrypted_keys_decrypt_with_their_password_only() {
+        let Some(v) = vectors::dir() else { return };
+        let d = v.join("cosign/keys");
+        let pc = pem_body(&d.join("policy-controller/cosign.key"));
+        let der = decrypt_private_key(&pc, b"").unwrap();
+        let pair = rcgen::KeyPair::try_from(der.as_slice()).unwrap();
+        let public =
+            parse_public_keys(&std::fs::read(d.join("policy-controller/cosign.pub")).unwrap())
+                .unwrap();
+        assert_eq!(
+            rcgen::PublicKeyData::subject_public_key_info(&pair),
+            public[0]
+        );
+        assert!(decrypt_private_key(&pc, b"not-it")
+            .unwrap_err()
+            .contains("password is wrong"));
+        for name in ["pemcosignkey.key", "pemsigstorekey.key"] {
+            let der =
+                decrypt_private_key(&pem_body(&d.join("cosign-keys_test").join(name)), b"hello")
+                    .unwrap();
+            assert!(
+                rcgen::KeyPair::try_from(der.as_slice()).is_ok(),
+                "{name}: PKCS#8"
+            );
+        }
+        // decrypts to SEC1, which cosign refuses: not a PKCS#8 key
+        let sec1 = decrypt_private_key(
+            &pem_body(&d.join("cosign-keys_test/pemcosigneckey.key")),
+            b"hello",
+        )
+        .unwrap();
+        assert_eq!(&sec1[..4], &[0x30, 0x77, 0x02, 0x01]);
+        assert!(rcgen::KeyPair::try_from(sec1.as_slice()).is_err());
+        let rs = pem_body(&d.join("sigstore-rs-example/ECDSA_P256_ASN1_ENCRYPTED_PRIVATE_PEM.key"));
+        assert!(decrypt_private_key(&rs, b"password").is_ok());
+    }
+
+    #[test]
+    fn scrypt_parameters_that_would_exhaust_memory_are_refused() {
+        let body = serde_json::json!({"kdf": {"name": "scrypt", "params": {"N": 1u64 << 24, "r": 8, "p": 1},
+            "salt": "AAAA"}, "cipher": {"name": "nacl/secretbox", "nonce": "AAAA"}, "ciphertext": "AAAA"});
+        let e = decrypt_private_key(body.to_string().as_bytes(), b"").unwrap_err();
+        assert!(e.contains("MiB"), "{e}");
     }
 
     /// The tag form's subject comes from the tag, and only a well-formed `.sig` tag.

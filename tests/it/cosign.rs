@@ -543,3 +543,122 @@ async fn the_signer_role_pushes_cosign_signatures_and_only_those() {
     let e: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
     assert_eq!(e["errors"][0]["detail"]["check"], "role", "{e}");
 }
+
+/// cosign's own encrypted key files sign (C16: policy-controller's `cosign.key`, password
+/// ""): the password from COSIGN_PASSWORD or standard input; a wrong one is refused
+/// without signing; what was signed verifies with the `cosign.pub` published beside it.
+#[tokio::test]
+async fn cosign_encrypted_keys_sign_with_their_password() {
+    let Some(v) = common::vectors::dir() else {
+        return;
+    };
+    let keys = v.join("cosign/keys/policy-controller");
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let dist = start_distribution(&d.join("dist")).await;
+    let c = client();
+    let base = format!("http://{}", dist.addr);
+    image(&c, &base, "acme/enc", "enc").await;
+    let img = format!("{}/acme/enc:v1", dist.addr);
+    let sign_with = |password: Option<&str>, stdin: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
+        cmd.args(["sign", &img, "--signature-format", "cosign", "--key"])
+            .arg(keys.join("cosign.key"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .env_remove("COSIGN_PASSWORD");
+        if let Some(p) = password {
+            cmd.env("COSIGN_PASSWORD", p);
+        }
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = sign_with(Some("wrong"), "");
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains("password is wrong"),
+        "{}",
+        output_text(&o)
+    );
+    assert!(
+        !output_text(&o).contains("wrong\n"),
+        "the password is never echoed"
+    );
+    let o = sign_with(None, "\n");
+    assert!(o.status.success(), "password on stdin: {}", output_text(&o));
+    let cosign_dir = d.join("store/cosign/pc");
+    std::fs::create_dir_all(&cosign_dir).unwrap();
+    std::fs::copy(keys.join("cosign.pub"), cosign_dir.join("cosign.pub")).unwrap();
+    std::fs::write(
+        d.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [{"name": "all", "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["cosign:pc"],
+            "trustedIdentities": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, out) = verify(&img, &d.join("policy.json"), &d.join("store"));
+    assert_eq!(code, Some(0), "{out}");
+}
+
+/// `bonded keygen cosign` writes a key pair cosign reads (PKCS#8, SPKI PEM) and names the
+/// identity as openssl computes it; Ed25519 is refused for Notary certificates.
+#[test]
+fn keygen_makes_cosign_key_pairs_and_names_their_identity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    for alg in ["p256", "p384", "ed25519"] {
+        let prefix = d.join(alg);
+        let o = run(&[
+            "keygen",
+            "cosign",
+            "--algorithm",
+            alg,
+            "--out",
+            prefix.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", output_text(&o));
+        let der = Command::new("openssl")
+            .args(["pkey", "-pubin", "-outform", "DER", "-in"])
+            .arg(d.join(format!("{alg}.pub")))
+            .output()
+            .unwrap();
+        assert!(der.status.success());
+        let fp = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&der.stdout)));
+        assert!(
+            output_text(&o).contains(&format!("cosign.key: {fp}")),
+            "{}",
+            output_text(&o)
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(d.join(format!("{alg}.key")))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let o = run(&[
+        "keygen",
+        "root",
+        "--subject",
+        "C=US, ST=WA, O=Acme, CN=R",
+        "--curve",
+        "ed25519",
+        "--out",
+        d.join("r").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("not Ed25519"),
+        "{}",
+        output_text(&o)
+    );
+}
