@@ -546,6 +546,41 @@ mod admission {
             .await?)
     }
 
+    /// A simple-signing payload for `digest`, as cosign writes it.
+    fn cosign_payload(digest: &str, repo: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({"critical": {"identity": {"docker-reference": repo},
+            "image": {"docker-manifest-digest": digest}, "type": "cosign container image signature"},
+            "optional": null}))
+        .expect("json")
+    }
+
+    /// A cosign signature of `digest` by `key`, its payload and config pushed; returns the
+    /// referrer manifest's bytes.
+    async fn cosign_signature(
+        c: &reqwest::Client,
+        base: &str,
+        repo: &str,
+        key: &KeyPair,
+        digest: &str,
+        size: usize,
+    ) -> Res<Vec<u8>> {
+        use base64::Engine as _;
+        let payload = cosign_payload(digest, repo);
+        let sig = rcgen::SigningKey::sign(key, &payload)?;
+        let payload_d = blob(c, base, repo, &payload).await?;
+        let config = blob(c, base, repo, b"{}").await?;
+        Ok(serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "artifactType": bonded::trust::cosign::COSIGN_ARTIFACT,
+            "config": {"mediaType": bonded::trust::cosign::COSIGN_ARTIFACT, "digest": config, "size": 2},
+            "layers": [{"mediaType": bonded::trust::cosign::SIMPLE_SIGNING, "digest": payload_d,
+                "size": payload.len(), "annotations": {
+                    bonded::trust::cosign::SIGNATURE_ANNOTATION:
+                        base64::engine::general_purpose::STANDARD.encode(sig)}}],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": digest, "size": size}
+        }))?)
+    }
+
     pub async fn run(c: &reqwest::Client, base: &str, token: &str, pushes: usize) -> Res<()> {
         let host = base
             .trim_start_matches("http://")
@@ -558,10 +593,24 @@ mod admission {
             .send()
             .await?;
         expect(res, 200, "set trust store").await?;
+        // cosign keys, one per signer, as the cosign:bench store
+        let cosign_keys: Vec<KeyPair> = (0..5)
+            .map(|_| KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256))
+            .collect::<Result<_, _>>()?;
+        let pems: String = cosign_keys.iter().map(|k| k.public_key_pem()).collect();
+        let res = c
+            .put(format!("{base}/bonded/v1/trust/stores/cosign/bench"))
+            .bearer_auth(token)
+            .body(pems)
+            .send()
+            .await?;
+        expect(res, 200, "set cosign trust store").await?;
         let policy = json!({"version": "1.0", "trustPolicies": [
             {"name": "unchecked", "registryScopes": [format!("{host}/bench/plain/*")], "signatureVerification": {"level": "skip"}},
             {"name": "signed", "registryScopes": [format!("{host}/bench/signed/*")], "signatureVerification": {"level": "strict"},
-             "trustStores": ["ca:bench"], "trustedIdentities": ["*"]}
+             "trustStores": ["ca:bench"], "trustedIdentities": ["*"], "bonded.unsignedPush": "reject"},
+            {"name": "cosign", "registryScopes": [format!("{host}/bench/cosign/*")], "signatureVerification": {"level": "strict"},
+             "trustStores": ["cosign:bench"], "trustedIdentities": ["*"]}
         ]});
         let res = c
             .put(format!("{base}/bonded/v1/trust/policy"))
@@ -578,7 +627,10 @@ mod admission {
             ("strict, 0 signatures (refused)", "bench/signed/app", 0),
             ("strict, 1 ES256 signature", "bench/signed/app", 1),
             ("strict, 5 ES256 signatures", "bench/signed/app", 5),
+            ("strict, 1 cosign P-256 signature", "bench/cosign/app", 1),
+            ("strict, 5 cosign P-256 signatures", "bench/cosign/app", 5),
         ] {
+            let cosign = repo.starts_with("bench/cosign/");
             let config = blob(c, base, repo, b"{}").await?;
             let mut lat = Vec::with_capacity(pushes);
             for i in 0..pushes {
@@ -588,7 +640,14 @@ mod admission {
                     "layers": [], "annotations": {"case": case, "i": i.to_string()}
                 }))?;
                 let d = sha256(&m);
-                if signatures > 0 {
+                if signatures > 0 && cosign {
+                    manifest(c, base, repo, &d, m.clone()).await?;
+                    for key in cosign_keys.iter().take(signatures) {
+                        let sig = cosign_signature(c, base, repo, key, &d, m.len()).await?;
+                        let res = manifest(c, base, repo, &sha256(&sig), sig).await?;
+                        expect(res, 201, "push cosign signature").await?;
+                    }
+                } else if signatures > 0 {
                     manifest(c, base, repo, &d, m.clone()).await?;
                     for (key, chain) in pki.signers.iter().take(signatures) {
                         let env = envelope(key, chain, &d, m.len())?;
@@ -719,6 +778,41 @@ mod admission {
             rate(&mut || public.verify(msg, sig.as_ref()).expect("verifies"))
         };
 
+        // a cosign layer in process: payload binding and one ECDSA P-256 (DER) verify
+        let cosign_full = {
+            use bonded::trust::cosign;
+            let key = &cosign_keys[0];
+            let payload = cosign_payload(&subject.digest, "bench/cosign/app");
+            let sig = rcgen::SigningKey::sign(key, &payload)?;
+            use base64::Engine as _;
+            let layer = cosign::CosignLayer {
+                payload: bonded::oci::Descriptor {
+                    media_type: cosign::SIMPLE_SIGNING.into(),
+                    digest: sha256(&payload).parse().map_err(|e| format!("{e}"))?,
+                    size: payload.len() as u64,
+                },
+                signature: base64::engine::general_purpose::STANDARD.encode(sig),
+                certificate: None,
+            };
+            let mut stores = stores.clone();
+            stores.insert(
+                "cosign:bench".parse().map_err(|e: String| e)?,
+                vec![rcgen::PublicKeyData::subject_public_key_info(key)],
+            );
+            let doc = TrustPolicyDocument::parse(policy.to_string().as_bytes())?;
+            let cosign_policy = doc.policies[2].clone();
+            rate(&mut || {
+                let v = cosign::verify_layer(
+                    &cosign_policy,
+                    &stores,
+                    &layer,
+                    &payload,
+                    &subject.digest,
+                );
+                assert!(v.accepted());
+            })
+        };
+
         let base_ms = results[0].1;
         println!("\n## Admission (median of {pushes} tag pushes each, c=1)\n");
         println!("| case | median latency (ms) | overhead vs unchecked (ms) |");
@@ -738,6 +832,7 @@ mod admission {
         }
         println!("\n- full signature verification in process (envelope, certificate rules, webpki path, ES256): {full:.0}/s");
         println!("- raw ES256 verify (ring): {raw:.0}/s");
+        println!("- cosign layer verification in process (payload binding, key lookup, ECDSA P-256 DER): {cosign_full:.0}/s ({:.1}x Notary's)", cosign_full / full);
         // leave the server as it was: no policy
         super::remove_policy(c, base, token).await?;
         Ok(())

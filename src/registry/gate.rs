@@ -811,23 +811,37 @@ impl Registry {
         if manifests.is_empty() {
             return Ok(Vec::new());
         }
-        let mut records: std::collections::HashMap<(String, u32), SignatureVerdict> =
+        // Each signature manifest's records, all written when it was verified (a manifest
+        // never changes, nor does its number of layers): usable without reading the
+        // manifest when every one is current; one stale or unreadable record, or none at
+        // all, and the manifest is verified again. (A record missing through a write that
+        // failed half-way can only make fewer signatures count.)
+        let mut records: std::collections::HashMap<String, Option<Vec<(u32, SignatureVerdict)>>> =
             Default::default();
         for rec in self.db.stored_verdicts(repo, digest).await? {
             let current = rec.trust_version == Some(trust.version) && rec.policy == policy.name;
-            let Some(v) = rec
+            let v = rec
                 .verdict
                 .as_deref()
                 .and_then(|j| serde_json::from_str::<SignatureVerdict>(j).ok())
-            else {
-                continue;
-            };
-            if current && v.holds_at(now) && v.cosign.is_some() {
-                records.insert((rec.digest.clone(), rec.layer), v);
+                .filter(|v| current && v.holds_at(now) && v.cosign.is_some());
+            let entry = records
+                .entry(rec.digest.clone())
+                .or_insert(Some(Vec::new()));
+            match (entry.as_mut(), v) {
+                (Some(list), Some(v)) => list.push((rec.layer, v)),
+                _ => *entry = None,
             }
         }
         let mut verdicts = Vec::new();
         for (sig_digest_text, tag) in manifests {
+            if let Some(Some(mut kept)) = records.remove(&sig_digest_text) {
+                if !kept.is_empty() {
+                    kept.sort_by_key(|(layer, _)| *layer);
+                    verdicts.extend(kept.into_iter().map(|(_, v)| v));
+                    continue;
+                }
+            }
             let Ok(sig_digest) = sig_digest_text.parse::<Digest>() else {
                 continue;
             };
@@ -841,13 +855,6 @@ impl Registry {
                 continue;
             };
             if sigs.subject != digest.to_string() {
-                continue;
-            }
-            let kept: Option<Vec<SignatureVerdict>> = (0..sigs.layers.len() as u32)
-                .map(|i| records.get(&(sig_digest_text.clone(), i)).cloned())
-                .collect();
-            if let Some(kept) = kept {
-                verdicts.extend(kept);
                 continue;
             }
             let fresh = match self.verify_cosign_layers(policy, trust, repo, &sigs).await {
