@@ -334,6 +334,19 @@ impl Registry {
         })
     }
 
+    /// A manifest stored in `repo`, parsed; `None` when it is not there or does not parse.
+    async fn stored_parsed(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<Option<ParsedManifest>, RegistryError> {
+        Ok(self
+            .db
+            .manifest_by_digest(repo, digest)
+            .await?
+            .and_then(|m| crate::oci::manifest::parse(None, &m.content).ok()))
+    }
+
     /// A cosign signature manifest's push: each layer verified (its payload read from the
     /// repository); refused under strict and permissive levels when none is accepted, so
     /// a push that proves nothing stores nothing. One record per layer, accepted or not.
@@ -511,10 +524,7 @@ impl Registry {
             else {
                 continue;
             };
-            let Some(stored) = self.db.manifest_by_digest(&repo, &sig_digest).await? else {
-                continue;
-            };
-            let Ok(parsed) = crate::oci::manifest::parse(None, &stored.content) else {
+            let Some(parsed) = self.stored_parsed(&repo, &sig_digest).await? else {
                 continue;
             };
             let Ok(Some(sig)) = notary_signature(&parsed) else {
@@ -845,10 +855,7 @@ impl Registry {
             let Ok(sig_digest) = sig_digest_text.parse::<Digest>() else {
                 continue;
             };
-            let Some(stored) = self.db.manifest_by_digest(repo, &sig_digest).await? else {
-                continue;
-            };
-            let Ok(parsed) = crate::oci::manifest::parse(None, &stored.content) else {
+            let Some(parsed) = self.stored_parsed(repo, &sig_digest).await? else {
                 continue;
             };
             let Ok(Some(sigs)) = cosign::cosign_signatures(&parsed, tag.as_deref()) else {
@@ -910,10 +917,7 @@ impl Registry {
             let Ok(sig_digest) = sig_digest_text.parse::<Digest>() else {
                 continue;
             };
-            let Some(stored) = self.db.manifest_by_digest(repo, &sig_digest).await? else {
-                continue;
-            };
-            let Ok(parsed) = crate::oci::manifest::parse(None, &stored.content) else {
+            let Some(parsed) = self.stored_parsed(repo, &sig_digest).await? else {
                 continue;
             };
             let Ok(Some(sig)) = notary_signature(&parsed) else {

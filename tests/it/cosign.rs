@@ -38,6 +38,19 @@ fn keypair(dir: &Path, name: &str, alg: &'static rcgen::SignatureAlgorithm) -> S
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(&der.stdout)))
 }
 
+/// `<store>/cosign/release/` holding the named public keys (`<dir>/<key>.pub`).
+fn cosign_store(dir: &Path, store: &Path, keys: &[&str]) {
+    let cosign = store.join("cosign/release");
+    std::fs::create_dir_all(&cosign).unwrap();
+    for key in keys {
+        std::fs::copy(
+            dir.join(format!("{key}.pub")),
+            cosign.join(format!("{key}.pub")),
+        )
+        .unwrap();
+    }
+}
+
 /// `<dir>/<store>/cosign/release/` holding the named public keys, and a policy trusting
 /// `identities` with `k` required (plus `ca:acme` when `ca` is given).
 fn trust(
@@ -48,15 +61,7 @@ fn trust(
     ca: Option<&Ca>,
 ) -> (PathBuf, PathBuf) {
     let store = dir.join(format!("store-{}", uuid_like(&identities, k)));
-    let cosign = store.join("cosign/release");
-    std::fs::create_dir_all(&cosign).unwrap();
-    for key in keys {
-        std::fs::copy(
-            dir.join(format!("{key}.pub")),
-            cosign.join(format!("{key}.pub")),
-        )
-        .unwrap();
-    }
+    cosign_store(dir, &store, keys);
     let mut stores = vec!["cosign:release"];
     if let Some(ca) = ca {
         ca.write_store(&store, "acme");
@@ -287,15 +292,7 @@ fn enforcing(
     auth: bool,
 ) -> Server {
     let store = dir.join("truststore");
-    let cosign = store.join("cosign/release");
-    std::fs::create_dir_all(&cosign).unwrap();
-    for key in keys {
-        std::fs::copy(
-            dir.join(format!("{key}.pub")),
-            cosign.join(format!("{key}.pub")),
-        )
-        .unwrap();
-    }
+    cosign_store(dir, &store, keys);
     let mut statement = json!({
         "name": "prod", "registryScopes": ["registry.test/prod/*"],
         "signatureVerification": {"level": "strict"}, "trustStores": ["cosign:release"],

@@ -7,7 +7,6 @@
 
 use crate::common;
 
-use common::pki::Ca;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -136,32 +135,7 @@ async fn docker_pushes_unsigned_then_a_signature_lets_docker_pull() {
     let Some(daemon) = start_dockerd(d) else {
         return;
     };
-    let ca = Ca::new("Acme Root");
-    ca.write_store(&d.join("store"), "acme");
-    let (key, cert) = ca.write_signer(d, "release");
-    std::fs::write(
-        d.join("policy.json"),
-        serde_json::json!({"version": "1.0", "trustPolicies": [{
-            "name": "prod", "registryScopes": ["registry.test/prod/*"],
-            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
-            "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme, CN=release"]}]})
-        .to_string(),
-    )
-    .unwrap();
-    let data = d.join("data");
-    let s = Server::start_with_auth(
-        &data,
-        &[
-            "--trust-policy",
-            d.join("policy.json").to_str().unwrap(),
-            "--trust-store",
-            d.join("store").to_str().unwrap(),
-            "--hostname",
-            "registry.test",
-        ],
-    );
-    user(&data, "dev", "developer", "prod/*");
-    user(&data, "ops", "reader", "prod/*");
+    let (s, key, cert) = start_release_gate(d);
     let login = |config: &Path, name: &str| {
         std::fs::create_dir_all(config).unwrap();
         let o = docker_with_stdin(
@@ -177,19 +151,7 @@ async fn docker_pushes_unsigned_then_a_signature_lets_docker_pull() {
     login(&ops, "ops");
 
     // an image in the daemon, from a one-file root filesystem
-    let rootfs = d.join("rootfs");
-    std::fs::create_dir_all(&rootfs).unwrap();
-    std::fs::write(rootfs.join("hello.txt"), b"hello from a docker test\n").unwrap();
-    let tar = d.join("rootfs.tar");
-    assert!(Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap()
-        .success());
+    let tar = rootfs_tar(d, "hello from a docker test\n");
     let image = format!("{}/prod/demo:v1", s.addr);
     let o = docker(&daemon, None, &["import", tar.to_str().unwrap(), &image]);
     assert!(o.status.success(), "{}", output_text(&o));

@@ -69,19 +69,7 @@ fn stderr(o: &Output) -> String {
 
 /// An image in podman's local storage, made from a one-file root filesystem.
 fn import_image(p: &Podman, dir: &Path, name: &str) {
-    let rootfs = dir.join("rootfs");
-    std::fs::create_dir_all(&rootfs).unwrap();
-    std::fs::write(rootfs.join("hello.txt"), b"hello from a podman test\n").unwrap();
-    let tar = dir.join("rootfs.tar");
-    let o = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    let tar = rootfs_tar(dir, "hello from a podman test\n");
     let o = p.run(&["import", tar.to_str().unwrap(), name], None);
     assert!(o.status.success(), "{}", stderr(&o));
 }
@@ -332,36 +320,9 @@ async fn a_bonded_login_serves_podman_and_a_logout_ends_it() {
 /// used, or by digest) publishes it; then a reader pulls the very image pushed.
 #[tokio::test]
 async fn podman_and_skopeo_push_unsigned_then_sign_then_pull() {
-    use common::pki::Ca;
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let ca = Ca::new("Acme Root");
-    ca.write_store(&d.join("store"), "acme");
-    let (key, cert) = ca.write_signer(d, "release");
-    let policy = d.join("policy.json");
-    std::fs::write(
-        &policy,
-        serde_json::json!({"version": "1.0", "trustPolicies": [{
-            "name": "prod", "registryScopes": ["registry.test/prod/*"],
-            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
-            "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme, CN=release"]}]})
-        .to_string(),
-    )
-    .unwrap();
-    let data = d.join("data");
-    let s = Server::start_with_auth(
-        &data,
-        &[
-            "--trust-policy",
-            policy.to_str().unwrap(),
-            "--trust-store",
-            d.join("store").to_str().unwrap(),
-            "--hostname",
-            "registry.test",
-        ],
-    );
-    user(&data, "dev", "developer", "prod/*");
-    user(&data, "ops", "reader", "prod/*");
+    let (s, key, cert) = start_release_gate(d);
 
     // podman pushes unsigned: accepted (the default "quarantine"), the tag waits
     let p = Podman::new(&d.join("podman"));

@@ -370,3 +370,57 @@ pub fn as_user(name: &str, secret: &str) -> reqwest::Client {
         .build()
         .unwrap()
 }
+
+/// A registry enforcing one strict policy over `registry.test/prod/*` that trusts the
+/// signer `CN=release` of a fresh CA, with authentication, and the accounts `dev`
+/// (developer) and `ops` (reader) on `prod/*`: what the push-then-sign tests of real
+/// clients run against. Returns the server and the signer's key and certificate files.
+pub fn start_release_gate(d: &Path) -> (Server, std::path::PathBuf, std::path::PathBuf) {
+    let ca = pki::Ca::new("Acme Root");
+    ca.write_store(&d.join("store"), "acme");
+    let (key, cert) = ca.write_signer(d, "release");
+    let policy = d.join("policy.json");
+    std::fs::write(
+        &policy,
+        serde_json::json!({"version": "1.0", "trustPolicies": [{
+            "name": "prod", "registryScopes": ["registry.test/prod/*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
+            "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme, CN=release"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let data = d.join("data");
+    let s = Server::start_with_auth(
+        &data,
+        &[
+            "--trust-policy",
+            policy.to_str().unwrap(),
+            "--trust-store",
+            d.join("store").to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+        ],
+    );
+    user(&data, "dev", "developer", "prod/*");
+    user(&data, "ops", "reader", "prod/*");
+    (s, key, cert)
+}
+
+/// `<dir>/rootfs.tar`: a root filesystem of one file, `hello.txt` holding `text`, for
+/// `podman import` and `docker import`.
+pub fn rootfs_tar(dir: &Path, text: &str) -> std::path::PathBuf {
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs).unwrap();
+    std::fs::write(rootfs.join("hello.txt"), text).unwrap();
+    let tar = dir.join("rootfs.tar");
+    let o = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+    tar
+}
