@@ -793,6 +793,7 @@ mod admission {
                 },
                 signature: base64::engine::general_purpose::STANDARD.encode(sig),
                 certificate: None,
+                chain: None,
             };
             let mut stores = stores.clone();
             stores.insert(
@@ -808,6 +809,7 @@ mod admission {
                     &layer,
                     &payload,
                     &subject.digest,
+                    now,
                 );
                 assert!(v.accepted());
             })

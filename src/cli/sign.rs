@@ -22,7 +22,8 @@ pub struct SignArgs {
     /// Ed25519), SEC1 or PKCS#1
     #[arg(long)]
     pub key: PathBuf,
-    /// Certificate chain, PEM, leaf first, ending with the root (Notary signatures)
+    /// Certificate chain, PEM, leaf first, ending with the root (Notary signatures; for
+    /// cosign, certificate mode: the leaf and chain go into the signature's annotations)
     #[arg(long, required_if_eq("signature_format", "jws"))]
     pub cert: Option<PathBuf>,
     /// jws: a Notary Project JWS signature (what notation makes); cosign: a key-based
@@ -408,6 +409,47 @@ async fn cosign_sign(args: &SignArgs, image: &ImageRef) -> Result<(), String> {
     let key = cosign_private_key(&args.key, args.client.password_stdin)?;
     let public =
         cosign::PublicKey::from_spki(&rcgen::PublicKeyData::subject_public_key_info(&key))?;
+    // Certificate mode: the leaf (first) and its chain (the rest) as cosign's annotations;
+    // the leaf must be the key's.
+    let certificate = match &args.cert {
+        None => None,
+        Some(path) => {
+            let ders = parse_certificates(&read(path, "certificate chain")?)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if ders.len() > cosign::MAX_CHAIN {
+                return Err(format!(
+                    "{}: more than {} certificates",
+                    path.display(),
+                    cosign::MAX_CHAIN
+                ));
+            }
+            use x509_parser::prelude::FromDer as _;
+            let (_, leaf) = x509_parser::certificate::X509Certificate::from_der(&ders[0])
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            if leaf.public_key().raw != public.spki.as_slice() {
+                return Err(format!(
+                    "{} is not the certificate of {}: their public keys differ",
+                    path.display(),
+                    args.key.display()
+                ));
+            }
+            let pem = |der: &[u8]| {
+                use base64::Engine as _;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+                let lines: Vec<&str> = b64
+                    .as_bytes()
+                    .chunks(64)
+                    .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+                    .collect();
+                format!(
+                    "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                    lines.join("\n")
+                )
+            };
+            let chain: String = ders[1..].iter().map(|d| pem(d)).collect();
+            Some((pem(&ders[0]), chain))
+        }
+    };
     let client =
         RegistryClient::connect(&image.registry, &args.client, Some(&image.repository), true)
             .await
@@ -431,7 +473,18 @@ async fn cosign_sign(args: &SignArgs, image: &ImageRef) -> Result<(), String> {
         .ok_or("the signature made does not verify with the key's own public key")?;
     use base64::Engine as _;
     let payload_digest = Digest::of(crate::oci::Algorithm::Sha256, &payload);
-    if signed_by(&client, image, &digest, &payload_digest, &payload, &public).await? {
+    let leaf_pem = certificate.as_ref().map(|(leaf, _)| leaf.as_str());
+    if signed_by(
+        &client,
+        image,
+        &digest,
+        &payload_digest,
+        &payload,
+        &public,
+        leaf_pem,
+    )
+    .await?
+    {
         println!(
             "{}/{repo}@{digest} is already signed by cosign key {}; nothing to do",
             image.registry,
@@ -446,6 +499,12 @@ async fn cosign_sign(args: &SignArgs, image: &ImageRef) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let mut layer = descriptor_json(cosign::SIMPLE_SIGNING, &payload_digest, payload.len());
     layer["annotations"] = json!({ cosign::SIGNATURE_ANNOTATION: signature_b64 });
+    if let Some((leaf, chain)) = &certificate {
+        layer["annotations"][cosign::CERTIFICATE_ANNOTATION] = json!(leaf);
+        if !chain.is_empty() {
+            layer["annotations"][cosign::CHAIN_ANNOTATION] = json!(chain);
+        }
+    }
     let pushed = if client
         .has_referrers_api(repo, &digest)
         .await
@@ -529,8 +588,8 @@ async fn cosign_sign(args: &SignArgs, image: &ImageRef) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether a cosign signature of `digest` by `key` over this very payload is already in the
-/// registry (a referrer or a layer of the `.sig` tag): signing again would add a second
+/// Whether a cosign signature of `digest` by `key` (with `certificate`, or none) over this
+/// very payload is already in the registry (a referrer or a layer of the `.sig` tag): signing again would add a second
 /// signature that counts for nothing (ECDSA signatures differ each time).
 async fn signed_by(
     client: &RegistryClient,
@@ -539,6 +598,7 @@ async fn signed_by(
     payload_digest: &Digest,
     payload: &[u8],
     key: &crate::trust::cosign::PublicKey,
+    certificate: Option<&str>,
 ) -> Result<bool, String> {
     use crate::trust::cosign;
     use base64::Engine as _;
@@ -571,7 +631,12 @@ async fn signed_by(
             else {
                 continue;
             };
-            if &l.payload.digest == payload_digest && key.verify(payload, &sig).is_some() {
+            // the same key, and the same certificate (or none): a signature in another
+            // mode names another identity, so it is not the same signature
+            if &l.payload.digest == payload_digest
+                && l.certificate.as_deref().map(str::trim) == certificate.map(str::trim)
+                && key.verify(payload, &sig).is_some()
+            {
                 return Ok(true);
             }
         }

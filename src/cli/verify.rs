@@ -326,7 +326,14 @@ async fn cosign_verdicts(
                 return Ok(out);
             }
             let payload = client.blob(repo, &layer.payload.digest).await?;
-            let v = cosign::verify_layer(policy, stores, layer, &payload, &sigs.subject);
+            let v = cosign::verify_layer(
+                policy,
+                stores,
+                layer,
+                &payload,
+                &sigs.subject,
+                OffsetDateTime::now_utc(),
+            );
             out.push((format!("{label}#{i}"), v));
         }
     }

@@ -713,6 +713,79 @@ impl Metadata {
         Ok(rows.into_iter().map(referrer).collect())
     }
 
+    /// cosign's signature manifests of `subject` in one query: referrers of
+    /// `artifact_type`, then the manifest the published tag `sig_tag` names, as (digest,
+    /// whether it came from the tag).
+    pub async fn cosign_signature_manifests(
+        &self,
+        repo: &RepositoryName,
+        subject: &Digest,
+        artifact_type: &str,
+        sig_tag: &str,
+    ) -> Result<Vec<(String, bool)>> {
+        let rows = sqlx::query(
+            "SELECT m.digest, 0 FROM manifests m JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ?1 AND m.subject = ?2 AND m.artifact_type = ?3
+             UNION ALL
+             SELECT t.digest, 1 FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE r.name = ?1 AND t.name = ?4 AND t.state = 'published'",
+        )
+        .bind(repo.as_str())
+        .bind(subject.to_string())
+        .bind(artifact_type)
+        .bind(sig_tag)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get::<i64, _>(1) == 1))
+            .collect())
+    }
+
+    /// [`Metadata::cosign_signature_manifests`] of many subjects of one repository in one
+    /// query, as (subject, digest, whether it came from the tag) triples.
+    pub async fn cosign_signature_manifests_of_many(
+        &self,
+        repo: &RepositoryName,
+        subjects: &[String],
+        artifact_type: &str,
+    ) -> Result<Vec<(String, String, bool)>> {
+        let tags: Vec<String> = subjects
+            .iter()
+            .filter_map(|s| {
+                s.strip_prefix("sha256:")
+                    .map(|hex| format!("sha256-{hex}.sig"))
+            })
+            .collect();
+        let rows = sqlx::query(
+            "SELECT m.subject, m.digest, 0 FROM manifests m JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = ?1 AND m.artifact_type = ?2 AND m.subject IN (SELECT value FROM json_each(?3))
+             UNION ALL
+             SELECT t.name, t.digest, 1 FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE r.name = ?1 AND t.state = 'published' AND t.name IN (SELECT value FROM json_each(?4))",
+        )
+        .bind(repo.as_str())
+        .bind(artifact_type)
+        .bind(serde_json::to_string(subjects).expect("strings serialise"))
+        .bind(serde_json::to_string(&tags).expect("strings serialise"))
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let from_tag = r.get::<i64, _>(2) == 1;
+                let first: String = r.get(0);
+                let subject = if from_tag {
+                    let hex = first.strip_prefix("sha256-")?.strip_suffix(".sig")?;
+                    format!("sha256:{hex}")
+                } else {
+                    first
+                };
+                Some((subject, r.get(1), from_tag))
+            })
+            .collect())
+    }
+
     /// One page of [`Metadata::referrers`]: in digest order, after `after`, at most `limit`.
     pub async fn referrers_page(
         &self,

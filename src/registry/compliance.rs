@@ -60,6 +60,15 @@ impl Registry {
                     memo.clear();
                     repo_of_memo.clone_from(repository);
                 }
+                // Signature bookkeeping (notation's referrers tag index, cosign's `.sig`
+                // tag) is not an image: it is neither judged nor counted.
+                let mut images = Vec::with_capacity(group.len());
+                for t in group {
+                    if !self.is_bookkeeping_tag(t).await? {
+                        images.push(t.clone());
+                    }
+                }
+                let group = images.as_slice();
                 self.judge(&trust, group, &mut memo).await?;
                 for t in group {
                     report.checked_tags += 1;
@@ -83,6 +92,28 @@ impl Registry {
             }
         }
         Ok(report)
+    }
+
+    /// Whether a published tag is signature bookkeeping rather than an image: only tags
+    /// named like notation's referrers index (`sha256-<hex>`) or cosign's `.sig` are read
+    /// to find out, so the report costs nothing more for ordinary tags.
+    async fn is_bookkeeping_tag(&self, t: &PublishedTag) -> Result<bool, RegistryError> {
+        let named_so = super::gate::referrers_tag_subject(&t.tag).is_some()
+            || crate::trust::cosign::sig_tag_subject(&t.tag).is_some();
+        if !named_so {
+            return Ok(false);
+        }
+        let (Ok(repo), Ok(tag)) = (
+            t.repository.parse::<RepositoryName>(),
+            t.tag.parse::<crate::oci::Tag>(),
+        ) else {
+            return Ok(false);
+        };
+        let reference = crate::oci::Reference::Tag(tag.clone());
+        let Some(m) = self.db.manifest_by_tag(&repo, &tag).await? else {
+            return Ok(false);
+        };
+        self.is_signature_bookkeeping(&repo, &reference, &m).await
     }
 
     /// Judges the manifests of `tags` (all of one repository) not yet in `memo`: whether
@@ -131,12 +162,26 @@ impl Registry {
         }
         let mut records: HashMap<String, HashMap<String, crate::db::StoredVerdict>> =
             HashMap::new();
-        if !signatures.is_empty() {
-            for (subject, rec) in self.db.stored_verdicts_of_many(&repo, &subjects).await? {
-                records
-                    .entry(subject)
-                    .or_default()
-                    .insert(rec.digest.clone(), rec);
+        let mut all_records: HashMap<String, Vec<crate::db::StoredVerdict>> = HashMap::new();
+        for (subject, rec) in self.db.stored_verdicts_of_many(&repo, &subjects).await? {
+            records
+                .entry(subject.clone())
+                .or_default()
+                .insert(rec.digest.clone(), rec.clone());
+            all_records.entry(subject).or_default().push(rec);
+        }
+        let mut cosign: HashMap<String, Vec<(String, bool)>> = HashMap::new();
+        if Registry::counts_cosign(policy) {
+            for (subject, sig, from_tag) in self
+                .db
+                .cosign_signature_manifests_of_many(
+                    &repo,
+                    &subjects,
+                    crate::trust::cosign::COSIGN_ARTIFACT,
+                )
+                .await?
+            {
+                cosign.entry(subject).or_default().push((sig, from_tag));
             }
         }
         let now = time::OffsetDateTime::now_utc();
@@ -159,9 +204,10 @@ impl Registry {
                 _ => Vec::new(),
             };
             let mut verdicts = verdicts;
-            if let Ok(d) = t.digest.parse::<Digest>() {
+            if let (Ok(d), Some(manifests)) = (t.digest.parse::<Digest>(), cosign.get(&t.digest)) {
+                let stored = all_records.get(&t.digest).map_or(&[][..], Vec::as_slice);
                 verdicts.extend(
-                    self.cosign_verdicts_for(policy, trust, &repo, &d, now)
+                    self.cosign_verdicts_from(policy, trust, &repo, &d, manifests, stored, now)
                         .await?,
                 );
             }

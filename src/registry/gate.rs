@@ -425,6 +425,7 @@ impl Registry {
                 layer,
                 &payload,
                 &sigs.subject,
+                OffsetDateTime::now_utc(),
             ));
         }
         Ok(verdicts)
@@ -752,12 +753,10 @@ impl Registry {
         size: u64,
         now: OffsetDateTime,
     ) -> Result<Vec<SignatureVerdict>, RegistryError> {
-        let records: std::collections::HashMap<String, crate::db::StoredVerdict> = self
-            .db
-            .stored_verdicts(repo, digest)
-            .await?
-            .into_iter()
-            .map(|r| (r.digest.clone(), r))
+        let stored = self.db.stored_verdicts(repo, digest).await?;
+        let records: std::collections::HashMap<String, crate::db::StoredVerdict> = stored
+            .iter()
+            .map(|r| (r.digest.clone(), r.clone()))
             .collect();
         let referrers: Vec<String> = self
             .db
@@ -779,7 +778,7 @@ impl Registry {
             )
             .await?;
         verdicts.extend(
-            self.cosign_verdicts_for(policy, trust, repo, digest, now)
+            self.cosign_verdicts_for(policy, trust, repo, digest, &stored, now)
                 .await?,
         );
         Ok(verdicts)
@@ -787,40 +786,63 @@ impl Registry {
 
     /// Every cosign signature stored in `repo` for `digest` (referrers of cosign's artifact
     /// type, and the manifest the `sha256-<hex>.sig` tag names), one verdict per layer at
-    /// `now`: stored verdicts where they were made under this trust version and policy and
-    /// still hold, otherwise verified again and their records rewritten. Nothing is read
-    /// when the policy lists no cosign store, since no cosign signature could count then.
+    /// `now`: stored verdicts (`stored`, the digest's signature records) where they were
+    /// made under this trust version and policy and still hold, otherwise verified again
+    /// and their records rewritten. Nothing is read when the policy lists neither a cosign
+    /// store (keys) nor a ca store (certificate mode), since no cosign signature could
+    /// count then.
     pub(super) async fn cosign_verdicts_for(
         &self,
         policy: &TrustPolicy,
         trust: &TrustConfig,
         repo: &RepositoryName,
         digest: &Digest,
+        stored: &[crate::db::StoredVerdict],
         now: OffsetDateTime,
     ) -> Result<Vec<SignatureVerdict>, RegistryError> {
-        if !policy
-            .trust_stores
-            .iter()
-            .any(|s| s.kind == crate::trust::store::StoreType::Cosign)
-        {
+        if !Self::counts_cosign(policy) {
             return Ok(Vec::new());
         }
-        let mut manifests: Vec<(String, Option<String>)> = self
-            .db
-            .referrers(repo, digest, Some(cosign::COSIGN_ARTIFACT))
-            .await?
-            .into_iter()
-            .map(|r| (r.digest, None))
-            .collect();
         let tag = format!("sha256-{}.sig", digest.hex());
-        if let Ok(t) = tag.parse::<crate::oci::Tag>() {
-            if let Some(m) = self.db.manifest_by_tag(repo, &t).await? {
-                manifests.push((m.digest, Some(tag)));
-            }
-        }
+        let manifests: Vec<(String, bool)> = self
+            .db
+            .cosign_signature_manifests(repo, digest, cosign::COSIGN_ARTIFACT, &tag)
+            .await?;
+        self.cosign_verdicts_from(policy, trust, repo, digest, &manifests, stored, now)
+            .await
+    }
+
+    /// Whether statements like `policy` can count cosign signatures at all: they need a
+    /// cosign store (keys) or a ca store (certificate mode).
+    pub(super) fn counts_cosign(policy: &TrustPolicy) -> bool {
+        use crate::trust::store::StoreType;
+        policy
+            .trust_stores
+            .iter()
+            .any(|s| matches!(s.kind, StoreType::Cosign | StoreType::Ca))
+    }
+
+    /// [`Self::cosign_verdicts_for`] with the signature manifests (digest, whether named by
+    /// the `.sig` tag) already read (the compliance report reads them for a page at once).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn cosign_verdicts_from(
+        &self,
+        policy: &TrustPolicy,
+        trust: &TrustConfig,
+        repo: &RepositoryName,
+        digest: &Digest,
+        manifests: &[(String, bool)],
+        stored: &[crate::db::StoredVerdict],
+        now: OffsetDateTime,
+    ) -> Result<Vec<SignatureVerdict>, RegistryError> {
         if manifests.is_empty() {
             return Ok(Vec::new());
         }
+        let tag = format!("sha256-{}.sig", digest.hex());
+        let manifests: Vec<(String, Option<String>)> = manifests
+            .iter()
+            .map(|(d, from_tag)| (d.clone(), from_tag.then(|| tag.clone())))
+            .collect();
         // Each signature manifest's records, all written when it was verified (a manifest
         // never changes, nor does its number of layers): usable without reading the
         // manifest when every one is current; one stale or unreadable record, or none at
@@ -828,7 +850,7 @@ impl Registry {
         // failed half-way can only make fewer signatures count.)
         let mut records: std::collections::HashMap<String, Option<Vec<(u32, SignatureVerdict)>>> =
             Default::default();
-        for rec in self.db.stored_verdicts(repo, digest).await? {
+        for rec in stored {
             let current = rec.trust_version == Some(trust.version) && rec.policy == policy.name;
             let v = rec
                 .verdict

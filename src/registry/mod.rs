@@ -1085,7 +1085,7 @@ impl Registry {
     /// (what notation reads on registries without the referrers API) or cosign's `.sig`
     /// tag: not an image, so
     /// `bonded.enforceOnPull` does not ask it for signatures of its own.
-    async fn is_signature_bookkeeping(
+    pub(super) async fn is_signature_bookkeeping(
         &self,
         repo: &RepositoryName,
         reference: &Reference,

@@ -28,6 +28,12 @@ pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+js
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// The layer annotation of a certificate-mode or keyless signature's leaf certificate.
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The layer annotation of the leaf's chain (intermediates, then the root), PEM.
+pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+/// Most certificates a certificate-mode signature's leaf and chain may hold together.
+pub const MAX_CHAIN: usize = 10;
+/// Largest certificate or chain annotation read.
+const MAX_CERT_ANNOTATION: usize = 64 * 1024;
 /// The `critical.type` of an image signature payload.
 pub const PAYLOAD_TYPE: &str = "cosign container image signature";
 /// Most signatures (layers) one cosign signature manifest may hold.
@@ -46,6 +52,8 @@ pub struct CosignLayer {
     pub signature: String,
     /// A leaf certificate (certificate mode or keyless), if the layer carries one.
     pub certificate: Option<String>,
+    /// The leaf's chain, PEM, if given.
+    pub chain: Option<String>,
 }
 
 /// A cosign signature manifest: the digest it signs and its signatures.
@@ -135,10 +143,21 @@ pub fn cosign_signatures(
                 signature.len()
             ));
         }
+        let certificate = annotation(CERTIFICATE_ANNOTATION);
+        let chain = annotation(CHAIN_ANNOTATION);
+        if [&certificate, &chain]
+            .iter()
+            .any(|a| a.as_ref().is_some_and(|a| a.len() > MAX_CERT_ANNOTATION))
+        {
+            return Err(format!(
+                "layer {i}'s certificate or chain annotation is over {MAX_CERT_ANNOTATION} bytes"
+            ));
+        }
         layers.push(CosignLayer {
             payload: l.clone(),
             signature,
-            certificate: annotation(CERTIFICATE_ANNOTATION),
+            certificate,
+            chain,
         });
     }
     Ok(Some(CosignSignatures { subject, layers }))
@@ -384,6 +403,154 @@ pub fn decrypt_private_key(pem_body: &[u8], password: &[u8]) -> Result<Vec<u8>, 
         })
 }
 
+/// DER certificates of PEM text (`CERTIFICATE` blocks), at most [`MAX_CHAIN`].
+fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    for pem in x509_parser::pem::Pem::iter_from_buffer(text.as_bytes()) {
+        let pem = pem.map_err(|e| format!("bad PEM: {e}"))?;
+        if pem.label == "CERTIFICATE" {
+            out.push(pem.contents);
+        }
+        if out.len() > MAX_CHAIN {
+            return Err(format!("more than {MAX_CHAIN} certificates"));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a certificate carries one of Fulcio's OIDC issuer extensions
+/// (1.3.6.1.4.1.57264.1.1 or .1.8): a keyless signature's leaf.
+fn is_fulcio(der: &[u8]) -> bool {
+    use x509_parser::prelude::FromDer as _;
+    x509_parser::certificate::X509Certificate::from_der(der).is_ok_and(|(_, c)| {
+        c.extensions().iter().any(|e| {
+            let oid = e.oid.to_id_string();
+            oid == "1.3.6.1.4.1.57264.1.1" || oid == "1.3.6.1.4.1.57264.1.8"
+        })
+    })
+}
+
+/// Certificate mode: the signature verifies with the leaf certificate's key; the leaf and
+/// its chain lead to a root of the policy's `ca:` stores now, with the code-signing rules
+/// of the path builder (extended key usage codeSigning where present); the leaf's subject
+/// is the identity, as a Notary signer's is. Without a trusted timestamp every certificate
+/// must be valid now, and the verdict holds only while they are.
+#[allow(clippy::too_many_arguments)]
+fn verify_certificate_mode(
+    v: &mut SignatureVerdict,
+    policy: &TrustPolicy,
+    stores: &TrustStores,
+    leaf_pem: &str,
+    chain_pem: Option<&str>,
+    payload: &[u8],
+    signature: &[u8],
+    now: time::OffsetDateTime,
+) {
+    let parsed = (|| {
+        let mut ders = pem_certificates(leaf_pem)?;
+        if ders.len() != 1 {
+            return Err(format!(
+                "the certificate annotation holds {} certificates, not one leaf",
+                ders.len()
+            ));
+        }
+        if let Some(chain) = chain_pem {
+            ders.extend(pem_certificates(chain)?);
+        }
+        if ders.len() > MAX_CHAIN {
+            return Err(format!(
+                "the leaf and its chain hold more than {MAX_CHAIN} certificates"
+            ));
+        }
+        let chain: Vec<certs::CertInfo> = ders
+            .iter()
+            .enumerate()
+            .map(|(i, d)| certs::CertInfo::parse(i, d).map_err(|e| e.to_string()))
+            .collect::<Result<_, _>>()?;
+        use x509_parser::prelude::FromDer as _;
+        let (_, leaf) = x509_parser::certificate::X509Certificate::from_der(&ders[0])
+            .map_err(|e| e.to_string())?;
+        let key = PublicKey::from_spki(leaf.public_key().raw)?;
+        let alg = key
+            .verify(payload, signature)
+            .ok_or("the signature does not verify with the certificate's key")?;
+        Ok((chain, key, alg, is_fulcio(&ders[0])))
+    })();
+    let (chain, key, alg, fulcio) = match parsed {
+        Ok(x) => x,
+        Err(e) => {
+            v.integrity = Check::Failed(format!("certificate-mode cosign signature: {e}"));
+            return;
+        }
+    };
+    v.signer = Some(chain[0].subject.clone());
+    v.key = Some(key.key_id);
+    v.thumbprints = chain
+        .iter()
+        .map(|c| {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(&c.der))
+        })
+        .collect();
+    v.cosign = Some(CosignDetails {
+        key: None,
+        algorithm: Some(alg.to_string()),
+        docker_reference: String::new(),
+    });
+    let authenticity = (|| {
+        let refs: Vec<_> = policy
+            .trust_stores
+            .iter()
+            .filter(|s| s.kind == StoreType::Ca)
+            .collect();
+        if refs.is_empty() {
+            return Err(format!(
+                "policy '{}' lists no ca trust store for a certificate-mode cosign signature",
+                policy.name
+            ));
+        }
+        let mut anchors = Vec::new();
+        for r in &refs {
+            match stores.get(r) {
+                Some(c) => anchors.extend(c.iter().cloned()),
+                None => {
+                    return Err(format!(
+                        "trust store '{r}' named by policy '{}' does not exist",
+                        policy.name
+                    ))
+                }
+            }
+        }
+        if let Err(e) = certs::validate_path(&chain, &anchors, now) {
+            let names = refs
+                .iter()
+                .map(|r| format!("'{r}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(if fulcio {
+                format!("a keyless (Fulcio) signature: keyless cosign signatures are not verified yet, and its certificate does not lead to a root in trust store {names} now ({e:?})")
+            } else {
+                format!("the certificate chain does not lead to a root in trust store {names} now: {e:?}")
+            });
+        }
+        let signer = super::identity::Signer::X509(&chain[0].subject);
+        if !policy.trusted_identities.trusts(&signer) {
+            return Err(format!(
+                "signer '{}' is not a trusted identity of policy '{}'",
+                chain[0].subject, policy.name
+            ));
+        }
+        Ok(())
+    })();
+    v.integrity = Check::Passed;
+    v.authenticity = Check::from_result(policy.actions.authenticity, authenticity);
+    // Checked at `now`: the verdict holds while every certificate is valid.
+    let from = chain.iter().map(|c| c.not_before).max();
+    let until = chain.iter().map(|c| c.not_after).min();
+    v.valid_from = from;
+    v.valid_until = until;
+}
+
 /// Public keys (DER SubjectPublicKeyInfo) from a PEM file of `PUBLIC KEY` blocks, each
 /// checked to be a key cosign signs with.
 pub fn parse_public_keys(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
@@ -412,6 +579,7 @@ pub fn verify_layer(
     layer: &CosignLayer,
     payload: &[u8],
     subject: &str,
+    now: time::OffsetDateTime,
 ) -> SignatureVerdict {
     let mut v = SignatureVerdict::empty();
     if policy.level == Level::Skip {
@@ -446,10 +614,22 @@ pub fn verify_layer(
         algorithm: None,
         docker_reference: signed.docker_reference,
     };
+    if let Some(leaf) = &layer.certificate {
+        verify_certificate_mode(
+            &mut v,
+            policy,
+            stores,
+            leaf,
+            layer.chain.as_deref(),
+            payload,
+            &signature,
+            now,
+        );
+        details.algorithm = v.cosign.take().and_then(|c| c.algorithm);
+        v.cosign = Some(details);
+        return v;
+    }
     let authenticity = (|| {
-        if layer.certificate.is_some() {
-            return Err("certificate and keyless cosign signatures are not verified yet; only key-based ones count".to_string());
-        }
         let refs: Vec<_> = policy
             .trust_stores
             .iter()
@@ -650,7 +830,14 @@ mod tests {
             .map(|l| {
                 let payload =
                     std::fs::read(d.join("blobs/sha256").join(l.payload.digest.hex())).unwrap();
-                verify_layer(policy, stores, l, &payload, &sigs.subject)
+                verify_layer(
+                    policy,
+                    stores,
+                    l,
+                    &payload,
+                    &sigs.subject,
+                    time::OffsetDateTime::now_utc(),
+                )
             })
             .collect()
     }
@@ -695,7 +882,14 @@ mod tests {
         let (doc, stores) =
             policy_and_stores(&[keys.join("alice.pub")], serde_json::json!(["*"]), 1);
         let policy = doc.policy_for("reg.io/app").unwrap();
-        let v = verify_layer(policy, &stores, l, &payload, &format!("sha256:{THREE}"));
+        let v = verify_layer(
+            policy,
+            &stores,
+            l,
+            &payload,
+            &format!("sha256:{THREE}"),
+            time::OffsetDateTime::now_utc(),
+        );
         assert!(matches!(v.integrity, Check::Failed(_)), "{v:?}");
     }
 

@@ -176,11 +176,11 @@ impl SignatureVerdict {
         Self::new()
     }
 
-    /// Who signed, whatever the format: a cosign key once one verified, else the
-    /// certificate subject.
+    /// Who signed, whatever the format: a key-based cosign signature's key once one
+    /// verified, else the certificate subject (Notary, and cosign's certificate mode).
     pub fn signer_identity(&self) -> Option<Signer<'_>> {
-        match &self.cosign {
-            Some(c) => c.key.as_deref().map(Signer::CosignKey),
+        match self.cosign.as_ref().and_then(|c| c.key.as_deref()) {
+            Some(key) => Some(Signer::CosignKey(key)),
             None => self.signer.as_ref().map(Signer::X509),
         }
     }

@@ -334,6 +334,19 @@ async fn push_sig_tag(
     payload_digest: &str,
     key: &Path,
 ) -> u16 {
+    push_sig_tag_with(c, s, repo, digest, payload_digest, key, json!({})).await
+}
+
+/// [`push_sig_tag`] with more layer annotations (a certificate, a chain).
+async fn push_sig_tag_with(
+    c: &reqwest::Client,
+    s: &Server,
+    repo: &str,
+    digest: &str,
+    payload_digest: &str,
+    key: &Path,
+    annotations: Value,
+) -> u16 {
     let payload = json!({"critical": {"identity": {"docker-reference": format!("registry.test/{repo}")},
         "image": {"docker-manifest-digest": payload_digest}, "type": "cosign container image signature"},
         "optional": null}).to_string().into_bytes();
@@ -344,10 +357,14 @@ async fn push_sig_tag(
     let b64 = base64::engine::general_purpose::STANDARD.encode(signature);
     let pd = push_blob(c, s, repo, &payload).await;
     let config = push_blob(c, s, repo, br#"{"architecture":"","os":"","config":{}}"#).await;
+    let mut layer_annotations = json!({"dev.cosignproject.cosign/signature": b64});
+    for (k, v) in annotations.as_object().unwrap() {
+        layer_annotations[k] = v.clone();
+    }
     let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 39},
         "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": pd,
-            "size": payload.len(), "annotations": {"dev.cosignproject.cosign/signature": b64}}]});
+            "size": payload.len(), "annotations": layer_annotations}]});
     let hex = digest.trim_start_matches("sha256:");
     c.put(s.v2(&format!("{repo}/manifests/sha256-{hex}.sig")))
         .header("Content-Type", OCI_MANIFEST)
@@ -465,7 +482,20 @@ async fn the_gate_verifies_cosign_signatures_and_publishes_what_they_satisfy() {
         200
     );
 
-    // the store loses key b: the image no longer meets the policy and is not pulled
+    // the compliance report counts cosign signatures: compliant now
+    let report: Value = {
+        let res = c
+            .get(format!("{base}/bonded/v1/trust/noncompliant"))
+            .bearer_auth("cosign-test-token")
+            .send()
+            .await
+            .unwrap();
+        serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+    };
+    assert_eq!(report["noncompliantTags"], 0, "{report}");
+
+    // the store loses key b: the image no longer meets the policy and is not pulled, and
+    // the change's answer says so
     let res = c
         .put(format!("{base}/bonded/v1/trust/stores/cosign/release"))
         .bearer_auth("cosign-test-token")
@@ -473,7 +503,10 @@ async fn the_gate_verifies_cosign_signatures_and_publishes_what_they_satisfy() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    assert_eq!(res.status(), 200);
+    let answer: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer["noncompliant"]["noncompliantTags"], 1, "{answer}");
+    assert_eq!(answer["noncompliant"]["images"][0]["tag"], "v1", "{answer}");
     assert_eq!(
         status(&c, &s, "prod/app", "v1").await,
         403,
@@ -658,4 +691,166 @@ fn keygen_makes_cosign_key_pairs_and_names_their_identity() {
         "{}",
         output_text(&o)
     );
+}
+
+/// Certificate mode: the leaf and chain annotations, checked against a `ca:` store now,
+/// the leaf's subject the identity (the same one a Notary signature by that certificate
+/// has, so one person signing both ways counts once). A certificate whose key did not make
+/// the signature, an untrusted CA and an expired leaf never count; at the gate they are
+/// refused.
+#[tokio::test]
+async fn certificate_mode_cosign_signatures_are_people_like_notary_signers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = Ca::new("Acme Root");
+    let (alice_key, alice_cert) = ca.write_signer(d, "alice");
+    let (bob_key, bob_cert) = ca.write_signer(d, "bob");
+    let (expired_key, expired_cert) = ca.issue_expired("old");
+    std::fs::write(d.join("old.key"), expired_key.serialize_pem()).unwrap();
+    std::fs::write(
+        d.join("old.pem"),
+        format!("{}{}", expired_cert.pem(), ca.pem),
+    )
+    .unwrap();
+
+    // bonded sign --cert, verified by bonded verify, on an open bonded and on Distribution
+    let bonded = Server::start();
+    let dist = start_distribution(&d.join("dist")).await;
+    let c = client();
+    let ids = json!([
+        "x509.subject: C=US, ST=WA, O=Acme, CN=alice",
+        "x509.subject: C=US, ST=WA, O=Acme, CN=bob"
+    ]);
+    let store = d.join("store");
+    ca.write_store(&store, "acme");
+    std::fs::create_dir_all(store.join("cosign/none")).unwrap();
+    let policy = d.join("policy.json");
+    std::fs::write(
+        &policy,
+        json!({"version": "1.0", "trustPolicies": [{"name": "all", "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
+            "trustedIdentities": ids, "signaturesRequired": 2}]})
+        .to_string(),
+    )
+    .unwrap();
+    let sign_cert = |img: &str, key: &Path, cert: &Path| {
+        run(&[
+            "sign",
+            img,
+            "--signature-format",
+            "cosign",
+            "--key",
+            key.to_str().unwrap(),
+            "--cert",
+            cert.to_str().unwrap(),
+        ])
+    };
+    for registry in [bonded.addr.clone(), dist.addr.clone()] {
+        let base = format!("http://{registry}");
+        image(&c, &base, "acme/cert", "cert").await;
+        let img = format!("{registry}/acme/cert:v1");
+        // alice signs with notation's format and with cosign's, the same certificate: one
+        let o = run(&[
+            "sign",
+            &img,
+            "--key",
+            alice_key.to_str().unwrap(),
+            "--cert",
+            alice_cert.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", output_text(&o));
+        let o = sign_cert(&img, &alice_key, &alice_cert);
+        assert!(o.status.success(), "{}", output_text(&o));
+        let (code, out) = verify(&img, &policy, &store);
+        assert_eq!(
+            code,
+            Some(5),
+            "{registry}: alice twice is one of two: {out}"
+        );
+        // a certificate that is not the key's is refused before signing
+        let o = sign_cert(&img, &bob_key, &alice_cert);
+        assert!(!o.status.success());
+        assert!(
+            output_text(&o).contains("public keys differ"),
+            "{}",
+            output_text(&o)
+        );
+        let o = sign_cert(&img, &bob_key, &bob_cert);
+        assert!(o.status.success(), "{}", output_text(&o));
+        let (code, out) = verify(&img, &policy, &store);
+        assert_eq!(code, Some(0), "{registry}: {out}");
+        assert!(out.contains("CN=bob"), "{out}");
+        // another CA's store: untrusted
+        let other = d.join(format!("other-store-{}", registry.replace([':', '.'], "-")));
+        Ca::new("Other Root").write_store(&other, "acme");
+        let (code, out) = verify(&img, &policy, &other);
+        assert_eq!(code, Some(3), "{registry}: {out}");
+    }
+
+    // the gate: alice's certificate-mode signature publishes the waiting tag; bob's
+    // certificate on alice's signature, and an expired leaf, are refused
+    let gate_dir = d.join("gate");
+    std::fs::create_dir_all(&gate_dir).unwrap();
+    ca.write_store(&gate_dir.join("truststore"), "acme");
+    std::fs::write(
+        gate_dir.join("policy.json"),
+        json!({"version": "1.0", "trustPolicies": [{"name": "prod", "registryScopes": ["registry.test/prod/*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
+            "trustedIdentities": ["x509.subject: C=US, ST=WA, O=Acme"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let s = Server::start_in(
+        &gate_dir.join("data"),
+        &[
+            "--trust-policy",
+            gate_dir.join("policy.json").to_str().unwrap(),
+            "--trust-store",
+            gate_dir.join("truststore").to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+        ],
+    );
+    let digest = image(&c, &s.url, "prod/app", "gate").await;
+    assert_eq!(status(&c, &s, "prod/app", "v1").await, 404, "waits");
+    let pem_of = |p: &Path| std::fs::read_to_string(p).unwrap();
+    let leaf_and_chain = |pem: String| {
+        let end = "-----END CERTIFICATE-----";
+        let i = pem.find(end).unwrap() + end.len();
+        (pem[..i].to_string(), pem[i..].trim().to_string())
+    };
+    let (bob_leaf, chain) = leaf_and_chain(pem_of(&bob_cert));
+    let swapped =
+        json!({"dev.sigstore.cosign/certificate": bob_leaf, "dev.sigstore.cosign/chain": chain});
+    assert_eq!(
+        push_sig_tag_with(&c, &s, "prod/app", &digest, &digest, &alice_key, swapped).await,
+        403,
+        "bob's certificate on alice's signature"
+    );
+    let (old_leaf, chain) = leaf_and_chain(pem_of(&d.join("old.pem")));
+    let expired =
+        json!({"dev.sigstore.cosign/certificate": old_leaf, "dev.sigstore.cosign/chain": chain});
+    assert_eq!(
+        push_sig_tag_with(
+            &c,
+            &s,
+            "prod/app",
+            &digest,
+            &digest,
+            &d.join("old.key"),
+            expired
+        )
+        .await,
+        403,
+        "an expired leaf"
+    );
+    assert_eq!(status(&c, &s, "prod/app", "v1").await, 404);
+    let (alice_leaf, chain) = leaf_and_chain(pem_of(&alice_cert));
+    let good =
+        json!({"dev.sigstore.cosign/certificate": alice_leaf, "dev.sigstore.cosign/chain": chain});
+    assert_eq!(
+        push_sig_tag_with(&c, &s, "prod/app", &digest, &digest, &alice_key, good).await,
+        201
+    );
+    assert_eq!(status(&c, &s, "prod/app", "v1").await, 200, "published");
 }
