@@ -1,13 +1,17 @@
-//! cosign's key-based image signatures: the simple-signing payload, the two ways
-//! registries hold them (the `sha256-<hex>.sig` tag, and OCI 1.1 referrers with artifact
-//! type [`COSIGN_ARTIFACT`]), public keys as cosign writes them, and one layer's
-//! verification into a [`SignatureVerdict`] like any other format's.
+//! cosign's image signatures, key-based and in certificate mode: the simple-signing
+//! payload, the two ways registries hold them (the `sha256-<hex>.sig` tag, and OCI 1.1
+//! referrers with artifact type [`COSIGN_ARTIFACT`]), public keys and encrypted private
+//! keys as cosign writes them, and one layer's verification into a [`SignatureVerdict`]
+//! like any other format's.
 //!
 //! Each layer of a cosign signature manifest is one signature: the layer's blob is the
 //! payload, its `dev.cosignproject.cosign/signature` annotation the base64 signature over
 //! the payload's exact bytes. The payload names the signed manifest's digest; that digest
-//! must be the subject's. Certificate (`dev.sigstore.cosign/certificate`) and keyless
-//! signatures are recognised and refused as not verified yet, never counted.
+//! must be the subject's. A layer with a `dev.sigstore.cosign/certificate` annotation is
+//! certificate mode: the leaf's key verifies it, the leaf and its chain lead to a `ca:`
+//! store now, and the leaf's subject is the identity. Keyless signatures (Fulcio leaves,
+//! Rekor entries) are not verified yet: their short-lived leaves never chain now, and the
+//! refusal says they are keyless.
 //!
 //! Pure functions, as the rest of `trust`: the caller fetches the payload blob.
 
