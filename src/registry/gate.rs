@@ -4,6 +4,9 @@
 //! - A Notary signature manifest is verified when pushed; under strict and permissive
 //!   levels an enforced failure refuses it and nothing is stored. Its subject need not
 //!   exist yet, so signatures can be pushed first.
+//! - A cosign signature manifest (a referrer of cosign's artifact type, or under
+//!   `sha256-<hex>.sig`) has every layer verified; under strict and permissive levels it
+//!   is refused, storing nothing, when no layer is accepted. It is never a tagged image.
 //! - Any other manifest is admitted if the signatures stored for its digest, verified again
 //!   now, satisfy the policy. If they do not, it is held as pending (stored, so it can be
 //!   signed in place: never lost, never pullable) and its tags wait for it, beside the

@@ -906,7 +906,7 @@ impl Registry {
                 if sig.accepted {
                     ""
                 } else {
-                    ", not counted (logged failures)"
+                    ", not counted (a check failed; see its record)"
                 }
             );
             audit.push(event(
