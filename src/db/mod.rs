@@ -929,6 +929,17 @@ impl Metadata {
         Ok(row.map(waiting_tag))
     }
 
+    /// Every (repository, digest) that tags wait for, in all repositories.
+    pub async fn waiting_subjects(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT r.name, w.digest FROM waiting_tags w
+             JOIN repositories r ON r.id = w.repository_id ORDER BY r.name, w.digest",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
     /// Tags waiting for signatures in `repo`, oldest first, at most `limit`.
     pub async fn waiting_tags(&self, repo: &RepositoryName, limit: u32) -> Result<Vec<WaitingTag>> {
         let rows = sqlx::query(

@@ -1204,19 +1204,20 @@ impl Registry {
     /// After an accepted signature for `subject`: if the subject was pending or has
     /// waiting tags and the policy is now satisfied, admit it (and what it references)
     /// and publish its waiting tags, each recorded in the audit trail.
-    async fn after_signature(&self, repo: &RepositoryName, subject: &Digest) -> Result<()> {
+    /// Returns whether it was admitted.
+    async fn after_signature(&self, repo: &RepositoryName, subject: &Digest) -> Result<bool> {
         let pending = self.db.manifest_state(repo, subject).await?.as_deref() == Some("pending");
         if !pending && !self.db.has_waiting_tags(repo, subject).await? {
-            return Ok(());
+            return Ok(false);
         }
         let Some(m) = self.db.manifest_by_digest(repo, subject).await? else {
-            return Ok(());
+            return Ok(false);
         };
         let satisfied = self
             .satisfied_now(repo, subject, &m.media_type, m.content.len() as u64)
             .await?;
         let Some((true, reason, _)) = satisfied else {
-            return Ok(());
+            return Ok(false);
         };
         self.admit_descendants(repo, vec![subject.clone()], &format!("admitted: {reason}"))
             .await?;
@@ -1237,7 +1238,7 @@ impl Registry {
             self.manifests.invalidate_tag(repo.as_str(), &tag);
             tracing::info!(repository = %repo, tag, digest = %subject, "waiting tag published: policy satisfied");
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The signature store's records for `digest` in `repo`.

@@ -32,7 +32,7 @@ impl Registry {
             {
                 Some((false, reason, _)) => reason,
                 Some((true, reason, _)) => {
-                    format!("nothing more: {reason} (the trust configuration changed since its last signature; push one of its signatures again to publish)")
+                    format!("nothing more: {reason} (it is admitted at its next signature or trust change)")
                 }
                 None => "no enforcing trust policy covers it now; push it again".into(),
             },
@@ -94,6 +94,25 @@ impl Registry {
             });
         }
         Ok(report)
+    }
+
+    /// After a trust change: every manifest with tags waiting for it, judged again from its
+    /// stored signatures, admitted and its tags published where the policy is now met, each
+    /// recorded in the audit trail (as after a signature push). Bounded by the waiting tags
+    /// there are, which `--pending-ttl` bounds.
+    pub(super) async fn admit_what_now_passes(&self) -> Result<usize> {
+        let waiting = self.db.waiting_subjects().await?;
+        let mut published = 0;
+        for (repo, digest) in waiting {
+            let (Ok(repo), Ok(digest)) = (repo.parse::<RepositoryName>(), digest.parse::<Digest>())
+            else {
+                continue;
+            };
+            if self.after_signature(&repo, &digest).await? {
+                published += 1;
+            }
+        }
+        Ok(published)
     }
 
     /// Removes manifests pending, and tags waiting, for longer than `age`. Returns how

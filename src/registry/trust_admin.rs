@@ -154,6 +154,9 @@ impl Registry {
         self.set_trust(config);
         tracing::info!(version, reason, "trust configuration changed");
         let reevaluated = self.reevaluate_signatures().await?;
+        // What the stored signatures satisfy now (a lowered signaturesRequired, a newly
+        // trusted root) is admitted and published, as a signature push would do.
+        self.admit_what_now_passes().await?;
         let noncompliant = self.compliance(CHANGE_LISTS).await?;
         if noncompliant.noncompliant_tags > 0 {
             tracing::warn!(

@@ -762,3 +762,72 @@ async fn the_latest_push_of_a_tag_is_the_one_that_waits() {
     let e = error_of(&c, &s, "prod/app", "v3").await;
     assert!(e["errors"][0]["detail"].get("waiting").is_none(), "{e}");
 }
+
+/// A trust change that makes stored signatures enough (here: 2 of 2 lowered to 1 of 2)
+/// publishes what waited for them, as a signature push would, with an audit record; one
+/// that does not leaves it waiting.
+#[tokio::test]
+async fn a_trust_change_publishes_what_its_stored_signatures_now_satisfy() {
+    let ca = Ca::new("Acme Root");
+    let tmp = tempfile::tempdir().unwrap();
+    let ids = json!([
+        "x509.subject: C=US, ST=WA, O=Acme, CN=alice",
+        "x509.subject: C=US, ST=WA, O=Acme, CN=bob"
+    ]);
+    let s = start(
+        tmp.path(),
+        &ca,
+        json!({"trustedIdentities": ids, "signaturesRequired": 2}),
+        &[],
+    );
+    let c = client();
+    let (m, desc) = image(&c, &s, "prod/app", "lowered").await;
+    assert_eq!(
+        put(&c, &s, "prod/app", "v1", OCI_MANIFEST, &m)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        push_signature(&c, &s, "prod/app", &ca.signer("alice"), &desc).await,
+        201
+    );
+    assert_eq!(
+        status_of(&c, &s, "prod/app", "v1").await,
+        404,
+        "1 of 2: waits"
+    );
+    let set_policy = |k: u32| {
+        let policy = json!({"version": "1.0", "trustPolicies": [{
+            "name": "prod", "registryScopes": ["registry.test/prod/*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["ca:acme"],
+            "trustedIdentities": ids, "signaturesRequired": k}]});
+        let c = c.clone();
+        let url = format!("{}/bonded/v1/trust/policy", s.url);
+        async move {
+            c.put(url)
+                .bearer_auth(TOKEN)
+                .body(policy.to_string())
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // a change that still asks for 2: nothing published
+    assert_eq!(set_policy(2).await, 200);
+    assert_eq!(
+        status_of(&c, &s, "prod/app", "v1").await,
+        404,
+        "still waits"
+    );
+    assert_eq!(set_policy(1).await, 200);
+    assert_eq!(
+        status_of(&c, &s, "prod/app", "v1").await,
+        200,
+        "published by the change"
+    );
+    let published = audited(&c, &s, "tag.publish", "prod/app").await;
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0]["tag"], "v1");
+}
