@@ -307,7 +307,12 @@ impl PublicKey {
         {
             return Some("ECDSA-P521-SHA512");
         }
-        key.verify_prehash(&sha2::Sha256::digest(message), &sig)
+        // A SHA-256 digest is shorter than the curve's 66-byte field, which the ecdsa crate
+        // refuses as a prehash; as an integer (which is all ECDSA takes of a digest shorter
+        // than the order, in Go's crypto/ecdsa as in SEC 1) it is the same zero-extended.
+        let mut widened = [0u8; 66];
+        widened[34..].copy_from_slice(&sha2::Sha256::digest(message));
+        key.verify_prehash(&widened, &sig)
             .is_ok()
             .then_some("ECDSA-P521-SHA256")
     }
@@ -1020,6 +1025,50 @@ mod tests {
             "salt": "AAAA"}, "cipher": {"name": "nacl/secretbox", "nonce": "AAAA"}, "ciphertext": "AAAA"});
         let e = decrypt_private_key(body.to_string().as_bytes(), b"").unwrap_err();
         assert!(e.contains("MiB"), "{e}");
+    }
+
+    /// P-521 (no real cosign vector exists): a signature with SHA-512 (cosign's default
+    /// for the curve since 2026) and one with SHA-256 (before) both verify; a wrong
+    /// message does not.
+    #[test]
+    fn p521_signatures_verify_with_either_hash() {
+        use p521::ecdsa::signature::hazmat::RandomizedPrehashSigner as _;
+        use sha2::Digest as _;
+        let mut d = [0u8; 66];
+        d[65] = 7;
+        d[30] = 0x5a;
+        let sk = p521::ecdsa::SigningKey::from_slice(&d).unwrap();
+        let point = p521::ecdsa::VerifyingKey::from(&sk)
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        assert_eq!(point.len(), 133);
+        // SubjectPublicKeyInfo: id-ecPublicKey, secp521r1, the uncompressed point
+        let mut spki = vec![0x30, 0x81, 0x9b, 0x30, 0x10];
+        spki.extend([0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01]);
+        spki.extend([0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23]);
+        spki.extend([0x03, 0x81, 0x86, 0x00]);
+        spki.extend(&point);
+        let key = PublicKey::from_spki(&spki).unwrap();
+        let msg = br#"{"critical":{}}"#;
+        let mut rng = p521::elliptic_curve::rand_core::OsRng;
+        let sha512: p521::ecdsa::Signature = sk
+            .sign_prehash_with_rng(&mut rng, &sha2::Sha512::digest(msg))
+            .unwrap();
+        assert_eq!(
+            key.verify(msg, sha512.to_der().as_bytes()),
+            Some("ECDSA-P521-SHA512")
+        );
+        // signed as Go's crypto/ecdsa signs a SHA-256 digest with a P-521 key: the digest's
+        // value as the integer (zero-extended to the field's width here, which is the same)
+        let mut widened = [0u8; 66];
+        widened[34..].copy_from_slice(&sha2::Sha256::digest(msg));
+        let sha256: p521::ecdsa::Signature = sk.sign_prehash_with_rng(&mut rng, &widened).unwrap();
+        assert_eq!(
+            key.verify(msg, sha256.to_der().as_bytes()),
+            Some("ECDSA-P521-SHA256")
+        );
+        assert_eq!(key.verify(b"other", sha512.to_der().as_bytes()), None);
     }
 
     /// The tag form's subject comes from the tag, and only a well-formed `.sig` tag.

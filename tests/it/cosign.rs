@@ -854,3 +854,116 @@ async fn certificate_mode_cosign_signatures_are_people_like_notary_signers() {
     );
     assert_eq!(status(&c, &s, "prod/app", "v1").await, 200, "published");
 }
+
+/// Every key type and hash bonded accepts, with signatures made by openssl (independently
+/// of bonded and of the crates it verifies with): ECDSA P-256/SHA-256, P-384 with SHA-384
+/// and SHA-256, P-521 with SHA-512 and SHA-256 (what cosign made before it picked the hash
+/// by key size), RSA-2048 PKCS#1 v1.5 and PSS with SHA-256, pure Ed25519; each fails on
+/// another message.
+#[test]
+fn openssl_made_signatures_of_every_key_type_verify() {
+    use bonded::trust::cosign::{parse_public_keys, PublicKey};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let payload = d.join("payload.json");
+    std::fs::write(
+        &payload,
+        br#"{"critical":{"type":"cosign container image signature"}}"#,
+    )
+    .unwrap();
+    let openssl = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "openssl {args:?}: {}", output_text(&o));
+    };
+    let cases: [(&str, &[&str], &[&str], &str); 8] = [
+        (
+            "p256",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            &["dgst", "-sha256"],
+            "ECDSA-P256-SHA256",
+        ),
+        (
+            "p384",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            &["dgst", "-sha384"],
+            "ECDSA-P384-SHA384",
+        ),
+        ("p384", &[], &["dgst", "-sha256"], "ECDSA-P384-SHA256"),
+        (
+            "p521",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-521"],
+            &["dgst", "-sha512"],
+            "ECDSA-P521-SHA512",
+        ),
+        ("p521", &[], &["dgst", "-sha256"], "ECDSA-P521-SHA256"),
+        (
+            "rsa",
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+            &["dgst", "-sha256"],
+            "RSA-PKCS1v15-SHA256",
+        ),
+        (
+            "rsa",
+            &[],
+            &[
+                "dgst",
+                "-sha256",
+                "-sigopt",
+                "rsa_padding_mode:pss",
+                "-sigopt",
+                "rsa_pss_saltlen:32",
+            ],
+            "RSA-PSS-SHA256",
+        ),
+        (
+            "ed25519",
+            &["-algorithm", "ED25519"],
+            &["pkeyutl", "-rawin"],
+            "Ed25519",
+        ),
+    ];
+    for (name, keygen, sign, expected) in cases {
+        let key = format!("{name}.key");
+        if !keygen.is_empty() {
+            let mut args = vec!["genpkey"];
+            args.extend_from_slice(keygen);
+            args.extend(["-out", &key]);
+            openssl(&args);
+            openssl(&[
+                "pkey",
+                "-in",
+                &key,
+                "-pubout",
+                "-out",
+                &format!("{name}.pub"),
+            ]);
+        }
+        let mut args: Vec<&str> = sign.to_vec();
+        let sig = format!("{name}-{expected}.sig");
+        if sign[0] == "pkeyutl" {
+            args.extend(["-sign", "-inkey", &key, "-in", "payload.json", "-out", &sig]);
+        } else {
+            args.extend(["-sign", &key, "-out", &sig, "payload.json"]);
+        }
+        openssl(&args);
+        let der =
+            parse_public_keys(&std::fs::read(d.join(format!("{name}.pub"))).unwrap()).unwrap();
+        let public = PublicKey::from_spki(&der[0]).unwrap();
+        let signature = std::fs::read(d.join(&sig)).unwrap();
+        let message = std::fs::read(&payload).unwrap();
+        assert_eq!(
+            public.verify(&message, &signature),
+            Some(expected),
+            "{name} {sign:?}"
+        );
+        assert_eq!(
+            public.verify(b"another message", &signature),
+            None,
+            "{name} {sign:?}"
+        );
+    }
+}
