@@ -774,16 +774,7 @@ impl Registry {
                     message: why,
                     detail: serde_json::json!({ "repository": repo.as_str(), "check": "referrersTagIndex" }),
                 };
-                self.audit_refusal(event(
-                    AuditAction::ManifestPush,
-                    Some(repo),
-                    Some(&digest),
-                    tags.first().map(|t| t.as_str()),
-                    Outcome::Denied,
-                    Some(e.to_string()),
-                ))
-                .await;
-                return Err(e);
+                return Err(self.refuse_push(e, repo, &digest, &tags).await);
             }
         };
         // The signer role pushes signatures bonded can read, untagged, and the referrers
@@ -806,16 +797,7 @@ impl Registry {
                 ),
                 detail: serde_json::json!({ "account": actor, "repository": repo.as_str(), "check": "role" }),
             };
-            self.audit_refusal(event(
-                AuditAction::ManifestPush,
-                Some(repo),
-                Some(&digest),
-                tags.first().map(|t| t.as_str()),
-                Outcome::Denied,
-                Some(e.to_string()),
-            ))
-            .await;
-            return Err(e);
+            return Err(self.refuse_push(e, repo, &digest, &tags).await);
         }
         let admission = match self.trust() {
             // Signatures it lists were each verified when pushed; it has none of its own.
@@ -1147,6 +1129,27 @@ impl Registry {
             }
             None => Err(self.manifest_unknown(repo, reference).await),
         }
+    }
+
+    /// A manifest push refused before the gate (a role, a referrers tag): recorded as a
+    /// refused `manifest.push`, then returned.
+    async fn refuse_push(
+        &self,
+        e: RegistryError,
+        repo: &RepositoryName,
+        digest: &Digest,
+        tags: &[Tag],
+    ) -> RegistryError {
+        self.audit_refusal(event(
+            AuditAction::ManifestPush,
+            Some(repo),
+            Some(digest),
+            tags.first().map(|t| t.as_str()),
+            Outcome::Denied,
+            Some(e.to_string()),
+        ))
+        .await;
+        e
     }
 
     /// Records a refusal (it changed nothing, so it commits alone). A failure to record is
