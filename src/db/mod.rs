@@ -1230,6 +1230,21 @@ impl Metadata {
         Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
+    /// Every (repository, tag, digest) of a published tag named like cosign's
+    /// `sha256-<hex>.sig`.
+    pub async fn all_sig_tags(&self) -> Result<Vec<(String, String, String)>> {
+        let rows = sqlx::query(
+            "SELECT r.name, t.name, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE t.state = 'published' AND t.name GLOB 'sha256-*.sig'",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     /// Writes a signature record (after verifying it again), replacing any.
     pub async fn put_signature(&self, repo: &RepositoryName, sig: &SignatureRecord) -> Result<()> {
         let mut tx = self.write.begin().await?;

@@ -581,6 +581,74 @@ impl Registry {
             self.db.put_signature(&repo, &record).await?;
             n += 1;
         }
+        n += self
+            .reevaluate_cosign_signatures(trust.as_deref(), now)
+            .await?;
+        Ok(n)
+    }
+
+    /// [`Self::reevaluate_signatures`] for cosign: every referrer of cosign's artifact type
+    /// and every manifest a `sha256-<hex>.sig` tag names, each layer verified again under
+    /// the statement covering its repository and its record rewritten (records of
+    /// repositories no enforcing statement covers are left as they are: nothing decides
+    /// from them). Returns how many signatures.
+    async fn reevaluate_cosign_signatures(
+        &self,
+        trust: Option<&TrustConfig>,
+        now: OffsetDateTime,
+    ) -> Result<usize, RegistryError> {
+        let Some(trust) = trust else {
+            return Ok(0);
+        };
+        let mut manifests: Vec<(String, String, Option<String>)> = self
+            .db
+            .all_referrers_of_type(cosign::COSIGN_ARTIFACT)
+            .await?
+            .into_iter()
+            .map(|(repo, digest)| (repo, digest, None))
+            .collect();
+        manifests.extend(
+            self.db
+                .all_sig_tags()
+                .await?
+                .into_iter()
+                .map(|(repo, tag, digest)| (repo, digest, Some(tag))),
+        );
+        let mut n = 0;
+        for (repo, sig_digest, tag) in manifests {
+            let (Ok(repo), Ok(sig_digest)) =
+                (repo.parse::<RepositoryName>(), sig_digest.parse::<Digest>())
+            else {
+                continue;
+            };
+            let Some(policy) = trust
+                .policy
+                .policy_for(&format!("{}/{}", trust.hostname, repo))
+            else {
+                continue;
+            };
+            if policy.level == Level::Skip {
+                continue;
+            }
+            let Some(parsed) = self.stored_parsed(&repo, &sig_digest).await? else {
+                continue;
+            };
+            let Ok(Some(sigs)) = cosign::cosign_signatures(&parsed, tag.as_deref()) else {
+                continue;
+            };
+            let verdicts = match self.verify_cosign_layers(policy, trust, &repo, &sigs).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(signature = %sig_digest, error = %e, "stored cosign signature unreadable");
+                    continue;
+                }
+            };
+            for (i, v) in verdicts.iter().enumerate() {
+                let rec = record_of(&sig_digest, i as u32, &sigs.subject, policy, trust, v, now);
+                self.db.put_signature(&repo, &rec).await?;
+                n += 1;
+            }
+        }
         Ok(n)
     }
 

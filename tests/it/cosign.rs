@@ -505,6 +505,8 @@ async fn the_gate_verifies_cosign_signatures_and_publishes_what_they_satisfy() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let answer: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    // verified again: a's referrer, the .sig tag's one layer, b's referrer
+    assert_eq!(answer["reevaluatedSignatures"], 3, "{answer}");
     assert_eq!(answer["noncompliant"]["noncompliantTags"], 1, "{answer}");
     assert_eq!(answer["noncompliant"]["images"][0]["tag"], "v1", "{answer}");
     assert_eq!(
@@ -966,4 +968,40 @@ fn openssl_made_signatures_of_every_key_type_verify() {
             "{name} {sign:?}"
         );
     }
+}
+
+/// Under enforceOnPull, deleting the `.sig` tag (the only signature) stops pulls at once:
+/// the pull decision kept for 30 s is dropped with the tag.
+#[tokio::test]
+async fn deleting_the_sig_tag_stops_pulls_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = keypair(d, "a", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let s = enforcing(
+        d,
+        &["a"],
+        json!([format!("cosign.key: {a}")]),
+        1,
+        json!({"bonded.enforceOnPull": true}),
+        false,
+    );
+    let c = client();
+    let digest = image(&c, &s.url, "prod/app", "del").await;
+    assert_eq!(
+        push_sig_tag(&c, &s, "prod/app", &digest, &digest, &d.join("a.key")).await,
+        201
+    );
+    assert_eq!(status(&c, &s, "prod/app", "v1").await, 200, "signed");
+    let hex = digest.trim_start_matches("sha256:");
+    let res = c
+        .delete(s.v2(&format!("prod/app/manifests/sha256-{hex}.sig")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert_eq!(
+        status(&c, &s, "prod/app", "v1").await,
+        403,
+        "a cached decision outlived the signature"
+    );
 }
