@@ -1308,6 +1308,13 @@ impl Registry {
                 )];
                 let deleted = self.db.delete_tag(repo, t, &audit).await?;
                 self.manifests.invalidate_tag(repo.as_str(), t.as_str());
+                // cosign's `.sig` tag holds its subject's signatures: pull decisions about
+                // that subject may no longer hold.
+                if let Some(subject) = crate::trust::cosign::sig_tag_subject(t.as_str())
+                    .and_then(|d| d.parse::<Digest>().ok())
+                {
+                    self.forget_pull_verdicts(repo, Some(&subject));
+                }
                 deleted
             }
         };
