@@ -351,8 +351,10 @@ impl Registry {
     }
 
     /// A cosign signature manifest's push: each layer verified (its payload read from the
-    /// repository); refused under strict and permissive levels when none is accepted, so
-    /// a push that proves nothing stores nothing. One record per layer, accepted or not.
+    /// repository); refused under strict and permissive levels when a layer is not even a
+    /// signature of the subject (integrity), or when none is accepted, so a push that
+    /// proves nothing stores nothing. One record per layer, accepted or not (a layer by a
+    /// key the policy does not trust stays, as cosign appends to the `.sig` manifest).
     #[allow(clippy::too_many_arguments)]
     async fn admit_cosign(
         &self,
@@ -382,6 +384,28 @@ impl Registry {
             repository = %repo, signature = %digest, subject = %subject, policy = %policy.name,
             signatures = verdicts.len(), accepted, "cosign signature verified"
         );
+        // Every layer must at least be a signature of this subject (a simple-signing
+        // document naming it, a decodable signature), whoever made it: otherwise a trusted
+        // layer copied from elsewhere could carry any blob, typed as a payload, into a
+        // manifest served under the `.sig` tag.
+        if let (true, Some((i, why))) = (
+            enforcing,
+            verdicts
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| match &v.integrity {
+                    Check::Failed(why) => Some((i, why.clone())),
+                    _ => None,
+                }),
+        ) {
+            return Err(denied(
+                format!(
+                    "cosign signature refused by policy '{}': layer {i} is not a signature of {}: {why}",
+                    policy.name, sigs.subject
+                ),
+                json!({ "policy": policy.name, "check": "integrity", "layer": i, "reason": why }),
+            ));
+        }
         if enforcing && accepted == 0 {
             let first = verdicts
                 .iter()

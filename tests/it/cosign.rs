@@ -1005,3 +1005,64 @@ async fn deleting_the_sig_tag_stops_pulls_at_once() {
         "a cached decision outlived the signature"
     );
 }
+
+/// An attacker with push rights copies a trusted signature layer into a `.sig` manifest
+/// beside a layer of their own (any blob, typed as a payload): at an enforcing gate every
+/// layer must be a signature of the subject, so the push is refused and nothing is served
+/// under the tag.
+#[tokio::test]
+async fn a_trusted_layer_cannot_carry_other_blobs_under_the_sig_tag() {
+    use base64::Engine as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let a = keypair(d, "a", &rcgen::PKCS_ECDSA_P256_SHA256);
+    let s = enforcing(
+        d,
+        &["a"],
+        json!([format!("cosign.key: {a}")]),
+        1,
+        json!({}),
+        false,
+    );
+    let c = client();
+    let digest = image(&c, &s.url, "prod/app", "smuggle").await;
+    let payload = json!({"critical": {"identity": {"docker-reference": "registry.test/prod/app"},
+        "image": {"docker-manifest-digest": digest}, "type": "cosign container image signature"},
+        "optional": null})
+    .to_string()
+    .into_bytes();
+    let key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(d.join("a.key")).unwrap()).unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let good_sig = b64(&rcgen::SigningKey::sign(&key, &payload).unwrap());
+    let pd = push_blob(&c, &s, "prod/app", &payload).await;
+    let smuggled = b"\x1f\x8b\x08\x00 a layer of someone's choosing".to_vec();
+    let sd = push_blob(&c, &s, "prod/app", &smuggled).await;
+    let config = push_blob(&c, &s, "prod/app", b"{}").await;
+    let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+        "layers": [
+            {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": pd,
+             "size": payload.len(), "annotations": {"dev.cosignproject.cosign/signature": good_sig}},
+            {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": sd,
+             "size": smuggled.len(), "annotations": {"dev.cosignproject.cosign/signature": b64(b"x")}}]});
+    let hex = digest.trim_start_matches("sha256:");
+    let res = c
+        .put(s.v2(&format!("prod/app/manifests/sha256-{hex}.sig")))
+        .header("Content-Type", OCI_MANIFEST)
+        .body(serde_json::to_vec(&m).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let e: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(e["errors"][0]["detail"]["layer"], 1, "{e}");
+    assert_eq!(
+        status(&c, &s, "prod/app", &format!("sha256-{hex}.sig")).await,
+        404
+    );
+    assert_eq!(
+        status(&c, &s, "prod/app", "v1").await,
+        404,
+        "nothing published"
+    );
+}
