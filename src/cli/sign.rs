@@ -600,32 +600,11 @@ async fn signed_by(
     key: &crate::trust::cosign::PublicKey,
     certificate: Option<&str>,
 ) -> Result<bool, String> {
-    use crate::trust::cosign;
     use base64::Engine as _;
-    let repo = &image.repository;
-    let mut found: Vec<(Vec<u8>, Option<String>)> = Vec::new();
-    for r in client
-        .referrers(repo, digest, Some(cosign::COSIGN_ARTIFACT))
+    let found = super::verify::fetch_cosign_signatures(client, &image.repository, digest)
         .await
-        .map_err(|e| e.to_string())?
-    {
-        if let Ok((m, _, _)) = client.manifest(repo, &Reference::Digest(r.digest)).await {
-            found.push((m, None));
-        }
-    }
-    let tag = format!("sha256-{}.sig", digest.hex());
-    if let Ok(t) = tag.parse() {
-        if let Ok((m, _, _)) = client.manifest(repo, &Reference::Tag(t)).await {
-            found.push((m, Some(tag)));
-        }
-    }
-    for (bytes, tag) in found {
-        let Ok(parsed) = crate::oci::manifest::parse(None, &bytes) else {
-            continue;
-        };
-        let Ok(Some(sigs)) = cosign::cosign_signatures(&parsed, tag.as_deref()) else {
-            continue;
-        };
+        .map_err(|e| e.to_string())?;
+    for (_, sigs) in found {
         for l in sigs.layers {
             let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(l.signature.trim())
             else {

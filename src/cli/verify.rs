@@ -290,6 +290,37 @@ async fn cosign_verdicts(
     stores: &crate::trust::store::TrustStores,
 ) -> Result<Vec<(String, SignatureVerdict)>, ClientError> {
     use crate::trust::cosign;
+    let mut out = Vec::new();
+    for (label, sigs) in fetch_cosign_signatures(client, repo, digest).await? {
+        for (i, layer) in sigs.layers.iter().enumerate() {
+            if out.len() >= cosign::MAX_LAYERS {
+                return Ok(out);
+            }
+            let payload = client.blob(repo, &layer.payload.digest).await?;
+            let v = cosign::verify_layer(
+                policy,
+                stores,
+                layer,
+                &payload,
+                &sigs.subject,
+                OffsetDateTime::now_utc(),
+            );
+            out.push((format!("{label}#{i}"), v));
+        }
+    }
+    Ok(out)
+}
+
+/// cosign's signature manifests of `digest` in a registry, each parsed and checked to sign
+/// that digest: OCI 1.1 referrers of cosign's artifact type, then what the
+/// `sha256-<hex>.sig` tag names; as (manifest digest, signatures). A manifest that is not a
+/// well-formed cosign signature of this digest is passed over.
+pub(super) async fn fetch_cosign_signatures(
+    client: &RegistryClient,
+    repo: &crate::oci::RepositoryName,
+    digest: &crate::oci::Digest,
+) -> Result<Vec<(String, crate::trust::cosign::CosignSignatures)>, ClientError> {
+    use crate::trust::cosign;
     let mut manifests: Vec<(String, Vec<u8>, Option<String>)> = Vec::new();
     for r in client
         .referrers(repo, digest, Some(cosign::COSIGN_ARTIFACT))
@@ -318,23 +349,8 @@ async fn cosign_verdicts(
         let Ok(Some(sigs)) = cosign::cosign_signatures(&parsed, tag.as_deref()) else {
             continue;
         };
-        if sigs.subject != digest.to_string() {
-            continue;
-        }
-        for (i, layer) in sigs.layers.iter().enumerate() {
-            if out.len() >= cosign::MAX_LAYERS {
-                return Ok(out);
-            }
-            let payload = client.blob(repo, &layer.payload.digest).await?;
-            let v = cosign::verify_layer(
-                policy,
-                stores,
-                layer,
-                &payload,
-                &sigs.subject,
-                OffsetDateTime::now_utc(),
-            );
-            out.push((format!("{label}#{i}"), v));
+        if sigs.subject == digest.to_string() {
+            out.push((label, sigs));
         }
     }
     Ok(out)

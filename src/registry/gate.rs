@@ -91,6 +91,21 @@ fn record(
     }
 }
 
+/// The records of a cosign signature manifest's layers, one per verdict, in layer order.
+fn cosign_records<'a>(
+    digest: &'a Digest,
+    sigs: &'a cosign::CosignSignatures,
+    policy: &'a TrustPolicy,
+    trust: &'a TrustConfig,
+    verdicts: &'a [SignatureVerdict],
+    now: OffsetDateTime,
+) -> impl Iterator<Item = SignatureRecord> + 'a {
+    verdicts
+        .iter()
+        .enumerate()
+        .map(move |(i, v)| record_of(digest, i as u32, &sigs.subject, policy, trust, v, now))
+}
+
 /// The record of signature `layer` of manifest `digest`, signing `subject`, whatever its
 /// format (the subject's media type and size are the caller's to add where the signature
 /// names them; a cosign payload names the digest only).
@@ -423,13 +438,28 @@ impl Registry {
             ));
         }
         Ok(Admission {
-            signatures: verdicts
-                .iter()
-                .enumerate()
-                .map(|(i, v)| record_of(digest, i as u32, &sigs.subject, policy, trust, v, now))
-                .collect(),
+            signatures: cosign_records(digest, sigs, policy, trust, &verdicts, now).collect(),
             ..Admission::default()
         })
+    }
+
+    /// A stored cosign signature manifest verified again; `None` (logged) when a payload
+    /// cannot be read, so it does not count.
+    async fn reverify_cosign(
+        &self,
+        policy: &TrustPolicy,
+        trust: &TrustConfig,
+        repo: &RepositoryName,
+        sig_digest: &Digest,
+        sigs: &cosign::CosignSignatures,
+    ) -> Option<Vec<SignatureVerdict>> {
+        match self.verify_cosign_layers(policy, trust, repo, sigs).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(signature = %sig_digest, error = %e, "stored cosign signature unreadable");
+                None
+            }
+        }
     }
 
     /// Every layer of a cosign signature manifest verified, its payload read from `repo`
@@ -660,15 +690,13 @@ impl Registry {
             let Ok(Some(sigs)) = cosign::cosign_signatures(&parsed, tag.as_deref()) else {
                 continue;
             };
-            let verdicts = match self.verify_cosign_layers(policy, trust, &repo, &sigs).await {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(signature = %sig_digest, error = %e, "stored cosign signature unreadable");
-                    continue;
-                }
+            let Some(verdicts) = self
+                .reverify_cosign(policy, trust, &repo, &sig_digest, &sigs)
+                .await
+            else {
+                continue;
             };
-            for (i, v) in verdicts.iter().enumerate() {
-                let rec = record_of(&sig_digest, i as u32, &sigs.subject, policy, trust, v, now);
+            for rec in cosign_records(&sig_digest, &sigs, policy, trust, &verdicts, now) {
                 self.db.put_signature(&repo, &rec).await?;
                 n += 1;
             }
@@ -981,15 +1009,14 @@ impl Registry {
             if sigs.subject != digest.to_string() {
                 continue;
             }
-            let fresh = match self.verify_cosign_layers(policy, trust, repo, &sigs).await {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(signature = %sig_digest, error = %e, "stored cosign signature unreadable");
-                    continue;
-                }
+            let Some(fresh) = self
+                .reverify_cosign(policy, trust, repo, &sig_digest, &sigs)
+                .await
+            else {
+                continue;
             };
-            for (i, v) in fresh.iter().enumerate() {
-                let rec = record_of(&sig_digest, i as u32, &sigs.subject, policy, trust, v, now);
+            // Kept for next time; a failure to keep one costs only a later re-verification.
+            for rec in cosign_records(&sig_digest, &sigs, policy, trust, &fresh, now) {
                 if let Err(e) = self.db.put_signature(repo, &rec).await {
                     tracing::warn!(signature = %sig_digest, error = %e, "keeping a verdict failed");
                 }
