@@ -347,6 +347,23 @@ async fn push_sig_tag_with(
     key: &Path,
     annotations: Value,
 ) -> u16 {
+    let layer = signature_layer(c, s, repo, payload_digest, key, annotations).await;
+    put_sig_tag(c, s, repo, digest, vec![layer])
+        .await
+        .status()
+        .as_u16()
+}
+
+/// One cosign signature layer by `key` of a payload naming `payload_digest` (its blob
+/// pushed), with more `annotations`.
+async fn signature_layer(
+    c: &reqwest::Client,
+    s: &Server,
+    repo: &str,
+    payload_digest: &str,
+    key: &Path,
+    annotations: Value,
+) -> Value {
     let payload = json!({"critical": {"identity": {"docker-reference": format!("registry.test/{repo}")},
         "image": {"docker-manifest-digest": payload_digest}, "type": "cosign container image signature"},
         "optional": null}).to_string().into_bytes();
@@ -356,15 +373,26 @@ async fn push_sig_tag_with(
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(signature);
     let pd = push_blob(c, s, repo, &payload).await;
-    let config = push_blob(c, s, repo, br#"{"architecture":"","os":"","config":{}}"#).await;
     let mut layer_annotations = json!({"dev.cosignproject.cosign/signature": b64});
     for (k, v) in annotations.as_object().unwrap() {
         layer_annotations[k] = v.clone();
     }
+    json!({"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": pd,
+        "size": payload.len(), "annotations": layer_annotations})
+}
+
+/// A manifest of `layers` (and a config, pushed) under `digest`'s `.sig` tag.
+async fn put_sig_tag(
+    c: &reqwest::Client,
+    s: &Server,
+    repo: &str,
+    digest: &str,
+    layers: Vec<Value>,
+) -> reqwest::Response {
+    let config = push_blob(c, s, repo, br#"{"architecture":"","os":"","config":{}}"#).await;
     let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 39},
-        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": pd,
-            "size": payload.len(), "annotations": layer_annotations}]});
+        "layers": layers});
     let hex = digest.trim_start_matches("sha256:");
     c.put(s.v2(&format!("{repo}/manifests/sha256-{hex}.sig")))
         .header("Content-Type", OCI_MANIFEST)
@@ -372,8 +400,6 @@ async fn push_sig_tag_with(
         .send()
         .await
         .unwrap()
-        .status()
-        .as_u16()
 }
 
 async fn status(c: &reqwest::Client, s: &Server, repo: &str, reference: &str) -> u16 {
@@ -1026,33 +1052,14 @@ async fn a_trusted_layer_cannot_carry_other_blobs_under_the_sig_tag() {
     );
     let c = client();
     let digest = image(&c, &s.url, "prod/app", "smuggle").await;
-    let payload = json!({"critical": {"identity": {"docker-reference": "registry.test/prod/app"},
-        "image": {"docker-manifest-digest": digest}, "type": "cosign container image signature"},
-        "optional": null})
-    .to_string()
-    .into_bytes();
-    let key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(d.join("a.key")).unwrap()).unwrap();
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let good_sig = b64(&rcgen::SigningKey::sign(&key, &payload).unwrap());
-    let pd = push_blob(&c, &s, "prod/app", &payload).await;
+    let good = signature_layer(&c, &s, "prod/app", &digest, &d.join("a.key"), json!({})).await;
     let smuggled = b"\x1f\x8b\x08\x00 a layer of someone's choosing".to_vec();
     let sd = push_blob(&c, &s, "prod/app", &smuggled).await;
-    let config = push_blob(&c, &s, "prod/app", b"{}").await;
-    let m = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
-        "layers": [
-            {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": pd,
-             "size": payload.len(), "annotations": {"dev.cosignproject.cosign/signature": good_sig}},
-            {"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": sd,
-             "size": smuggled.len(), "annotations": {"dev.cosignproject.cosign/signature": b64(b"x")}}]});
+    let other = json!({"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": sd,
+        "size": smuggled.len(), "annotations": {"dev.cosignproject.cosign/signature":
+            base64::engine::general_purpose::STANDARD.encode(b"x")}});
     let hex = digest.trim_start_matches("sha256:");
-    let res = c
-        .put(s.v2(&format!("prod/app/manifests/sha256-{hex}.sig")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(serde_json::to_vec(&m).unwrap())
-        .send()
-        .await
-        .unwrap();
+    let res = put_sig_tag(&c, &s, "prod/app", &digest, vec![good, other]).await;
     assert_eq!(res.status(), 403);
     let e: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
     assert_eq!(e["errors"][0]["detail"]["layer"], 1, "{e}");
