@@ -432,6 +432,18 @@ pub fn validate_path(
     anchors: &[Vec<u8>],
     at: OffsetDateTime,
 ) -> Result<(), webpki::Error> {
+    validate_path_for(chain, anchors, at, false)
+}
+
+/// [`validate_path`], and with `require_code_signing` the leaf (and every CA that
+/// restricts its usages) must carry the code-signing extended key usage, as Sigstore's
+/// Fulcio certificates do.
+pub fn validate_path_for(
+    chain: &[CertInfo],
+    anchors: &[Vec<u8>],
+    at: OffsetDateTime,
+    require_code_signing: bool,
+) -> Result<(), webpki::Error> {
     let anchor_ders: Vec<CertificateDer<'_>> = anchors
         .iter()
         .map(|a| CertificateDer::from(a.as_slice()))
@@ -451,7 +463,11 @@ pub fn validate_path(
         &anchors,
         &intermediates,
         unix(at),
-        webpki::KeyUsage::required_if_present(CODE_SIGNING),
+        if require_code_signing {
+            webpki::KeyUsage::required(CODE_SIGNING)
+        } else {
+            webpki::KeyUsage::required_if_present(CODE_SIGNING)
+        },
         None,
         None,
     )?;
