@@ -791,6 +791,8 @@ mod admission {
                     digest: sha256(&payload).parse().map_err(|e| format!("{e}"))?,
                     size: payload.len() as u64,
                 },
+                form: cosign::LayerForm::SimpleSigning,
+                rekor_bundle: None,
                 signature: base64::engine::general_purpose::STANDARD.encode(sig),
                 certificate: None,
                 chain: None,

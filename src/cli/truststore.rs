@@ -25,7 +25,8 @@ pub enum StoreError {
     NotADirectory(PathBuf),
 }
 
-/// Loads `dir/x509/<type>/<name>/*.{pem,crt,cer}` and `dir/cosign/<name>/*.{pub,pem}`. Missing type directories are fine;
+/// Loads `dir/x509/<type>/<name>/*.{pem,crt,cer}`, `dir/cosign/<name>/*.{pub,pem}` and
+/// `dir/sigstore/<name>/trusted_root.json`. Missing type directories are fine;
 /// subdirectories of a store and files with other extensions are ignored; symbolic links
 /// are refused.
 pub fn load(dir: &Path) -> Result<TrustStores, StoreError> {
@@ -41,6 +42,7 @@ pub fn load(dir: &Path) -> Result<TrustStores, StoreError> {
     for kind in StoreType::ALL {
         let (type_dir, extensions): (PathBuf, &[&str]) = match kind {
             StoreType::Cosign => (dir.join("cosign"), &["pub", "pem"]),
+            StoreType::Sigstore => (dir.join("sigstore"), &["json"]),
             _ => (dir.join("x509").join(kind.as_str()), &["pem", "crt", "cer"]),
         };
         let entries = match std::fs::read_dir(&type_dir) {
@@ -76,6 +78,10 @@ pub fn load(dir: &Path) -> Result<TrustStores, StoreError> {
                 }
                 let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
                 if !meta.is_file() || !extensions.contains(&ext) {
+                    continue;
+                }
+                // A Sigstore store is its one trusted_root.json.
+                if kind == StoreType::Sigstore && file.file_name() != "trusted_root.json" {
                     continue;
                 }
                 let bytes = std::fs::read(&path).map_err(io(&path))?;

@@ -322,10 +322,11 @@ pub(super) async fn fetch_cosign_signatures(
 ) -> Result<Vec<(String, crate::trust::cosign::CosignSignatures)>, ClientError> {
     use crate::trust::cosign;
     let mut manifests: Vec<(String, Vec<u8>, Option<String>)> = Vec::new();
-    for r in client
-        .referrers(repo, digest, Some(cosign::COSIGN_ARTIFACT))
-        .await?
-    {
+    let mut referrers = Vec::new();
+    for artifact_type in cosign::SIGNATURE_ARTIFACTS {
+        referrers.extend(client.referrers(repo, digest, Some(artifact_type)).await?);
+    }
+    for r in referrers {
         if let Ok((m, _, _)) = client
             .manifest(repo, &Reference::Digest(r.digest.clone()))
             .await

@@ -720,19 +720,19 @@ impl Metadata {
         &self,
         repo: &RepositoryName,
         subject: &Digest,
-        artifact_type: &str,
+        artifact_types: &[&str],
         sig_tag: &str,
     ) -> Result<Vec<(String, bool)>> {
         let rows = sqlx::query(
             "SELECT m.digest, 0 FROM manifests m JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ?1 AND m.subject = ?2 AND m.artifact_type = ?3
+             WHERE r.name = ?1 AND m.subject = ?2 AND m.artifact_type IN (SELECT value FROM json_each(?3))
              UNION ALL
              SELECT t.digest, 1 FROM tags t JOIN repositories r ON r.id = t.repository_id
              WHERE r.name = ?1 AND t.name = ?4 AND t.state = 'published'",
         )
         .bind(repo.as_str())
         .bind(subject.to_string())
-        .bind(artifact_type)
+        .bind(serde_json::to_string(artifact_types).expect("strings serialise"))
         .bind(sig_tag)
         .fetch_all(&self.read)
         .await?;
@@ -748,7 +748,7 @@ impl Metadata {
         &self,
         repo: &RepositoryName,
         subjects: &[String],
-        artifact_type: &str,
+        artifact_types: &[&str],
     ) -> Result<Vec<(String, String, bool)>> {
         let tags: Vec<String> = subjects
             .iter()
@@ -759,13 +759,13 @@ impl Metadata {
             .collect();
         let rows = sqlx::query(
             "SELECT m.subject, m.digest, 0 FROM manifests m JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ?1 AND m.artifact_type = ?2 AND m.subject IN (SELECT value FROM json_each(?3))
+             WHERE r.name = ?1 AND m.artifact_type IN (SELECT value FROM json_each(?2)) AND m.subject IN (SELECT value FROM json_each(?3))
              UNION ALL
              SELECT t.name, t.digest, 1 FROM tags t JOIN repositories r ON r.id = t.repository_id
              WHERE r.name = ?1 AND t.state = 'published' AND t.name IN (SELECT value FROM json_each(?4))",
         )
         .bind(repo.as_str())
-        .bind(artifact_type)
+        .bind(serde_json::to_string(artifact_types).expect("strings serialise"))
         .bind(serde_json::to_string(subjects).expect("strings serialise"))
         .bind(serde_json::to_string(&tags).expect("strings serialise"))
         .fetch_all(&self.read)

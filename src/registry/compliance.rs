@@ -177,7 +177,7 @@ impl Registry {
                 .cosign_signature_manifests_of_many(
                     &repo,
                     &subjects,
-                    crate::trust::cosign::COSIGN_ARTIFACT,
+                    &crate::trust::cosign::SIGNATURE_ARTIFACTS,
                 )
                 .await?
             {

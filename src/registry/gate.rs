@@ -463,7 +463,7 @@ impl Registry {
     }
 
     /// Every layer of a cosign signature manifest verified, its payload read from `repo`
-    /// (at most [`cosign::MAX_PAYLOAD`] bytes each).
+    /// (at most [`cosign::CosignLayer::max_size`] bytes each).
     async fn verify_cosign_layers(
         &self,
         policy: &TrustPolicy,
@@ -474,7 +474,7 @@ impl Registry {
         let mut verdicts = Vec::new();
         for layer in &sigs.layers {
             let payload = self
-                .read_blob_bounded(repo, &layer.payload.digest, cosign::MAX_PAYLOAD)
+                .read_blob_bounded(repo, &layer.payload.digest, layer.max_size())
                 .await?;
             verdicts.push(cosign::verify_layer(
                 policy,
@@ -654,13 +654,16 @@ impl Registry {
         let Some(trust) = trust else {
             return Ok(0);
         };
-        let mut manifests: Vec<(String, String, Option<String>)> = self
-            .db
-            .all_referrers_of_type(cosign::COSIGN_ARTIFACT)
-            .await?
-            .into_iter()
-            .map(|(repo, digest)| (repo, digest, None))
-            .collect();
+        let mut manifests: Vec<(String, String, Option<String>)> = Vec::new();
+        for artifact_type in cosign::SIGNATURE_ARTIFACTS {
+            manifests.extend(
+                self.db
+                    .all_referrers_of_type(artifact_type)
+                    .await?
+                    .into_iter()
+                    .map(|(repo, digest)| (repo, digest, None)),
+            );
+        }
         manifests.extend(
             self.db
                 .all_sig_tags()
@@ -929,20 +932,23 @@ impl Registry {
         let tag = format!("sha256-{}.sig", digest.hex());
         let manifests: Vec<(String, bool)> = self
             .db
-            .cosign_signature_manifests(repo, digest, cosign::COSIGN_ARTIFACT, &tag)
+            .cosign_signature_manifests(repo, digest, &cosign::SIGNATURE_ARTIFACTS, &tag)
             .await?;
         self.cosign_verdicts_from(policy, trust, repo, digest, &manifests, stored, now)
             .await
     }
 
     /// Whether statements like `policy` can count cosign signatures at all: they need a
-    /// cosign store (keys) or a ca store (certificate mode).
+    /// cosign store (keys), a ca store (certificate mode) or a sigstore store (keyless
+    /// signatures and bundles).
     pub(super) fn counts_cosign(policy: &TrustPolicy) -> bool {
         use crate::trust::store::StoreType;
-        policy
-            .trust_stores
-            .iter()
-            .any(|s| matches!(s.kind, StoreType::Cosign | StoreType::Ca))
+        policy.trust_stores.iter().any(|s| {
+            matches!(
+                s.kind,
+                StoreType::Cosign | StoreType::Ca | StoreType::Sigstore
+            )
+        })
     }
 
     /// [`Self::cosign_verdicts_for`] with the signature manifests (digest, whether named by

@@ -9,9 +9,11 @@
 //! the payload's exact bytes. The payload names the signed manifest's digest; that digest
 //! must be the subject's. A layer with a `dev.sigstore.cosign/certificate` annotation is
 //! certificate mode: the leaf's key verifies it, the leaf and its chain lead to a `ca:`
-//! store now, and the leaf's subject is the identity. Keyless signatures (Fulcio leaves,
-//! Rekor entries) are not verified yet: their short-lived leaves never chain now, and the
-//! refusal says they are keyless.
+//! store now, and the leaf's subject is the identity. A layer with a certificate and a
+//! Rekor entry (`dev.sigstore.cosign/bundle`) under a policy listing a `sigstore:` store is
+//! keyless: [`super::sigstore`] verifies it at the entry's integrated time, and the
+//! identity is the certificate's OIDC issuer and subject. A Sigstore bundle referrer
+//! (cosign's new bundle format) is one signature too, verified the same way.
 //!
 //! Pure functions, as the rest of `trust`: the caller fetches the payload blob.
 
@@ -26,6 +28,9 @@ use crate::oci::{media_type, Descriptor, ParsedManifest};
 /// `artifactType` (and config media type) of a cosign signature stored as an OCI 1.1
 /// referrer.
 pub const COSIGN_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+/// The artifact types of the referrers that are cosign signatures: simple-signing
+/// manifests and Sigstore bundles.
+pub const SIGNATURE_ARTIFACTS: [&str; 2] = [COSIGN_ARTIFACT, super::sigstore::BUNDLE_ARTIFACT];
 /// The media type of a simple-signing payload layer.
 pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 /// The layer annotation holding the base64 signature.
@@ -47,17 +52,39 @@ pub const MAX_PAYLOAD: u64 = 64 * 1024;
 /// Largest base64 signature annotation (an RSA-8192 signature is 1,368 characters).
 const MAX_SIGNATURE_B64: usize = 4096;
 
+/// What a signature layer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerForm {
+    /// A simple-signing payload, its signature in the layer's annotations.
+    SimpleSigning,
+    /// A Sigstore bundle (cosign's new bundle format): the blob is the signature.
+    Bundle,
+}
+
 /// One signature of a cosign signature manifest.
 #[derive(Debug, Clone)]
 pub struct CosignLayer {
-    /// The payload blob.
+    /// The payload blob (for a bundle, the bundle).
     pub payload: Descriptor,
-    /// The base64 signature annotation.
+    pub form: LayerForm,
+    /// The base64 signature annotation (empty for a bundle).
     pub signature: String,
     /// A leaf certificate (certificate mode or keyless), if the layer carries one.
     pub certificate: Option<String>,
     /// The leaf's chain, PEM, if given.
     pub chain: Option<String>,
+    /// A keyless signature's Rekor entry (`dev.sigstore.cosign/bundle`), if given.
+    pub rekor_bundle: Option<String>,
+}
+
+impl CosignLayer {
+    /// The most bytes this layer's blob may have.
+    pub fn max_size(&self) -> u64 {
+        match self.form {
+            LayerForm::SimpleSigning => MAX_PAYLOAD,
+            LayerForm::Bundle => super::sigstore::MAX_BUNDLE,
+        }
+    }
 }
 
 /// A cosign signature manifest: the digest it signs and its signatures.
@@ -84,6 +111,9 @@ pub fn cosign_signatures(
     tag: Option<&str>,
 ) -> Result<Option<CosignSignatures>, String> {
     let config = parsed.config.as_ref().map(|c| c.media_type.as_str());
+    if parsed.artifact_type.as_deref() == Some(super::sigstore::BUNDLE_ARTIFACT) {
+        return bundle_signatures(parsed).map(Some);
+    }
     let referrer =
         parsed.artifact_type.as_deref() == Some(COSIGN_ARTIFACT) || config == Some(COSIGN_ARTIFACT);
     let subject = match (referrer, tag.and_then(sig_tag_subject)) {
@@ -149,22 +179,72 @@ pub fn cosign_signatures(
         }
         let certificate = annotation(CERTIFICATE_ANNOTATION);
         let chain = annotation(CHAIN_ANNOTATION);
-        if [&certificate, &chain]
+        let rekor_bundle = annotation(super::sigstore::REKOR_BUNDLE_ANNOTATION);
+        if [&certificate, &chain, &rekor_bundle]
             .iter()
             .any(|a| a.as_ref().is_some_and(|a| a.len() > MAX_CERT_ANNOTATION))
         {
             return Err(format!(
-                "layer {i}'s certificate or chain annotation is over {MAX_CERT_ANNOTATION} bytes"
+                "layer {i}'s certificate, chain or Rekor bundle annotation is over {MAX_CERT_ANNOTATION} bytes"
             ));
         }
         layers.push(CosignLayer {
             payload: l.clone(),
+            form: LayerForm::SimpleSigning,
             signature,
             certificate,
             chain,
+            rekor_bundle,
         });
     }
     Ok(Some(CosignSignatures { subject, layers }))
+}
+
+/// A Sigstore bundle referrer (artifact type [`super::sigstore::BUNDLE_ARTIFACT`]): an
+/// image manifest naming its subject, with one layer, the bundle.
+fn bundle_signatures(parsed: &ParsedManifest) -> Result<CosignSignatures, String> {
+    use super::sigstore::{BUNDLE_ARTIFACT, MAX_BUNDLE};
+    let subject = parsed
+        .subject
+        .as_ref()
+        .ok_or("a Sigstore bundle referrer must name its subject")?
+        .digest
+        .to_string();
+    if parsed.media_type != media_type::OCI_MANIFEST {
+        return Err(format!(
+            "a Sigstore bundle referrer must be an OCI image manifest, not {}",
+            parsed.media_type
+        ));
+    }
+    let [layer] = parsed.layers.as_slice() else {
+        return Err(format!(
+            "a Sigstore bundle referrer holds one layer, the bundle; this one has {}",
+            parsed.layers.len()
+        ));
+    };
+    if layer.media_type != BUNDLE_ARTIFACT {
+        return Err(format!(
+            "the layer of a Sigstore bundle referrer is {}, not {BUNDLE_ARTIFACT}",
+            layer.media_type
+        ));
+    }
+    if layer.size > MAX_BUNDLE {
+        return Err(format!(
+            "the bundle is {} bytes; at most {MAX_BUNDLE}",
+            layer.size
+        ));
+    }
+    Ok(CosignSignatures {
+        subject,
+        layers: vec![CosignLayer {
+            payload: layer.clone(),
+            form: LayerForm::Bundle,
+            signature: String::new(),
+            certificate: None,
+            chain: None,
+            rekor_bundle: None,
+        }],
+    })
 }
 
 #[derive(Deserialize)]
@@ -427,18 +507,6 @@ fn pem_certificates(text: &str) -> Result<Vec<Vec<u8>>, String> {
     Ok(out)
 }
 
-/// Whether a certificate carries one of Fulcio's OIDC issuer extensions
-/// (1.3.6.1.4.1.57264.1.1 or .1.8): a keyless signature's leaf.
-fn is_fulcio(der: &[u8]) -> bool {
-    use x509_parser::prelude::FromDer as _;
-    x509_parser::certificate::X509Certificate::from_der(der).is_ok_and(|(_, c)| {
-        c.extensions().iter().any(|e| {
-            let oid = e.oid.to_id_string();
-            oid == "1.3.6.1.4.1.57264.1.1" || oid == "1.3.6.1.4.1.57264.1.8"
-        })
-    })
-}
-
 /// Certificate mode: the signature verifies with the leaf certificate's key; the leaf and
 /// its chain lead to a root of the policy's `ca:` stores now, with the code-signing rules
 /// of the path builder (extended key usage codeSigning where present); the leaf's subject
@@ -483,7 +551,7 @@ fn verify_certificate_mode(
         let alg = key
             .verify(payload, signature)
             .ok_or("the signature does not verify with the certificate's key")?;
-        Ok((chain, key, alg, is_fulcio(&ders[0])))
+        Ok((chain, key, alg, super::sigstore::is_fulcio(&ders[0])))
     })();
     let (chain, key, alg, fulcio) = match parsed {
         Ok(x) => x,
@@ -502,9 +570,8 @@ fn verify_certificate_mode(
         })
         .collect();
     v.cosign = Some(CosignDetails {
-        key: None,
         algorithm: Some(alg.to_string()),
-        docker_reference: String::new(),
+        ..Default::default()
     });
     let authenticity = (|| {
         let refs: Vec<_> = policy
@@ -537,7 +604,7 @@ fn verify_certificate_mode(
                 .collect::<Vec<_>>()
                 .join(", ");
             return Err(if fulcio {
-                format!("a keyless (Fulcio) signature: keyless cosign signatures are not verified yet, and its certificate does not lead to a root in trust store {names} now ({e:?})")
+                format!("a keyless (Fulcio) signature: list a sigstore: trust store (a Sigstore trusted_root.json) in policy '{}' to verify it at its Rekor time; its certificate does not lead to a root in trust store {names} now ({e:?})", policy.name)
             } else {
                 format!("the certificate chain does not lead to a root in trust store {names} now: {e:?}")
             });
@@ -562,6 +629,230 @@ fn verify_certificate_mode(
 
 /// Public keys (DER SubjectPublicKeyInfo) from a PEM file of `PUBLIC KEY` blocks, each
 /// checked to be a key cosign signs with.
+/// The Sigstore trusted roots of the policy's `sigstore:` stores, or why there are none.
+fn sigstore_roots(
+    policy: &TrustPolicy,
+    stores: &TrustStores,
+) -> Result<Vec<(String, super::sigstore::TrustedRoot)>, String> {
+    let refs: Vec<_> = policy
+        .trust_stores
+        .iter()
+        .filter(|s| s.kind == StoreType::Sigstore)
+        .collect();
+    if refs.is_empty() {
+        return Err(format!(
+            "policy '{}' lists no sigstore trust store, so no keyless signature or Sigstore bundle is trusted",
+            policy.name
+        ));
+    }
+    let mut out = Vec::new();
+    for r in refs {
+        let docs = stores.get(r).ok_or_else(|| {
+            format!(
+                "trust store '{r}' named by policy '{}' does not exist",
+                policy.name
+            )
+        })?;
+        for d in docs {
+            let root = super::sigstore::TrustedRoot::parse(d)
+                .map_err(|e| format!("trust store '{r}': {e}"))?;
+            out.push((r.to_string(), root));
+        }
+    }
+    Ok(out)
+}
+
+/// The keys of the policy's `cosign:` stores (a Sigstore bundle signed by a managed key).
+fn cosign_store_keys(policy: &TrustPolicy, stores: &TrustStores) -> Vec<PublicKey> {
+    policy
+        .trust_stores
+        .iter()
+        .filter(|s| s.kind == StoreType::Cosign)
+        .filter_map(|r| stores.get(r))
+        .flatten()
+        .filter_map(|der| PublicKey::from_spki(der).ok())
+        .collect()
+}
+
+/// Records what Sigstore verified (or why not) in `v`, and checks the identity.
+fn sigstore_verdict(
+    v: &mut SignatureVerdict,
+    policy: &TrustPolicy,
+    result: Result<super::sigstore::Verified, String>,
+    details: &mut CosignDetails,
+) {
+    let verified = match result {
+        Ok(x) => x,
+        Err(e) => {
+            v.authenticity = match policy.actions.authenticity {
+                Action::Skip => Check::NotRun,
+                _ => Check::Failed(e),
+            };
+            return;
+        }
+    };
+    v.key = Some(verified.key.key_id);
+    v.signing_time = Some(verified.time);
+    details.algorithm = Some(verified.algorithm.to_string());
+    details.predicate_type = verified.predicate_type.clone();
+    if let Some(der) = &verified.certificate {
+        use sha2::Digest as _;
+        v.thumbprints = vec![hex::encode(sha2::Sha256::digest(der))];
+    }
+    let trusted = match &verified.identity {
+        Some(id) => {
+            details.keyless = Some(super::verify::KeylessDetails {
+                issuer: id.issuer.clone(),
+                subject: id.subject.clone(),
+                integrated_time: verified.time,
+                log_index: verified.log_index,
+            });
+            let signer = super::identity::Signer::Sigstore {
+                issuer: &id.issuer,
+                subject: &id.subject,
+            };
+            policy
+                .trusted_identities
+                .trusts(&signer)
+                .then_some(())
+                .ok_or_else(|| {
+                    format!(
+                        "{signer} is not a trusted identity of policy '{}'",
+                        policy.name
+                    )
+                })
+        }
+        None => {
+            let fingerprint = verified.key.fingerprint();
+            details.key = Some(fingerprint.clone());
+            let signer = super::identity::Signer::CosignKey(&fingerprint);
+            policy
+                .trusted_identities
+                .trusts(&signer)
+                .then_some(())
+                .ok_or_else(|| {
+                    format!(
+                        "cosign key {fingerprint} is not a trusted identity of policy '{}'",
+                        policy.name
+                    )
+                })
+        }
+    };
+    v.authenticity = Check::from_result(policy.actions.authenticity, trusted);
+}
+
+/// Tries each Sigstore root of the policy; the first that verifies wins, else the reasons.
+fn with_roots(
+    policy: &TrustPolicy,
+    stores: &TrustStores,
+    mut f: impl FnMut(&super::sigstore::TrustedRoot) -> Result<super::sigstore::Verified, String>,
+) -> Result<super::sigstore::Verified, String> {
+    let roots = sigstore_roots(policy, stores)?;
+    let mut reasons = Vec::new();
+    for (name, root) in &roots {
+        match f(root) {
+            Ok(v) => return Ok(v),
+            Err(e) => reasons.push(format!("'{name}': {e}")),
+        }
+    }
+    Err(format!(
+        "not verified against trust store {}",
+        reasons.join("; ")
+    ))
+}
+
+/// A keyless cosign signature: a Fulcio leaf and a Rekor entry in the layer's
+/// annotations, verified at the entry's integrated time against the policy's Sigstore roots.
+#[allow(clippy::too_many_arguments)]
+fn verify_keyless_layer(
+    v: &mut SignatureVerdict,
+    policy: &TrustPolicy,
+    stores: &TrustStores,
+    leaf_pem: &str,
+    rekor_bundle: &str,
+    payload: &[u8],
+    signature: &[u8],
+) {
+    let mut details = CosignDetails::default();
+    let leaf = match pem_certificates(leaf_pem) {
+        Ok(mut d) if d.len() == 1 => d.remove(0),
+        Ok(d) => {
+            v.integrity = Check::Failed(format!(
+                "the certificate annotation holds {} certificates, not one leaf",
+                d.len()
+            ));
+            return;
+        }
+        Err(e) => {
+            v.integrity = Check::Failed(format!("the certificate annotation: {e}"));
+            return;
+        }
+    };
+    if let Ok(info) = certs::CertInfo::parse(0, &leaf) {
+        v.signer = Some(info.subject.clone());
+    }
+    let result = with_roots(policy, stores, |root| {
+        super::sigstore::verify_cosign_keyless(root, &leaf, rekor_bundle, payload, signature)
+    });
+    sigstore_verdict(v, policy, result, &mut details);
+    v.cosign = Some(details);
+}
+
+/// A Sigstore bundle referrer of `subject`: the bundle must sign that digest (a message
+/// signature over it, or an in-toto statement naming it), then verify against the
+/// policy's Sigstore roots (keys of its cosign stores for a managed-key bundle).
+fn verify_bundle_layer(
+    v: &mut SignatureVerdict,
+    policy: &TrustPolicy,
+    stores: &TrustStores,
+    bundle_bytes: &[u8],
+    subject: &str,
+) {
+    use super::sigstore::{self as ss, Artifact, HashAlgorithm};
+    let mut details = CosignDetails {
+        bundle: true,
+        ..Default::default()
+    };
+    let parsed = (|| {
+        let bundle = ss::parse_bundle(bundle_bytes)?;
+        let hex_digest = subject
+            .strip_prefix("sha256:")
+            .ok_or_else(|| format!("the subject {subject} is not a sha256 digest"))?;
+        let digest = hex::decode(hex_digest).map_err(|e| e.to_string())?;
+        Ok::<_, String>((bundle, digest))
+    })();
+    let (bundle, digest) = match parsed {
+        Ok(x) => x,
+        Err(e) => {
+            v.integrity = Check::Failed(format!("Sigstore bundle: {e}"));
+            v.cosign = Some(details);
+            return;
+        }
+    };
+    let artifact = Artifact::Digest {
+        algorithm: HashAlgorithm::Sha256,
+        digest: &digest,
+    };
+    // What it signs is integrity: a bundle of another image is not a signature of this one.
+    if let Err(e) = ss::bundle_signs(&bundle, artifact) {
+        v.integrity = Check::Failed(format!("{e} (the subject is {subject})"));
+        v.cosign = Some(details);
+        return;
+    }
+    v.integrity = Check::Passed;
+    if let ss::Material::Certificate(der) = &bundle.material {
+        if let Ok(info) = certs::CertInfo::parse(0, der) {
+            v.signer = Some(info.subject.clone());
+        }
+    }
+    let keys = cosign_store_keys(policy, stores);
+    let result = with_roots(policy, stores, |root| {
+        ss::verify_bundle(root, &bundle, artifact, &keys)
+    });
+    sigstore_verdict(v, policy, result, &mut details);
+    v.cosign = Some(details);
+}
+
 pub fn parse_public_keys(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let mut out = Vec::new();
     for pem in x509_parser::pem::Pem::iter_from_buffer(bytes) {
@@ -594,15 +885,20 @@ pub fn verify_layer(
     if policy.level == Level::Skip {
         return v;
     }
+    let actual = crate::oci::Digest::of(layer.payload.digest.algorithm(), payload);
+    if actual != layer.payload.digest || payload.len() as u64 != layer.payload.size {
+        v.integrity = Check::Failed(format!(
+            "the payload blob is not the layer it names ({} of {} bytes, digest {actual})",
+            payload.len(),
+            layer.payload.size
+        ));
+        return v;
+    }
+    if layer.form == LayerForm::Bundle {
+        verify_bundle_layer(&mut v, policy, stores, payload, subject);
+        return v;
+    }
     let integrity = (|| {
-        let actual = crate::oci::Digest::of(layer.payload.digest.algorithm(), payload);
-        if actual != layer.payload.digest || payload.len() as u64 != layer.payload.size {
-            return Err(format!(
-                "the payload blob is not the layer it names ({} of {} bytes, digest {actual})",
-                payload.len(),
-                layer.payload.size
-            ));
-        }
         let signed = check_payload(payload, subject)?;
         use base64::Engine as _;
         let signature = base64::engine::general_purpose::STANDARD
@@ -619,10 +915,22 @@ pub fn verify_layer(
     };
     v.integrity = Check::Passed;
     let mut details = CosignDetails {
-        key: None,
-        algorithm: None,
         docker_reference: signed.docker_reference,
+        ..Default::default()
     };
+    if let (Some(leaf), Some(rekor)) = (&layer.certificate, &layer.rekor_bundle) {
+        if policy
+            .trust_stores
+            .iter()
+            .any(|s| s.kind == StoreType::Sigstore)
+        {
+            verify_keyless_layer(&mut v, policy, stores, leaf, rekor, payload, &signature);
+            if let Some(c) = v.cosign.as_mut() {
+                c.docker_reference = details.docker_reference;
+            }
+            return v;
+        }
+    }
     if let Some(leaf) = &layer.certificate {
         verify_certificate_mode(
             &mut v,
@@ -849,6 +1157,126 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    const KEYLESS: &str = "31dc72a13a0c34b40eb95419d2b2fd67320c856baf3b72da518023ee8d370aee";
+
+    /// A policy trusting the public-good Sigstore root as `sigstore:pg`.
+    fn keyless_policy(
+        identities: serde_json::Value,
+    ) -> (super::super::policy::TrustPolicyDocument, TrustStores) {
+        let v = vectors::dir().unwrap();
+        let doc = serde_json::json!({"version": "1.0", "trustPolicies": [{
+            "name": "p", "registryScopes": ["reg.io/app"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["sigstore:pg"],
+            "trustedIdentities": identities}]});
+        let doc =
+            super::super::policy::TrustPolicyDocument::parse(doc.to_string().as_bytes()).unwrap();
+        let mut stores = TrustStores::default();
+        let root =
+            std::fs::read(v.join("cosign/trusted-roots/public-good/trusted_root.json")).unwrap();
+        stores.insert(
+            "sigstore:pg".parse().unwrap(),
+            StoreType::Sigstore.parse_material(&root).unwrap(),
+        );
+        (doc, stores)
+    }
+
+    /// C9 (connaisseur): a keyless signature in cosign's annotation form (Fulcio leaf,
+    /// chain, Rekor SET) verifies at its integrated time, years after its leaf expired, for
+    /// its signer's issuer and subject (exact or by pattern); for other identities it does
+    /// not (connaisseur's `bob@gmail.com` / google case).
+    #[test]
+    fn c9_keyless_annotation_signature_verifies_for_its_identity_only() {
+        let Some(_) = vectors::dir() else { return };
+        const OAUTH: &str = "https://github.com/login/oauth";
+        for id in [
+            format!("sigstore: issuer={OAUTH}; subject=philipp.belitz@securesystems.de"),
+            format!(r"sigstore: issuer={OAUTH}; subject~=.*philipp.*"),
+        ] {
+            let (doc, stores) = keyless_policy(serde_json::json!([id]));
+            let verdicts = connaisseur_verdicts(&doc, &stores, KEYLESS);
+            assert_eq!(verdicts.len(), 1);
+            assert!(verdicts[0].accepted(), "{id}: {:?}", verdicts[0]);
+            let k = verdicts[0]
+                .cosign
+                .as_ref()
+                .unwrap()
+                .keyless
+                .as_ref()
+                .unwrap();
+            assert_eq!(k.subject, "philipp.belitz@securesystems.de");
+            assert_eq!(k.issuer, OAUTH);
+            assert_eq!(k.integrated_time.unix_timestamp(), 1717082297);
+            assert_eq!(k.log_index, 98235800);
+        }
+        for id in [
+            "sigstore: issuer=https://accounts.google.com; subject=bob@gmail.com",
+            "sigstore: issuer=https://accounts.google.com; subject=philipp.belitz@securesystems.de",
+            // Anchored: a pattern that only matches part of the subject is no match.
+            "sigstore: issuer=https://github.com/login/oauth; subject~=philipp",
+        ] {
+            let (doc, stores) = keyless_policy(serde_json::json!([id]));
+            let verdicts = connaisseur_verdicts(&doc, &stores, KEYLESS);
+            assert!(!verdicts[0].accepted(), "{id}");
+            assert!(
+                format!("{:?}", verdicts[0].authenticity).contains("not a trusted identity"),
+                "{id}: {:?}",
+                verdicts[0].authenticity
+            );
+        }
+    }
+
+    /// The Rekor entry and certificate of C9's keyless signature, moved onto alice's
+    /// signature (C7), vouch for nothing: the entry names another signature and key.
+    #[test]
+    fn a_rekor_entry_of_another_signature_never_counts() {
+        let Some(v) = vectors::dir() else { return };
+        let d = v.join("cosign/connaisseur/testimage");
+        let load = |image: &str| {
+            let tag = format!("sha256-{image}.sig");
+            let body = std::fs::read(d.join(format!("manifests/{tag}.json"))).unwrap();
+            let parsed = crate::oci::manifest::parse(None, &body).unwrap();
+            cosign_signatures(&parsed, Some(&tag)).unwrap().unwrap()
+        };
+        let keyless = load(KEYLESS);
+        let alice = load(ALICE_ONLY);
+        let mut forged = alice.layers[0].clone();
+        forged.certificate = keyless.layers[0].certificate.clone();
+        forged.chain = keyless.layers[0].chain.clone();
+        forged.rekor_bundle = keyless.layers[0].rekor_bundle.clone();
+        let (doc, stores) = keyless_policy(serde_json::json!(["*"]));
+        let payload =
+            std::fs::read(d.join("blobs/sha256").join(forged.payload.digest.hex())).unwrap();
+        let verdict = verify_layer(
+            doc.policy_for("reg.io/app").unwrap(),
+            &stores,
+            &forged,
+            &payload,
+            &alice.subject,
+            time::OffsetDateTime::now_utc(),
+        );
+        assert!(!verdict.accepted());
+        assert!(
+            format!("{:?}", verdict.authenticity).contains("another"),
+            "{:?}",
+            verdict.authenticity
+        );
+        // The same keyless layer with its own payload but another subject fails integrity.
+        let own = std::fs::read(
+            d.join("blobs/sha256")
+                .join(keyless.layers[0].payload.digest.hex()),
+        )
+        .unwrap();
+        let verdict = verify_layer(
+            doc.policy_for("reg.io/app").unwrap(),
+            &stores,
+            &keyless.layers[0],
+            &own,
+            &alice.subject,
+            time::OffsetDateTime::now_utc(),
+        );
+        assert!(matches!(verdict.integrity, Check::Failed(_)));
     }
 
     const ALICE_ONLY: &str = "071bf7a986f1ca9cb2a1f0bc8392822a7777f90d58f2d2c6f271913e08de7c81";

@@ -276,6 +276,8 @@ pub enum Signer<'a> {
     X509(&'a DistinguishedName),
     /// A key-based cosign signature's key: `sha256:<hex>` of its SubjectPublicKeyInfo.
     CosignKey(&'a str),
+    /// A keyless (Fulcio) signature's OIDC issuer and subject alternative name.
+    Sigstore { issuer: &'a str, subject: &'a str },
 }
 
 impl fmt::Display for Signer<'_> {
@@ -283,6 +285,102 @@ impl fmt::Display for Signer<'_> {
         match self {
             Signer::X509(dn) => write!(f, "{dn}"),
             Signer::CosignKey(k) => write!(f, "cosign.key: {k}"),
+            Signer::Sigstore { issuer, subject } => {
+                write!(f, "sigstore: issuer={issuer}; subject={subject}")
+            }
+        }
+    }
+}
+
+/// How a `sigstore:` identity names its subject: exactly, or by a fully anchored regular
+/// expression (`subject~=`).
+#[derive(Debug, Clone)]
+pub enum SubjectPattern {
+    Exact(String),
+    Regex { source: String, re: regex::Regex },
+}
+
+impl PartialEq for SubjectPattern {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (SubjectPattern::Exact(a), SubjectPattern::Exact(b)) => a == b,
+            (SubjectPattern::Regex { source: a, .. }, SubjectPattern::Regex { source: b, .. }) => {
+                a == b
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for SubjectPattern {}
+
+/// `sigstore: issuer=<OIDC issuer>; subject=<SAN>` or `...; subject~=<regex>`: who a
+/// keyless signature's Fulcio certificate must name. The issuer is compared exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigstoreIdentity {
+    pub issuer: String,
+    pub subject: SubjectPattern,
+}
+
+impl SigstoreIdentity {
+    fn parse(original: &str, rest: &str) -> Result<SigstoreIdentity, String> {
+        let bad = |why: &str| {
+            format!("trusted identity '{original}' {why}: write it sigstore: issuer=<OIDC issuer URL>; subject=<certificate SAN> (or subject~=<regular expression>)")
+        };
+        let rest = rest.trim();
+        let after = rest
+            .strip_prefix("issuer=")
+            .ok_or_else(|| bad("does not start with issuer="))?;
+        let (issuer, subject) = after.split_once(';').ok_or_else(|| bad("has no subject"))?;
+        let issuer = issuer.trim();
+        let subject = subject.trim();
+        if issuer.is_empty() {
+            return Err(bad("has an empty issuer"));
+        }
+        let subject = if let Some(re) = subject.strip_prefix("subject~=") {
+            let re = re.trim();
+            if re.is_empty() {
+                return Err(bad("has an empty subject pattern"));
+            }
+            let anchored = regex::RegexBuilder::new(&format!("^(?:{re})$"))
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| bad(&format!("has an invalid pattern ({e})")))?;
+            SubjectPattern::Regex {
+                source: re.to_string(),
+                re: anchored,
+            }
+        } else if let Some(exact) = subject.strip_prefix("subject=") {
+            let exact = exact.trim();
+            if exact.is_empty() {
+                return Err(bad("has an empty subject"));
+            }
+            SubjectPattern::Exact(exact.to_string())
+        } else {
+            return Err(bad("names no subject= or subject~="));
+        };
+        Ok(SigstoreIdentity {
+            issuer: issuer.to_string(),
+            subject,
+        })
+    }
+
+    pub fn matches(&self, issuer: &str, subject: &str) -> bool {
+        self.issuer == issuer
+            && match &self.subject {
+                SubjectPattern::Exact(s) => s == subject,
+                SubjectPattern::Regex { re, .. } => re.is_match(subject),
+            }
+    }
+}
+
+impl fmt::Display for SigstoreIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.subject {
+            SubjectPattern::Exact(s) => write!(f, "sigstore: issuer={}; subject={s}", self.issuer),
+            SubjectPattern::Regex { source, .. } => {
+                write!(f, "sigstore: issuer={}; subject~={source}", self.issuer)
+            }
         }
     }
 }
@@ -294,6 +392,8 @@ pub enum TrustedIdentity {
     X509(Identity),
     /// `cosign.key: sha256:<hex>`, the SHA-256 of a key's DER SubjectPublicKeyInfo.
     CosignKey(String),
+    /// `sigstore: issuer=...; subject=...` (or `subject~=...`).
+    Sigstore(SigstoreIdentity),
 }
 
 impl TrustedIdentity {
@@ -311,9 +411,12 @@ impl TrustedIdentity {
             }
             return Ok(TrustedIdentity::CosignKey(fp.to_string()));
         }
+        if let Some(rest) = t.strip_prefix("sigstore:") {
+            return SigstoreIdentity::parse(s, rest).map(TrustedIdentity::Sigstore);
+        }
         if !t.starts_with("x509.subject:") {
             return Err(format!(
-                "trusted identity '{s}' must start with 'x509.subject:' or 'cosign.key:'"
+                "trusted identity '{s}' must start with 'x509.subject:', 'cosign.key:' or 'sigstore:'"
             ));
         }
         Identity::parse(s)
@@ -326,6 +429,9 @@ impl TrustedIdentity {
         match (self, signer) {
             (TrustedIdentity::X509(id), Signer::X509(dn)) => id.matches(dn),
             (TrustedIdentity::CosignKey(k), Signer::CosignKey(s)) => k == s,
+            (TrustedIdentity::Sigstore(id), Signer::Sigstore { issuer, subject }) => {
+                id.matches(issuer, subject)
+            }
             _ => false,
         }
     }
@@ -336,6 +442,7 @@ impl fmt::Display for TrustedIdentity {
         match self {
             TrustedIdentity::X509(id) => write!(f, "{id}"),
             TrustedIdentity::CosignKey(k) => write!(f, "cosign.key: {k}"),
+            TrustedIdentity::Sigstore(id) => write!(f, "{id}"),
         }
     }
 }
@@ -448,6 +555,59 @@ mod tests {
             a.canonical(),
             dn(&[("C", "US"), ("ST", "WA"), ("O", "Acme"), ("CN", "bob")]).canonical()
         );
+    }
+
+    #[test]
+    fn sigstore_identities_match_issuer_exactly_and_subject_whole() {
+        let exact = TrustedIdentity::parse(
+            "sigstore: issuer=https://github.com/login/oauth; subject=alice@example.com",
+        )
+        .unwrap();
+        let re = TrustedIdentity::parse(
+            r"sigstore: issuer=https://token.actions.githubusercontent.com; subject~=https://github\.com/acme/[a-z]+/\.github/workflows/release\.yml@refs/tags/v.*",
+        )
+        .unwrap();
+        let s = |issuer, subject| Signer::Sigstore { issuer, subject };
+        assert!(exact.matches(&s("https://github.com/login/oauth", "alice@example.com")));
+        // The subject and issuer are whole values: no prefix, suffix or case slack.
+        for (issuer, subject) in [
+            ("https://github.com/login/oauth", "alice@example.com.evil"),
+            ("https://github.com/login/oauth", "xalice@example.com"),
+            ("https://github.com/login/oauth", "Alice@example.com"),
+            ("https://github.com/login/oauth/", "alice@example.com"),
+            ("https://accounts.google.com", "alice@example.com"),
+        ] {
+            assert!(!exact.matches(&s(issuer, subject)), "{issuer} {subject}");
+        }
+        let gh = "https://token.actions.githubusercontent.com";
+        assert!(re.matches(&s(
+            gh,
+            "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1.2"
+        )));
+        // Anchored at both ends: a match inside a longer subject is no match.
+        for subject in [
+            "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main",
+            "https://evil.example/?https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1",
+            "https://github.com/acme/app/.github/workflows/release.yml@refs/tags/v1\nx",
+        ] {
+            assert!(!re.matches(&s(gh, subject)), "{subject}");
+        }
+        // An alternation cannot escape the anchors.
+        let alt = TrustedIdentity::parse("sigstore: issuer=i; subject~=a|b").unwrap();
+        assert!(alt.matches(&s("i", "a")) && alt.matches(&s("i", "b")));
+        assert!(!alt.matches(&s("i", "ab")) && !alt.matches(&s("i", "xa")));
+        // Not the other formats' signers.
+        assert!(!exact.matches(&Signer::CosignKey("alice@example.com")));
+        for bad in [
+            "sigstore: subject=a",
+            "sigstore: issuer=; subject=a",
+            "sigstore: issuer=i",
+            "sigstore: issuer=i; subject=",
+            "sigstore: issuer=i; subject~=(",
+            "sigstore: issuer=i; san=a",
+        ] {
+            assert!(TrustedIdentity::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -140,7 +140,7 @@ impl TrustedIdentities {
     pub fn trusts(&self, signer: &Signer) -> bool {
         match (self, signer) {
             (TrustedIdentities::Any, Signer::X509(dn)) => dn.is_unambiguous(),
-            (TrustedIdentities::Any, Signer::CosignKey(_)) => true,
+            (TrustedIdentities::Any, Signer::CosignKey(_) | Signer::Sigstore { .. }) => true,
             (TrustedIdentities::List(ids), s) => ids.iter().any(|i| i.matches(s)),
         }
     }
@@ -411,6 +411,11 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
         let trusted = match &id {
             TrustedIdentity::X509(x) => trusted_identities.find(&x.subject).is_some(),
             TrustedIdentity::CosignKey(k) => trusted_identities.trusts(&Signer::CosignKey(k)),
+            // A pattern is trusted when `*` is, or the same entry is listed.
+            TrustedIdentity::Sigstore(_) => match &trusted_identities {
+                TrustedIdentities::Any => true,
+                TrustedIdentities::List(list) => list.contains(&id),
+            },
         };
         if !trusted {
             return Err(format!(

@@ -1228,24 +1228,13 @@ fn verify_entries_and_material(
     Ok((key, identity, time, log_index))
 }
 
-/// Verifies a bundle against `artifact`: its entries, its certificate at their time, its
-/// signature, and that it signs this artifact. `managed_keys` are the keys a bundle without
-/// a certificate may be signed by.
-pub fn verify_bundle(
-    root: &TrustedRoot,
-    bundle: &Bundle,
-    artifact: Artifact,
-    managed_keys: &[PublicKey],
-) -> Result<Verified, String> {
-    let certificate = match &bundle.material {
-        Material::Certificate(der) => Some(der.as_slice()),
-        Material::PublicKey => None,
-    };
+/// Whether a bundle claims to sign `artifact`: its message digest is the artifact's, or
+/// its in-toto statement names the artifact's SHA-256 among its subjects. Returns the
+/// statement's predicate type for DSSE. (Claims only: [`verify_bundle`] checks them.)
+pub fn bundle_signs(bundle: &Bundle, artifact: Artifact) -> Result<Option<String>, String> {
     match &bundle.content {
         Content::Message {
-            algorithm,
-            digest,
-            signature,
+            algorithm, digest, ..
         } => {
             if artifact.digest(*algorithm)? != *digest {
                 return Err(
@@ -1253,44 +1242,12 @@ pub fn verify_bundle(
                         .into(),
                 );
             }
-            let candidates: Vec<Option<&PublicKey>> = if certificate.is_some() {
-                vec![None]
-            } else {
-                managed_keys.iter().map(Some).collect()
-            };
-            let mut last =
-                "the bundle is signed by a managed key and no such key is trusted".to_string();
-            for k in candidates {
-                let signed = Signed::Message {
-                    algorithm: *algorithm,
-                    digest,
-                    signature,
-                };
-                let attempt =
-                    verify_entries_and_material(root, &bundle.entries, signed, certificate, k)
-                        .and_then(|(key, identity, time, log_index)| {
-                            let alg = verify_prehash(&key, *algorithm, digest, signature)?;
-                            Ok(Verified {
-                                identity,
-                                certificate: certificate.map(<[u8]>::to_vec),
-                                key,
-                                algorithm: alg,
-                                time,
-                                log_index,
-                                predicate_type: None,
-                            })
-                        });
-                match attempt {
-                    Ok(v) => return Ok(v),
-                    Err(e) => last = e,
-                }
-            }
-            Err(last)
+            Ok(None)
         }
         Content::Dsse {
             payload_type,
             payload,
-            signature,
+            ..
         } => {
             if payload_type != IN_TOTO {
                 return Err(format!(
@@ -1312,40 +1269,86 @@ pub fn verify_bundle(
                     "the statement's subjects do not include sha256:{want}"
                 ));
             }
-            let candidates: Vec<Option<&PublicKey>> = if certificate.is_some() {
-                vec![None]
-            } else {
-                managed_keys.iter().map(Some).collect()
-            };
-            let signed_bytes = pae(payload_type, payload);
-            let mut last =
-                "the bundle is signed by a managed key and no such key is trusted".to_string();
-            for k in candidates {
-                let signed = Signed::Dsse { payload, signature };
-                let attempt =
-                    verify_entries_and_material(root, &bundle.entries, signed, certificate, k)
-                        .and_then(|(key, identity, time, log_index)| {
-                            let alg = key
-                                .verify(&signed_bytes, signature)
-                                .ok_or("the DSSE signature does not verify with the key")?;
-                            Ok(Verified {
-                                identity,
-                                certificate: certificate.map(<[u8]>::to_vec),
-                                key,
-                                algorithm: alg,
-                                time,
-                                log_index,
-                                predicate_type: Some(st.predicate_type.clone()),
-                            })
-                        });
-                match attempt {
-                    Ok(v) => return Ok(v),
-                    Err(e) => last = e,
-                }
-            }
-            Err(last)
+            Ok(Some(st.predicate_type))
         }
     }
+}
+
+/// Verifies a bundle against `artifact`: its entries, its certificate at their time, its
+/// signature, and that it signs this artifact. `managed_keys` are the keys a bundle without
+/// a certificate may be signed by.
+pub fn verify_bundle(
+    root: &TrustedRoot,
+    bundle: &Bundle,
+    artifact: Artifact,
+    managed_keys: &[PublicKey],
+) -> Result<Verified, String> {
+    let predicate_type = bundle_signs(bundle, artifact)?;
+    let certificate = match &bundle.material {
+        Material::Certificate(der) => Some(der.as_slice()),
+        Material::PublicKey => None,
+    };
+    // A certificate names its key; a managed-key bundle may be any trusted key's.
+    let candidates: Vec<Option<&PublicKey>> = match certificate {
+        Some(_) => vec![None],
+        None => managed_keys.iter().map(Some).collect(),
+    };
+    let (signed, signed_bytes) = match &bundle.content {
+        Content::Message {
+            algorithm,
+            digest,
+            signature,
+        } => (
+            Signed::Message {
+                algorithm: *algorithm,
+                digest,
+                signature,
+            },
+            None,
+        ),
+        Content::Dsse {
+            payload_type,
+            payload,
+            signature,
+        } => (
+            Signed::Dsse { payload, signature },
+            Some(pae(payload_type, payload)),
+        ),
+    };
+    let mut last = "the bundle is signed by a managed key and no such key is trusted".to_string();
+    for k in candidates {
+        let attempt = verify_entries_and_material(root, &bundle.entries, signed, certificate, k)
+            .and_then(|(key, identity, time, log_index)| {
+                let algorithm = match (signed, &signed_bytes) {
+                    (
+                        Signed::Message {
+                            algorithm,
+                            digest,
+                            signature,
+                        },
+                        _,
+                    ) => verify_prehash(&key, algorithm, digest, signature)?,
+                    (Signed::Dsse { signature, .. }, Some(pae)) => key
+                        .verify(pae, signature)
+                        .ok_or("the DSSE signature does not verify with the key")?,
+                    (Signed::Dsse { .. }, None) => unreachable!("DSSE content has a PAE"),
+                };
+                Ok(Verified {
+                    identity,
+                    certificate: certificate.map(<[u8]>::to_vec),
+                    key,
+                    algorithm,
+                    time,
+                    log_index,
+                    predicate_type: predicate_type.clone(),
+                })
+            });
+        match attempt {
+            Ok(v) => return Ok(v),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Verifies a keyless cosign signature: a simple-signing `payload` signed by the Fulcio
@@ -1688,12 +1691,17 @@ mod tests {
         // Two entries, one of them for another signature: every entry must hold.
         let mut two = a.clone();
         let other = b["verificationMaterial"]["tlogEntries"][0].clone();
-        two["verificationMaterial"]["tlogEntries"].as_array_mut().unwrap().push(other);
+        two["verificationMaterial"]["tlogEntries"]
+            .as_array_mut()
+            .unwrap()
+            .push(other);
         assert!(check(&two).is_err());
         // No entry at all.
         let mut none = a.clone();
         none["verificationMaterial"]["tlogEntries"] = serde_json::json!([]);
-        assert!(check(&none).unwrap_err().contains("no transparency-log entry"));
+        assert!(check(&none)
+            .unwrap_err()
+            .contains("no transparency-log entry"));
     }
 
     /// C12: cosign's DSSE in-toto attestation bundle verifies for the image it names

@@ -1,6 +1,7 @@
 //! Trust stores: named sets of root certificates, as notation names them
-//! (`ca:release`, `signingAuthority:acme`, `tsa:timestamps`), and of cosign public keys
-//! (`cosign:release`, bonded's extension). Reading notation's directory
+//! (`ca:release`, `signingAuthority:acme`, `tsa:timestamps`), of cosign public keys
+//! (`cosign:release`) and Sigstore trusted roots (`sigstore:public-good`), bonded's
+//! extensions. Reading notation's directory
 //! layout from disk is the CLI's job ([`crate::cli::truststore`]); here the stores are
 //! values, so `trust` does no I/O.
 
@@ -18,14 +19,19 @@ pub enum StoreType {
     /// cosign public keys (`TRUSTSTORE/cosign/<name>/*.pub`), bonded's extension: the
     /// store holds DER SubjectPublicKeyInfos instead of certificates.
     Cosign,
+    /// A Sigstore trusted root (`TRUSTSTORE/sigstore/<name>/trusted_root.json`): the
+    /// transparency logs and Fulcio certificate authorities keyless signatures are
+    /// verified against. The store holds the JSON document's bytes.
+    Sigstore,
 }
 
 impl StoreType {
-    pub const ALL: [StoreType; 4] = [
+    pub const ALL: [StoreType; 5] = [
         StoreType::Ca,
         StoreType::SigningAuthority,
         StoreType::Tsa,
         StoreType::Cosign,
+        StoreType::Sigstore,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +40,7 @@ impl StoreType {
             StoreType::SigningAuthority => "signingAuthority",
             StoreType::Tsa => "tsa",
             StoreType::Cosign => "cosign",
+            StoreType::Sigstore => "sigstore",
         }
     }
 
@@ -42,6 +49,10 @@ impl StoreType {
     pub fn parse_material(self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         match self {
             StoreType::Cosign => super::cosign::parse_public_keys(bytes),
+            StoreType::Sigstore => {
+                super::sigstore::TrustedRoot::parse(bytes)?;
+                Ok(vec![bytes.to_vec()])
+            }
             _ => parse_certificates(bytes),
         }
     }
@@ -81,7 +92,7 @@ impl FromStr for StoreRef {
             .into_iter()
             .find(|t| t.as_str() == kind)
             .ok_or_else(|| {
-                format!("trust store '{s}' has unknown type '{kind}' (ca, signingAuthority, tsa, cosign)")
+                format!("trust store '{s}' has unknown type '{kind}' (ca, signingAuthority, tsa, cosign, sigstore)")
             })?;
         if !valid_store_name(name) {
             return Err(format!(

@@ -135,7 +135,7 @@ pub struct SignatureVerdict {
 }
 
 /// What a cosign signature's verdict keeps beyond the common fields.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CosignDetails {
     /// `sha256:<hex>` of the key that verified it (its identity), once one did.
@@ -144,6 +144,28 @@ pub struct CosignDetails {
     pub algorithm: Option<String>,
     /// The payload's `critical.identity.docker-reference` (recorded, not enforced).
     pub docker_reference: String,
+    /// For a keyless signature (a Fulcio certificate and a Rekor entry): who, and when the
+    /// log saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<KeylessDetails>,
+    /// Whether it is a Sigstore bundle (cosign's new bundle format) rather than a
+    /// simple-signing layer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bundle: bool,
+    /// A DSSE bundle's in-toto predicate type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicate_type: Option<String>,
+}
+
+/// Who a keyless signature's Fulcio certificate names, and the Rekor entry that dates it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeylessDetails {
+    pub issuer: String,
+    pub subject: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub integrated_time: OffsetDateTime,
+    pub log_index: i64,
 }
 
 impl Check {
@@ -179,6 +201,12 @@ impl SignatureVerdict {
     /// Who signed, whatever the format: a key-based cosign signature's key once one
     /// verified, else the certificate subject (Notary, and cosign's certificate mode).
     pub fn signer_identity(&self) -> Option<Signer<'_>> {
+        if let Some(k) = self.cosign.as_ref().and_then(|c| c.keyless.as_ref()) {
+            return Some(Signer::Sigstore {
+                issuer: &k.issuer,
+                subject: &k.subject,
+            });
+        }
         match self.cosign.as_ref().and_then(|c| c.key.as_deref()) {
             Some(key) => Some(Signer::CosignKey(key)),
             None => self.signer.as_ref().map(Signer::X509),
@@ -200,7 +228,9 @@ impl SignatureVerdict {
 
     /// The format, as the signature store names it.
     pub fn format(&self) -> &'static str {
-        if self.cosign.is_some() {
+        if self.cosign.as_ref().is_some_and(|c| c.bundle) {
+            "sigstore.bundle"
+        } else if self.cosign.is_some() {
             "cosign"
         } else {
             "notary.jws"
@@ -538,6 +568,17 @@ pub fn counted(policy: &TrustPolicy, verdicts: &[SignatureVerdict]) -> Vec<usize
                         .entry(vec![("cosign.key".to_string(), k.to_string())])
                         .or_insert(next)]
                 }
+                // A keyless identity is its issuer and subject, whatever key (Fulcio keys
+                // are new for every signature) or certificate carries it.
+                (TrustedIdentities::Any, Signer::Sigstore { issuer, subject }) => {
+                    let next = canonical.len();
+                    vec![*canonical
+                        .entry(vec![
+                            ("sigstore.issuer".to_string(), issuer.to_string()),
+                            ("sigstore.subject".to_string(), subject.to_string()),
+                        ])
+                        .or_insert(next)]
+                }
             }
         };
     // (key, identity) -> the first signature that joins them.
@@ -740,8 +781,70 @@ mod tests {
             key: Some(fingerprint.to_string()),
             algorithm: Some("ECDSA-P256-SHA256".into()),
             docker_reference: "reg.io/app".into(),
+            ..Default::default()
         });
         v
+    }
+
+    /// An accepted keyless signature by `issuer` and `subject`, with Fulcio key `key`.
+    fn keyless_signed(issuer: &str, subject: &str, key: u8) -> SignatureVerdict {
+        let mut v = cosign_signed("unused", key);
+        let details = v.cosign.as_mut().unwrap();
+        details.key = None;
+        details.keyless = Some(KeylessDetails {
+            issuer: issuer.into(),
+            subject: subject.into(),
+            integrated_time: OffsetDateTime::UNIX_EPOCH,
+            log_index: 1,
+        });
+        v
+    }
+
+    /// A keyless identity is its issuer and subject: one person signing twice (Fulcio
+    /// gives a new key each time) counts once, listed or under `*`; the same subject from
+    /// another issuer is another identity; a keyless signer and a Notary signer are two.
+    #[test]
+    fn keyless_identities_count_once_whatever_their_keys() {
+        const GH: &str = "https://github.com/login/oauth";
+        const GOOGLE: &str = "https://accounts.google.com";
+        let alice_gh = format!("sigstore: issuer={GH}; subject=alice@example.com");
+        let bob_gh = format!("sigstore: issuer={GH}; subject=bob@example.com");
+        let twice = [
+            keyless_signed(GH, "alice@example.com", 1),
+            keyless_signed(GH, "alice@example.com", 2),
+        ];
+        for p in [policy(&[&alice_gh, &bob_gh], 2), policy(&["*"], 2)] {
+            assert_eq!(counted(&p, &twice).len(), 1);
+            assert!(!decide(&p, &twice).admitted);
+        }
+        let two_people = [
+            keyless_signed(GH, "alice@example.com", 1),
+            keyless_signed(GH, "bob@example.com", 2),
+        ];
+        assert!(decide(&policy(&[&alice_gh, &bob_gh], 2), &two_people).admitted);
+        // Under `*`, an issuer is part of the identity.
+        let two_issuers = [
+            keyless_signed(GH, "alice@example.com", 1),
+            keyless_signed(GOOGLE, "alice@example.com", 2),
+        ];
+        assert_eq!(counted(&policy(&["*"], 2), &two_issuers).len(), 2);
+        // ...and a listed identity names its issuer: Google's alice is not GitHub's.
+        assert_eq!(
+            counted(&policy(&[&alice_gh, &bob_gh], 2), &two_issuers).len(),
+            1
+        );
+        // A pattern entry is satisfied once, however many subjects it matches.
+        let pattern = format!(r"sigstore: issuer={GH}; subject~=.*@example\.com");
+        assert_eq!(
+            counted(&policy(&[&pattern, ALICE], 2), &two_people).len(),
+            1
+        );
+        // Keyless plus Notary: two identities.
+        let mixed = [
+            keyless_signed(GH, "alice@example.com", 1),
+            signed("C=US, ST=WA, O=Acme, CN=alice", 9),
+        ];
+        assert!(decide(&policy(&[&alice_gh, ALICE], 2), &mixed).admitted);
     }
 
     /// `signaturesRequired` counts identities across formats: a Notary signer and a cosign
