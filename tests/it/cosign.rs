@@ -102,7 +102,7 @@ fn sign(image: &str, dir: &Path, key: &str) -> String {
 }
 
 /// An image in `repo` of a registry at `base`; returns its digest.
-async fn image(c: &reqwest::Client, base: &str, repo: &str, seed: &str) -> String {
+pub(crate) async fn image(c: &reqwest::Client, base: &str, repo: &str, seed: &str) -> String {
     let config = put_blob(c, base, repo, format!("{{\"seed\":\"{seed}\"}}").as_bytes()).await;
     let m = image_manifest((&config, 11 + seed.len()), &[], json!({}));
     let res = c
@@ -382,7 +382,7 @@ async fn signature_layer(
 }
 
 /// A manifest of `layers` (and a config, pushed) under `digest`'s `.sig` tag.
-async fn put_sig_tag(
+pub(crate) async fn put_sig_tag(
     c: &reqwest::Client,
     s: &Server,
     repo: &str,
@@ -402,7 +402,7 @@ async fn put_sig_tag(
         .unwrap()
 }
 
-async fn status(c: &reqwest::Client, s: &Server, repo: &str, reference: &str) -> u16 {
+pub(crate) async fn status(c: &reqwest::Client, s: &Server, repo: &str, reference: &str) -> u16 {
     c.get(s.v2(&format!("{repo}/manifests/{reference}")))
         .header("Accept", OCI_MANIFEST)
         .send()

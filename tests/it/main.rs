@@ -26,6 +26,7 @@ mod quickstart;
 mod quota;
 mod rate_limit;
 mod readme;
+mod sigstore;
 mod tag_schema;
 mod tls;
 mod trust_admin;
