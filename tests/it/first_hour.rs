@@ -527,6 +527,30 @@ impl Pty {
         }
     }
 
+    /// Waits until the program has turned the terminal's echo off (as a password prompt
+    /// does right after printing itself): typing before that would be echoed by the
+    /// terminal, not by the program.
+    fn expect_no_echo(&self) {
+        use std::os::fd::AsRawFd;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            // SAFETY: tcgetattr fills a termios for a descriptor we own.
+            let echo = unsafe {
+                let mut t: libc::termios = std::mem::zeroed();
+                assert_eq!(libc::tcgetattr(self.master.as_raw_fd(), &mut t), 0);
+                t.c_lflag & libc::ECHO != 0
+            };
+            if !echo {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the program never turned echo off"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     fn type_line(&mut self, line: &str) {
         std::io::Write::write_all(&mut self.master, format!("{line}\r").as_bytes()).unwrap();
     }
@@ -545,6 +569,7 @@ fn login_on_a_terminal_asks_for_the_username_and_the_password_without_echo() {
     pty.expect("Username: ");
     pty.type_line("admin");
     pty.expect("Password: ");
+    pty.expect_no_echo();
     pty.type_line(ADMIN_PASSWORD);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
