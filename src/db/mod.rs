@@ -859,14 +859,16 @@ impl Metadata {
         Ok(admitted)
     }
 
-    /// Publishes the tags waiting for `digest`, with an audit record (made by `audit`
-    /// from the tag) for each, in one transaction. Returns their names.
+    /// Publishes the tags waiting for the digest the trust policy `accepted` (only the
+    /// policy evaluator makes that proof), with an audit record (made by `audit` from the
+    /// tag) for each, in one transaction. Returns their names.
     pub async fn publish_tags(
         &self,
         repo: &RepositoryName,
-        digest: &Digest,
+        accepted: &crate::trust::verify::Accepted,
         audit: impl Fn(&str) -> AuditEvent,
     ) -> Result<Vec<String>> {
+        let digest = accepted.subject();
         let mut tx = self.write.begin().await?;
         let Some(repo_id) = repository_id(&mut tx, repo).await? else {
             return Ok(Vec::new());

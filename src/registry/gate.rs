@@ -529,15 +529,17 @@ impl Registry {
         })))
     }
 
-    /// Whether the signatures stored for `digest` satisfy the policy covering `repo` now.
-    /// `Ok(None)` when no enforcing policy applies.
+    /// Whether the signatures stored for `digest` satisfy the policy covering `repo` now:
+    /// the evaluator's proof, or why not and which policy. `Ok(None)` when no enforcing
+    /// policy applies.
     pub(super) async fn satisfied_now(
         &self,
         repo: &RepositoryName,
         digest: &Digest,
         media_type: &str,
         size: u64,
-    ) -> Result<Option<(bool, String, String)>, RegistryError> {
+    ) -> Result<Option<Result<crate::trust::verify::Accepted, (String, String)>>, RegistryError>
+    {
         let Some(trust) = self.trust() else {
             return Ok(None);
         };
@@ -554,8 +556,10 @@ impl Registry {
         let verdicts = self
             .verdicts_for(policy, &trust, repo, digest, media_type, size, now)
             .await?;
-        let d = decide(policy, &verdicts);
-        Ok(Some((d.admitted, d.reason, policy.name.clone())))
+        Ok(Some(
+            crate::trust::verify::accept(policy, &digest.to_string(), &verdicts)
+                .map_err(|d| (d.reason, policy.name.clone())),
+        ))
     }
 
     /// Whether the policy covering `repo` asks for pulls to be re-checked.

@@ -1033,9 +1033,11 @@ impl Registry {
                         .satisfied_now(repo, &digest, &m.media_type, m.content.len() as u64)
                         .await?
                     {
-                        Some((ok, reason, policy)) => {
-                            (ok, format!("pull refused by policy '{policy}': {reason}"))
-                        }
+                        Some(Ok(_)) => (true, String::new()),
+                        Some(Err((reason, policy))) => (
+                            false,
+                            format!("pull refused by policy '{policy}': {reason}"),
+                        ),
                         None => (true, String::new()),
                     }
                 };
@@ -1219,14 +1221,15 @@ impl Registry {
         let satisfied = self
             .satisfied_now(repo, subject, &m.media_type, m.content.len() as u64)
             .await?;
-        let Some((true, reason, _)) = satisfied else {
+        let Some(Ok(accepted)) = satisfied else {
             return Ok(false);
         };
+        let reason = accepted.reason();
         self.admit_descendants(repo, vec![subject.clone()], &format!("admitted: {reason}"))
             .await?;
         let published = self
             .db
-            .publish_tags(repo, subject, |tag| {
+            .publish_tags(repo, &accepted, |tag| {
                 event(
                     AuditAction::TagPublish,
                     Some(repo),

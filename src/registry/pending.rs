@@ -30,9 +30,12 @@ impl Registry {
                 .satisfied_now(repo, &d, &m.media_type, m.content.len() as u64)
                 .await?
             {
-                Some((false, reason, _)) => reason,
-                Some((true, reason, _)) => {
-                    format!("nothing more: {reason} (it is admitted at its next signature or trust change)")
+                Some(Err((reason, _))) => reason,
+                Some(Ok(accepted)) => {
+                    format!(
+                        "nothing more: {} (it is admitted at its next signature or trust change)",
+                        accepted.reason()
+                    )
                 }
                 None => "no enforcing trust policy covers it now; push it again".into(),
             },

@@ -485,6 +485,58 @@ pub struct Decision {
     pub signers: Vec<String>,
 }
 
+/// Proof that a trust policy accepted the signatures of one subject: what publishing a
+/// waiting tag requires ([`crate::db::Metadata::publish_tags`] takes one, and publishes
+/// tags of its subject only). Only [`accept`] makes one: its fields are private and it
+/// has no other constructor, so no code path can publish what the evaluator did not
+/// accept (the pattern of rustls' `verify.rs` assertion types).
+#[derive(Debug)]
+pub struct Accepted {
+    subject: String,
+    policy: String,
+    reason: String,
+    signers: Vec<String>,
+}
+
+impl Accepted {
+    /// The digest (`sha256:<hex>`) whose signatures were accepted.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+    /// The statement that accepted them.
+    pub fn policy(&self) -> &str {
+        &self.policy
+    }
+    /// Why, in the evaluator's words.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+    /// The identities counted.
+    pub fn signers(&self) -> &[String] {
+        &self.signers
+    }
+}
+
+/// [`decide`] for the signatures of `subject` under an enforcing `policy`: the proof of
+/// acceptance, or the decision that refused them. Skip and audit levels accept nothing
+/// here: they decide nothing about publication.
+pub fn accept(
+    policy: &TrustPolicy,
+    subject: &str,
+    verdicts: &[SignatureVerdict],
+) -> Result<Accepted, Decision> {
+    let d = decide(policy, verdicts);
+    if !d.admitted || !matches!(policy.level, Level::Strict | Level::Permissive) {
+        return Err(d);
+    }
+    Ok(Accepted {
+        subject: subject.to_string(),
+        policy: policy.name.clone(),
+        reason: d.reason,
+        signers: d.signers,
+    })
+}
+
 /// A maximum matching in a bipartite graph: `adjacent[l]` lists the right vertices left
 /// vertex `l` may take. Returns, for each left vertex, the right vertex it got. Kuhn's
 /// augmenting paths: O(V * E), for the few dozen signatures one subject may carry.
@@ -798,6 +850,28 @@ mod tests {
             log_index: 1,
         });
         v
+    }
+
+    /// The proof that publishing needs is made only when an enforcing policy admits,
+    /// and names the subject it was made for.
+    #[test]
+    fn acceptance_is_proved_only_when_an_enforcing_policy_admits() {
+        let subject = format!("sha256:{}", "a".repeat(64));
+        let p = policy(&[ALICE], 1);
+        let alice = [signed("C=US, ST=WA, O=Acme, CN=alice", 1)];
+        let ok = accept(&p, &subject, &alice).unwrap();
+        assert_eq!(ok.subject(), subject);
+        assert_eq!(ok.policy(), "p");
+        assert_eq!(ok.signers().len(), 1);
+        let bob = [signed("C=US, ST=WA, O=Acme, CN=bob", 2)];
+        assert!(!accept(&p, &subject, &bob).unwrap_err().admitted);
+        assert!(accept(&p, &subject, &[]).is_err());
+        // Skip and audit admit every push, and prove nothing.
+        for level in [Level::Skip, Level::Audit] {
+            let mut lax = policy(&[ALICE], 1);
+            lax.level = level;
+            assert!(accept(&lax, &subject, &alice).is_err(), "{level:?}");
+        }
     }
 
     /// A keyless identity is its issuer and subject: one person signing twice (Fulcio
