@@ -503,6 +503,23 @@ impl TrustPolicyDocument {
 
 #[cfg(test)]
 mod tests {
+
+    /// Every trust policy docs/trust-policy.md shows parses: its examples cannot drift
+    /// from what bonded accepts.
+    #[test]
+    fn the_documented_examples_parse() {
+        let doc = include_str!("../../docs/trust-policy.md");
+        let mut n = 0;
+        for block in doc.split("```json").skip(1) {
+            let json = block.split("```").next().unwrap();
+            if json.contains("trustPolicies") {
+                TrustPolicyDocument::parse(json.as_bytes())
+                    .unwrap_or_else(|e| panic!("{e}: {json}"));
+                n += 1;
+            }
+        }
+        assert!(n >= 3, "{n} examples");
+    }
     use super::*;
     use crate::test_vectors as vectors;
 
