@@ -574,29 +574,14 @@ fn verify_certificate_mode(
         ..Default::default()
     });
     let authenticity = (|| {
-        let refs: Vec<_> = policy
-            .trust_stores
-            .iter()
-            .filter(|s| s.kind == StoreType::Ca)
-            .collect();
-        if refs.is_empty() {
-            return Err(format!(
-                "policy '{}' lists no ca trust store for a certificate-mode cosign signature",
-                policy.name
-            ));
-        }
-        let mut anchors = Vec::new();
-        for r in &refs {
-            match stores.get(r) {
-                Some(c) => anchors.extend(c.iter().cloned()),
-                None => {
-                    return Err(format!(
-                        "trust store '{r}' named by policy '{}' does not exist",
-                        policy.name
-                    ))
-                }
-            }
-        }
+        let listed = policy_stores(
+            policy,
+            stores,
+            StoreType::Ca,
+            "for a certificate-mode cosign signature",
+        )?;
+        let refs: Vec<_> = listed.iter().map(|(r, _)| *r).collect();
+        let anchors: Vec<Vec<u8>> = listed.iter().flat_map(|(_, c)| c.iter().cloned()).collect();
         if let Err(e) = certs::validate_path(&chain, &anchors, now) {
             let names = refs
                 .iter()
@@ -627,32 +612,55 @@ fn verify_certificate_mode(
     v.valid_until = until;
 }
 
-/// Public keys (DER SubjectPublicKeyInfo) from a PEM file of `PUBLIC KEY` blocks, each
-/// checked to be a key cosign signs with.
+/// A store a statement lists, and its material.
+type ListedStore<'a> = (&'a super::store::StoreRef, &'a [Vec<u8>]);
+
+/// The stores of `kind` a statement lists, each with its material; an error when it
+/// lists none (`purpose` says what they would be for) or one that does not exist.
+fn policy_stores<'a>(
+    policy: &'a TrustPolicy,
+    stores: &'a TrustStores,
+    kind: StoreType,
+    purpose: &str,
+) -> Result<Vec<ListedStore<'a>>, String> {
+    let listed: Vec<_> = policy
+        .trust_stores
+        .iter()
+        .filter(|s| s.kind == kind)
+        .collect();
+    if listed.is_empty() {
+        return Err(format!(
+            "policy '{}' lists no {} trust store {purpose}",
+            policy.name,
+            kind.as_str()
+        ));
+    }
+    listed
+        .into_iter()
+        .map(|r| {
+            stores.get(r).map(|m| (r, m)).ok_or_else(|| {
+                format!(
+                    "trust store '{r}' named by policy '{}' does not exist",
+                    policy.name
+                )
+            })
+        })
+        .collect()
+}
+
 /// The Sigstore trusted roots of the policy's `sigstore:` stores, or why there are none.
 fn sigstore_roots(
     policy: &TrustPolicy,
     stores: &TrustStores,
 ) -> Result<Vec<(String, super::sigstore::TrustedRoot)>, String> {
-    let refs: Vec<_> = policy
-        .trust_stores
-        .iter()
-        .filter(|s| s.kind == StoreType::Sigstore)
-        .collect();
-    if refs.is_empty() {
-        return Err(format!(
-            "policy '{}' lists no sigstore trust store, so no keyless signature or Sigstore bundle is trusted",
-            policy.name
-        ));
-    }
+    let listed = policy_stores(
+        policy,
+        stores,
+        StoreType::Sigstore,
+        "(so no keyless signature or Sigstore bundle is trusted)",
+    )?;
     let mut out = Vec::new();
-    for r in refs {
-        let docs = stores.get(r).ok_or_else(|| {
-            format!(
-                "trust store '{r}' named by policy '{}' does not exist",
-                policy.name
-            )
-        })?;
+    for (r, docs) in listed {
         for d in docs {
             let root = super::sigstore::TrustedRoot::parse(d)
                 .map_err(|e| format!("trust store '{r}': {e}"))?;
@@ -853,6 +861,8 @@ fn verify_bundle_layer(
     v.cosign = Some(details);
 }
 
+/// Public keys (DER SubjectPublicKeyInfo) from a PEM file of `PUBLIC KEY` blocks, each
+/// checked to be a key cosign signs with.
 pub fn parse_public_keys(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let mut out = Vec::new();
     for pem in x509_parser::pem::Pem::iter_from_buffer(bytes) {

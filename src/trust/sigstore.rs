@@ -816,38 +816,28 @@ pub fn verify_prehash(
     signature: &[u8],
 ) -> Result<&'static str, String> {
     use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
-    let bad = || Err("the signature does not verify with the key".to_string());
+    let bad = || "the signature does not verify with the key".to_string();
+    // The same three steps for each curve's RustCrypto crate.
+    macro_rules! ecdsa {
+        ($curve:ident, $name:literal) => {{
+            let k = $curve::ecdsa::VerifyingKey::from_sec1_bytes(&key.raw)
+                .map_err(|e| e.to_string())?;
+            let s = $curve::ecdsa::Signature::from_der(signature).map_err(|e| e.to_string())?;
+            k.verify_prehash(digest, &s)
+                .map(|_| $name)
+                .map_err(|_| bad())
+        }};
+    }
     match &key.key {
         KeyInfo::Ec {
             curve: certs::Curve::P256,
-        } => {
-            let k =
-                p256::ecdsa::VerifyingKey::from_sec1_bytes(&key.raw).map_err(|e| e.to_string())?;
-            let s = p256::ecdsa::Signature::from_der(signature).map_err(|e| e.to_string())?;
-            k.verify_prehash(digest, &s)
-                .map(|_| "ECDSA-P256")
-                .or_else(|_| bad())
-        }
+        } => ecdsa!(p256, "ECDSA-P256"),
         KeyInfo::Ec {
             curve: certs::Curve::P384,
-        } => {
-            let k =
-                p384::ecdsa::VerifyingKey::from_sec1_bytes(&key.raw).map_err(|e| e.to_string())?;
-            let s = p384::ecdsa::Signature::from_der(signature).map_err(|e| e.to_string())?;
-            k.verify_prehash(digest, &s)
-                .map(|_| "ECDSA-P384")
-                .or_else(|_| bad())
-        }
+        } => ecdsa!(p384, "ECDSA-P384"),
         KeyInfo::Ec {
             curve: certs::Curve::P521,
-        } => {
-            let k =
-                p521::ecdsa::VerifyingKey::from_sec1_bytes(&key.raw).map_err(|e| e.to_string())?;
-            let s = p521::ecdsa::Signature::from_der(signature).map_err(|e| e.to_string())?;
-            k.verify_prehash(digest, &s)
-                .map(|_| "ECDSA-P521")
-                .or_else(|_| bad())
-        }
+        } => ecdsa!(p521, "ECDSA-P521"),
         KeyInfo::Rsa { .. } => {
             use rsa::pkcs1::DecodeRsaPublicKey as _;
             let k = rsa::RsaPublicKey::from_pkcs1_der(&key.raw).map_err(|e| e.to_string())?;
@@ -857,7 +847,7 @@ pub fn verify_prehash(
             };
             k.verify(scheme, digest, signature)
                 .map(|_| "RSA-PKCS1v15")
-                .or_else(|_| bad())
+                .map_err(|_| bad())
         }
         KeyInfo::Ed25519 => {
             Err("an Ed25519 key signs the message itself, which a digest alone cannot check".into())

@@ -101,12 +101,23 @@ fn sign(image: &str, dir: &Path, key: &str) -> String {
     output_text(&o)
 }
 
-/// An image in `repo` of a registry at `base`; returns its digest.
+/// An image in `repo` of a registry at `base`, tagged `v1`; returns its digest.
 pub(crate) async fn image(c: &reqwest::Client, base: &str, repo: &str, seed: &str) -> String {
+    image_as(c, base, repo, seed, "v1").await
+}
+
+/// An image in `repo` of a registry at `base`, tagged `tag`; returns its digest.
+pub(crate) async fn image_as(
+    c: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    seed: &str,
+    tag: &str,
+) -> String {
     let config = put_blob(c, base, repo, format!("{{\"seed\":\"{seed}\"}}").as_bytes()).await;
     let m = image_manifest((&config, 11 + seed.len()), &[], json!({}));
     let res = c
-        .put(format!("{base}/v2/{repo}/manifests/v1"))
+        .put(format!("{base}/v2/{repo}/manifests/{tag}"))
         .header("Content-Type", OCI_MANIFEST)
         .body(m.clone())
         .send()

@@ -233,7 +233,7 @@ async fn keyless_signatures_publish_for_trusted_identities_at_their_log_time() {
     assert_eq!(crate::cosign::status(&c, &s, repo, "v1").await, 200);
 
     // The same by a bundle referrer (cosign's new bundle format), for a second image.
-    let b = image_tagged(&c, &s, repo, "b", "v2").await;
+    let b = crate::cosign::image_as(&c, &base, repo, "b", "v2").await;
     assert_eq!(crate::cosign::status(&c, &s, repo, "v2").await, 404);
     // mallory's bundle: refused.
     let bundle = sigstore.sign_digest_as_bundle(&mallory, &b, then);
@@ -301,27 +301,6 @@ async fn keyless_signatures_publish_for_trusted_identities_at_their_log_time() {
         let o = verify_image(&image, &others, &client_store, &[]);
         assert_ne!(o.status.code(), Some(0), "{tag}: {}", output_text(&o));
     }
-}
-
-/// An image tagged `tag` in `repo`; returns its digest.
-async fn image_tagged(
-    c: &reqwest::Client,
-    s: &Server,
-    repo: &str,
-    seed: &str,
-    tag: &str,
-) -> String {
-    let config = push_blob(c, s, repo, format!("{{\"seed\":\"{seed}\"}}").as_bytes()).await;
-    let m = image_manifest((&config, 11 + seed.len()), &[], json!({}));
-    let res = c
-        .put(s.v2(&format!("{repo}/manifests/{tag}")))
-        .header("Content-Type", OCI_MANIFEST)
-        .body(m.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    sha256(&m)
 }
 
 /// `bonded verify` reads keyless `.sig` signatures from CNCF Distribution too: two
