@@ -432,17 +432,30 @@ pub fn validate_path(
     anchors: &[Vec<u8>],
     at: OffsetDateTime,
 ) -> Result<(), webpki::Error> {
-    validate_path_for(chain, anchors, at, false)
+    validate_path_for(chain, anchors, at, Usage::CodeSigningIfPresent)
 }
 
-/// [`validate_path`], and with `require_code_signing` the leaf (and every CA that
-/// restricts its usages) must carry the code-signing extended key usage, as Sigstore's
-/// Fulcio certificates do.
+/// The extended key usage a path is validated for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    /// codeSigning where the certificates name usages (Notary signers).
+    CodeSigningIfPresent,
+    /// codeSigning required (Sigstore's Fulcio certificates).
+    CodeSigning,
+    /// timeStamping required (RFC 3161 authorities).
+    TimeStamping,
+}
+
+/// id-kp-timeStamping, 1.3.6.1.5.5.7.3.8
+const TIME_STAMPING: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 3, 8];
+
+/// [`validate_path`] for a given extended key usage: the leaf (and every CA that
+/// restricts its usages) must carry it.
 pub fn validate_path_for(
     chain: &[CertInfo],
     anchors: &[Vec<u8>],
     at: OffsetDateTime,
-    require_code_signing: bool,
+    usage: Usage,
 ) -> Result<(), webpki::Error> {
     let anchor_ders: Vec<CertificateDer<'_>> = anchors
         .iter()
@@ -463,10 +476,10 @@ pub fn validate_path_for(
         &anchors,
         &intermediates,
         unix(at),
-        if require_code_signing {
-            webpki::KeyUsage::required(CODE_SIGNING)
-        } else {
-            webpki::KeyUsage::required_if_present(CODE_SIGNING)
+        match usage {
+            Usage::CodeSigningIfPresent => webpki::KeyUsage::required_if_present(CODE_SIGNING),
+            Usage::CodeSigning => webpki::KeyUsage::required(CODE_SIGNING),
+            Usage::TimeStamping => webpki::KeyUsage::required(TIME_STAMPING),
         },
         None,
         None,

@@ -13,6 +13,7 @@ pub mod policy;
 pub mod sign;
 pub mod sigstore;
 pub mod store;
+pub mod timestamp;
 pub mod verify;
 
 /// `artifactType` (current form) or config media type (older form) of a Notary signature.

@@ -16,9 +16,11 @@
 //! - the signature itself, by the certificate's (or the managed key's) key.
 //!
 //! The identity is the certificate's OIDC issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8,
-//! or the older .1.1) and its one subject alternative name. Not verified yet, so never
-//! counted as a time: RFC 3161 timestamps, and Rekor v2 entries (which carry no SET and need
-//! one); a bundle that has only those fails and says so.
+//! or the older .1.1) and its one subject alternative name. Trusted times are the
+//! integrated times of Rekor v1 entries and the `genTime` of every RFC 3161 timestamp over
+//! the signature ([`super::timestamp`]); a Rekor v2 entry (no SET) is proven by its
+//! inclusion proof and signed checkpoint and dated by timestamps only, so a bundle with
+//! neither time fails, and says so. The certificate must be valid at every trusted time.
 //!
 //! Pure functions, as the rest of `trust`: no I/O, times and bytes are arguments.
 
@@ -50,6 +52,8 @@ pub const MAX_BUNDLE: u64 = 1 << 20;
 pub const MAX_TRUSTED_ROOT: usize = 1 << 20;
 /// Most transparency-log entries one bundle may carry.
 const MAX_TLOG_ENTRIES: usize = 8;
+/// Most RFC 3161 timestamps one bundle may carry.
+const MAX_TIMESTAMPS: usize = 8;
 /// Most hashes of one inclusion proof (a tree of 2^64 leaves needs 64).
 const MAX_PROOF_HASHES: usize = 64;
 /// Most logs and certificate authorities one trusted root may list.
@@ -105,6 +109,8 @@ pub struct CertificateAuthority {
 pub struct TrustedRoot {
     pub logs: Vec<Log>,
     pub cas: Vec<CertificateAuthority>,
+    /// RFC 3161 time-stamping authorities.
+    pub tsas: Vec<super::timestamp::Authority>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +121,8 @@ struct RootJson {
     tlogs: Vec<TlogJson>,
     #[serde(default)]
     certificate_authorities: Vec<CaJson>,
+    #[serde(default)]
+    timestamp_authorities: Vec<CaJson>,
 }
 
 #[derive(Deserialize)]
@@ -202,7 +210,10 @@ impl TrustedRoot {
                 j.media_type
             ));
         }
-        if j.tlogs.len() > MAX_ROOT_ENTRIES || j.certificate_authorities.len() > MAX_ROOT_ENTRIES {
+        if j.tlogs.len() > MAX_ROOT_ENTRIES
+            || j.certificate_authorities.len() > MAX_ROOT_ENTRIES
+            || j.timestamp_authorities.len() > MAX_ROOT_ENTRIES
+        {
             return Err(format!(
                 "a trusted root may list at most {MAX_ROOT_ENTRIES} logs and {MAX_ROOT_ENTRIES} authorities"
             ));
@@ -228,33 +239,46 @@ impl TrustedRoot {
         }
         let mut cas = Vec::new();
         for (i, c) in j.certificate_authorities.iter().enumerate() {
-            let what = format!("certificateAuthorities[{i}] ({})", c.uri);
-            let valid = validity(c.valid_for.as_ref(), &what)?;
-            if c.cert_chain.certificates.is_empty()
-                || c.cert_chain.certificates.len() > MAX_CA_CHAIN
-            {
-                return Err(format!(
-                    "{what}: a chain holds 1 to {MAX_CA_CHAIN} certificates"
-                ));
-            }
-            let chain = c
-                .cert_chain
-                .certificates
-                .iter()
-                .map(|r| b64(&r.raw_bytes))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("{what}: {e}"))?;
-            for (k, der) in chain.iter().enumerate() {
-                CertInfo::parse(k, der).map_err(|e| format!("{what}: {e}"))?;
-            }
-            cas.push(CertificateAuthority {
-                uri: c.uri.clone(),
-                chain,
-                valid,
+            cas.push(authority(
+                c,
+                &format!("certificateAuthorities[{i}] ({})", c.uri),
+            )?);
+        }
+        let mut tsas = Vec::new();
+        for (i, c) in j.timestamp_authorities.iter().enumerate() {
+            let a = authority(c, &format!("timestampAuthorities[{i}] ({})", c.uri))?;
+            tsas.push(super::timestamp::Authority {
+                chain: a.chain,
+                valid: Some(a.valid),
             });
         }
-        Ok(TrustedRoot { logs, cas })
+        Ok(TrustedRoot { logs, cas, tsas })
     }
+}
+
+/// A certificate authority (or time-stamping authority) entry of a trusted root.
+fn authority(c: &CaJson, what: &str) -> Result<CertificateAuthority, String> {
+    let valid = validity(c.valid_for.as_ref(), what)?;
+    if c.cert_chain.certificates.is_empty() || c.cert_chain.certificates.len() > MAX_CA_CHAIN {
+        return Err(format!(
+            "{what}: a chain holds 1 to {MAX_CA_CHAIN} certificates"
+        ));
+    }
+    let chain = c
+        .cert_chain
+        .certificates
+        .iter()
+        .map(|r| b64(&r.raw_bytes))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{what}: {e}"))?;
+    for (k, der) in chain.iter().enumerate() {
+        CertInfo::parse(k, der).map_err(|e| format!("{what}: {e}"))?;
+    }
+    Ok(CertificateAuthority {
+        uri: c.uri.clone(),
+        chain,
+        valid,
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -370,7 +394,7 @@ pub fn validate_leaf(
             chain.push(CertInfo::parse(i + 1, der).map_err(|e| e.to_string())?);
         }
         let anchor = ca.chain.last().expect("chains are not empty").clone();
-        match certs::validate_path_for(&chain, &[anchor], at, true) {
+        match certs::validate_path_for(&chain, &[anchor], at, certs::Usage::CodeSigning) {
             Ok(()) => return Ok(ca.uri.clone()),
             Err(e) => last = format!("{e:?}"),
         }
@@ -428,6 +452,7 @@ pub enum Signed<'a> {
     },
     /// A DSSE envelope's one signature over its payload.
     Dsse {
+        payload_type: &'a str,
         payload: &'a [u8],
         signature: &'a [u8],
     },
@@ -601,9 +626,19 @@ fn verify_checkpoint(log: &Log, note: &str, size: u64, root: &[u8]) -> Result<()
     Ok(())
 }
 
-/// Verifies one entry against the trusted root: its log, its SET, its inclusion proof.
-/// Returns the integrated time, the entry's trusted time.
-pub fn verify_entry(root: &TrustedRoot, e: &TlogEntry) -> Result<OffsetDateTime, String> {
+/// What a verified log entry says of time.
+#[derive(Debug, Clone, Copy)]
+pub enum EntryTime {
+    /// A Rekor v1 entry's integrated time, signed by the log (SET).
+    Integrated(OffsetDateTime),
+    /// A Rekor v2 entry: proven in the log's tree, but timeless; a timestamp must date
+    /// it, within the log key's validity.
+    Untimed(Validity),
+}
+
+/// Verifies one entry against the trusted root: its log; for Rekor v1 its SET (and any
+/// inclusion proof); for Rekor v2 (no SET) its inclusion proof and signed checkpoint.
+pub fn verify_entry(root: &TrustedRoot, e: &TlogEntry) -> Result<EntryTime, String> {
     let log = root.logs.iter().find(|l| l.id == e.log_id).ok_or_else(|| {
         format!(
             "the entry is from a log the trusted root does not list (log id {})",
@@ -611,10 +646,18 @@ pub fn verify_entry(root: &TrustedRoot, e: &TlogEntry) -> Result<OffsetDateTime,
         )
     })?;
     let (Some(it), Some(set)) = (e.integrated_time, e.set.as_deref()) else {
-        return Err(format!(
-            "the {} {} entry has no signed entry timestamp: Rekor v2 entries need an RFC 3161 timestamp for their time, which bonded does not verify yet",
-            e.kind, e.version
-        ));
+        // Rekor v2: the proof and a checkpoint signed by the log are what show inclusion.
+        let p = e
+            .proof
+            .as_ref()
+            .ok_or("the entry has neither a signed entry timestamp nor an inclusion proof")?;
+        let cp = p
+            .checkpoint
+            .as_ref()
+            .ok_or("the entry's inclusion proof has no checkpoint")?;
+        verify_proof(e, p)?;
+        verify_checkpoint(log, cp, p.tree_size, &p.root_hash)?;
+        return Ok(EntryTime::Untimed(log.valid));
     };
     if !e
         .body_b64
@@ -646,18 +689,24 @@ pub fn verify_entry(root: &TrustedRoot, e: &TlogEntry) -> Result<OffsetDateTime,
         ));
     }
     if let Some(p) = &e.proof {
-        let mut h = sha2::Sha256::new();
-        h.update([0u8]);
-        h.update(&e.body);
-        let leaf: [u8; 32] = h.finalize().into();
-        if !verify_inclusion(p.log_index, p.tree_size, leaf, &p.hashes, &p.root_hash) {
-            return Err("the inclusion proof does not lead from the entry to its root hash".into());
-        }
+        verify_proof(e, p)?;
         if let Some(cp) = &p.checkpoint {
             verify_checkpoint(log, cp, p.tree_size, &p.root_hash)?;
         }
     }
-    Ok(at)
+    Ok(EntryTime::Integrated(at))
+}
+
+/// The inclusion proof of an entry's body (leaf `SHA-256(0x00 || body)`).
+fn verify_proof(e: &TlogEntry, p: &InclusionProof) -> Result<(), String> {
+    let mut h = sha2::Sha256::new();
+    h.update([0u8]);
+    h.update(&e.body);
+    let leaf: [u8; 32] = h.finalize().into();
+    if !verify_inclusion(p.log_index, p.tree_size, leaf, &p.hashes, &p.root_hash) {
+        return Err("the inclusion proof does not lead from the entry to its root hash".into());
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -709,7 +758,7 @@ pub fn check_body(e: &TlogEntry, signed: Signed, verifier: Verifier) -> Result<(
             }
             Ok(())
         }
-        ("dsse", "0.0.1", Signed::Dsse { payload, signature }) => {
+        ("dsse", "0.0.1", Signed::Dsse { payload, signature, .. }) => {
             let ph = &spec["payloadHash"];
             if s(&ph["algorithm"]).as_deref() != Some("sha256")
                 || s(&ph["value"]).as_deref()
@@ -730,7 +779,7 @@ pub fn check_body(e: &TlogEntry, signed: Signed, verifier: Verifier) -> Result<(
             }
             Ok(())
         }
-        ("intoto", "0.0.2", Signed::Dsse { payload, signature }) => {
+        ("intoto", "0.0.2", Signed::Dsse { payload, signature, .. }) => {
             let content = &spec["content"];
             let ph = &content["payloadHash"];
             if s(&ph["algorithm"]).as_deref() != Some("sha256")
@@ -760,8 +809,54 @@ pub fn check_body(e: &TlogEntry, signed: Signed, verifier: Verifier) -> Result<(
             }
             Ok(())
         }
+        ("hashedrekord", "0.0.2", signed) => {
+            // Rekor v2: the logged digest is the artifact's, or for DSSE the SHA-256 of the
+            // envelope's pre-authentication encoding.
+            let (algorithm, digest, signature) = match signed {
+                Signed::Message {
+                    algorithm,
+                    digest,
+                    signature,
+                } => (algorithm, digest.to_vec(), signature),
+                Signed::Dsse {
+                    payload_type,
+                    payload,
+                    signature,
+                } => (
+                    HashAlgorithm::Sha256,
+                    HashAlgorithm::Sha256.digest(&pae(payload_type, payload)),
+                    signature,
+                ),
+            };
+            let v2 = &spec["hashedRekordV002"];
+            let data = &v2["data"];
+            let alg_name = match algorithm {
+                HashAlgorithm::Sha256 => "SHA2_256",
+                HashAlgorithm::Sha384 => "SHA2_384",
+                HashAlgorithm::Sha512 => "SHA2_512",
+            };
+            if s(&data["algorithm"]).as_deref() != Some(alg_name)
+                || s(&data["digest"]).and_then(|d| b64(&d).ok()) != Some(digest)
+            {
+                return mismatch("artifact");
+            }
+            if s(&v2["signature"]["content"]).and_then(|c| b64(&c).ok()).as_deref()
+                != Some(signature)
+            {
+                return mismatch("signature");
+            }
+            let named = &v2["signature"]["verifier"];
+            let der = match verifier {
+                Verifier::Certificate(_) => s(&named["x509Certificate"]["rawBytes"]),
+                Verifier::Key(_) => s(&named["publicKey"]["rawBytes"]),
+            };
+            if der.and_then(|d| b64(&d).ok()).as_deref() != Some(verifier.der()) {
+                return mismatch("key or certificate");
+            }
+            Ok(())
+        }
         (kind, version, _) => Err(format!(
-            "Rekor entries of kind {kind} {version} are not supported for this signature (hashedrekord 0.0.1 for message signatures; dsse 0.0.1 and intoto 0.0.2 for DSSE)"
+            "Rekor entries of kind {kind} {version} are not supported for this signature (hashedrekord 0.0.1 and 0.0.2 for message signatures; dsse 0.0.1, intoto 0.0.2 and hashedrekord 0.0.2 for DSSE)"
         )),
     }
 }
@@ -993,8 +1088,8 @@ pub struct Bundle {
     pub material: Material,
     pub entries: Vec<TlogEntry>,
     pub content: Content,
-    /// Whether it carries RFC 3161 timestamps (not verified yet, never used as a time).
-    pub has_timestamps: bool,
+    /// RFC 3161 timestamps over the signature (DER TimeStampResp or token).
+    pub timestamps: Vec<Vec<u8>>,
 }
 
 /// Parses a Sigstore bundle (v0.1 to v0.3).
@@ -1088,16 +1183,29 @@ pub fn parse_bundle(bytes: &[u8]) -> Result<Bundle, String> {
         }
         _ => return Err("a bundle holds either a messageSignature or a dsseEnvelope".into()),
     };
-    let has_timestamps = vm
+    let mut timestamps = Vec::new();
+    if let Some(list) = vm
         .timestamp_verification_data
         .as_ref()
-        .and_then(|t| t["rfc3161Timestamps"].as_array().map(|a| !a.is_empty()))
-        .unwrap_or(false);
+        .and_then(|t| t["rfc3161Timestamps"].as_array())
+    {
+        if list.len() > MAX_TIMESTAMPS {
+            return Err(format!(
+                "a bundle may carry at most {MAX_TIMESTAMPS} timestamps"
+            ));
+        }
+        for t in list {
+            let signed = t["signedTimestamp"]
+                .as_str()
+                .ok_or("an RFC 3161 timestamp has no signedTimestamp")?;
+            timestamps.push(b64(signed)?);
+        }
+    }
     Ok(Bundle {
         material,
         entries,
         content,
-        has_timestamps,
+        timestamps,
     })
 }
 
@@ -1175,6 +1283,7 @@ fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 fn verify_entries_and_material(
     root: &TrustedRoot,
     entries: &[TlogEntry],
+    timestamps: &[Vec<u8>],
     signed: Signed,
     certificate: Option<&[u8]>,
     managed_key: Option<&PublicKey>,
@@ -1203,18 +1312,57 @@ fn verify_entries_and_material(
     } else {
         Verifier::Key(&verifier_der)
     };
-    let mut earliest: Option<(OffsetDateTime, i64)> = None;
+    // Trusted times: the integrated times of Rekor v1 entries, and the genTime of every
+    // RFC 3161 timestamp over the signature (each must verify).
+    let mut times: Vec<(OffsetDateTime, i64)> = Vec::new();
+    let mut untimed: Vec<(Validity, i64)> = Vec::new();
     for e in entries {
-        let at = verify_entry(root, e)?;
+        let t = verify_entry(root, e)?;
         check_body(e, signed, verifier)?;
-        if let Some(der) = certificate {
-            validate_leaf(root, der, at)?;
-        }
-        if earliest.is_none_or(|(t, _)| at < t) {
-            earliest = Some((at, e.log_index));
+        match t {
+            EntryTime::Integrated(at) => times.push((at, e.log_index)),
+            EntryTime::Untimed(valid) => untimed.push((valid, e.log_index)),
         }
     }
-    let (time, log_index) = earliest.expect("entries are not empty");
+    let signature = match signed {
+        Signed::Message { signature, .. } | Signed::Dsse { signature, .. } => signature,
+    };
+    let mut stamped = Vec::new();
+    for t in timestamps {
+        stamped.push(
+            super::timestamp::verify(t, signature, &root.tsas)
+                .map_err(|e| format!("an RFC 3161 timestamp: {e}"))?,
+        );
+    }
+    // A Rekor v2 entry is dated by the timestamps, which must fall in its log's validity.
+    for (valid, index) in &untimed {
+        if stamped.is_empty() {
+            return Err(format!(
+                "log entry {index} is a Rekor v2 entry, which carries no time, and the bundle has no RFC 3161 timestamp: there is no trusted time to verify the certificate at"
+            ));
+        }
+        if let Some(t) = stamped.iter().find(|t| !valid.contains(**t)) {
+            return Err(format!(
+                "the timestamp {} is outside the validity of log entry {index}'s log",
+                crate::timefmt::rfc3339(*t)
+            ));
+        }
+    }
+    let index = times
+        .first()
+        .map(|(_, i)| *i)
+        .or(untimed.first().map(|(_, i)| *i))
+        .unwrap_or_default();
+    times.extend(stamped.into_iter().map(|t| (t, index)));
+    if let Some(der) = certificate {
+        for (at, _) in &times {
+            validate_leaf(root, der, *at)?;
+        }
+    }
+    let (time, log_index) = times
+        .into_iter()
+        .min_by_key(|(t, _)| *t)
+        .ok_or("the signature has no trusted time")?;
     Ok((key, identity, time, log_index))
 }
 
@@ -1301,38 +1449,49 @@ pub fn verify_bundle(
             payload,
             signature,
         } => (
-            Signed::Dsse { payload, signature },
+            Signed::Dsse {
+                payload_type,
+                payload,
+                signature,
+            },
             Some(pae(payload_type, payload)),
         ),
     };
     let mut last = "the bundle is signed by a managed key and no such key is trusted".to_string();
     for k in candidates {
-        let attempt = verify_entries_and_material(root, &bundle.entries, signed, certificate, k)
-            .and_then(|(key, identity, time, log_index)| {
-                let algorithm = match (signed, &signed_bytes) {
-                    (
-                        Signed::Message {
-                            algorithm,
-                            digest,
-                            signature,
-                        },
-                        _,
-                    ) => verify_prehash(&key, algorithm, digest, signature)?,
-                    (Signed::Dsse { signature, .. }, Some(pae)) => key
-                        .verify(pae, signature)
-                        .ok_or("the DSSE signature does not verify with the key")?,
-                    (Signed::Dsse { .. }, None) => unreachable!("DSSE content has a PAE"),
-                };
-                Ok(Verified {
-                    identity,
-                    certificate: certificate.map(<[u8]>::to_vec),
-                    key,
-                    algorithm,
-                    time,
-                    log_index,
-                    predicate_type: predicate_type.clone(),
-                })
-            });
+        let attempt = verify_entries_and_material(
+            root,
+            &bundle.entries,
+            &bundle.timestamps,
+            signed,
+            certificate,
+            k,
+        )
+        .and_then(|(key, identity, time, log_index)| {
+            let algorithm = match (signed, &signed_bytes) {
+                (
+                    Signed::Message {
+                        algorithm,
+                        digest,
+                        signature,
+                    },
+                    _,
+                ) => verify_prehash(&key, algorithm, digest, signature)?,
+                (Signed::Dsse { signature, .. }, Some(pae)) => key
+                    .verify(pae, signature)
+                    .ok_or("the DSSE signature does not verify with the key")?,
+                (Signed::Dsse { .. }, None) => unreachable!("DSSE content has a PAE"),
+            };
+            Ok(Verified {
+                identity,
+                certificate: certificate.map(<[u8]>::to_vec),
+                key,
+                algorithm,
+                time,
+                log_index,
+                predicate_type: predicate_type.clone(),
+            })
+        });
         match attempt {
             Ok(v) => return Ok(v),
             Err(e) => last = e,
@@ -1357,8 +1516,14 @@ pub fn verify_cosign_keyless(
         digest: &digest,
         signature,
     };
-    let (key, identity, time, log_index) =
-        verify_entries_and_material(root, std::slice::from_ref(&entry), signed, Some(leaf), None)?;
+    let (key, identity, time, log_index) = verify_entries_and_material(
+        root,
+        std::slice::from_ref(&entry),
+        &[],
+        signed,
+        Some(leaf),
+        None,
+    )?;
     let alg = key
         .verify(payload, signature)
         .ok_or("the signature does not verify with the certificate's key")?;
@@ -1538,8 +1703,8 @@ mod tests {
 
     /// C14: the Sigstore conformance suite's bundle cases. A case whose name ends in
     /// `_fail` must fail, for the reason its README gives; every other case must verify,
-    /// for the case's identity. The Rekor v2 cases need RFC 3161 timestamps, which are not
-    /// verified yet: they are listed, and must fail saying so (never verify unchecked).
+    /// for the case's identity (Rekor v1 and v2, SETs, inclusion proofs, checkpoints, RFC
+    /// 3161 timestamps).
     #[test]
     fn c14_sigstore_conformance_bundles() {
         let Some(v) = crate::test_vectors::dir() else {
@@ -1570,15 +1735,7 @@ mod tests {
             ),
             ("invalid-inclusion-proof_fail", &["inclusion proof"]),
             ("checkpoint-wrong-roothash_fail", &["checkpoint"]),
-            ("rekor2-no-timestamp_fail", &["RFC 3161"]),
-        ];
-        // Valid cases bonded cannot verify yet (Rekor v2: time only from RFC 3161).
-        let unsupported = [
-            "rekor2-happy-path",
-            "rekor2-dsse-happy-path",
-            "rekor2-timestamp-with-embedded-cert",
-            "rekor2-timestamp-without-embedded-cert",
-            "bundle-with-sct-with-extensions",
+            ("rekor2-no-timestamp_fail", &["no RFC 3161 timestamp"]),
         ];
         let mut seen = 0;
         let mut verified = 0;
@@ -1626,17 +1783,13 @@ mod tests {
                 );
             } else if name.ends_with("_fail") {
                 panic!("{name}: a failing case this test does not know");
-            } else if unsupported.contains(&name.as_str()) {
-                let err = result.expect_err(&name);
-                assert!(err.contains("RFC 3161"), "{name}: {err}");
-                eprintln!("{name}: not verified yet (Rekor v2 needs RFC 3161): {err}");
             } else {
                 result.unwrap_or_else(|e| panic!("{name} must verify: {e}"));
                 verified += 1;
             }
         }
         assert_eq!(seen, 24, "the conformance cases of the vectors' README");
-        assert_eq!(verified, 24 - fail_reasons.len() - unsupported.len());
+        assert_eq!(verified, 24 - fail_reasons.len());
     }
 
     /// Pieces of two valid bundles over the same artifact, recombined, must not verify: a

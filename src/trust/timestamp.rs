@@ -1,0 +1,281 @@
+//! RFC 3161 timestamps, verified offline: a time-stamping authority's signed statement
+//! that some bytes (here: a signature) existed at `genTime`. Format-neutral: Sigstore
+//! bundles carry them (`timestampVerificationData`), and Notary signatures will
+//! (`io.cncf.notary.timestampSignature`).
+//!
+//! What must hold: the token is a CMS SignedData over a TSTInfo; its message imprint is
+//! the hash of exactly the bytes it is said to cover; its one signer's signed attributes
+//! name the TSTInfo content type and its digest; the signature over them verifies with a
+//! certificate that leads (rustls-webpki, at `genTime`, extended key usage timeStamping
+//! required) to a trusted authority whose validity holds `genTime`.
+//!
+//! Pure functions; RustCrypto's `x509-tsp` and `cms` parse the DER.
+
+use cms::content_info::ContentInfo;
+use cms::signed_data::SignedData;
+use der::{Decode as _, Encode as _};
+use time::OffsetDateTime;
+
+use super::certs::{self, CertInfo};
+use super::cosign::PublicKey;
+use super::sigstore::{HashAlgorithm, Validity};
+
+/// Largest token read.
+pub const MAX_TOKEN: usize = 64 * 1024;
+/// Most certificates a token may embed.
+const MAX_EMBEDDED: usize = 10;
+
+const ID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
+const ID_CT_TST_INFO: &str = "1.2.840.113549.1.9.16.1.4";
+const ID_CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
+const ID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
+
+/// A time-stamping authority a verifier trusts: its chain (signing certificate or
+/// intermediates first, root last) and when it may be trusted.
+#[derive(Debug, Clone)]
+pub struct Authority {
+    pub chain: Vec<Vec<u8>>,
+    pub valid: Option<Validity>,
+}
+
+fn hash_of(oid: &der::oid::ObjectIdentifier) -> Result<HashAlgorithm, String> {
+    match oid.to_string().as_str() {
+        "2.16.840.1.101.3.4.2.1" => Ok(HashAlgorithm::Sha256),
+        "2.16.840.1.101.3.4.2.2" => Ok(HashAlgorithm::Sha384),
+        "2.16.840.1.101.3.4.2.3" => Ok(HashAlgorithm::Sha512),
+        other => Err(format!("hash algorithm {other} is not supported")),
+    }
+}
+
+/// The token inside `bytes`: a TimeStampResp (status granted) or a bare TimeStampToken.
+fn token(bytes: &[u8]) -> Result<ContentInfo, String> {
+    if let Ok(resp) = x509_tsp::TimeStampResp::from_der(bytes) {
+        // PKIStatus: 0 granted, 1 grantedWithMods; anything else is a refusal.
+        if resp.status.status as u8 > 1 {
+            return Err(format!(
+                "the time-stamping authority refused (status {:?})",
+                resp.status.status
+            ));
+        }
+        return resp
+            .time_stamp_token
+            .ok_or_else(|| "the timestamp response holds no token".to_string());
+    }
+    ContentInfo::from_der(bytes).map_err(|e| format!("not an RFC 3161 timestamp: {e}"))
+}
+
+/// Verifies an RFC 3161 timestamp over `covered` against `authorities`; returns its
+/// `genTime`.
+pub fn verify(
+    bytes: &[u8],
+    covered: &[u8],
+    authorities: &[Authority],
+) -> Result<OffsetDateTime, String> {
+    if bytes.len() > MAX_TOKEN {
+        return Err(format!("a timestamp is at most {MAX_TOKEN} bytes"));
+    }
+    let ci = token(bytes)?;
+    if ci.content_type.to_string() != ID_SIGNED_DATA {
+        return Err("the timestamp token is not CMS SignedData".into());
+    }
+    let sd: SignedData = ci
+        .content
+        .decode_as()
+        .map_err(|e| format!("the timestamp token's SignedData: {e}"))?;
+    if sd.encap_content_info.econtent_type.to_string() != ID_CT_TST_INFO {
+        return Err("the timestamp token does not hold a TSTInfo".into());
+    }
+    let econtent = sd
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .ok_or("the timestamp token has no TSTInfo")?;
+    let tst_der = der::asn1::OctetString::from_der(&econtent.to_der().map_err(|e| e.to_string())?)
+        .map_err(|e| format!("the TSTInfo is not an OCTET STRING: {e}"))?;
+    let tst = x509_tsp::TstInfo::from_der(tst_der.as_bytes())
+        .map_err(|e| format!("the TSTInfo does not parse: {e}"))?;
+    // The imprint: the hash of exactly the covered bytes.
+    let imprint_alg = hash_of(&tst.message_imprint.hash_algorithm.oid)?;
+    if tst.message_imprint.hashed_message.as_bytes() != imprint_alg.digest(covered).as_slice() {
+        return Err("the timestamp covers other bytes than this signature".into());
+    }
+    let gen_time = OffsetDateTime::UNIX_EPOCH
+        + time::Duration::try_from(tst.gen_time.to_unix_duration())
+            .map_err(|_| "genTime is out of range".to_string())?;
+    // One signer, with signed attributes binding the TSTInfo.
+    let signers: Vec<_> = sd.signer_infos.0.iter().collect();
+    let [si] = signers.as_slice() else {
+        return Err(format!(
+            "a timestamp token has one signer, not {}",
+            signers.len()
+        ));
+    };
+    let attrs = si
+        .signed_attrs
+        .as_ref()
+        .ok_or("the timestamp's signer has no signed attributes")?;
+    let digest_alg = hash_of(&si.digest_alg.oid)?;
+    let mut content_type_ok = false;
+    let mut digest_ok = false;
+    for a in attrs.iter() {
+        let oid = a.oid.to_string();
+        let [value] = a.values.as_slice() else {
+            return Err(format!("attribute {oid} must have one value"));
+        };
+        if oid == ID_CONTENT_TYPE {
+            content_type_ok = value
+                .decode_as::<der::oid::ObjectIdentifier>()
+                .is_ok_and(|o| o.to_string() == ID_CT_TST_INFO);
+        } else if oid == ID_MESSAGE_DIGEST {
+            digest_ok = value
+                .decode_as::<der::asn1::OctetString>()
+                .is_ok_and(|d| d.as_bytes() == digest_alg.digest(tst_der.as_bytes()).as_slice());
+        }
+    }
+    if !content_type_ok || !digest_ok {
+        return Err("the timestamp's signed attributes do not bind its TSTInfo".into());
+    }
+    let signed = attrs.to_der().map_err(|e| e.to_string())?;
+    let signed_digest = digest_alg.digest(&signed);
+    let signature = si.signature.as_bytes();
+    let embedded: Vec<Vec<u8>> = sd
+        .certificates
+        .as_ref()
+        .map(|set| {
+            set.0
+                .iter()
+                .filter_map(|c| match c {
+                    cms::cert::CertificateChoices::Certificate(c) => c.to_der().ok(),
+                    _ => None,
+                })
+                .take(MAX_EMBEDDED)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut last = "no time-stamping authority is trusted".to_string();
+    for auth in authorities {
+        if auth.chain.is_empty() {
+            continue;
+        }
+        if let Some(v) = &auth.valid {
+            if !v.contains(gen_time) {
+                last = "genTime is outside the time-stamping authority's validity".into();
+                continue;
+            }
+        }
+        // The signing certificate: the authority's own first certificate, or one the
+        // token embeds that chains to the authority.
+        let mut candidates = vec![auth.chain[0].clone()];
+        candidates.extend(embedded.iter().filter(|e| **e != auth.chain[0]).cloned());
+        for cert in candidates {
+            let attempt = (|| {
+                let key = {
+                    use x509_parser::prelude::FromDer as _;
+                    let (_, c) = x509_parser::certificate::X509Certificate::from_der(&cert)
+                        .map_err(|e| format!("a TSA certificate does not parse: {e}"))?;
+                    PublicKey::from_spki(c.public_key().raw)?
+                };
+                super::sigstore::verify_prehash(&key, digest_alg, &signed_digest, signature)
+                    .map_err(|_| "the timestamp's signature does not verify".to_string())?;
+                let mut path = vec![CertInfo::parse(0, &cert).map_err(|e| e.to_string())?];
+                let rest = &auth.chain[..auth.chain.len() - 1];
+                for (i, der) in rest.iter().filter(|d| **d != cert).enumerate() {
+                    path.push(CertInfo::parse(i + 1, der).map_err(|e| e.to_string())?);
+                }
+                let anchor = auth.chain.last().expect("not empty").clone();
+                certs::validate_path_for(&path, &[anchor], gen_time, certs::Usage::TimeStamping)
+                    .map_err(|e| format!("the TSA certificate does not lead to a trusted authority at genTime: {e:?}"))
+            })();
+            match attempt {
+                Ok(()) => return Ok(gen_time),
+                Err(e) => last = e,
+            }
+        }
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::sigstore::{parse_bundle, Content, TrustedRoot};
+
+    /// The timestamp of a conformance bundle, the signature it covers, and its root.
+    fn case(name: &str) -> Option<(Vec<u8>, Vec<u8>, TrustedRoot)> {
+        let v = crate::test_vectors::dir()?;
+        let d = v.join("cosign/conformance").join(name);
+        let bundle = parse_bundle(&std::fs::read(d.join("bundle.sigstore.json")).unwrap()).unwrap();
+        let root =
+            TrustedRoot::parse(&std::fs::read(d.join("trusted_root.json")).unwrap()).unwrap();
+        let signature = match bundle.content {
+            Content::Message { signature, .. } | Content::Dsse { signature, .. } => signature,
+        };
+        Some((bundle.timestamps[0].clone(), signature, root))
+    }
+
+    /// Sigstore's staging TSA tokens (with and without the signer's certificate
+    /// embedded) verify over their bundle's signature, at a genTime inside the signing
+    /// certificate's ten minutes; and every way of making them lie fails.
+    #[test]
+    fn rfc3161_tokens_verify_over_their_signature_only() {
+        for name in [
+            "rekor2-happy-path",
+            "rekor2-timestamp-with-embedded-cert",
+            "rekor2-timestamp-without-embedded-cert",
+        ] {
+            let Some((token, signature, root)) = case(name) else {
+                return;
+            };
+            let t =
+                verify(&token, &signature, &root.tsas).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(t.year() >= 2025, "{name}: {t}");
+            // Another signature: the imprint does not match.
+            let mut other = signature.clone();
+            other[10] ^= 1;
+            assert!(verify(&token, &other, &root.tsas)
+                .unwrap_err()
+                .contains("other bytes"));
+            // No authority, or one that was not valid then.
+            assert!(verify(&token, &signature, &[]).is_err());
+            let mut late = root.tsas.clone();
+            for a in &mut late {
+                a.valid = Some(Validity {
+                    start: t + time::Duration::seconds(1),
+                    end: None,
+                });
+            }
+            assert!(verify(&token, &signature, &late)
+                .unwrap_err()
+                .contains("validity"));
+            // Another authority (the root's Fulcio chain) does not vouch for it.
+            let fulcio: Vec<Authority> = root
+                .cas
+                .iter()
+                .map(|c| Authority {
+                    chain: c.chain.clone(),
+                    valid: None,
+                })
+                .collect();
+            assert!(verify(&token, &signature, &fulcio).is_err());
+            // A flipped byte of what is signed fails: the imprint inside the TSTInfo, the
+            // genTime, the signature value (the token's last bytes). (Embedded
+            // certificates are not signed, and the authority's own certificate is used.)
+            let find = |needle: &[u8]| {
+                token
+                    .windows(needle.len())
+                    .position(|w| w == needle)
+                    .unwrap_or_else(|| panic!("{name}: not in the token"))
+            };
+            let imprint = find(&HashAlgorithm::Sha256.digest(&signature));
+            let year = find(format!("{}", t.year()).as_bytes());
+            for at in [imprint + 3, year + 3, token.len() - 5] {
+                let mut bad = token.clone();
+                bad[at] ^= 0x01;
+                assert!(
+                    verify(&bad, &signature, &root.tsas).is_err(),
+                    "{name}: byte {at}"
+                );
+            }
+        }
+    }
+}
