@@ -20,6 +20,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// A Sigstore made on the spot (Fulcio-like CA, Rekor-like log), shared with the tests.
+#[path = "../test_sigstore.rs"]
+mod test_sigstore;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "bonded-bench",
@@ -554,6 +558,27 @@ mod admission {
         .expect("json")
     }
 
+    /// `bundle` as a Sigstore bundle referrer of `digest` (cosign's new bundle format), its
+    /// blob and config pushed; returns the referrer manifest's bytes.
+    async fn bundle_referrer(
+        c: &reqwest::Client,
+        base: &str,
+        repo: &str,
+        bundle: &[u8],
+        digest: &str,
+        size: usize,
+    ) -> Res<Vec<u8>> {
+        use bonded::trust::sigstore::BUNDLE_ARTIFACT;
+        let layer = blob(c, base, repo, bundle).await?;
+        let config = blob(c, base, repo, b"{}").await?;
+        Ok(serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": BUNDLE_ARTIFACT,
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+            "layers": [{"mediaType": BUNDLE_ARTIFACT, "digest": layer, "size": bundle.len()}],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": digest, "size": size}
+        }))?)
+    }
+
     /// A cosign signature of `digest` by `key`, its payload and config pushed; returns the
     /// referrer manifest's bytes.
     async fn cosign_signature(
@@ -605,12 +630,27 @@ mod admission {
             .send()
             .await?;
         expect(res, 200, "set cosign trust store").await?;
+        // a Sigstore of the bench's own, as the sigstore:bench store, and one keyless signer
+        // whose signatures are logged a minute into its ten-minute certificate
+        let sigstore = super::test_sigstore::Sigstore::new();
+        let res = c
+            .put(format!("{base}/bonded/v1/trust/stores/sigstore/bench"))
+            .bearer_auth(token)
+            .body(sigstore.trusted_root())
+            .send()
+            .await?;
+        expect(res, 200, "set sigstore trust store").await?;
+        let from = OffsetDateTime::now_utc() - time::Duration::minutes(2);
+        let keyless = sigstore.signer("https://issuer.bench.test", "ci@bench.test", from);
+        let logged = from + time::Duration::minutes(1);
         let policy = json!({"version": "1.0", "trustPolicies": [
             {"name": "unchecked", "registryScopes": [format!("{host}/bench/plain/*")], "signatureVerification": {"level": "skip"}},
             {"name": "signed", "registryScopes": [format!("{host}/bench/signed/*")], "signatureVerification": {"level": "strict"},
              "trustStores": ["ca:bench"], "trustedIdentities": ["*"], "bonded.unsignedPush": "reject"},
             {"name": "cosign", "registryScopes": [format!("{host}/bench/cosign/*")], "signatureVerification": {"level": "strict"},
-             "trustStores": ["cosign:bench"], "trustedIdentities": ["*"]}
+             "trustStores": ["cosign:bench"], "trustedIdentities": ["*"]},
+            {"name": "sigstore", "registryScopes": [format!("{host}/bench/sigstore/*")], "signatureVerification": {"level": "strict"},
+             "trustStores": ["sigstore:bench"], "trustedIdentities": ["*"]}
         ]});
         let res = c
             .put(format!("{base}/bonded/v1/trust/policy"))
@@ -629,6 +669,7 @@ mod admission {
             ("strict, 5 ES256 signatures", "bench/signed/app", 5),
             ("strict, 1 cosign P-256 signature", "bench/cosign/app", 1),
             ("strict, 5 cosign P-256 signatures", "bench/cosign/app", 5),
+            ("strict, 1 keyless Sigstore bundle", "bench/sigstore/app", 1),
         ] {
             let cosign = repo.starts_with("bench/cosign/");
             let config = blob(c, base, repo, b"{}").await?;
@@ -640,7 +681,13 @@ mod admission {
                     "layers": [], "annotations": {"case": case, "i": i.to_string()}
                 }))?;
                 let d = sha256(&m);
-                if signatures > 0 && cosign {
+                if repo.starts_with("bench/sigstore/") {
+                    manifest(c, base, repo, &d, m.clone()).await?;
+                    let bundle = sigstore.sign_digest_as_bundle(&keyless, &d, logged);
+                    let sig = bundle_referrer(c, base, repo, &bundle, &d, m.len()).await?;
+                    let res = manifest(c, base, repo, &sha256(&sig), sig).await?;
+                    expect(res, 201, "push Sigstore bundle").await?;
+                } else if signatures > 0 && cosign {
                     manifest(c, base, repo, &d, m.clone()).await?;
                     for key in cosign_keys.iter().take(signatures) {
                         let sig = cosign_signature(c, base, repo, key, &d, m.len()).await?;
@@ -817,6 +864,42 @@ mod admission {
             })
         };
 
+        // a keyless Sigstore bundle in process: SET, body binding, Fulcio path at the log's
+        // time, ECDSA over the digest
+        let bundle_full = {
+            use bonded::trust::cosign;
+            let bundle = sigstore.sign_digest_as_bundle(&keyless, &subject.digest, logged);
+            let layer = cosign::CosignLayer {
+                payload: bonded::oci::Descriptor {
+                    media_type: bonded::trust::sigstore::BUNDLE_ARTIFACT.into(),
+                    digest: sha256(&bundle).parse().map_err(|e| format!("{e}"))?,
+                    size: bundle.len() as u64,
+                },
+                form: cosign::LayerForm::Bundle,
+                rekor_bundle: None,
+                signature: String::new(),
+                certificate: None,
+                chain: None,
+            };
+            let mut stores = stores.clone();
+            stores.insert(
+                "sigstore:bench".parse().map_err(|e: String| e)?,
+                vec![sigstore.trusted_root().into_bytes()],
+            );
+            let sigstore_policy = doc.policies[3].clone();
+            rate(&mut || {
+                let v = cosign::verify_layer(
+                    &sigstore_policy,
+                    &stores,
+                    &layer,
+                    &bundle,
+                    &subject.digest,
+                    now,
+                );
+                assert!(v.accepted(), "{v:?}");
+            })
+        };
+
         let base_ms = results[0].1;
         println!("\n## Admission (median of {pushes} tag pushes each, c=1)\n");
         println!("| case | median latency (ms) | overhead vs unchecked (ms) |");
@@ -837,6 +920,7 @@ mod admission {
         println!("\n- full signature verification in process (envelope, certificate rules, webpki path, ES256): {full:.0}/s");
         println!("- raw ES256 verify (ring): {raw:.0}/s");
         println!("- cosign layer verification in process (payload binding, key lookup, ECDSA P-256 DER): {cosign_full:.0}/s ({:.1}x Notary's)", cosign_full / full);
+        println!("- keyless Sigstore bundle verification in process (trusted root parse, SET, body binding, Fulcio path at the log time, ECDSA prehash): {bundle_full:.0}/s ({:.2}x Notary's)", bundle_full / full);
         // leave the server as it was: no policy
         super::remove_policy(c, base, token).await?;
         Ok(())

@@ -4,6 +4,7 @@
 
 pub mod distribution;
 pub mod pki;
+#[path = "../../../src/test_sigstore.rs"]
 pub mod sigstore;
 #[path = "../../../src/test_vectors.rs"]
 pub mod vectors;

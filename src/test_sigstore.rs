@@ -1,8 +1,10 @@
-//! A Sigstore instance made in the test: a Fulcio-like CA issuing short-lived code-signing
-//! certificates with the OIDC issuer extension, a Rekor-like log key signing entry
-//! timestamps, and the `trusted_root.json` naming both. Everything is built from the
-//! specifications (Fulcio's certificate profile, Rekor's hashedrekord 0.0.1 and SET,
-//! the bundle v0.3 schema), independently of bonded's verifier.
+//! A Sigstore instance made on the spot, for the integration tests (included as
+//! `common::sigstore`) and `bonded-bench` (included by path; not part of the library): a
+//! Fulcio-like CA issuing short-lived code-signing certificates with the OIDC issuer
+//! extension, a Rekor-like log key signing entry timestamps, and the `trusted_root.json`
+//! naming both. Everything is built from the specifications (Fulcio's certificate profile,
+//! Rekor's hashedrekord 0.0.1 and SET, the bundle v0.3 schema), independently of bonded's
+//! verifier.
 #![allow(dead_code)]
 
 use base64::Engine as _;
