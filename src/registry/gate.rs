@@ -29,21 +29,58 @@ use futures_util::TryStreamExt;
 use serde_json::json;
 use time::OffsetDateTime;
 
+/// What becomes of the tags of a push the gate lets through. There is no default: every
+/// path through the gate says which, and an enforcing policy publishes only on the
+/// evaluator's proof.
+#[derive(Debug)]
+pub(super) enum TagRelease {
+    /// Published: the policy accepted the digest's signatures.
+    Accepted(crate::trust::verify::Accepted),
+    /// Published: no policy enforces here (no trust configured, level skip or audit).
+    NotEnforced,
+    /// Published: a signature manifest under its own tag (cosign's `.sig`), or signature
+    /// bookkeeping, which the gate verified as such (its tags name no image).
+    Signature,
+    /// Stored; the tags wait for signatures.
+    Wait,
+}
+
 /// What the gate decided about a push it lets through.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Admission {
     /// For a verified signature manifest: what the signature store keeps, one record per
     /// signature it holds.
     pub signatures: Vec<SignatureRecord>,
     /// Held as pending until signed.
     pub pending: bool,
-    /// The tags wait for signatures instead of being published.
-    pub wait_tags: bool,
+    /// What becomes of the push's tags.
+    pub tags: TagRelease,
     /// Said to the client in a `Warning` header.
     pub warning: Option<String>,
     /// Stored (pending, tags waiting), yet answered with this refusal
     /// (`"bonded.unsignedPush": "reject"`).
     pub refusal: Option<RegistryError>,
+}
+
+impl Admission {
+    /// A push with no signatures to keep, its tags released as `tags` says.
+    pub(super) fn release(tags: TagRelease) -> Admission {
+        Admission {
+            signatures: Vec::new(),
+            pending: false,
+            tags,
+            warning: None,
+            refusal: None,
+        }
+    }
+
+    /// A verified signature manifest: its records; its own tags (if any) published.
+    fn signature(signatures: Vec<SignatureRecord>) -> Admission {
+        Admission {
+            signatures,
+            ..Admission::release(TagRelease::Signature)
+        }
+    }
 }
 
 /// Largest signature envelope read; real ones are a few KiB.
@@ -268,7 +305,7 @@ impl Registry {
             }
             Ok(Some(sig)) => {
                 if policy.level == Level::Skip {
-                    return Ok(Admission::default());
+                    return Ok(Admission::release(TagRelease::Signature));
                 }
                 if policy.signer_must_not_be_pusher {
                     self.separate_duties(policy, repo, &sig.subject.digest)
@@ -293,27 +330,32 @@ impl Registry {
                         }),
                     ));
                 }
-                return Ok(Admission {
-                    signatures: vec![record(digest, &sig, policy, trust, &verdict, now)],
-                    ..Admission::default()
-                });
+                return Ok(Admission::signature(vec![record(
+                    digest, &sig, policy, trust, &verdict, now,
+                )]));
             }
             Ok(None) => {}
         }
         if !enforcing {
-            return Ok(Admission::default());
+            return Ok(Admission::release(TagRelease::NotEnforced));
         }
         let verdicts = self
             .verdicts_for(policy, trust, repo, digest, parsed.media_type, size, now)
             .await?;
-        let decision = decide(policy, &verdicts);
+        let decision = match crate::trust::verify::accept(policy, &digest.to_string(), &verdicts) {
+            Ok(accepted) => {
+                tracing::info!(
+                    repository = %repo, digest = %digest, policy = %policy.name,
+                    admitted = true, signers = ?accepted.signers(), "tag admission"
+                );
+                return Ok(Admission::release(TagRelease::Accepted(accepted)));
+            }
+            Err(decision) => decision,
+        };
         tracing::info!(
             repository = %repo, digest = %digest, policy = %policy.name,
-            admitted = decision.admitted, signers = ?decision.signers, "tag admission"
+            admitted = false, signers = ?decision.signers, "tag admission"
         );
-        if decision.admitted {
-            return Ok(Admission::default());
-        }
         let how =
             format!("sign {scope}@{digest} (for example with `notation sign` or `bonded sign`)");
         if !tagged {
@@ -323,7 +365,7 @@ impl Registry {
                     "held as pending until signed: {}; {how}",
                     decision.reason
                 )),
-                ..Admission::default()
+                ..Admission::release(TagRelease::Wait)
             });
         }
         let waits = format!(
@@ -345,10 +387,10 @@ impl Registry {
         });
         Ok(Admission {
             pending: true,
-            wait_tags: true,
+            tags: TagRelease::Wait,
             warning: Some(format!("tag waits for signatures: {waits}")),
             refusal,
-            ..Admission::default()
+            signatures: Vec::new(),
         })
     }
 
@@ -382,7 +424,7 @@ impl Registry {
         now: OffsetDateTime,
     ) -> Result<Admission, RegistryError> {
         if policy.level == Level::Skip {
-            return Ok(Admission::default());
+            return Ok(Admission::release(TagRelease::Signature));
         }
         let subject: Digest = sigs.subject.parse().map_err(|_| {
             denied(
@@ -437,10 +479,9 @@ impl Registry {
                 json!({ "policy": policy.name, "check": check, "reason": why }),
             ));
         }
-        Ok(Admission {
-            signatures: cosign_records(digest, sigs, policy, trust, &verdicts, now).collect(),
-            ..Admission::default()
-        })
+        Ok(Admission::signature(
+            cosign_records(digest, sigs, policy, trust, &verdicts, now).collect(),
+        ))
     }
 
     /// A stored cosign signature manifest verified again; `None` (logged) when a payload

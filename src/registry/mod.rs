@@ -801,7 +801,7 @@ impl Registry {
         }
         let admission = match self.trust() {
             // Signatures it lists were each verified when pushed; it has none of its own.
-            Some(_) if bookkeeping => gate::Admission::default(),
+            Some(_) if bookkeeping => gate::Admission::release(gate::TagRelease::Signature),
             Some(trust) => {
                 match self
                     .admit(&trust, repo, &digest, &parsed, body.len() as u64, &tags)
@@ -829,7 +829,7 @@ impl Registry {
                     Err(e) => return Err(e),
                 }
             }
-            None => gate::Admission::default(),
+            None => gate::Admission::release(gate::TagRelease::NotEnforced),
         };
         let signed_subject = admission
             .signatures
@@ -850,13 +850,23 @@ impl Registry {
             admission.warning.clone(),
         )];
         for t in &tags {
-            let (action, reason) = if admission.wait_tags {
-                (
+            let (action, reason) = match &admission.tags {
+                gate::TagRelease::Wait => (
                     AuditAction::TagWait,
                     Some("waits for signatures".to_string()),
-                )
-            } else {
-                (AuditAction::TagPush, None)
+                ),
+                // Who the policy counted, in the tag's own record.
+                gate::TagRelease::Accepted(a) => (
+                    AuditAction::TagPush,
+                    Some(format!(
+                        "admitted by policy '{}': {}",
+                        a.policy(),
+                        a.reason()
+                    )),
+                ),
+                gate::TagRelease::NotEnforced | gate::TagRelease::Signature => {
+                    (AuditAction::TagPush, None)
+                }
             };
             audit.push(event(
                 action,
@@ -915,7 +925,7 @@ impl Registry {
             tags: tags.clone(),
             signatures: admission.signatures,
             pending: admission.pending,
-            wait_tags: admission.wait_tags,
+            wait_tags: matches!(admission.tags, gate::TagRelease::Wait),
             pushed_by: CLIENT.try_with(|c| c.actor.clone()).ok(),
             signature_limit: is_signature.then_some(self.max_signatures),
             audit,

@@ -106,6 +106,14 @@ async fn records_who_did_what_and_detects_tampering() {
     assert_eq!(r["repository"], "prod/app");
     assert_eq!(r["outcome"], "ok");
 
+    // "why was v1 published?": the tag's own record names the policy and who it counted
+    let pushed = get(&c, &s, &format!("digest={digest}&action=tag.push")).await;
+    let pushed = pushed["records"].as_array().unwrap();
+    assert_eq!(pushed.len(), 1, "{pushed:?}");
+    let why = pushed[0]["reason"].as_str().unwrap_or_default();
+    assert!(why.contains("admitted by policy"), "{why}");
+    assert!(why.contains("CN=alice"), "{why}");
+
     // "what was denied?"
     let denied = get(&c, &s, "outcome=denied").await;
     let denied = denied["records"].as_array().unwrap();
