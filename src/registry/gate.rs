@@ -20,6 +20,7 @@ use super::{Registry, RegistryError};
 use crate::db::SignatureRecord;
 use crate::oci::{Digest, ParsedManifest, RepositoryName};
 use crate::trust::policy::{Level, TrustPolicy, TrustPolicyDocument, UnsignedPush};
+use crate::trust::signatures::SignatureSet;
 use crate::trust::store::TrustStores;
 use crate::trust::verify::{
     decide, notary_signature, verify_signature, Check, SignatureManifest, SignatureVerdict, Subject,
@@ -103,8 +104,32 @@ pub struct TrustConfig {
 
 use crate::timefmt::rfc3339;
 
-/// What the signature store keeps of a verified signature: what is shown, and the verdict
-/// the gate decides from, with the trust version and policy it was made under.
+/// What the signature store keeps of a signature manifest's signatures, one record per
+/// verdict in order: what is shown, and the verdict the gate decides from, with the trust
+/// version and policy it was made under (and the subject's media type and size where the
+/// manifest names them).
+fn signature_records(
+    digest: &Digest,
+    sigs: &SignatureSet,
+    policy: &TrustPolicy,
+    trust: &TrustConfig,
+    verdicts: &[SignatureVerdict],
+    now: OffsetDateTime,
+) -> Vec<SignatureRecord> {
+    let subject = sigs.subject();
+    let described = sigs.subject_descriptor();
+    verdicts
+        .iter()
+        .enumerate()
+        .map(|(i, v)| SignatureRecord {
+            subject_media_type: described.map(|d| d.media_type.clone()),
+            subject_size: described.map(|d| d.size),
+            ..record_of(digest, i as u32, &subject, policy, trust, v, now)
+        })
+        .collect()
+}
+
+/// [`signature_records`] of a stored Notary signature's one verdict.
 fn record(
     digest: &Digest,
     sig: &SignatureManifest,
@@ -113,34 +138,21 @@ fn record(
     v: &SignatureVerdict,
     now: OffsetDateTime,
 ) -> SignatureRecord {
-    SignatureRecord {
-        subject_media_type: Some(sig.subject.media_type.clone()),
-        subject_size: Some(sig.subject.size),
-        ..record_of(
-            digest,
-            0,
-            &sig.subject.digest.to_string(),
-            policy,
-            trust,
-            v,
-            now,
-        )
-    }
+    let set = SignatureSet::Notary(sig.clone());
+    signature_records(digest, &set, policy, trust, std::slice::from_ref(v), now).remove(0)
 }
 
-/// The records of a cosign signature manifest's layers, one per verdict, in layer order.
-fn cosign_records<'a>(
-    digest: &'a Digest,
-    sigs: &'a cosign::CosignSignatures,
-    policy: &'a TrustPolicy,
-    trust: &'a TrustConfig,
-    verdicts: &'a [SignatureVerdict],
+/// [`signature_records`] of a stored cosign signature manifest.
+fn cosign_records(
+    digest: &Digest,
+    sigs: &cosign::CosignSignatures,
+    policy: &TrustPolicy,
+    trust: &TrustConfig,
+    verdicts: &[SignatureVerdict],
     now: OffsetDateTime,
-) -> impl Iterator<Item = SignatureRecord> + 'a {
-    verdicts
-        .iter()
-        .enumerate()
-        .map(move |(i, v)| record_of(digest, i as u32, &sigs.subject, policy, trust, v, now))
+) -> Vec<SignatureRecord> {
+    let set = SignatureSet::Cosign(sigs.clone());
+    signature_records(digest, &set, policy, trust, verdicts, now)
 }
 
 /// The record of signature `layer` of manifest `digest`, signing `subject`, whatever its
@@ -276,63 +288,25 @@ impl Registry {
             .iter()
             .map(|t| t.as_str())
             .find(|t| cosign::sig_tag_subject(t).is_some());
-        match cosign::cosign_signatures(parsed, sig_tag) {
+        match SignatureSet::find(parsed, sig_tag) {
             Err(why) => {
                 return Err(denied(
-                    format!("cosign signature refused: {why}"),
+                    why.clone(),
                     json!({ "policy": policy.name, "check": "integrity", "reason": why }),
                 ))
             }
             Ok(Some(sigs)) => {
-                if let Some(other) = tags.iter().find(|t| Some(t.as_str()) != sig_tag) {
-                    return Err(denied(
-                        format!("a cosign signature manifest may be tagged only sha256-<hex>.sig, not {other}"),
-                        json!({ "policy": policy.name, "check": "integrity" }),
-                    ));
+                if matches!(sigs, SignatureSet::Cosign(_)) {
+                    if let Some(other) = tags.iter().find(|t| Some(t.as_str()) != sig_tag) {
+                        return Err(denied(
+                            format!("a cosign signature manifest may be tagged only sha256-<hex>.sig, not {other}"),
+                            json!({ "policy": policy.name, "check": "integrity" }),
+                        ));
+                    }
                 }
                 return self
-                    .admit_cosign(policy, trust, repo, digest, &sigs, enforcing, now)
+                    .admit_signatures(policy, trust, repo, digest, &sigs, enforcing, now)
                     .await;
-            }
-            Ok(None) => {}
-        }
-        match notary_signature(parsed) {
-            Err(why) => {
-                return Err(denied(
-                    format!("signature refused: {why}"),
-                    json!({ "policy": policy.name, "check": "integrity", "reason": why }),
-                ))
-            }
-            Ok(Some(sig)) => {
-                if policy.level == Level::Skip {
-                    return Ok(Admission::release(TagRelease::Signature));
-                }
-                if policy.signer_must_not_be_pusher {
-                    self.separate_duties(policy, repo, &sig.subject.digest)
-                        .await?;
-                }
-                let verdict = self
-                    .verify_stored_envelope(policy, trust, repo, &sig, now)
-                    .await?;
-                tracing::info!(
-                    repository = %repo, signature = %digest, subject = %sig.subject.digest,
-                    policy = %policy.name, signer = ?verdict.signer.as_ref().map(|s| s.to_string()),
-                    accepted = verdict.accepted(), "signature verified"
-                );
-                if let (true, Some(why)) = (enforcing, verdict.failure()) {
-                    return Err(denied(
-                        format!("signature refused by policy '{}': {why}", policy.name),
-                        json!({
-                            "policy": policy.name,
-                            "check": failed_check(&verdict),
-                            "reason": why,
-                            "signer": verdict.signer.map(|s| s.to_string()),
-                        }),
-                    ));
-                }
-                return Ok(Admission::signature(vec![record(
-                    digest, &sig, policy, trust, &verdict, now,
-                )]));
             }
             Ok(None) => {}
         }
@@ -407,81 +381,98 @@ impl Registry {
             .and_then(|m| crate::oci::manifest::parse(None, &m.content).ok()))
     }
 
-    /// A cosign signature manifest's push: each layer verified (its payload read from the
-    /// repository); refused under strict and permissive levels when a layer is not even a
-    /// signature of the subject (integrity), or when none is accepted, so a push that
-    /// proves nothing stores nothing. One record per layer, accepted or not (a layer by a
-    /// key the policy does not trust stays, as cosign appends to the `.sig` manifest).
+    /// A signature manifest's push, whatever its format: each signature verified (its blob
+    /// read from the repository, bounded); refused under strict and permissive levels when
+    /// one is not even a signature of the subject (integrity), or when none is accepted,
+    /// so a push that proves nothing stores nothing. One record per signature, accepted or
+    /// not (a cosign layer by a key the policy does not trust stays, as cosign appends to
+    /// the `.sig` manifest).
     #[allow(clippy::too_many_arguments)]
-    async fn admit_cosign(
+    async fn admit_signatures(
         &self,
         policy: &TrustPolicy,
         trust: &TrustConfig,
         repo: &RepositoryName,
         digest: &Digest,
-        sigs: &cosign::CosignSignatures,
+        sigs: &SignatureSet,
         enforcing: bool,
         now: OffsetDateTime,
     ) -> Result<Admission, RegistryError> {
         if policy.level == Level::Skip {
             return Ok(Admission::release(TagRelease::Signature));
         }
-        let subject: Digest = sigs.subject.parse().map_err(|_| {
+        let noun = sigs.noun();
+        let subject: Digest = sigs.subject().parse().map_err(|_| {
             denied(
-                format!("cosign signature names no valid subject ({})", sigs.subject),
+                format!("{noun} names no valid subject ({})", sigs.subject()),
                 json!({ "policy": policy.name, "check": "integrity" }),
             )
         })?;
         if policy.signer_must_not_be_pusher {
             self.separate_duties(policy, repo, &subject).await?;
         }
-        let verdicts = self.verify_cosign_layers(policy, trust, repo, sigs).await?;
+        let verdicts = self
+            .verify_signature_blobs(policy, trust, repo, sigs, now)
+            .await
+            .map_err(|e| match e {
+                RegistryError::Denied { message, .. } => denied(
+                    message,
+                    json!({ "policy": policy.name, "check": "integrity" }),
+                ),
+                other => other,
+            })?;
         let accepted = verdicts.iter().filter(|v| v.accepted()).count();
         tracing::info!(
             repository = %repo, signature = %digest, subject = %subject, policy = %policy.name,
-            signatures = verdicts.len(), accepted, "cosign signature verified"
+            signatures = verdicts.len(), accepted,
+            signers = ?verdicts.iter().filter_map(|v| v.signer_name()).collect::<Vec<_>>(),
+            "signature verified"
         );
-        // Every layer must at least be a signature of this subject (a simple-signing
-        // document naming it, a decodable signature), whoever made it: otherwise a trusted
-        // layer copied from elsewhere could carry any blob, typed as a payload, into a
-        // manifest served under the `.sig` tag.
-        if let (true, Some((i, why))) = (
-            enforcing,
-            verdicts
-                .iter()
-                .enumerate()
-                .find_map(|(i, v)| match &v.integrity {
-                    Check::Failed(why) => Some((i, why.clone())),
-                    _ => None,
-                }),
-        ) {
-            return Err(denied(
-                format!(
-                    "cosign signature refused by policy '{}': layer {i} is not a signature of {}: {why}",
-                    policy.name, sigs.subject
-                ),
-                json!({ "policy": policy.name, "check": "integrity", "layer": i, "reason": why }),
-            ));
+        if enforcing {
+            // Every signature must at least be a signature of this subject, whoever made
+            // it: otherwise a trusted cosign layer copied from elsewhere could carry any
+            // blob, typed as a payload, into a manifest served under the `.sig` tag.
+            let several = verdicts.len() > 1;
+            if let Some((i, v, why)) =
+                verdicts
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, v)| match &v.integrity {
+                        Check::Failed(why) => Some((i, v, why.clone())),
+                        _ => None,
+                    })
+            {
+                let message = if several {
+                    format!(
+                        "{noun} refused by policy '{}': layer {i} is not a signature of {subject}: {why}",
+                        policy.name
+                    )
+                } else {
+                    format!("{noun} refused by policy '{}': {why}", policy.name)
+                };
+                return Err(denied(
+                    message,
+                    json!({ "policy": policy.name, "check": "integrity", "layer": i, "reason": why,
+                        "signer": v.signer_name() }),
+                ));
+            }
+            if accepted == 0 {
+                let first = verdicts
+                    .iter()
+                    .find_map(|v| v.failure().map(|why| (v, why)));
+                let (check, why, signer) = match first {
+                    Some((v, why)) => (failed_check(v), why.to_string(), v.signer_name()),
+                    None => ("integrity", "no signature verified".to_string(), None),
+                };
+                return Err(denied(
+                    format!("{noun} refused by policy '{}': {why}", policy.name),
+                    json!({ "policy": policy.name, "check": check, "reason": why, "signer": signer }),
+                ));
+            }
         }
-        if enforcing && accepted == 0 {
-            let first = verdicts
-                .iter()
-                .find_map(|v| v.failure().map(|why| (v, why)));
-            let (check, why) = match first {
-                Some((v, why)) => (failed_check(v), why.to_string()),
-                None => ("integrity", "no signature verified".to_string()),
-            };
-            return Err(denied(
-                format!(
-                    "cosign signature refused by policy '{}': {why}",
-                    policy.name
-                ),
-                json!({ "policy": policy.name, "check": check, "reason": why }),
-            ));
-        }
-        Ok(Admission::signature(
-            cosign_records(digest, sigs, policy, trust, &verdicts, now).collect(),
-        ))
+        Ok(Admission::signature(signature_records(
+            digest, sigs, policy, trust, &verdicts, now,
+        )))
     }
 
     /// A stored cosign signature manifest verified again; `None` (logged) when a payload
@@ -503,8 +494,25 @@ impl Registry {
         }
     }
 
-    /// Every layer of a cosign signature manifest verified, its payload read from `repo`
-    /// (at most [`cosign::CosignLayer::max_size`] bytes each).
+    /// Every signature of `sigs` verified under `policy` at `now`, its blob read from
+    /// `repo` (at most [`SignatureSet::blobs`]' bound each).
+    async fn verify_signature_blobs(
+        &self,
+        policy: &TrustPolicy,
+        trust: &TrustConfig,
+        repo: &RepositoryName,
+        sigs: &SignatureSet,
+        now: OffsetDateTime,
+    ) -> Result<Vec<SignatureVerdict>, RegistryError> {
+        let mut verdicts = Vec::new();
+        for (i, (blob, max)) in sigs.blobs().into_iter().enumerate() {
+            let bytes = self.read_blob_bounded(repo, &blob.digest, max).await?;
+            verdicts.push(sigs.verify(i, policy, &trust.stores, &bytes, now));
+        }
+        Ok(verdicts)
+    }
+
+    /// [`Self::verify_signature_blobs`] of a cosign signature manifest, now.
     async fn verify_cosign_layers(
         &self,
         policy: &TrustPolicy,
@@ -512,21 +520,9 @@ impl Registry {
         repo: &RepositoryName,
         sigs: &cosign::CosignSignatures,
     ) -> Result<Vec<SignatureVerdict>, RegistryError> {
-        let mut verdicts = Vec::new();
-        for layer in &sigs.layers {
-            let payload = self
-                .read_blob_bounded(repo, &layer.payload.digest, layer.max_size())
-                .await?;
-            verdicts.push(cosign::verify_layer(
-                policy,
-                &trust.stores,
-                layer,
-                &payload,
-                &sigs.subject,
-                OffsetDateTime::now_utc(),
-            ));
-        }
-        Ok(verdicts)
+        let set = SignatureSet::Cosign(sigs.clone());
+        self.verify_signature_blobs(policy, trust, repo, &set, OffsetDateTime::now_utc())
+            .await
     }
 
     /// The policy covering `repo` and whether the signatures stored for `digest` satisfy it

@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod identity;
 pub mod policy;
 pub mod sign;
+pub mod signatures;
 pub mod sigstore;
 pub mod store;
 pub mod timestamp;

@@ -17,6 +17,7 @@ use super::{JWS_ENVELOPE, NOTARY_SIGNATURE};
 use crate::oci::{media_type, Descriptor, ParsedManifest};
 
 /// The parts of a Notary signature manifest verification needs.
+#[derive(Debug, Clone)]
 pub struct SignatureManifest {
     /// The envelope layer.
     pub envelope: Descriptor,
