@@ -367,3 +367,80 @@ async fn bonded_verify_counts_keyless_identities_on_distribution() {
         );
     }
 }
+
+/// On a registry without the referrers API (CNCF Distribution), cosign's new bundle format
+/// keeps the referrers tag schema: the bundle manifest, and the `sha256-<hex>` index
+/// listing it. `bonded verify` finds it there: alice's bundle verifies, a bundle of
+/// another image listed for this one does not.
+#[tokio::test]
+async fn bonded_verify_reads_bundles_through_the_referrers_tag_schema() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let dist = start_distribution(&d.join("dist")).await;
+    let c = client();
+    let base = format!("http://{}", dist.addr);
+    let sigstore = Sigstore::new();
+    let then = OffsetDateTime::now_utc() - Duration::days(1);
+    let alice = sigstore.signer(ISSUER, "alice@example.com", then);
+    let store = d.join("store");
+    sigstore.write_store(&store, "test");
+    let policy = d.join("policy.json");
+    std::fs::write(
+        &policy,
+        json!({"version": "1.0", "trustPolicies": [{"name": "all", "registryScopes": ["*"],
+            "signatureVerification": {"level": "strict"}, "trustStores": ["sigstore:test"],
+            "trustedIdentities": [format!("sigstore: issuer={ISSUER}; subject=alice@example.com")]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let other = crate::cosign::image(&c, &base, "acme/other", "x").await;
+    for (repo, signs_itself) in [("acme/good", true), ("acme/moved", false)] {
+        let digest = crate::cosign::image(&c, &base, repo, repo).await;
+        let signed = if signs_itself { &digest } else { &other };
+        let bundle = sigstore.sign_digest_as_bundle(&alice, signed, then + Duration::minutes(1));
+        let put = |reference: String, media_type: &'static str, body: Vec<u8>| {
+            let c = c.clone();
+            let url = format!("{base}/v2/{repo}/manifests/{reference}");
+            async move {
+                c.put(url)
+                    .header("Content-Type", media_type)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        let layer = common::distribution::put_blob(&c, &base, repo, &bundle).await;
+        let config = common::distribution::put_blob(&c, &base, repo, b"{}").await;
+        let m = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+            "layers": [{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json", "digest": layer, "size": bundle.len()}],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": digest, "size": 1}}))
+        .unwrap();
+        assert_eq!(put(sha256(&m), OCI_MANIFEST, m.clone()).await, 201);
+        let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha256(&m), "size": m.len(),
+                "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json"}]}))
+        .unwrap();
+        let tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
+        assert_eq!(put(tag, OCI_INDEX, index).await, 201);
+        let o = verify_image(&format!("{}/{repo}:v1", dist.addr), &policy, &store, &[]);
+        assert_eq!(
+            o.status.code() == Some(0),
+            signs_itself,
+            "{repo}: {}",
+            output_text(&o)
+        );
+        if !signs_itself {
+            // Found, and refused for what it signs (not merely missing).
+            assert!(
+                output_text(&o).contains("signs another artifact"),
+                "{}",
+                output_text(&o)
+            );
+        }
+    }
+}
