@@ -366,6 +366,11 @@ impl CertInfo {
         })
     }
 
+    /// Whether the certificate may be a Notary CA (basic constraints, key usage).
+    pub fn is_ca(&self) -> bool {
+        self.ca_problems.is_empty()
+    }
+
     /// Whether the certificate names itself as its issuer.
     pub fn self_issued(&self) -> bool {
         self.subject == self.issuer
@@ -449,14 +454,30 @@ pub enum Usage {
 /// id-kp-timeStamping, 1.3.6.1.5.5.7.3.8
 const TIME_STAMPING: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 3, 8];
 
-/// [`validate_path`] for a given extended key usage: the leaf (and every CA that
-/// restricts its usages) must carry it.
+/// [`validate_path`] for a given extended key usage: the leaf must carry it (for
+/// timeStamping, in a critical extension, as RFC 3161 section 2.3 requires), and every CA
+/// that restricts its usages must allow it; a CA without the extension is unrestricted.
 pub fn validate_path_for(
     chain: &[CertInfo],
     anchors: &[Vec<u8>],
     at: OffsetDateTime,
     usage: Usage,
 ) -> Result<(), webpki::Error> {
+    if usage != Usage::CodeSigningIfPresent {
+        use x509_parser::prelude::FromDer as _;
+        let (_, leaf) =
+            X509Certificate::from_der(&chain[0].der).map_err(|_| webpki::Error::BadDer)?;
+        let eku = leaf.extended_key_usage().ok().flatten();
+        let ok = match (usage, &eku) {
+            (Usage::CodeSigning, Some(e)) => e.value.code_signing,
+            (Usage::TimeStamping, Some(e)) => e.value.time_stamping && e.critical,
+            _ => false,
+        };
+        if !ok {
+            #[allow(deprecated)] // the context variant is not constructible outside webpki
+            return Err(webpki::Error::RequiredEkuNotFound);
+        }
+    }
     let anchor_ders: Vec<CertificateDer<'_>> = anchors
         .iter()
         .map(|a| CertificateDer::from(a.as_slice()))
@@ -478,8 +499,9 @@ pub fn validate_path_for(
         unix(at),
         match usage {
             Usage::CodeSigningIfPresent => webpki::KeyUsage::required_if_present(CODE_SIGNING),
-            Usage::CodeSigning => webpki::KeyUsage::required(CODE_SIGNING),
-            Usage::TimeStamping => webpki::KeyUsage::required(TIME_STAMPING),
+            // The leaf's own usage is checked above.
+            Usage::CodeSigning => webpki::KeyUsage::required_if_present(CODE_SIGNING),
+            Usage::TimeStamping => webpki::KeyUsage::required_if_present(TIME_STAMPING),
         },
         None,
         None,

@@ -100,6 +100,9 @@ pub struct Envelope {
     /// The `x5c` chain as DER, leaf first.
     pub chain: Vec<Vec<u8>>,
     pub signing_agent: Option<String>,
+    /// `io.cncf.notary.timestampSignature`: an RFC 3161 timestamp token (DER) over the
+    /// signature, if the signer had one made.
+    pub timestamp: Option<Vec<u8>>,
     pub target: TargetArtifact,
 }
 
@@ -135,6 +138,10 @@ pub enum EnvelopeError {
         expiry: OffsetDateTime,
         signed: OffsetDateTime,
     },
+    #[error(
+        "the timestamp countersignature (io.cncf.notary.timestampSignature) is unreadable: {0}"
+    )]
+    Timestamp(String),
     #[error("unprotected header has no x5c certificate chain")]
     NoChain,
     #[error("the x5c chain has {0} certificates; at most {MAX_CHAIN_LENGTH} are read")]
@@ -170,6 +177,9 @@ struct Unprotected {
     x5c: Vec<String>,
     #[serde(rename = "io.cncf.notary.signingAgent", default)]
     signing_agent: Option<String>,
+    /// An RFC 3161 timestamp token over the signature, base64.
+    #[serde(rename = "io.cncf.notary.timestampSignature", default)]
+    timestamp_signature: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -317,6 +327,17 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
                 .map_err(|_| EnvelopeError::ChainBase64(i))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let timestamp = match &jws.header.timestamp_signature {
+        None => None,
+        Some(t) if t.len() > 4 * super::timestamp::MAX_TOKEN / 3 + 4 => {
+            return Err(EnvelopeError::Timestamp("it is too large".into()))
+        }
+        Some(t) => Some(
+            STANDARD
+                .decode(t)
+                .map_err(|_| EnvelopeError::Timestamp("it is not standard base64".into()))?,
+        ),
+    };
     let payload: Payload =
         serde_json::from_slice(&payload_bytes).map_err(EnvelopeError::Payload)?;
     let mut signing_input = Vec::with_capacity(jws.protected.len() + 1 + jws.payload.len());
@@ -333,11 +354,17 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         expiry,
         chain,
         signing_agent: jws.header.signing_agent,
+        timestamp,
         target: payload.target_artifact,
     })
 }
 
 impl Envelope {
+    /// The signature's bytes (what a timestamp countersignature covers).
+    pub fn signature_bytes(&self) -> &[u8] {
+        &self.signature
+    }
+
     /// Checks that the algorithm is the one tied to the leaf's key and that the signature
     /// verifies with that key.
     pub fn verify_signature(&self, leaf: &CertInfo) -> Result<(), EnvelopeError> {

@@ -182,6 +182,21 @@ pub struct TrustPolicy {
     pub enforce_on_pull: bool,
     /// bonded: the account that pushed an image may not push signatures for it.
     pub signer_must_not_be_pusher: bool,
+    /// `signatureVerification.verifyTimestamp`: when a `notary.x509` signature's RFC 3161
+    /// timestamp is checked (where a `tsa:` store is listed).
+    pub verify_timestamp: VerifyTimestamp,
+}
+
+/// notation's `verifyTimestamp`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VerifyTimestamp {
+    /// Always (the default): a signature must carry a timestamp, and the timestamp, not
+    /// the present, is when its certificates must have been valid.
+    #[default]
+    Always,
+    /// Only once a certificate of the signing chain has expired; until then the chain
+    /// must be valid now.
+    AfterCertExpiry,
 }
 
 /// A validated trust policy document.
@@ -292,13 +307,15 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
         };
         *slot = action;
     }
-    if let Some(v) = &raw.signature_verification.verify_timestamp {
-        if v != "always" && v != "afterCertExpiry" {
+    let verify_timestamp = match raw.signature_verification.verify_timestamp.as_deref() {
+        None | Some("always") => VerifyTimestamp::Always,
+        Some("afterCertExpiry") => VerifyTimestamp::AfterCertExpiry,
+        Some(v) => {
             return Err(format!(
                 "verifyTimestamp '{v}' must be always or afterCertExpiry"
-            ));
+            ))
         }
-    }
+    };
 
     if raw.registry_scopes.is_empty() {
         return Err("registryScopes is empty".into());
@@ -347,6 +364,7 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
             unsigned_push,
             enforce_on_pull,
             signer_must_not_be_pusher,
+            verify_timestamp,
         });
     }
     if stores.is_empty() {
@@ -436,6 +454,7 @@ fn statement(raw: RawPolicy) -> Result<TrustPolicy, String> {
         unsigned_push,
         enforce_on_pull,
         signer_must_not_be_pusher,
+        verify_timestamp,
     })
 }
 

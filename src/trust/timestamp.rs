@@ -71,6 +71,29 @@ pub fn verify(
     covered: &[u8],
     authorities: &[Authority],
 ) -> Result<OffsetDateTime, String> {
+    verify_with_accuracy(bytes, covered, authorities).map(|t| t.gen_time)
+}
+
+/// A verified timestamp: `genTime`, give or take `accuracy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub gen_time: OffsetDateTime,
+    pub accuracy: time::Duration,
+}
+
+impl Verified {
+    /// The earliest and latest the stamped moment can be.
+    pub fn range(&self) -> (OffsetDateTime, OffsetDateTime) {
+        (self.gen_time - self.accuracy, self.gen_time + self.accuracy)
+    }
+}
+
+/// [`verify`], with the token's accuracy.
+pub fn verify_with_accuracy(
+    bytes: &[u8],
+    covered: &[u8],
+    authorities: &[Authority],
+) -> Result<Verified, String> {
     if bytes.len() > MAX_TOKEN {
         return Err(format!("a timestamp is at most {MAX_TOKEN} bytes"));
     }
@@ -102,6 +125,11 @@ pub fn verify(
     let gen_time = OffsetDateTime::UNIX_EPOCH
         + time::Duration::try_from(tst.gen_time.to_unix_duration())
             .map_err(|_| "genTime is out of range".to_string())?;
+    let accuracy = tst.accuracy.as_ref().map_or(time::Duration::ZERO, |a| {
+        time::Duration::seconds(a.seconds.unwrap_or(0).min(i64::MAX as u64) as i64)
+            + time::Duration::milliseconds(i64::from(a.millis.unwrap_or(0)))
+            + time::Duration::microseconds(i64::from(a.micros.unwrap_or(0)))
+    });
     // One signer, with signed attributes binding the TSTInfo.
     let signers: Vec<_> = sd.signer_infos.0.iter().collect();
     let [si] = signers.as_slice() else {
@@ -177,9 +205,14 @@ pub fn verify(
                 };
                 super::sigstore::verify_prehash(&key, digest_alg, &signed_digest, signature)
                     .map_err(|_| "the timestamp's signature does not verify".to_string())?;
+                // The path: this certificate, then what may lead from it to the anchor:
+                // the authority's own intermediates and the other certificates embedded.
                 let mut path = vec![CertInfo::parse(0, &cert).map_err(|e| e.to_string())?];
-                let rest = &auth.chain[..auth.chain.len() - 1];
-                for (i, der) in rest.iter().filter(|d| **d != cert).enumerate() {
+                let rest = auth.chain[..auth.chain.len() - 1]
+                    .iter()
+                    .chain(embedded.iter())
+                    .filter(|d| **d != cert);
+                for (i, der) in rest.enumerate() {
                     path.push(CertInfo::parse(i + 1, der).map_err(|e| e.to_string())?);
                 }
                 let anchor = auth.chain.last().expect("not empty").clone();
@@ -187,7 +220,7 @@ pub fn verify(
                     .map_err(|e| format!("the TSA certificate does not lead to a trusted authority at genTime: {e:?}"))
             })();
             match attempt {
-                Ok(()) => return Ok(gen_time),
+                Ok(()) => return Ok(Verified { gen_time, accuracy }),
                 Err(e) => last = e,
             }
         }

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use super::certs::{self, CertInfo, KeyId};
 use super::envelope::{self, Envelope, SigningScheme};
 use super::identity::{DistinguishedName, Signer};
-use super::policy::{Action, Level, TrustPolicy, TrustedIdentities};
-use super::store::{StoreType, TrustStores};
+use super::policy::{Action, Level, TrustPolicy, TrustedIdentities, VerifyTimestamp};
+use super::store::{StoreRef, StoreType, TrustStores};
 use super::{JWS_ENVELOPE, NOTARY_SIGNATURE};
 use crate::oci::{media_type, Descriptor, ParsedManifest};
 
@@ -436,6 +436,34 @@ pub fn verify_signature(
     if v.failure().is_some() {
         return v;
     }
+    // With a `tsa:` store listed (and, under `afterCertExpiry`, once a certificate has
+    // expired), a notary.x509 signature's time is its RFC 3161 timestamp: it must carry
+    // one, and every certificate must have been valid then (notation's rules).
+    let tsa: Vec<&StoreRef> = policy
+        .trust_stores
+        .iter()
+        .filter(|s| s.kind == StoreType::Tsa)
+        .collect();
+    let timestamped = env.scheme == SigningScheme::X509
+        && !tsa.is_empty()
+        && match policy.verify_timestamp {
+            VerifyTimestamp::Always => true,
+            VerifyTimestamp::AfterCertExpiry => chain.iter().any(|c| now > c.not_after),
+        };
+    if timestamped {
+        v.authentic_timestamp = Check::from(
+            a.authentic_timestamp,
+            notary_timestamp(policy, stores, &tsa, &env, &chain),
+        );
+        // Under afterCertExpiry this path holds from the first expiry on.
+        if policy.verify_timestamp == VerifyTimestamp::AfterCertExpiry
+            && a.authentic_timestamp != Action::Skip
+        {
+            let first = chain.iter().map(|c| c.not_after).min();
+            v.holds_within(first.map(|t| t + time::Duration::NANOSECOND), None);
+        }
+        return v;
+    }
     // Without a trusted timestamp, a notary.x509 signature's time is only the signer's claim:
     // every certificate must be valid now. A signing authority vouches for its time.
     let at = match env.scheme {
@@ -474,6 +502,72 @@ pub fn verify_signature(
         }
     }
     v
+}
+
+/// The authentic-timestamp check of a notary.x509 signature with `tsa:` stores: a
+/// timestamp countersignature over the signature, by an authority of those stores
+/// (self-issued CA certificates, as notation requires), whose whole range (genTime give
+/// or take its accuracy) lies within every certificate's validity. The signer's own
+/// claimed signing time plays no part.
+fn notary_timestamp(
+    policy: &TrustPolicy,
+    stores: &TrustStores,
+    tsa: &[&StoreRef],
+    env: &Envelope,
+    chain: &[CertInfo],
+) -> Result<(), String> {
+    let token = env
+        .timestamp
+        .as_deref()
+        .ok_or("no timestamp countersignature was found in the signature envelope")?;
+    let mut authorities = Vec::new();
+    for r in tsa {
+        let certs = stores.get(r).ok_or_else(|| {
+            format!(
+                "trust store '{r}' named by policy '{}' does not exist",
+                policy.name
+            )
+        })?;
+        for der in certs {
+            let c = CertInfo::parse(0, der).map_err(|e| format!("trust store '{r}': {e}"))?;
+            if !c.is_ca() || !c.self_issued() {
+                return Err(format!(
+                    "trust store '{r}' holds '{}', which is not a self-issued CA certificate: a tsa store holds the time-stamping authorities' roots",
+                    c.subject
+                ));
+            }
+            authorities.push(super::timestamp::Authority {
+                chain: vec![der.clone()],
+                valid: None,
+            });
+        }
+    }
+    if authorities.is_empty() {
+        return Err("no trusted TSA certificate found in trust store".into());
+    }
+    let stamped =
+        super::timestamp::verify_with_accuracy(token, env.signature_bytes(), &authorities)
+            .map_err(|e| format!("the timestamp countersignature does not verify: {e}"))?;
+    let (earliest, latest) = stamped.range();
+    for c in chain {
+        if earliest < c.not_before {
+            return Err(format!(
+                "the timestamp ({}) can be before certificate '{}' validity period, which starts at {}",
+                crate::timefmt::rfc3339(stamped.gen_time),
+                c.subject,
+                crate::timefmt::rfc3339(c.not_before)
+            ));
+        }
+        if latest > c.not_after {
+            return Err(format!(
+                "the timestamp ({}) can be after certificate '{}' validity period, which ended at {}",
+                crate::timefmt::rfc3339(stamped.gen_time),
+                c.subject,
+                crate::timefmt::rfc3339(c.not_after)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a set of verified signatures satisfies a policy.

@@ -118,11 +118,12 @@ fn as_run(text: &str) -> Option<String> {
 }
 
 const PRELUDE: &str = r#"
-# A foreground server: until it listens on 127.0.0.1:5000, then SIGTERM; its exit status.
+# A foreground server: until it listens on 127.0.0.1:5000 (a minute at most: a loaded
+# two-core machine can take that long), then SIGTERM; its exit status.
 __serve_briefly() {
     "$@" &
     local pid=$! i
-    for i in $(seq 200); do
+    for i in $(seq 600); do
         (exec 3<>/dev/tcp/127.0.0.1/5000) 2>/dev/null && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1

@@ -307,3 +307,208 @@ fn k_of_n_counts_distinct_signers() {
     let none = decide(p, &[]);
     assert!(none.reason.contains("found 0: none"), "{}", none.reason);
 }
+
+// ---- RFC 3161 timestamp countersignatures (V21, V23, V25–V27: notation-go's
+// verifier/timestamp_test.go; policy trustStores ca:valid-trust-store + tsa:<store>)
+
+/// The stores notation-go's timestamp tests use: every certificate of its
+/// `ca/valid-trust-store`, and `tsa/<tsa>` when given.
+fn timestamp_stores(tsa: Option<&str>) -> (tempfile::TempDir, TrustStores) {
+    let base = vectors().join("notation-go/timestamp/truststore/x509");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |kind: &str, name: &str| {
+        let to = dir.path().join("x509").join(kind).join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(base.join(kind).join(name)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    };
+    copy("ca", "valid-trust-store");
+    if let Some(t) = tsa {
+        copy("tsa", t);
+    }
+    let stores = bonded::cli::truststore::load(dir.path()).unwrap();
+    (dir, stores)
+}
+
+/// A JWS of notation-go's timestamp test data verified under strict with
+/// `verifyTimestamp` and the tsa store given, at `now`. Authenticity is only logged:
+/// notation-go's tests check the authentic timestamp alone, and the leaves of these
+/// vectors do not all lead to a root of `ca/valid-trust-store`.
+fn verify_timestamped(
+    file: &str,
+    tsa: Option<&str>,
+    verify_timestamp: &str,
+    now: OffsetDateTime,
+) -> SignatureVerdict {
+    let env = std::fs::read(vectors().join("notation-go/timestamp/sigEnv").join(file)).unwrap();
+    let jws: Value = serde_json::from_slice(&env).unwrap();
+    use base64::Engine as _;
+    let payload: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jws["payload"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let t = &payload["targetArtifact"];
+    let subject = Subject {
+        media_type: t["mediaType"].as_str().unwrap().into(),
+        digest: t["digest"].as_str().unwrap().into(),
+        size: t["size"].as_u64().unwrap(),
+    };
+    let mut stores = vec!["\"ca:valid-trust-store\"".to_string()];
+    if let Some(t) = tsa {
+        stores.push(format!("\"tsa:{t}\""));
+    }
+    let doc = format!(
+        r#"{{"version":"1.0","trustPolicies":[{{"name":"ts","registryScopes":["*"],
+            "signatureVerification":{{"level":"strict","verifyTimestamp":"{verify_timestamp}",
+                "override":{{"authenticity":"log"}}}},
+            "trustStores":[{}],"trustedIdentities":["*"]}}]}}"#,
+        stores.join(",")
+    );
+    let doc = TrustPolicyDocument::parse(doc.as_bytes()).unwrap();
+    let (_dir, stores) = timestamp_stores(tsa);
+    verify_signature(
+        &doc.policies[0],
+        &stores,
+        &env,
+        "application/jose+json",
+        &subject,
+        now,
+    )
+}
+
+/// V21, V23: a JWS with a timestamp verifies, also once its signing certificate has
+/// expired (the timestamp, not the signer's claimed signing time, proves when), under
+/// `always` and `afterCertExpiry`; far in the future too, since nothing depends on "now".
+#[test]
+fn v21_v23_timestamped_signatures_verify_after_their_certificate_expires() {
+    if common::vectors::dir().is_none() {
+        return;
+    }
+    let later = datetime!(2040-01-01 0:00 UTC);
+    for (file, verify_timestamp, now) in [
+        ("jwsWithTimestamp.sig", "always", NOW),
+        ("jwsExpiredWithTimestamp.sig", "always", NOW),
+        ("jwsExpiredWithTimestamp.sig", "afterCertExpiry", NOW),
+        ("jwsExpiredWithTimestamp.sig", "always", later),
+    ] {
+        let v = verify_timestamped(file, Some("test-timestamp"), verify_timestamp, now);
+        assert_eq!(v.integrity, Check::Passed, "{file}: {v:?}");
+        assert_eq!(
+            v.authentic_timestamp,
+            Check::Passed,
+            "{file} {verify_timestamp}: {v:?}"
+        );
+    }
+    // jwsWithTimestamp's chain is also trusted: the whole verdict is accepted.
+    let v = verify_timestamped(
+        "jwsWithTimestamp.sig",
+        Some("test-timestamp"),
+        "always",
+        NOW,
+    );
+    assert!(v.accepted(), "{v:?}");
+    // Without a tsa store, the expired certificate is judged at "now" and fails.
+    let v = verify_timestamped("jwsExpiredWithTimestamp.sig", None, "always", NOW);
+    assert!(
+        matches!(&v.authentic_timestamp, Check::Failed(why) if why.contains("not valid at")),
+        "{v:?}"
+    );
+}
+
+/// V25: with a tsa store and `verifyTimestamp: always`, a signature without a timestamp
+/// fails; V26: a timestamp outside the leaf's validity fails. (Both vectors' chains are
+/// not valid at their claimed signing times, which bonded's integrity check refuses
+/// first; the missing-timestamp rule is shown on V1's signature.)
+#[test]
+fn v25_v26_missing_or_misplaced_timestamps_fail() {
+    if common::vectors::dir().is_none() {
+        return;
+    }
+    // V25's own envelope already fails integrity here: its chain is not valid at the
+    // signing time it claims (a certificate valid from 2099). It fails, as expected.
+    let v = verify_timestamped(
+        "withoutTimestamp.sig",
+        Some("test-timestamp"),
+        "always",
+        NOW,
+    );
+    assert!(!v.accepted(), "{v:?}");
+    // The rule itself, on V1's untimestamped notation signature: a tsa store listed,
+    // no timestamp, refused for that reason; with afterCertExpiry (its certificate is
+    // valid until 2122) it verifies.
+    let (_dir, stores) = {
+        let dir = tempfile::tempdir().unwrap();
+        for (kind, name, file) in [
+            ("ca", "e2e", vectors().join(E2E)),
+            (
+                "tsa",
+                "test-timestamp",
+                vectors().join(
+                    "notation-go/timestamp/truststore/x509/tsa/test-timestamp/globalsignRoot.cer",
+                ),
+            ),
+        ] {
+            let d = dir.path().join("x509").join(kind).join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::copy(&file, d.join(file.file_name().unwrap())).unwrap();
+        }
+        let stores = bonded::cli::truststore::load(dir.path()).unwrap();
+        (dir, stores)
+    };
+    let (env, mt, subject) = layout_signature("e2e-valid-signature");
+    for (verify_timestamp, verifies) in [("always", false), ("afterCertExpiry", true)] {
+        let doc = TrustPolicyDocument::parse(
+            format!(
+                r#"{{"version":"1.0","trustPolicies":[{{"name":"e2e","registryScopes":["*"],
+                "signatureVerification":{{"level":"strict","verifyTimestamp":"{verify_timestamp}"}},
+                "trustStores":["ca:e2e","tsa:test-timestamp"],"trustedIdentities":["*"]}}]}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let v = verify_signature(&doc.policies[0], &stores, &env, &mt, &subject, NOW);
+        assert_eq!(v.accepted(), verifies, "{verify_timestamp}: {v:?}");
+        if !verifies {
+            assert!(
+                matches!(&v.authentic_timestamp, Check::Failed(why)
+                    if why.contains("no timestamp countersignature was found")),
+                "{v:?}"
+            );
+        }
+    }
+    // V26: its timestamp (2024) is before its certificate's validity (from 2099). Here
+    // it already fails integrity, as V25 does: the signing time it claims (2024) is
+    // outside that validity too.
+    let v = verify_timestamped(
+        "timestampBeforeNotBefore.sig",
+        Some("test-timestamp"),
+        "always",
+        NOW,
+    );
+    assert!(!v.accepted(), "{v:?}");
+}
+
+/// V27: TSA stores that do not fit fail: another authority's root, a root that is not a
+/// CA, a CA that is not self-issued.
+#[test]
+fn v27_tsa_stores_that_do_not_fit_fail() {
+    if common::vectors::dir().is_none() {
+        return;
+    }
+    for (tsa, why) in [
+        ("test-mismatch", "does not verify"),
+        ("test-nonCA", "not a self-issued CA"),
+        ("test-nonSelfIssued", "not a self-issued CA"),
+    ] {
+        let v = verify_timestamped("jwsWithTimestamp.sig", Some(tsa), "always", NOW);
+        assert!(
+            matches!(&v.authentic_timestamp, Check::Failed(w) if w.contains(why)),
+            "{tsa}: {v:?}"
+        );
+        assert!(!v.accepted(), "{tsa}");
+    }
+}
