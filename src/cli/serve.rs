@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // First: from here on, SIGTERM and SIGINT mean a graceful stop, even during start-up.
+    let shutdown = shutdown_signal();
     let cfg = ServeConfig::resolve(args)?;
     let tls = cfg.tls_cert.is_some() && cfg.tls_key.is_some();
     let loopback = cfg.addr.ip().is_loopback();
@@ -240,7 +242,7 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         "bonded listening on {}://{local}",
         if tls.is_some() { "https" } else { "http" }
     );
-    api::conn::serve(listener, app, tls, limits, shutdown_signal()).await?;
+    api::conn::serve(listener, app, tls, limits, shutdown).await?;
     sweeper.abort();
     tallies.abort();
     auth.flush_refusals(true);
@@ -415,24 +417,39 @@ fn reload_on_sighup(
     });
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when this is
+/// called, not when the future is first polled: `run` calls it before anything else, so a
+/// SIGTERM that arrives while the server is still starting (after the port is bound, say)
+/// still shuts it down gracefully instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (term, int) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutting down: finishing requests in flight");
     }
-    tracing::info!("shutting down: finishing requests in flight");
 }
