@@ -21,6 +21,13 @@ pub struct PushArgs {
     /// The certificate chain of the matching --sign key
     #[arg(long = "cert")]
     pub certs: Vec<PathBuf>,
+    /// An RFC 3161 time-stamping authority to countersign each signature with (as
+    /// `bonded sign --timestamp-url`)
+    #[arg(long, requires = "timestamp_root_cert")]
+    pub timestamp_url: Option<String>,
+    /// The root certificate (PEM) the authority's timestamps must lead to
+    #[arg(long, requires = "timestamp_url")]
+    pub timestamp_root_cert: Option<PathBuf>,
     #[command(flatten)]
     pub client: ClientOptions,
 }
@@ -240,7 +247,15 @@ pub async fn run(args: &PushArgs) -> Result<(), String> {
         .keys
         .iter()
         .zip(&args.certs)
-        .map(|(k, c)| Signer::load(k, c))
+        .map(|(k, c)| {
+            let signer = Signer::load(k, c)?;
+            Ok::<_, String>(match (&args.timestamp_url, &args.timestamp_root_cert) {
+                (Some(url), Some(root)) => {
+                    signer.with_timestamper(super::sign::Timestamper::new(url, root)?)
+                }
+                _ => signer,
+            })
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let root = layout.root(tag)?;
     let client =

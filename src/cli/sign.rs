@@ -35,8 +35,124 @@ pub struct SignArgs {
     /// Days until the signature expires (io.cncf.notary.expiry); none by default
     #[arg(long)]
     pub expiry_days: Option<u32>,
+    /// An RFC 3161 time-stamping authority to countersign the signature (Notary JWS), so it
+    /// keeps verifying after the certificate expires, as `notation sign --timestamp-url`
+    #[arg(long, requires = "timestamp_root_cert")]
+    pub timestamp_url: Option<String>,
+    /// The root certificate (PEM) the authority's timestamps must lead to; the timestamp is
+    /// verified against it before the signature is pushed
+    #[arg(long, requires = "timestamp_url")]
+    pub timestamp_root_cert: Option<PathBuf>,
     #[command(flatten)]
     pub client: ClientOptions,
+}
+
+/// An RFC 3161 authority to timestamp signatures with, and the root its answers must
+/// lead to.
+pub struct Timestamper {
+    url: String,
+    roots: Vec<Vec<u8>>,
+    http: reqwest::Client,
+}
+
+/// Largest timestamp response read.
+const MAX_TIMESTAMP_RESPONSE: usize = 64 * 1024;
+
+impl Timestamper {
+    pub fn new(url: &str, root: &PathBuf) -> Result<Timestamper, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("--timestamp-url {url}: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("--timestamp-url {url} must be http or https"));
+        }
+        let roots = parse_certificates(&read(root, "timestamp root certificate")?)
+            .map_err(|e| format!("{}: {e}", root.display()))?;
+        crate::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Timestamper {
+            url: url.to_string(),
+            roots,
+            http,
+        })
+    }
+
+    /// A timestamp token over `signature`, verified against the root and checked to fall
+    /// within every certificate of `chain`'s validity.
+    pub async fn stamp(&self, signature: &[u8], chain: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+        use crate::trust::timestamp;
+        let nonce: u64 = rand::random();
+        let res = self
+            .http
+            .post(&self.url)
+            .header("Content-Type", "application/timestamp-query")
+            .header("Accept", "application/timestamp-reply")
+            .body(timestamp::request(signature, nonce))
+            .send()
+            .await
+            .map_err(|e| {
+                format!(
+                    "the time-stamping authority {} is unreachable: {e}",
+                    self.url
+                )
+            })?;
+        if !res.status().is_success() {
+            return Err(format!(
+                "the time-stamping authority {} answered {}",
+                self.url,
+                res.status()
+            ));
+        }
+        if res
+            .content_length()
+            .is_some_and(|n| n > MAX_TIMESTAMP_RESPONSE as u64)
+        {
+            return Err("the timestamp response is too large".into());
+        }
+        let mut body = Vec::new();
+        let mut stream = res.bytes_stream();
+        use futures_util::StreamExt as _;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| e.to_string())?;
+            if body.len() + chunk.len() > MAX_TIMESTAMP_RESPONSE {
+                return Err("the timestamp response is too large".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let want: Vec<u8> = nonce
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        if timestamp::nonce_of(&body) != Some(want) {
+            return Err(
+                "the timestamp response does not answer this request (its nonce differs)".into(),
+            );
+        }
+        let authorities: Vec<timestamp::Authority> = self
+            .roots
+            .iter()
+            .map(|r| timestamp::Authority {
+                chain: vec![r.clone()],
+                valid: None,
+            })
+            .collect();
+        let stamped = timestamp::verify_with_accuracy(&body, signature, &authorities)
+            .map_err(|e| format!("the timestamp from {} does not verify: {e}", self.url))?;
+        let (earliest, latest) = stamped.range();
+        for der in chain {
+            let c = CertInfo::parse(0, der).map_err(|e| e.to_string())?;
+            if earliest < c.not_before || latest > c.not_after {
+                return Err(format!(
+                    "the timestamp ({}) is outside the validity of certificate '{}'",
+                    crate::timefmt::rfc3339(stamped.gen_time),
+                    c.subject
+                ));
+            }
+        }
+        timestamp::token_der(&body)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -90,6 +206,7 @@ pub struct Signer {
     chain: Vec<Vec<u8>>,
     subject: String,
     thumbprints: Vec<String>,
+    timestamper: Option<Timestamper>,
 }
 
 impl Signer {
@@ -126,7 +243,14 @@ impl Signer {
             subject: leaf.subject.to_string(),
             chain,
             thumbprints,
+            timestamper: None,
         })
+    }
+
+    /// Countersigns every signature with an RFC 3161 timestamp from `t`.
+    pub fn with_timestamper(mut self, t: Timestamper) -> Signer {
+        self.timestamper = Some(t);
+        self
     }
 
     /// Signs the manifest `digest` (of `media_type` and `size`) in `image`'s repository and
@@ -184,6 +308,14 @@ impl Signer {
             },
         )
         .map_err(|e| e.to_string())?;
+        let envelope = match &self.timestamper {
+            None => envelope,
+            Some(t) => {
+                let parsed = crate::trust::envelope::parse(&envelope).map_err(|e| e.to_string())?;
+                let token = t.stamp(parsed.signature_bytes(), &self.chain).await?;
+                crate::trust::sign::with_timestamp(&envelope, &token).map_err(|e| e.to_string())?
+            }
+        };
         let envelope_digest = client
             .push_blob(repo, &envelope)
             .await
@@ -257,6 +389,10 @@ pub async fn run(args: &SignArgs) -> Result<(), String> {
         .as_ref()
         .ok_or("a Notary signature needs --cert (the signer's certificate chain)")?;
     let signer = Signer::load(&args.key, cert)?;
+    let signer = match (&args.timestamp_url, &args.timestamp_root_cert) {
+        (Some(url), Some(root)) => signer.with_timestamper(Timestamper::new(url, root)?),
+        _ => signer,
+    };
     let client =
         RegistryClient::connect(&image.registry, &args.client, Some(&image.repository), true)
             .await

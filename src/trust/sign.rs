@@ -29,6 +29,8 @@ pub enum SignError {
     Sec1(String),
     #[error("the signing time cannot be written as RFC 3339: {0}")]
     Time(time::error::Format),
+    #[error("not a JWS envelope: {0}")]
+    Envelope(String),
 }
 
 impl SigningKey {
@@ -193,4 +195,14 @@ pub fn sign(key: &SigningKey, req: &SignRequest<'_>) -> Result<Vec<u8>, SignErro
         "signature": URL_SAFE_NO_PAD.encode(signature),
     });
     Ok(serde_json::to_vec(&envelope).expect("json"))
+}
+
+/// `envelope` (a JWS [`sign`] made) with an RFC 3161 timestamp token over its signature in
+/// the unprotected header (`io.cncf.notary.timestampSignature`), as notation adds it. The
+/// signed parts are unchanged.
+pub fn with_timestamp(envelope: &[u8], token: &[u8]) -> Result<Vec<u8>, SignError> {
+    let mut jws: serde_json::Value =
+        serde_json::from_slice(envelope).map_err(|e| SignError::Envelope(e.to_string()))?;
+    jws["header"]["io.cncf.notary.timestampSignature"] = json!(STANDARD.encode(token));
+    Ok(serde_json::to_vec(&jws).expect("json"))
 }

@@ -30,6 +30,59 @@ const ID_CT_TST_INFO: &str = "1.2.840.113549.1.9.16.1.4";
 const ID_CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
 const ID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
 
+/// The DER TimeStampReq (RFC 3161 section 2.4.1) asking for a timestamp over `covered`:
+/// its SHA-256 as the message imprint, a random 64-bit `nonce`, and the signer's
+/// certificate in the reply (`certReq`).
+pub fn request(covered: &[u8], nonce: u64) -> Vec<u8> {
+    use sha2::Digest as _;
+    let imprint = x509_tsp::MessageImprint {
+        hash_algorithm: cms::cert::x509::spki::AlgorithmIdentifier {
+            oid: der::oid::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1"),
+            parameters: Some(der::asn1::Null.into()),
+        },
+        hashed_message: der::asn1::OctetString::new(sha2::Sha256::digest(covered).to_vec())
+            .expect("32 bytes"),
+    };
+    // A positive INTEGER in DER's minimal form: no leading zero bytes, except one to keep
+    // a set top bit from making it negative.
+    let mut n: Vec<u8> = nonce
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|b| *b == 0)
+        .collect();
+    if n.first().is_none_or(|b| b & 0x80 != 0) {
+        n.insert(0, 0);
+    }
+    let req = x509_tsp::TimeStampReq {
+        version: x509_tsp::TspVersion::V1,
+        message_imprint: imprint,
+        req_policy: None,
+        nonce: Some(der::asn1::Int::new(&n).expect("an integer")),
+        cert_req: true,
+        extensions: None,
+    };
+    req.to_der().expect("a TimeStampReq encodes")
+}
+
+/// The nonce of a TimeStampResp's token, to compare with the request's.
+pub fn nonce_of(bytes: &[u8]) -> Option<Vec<u8>> {
+    let ci = token(bytes).ok()?;
+    let sd: SignedData = ci.content.decode_as().ok()?;
+    let econtent = sd.encap_content_info.econtent?;
+    let tst_der = der::asn1::OctetString::from_der(&econtent.to_der().ok()?).ok()?;
+    let tst = x509_tsp::TstInfo::from_der(tst_der.as_bytes()).ok()?;
+    let n = tst.nonce?;
+    let b = n.as_bytes();
+    // Compare as numbers: strip the sign byte.
+    Some(b.iter().skip_while(|x| **x == 0).copied().collect())
+}
+
+/// The TimeStampToken (ContentInfo, DER) of a TimeStampResp, what a signature envelope
+/// carries; the bytes themselves when they are a bare token already.
+pub fn token_der(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    token(bytes)?.to_der().map_err(|e| e.to_string())
+}
+
 /// A time-stamping authority a verifier trusts: its chain (signing certificate or
 /// intermediates first, root last) and when it may be trusted.
 #[derive(Debug, Clone)]
@@ -244,6 +297,24 @@ mod tests {
             Content::Message { signature, .. } | Content::Dsse { signature, .. } => signature,
         };
         Some((bundle.timestamps[0].clone(), signature, root))
+    }
+
+    /// The request's nonce is a minimal positive DER INTEGER (openssl's TSA rejects any
+    /// other), for nonces with and without the top bit set, and zero.
+    #[test]
+    fn requests_encode_minimal_nonces() {
+        for (nonce, want) in [
+            (0x1234u64, vec![0x02, 0x02, 0x12, 0x34]),
+            (0x80u64, vec![0x02, 0x02, 0x00, 0x80]),
+            (0u64, vec![0x02, 0x01, 0x00]),
+        ] {
+            let req = request(b"x", nonce);
+            assert!(
+                req.windows(want.len()).any(|w| w == want.as_slice()),
+                "{nonce:#x}: {}",
+                hex::encode(&req)
+            );
+        }
     }
 
     /// Sigstore's staging TSA tokens (with and without the signer's certificate

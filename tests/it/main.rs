@@ -28,6 +28,7 @@ mod rate_limit;
 mod readme;
 mod sigstore;
 mod tag_schema;
+mod timestamps;
 mod tls;
 mod trust_admin;
 mod trust_gate;

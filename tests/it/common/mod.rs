@@ -6,6 +6,7 @@ pub mod distribution;
 pub mod pki;
 #[path = "../../../src/test_sigstore.rs"]
 pub mod sigstore;
+pub mod tsa;
 #[path = "../../../src/test_vectors.rs"]
 pub mod vectors;
 

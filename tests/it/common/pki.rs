@@ -91,6 +91,23 @@ impl Ca {
         (key, cert)
     }
 
+    /// [`Ca::write_signer`] for a leaf valid from yesterday until `not_after`.
+    pub fn write_signer_until(
+        &self,
+        dir: &std::path::Path,
+        cn: &str,
+        not_after: OffsetDateTime,
+    ) -> (std::path::PathBuf, std::path::PathBuf) {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = leaf_params(cn);
+        p.not_after = not_after;
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        let (k, c) = (dir.join(format!("{cn}.key")), dir.join(format!("{cn}.pem")));
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        std::fs::write(&c, format!("{}{}", cert.pem(), self.pem)).unwrap();
+        (k, c)
+    }
+
     /// Writes `<dir>/<cn>.key` (PKCS#8 PEM) and `<dir>/<cn>.pem` (leaf, then this root).
     pub fn write_signer(
         &self,
@@ -140,6 +157,24 @@ pub struct Signer {
 }
 
 impl Ca {
+    /// A signer whose certificate was valid from `not_before` to `not_after`.
+    pub fn signer_valid(
+        &self,
+        cn: &str,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Signer {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = leaf_params(cn);
+        p.not_before = not_before;
+        p.not_after = not_after;
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        Signer {
+            key: bonded::trust::sign::SigningKey::from_pkcs8(&key.serialize_der()).unwrap(),
+            chain: vec![cert.der().to_vec(), self.der.clone()],
+        }
+    }
+
     pub fn signer(&self, cn: &str) -> Signer {
         let (key, cert) = self.issue(cn);
         Signer {

@@ -1,0 +1,198 @@
+//! A real RFC 3161 time-stamping authority for tests: `openssl ts -reply` behind a small
+//! HTTP endpoint, with a root and a TSA certificate (extended key usage timeStamping,
+//! critical) made here by openssl. Independent of bonded's own code.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+pub struct Tsa {
+    /// `http://127.0.0.1:PORT/`
+    pub url: String,
+    /// The root certificate (PEM) its timestamps lead to.
+    pub root: PathBuf,
+    dir: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+impl Tsa {
+    /// A TSA in `dir` named `name` (its root's CN is `<name> Root`). It serves from a
+    /// thread and runtime of its own, so a test may block on a `bonded` subprocess that
+    /// calls it; the thread ends with the test process.
+    pub fn start(dir: &Path, name: &str) -> Tsa {
+        let dir = dir.join(format!("tsa-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ];
+        let mut root = vec!["req", "-x509"];
+        root.extend(ec);
+        let root_subj = format!("/CN={name} Root");
+        root.extend([
+            "-keyout",
+            "root.key",
+            "-out",
+            "root.pem",
+            "-days",
+            "3650",
+            "-subj",
+            &root_subj,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(&dir, &root);
+        let mut csr = vec!["req"];
+        csr.extend(ec);
+        let tsa_subj = format!("/CN={name}");
+        csr.extend(["-keyout", "tsa.key", "-out", "tsa.csr", "-subj", &tsa_subj]);
+        openssl(&dir, &csr);
+        std::fs::write(
+            dir.join("ext.cnf"),
+            "extendedKeyUsage=critical,timeStamping\nkeyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n",
+        )
+        .unwrap();
+        openssl(
+            &dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "tsa.csr",
+                "-CA",
+                "root.pem",
+                "-CAkey",
+                "root.key",
+                "-CAcreateserial",
+                "-out",
+                "tsa.pem",
+                "-days",
+                "365",
+                "-extfile",
+                "ext.cnf",
+            ],
+        );
+        std::fs::write(dir.join("serial"), "01\n").unwrap();
+        std::fs::write(
+            dir.join("ts.cnf"),
+            format!(
+                "[ tsa ]\ndefault_tsa = tsa1\n[ tsa1 ]\ndir = {d}\nserial = $dir/serial\ncrypto_device = builtin\n\
+                 signer_cert = $dir/tsa.pem\ncerts = $dir/root.pem\nsigner_key = $dir/tsa.key\n\
+                 signer_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256, sha384, sha512\n\
+                 accuracy = secs:1\nordering = yes\ntsa_name = yes\ness_cert_id_chain = no\ness_cert_id_alg = sha256\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        std_listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/", std_listener.local_addr().unwrap());
+        let work = dir.clone();
+        let serve = async move {
+            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
+            let mut n = 0u64;
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                n += 1;
+                let work = work.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // The head, then Content-Length bytes of body.
+                    let (head_end, length) = loop {
+                        let got = sock.read(&mut chunk).await.unwrap_or(0);
+                        if got == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..got]);
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                            let length = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            break (i + 4, length);
+                        }
+                    };
+                    while buf.len() < head_end + length {
+                        let got = sock.read(&mut chunk).await.unwrap_or(0);
+                        if got == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..got]);
+                    }
+                    let query = work.join(format!("q{n}.tsq"));
+                    let reply = work.join(format!("r{n}.tsr"));
+                    std::fs::write(&query, &buf[head_end..head_end + length]).unwrap();
+                    let cnf = work.join("ts.cnf");
+                    let out = tokio::task::spawn_blocking(move || {
+                        Command::new("openssl")
+                            .args(["ts", "-reply", "-config"])
+                            .arg(&cnf)
+                            .arg("-queryfile")
+                            .arg(&query)
+                            .arg("-out")
+                            .arg(&reply)
+                            .output()
+                            .map(|o| (o, reply))
+                    })
+                    .await
+                    .unwrap();
+                    let (status, body) = match out {
+                        Ok((o, reply)) if o.status.success() => {
+                            ("200 OK", std::fs::read(reply).unwrap_or_default())
+                        }
+                        _ => ("500 Internal Server Error", Vec::new()),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/timestamp-reply\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    let _ = sock.write_all(&body).await;
+                    let _ = sock.shutdown().await;
+                });
+            }
+        };
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(serve)
+        });
+        Tsa {
+            url,
+            root: dir.join("root.pem"),
+            dir,
+        }
+    }
+
+    /// Writes this TSA's root as `<truststore>/x509/tsa/<name>/root.pem`.
+    pub fn write_store(&self, truststore: &Path, name: &str) {
+        let d = truststore.join("x509/tsa").join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::copy(&self.root, d.join("root.pem")).unwrap();
+    }
+}
