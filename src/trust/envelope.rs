@@ -138,6 +138,8 @@ pub enum EnvelopeError {
         expiry: OffsetDateTime,
         signed: OffsetDateTime,
     },
+    #[error("envelope is not a tagged COSE_Sign1 message: {0}")]
+    NotCose(String),
     #[error(
         "the timestamp countersignature (io.cncf.notary.timestampSignature) is unreadable: {0}"
     )]
@@ -232,6 +234,202 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
     let signature = b64url("signature", &jws.signature)?;
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&header_bytes).map_err(EnvelopeError::HeaderNotJson)?;
+    if jws.header.x5c.len() > MAX_CHAIN_LENGTH {
+        return Err(EnvelopeError::ChainTooLong(jws.header.x5c.len()));
+    }
+    let chain = jws
+        .header
+        .x5c
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            STANDARD
+                .decode(c)
+                .map_err(|_| EnvelopeError::ChainBase64(i))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let timestamp = match &jws.header.timestamp_signature {
+        None => None,
+        Some(t) if t.len() > 4 * super::timestamp::MAX_TOKEN / 3 + 4 => {
+            return Err(EnvelopeError::Timestamp("it is too large".into()))
+        }
+        Some(t) => Some(
+            STANDARD
+                .decode(t)
+                .map_err(|_| EnvelopeError::Timestamp("it is not standard base64".into()))?,
+        ),
+    };
+    let mut signing_input = Vec::with_capacity(jws.protected.len() + 1 + jws.payload.len());
+    signing_input.extend_from_slice(jws.protected.as_bytes());
+    signing_input.push(b'.');
+    signing_input.extend_from_slice(jws.payload.as_bytes());
+    from_parts(Parts {
+        header,
+        payload: payload_bytes,
+        signing_input,
+        signature,
+        chain,
+        signing_agent: jws.header.signing_agent,
+        timestamp,
+    })
+}
+
+/// The media type of a COSE_Sign1 Notary envelope.
+pub const COSE_ENVELOPE: &str = "application/cose";
+
+/// The COSE x5chain header label (RFC 9360).
+const X5CHAIN: i64 = 33;
+
+/// Parses a COSE_Sign1 envelope (tagged, as the Notary Project writes it) and checks its
+/// headers by the same rules as a JWS: the protected header's algorithm, content type,
+/// critical headers, signing scheme and times (CBOR tag 1 datetimes); `x5chain`, the
+/// signing agent and any timestamp countersignature from the unprotected header. The
+/// signature covers the Sig_structure over the protected header's original bytes.
+pub fn parse_cose(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+    use coset::{iana, Label, RegisteredLabel, RegisteredLabelWithPrivate, TaggedCborSerializable};
+    use serde_json::Value as J;
+    let sign1 = coset::CoseSign1::from_tagged_slice(bytes)
+        .map_err(|e| EnvelopeError::NotCose(e.to_string()))?;
+    let p = &sign1.protected.header;
+    let mut header = serde_json::Map::new();
+    let alg = match &p.alg {
+        Some(RegisteredLabelWithPrivate::Assigned(a)) => match a {
+            iana::Algorithm::PS256 => "PS256",
+            iana::Algorithm::PS384 => "PS384",
+            iana::Algorithm::PS512 => "PS512",
+            iana::Algorithm::ES256 => "ES256",
+            iana::Algorithm::ES384 => "ES384",
+            iana::Algorithm::ES512 => "ES512",
+            other => return Err(EnvelopeError::Algorithm(format!("{other:?}"))),
+        },
+        Some(other) => return Err(EnvelopeError::Algorithm(format!("{other:?}"))),
+        None => return Err(EnvelopeError::Missing("alg")),
+    };
+    header.insert("alg".into(), J::String(alg.into()));
+    match &p.content_type {
+        Some(RegisteredLabel::Text(t)) => {
+            header.insert("cty".into(), J::String(t.clone()));
+        }
+        Some(other) => return Err(EnvelopeError::ContentType(format!("{other:?}"))),
+        None => {}
+    }
+    let crit: Vec<J> = p
+        .crit
+        .iter()
+        .map(|c| match c {
+            RegisteredLabelWithPrivate::Text(t) => J::String(t.clone()),
+            RegisteredLabelWithPrivate::Assigned(a) => J::String(format!("{}", *a as i64)),
+            RegisteredLabelWithPrivate::PrivateUse(n) => J::String(n.to_string()),
+        })
+        .collect();
+    if !crit.is_empty() {
+        header.insert("crit".into(), J::Array(crit));
+    }
+    for (label, value) in &p.rest {
+        let Label::Text(name) = label else {
+            continue;
+        };
+        let v = match value {
+            coset::cbor::value::Value::Text(t) => J::String(t.clone()),
+            // A datetime as CBOR tag 1 (seconds since the epoch), as RFC 3339 for the rules.
+            coset::cbor::value::Value::Tag(1, inner) => {
+                let secs = match inner.as_ref() {
+                    coset::cbor::value::Value::Integer(i) => i64::try_from(*i).ok(),
+                    coset::cbor::value::Value::Float(f) if f.is_finite() => Some(f.trunc() as i64),
+                    _ => None,
+                };
+                let t = secs
+                    .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                    .ok_or_else(|| EnvelopeError::WrongType {
+                        field: name.clone(),
+                    })?;
+                J::String(t.format(&Rfc3339).map_err(|_| EnvelopeError::WrongType {
+                    field: name.clone(),
+                })?)
+            }
+            // Anything else keeps its place (so a critical header is present) but is of
+            // no type the rules accept for a known field.
+            _ => J::Null,
+        };
+        header.insert(name.clone(), v);
+    }
+    let payload = sign1
+        .payload
+        .clone()
+        .ok_or(EnvelopeError::Missing("payload"))?;
+    let u = &sign1.unprotected;
+    let mut chain = Vec::new();
+    let mut signing_agent = None;
+    let mut timestamp = None;
+    for (label, value) in &u.rest {
+        match (label, value) {
+            (Label::Int(X5CHAIN), coset::cbor::value::Value::Bytes(one)) => {
+                chain = vec![one.clone()]
+            }
+            (Label::Int(X5CHAIN), coset::cbor::value::Value::Array(items)) => {
+                if items.len() > MAX_CHAIN_LENGTH {
+                    return Err(EnvelopeError::ChainTooLong(items.len()));
+                }
+                chain = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| match c {
+                        coset::cbor::value::Value::Bytes(b) => Ok(b.clone()),
+                        _ => Err(EnvelopeError::ChainBase64(i)),
+                    })
+                    .collect::<Result<_, _>>()?;
+            }
+            (Label::Text(t), coset::cbor::value::Value::Text(agent))
+                if t == "io.cncf.notary.signingAgent" =>
+            {
+                signing_agent = Some(agent.clone())
+            }
+            (Label::Text(t), coset::cbor::value::Value::Bytes(tok))
+                if t == "io.cncf.notary.timestampSignature" =>
+            {
+                if tok.len() > super::timestamp::MAX_TOKEN {
+                    return Err(EnvelopeError::Timestamp("it is too large".into()));
+                }
+                timestamp = Some(tok.clone())
+            }
+            _ => {}
+        }
+    }
+    from_parts(Parts {
+        header,
+        signing_input: sign1.tbs_data(b""),
+        payload,
+        signature: sign1.signature.clone(),
+        chain,
+        signing_agent,
+        timestamp,
+    })
+}
+
+/// What either envelope format decodes to, before the Notary header rules are applied:
+/// the protected header as a JSON-like map (COSE's translated: algorithm names, times as
+/// RFC 3339), the payload, what the signature covers, and the unprotected parts.
+struct Parts {
+    header: serde_json::Map<String, serde_json::Value>,
+    payload: Vec<u8>,
+    signing_input: Vec<u8>,
+    signature: Vec<u8>,
+    chain: Vec<Vec<u8>>,
+    signing_agent: Option<String>,
+    timestamp: Option<Vec<u8>>,
+}
+
+/// The Notary Project's header rules, the same for JWS and COSE.
+fn from_parts(parts: Parts) -> Result<Envelope, EnvelopeError> {
+    let Parts {
+        header,
+        payload: payload_bytes,
+        signing_input,
+        signature,
+        chain,
+        signing_agent,
+        timestamp,
+    } = parts;
     let text = |field: &'static str| -> Result<&str, EnvelopeError> {
         match header.get(field) {
             Some(serde_json::Value::String(s)) => Ok(s),
@@ -310,40 +508,11 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
             return Err(EnvelopeError::ExpiryBeforeSigning { expiry, signed });
         }
     }
-    if jws.header.x5c.is_empty() {
+    if chain.is_empty() {
         return Err(EnvelopeError::NoChain);
     }
-    if jws.header.x5c.len() > MAX_CHAIN_LENGTH {
-        return Err(EnvelopeError::ChainTooLong(jws.header.x5c.len()));
-    }
-    let chain = jws
-        .header
-        .x5c
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            STANDARD
-                .decode(c)
-                .map_err(|_| EnvelopeError::ChainBase64(i))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let timestamp = match &jws.header.timestamp_signature {
-        None => None,
-        Some(t) if t.len() > 4 * super::timestamp::MAX_TOKEN / 3 + 4 => {
-            return Err(EnvelopeError::Timestamp("it is too large".into()))
-        }
-        Some(t) => Some(
-            STANDARD
-                .decode(t)
-                .map_err(|_| EnvelopeError::Timestamp("it is not standard base64".into()))?,
-        ),
-    };
     let payload: Payload =
         serde_json::from_slice(&payload_bytes).map_err(EnvelopeError::Payload)?;
-    let mut signing_input = Vec::with_capacity(jws.protected.len() + 1 + jws.payload.len());
-    signing_input.extend_from_slice(jws.protected.as_bytes());
-    signing_input.push(b'.');
-    signing_input.extend_from_slice(jws.payload.as_bytes());
     Ok(Envelope {
         signing_input,
         signature,
@@ -353,7 +522,7 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
         authentic_signing_time,
         expiry,
         chain,
-        signing_agent: jws.header.signing_agent,
+        signing_agent,
         timestamp,
         target: payload.target_artifact,
     })

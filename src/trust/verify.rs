@@ -292,12 +292,17 @@ fn integrity(
     envelope_media_type: &str,
     subject: &Subject,
 ) -> Result<(Envelope, Vec<CertInfo>), String> {
-    if envelope_media_type != JWS_ENVELOPE {
-        return Err(format!(
-            "signature envelope type '{envelope_media_type}' is not supported (only {JWS_ENVELOPE})"
-        ));
+    let env = match envelope_media_type {
+        JWS_ENVELOPE => envelope::parse(envelope_bytes),
+        envelope::COSE_ENVELOPE => envelope::parse_cose(envelope_bytes),
+        other => {
+            return Err(format!(
+                "signature envelope type '{other}' is not supported ({JWS_ENVELOPE} or {})",
+                envelope::COSE_ENVELOPE
+            ))
+        }
     }
-    let env = envelope::parse(envelope_bytes).map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?;
     let chain = certs::parse_chain(&env.chain).map_err(|e| e.to_string())?;
     env.verify_signature(&chain[0]).map_err(|e| e.to_string())?;
     // The x5c chain must hold together on its own, at the time it claims to have signed.

@@ -343,19 +343,22 @@ fn verify_timestamped(
     now: OffsetDateTime,
 ) -> SignatureVerdict {
     let env = std::fs::read(vectors().join("notation-go/timestamp/sigEnv").join(file)).unwrap();
-    let jws: Value = serde_json::from_slice(&env).unwrap();
-    use base64::Engine as _;
-    let payload: Value = serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(jws["payload"].as_str().unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    let t = &payload["targetArtifact"];
+    // COSE_Sign1 (CBOR tag 18) or JWS; the subject is what the payload names.
+    let (media_type, parsed) = if env.first() == Some(&0xd2) {
+        (
+            "application/cose",
+            bonded::trust::envelope::parse_cose(&env).unwrap(),
+        )
+    } else {
+        (
+            "application/jose+json",
+            bonded::trust::envelope::parse(&env).unwrap(),
+        )
+    };
     let subject = Subject {
-        media_type: t["mediaType"].as_str().unwrap().into(),
-        digest: t["digest"].as_str().unwrap().into(),
-        size: t["size"].as_u64().unwrap(),
+        media_type: parsed.target.media_type.clone(),
+        digest: parsed.target.digest.clone(),
+        size: parsed.target.size,
     };
     let mut stores = vec!["\"ca:valid-trust-store\"".to_string()];
     if let Some(t) = tsa {
@@ -370,14 +373,7 @@ fn verify_timestamped(
     );
     let doc = TrustPolicyDocument::parse(doc.as_bytes()).unwrap();
     let (_dir, stores) = timestamp_stores(tsa);
-    verify_signature(
-        &doc.policies[0],
-        &stores,
-        &env,
-        "application/jose+json",
-        &subject,
-        now,
-    )
+    verify_signature(&doc.policies[0], &stores, &env, media_type, &subject, now)
 }
 
 /// V21, V23: a JWS with a timestamp verifies, also once its signing certificate has
@@ -394,6 +390,10 @@ fn v21_v23_timestamped_signatures_verify_after_their_certificate_expires() {
         ("jwsExpiredWithTimestamp.sig", "always", NOW),
         ("jwsExpiredWithTimestamp.sig", "afterCertExpiry", NOW),
         ("jwsExpiredWithTimestamp.sig", "always", later),
+        // V22, V23 in COSE_Sign1
+        ("coseWithTimestamp.sig", "always", NOW),
+        ("coseExpiredWithTimestamp.sig", "always", NOW),
+        ("coseExpiredWithTimestamp.sig", "afterCertExpiry", NOW),
     ] {
         let v = verify_timestamped(file, Some("test-timestamp"), verify_timestamp, now);
         assert_eq!(v.integrity, Check::Passed, "{file}: {v:?}");
@@ -411,12 +411,64 @@ fn v21_v23_timestamped_signatures_verify_after_their_certificate_expires() {
         NOW,
     );
     assert!(v.accepted(), "{v:?}");
-    // Without a tsa store, the expired certificate is judged at "now" and fails.
-    let v = verify_timestamped("jwsExpiredWithTimestamp.sig", None, "always", NOW);
-    assert!(
-        matches!(&v.authentic_timestamp, Check::Failed(why) if why.contains("not valid at")),
-        "{v:?}"
-    );
+    // Without a tsa store, the expired certificate is judged at "now" and fails (V24 for
+    // COSE: "verification time is after certificate ... validity period").
+    for file in [
+        "jwsExpiredWithTimestamp.sig",
+        "coseExpiredWithTimestamp.sig",
+    ] {
+        let v = verify_timestamped(file, None, "always", NOW);
+        assert!(
+            matches!(&v.authentic_timestamp, Check::Failed(why) if why.contains("not valid at")),
+            "{file}: {v:?}"
+        );
+    }
+}
+
+/// A COSE_Sign1 envelope verifies over exactly its bytes: a flipped signature byte, or a
+/// changed payload byte, fails integrity; JWS bytes under the COSE media type too.
+#[test]
+fn cose_envelopes_fail_integrity_when_touched() {
+    if common::vectors::dir().is_none() {
+        return;
+    }
+    let dir = vectors().join("notation-go/timestamp/sigEnv");
+    let env = std::fs::read(dir.join("coseWithTimestamp.sig")).unwrap();
+    let parsed = bonded::trust::envelope::parse_cose(&env).unwrap();
+    let subject = Subject {
+        media_type: parsed.target.media_type.clone(),
+        digest: parsed.target.digest.clone(),
+        size: parsed.target.size,
+    };
+    let doc = policy("strict", "ca:valid-trust-store");
+    let (_dir, stores) = timestamp_stores(None);
+    let check = |bytes: &[u8], media_type: &str| {
+        verify_signature(&doc.policies[0], &stores, bytes, media_type, &subject, NOW).integrity
+    };
+    assert_eq!(check(&env, "application/cose"), Check::Passed);
+    let mut sig = env.clone();
+    let last = sig.len() - 3;
+    sig[last] ^= 1;
+    assert!(matches!(check(&sig, "application/cose"), Check::Failed(_)));
+    // The payload's digest text, one hex digit changed (the CBOR stays well-formed).
+    let hex = parsed
+        .target
+        .digest
+        .trim_start_matches("sha256:")
+        .as_bytes()
+        .to_vec();
+    let at = env
+        .windows(hex.len())
+        .position(|w| w == hex.as_slice())
+        .unwrap();
+    let mut payload = env.clone();
+    payload[at] = if payload[at] == b'0' { b'1' } else { b'0' };
+    assert!(matches!(
+        check(&payload, "application/cose"),
+        Check::Failed(_)
+    ));
+    let jws = std::fs::read(dir.join("jwsWithTimestamp.sig")).unwrap();
+    assert!(matches!(check(&jws, "application/cose"), Check::Failed(_)));
 }
 
 /// V25: with a tsa store and `verifyTimestamp: always`, a signature without a timestamp
@@ -485,6 +537,14 @@ fn v25_v26_missing_or_misplaced_timestamps_fail() {
     // outside that validity too.
     let v = verify_timestamped(
         "timestampBeforeNotBefore.sig",
+        Some("test-timestamp"),
+        "always",
+        NOW,
+    );
+    assert!(!v.accepted(), "{v:?}");
+    // V26's COSE case: its timestamp is after the certificate's validity.
+    let v = verify_timestamped(
+        "timestampAfterNotAfter.sig",
         Some("test-timestamp"),
         "always",
         NOW,
