@@ -24,9 +24,10 @@ pub struct SignArgs {
     pub key: PathBuf,
     /// Certificate chain, PEM, leaf first, ending with the root (Notary signatures; for
     /// cosign, certificate mode: the leaf and chain go into the signature's annotations)
-    #[arg(long, required_if_eq("signature_format", "jws"))]
+    #[arg(long, required_if_eq_any([("signature_format", "jws"), ("signature_format", "cose")]))]
     pub cert: Option<PathBuf>,
-    /// jws: a Notary Project JWS signature (what notation makes); cosign: a key-based
+    /// jws: a Notary Project JWS signature (what notation makes); cose: the same as
+    /// COSE_Sign1 (`application/cose`); cosign: a key-based
     /// cosign simple-signing signature (what `cosign sign --key` makes), as an OCI 1.1
     /// referrer where the registry has the referrers API, else under the
     /// `sha256-<hex>.sig` tag
@@ -158,6 +159,8 @@ impl Timestamper {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SignatureFormat {
     Jws,
+    /// A Notary Project COSE_Sign1 signature (`notation sign --signature-format cose`)
+    Cose,
     Cosign,
 }
 
@@ -207,6 +210,8 @@ pub struct Signer {
     subject: String,
     thumbprints: Vec<String>,
     timestamper: Option<Timestamper>,
+    /// COSE_Sign1 instead of JWS.
+    cose: bool,
 }
 
 impl Signer {
@@ -244,7 +249,14 @@ impl Signer {
             chain,
             thumbprints,
             timestamper: None,
+            cose: false,
         })
+    }
+
+    /// Signs COSE_Sign1 envelopes (`application/cose`) instead of JWS.
+    pub fn with_cose(mut self, cose: bool) -> Signer {
+        self.cose = cose;
+        self
     }
 
     /// Countersigns every signature with an RFC 3161 timestamp from `t`.
@@ -297,23 +309,38 @@ impl Signer {
             annotations: None,
             artifact_type: None,
         };
-        let envelope = sign(
-            &self.key,
-            &SignRequest {
-                target: &target,
-                chain: &self.chain,
-                signing_time: now,
-                expiry: expiry_days.map(|d| now + Duration::days(d.into())),
-                signing_agent: concat!("bonded/", env!("CARGO_PKG_VERSION")),
-            },
-        )
-        .map_err(|e| e.to_string())?;
+        let request = SignRequest {
+            target: &target,
+            chain: &self.chain,
+            signing_time: now,
+            expiry: expiry_days.map(|d| now + Duration::days(d.into())),
+            signing_agent: concat!("bonded/", env!("CARGO_PKG_VERSION")),
+        };
+        let (envelope, envelope_type) = if self.cose {
+            (
+                crate::trust::sign::sign_cose(&self.key, &request),
+                crate::trust::envelope::COSE_ENVELOPE,
+            )
+        } else {
+            (sign(&self.key, &request), JWS_ENVELOPE)
+        };
+        let envelope = envelope.map_err(|e| e.to_string())?;
         let envelope = match &self.timestamper {
             None => envelope,
             Some(t) => {
-                let parsed = crate::trust::envelope::parse(&envelope).map_err(|e| e.to_string())?;
+                let parsed = if self.cose {
+                    crate::trust::envelope::parse_cose(&envelope)
+                } else {
+                    crate::trust::envelope::parse(&envelope)
+                }
+                .map_err(|e| e.to_string())?;
                 let token = t.stamp(parsed.signature_bytes(), &self.chain).await?;
-                crate::trust::sign::with_timestamp(&envelope, &token).map_err(|e| e.to_string())?
+                if self.cose {
+                    crate::trust::sign::with_timestamp_cose(&envelope, &token)
+                } else {
+                    crate::trust::sign::with_timestamp(&envelope, &token)
+                }
+                .map_err(|e| e.to_string())?
             }
         };
         let envelope_digest = client
@@ -329,7 +356,7 @@ impl Signer {
             "mediaType": media_type::OCI_MANIFEST,
             "artifactType": NOTARY_SIGNATURE,
             "config": descriptor_json(EMPTY_MEDIA_TYPE, &config_digest, EMPTY_CONFIG.len()),
-            "layers": [descriptor_json(JWS_ENVELOPE, &envelope_digest, envelope.len())],
+            "layers": [descriptor_json(envelope_type, &envelope_digest, envelope.len())],
             "subject": descriptor_json(media_type, digest, size),
             "annotations": {
                 THUMBPRINT_ANNOTATION: serde_json::to_string(&self.thumbprints).expect("json"),
@@ -392,7 +419,8 @@ pub async fn run(args: &SignArgs) -> Result<(), String> {
     let signer = match (&args.timestamp_url, &args.timestamp_root_cert) {
         (Some(url), Some(root)) => signer.with_timestamper(Timestamper::new(url, root)?),
         _ => signer,
-    };
+    }
+    .with_cose(args.signature_format == SignatureFormat::Cose);
     let client =
         RegistryClient::connect(&image.registry, &args.client, Some(&image.repository), true)
             .await

@@ -193,6 +193,46 @@ async fn timestamped_signatures_outlive_their_certificates() {
         "{env}"
     );
 
+    // The same as COSE_Sign1 (notation's --signature-format cose), timestamped.
+    crate::cosign::image(&c, &s.url, "prod/cose", "cose").await;
+    let cose_image = format!("{}/prod/cose:v1", s.addr);
+    let o = bonded_cmd(&[
+        "sign",
+        &cose_image,
+        "--key",
+        k,
+        "--cert",
+        crt,
+        "--signature-format",
+        "cose",
+        "--timestamp-url",
+        &tsa.url,
+        "--timestamp-root-cert",
+        tsa.root.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert_eq!(crate::cosign::status(&c, &s, "prod/cose", "v1").await, 200);
+    crate::cosign::image(&c, &s.url, "prod/cose-plain", "plain").await;
+    let o = bonded_cmd(&[
+        "sign",
+        &format!("{}/prod/cose-plain:v1", s.addr),
+        "--key",
+        k,
+        "--cert",
+        crt,
+        "--signature-format",
+        "cose",
+    ]);
+    assert!(
+        !o.status.success(),
+        "an untimestamped COSE signature is refused too"
+    );
+    assert!(
+        output_text(&o).contains("no timestamp countersignature"),
+        "{}",
+        output_text(&o)
+    );
+
     // bonded verify, with a tsa store and without one.
     let client_store = d.join("client-store");
     ca.write_store(&client_store, "acme");
@@ -200,9 +240,11 @@ async fn timestamped_signatures_outlive_their_certificates() {
     let with_tsa = policy(d, "with-tsa", "*", Some("test"), json!({}));
     let without = policy(d, "without-tsa", "*", None, json!({}));
     let verify = |image: &str, p: &Path| verify_image(image, p, &client_store, &[]);
-    let o = verify(&image, &with_tsa);
-    assert_eq!(o.status.code(), Some(0), "{}", output_text(&o));
-    assert_eq!(verify(&image, &without).status.code(), Some(0));
+    for img in [&image, &cose_image] {
+        let o = verify(img, &with_tsa);
+        assert_eq!(o.status.code(), Some(0), "{img}: {}", output_text(&o));
+        assert_eq!(verify(img, &without).status.code(), Some(0), "{img}");
+    }
 
     // After the short-lived certificate expires: the timestamp keeps its signature valid;
     // without a tsa store the chain is judged now, and fails.
