@@ -248,7 +248,7 @@ pub async fn run(args: &PushArgs) -> Result<(), String> {
         .iter()
         .zip(&args.certs)
         .map(|(k, c)| {
-            let signer = Signer::load(k, c)?;
+            let signer = Signer::load(k, c, args.client.password_stdin)?;
             Ok::<_, String>(match (&args.timestamp_url, &args.timestamp_root_cert) {
                 (Some(url), Some(root)) => {
                     signer.with_timestamper(super::sign::Timestamper::new(url, root)?)

@@ -171,7 +171,7 @@ fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
 /// The private key of a PEM file: PKCS#8 (`PRIVATE KEY`), SEC1 (`EC PRIVATE KEY`, what
 /// `openssl ecparam -genkey` writes; an `EC PARAMETERS` block beside it is skipped) or
 /// PKCS#1 (`RSA PRIVATE KEY`, `openssl genrsa -traditional`).
-fn private_key(path: &PathBuf) -> Result<SigningKey, String> {
+fn private_key(path: &PathBuf, stdin_taken: bool) -> Result<SigningKey, String> {
     let bytes = read(path, "key")?;
     let blocks: Vec<_> = x509_parser::pem::Pem::iter_from_buffer(&bytes)
         .filter_map(Result::ok)
@@ -183,10 +183,10 @@ fn private_key(path: &PathBuf) -> Result<SigningKey, String> {
             "EC PRIVATE KEY" => return SigningKey::from_sec1(&block.contents).map_err(at),
             "RSA PRIVATE KEY" => return SigningKey::from_pkcs1(&block.contents).map_err(at),
             "ENCRYPTED PRIVATE KEY" => {
-                return Err(format!(
-                    "{} is an encrypted PKCS#8 key, which bonded cannot read yet: decrypt it to a file only you can read (`openssl pkcs8 -in {0} -out plain.key`) and sign with that",
-                    path.display()
-                ))
+                let password = key_password(path, "BONDED_KEY_PASSWORD", stdin_taken)?;
+                let der = decrypt_pkcs8(&block.contents, password.as_bytes())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                return SigningKey::from_pkcs8(&der).map_err(at);
             }
             _ => {}
         }
@@ -203,6 +203,67 @@ fn private_key(path: &PathBuf) -> Result<SigningKey, String> {
     ))
 }
 
+/// Most work an encrypted key may ask for: PBKDF2 iterations, and scrypt memory.
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+const MAX_SCRYPT_MEMORY: u64 = 64 << 20;
+
+/// An encrypted PKCS#8 key (PBES2: PBKDF2 or scrypt, then AES) decrypted with `password`
+/// to PKCS#8 DER; refused unread when its key derivation would take more than
+/// [`MAX_PBKDF2_ITERATIONS`] or [`MAX_SCRYPT_MEMORY`].
+fn decrypt_pkcs8(der: &[u8], password: &[u8]) -> Result<Vec<u8>, String> {
+    use pkcs8::der::Decode as _;
+    let info = pkcs8::EncryptedPrivateKeyInfo::from_der(der)
+        .map_err(|e| format!("not an encrypted PKCS#8 key: {e}"))?;
+    if let pkcs8::pkcs5::EncryptionScheme::Pbes2(p) = &info.encryption_algorithm {
+        match &p.kdf {
+            pkcs8::pkcs5::pbes2::Kdf::Pbkdf2(k) if k.iteration_count > MAX_PBKDF2_ITERATIONS => {
+                return Err(format!(
+                    "its key derivation asks for {} PBKDF2 iterations; at most {MAX_PBKDF2_ITERATIONS}",
+                    k.iteration_count
+                ))
+            }
+            pkcs8::pkcs5::pbes2::Kdf::Scrypt(k)
+                if (128u64 * u64::from(k.block_size)).saturating_mul(k.cost_parameter)
+                    > MAX_SCRYPT_MEMORY =>
+            {
+                return Err(format!(
+                    "its scrypt parameters would take more than {} MiB",
+                    MAX_SCRYPT_MEMORY >> 20
+                ))
+            }
+            _ => {}
+        }
+    }
+    let doc = info.decrypt(password).map_err(|_| {
+        "the password is wrong, or the key is encrypted in a way bonded cannot read (PBES2 with PBKDF2 or scrypt and AES is)".to_string()
+    })?;
+    Ok(doc.as_bytes().to_vec())
+}
+
+/// The password of an encrypted key file: from the environment variable `var`, else asked
+/// on the terminal, else read from standard input unless the registry's password comes
+/// from there. Never a flag: flags are seen by every user of the machine.
+fn key_password(path: &std::path::Path, var: &str, stdin_taken: bool) -> Result<String, String> {
+    match std::env::var(var) {
+        Ok(p) => Ok(p),
+        Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            rpassword::prompt_password(format!("Enter password for {}: ", path.display()))
+                .map_err(|e| format!("reading the key's password: {e}"))
+        }
+        Err(_) if !stdin_taken => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("reading the key's password from standard input: {e}"))?;
+            Ok(line.trim_end_matches(['\r', '\n']).to_string())
+        }
+        Err(_) => Err(format!(
+            "{} is encrypted and standard input carries the registry's password: give the key's password in {var}",
+            path.display()
+        )),
+    }
+}
+
 /// A signer: key and chain, checked to belong together and to be valid now.
 pub struct Signer {
     key: SigningKey,
@@ -215,8 +276,14 @@ pub struct Signer {
 }
 
 impl Signer {
-    pub fn load(key_path: &PathBuf, cert_path: &PathBuf) -> Result<Signer, String> {
-        let key = private_key(key_path)?;
+    /// `stdin_taken`: standard input carries the registry's password, so an encrypted
+    /// key's password cannot come from there too.
+    pub fn load(
+        key_path: &PathBuf,
+        cert_path: &PathBuf,
+        stdin_taken: bool,
+    ) -> Result<Signer, String> {
+        let key = private_key(key_path, stdin_taken)?;
         let chain = parse_certificates(&read(cert_path, "certificate chain")?)
             .map_err(|e| format!("{}: {e}", cert_path.display()))?;
         let parsed =
@@ -415,7 +482,7 @@ pub async fn run(args: &SignArgs) -> Result<(), String> {
         .cert
         .as_ref()
         .ok_or("a Notary signature needs --cert (the signer's certificate chain)")?;
-    let signer = Signer::load(&args.key, cert)?;
+    let signer = Signer::load(&args.key, cert, args.client.password_stdin)?;
     let signer = match (&args.timestamp_url, &args.timestamp_root_cert) {
         (Some(url), Some(root)) => signer.with_timestamper(Timestamper::new(url, root)?),
         _ => signer,
@@ -533,26 +600,7 @@ fn cosign_private_key(path: &PathBuf, stdin_taken: bool) -> Result<rcgen::KeyPai
         .iter()
         .find(|b| cosign::ENCRYPTED_KEY_LABELS.contains(&b.label.as_str()))
     {
-        let password = match std::env::var("COSIGN_PASSWORD") {
-            Ok(p) => p,
-            Err(_) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
-                rpassword::prompt_password("Enter password for private key: ")
-                    .map_err(|e| format!("reading the key's password: {e}"))?
-            }
-            Err(_) if !stdin_taken => {
-                let mut line = String::new();
-                std::io::stdin()
-                    .read_line(&mut line)
-                    .map_err(|e| format!("reading the key's password from standard input: {e}"))?;
-                line.trim_end_matches(['\r', '\n']).to_string()
-            }
-            Err(_) => {
-                return Err(format!(
-                    "{} is encrypted and standard input carries the registry's password: give the key's password in COSIGN_PASSWORD",
-                    path.display()
-                ))
-            }
-        };
+        let password = key_password(path, "COSIGN_PASSWORD", stdin_taken)?;
         let der = cosign::decrypt_private_key(&enc.contents, password.as_bytes())
             .map_err(|e| format!("{}: {e}", path.display()))?;
         return rcgen::KeyPair::try_from(der.as_slice()).map_err(|e| {

@@ -20,6 +20,7 @@ mod docker;
 mod first_hour;
 mod hostile_registry;
 mod k_of_n;
+mod keys;
 mod pending;
 mod podman;
 mod quickstart;
