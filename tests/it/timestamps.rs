@@ -21,6 +21,25 @@ fn bonded_cmd(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// `bonded sign IMAGE --key KEY --cert CERT`, timestamped by `tsa` (its URL, and the root
+/// the answer must lead to) when given, with `extra` arguments.
+fn sign(
+    image: &str,
+    key: &str,
+    cert: &str,
+    tsa: Option<(&str, &Path)>,
+    extra: &[&str],
+) -> std::process::Output {
+    let mut args = vec!["sign", image, "--key", key, "--cert", cert];
+    let root;
+    if let Some((url, r)) = tsa {
+        root = r.to_str().unwrap().to_string();
+        args.extend(["--timestamp-url", url, "--timestamp-root-cert", &root]);
+    }
+    args.extend(extra);
+    bonded_cmd(&args)
+}
+
 /// A policy file trusting `ca:acme` signers, with the `tsa` store listed when given.
 fn policy(
     dir: &Path,
@@ -85,18 +104,13 @@ async fn timestamped_signatures_outlive_their_certificates() {
     // prod/short:v1 (checked after it expires, below).
     crate::cosign::image(&c, &s.url, "prod/short", "short").await;
     let short_image = format!("{}/prod/short:v1", s.addr);
-    let o = bonded_cmd(&[
-        "sign",
+    let o = sign(
         &short_image,
-        "--key",
         short_key.to_str().unwrap(),
-        "--cert",
         short_cert.to_str().unwrap(),
-        "--timestamp-url",
-        &tsa.url,
-        "--timestamp-root-cert",
-        tsa.root.to_str().unwrap(),
-    ]);
+        Some((&tsa.url, &tsa.root)),
+        &[],
+    );
     assert!(o.status.success(), "{}", output_text(&o));
     assert_eq!(crate::cosign::status(&c, &s, "prod/short", "v1").await, 200);
 
@@ -110,7 +124,7 @@ async fn timestamped_signatures_outlive_their_certificates() {
     let (k, crt) = (key.to_str().unwrap(), cert.to_str().unwrap());
 
     // No timestamp: the gate's policy lists a tsa store, so it is refused.
-    let o = bonded_cmd(&["sign", &image, "--key", k, "--cert", crt]);
+    let o = sign(&image, k, crt, None, &[]);
     assert!(!o.status.success(), "{}", output_text(&o));
     assert!(
         output_text(&o).contains("no timestamp countersignature"),
@@ -119,33 +133,11 @@ async fn timestamped_signatures_outlive_their_certificates() {
     );
     // Another authority's timestamp (verified by bonded sign against that authority's
     // root): the gate trusts only tsa:test, and refuses it.
-    let o = bonded_cmd(&[
-        "sign",
-        &image,
-        "--key",
-        k,
-        "--cert",
-        crt,
-        "--timestamp-url",
-        &other.url,
-        "--timestamp-root-cert",
-        other.root.to_str().unwrap(),
-    ]);
+    let o = sign(&image, k, crt, Some((&other.url, &other.root)), &[]);
     assert!(!o.status.success(), "{}", output_text(&o));
     // bonded sign checks the answer against the root it is given: the other authority's
     // token does not lead to this TSA's root, and nothing is pushed.
-    let o = bonded_cmd(&[
-        "sign",
-        &image,
-        "--key",
-        k,
-        "--cert",
-        crt,
-        "--timestamp-url",
-        &other.url,
-        "--timestamp-root-cert",
-        tsa.root.to_str().unwrap(),
-    ]);
+    let o = sign(&image, k, crt, Some((&other.url, &tsa.root)), &[]);
     assert!(!o.status.success(), "{}", output_text(&o));
     assert!(
         output_text(&o).contains("does not verify"),
@@ -155,18 +147,7 @@ async fn timestamped_signatures_outlive_their_certificates() {
     assert_eq!(crate::cosign::status(&c, &s, "prod/app", "v1").await, 404);
 
     // Timestamped by the trusted authority: published.
-    let o = bonded_cmd(&[
-        "sign",
-        &image,
-        "--key",
-        k,
-        "--cert",
-        crt,
-        "--timestamp-url",
-        &tsa.url,
-        "--timestamp-root-cert",
-        tsa.root.to_str().unwrap(),
-    ]);
+    let o = sign(&image, k, crt, Some((&tsa.url, &tsa.root)), &[]);
     assert!(o.status.success(), "{}", output_text(&o));
     assert_eq!(crate::cosign::status(&c, &s, "prod/app", "v1").await, 200);
     // The envelope carries the countersignature in its unprotected header.
@@ -196,33 +177,23 @@ async fn timestamped_signatures_outlive_their_certificates() {
     // The same as COSE_Sign1 (notation's --signature-format cose), timestamped.
     crate::cosign::image(&c, &s.url, "prod/cose", "cose").await;
     let cose_image = format!("{}/prod/cose:v1", s.addr);
-    let o = bonded_cmd(&[
-        "sign",
+    let o = sign(
         &cose_image,
-        "--key",
         k,
-        "--cert",
         crt,
-        "--signature-format",
-        "cose",
-        "--timestamp-url",
-        &tsa.url,
-        "--timestamp-root-cert",
-        tsa.root.to_str().unwrap(),
-    ]);
+        Some((&tsa.url, &tsa.root)),
+        &["--signature-format", "cose"],
+    );
     assert!(o.status.success(), "{}", output_text(&o));
     assert_eq!(crate::cosign::status(&c, &s, "prod/cose", "v1").await, 200);
     crate::cosign::image(&c, &s.url, "prod/cose-plain", "plain").await;
-    let o = bonded_cmd(&[
-        "sign",
+    let o = sign(
         &format!("{}/prod/cose-plain:v1", s.addr),
-        "--key",
         k,
-        "--cert",
         crt,
-        "--signature-format",
-        "cose",
-    ]);
+        None,
+        &["--signature-format", "cose"],
+    );
     assert!(
         !o.status.success(),
         "an untimestamped COSE signature is refused too"
