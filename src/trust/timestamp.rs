@@ -29,6 +29,71 @@ const ID_SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
 const ID_CT_TST_INFO: &str = "1.2.840.113549.1.9.16.1.4";
 const ID_CONTENT_TYPE: &str = "1.2.840.113549.1.9.3";
 const ID_MESSAGE_DIGEST: &str = "1.2.840.113549.1.9.4";
+const ID_SIGNING_CERTIFICATE: &str = "1.2.840.113549.1.9.16.2.12";
+const ID_SIGNING_CERTIFICATE_V2: &str = "1.2.840.113549.1.9.16.2.47";
+
+/// The TLVs inside a constructed DER value.
+fn items(any: &der::Any) -> Result<Vec<der::Any>, String> {
+    use der::Reader as _;
+    let mut r = der::SliceReader::new(any.value()).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    while !r.is_finished() {
+        out.push(r.decode::<der::Any>().map_err(|e| e.to_string())?);
+        if out.len() > 64 {
+            return Err("too many elements".into());
+        }
+    }
+    Ok(out)
+}
+
+/// Which certificate the signer names in its signed attributes (RFC 5035
+/// signingCertificateV2, or RFC 2634's SHA-1 signingCertificate): the hash algorithm and
+/// the first ESSCertID's hash.
+#[derive(Debug, Clone)]
+enum SigningCertId {
+    Sha1(Vec<u8>),
+    Hashed(HashAlgorithm, Vec<u8>),
+}
+
+fn signing_cert_id(oid: &str, value: &der::Any) -> Result<SigningCertId, String> {
+    let bad = || "the timestamp's signing-certificate attribute is malformed".to_string();
+    let certs = items(value)?.into_iter().next().ok_or_else(bad)?;
+    let first = items(&certs)?.into_iter().next().ok_or_else(bad)?;
+    let id = items(&first)?;
+    if oid == ID_SIGNING_CERTIFICATE {
+        let hash = id.first().ok_or_else(bad)?;
+        return Ok(SigningCertId::Sha1(hash.value().to_vec()));
+    }
+    // ESSCertIDv2: hashAlgorithm DEFAULT sha256, certHash.
+    match id.as_slice() {
+        [alg, hash, ..] if der::Tagged::tag(alg) == der::Tag::Sequence => {
+            let oid = items(alg)?
+                .into_iter()
+                .next()
+                .ok_or_else(bad)?
+                .decode_as::<der::oid::ObjectIdentifier>()
+                .map_err(|_| bad())?;
+            Ok(SigningCertId::Hashed(hash_of(&oid)?, hash.value().to_vec()))
+        }
+        [hash, ..] => Ok(SigningCertId::Hashed(
+            HashAlgorithm::Sha256,
+            hash.value().to_vec(),
+        )),
+        [] => Err(bad()),
+    }
+}
+
+impl SigningCertId {
+    fn names(&self, cert: &[u8]) -> bool {
+        match self {
+            SigningCertId::Sha1(h) => {
+                ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, cert).as_ref()
+                    == h.as_slice()
+            }
+            SigningCertId::Hashed(alg, h) => alg.digest(cert) == *h,
+        }
+    }
+}
 
 /// The DER TimeStampReq (RFC 3161 section 2.4.1) asking for a timestamp over `covered`:
 /// its SHA-256 as the message imprint, a random 64-bit `nonce`, and the signer's
@@ -198,6 +263,7 @@ pub fn verify_with_accuracy(
     let digest_alg = hash_of(&si.digest_alg.oid)?;
     let mut content_type_ok = false;
     let mut digest_ok = false;
+    let mut cert_id = None;
     for a in attrs.iter() {
         let oid = a.oid.to_string();
         let [value] = a.values.as_slice() else {
@@ -207,6 +273,10 @@ pub fn verify_with_accuracy(
             content_type_ok = value
                 .decode_as::<der::oid::ObjectIdentifier>()
                 .is_ok_and(|o| o.to_string() == ID_CT_TST_INFO);
+        } else if oid == ID_SIGNING_CERTIFICATE_V2
+            || (oid == ID_SIGNING_CERTIFICATE && cert_id.is_none())
+        {
+            cert_id = Some(signing_cert_id(&oid, value)?);
         } else if oid == ID_MESSAGE_DIGEST {
             digest_ok = value
                 .decode_as::<der::asn1::OctetString>()
@@ -216,6 +286,11 @@ pub fn verify_with_accuracy(
     if !content_type_ok || !digest_ok {
         return Err("the timestamp's signed attributes do not bind its TSTInfo".into());
     }
+    // RFC 3161 (with RFC 5816): the signer names its certificate in a signed attribute,
+    // so no other certificate with the same key can stand in for it.
+    let cert_id = cert_id.ok_or(
+        "the timestamp's signer names no signing certificate (signingCertificate or signingCertificateV2 attribute)",
+    )?;
     let signed = attrs.to_der().map_err(|e| e.to_string())?;
     let signed_digest = digest_alg.digest(&signed);
     let signature = si.signature.as_bytes();
@@ -250,6 +325,11 @@ pub fn verify_with_accuracy(
         candidates.extend(embedded.iter().filter(|e| **e != auth.chain[0]).cloned());
         for cert in candidates {
             let attempt = (|| {
+                if !cert_id.names(&cert) {
+                    return Err(
+                        "the certificate is not the one the timestamp's signer names".to_string(),
+                    );
+                }
                 let key = {
                     use x509_parser::prelude::FromDer as _;
                     let (_, c) = x509_parser::certificate::X509Certificate::from_der(&cert)
