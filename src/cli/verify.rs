@@ -129,7 +129,16 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
     };
     let now = OffsetDateTime::now_utc();
     let mut verdicts: Vec<(String, SignatureVerdict)> = Vec::new();
-    for r in referrers {
+    // A registry may list any number of referrers; at most this many Notary signatures
+    // are fetched and verified (as many as cosign signatures, below).
+    let max = crate::trust::cosign::MAX_LAYERS;
+    if referrers.len() > max {
+        eprintln!(
+            "bonded: {image} has {} Notary signature referrers; only the first {max} are read",
+            referrers.len()
+        );
+    }
+    for r in referrers.into_iter().take(max) {
         let Ok((m, _, _)) = client
             .manifest(repo, &Reference::Digest(r.digest.clone()))
             .await

@@ -92,3 +92,43 @@ fn bonded_verify_reads_no_more_of_a_manifest_than_it_would_accept() {
         );
     }
 }
+
+/// A registry that lists more signature referrers than bonded reads: `bonded verify`
+/// fetches at most 100 Notary signatures, says so, and does not verify an image none of
+/// whose first 100 is a signature it trusts.
+#[tokio::test]
+async fn bonded_verify_reads_a_bounded_number_of_referrers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let s = Server::start_in(&d.join("data"), &["--max-signatures-per-subject", "200"]);
+    let c = client();
+    let digest = crate::cosign::image(&c, &s.url, "acme/app", "many").await;
+    let subject = serde_json::json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": 1});
+    let config = push_blob(&c, &s, "acme/app", b"{}").await;
+    for i in 0..150u32 {
+        let bytes = format!("not an envelope {i}");
+        let env = push_blob(&c, &s, "acme/app", bytes.as_bytes()).await;
+        let m = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "artifactType": "application/vnd.cncf.notary.signature",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": config, "size": 2},
+            "layers": [{"mediaType": "application/jose+json", "digest": env, "size": bytes.len()}],
+            "subject": subject}))
+        .unwrap();
+        let res = c
+            .put(s.v2(&format!("acme/app/manifests/{}", sha256(&m))))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(m)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201, "{i}");
+    }
+    let (policy, store) = Ca::new("Acme Root").trusted_anywhere(d);
+    let o = verify_image(&format!("{}/acme/app:v1", s.addr), &policy, &store, &[]);
+    assert_ne!(o.status.code(), Some(0), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("150 Notary signature referrers; only the first 100 are read"),
+        "{}",
+        output_text(&o)
+    );
+}
