@@ -105,22 +105,10 @@ impl Timestamper {
                 res.status()
             ));
         }
-        if res
-            .content_length()
-            .is_some_and(|n| n > MAX_TIMESTAMP_RESPONSE as u64)
-        {
-            return Err("the timestamp response is too large".into());
-        }
-        let mut body = Vec::new();
-        let mut stream = res.bytes_stream();
-        use futures_util::StreamExt as _;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| e.to_string())?;
-            if body.len() + chunk.len() > MAX_TIMESTAMP_RESPONSE {
-                return Err("the timestamp response is too large".into());
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = crate::client::body_within(res, MAX_TIMESTAMP_RESPONSE)
+            .await
+            .map_err(|e| format!("reading the answer of {}: {e}", self.url))?
+            .ok_or("the timestamp response is too large")?;
         let want: Vec<u8> = nonce
             .to_be_bytes()
             .into_iter()

@@ -229,7 +229,7 @@ pub const MAX_ENVELOPE: usize = 4 << 20;
 
 /// The body of `res`, at most `limit` bytes: `Ok(None)` when it is longer (nothing past
 /// `limit` is kept in memory), `Err` when the connection fails.
-async fn body_within(
+pub(crate) async fn body_within(
     mut res: reqwest::Response,
     limit: usize,
 ) -> Result<Option<Vec<u8>>, reqwest::Error> {

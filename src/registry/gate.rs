@@ -84,8 +84,7 @@ impl Admission {
     }
 }
 
-/// Largest signature envelope read; real ones are a few KiB.
-const MAX_ENVELOPE: u64 = 4 << 20;
+use crate::trust::signatures::MAX_ENVELOPE;
 
 /// What the gate enforces.
 #[derive(Debug, Clone)]

@@ -131,15 +131,37 @@ pub fn request(covered: &[u8], nonce: u64) -> Vec<u8> {
 
 /// The nonce of a TimeStampResp's token, to compare with the request's.
 pub fn nonce_of(bytes: &[u8]) -> Option<Vec<u8>> {
-    let ci = token(bytes).ok()?;
-    let sd: SignedData = ci.content.decode_as().ok()?;
-    let econtent = sd.encap_content_info.econtent?;
-    let tst_der = der::asn1::OctetString::from_der(&econtent.to_der().ok()?).ok()?;
-    let tst = x509_tsp::TstInfo::from_der(tst_der.as_bytes()).ok()?;
+    let (_, _, tst) = decode(bytes).ok()?;
     let n = tst.nonce?;
     let b = n.as_bytes();
     // Compare as numbers: strip the sign byte.
     Some(b.iter().skip_while(|x| **x == 0).copied().collect())
+}
+
+/// A token's SignedData, its encapsulated TSTInfo's DER, and the TSTInfo parsed (nothing
+/// verified yet).
+fn decode(bytes: &[u8]) -> Result<(SignedData, der::asn1::OctetString, x509_tsp::TstInfo), String> {
+    let ci = token(bytes)?;
+    if ci.content_type.to_string() != ID_SIGNED_DATA {
+        return Err("the timestamp token is not CMS SignedData".into());
+    }
+    let sd: SignedData = ci
+        .content
+        .decode_as()
+        .map_err(|e| format!("the timestamp token's SignedData: {e}"))?;
+    if sd.encap_content_info.econtent_type.to_string() != ID_CT_TST_INFO {
+        return Err("the timestamp token does not hold a TSTInfo".into());
+    }
+    let econtent = sd
+        .encap_content_info
+        .econtent
+        .as_ref()
+        .ok_or("the timestamp token has no TSTInfo")?;
+    let tst_der = der::asn1::OctetString::from_der(&econtent.to_der().map_err(|e| e.to_string())?)
+        .map_err(|e| format!("the TSTInfo is not an OCTET STRING: {e}"))?;
+    let tst = x509_tsp::TstInfo::from_der(tst_der.as_bytes())
+        .map_err(|e| format!("the TSTInfo does not parse: {e}"))?;
+    Ok((sd, tst_der, tst))
 }
 
 /// The TimeStampToken (ContentInfo, DER) of a TimeStampResp, what a signature envelope
@@ -215,26 +237,7 @@ pub fn verify_with_accuracy(
     if bytes.len() > MAX_TOKEN {
         return Err(format!("a timestamp is at most {MAX_TOKEN} bytes"));
     }
-    let ci = token(bytes)?;
-    if ci.content_type.to_string() != ID_SIGNED_DATA {
-        return Err("the timestamp token is not CMS SignedData".into());
-    }
-    let sd: SignedData = ci
-        .content
-        .decode_as()
-        .map_err(|e| format!("the timestamp token's SignedData: {e}"))?;
-    if sd.encap_content_info.econtent_type.to_string() != ID_CT_TST_INFO {
-        return Err("the timestamp token does not hold a TSTInfo".into());
-    }
-    let econtent = sd
-        .encap_content_info
-        .econtent
-        .as_ref()
-        .ok_or("the timestamp token has no TSTInfo")?;
-    let tst_der = der::asn1::OctetString::from_der(&econtent.to_der().map_err(|e| e.to_string())?)
-        .map_err(|e| format!("the TSTInfo is not an OCTET STRING: {e}"))?;
-    let tst = x509_tsp::TstInfo::from_der(tst_der.as_bytes())
-        .map_err(|e| format!("the TSTInfo does not parse: {e}"))?;
+    let (sd, tst_der, tst) = decode(bytes)?;
     // The imprint: the hash of exactly the covered bytes.
     let imprint_alg = hash_of(&tst.message_imprint.hash_algorithm.oid)?;
     if tst.message_imprint.hashed_message.as_bytes() != imprint_alg.digest(covered).as_slice() {

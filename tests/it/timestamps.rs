@@ -255,7 +255,6 @@ async fn a_timestamp_of_another_signature_never_counts() {
             .as_slice(),
     )
     .unwrap();
-    let c = client();
     let mut envelopes = Vec::new();
     for n in 0..2u8 {
         let target = TargetArtifact {
@@ -277,39 +276,30 @@ async fn a_timestamp_of_another_signature_never_counts() {
         )
         .unwrap();
         let parsed = bonded::trust::envelope::parse(&env).unwrap();
-        let reply = c
-            .post(&tsa.url)
-            .header("Content-Type", "application/timestamp-query")
-            .body(bonded::trust::timestamp::request(
-                parsed.signature_bytes(),
-                7 + u64::from(n),
-            ))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
-        let token = bonded::trust::timestamp::token_der(&reply).unwrap();
+        let token = tsa.token(parsed.signature_bytes(), 7 + u64::from(n)).await;
         envelopes.push((env, token, target));
     }
-    let subject = |t: &TargetArtifact| Subject {
-        media_type: t.media_type.clone(),
-        digest: t.digest.clone(),
-        size: t.size,
-    };
     let now = common::pki::now();
-    // Each with its own token: verifies.
-    for (env, token, target) in &envelopes {
+    // `env` with `token` as its countersignature, verified as a signature of `t`.
+    let verify = |env: &[u8], token: &[u8], t: &TargetArtifact| {
         let stamped = with_timestamp(env, token).unwrap();
-        let v = verify_signature(
+        let subject = Subject {
+            media_type: t.media_type.clone(),
+            digest: t.digest.clone(),
+            size: t.size,
+        };
+        verify_signature(
             &doc.policies[0],
             &stores,
             &stamped,
             "application/jose+json",
-            &subject(target),
+            &subject,
             now,
-        );
+        )
+    };
+    // Each with its own token: verifies.
+    for (env, token, target) in &envelopes {
+        let v = verify(env, token, target);
         assert!(v.accepted(), "{v:?}");
     }
     // An expired certificate, a signing time claimed while it was valid, a timestamp of
@@ -329,29 +319,8 @@ async fn a_timestamp_of_another_signature_never_counts() {
     )
     .unwrap();
     let parsed = bonded::trust::envelope::parse(&env).unwrap();
-    let reply = c
-        .post(&tsa.url)
-        .header("Content-Type", "application/timestamp-query")
-        .body(bonded::trust::timestamp::request(
-            parsed.signature_bytes(),
-            99,
-        ))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let stamped =
-        with_timestamp(&env, &bonded::trust::timestamp::token_der(&reply).unwrap()).unwrap();
-    let v = verify_signature(
-        &doc.policies[0],
-        &stores,
-        &stamped,
-        "application/jose+json",
-        &subject(target),
-        now,
-    );
+    let token = tsa.token(parsed.signature_bytes(), 99).await;
+    let v = verify(&env, &token, target);
     assert_eq!(v.integrity, Check::Passed, "{v:?}");
     assert!(
         matches!(&v.authentic_timestamp, Check::Failed(why) if why.contains("can be after certificate")),
@@ -361,16 +330,7 @@ async fn a_timestamp_of_another_signature_never_counts() {
 
     // Swapped: each token covers the other signature.
     for (i, (env, _, target)) in envelopes.iter().enumerate() {
-        let other = &envelopes[1 - i].1;
-        let stamped = with_timestamp(env, other).unwrap();
-        let v = verify_signature(
-            &doc.policies[0],
-            &stores,
-            &stamped,
-            "application/jose+json",
-            &subject(target),
-            now,
-        );
+        let v = verify(env, &envelopes[1 - i].1, target);
         assert!(
             matches!(&v.authentic_timestamp, Check::Failed(why) if why.contains("other bytes")),
             "{v:?}"

@@ -189,6 +189,23 @@ impl Tsa {
         }
     }
 
+    /// A timestamp token (DER) over `signature`, asked of this TSA over HTTP with
+    /// bonded's own request encoding.
+    pub async fn token(&self, signature: &[u8], nonce: u64) -> Vec<u8> {
+        bonded::install_crypto_provider();
+        let reply = reqwest::Client::new()
+            .post(&self.url)
+            .header("Content-Type", "application/timestamp-query")
+            .body(bonded::trust::timestamp::request(signature, nonce))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        bonded::trust::timestamp::token_der(&reply).unwrap()
+    }
+
     /// Writes this TSA's root as `<truststore>/x509/tsa/<name>/root.pem`.
     pub fn write_store(&self, truststore: &Path, name: &str) {
         let d = truststore.join("x509/tsa").join(name);
