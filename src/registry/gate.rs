@@ -804,11 +804,12 @@ impl Registry {
             Ok(None) => return Err("not a Notary signature manifest".into()),
             Err(why) => return Err(format!("a malformed signature: {why}")),
         };
-        if sig.envelope.media_type != crate::trust::JWS_ENVELOPE {
+        let types = crate::trust::envelope::ENVELOPE_TYPES;
+        if !types.contains(&sig.envelope.media_type.as_str()) {
             return Err(format!(
                 "a signature whose layer is {}, not a signature envelope bonded verifies ({})",
                 sig.envelope.media_type,
-                crate::trust::JWS_ENVELOPE
+                types.join(" or ")
             ));
         }
         let bytes = self.read_envelope(repo, &sig).await.map_err(|e| match e {
@@ -820,7 +821,7 @@ impl Registry {
             }
             other => other.to_string(),
         })?;
-        crate::trust::envelope::parse(&bytes)
+        crate::trust::envelope::parse_as(&sig.envelope.media_type, &bytes)
             .map(|_| ())
             .map_err(|e| format!("a signature whose envelope cannot be read: {e}"))
     }

@@ -138,6 +138,8 @@ pub enum EnvelopeError {
         expiry: OffsetDateTime,
         signed: OffsetDateTime,
     },
+    #[error("signature envelope type '{0}' is not supported (application/jose+json or application/cose)")]
+    MediaType(String),
     #[error("envelope is not a tagged COSE_Sign1 message: {0}")]
     NotCose(String),
     #[error(
@@ -276,6 +278,18 @@ pub fn parse(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
 
 /// The media type of a COSE_Sign1 Notary envelope.
 pub const COSE_ENVELOPE: &str = "application/cose";
+
+/// The envelope media types Notary signatures come in, and bonded verifies.
+pub const ENVELOPE_TYPES: [&str; 2] = [super::JWS_ENVELOPE, COSE_ENVELOPE];
+
+/// Parses a Notary envelope of `media_type`: JWS ([`parse`]) or COSE ([`parse_cose`]).
+pub fn parse_as(media_type: &str, bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+    match media_type {
+        super::JWS_ENVELOPE => parse(bytes),
+        COSE_ENVELOPE => parse_cose(bytes),
+        other => Err(EnvelopeError::MediaType(other.to_string())),
+    }
+}
 
 /// The COSE x5chain header label (RFC 9360).
 const X5CHAIN: i64 = 33;

@@ -13,7 +13,7 @@ use super::envelope::{self, Envelope, SigningScheme};
 use super::identity::{DistinguishedName, Signer};
 use super::policy::{Action, Level, TrustPolicy, TrustedIdentities, VerifyTimestamp};
 use super::store::{StoreRef, StoreType, TrustStores};
-use super::{JWS_ENVELOPE, NOTARY_SIGNATURE};
+use super::NOTARY_SIGNATURE;
 use crate::oci::{media_type, Descriptor, ParsedManifest};
 
 /// The parts of a Notary signature manifest verification needs.
@@ -292,17 +292,7 @@ fn integrity(
     envelope_media_type: &str,
     subject: &Subject,
 ) -> Result<(Envelope, Vec<CertInfo>), String> {
-    let env = match envelope_media_type {
-        JWS_ENVELOPE => envelope::parse(envelope_bytes),
-        envelope::COSE_ENVELOPE => envelope::parse_cose(envelope_bytes),
-        other => {
-            return Err(format!(
-                "signature envelope type '{other}' is not supported ({JWS_ENVELOPE} or {})",
-                envelope::COSE_ENVELOPE
-            ))
-        }
-    }
-    .map_err(|e| e.to_string())?;
+    let env = envelope::parse_as(envelope_media_type, envelope_bytes).map_err(|e| e.to_string())?;
     let chain = certs::parse_chain(&env.chain).map_err(|e| e.to_string())?;
     env.verify_signature(&chain[0]).map_err(|e| e.to_string())?;
     // The x5c chain must hold together on its own, at the time it claims to have signed.

@@ -338,3 +338,52 @@ async fn a_timestamp_of_another_signature_never_counts() {
         assert!(!v.accepted());
     }
 }
+
+/// The signer role may push Notary signatures in either envelope format: a COSE_Sign1
+/// signature is one bonded can read, not "a tagged push" or an image.
+#[tokio::test]
+async fn the_signer_role_pushes_cose_signatures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let data = d.join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    user(&data, "dev", "developer", "apps/*");
+    user(&data, "sig", "signer", "apps/*");
+    let dev = as_user("dev", &password("dev"));
+    let digest = crate::cosign::image(&dev, &s.url, "apps/web", "cose-role").await;
+    let (key, cert) = Ca::new("Acme Root").write_signer(d, "release");
+    // (JWS by the signer role is covered in auth.rs; one certificate signs a digest once.)
+    for (format, media_type) in [("cose", "application/cose")] {
+        let o = bonded_with_stdin(
+            &[
+                "sign",
+                &format!("{}/apps/web@{digest}", s.addr),
+                "--key",
+                key.to_str().unwrap(),
+                "--cert",
+                cert.to_str().unwrap(),
+                "--signature-format",
+                format,
+                "--username",
+                "sig",
+                "--password-stdin",
+            ],
+            &password("sig"),
+        );
+        assert!(o.status.success(), "{format}: {}", output_text(&o));
+        let r = get_json(&dev, s.v2(&format!("apps/web/referrers/{digest}"))).await;
+        let mut found = false;
+        for m in r["manifests"].as_array().unwrap() {
+            let sig = get_json(
+                &dev,
+                s.v2(&format!(
+                    "apps/web/manifests/{}",
+                    m["digest"].as_str().unwrap()
+                )),
+            )
+            .await;
+            found |= sig["layers"][0]["mediaType"] == media_type;
+        }
+        assert!(found, "{format}: {r}");
+    }
+}
