@@ -18,6 +18,7 @@ pub mod config;
 pub mod db;
 pub mod oci;
 pub mod registry;
+pub mod revocation;
 pub mod storage;
 pub mod timefmt;
 pub mod trust;

@@ -804,6 +804,7 @@ mod admission {
                 "application/jose+json",
                 &subject,
                 now,
+                &bonded::trust::revocation::Evidence::new(),
             );
             assert!(v.accepted());
         });

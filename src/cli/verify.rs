@@ -138,6 +138,10 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
             referrers.len()
         );
     }
+    let fetcher = match crate::revocation::CrlFetcher::new() {
+        Ok(f) => f,
+        Err(e) => return fail(exit::USAGE, e),
+    };
     for r in referrers.into_iter().take(max) {
         let Ok((m, _, _)) = client
             .manifest(repo, &Reference::Digest(r.digest.clone()))
@@ -163,6 +167,12 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
             digest: digest.to_string(),
             size: bytes.len() as u64,
         };
+        let urls = crate::trust::verify::revocation_urls(&envelope, &sig.envelope.media_type);
+        let crls = if policy.actions.revocation == crate::trust::policy::Action::Skip {
+            crate::trust::revocation::Evidence::new()
+        } else {
+            fetcher.evidence(&urls).await
+        };
         let v = verify_signature(
             policy,
             &stores,
@@ -170,6 +180,7 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
             &sig.envelope.media_type,
             &subject,
             now,
+            &crls,
         );
         verdicts.push((r.digest.to_string(), v));
     }

@@ -506,7 +506,8 @@ impl Registry {
         let mut verdicts = Vec::new();
         for (i, (blob, max)) in sigs.blobs().into_iter().enumerate() {
             let bytes = self.read_blob_bounded(repo, &blob.digest, max).await?;
-            verdicts.push(sigs.verify(i, policy, &trust.stores, &bytes, now));
+            let crls = self.crls_for(policy, sigs.revocation_urls(&bytes)).await;
+            verdicts.push(sigs.verify(i, policy, &trust.stores, &bytes, now, &crls));
         }
         Ok(verdicts)
     }
@@ -893,6 +894,8 @@ impl Registry {
             digest: sig.subject.digest.to_string(),
             size: sig.subject.size,
         };
+        let urls = crate::trust::verify::revocation_urls(&envelope, &sig.envelope.media_type);
+        let crls = self.crls_for(policy, urls).await;
         Ok(verify_signature(
             policy,
             &trust.stores,
@@ -900,7 +903,20 @@ impl Registry {
             &sig.envelope.media_type,
             &subject,
             now,
+            &crls,
         ))
+    }
+
+    /// The CRLs of `urls`, unless `policy` skips the revocation check.
+    async fn crls_for(
+        &self,
+        policy: &TrustPolicy,
+        urls: Vec<String>,
+    ) -> crate::trust::revocation::Evidence {
+        if policy.actions.revocation == crate::trust::policy::Action::Skip || urls.is_empty() {
+            return crate::trust::revocation::Evidence::new();
+        }
+        self.crls.evidence(&urls).await
     }
 
     /// Every Notary signature stored in `repo` for `digest`, as verdicts at `now`: the

@@ -227,6 +227,8 @@ pub struct Registry {
     pull_verdicts: Mutex<HashMap<PullKey, PullVerdict>>,
     /// Most signatures one manifest may have in a repository.
     max_signatures: usize,
+    /// The CRLs signatures' certificates name, fetched and kept.
+    crls: crate::revocation::CrlFetcher,
 }
 
 /// Signatures one manifest may have in a repository unless configured otherwise.
@@ -269,6 +271,7 @@ impl Registry {
             journal: None,
             pull_verdicts: Mutex::new(HashMap::new()),
             max_signatures: DEFAULT_MAX_SIGNATURES_PER_SUBJECT,
+            crls: crate::revocation::CrlFetcher::new().expect("an HTTP client for CRLs"),
         }
     }
 

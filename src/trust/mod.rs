@@ -10,6 +10,7 @@ pub mod cosign;
 pub mod envelope;
 pub mod identity;
 pub mod policy;
+pub mod revocation;
 pub mod sign;
 pub mod signatures;
 pub mod sigstore;

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::cosign::{self, CosignSignatures};
 use super::policy::TrustPolicy;
+use super::revocation::Evidence;
 use super::store::TrustStores;
 use super::verify::{
     notary_signature, verify_signature, SignatureManifest, SignatureVerdict, Subject,
@@ -79,7 +80,18 @@ impl SignatureSet {
         }
     }
 
-    /// Verifies signature `i`, whose blob is `blob`, under `policy` at `now`.
+    /// The CRL distribution points verifying signature `i` (whose blob is `blob`) reads:
+    /// those of a Notary signature's chain. (cosign and Sigstore certificates name none
+    /// bonded checks.)
+    pub fn revocation_urls(&self, blob: &[u8]) -> Vec<String> {
+        match self {
+            SignatureSet::Notary(n) => super::verify::revocation_urls(blob, &n.envelope.media_type),
+            SignatureSet::Cosign(_) => Vec::new(),
+        }
+    }
+
+    /// Verifies signature `i`, whose blob is `blob`, under `policy` at `now`, with the
+    /// CRLs of [`Self::revocation_urls`] in `crls`.
     pub fn verify(
         &self,
         i: usize,
@@ -87,6 +99,7 @@ impl SignatureSet {
         stores: &TrustStores,
         blob: &[u8],
         now: OffsetDateTime,
+        crls: &Evidence,
     ) -> SignatureVerdict {
         match self {
             SignatureSet::Notary(n) => verify_signature(
@@ -100,6 +113,7 @@ impl SignatureSet {
                     size: n.subject.size,
                 },
                 now,
+                crls,
             ),
             SignatureSet::Cosign(c) => {
                 cosign::verify_layer(policy, stores, &c.layers[i], blob, &c.subject, now)

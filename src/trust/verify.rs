@@ -3,8 +3,8 @@
 //!
 //! Order, as the Notary Project specifies: integrity (envelope, certificate rules, chain,
 //! signature, payload against subject), authenticity (chain to the policy's trust stores,
-//! trusted identity), expiry, authentic timestamp. Revocation (OCSP/CRL) is not checked yet
-//! and is reported as such.
+//! trusted identity), expiry, authentic timestamp, revocation (the chain's CRLs, fetched by
+//! the caller and passed in as [`Evidence`]).
 
 use time::OffsetDateTime;
 
@@ -12,6 +12,7 @@ use super::certs::{self, CertInfo, KeyId};
 use super::envelope::{self, Envelope, SigningScheme};
 use super::identity::{DistinguishedName, Signer};
 use super::policy::{Action, Level, TrustPolicy, TrustedIdentities, VerifyTimestamp};
+use super::revocation::{self, Evidence};
 use super::store::{StoreRef, StoreType, TrustStores};
 use super::NOTARY_SIGNATURE;
 use crate::oci::{media_type, Descriptor, ParsedManifest};
@@ -95,6 +96,10 @@ impl Check {
         }
     }
 
+    fn not_run() -> Check {
+        Check::NotRun
+    }
+
     fn failed(&self) -> Option<&str> {
         match self {
             Check::Failed(e) => Some(e),
@@ -113,6 +118,9 @@ pub struct SignatureVerdict {
     pub authenticity: Check,
     pub expiry: Check,
     pub authentic_timestamp: Check,
+    /// The chain's revocation status (records made before bonded checked it say `notRun`).
+    #[serde(default = "Check::not_run")]
+    pub revocation: Check,
     /// The leaf certificate's subject, once the envelope could be read.
     pub signer: Option<DistinguishedName>,
     /// The leaf certificate's key, once the envelope could be read.
@@ -182,15 +190,14 @@ impl Check {
 }
 
 impl SignatureVerdict {
-    /// Every check's outcome, keyed by the Notary Project's names for them; revocation is
-    /// reported as not checked.
+    /// Every check's outcome, keyed by the Notary Project's names for them.
     pub fn checks_json(&self) -> serde_json::Value {
         serde_json::json!({
             "integrity": self.integrity.to_json(),
             "authenticity": self.authenticity.to_json(),
             "expiry": self.expiry.to_json(),
             "authenticTimestamp": self.authentic_timestamp.to_json(),
-            "revocation": { "outcome": "notRun", "reason": "bonded does not check OCSP or CRLs yet" },
+            "revocation": self.revocation.to_json(),
         })
     }
 
@@ -244,6 +251,7 @@ impl SignatureVerdict {
             authenticity: Check::NotRun,
             expiry: Check::NotRun,
             authentic_timestamp: Check::NotRun,
+            revocation: Check::NotRun,
             signer: None,
             key: None,
             algorithm: None,
@@ -278,6 +286,7 @@ impl SignatureVerdict {
             .or_else(|| self.authenticity.failed())
             .or_else(|| self.expiry.failed())
             .or_else(|| self.authentic_timestamp.failed())
+            .or_else(|| self.revocation.failed())
     }
 
     /// Whether the signature counts for the policy.
@@ -376,7 +385,18 @@ fn authenticity(
     Ok(())
 }
 
-/// Verifies one signature (its envelope bytes and media type) over `subject`, at `now`.
+/// The CRL distribution points verifying this envelope will look for in its [`Evidence`]
+/// (none when it does not parse: integrity fails before revocation is reached).
+pub fn revocation_urls(envelope_bytes: &[u8], envelope_media_type: &str) -> Vec<String> {
+    envelope::parse_as(envelope_media_type, envelope_bytes)
+        .ok()
+        .and_then(|env| certs::parse_chain(&env.chain).ok())
+        .map(|chain| revocation::chain_crl_urls(&chain))
+        .unwrap_or_default()
+}
+
+/// Verifies one signature (its envelope bytes and media type) over `subject`, at `now`,
+/// with the CRLs fetched for it ([`revocation_urls`]) in `crls`.
 pub fn verify_signature(
     policy: &TrustPolicy,
     stores: &TrustStores,
@@ -384,6 +404,7 @@ pub fn verify_signature(
     envelope_media_type: &str,
     subject: &Subject,
     now: OffsetDateTime,
+    crls: &Evidence,
 ) -> SignatureVerdict {
     let mut v = SignatureVerdict::new();
     if policy.level == Level::Skip {
@@ -446,16 +467,18 @@ pub fn verify_signature(
             VerifyTimestamp::AfterCertExpiry => chain.iter().any(|c| now > c.not_after),
         };
     if timestamped {
-        v.authentic_timestamp = Check::from(
-            a.authentic_timestamp,
-            notary_timestamp(policy, stores, &tsa, &env, &chain),
-        );
+        let stamped = notary_timestamp(policy, stores, &tsa, &env, &chain);
+        let signed_at = stamped.as_ref().ok().copied();
+        v.authentic_timestamp = Check::from(a.authentic_timestamp, stamped.map(|_| ()));
         // Under afterCertExpiry this path holds from the first expiry on.
         if policy.verify_timestamp == VerifyTimestamp::AfterCertExpiry
             && a.authentic_timestamp != Action::Skip
         {
             let first = chain.iter().map(|c| c.not_after).min();
             v.holds_within(first.map(|t| t + time::Duration::NANOSECOND), None);
+        }
+        if v.failure().is_none() {
+            revoked(&mut v, a.revocation, &chain, crls, now, signed_at);
         }
         return v;
     }
@@ -496,8 +519,43 @@ pub fn verify_signature(
             }
         }
     }
+    if v.failure().is_none() {
+        // A signing authority's signing time is authentic; a notary.x509 signer's claim is not.
+        let signed_at = (env.scheme == SigningScheme::SigningAuthority).then_some(at);
+        revoked(&mut v, a.revocation, &chain, crls, now, signed_at);
+    }
     v
 }
+
+/// The revocation check: the chain's status from its CRLs. Its outcome holds until the
+/// earliest `nextUpdate` of the lists read, and at most [`revocation::MAX_AGE`]; an
+/// unavailable status is looked for again after [`RETRY_UNAVAILABLE`], a revocation after
+/// [`revocation::MAX_AGE`] too (a certificate on hold can be released).
+fn revoked(
+    v: &mut SignatureVerdict,
+    action: Action,
+    chain: &[CertInfo],
+    crls: &Evidence,
+    now: OffsetDateTime,
+    signed_at: Option<OffsetDateTime>,
+) {
+    if action == Action::Skip {
+        return;
+    }
+    let latest = now + revocation::MAX_AGE;
+    let (result, until) = match revocation::check(chain, crls, now, signed_at) {
+        // No certificate names a list: nothing that can change.
+        revocation::Status::Good { until } => (Ok(()), until.map(|u| u.min(latest))),
+        revocation::Status::Revoked(e) => (Err(e), Some(latest)),
+        revocation::Status::Unavailable(e) => (Err(e), Some(now + RETRY_UNAVAILABLE)),
+    };
+    v.revocation = Check::from(action, result);
+    v.holds_within(None, until);
+}
+
+/// How long a verdict whose revocation status was unavailable stands before the lists are
+/// looked for again.
+pub const RETRY_UNAVAILABLE: time::Duration = time::Duration::minutes(1);
 
 /// The authentic-timestamp check of a notary.x509 signature with `tsa:` stores: a
 /// timestamp countersignature over the signature, by an authority of those stores
@@ -510,7 +568,7 @@ fn notary_timestamp(
     tsa: &[&StoreRef],
     env: &Envelope,
     chain: &[CertInfo],
-) -> Result<(), String> {
+) -> Result<OffsetDateTime, String> {
     let token = env
         .timestamp
         .as_deref()
@@ -562,7 +620,7 @@ fn notary_timestamp(
             ));
         }
     }
-    Ok(())
+    Ok(stamped.gen_time)
 }
 
 /// Whether a set of verified signatures satisfies a policy.

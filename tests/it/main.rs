@@ -27,6 +27,7 @@ mod quickstart;
 mod quota;
 mod rate_limit;
 mod readme;
+mod revocation;
 mod sigstore;
 mod tag_schema;
 mod timestamps;

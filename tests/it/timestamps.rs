@@ -295,6 +295,7 @@ async fn a_timestamp_of_another_signature_never_counts() {
             "application/jose+json",
             &subject,
             now,
+            &bonded::trust::revocation::Evidence::new(),
         )
     };
     // Each with its own token: verifies.

@@ -105,6 +105,7 @@ fn verify_with(env: &[u8], anchor: &[u8], at: OffsetDateTime) -> SignatureVerdic
         "application/jose+json",
         &subject(),
         at,
+        &bonded::trust::revocation::Evidence::new(),
     )
 }
 

@@ -75,7 +75,15 @@ fn verify_layout(layout: &str, level: &str, trusted: &str) -> SignatureVerdict {
     let (_dir, stores) = store_with("ca", "e2e", &[trusted]);
     let doc = policy(level, "ca:e2e");
     let (env, mt, subject) = layout_signature(layout);
-    verify_signature(&doc.policies[0], &stores, &env, &mt, &subject, NOW)
+    verify_signature(
+        &doc.policies[0],
+        &stores,
+        &env,
+        &mt,
+        &subject,
+        NOW,
+        &bonded::trust::revocation::Evidence::new(),
+    )
 }
 
 const E2E: &str = "notation-e2e/localkeys/e2e.crt";
@@ -139,7 +147,15 @@ fn v3_invalid_signature_fails_integrity_at_every_level_but_skip() {
     )
     .unwrap();
     let (env, mt, subject) = layout_signature("e2e-invalid-signature");
-    let v = verify_signature(&skip.policies[0], &stores, &env, &mt, &subject, NOW);
+    let v = verify_signature(
+        &skip.policies[0],
+        &stores,
+        &env,
+        &mt,
+        &subject,
+        NOW,
+        &bonded::trust::revocation::Evidence::new(),
+    );
     assert_eq!(v.integrity, Check::NotRun);
     assert!(decide(&skip.policies[0], &[v])
         .reason
@@ -201,6 +217,7 @@ fn verify_mock(name: &str, level: &str, kind: &str) -> SignatureVerdict {
         "application/jose+json",
         &mock_subject(),
         NOW,
+        &bonded::trust::revocation::Evidence::new(),
     )
 }
 
@@ -272,7 +289,15 @@ fn a_signature_over_another_subject_fails_integrity() {
     let doc = policy("strict", "ca:e2e");
     let (env, mt, mut subject) = layout_signature("e2e-valid-signature");
     subject.size += 1;
-    let v = verify_signature(&doc.policies[0], &stores, &env, &mt, &subject, NOW);
+    let v = verify_signature(
+        &doc.policies[0],
+        &stores,
+        &env,
+        &mt,
+        &subject,
+        NOW,
+        &bonded::trust::revocation::Evidence::new(),
+    );
     match v.integrity {
         Check::Failed(why) => assert!(why.contains("not the subject"), "{why}"),
         other => panic!("{other:?}"),
@@ -294,7 +319,15 @@ fn k_of_n_counts_distinct_signers() {
     .unwrap();
     let p = &doc.policies[0];
     let (env, mt, subject) = layout_signature("e2e-valid-signature");
-    let one = verify_signature(p, &stores, &env, &mt, &subject, NOW);
+    let one = verify_signature(
+        p,
+        &stores,
+        &env,
+        &mt,
+        &subject,
+        NOW,
+        &bonded::trust::revocation::Evidence::new(),
+    );
     assert!(one.accepted());
     // the same signer twice still counts once
     let d = decide(p, &[one.clone(), one]);
@@ -373,7 +406,15 @@ fn verify_timestamped(
     );
     let doc = TrustPolicyDocument::parse(doc.as_bytes()).unwrap();
     let (_dir, stores) = timestamp_stores(tsa);
-    verify_signature(&doc.policies[0], &stores, &env, media_type, &subject, now)
+    verify_signature(
+        &doc.policies[0],
+        &stores,
+        &env,
+        media_type,
+        &subject,
+        now,
+        &bonded::trust::revocation::Evidence::new(),
+    )
 }
 
 /// V21, V23: a JWS with a timestamp verifies, also once its signing certificate has
@@ -443,7 +484,16 @@ fn cose_envelopes_fail_integrity_when_touched() {
     let doc = policy("strict", "ca:valid-trust-store");
     let (_dir, stores) = timestamp_stores(None);
     let check = |bytes: &[u8], media_type: &str| {
-        verify_signature(&doc.policies[0], &stores, bytes, media_type, &subject, NOW).integrity
+        verify_signature(
+            &doc.policies[0],
+            &stores,
+            bytes,
+            media_type,
+            &subject,
+            NOW,
+            &bonded::trust::revocation::Evidence::new(),
+        )
+        .integrity
     };
     assert_eq!(check(&env, "application/cose"), Check::Passed);
     let mut sig = env.clone();
@@ -522,7 +572,15 @@ fn v25_v26_missing_or_misplaced_timestamps_fail() {
             .as_bytes(),
         )
         .unwrap();
-        let v = verify_signature(&doc.policies[0], &stores, &env, &mt, &subject, NOW);
+        let v = verify_signature(
+            &doc.policies[0],
+            &stores,
+            &env,
+            &mt,
+            &subject,
+            NOW,
+            &bonded::trust::revocation::Evidence::new(),
+        );
         assert_eq!(v.accepted(), verifies, "{verify_timestamp}: {v:?}");
         if !verifies {
             assert!(

@@ -2,6 +2,7 @@
 //! its own data directory, and a few helpers for talking to it.
 #![allow(dead_code)]
 
+pub mod crl;
 pub mod distribution;
 pub mod pki;
 #[path = "../../../src/test_sigstore.rs"]

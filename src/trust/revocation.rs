@@ -1,0 +1,774 @@
+//! Revocation of a signature's certificates: certificate revocation lists (RFC 5280
+//! section 5) judged as the Notary Project's trust policy specification says.
+//!
+//! Pure, like the rest of `trust`: the CRLs are fetched elsewhere (the server's and the
+//! CLI's `crate::revocation`), and what was fetched, or why it could not be, comes in as
+//! [`Evidence`]. [`crl_urls`] says what to fetch. The parts that need a well-kept library
+//! have one: rustls-webpki checks each CRL's profile and verifies its signature with the
+//! issuer's key; x509-parser reads its entries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+use x509_parser::extensions::{DistributionPointName, GeneralName, ParsedExtension};
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::revocation_list::CertificateRevocationList;
+use x509_parser::x509::ReasonCode;
+
+use super::certs::CertInfo;
+
+/// Distribution points read from one certificate (tried in order, as notation does).
+pub const MAX_URLS_PER_CERT: usize = 4;
+/// The largest CRL accepted.
+pub const MAX_CRL_BYTES: usize = 16 << 20;
+/// The longest a finding from a CRL stands, whatever the list's `nextUpdate`: a
+/// revocation its issuer publishes early is seen within this time.
+pub const MAX_AGE: time::Duration = time::Duration::hours(1);
+
+/// The HTTP(S) CRL distribution points of one certificate, in the certificate's order
+/// (at most [`MAX_URLS_PER_CERT`]). Notary verifiers support only HTTP CRL locations.
+pub fn crl_urls(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let mut urls = Vec::new();
+    for ext in cert.extensions() {
+        let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() else {
+            continue;
+        };
+        for point in points.iter() {
+            let Some(DistributionPointName::FullName(names)) = &point.distribution_point else {
+                continue;
+            };
+            for name in names {
+                if let GeneralName::URI(u) = name {
+                    let lower = u.to_ascii_lowercase();
+                    if (lower.starts_with("http://") || lower.starts_with("https://"))
+                        && !urls.iter().any(|x| x == u)
+                    {
+                        urls.push(u.to_string());
+                    }
+                }
+            }
+        }
+    }
+    urls.truncate(MAX_URLS_PER_CERT);
+    urls
+}
+
+/// Every distribution point of a chain's certificates that have an issuer in the chain
+/// (all but the root), without repeats: what [`check`] will look for in its evidence.
+pub fn chain_crl_urls(chain: &[CertInfo]) -> Vec<String> {
+    let mut urls: Vec<String> = Vec::new();
+    for c in chain.iter().take(chain.len().saturating_sub(1)) {
+        for u in crl_urls(&c.der) {
+            if !urls.contains(&u) {
+                urls.push(u);
+            }
+        }
+    }
+    urls
+}
+
+/// What fetching one distribution point gave.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    /// The body of a 2xx answer (DER, at most [`MAX_CRL_BYTES`]).
+    Crl(Arc<Vec<u8>>),
+    /// Why there is no CRL: unreachable, timed out, an error status, too large.
+    Failed(String),
+}
+
+/// The CRLs fetched for a verification, by URL.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    crls: HashMap<String, Fetched>,
+}
+
+impl Evidence {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn insert_crl(&mut self, url: &str, fetched: Fetched) {
+        self.crls.insert(url.to_string(), fetched);
+    }
+
+    pub fn crl(&self, url: &str) -> Option<&Fetched> {
+        self.crls.get(url)
+    }
+}
+
+/// The revocation status of a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// No certificate is revoked: every certificate that names a distribution point was
+    /// found on none of its issuer's lists. The finding holds until `until`, the earliest
+    /// `nextUpdate` of the lists read (`None` when no certificate names one).
+    Good { until: Option<OffsetDateTime> },
+    /// A certificate is revoked (the message says which, when and by which list).
+    Revoked(String),
+    /// The status of a certificate could not be determined (every list unreachable,
+    /// expired, not signed by the issuer, ...).
+    Unavailable(String),
+}
+
+/// The revocation status of `chain` (leaf first, root last) at `now`, from the CRLs in
+/// `evidence`. `signed_at` is the signature's trusted timestamp, if it has one: a
+/// certificate revoked with an invalidity date after it still counts as good, as the
+/// Notary Project specifies. A revoked certificate anywhere in the chain decides;
+/// otherwise one whose status is unavailable does.
+pub fn check(
+    chain: &[CertInfo],
+    evidence: &Evidence,
+    now: OffsetDateTime,
+    signed_at: Option<OffsetDateTime>,
+) -> Status {
+    let mut until: Option<OffsetDateTime> = None;
+    let mut unavailable: Option<String> = None;
+    // From the root down, as the specification orders it.
+    for i in (0..chain.len().saturating_sub(1)).rev() {
+        let (cert, issuer) = (&chain[i], &chain[i + 1]);
+        let urls = crl_urls(&cert.der);
+        if urls.is_empty() {
+            continue;
+        }
+        let mut why = Vec::new();
+        let mut decided = false;
+        for url in &urls {
+            let outcome = match evidence.crl(url) {
+                None => Outcome::Unavailable(format!("{url} was not fetched")),
+                Some(Fetched::Failed(e)) => Outcome::Unavailable(format!("{url}: {e}")),
+                Some(Fetched::Crl(der)) => judge(cert, issuer, url, der, now, signed_at),
+            };
+            match outcome {
+                Outcome::Good(next) => {
+                    until = Some(until.map_or(next, |u| u.min(next)));
+                    decided = true;
+                    break;
+                }
+                Outcome::Revoked(msg) => return Status::Revoked(msg),
+                Outcome::Unavailable(e) => why.push(e),
+            }
+        }
+        if !decided && unavailable.is_none() {
+            unavailable = Some(format!(
+                "the revocation status of certificate '{}' is unavailable: {}",
+                cert.subject,
+                why.join("; ")
+            ));
+        }
+    }
+    match unavailable {
+        Some(e) => Status::Unavailable(e),
+        None => Status::Good { until },
+    }
+}
+
+enum Outcome {
+    /// Not on the list, which is current until the time given.
+    Good(OffsetDateTime),
+    Revoked(String),
+    Unavailable(String),
+}
+
+fn time_of(t: x509_parser::time::ASN1Time) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// One CRL, fetched from `url`, judged for `cert`, issued by `issuer`.
+fn judge(
+    cert: &CertInfo,
+    issuer: &CertInfo,
+    url: &str,
+    der: &[u8],
+    now: OffsetDateTime,
+    signed_at: Option<OffsetDateTime>,
+) -> Outcome {
+    let bad = |why: String| Outcome::Unavailable(format!("the CRL from {url} {why}"));
+    // rustls-webpki's profile: v2, no delta or indirect CRLs, no unknown critical
+    // extensions, well-formed entries.
+    if let Err(e) = webpki::OwnedCertRevocationList::from_der(der) {
+        return bad(format!("is not a CRL bonded can use ({e:?})"));
+    }
+    let crl = match CertificateRevocationList::from_der(der) {
+        Ok((&[], crl)) => crl,
+        Ok(_) => return bad("has trailing bytes".into()),
+        Err(e) => return bad(format!("is not a CRL: {e}")),
+    };
+    let Ok((_, c)) = X509Certificate::from_der(&cert.der) else {
+        return bad("cannot be applied: the certificate does not parse".into());
+    };
+    let Ok((_, iss)) = X509Certificate::from_der(&issuer.der) else {
+        return bad("cannot be applied: the issuer does not parse".into());
+    };
+    if crl.issuer().as_raw() != c.issuer().as_raw() {
+        return bad(format!(
+            "is issued by '{}', not by '{}', which issued the certificate",
+            crl.issuer(),
+            c.issuer()
+        ));
+    }
+    if let Err(e) = verify_signed_by(
+        &issuer.der,
+        &crl.signature_algorithm.algorithm.to_id_string(),
+        crl.tbs_cert_list.as_ref(),
+        &crl.signature_value.data,
+    ) {
+        return bad(format!(
+            "is not signed by the certificate's issuer '{}': {e}",
+            issuer.subject
+        ));
+    }
+    if let Ok(Some(ku)) = iss.key_usage() {
+        if !ku.value.crl_sign() {
+            return bad(format!(
+                "is signed by '{}', whose key usage does not allow signing CRLs",
+                issuer.subject
+            ));
+        }
+    }
+    if let Some(why) = out_of_scope(&crl, url, cert.is_ca()) {
+        return bad(why);
+    }
+    let Some(next) = crl.next_update().map(time_of) else {
+        return bad("has no nextUpdate, so bonded cannot tell whether it is current".into());
+    };
+    let expired = now > next;
+    let serial = c.raw_serial();
+    let entry = crl
+        .iter_revoked_certificates()
+        .find(|e| e.raw_serial() == serial);
+    let Some(entry) = entry else {
+        return if expired {
+            bad(format!(
+                "expired at {} (its nextUpdate) and no newer one was available",
+                crate::timefmt::rfc3339(next)
+            ))
+        } else {
+            Outcome::Good(next)
+        };
+    };
+    let reason = entry.reason_code().map(|(_, r)| r);
+    if reason == Some(ReasonCode::RemoveFromCRL) {
+        return if expired {
+            bad(format!("expired at {}", crate::timefmt::rfc3339(next)))
+        } else {
+            Outcome::Good(next)
+        };
+    }
+    let invalid_from = entry.invalidity_date().map(|(_, t)| time_of(t));
+    if let (Some(stamped), Some(invalid)) = (signed_at, invalid_from) {
+        // Timestamped before the key became invalid: the signature was made while the
+        // certificate could be trusted.
+        if stamped < invalid {
+            return if expired {
+                bad(format!("expired at {}", crate::timefmt::rfc3339(next)))
+            } else {
+                Outcome::Good(next)
+            };
+        }
+    }
+    if reason == Some(ReasonCode::CertificateHold) && expired {
+        return bad(format!(
+            "lists the certificate on hold but expired at {}",
+            crate::timefmt::rfc3339(next)
+        ));
+    }
+    Outcome::Revoked(format!(
+        "certificate '{}' (serial {}) was revoked on {}{} by its issuer '{}' (CRL {url})",
+        cert.subject,
+        hex::encode(serial),
+        crate::timefmt::rfc3339(time_of(entry.revocation_date)),
+        match reason {
+            Some(r) => format!(", reason {}", reason_name(r)),
+            None => String::new(),
+        },
+        issuer.subject
+    ))
+}
+
+/// RFC 5280's name of a revocation reason (section 5.3.1).
+fn reason_name(r: ReasonCode) -> &'static str {
+    match r.0 {
+        0 => "unspecified",
+        1 => "keyCompromise",
+        2 => "cACompromise",
+        3 => "affiliationChanged",
+        4 => "superseded",
+        5 => "cessationOfOperation",
+        6 => "certificateHold",
+        8 => "removeFromCRL",
+        9 => "privilegeWithdrawn",
+        10 => "aACompromise",
+        _ => "an unknown reason",
+    }
+}
+
+/// Why a CRL's issuing distribution point (RFC 5280 section 5.2.5) leaves `cert` out, if
+/// it does: a CRL of user certificates says nothing about a CA, nor one of CA
+/// certificates about a leaf, nor a partition whose names omit the point it came from.
+fn out_of_scope(crl: &CertificateRevocationList<'_>, url: &str, is_ca: bool) -> Option<String> {
+    for ext in crl.extensions() {
+        let ParsedExtension::IssuingDistributionPoint(idp) = ext.parsed_extension() else {
+            continue;
+        };
+        if idp.only_contains_attribute_certs || idp.indirect_crl || idp.only_some_reasons.is_some()
+        {
+            return Some("covers only some certificates or reasons (a partitioned CRL)".into());
+        }
+        if idp.only_contains_user_certs && is_ca {
+            return Some("lists end-entity certificates only, and this one is a CA".into());
+        }
+        if idp.only_contains_ca_certs && !is_ca {
+            return Some("lists CA certificates only, and this one is not a CA".into());
+        }
+        if let Some(DistributionPointName::FullName(names)) = &idp.distribution_point {
+            let named = names
+                .iter()
+                .any(|n| matches!(n, GeneralName::URI(u) if *u == url));
+            if !named {
+                return Some(format!(
+                    "is a partition of its issuer's revocations that does not name {url}"
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Verifies `signature` over `message` with the public key of the certificate `signer`
+/// (DER), for the X.509 signature algorithm `oid`, by rustls-webpki. Shared by CRLs and
+/// OCSP responses.
+pub(crate) fn verify_signed_by(
+    signer: &[u8],
+    oid: &str,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
+    use webpki::ring as alg;
+    let candidates: &[&dyn rustls_pki_types::SignatureVerificationAlgorithm] = match oid {
+        "1.2.840.113549.1.1.11" => &[alg::RSA_PKCS1_2048_8192_SHA256],
+        "1.2.840.113549.1.1.12" => &[alg::RSA_PKCS1_2048_8192_SHA384],
+        "1.2.840.113549.1.1.13" => &[alg::RSA_PKCS1_2048_8192_SHA512],
+        "1.2.840.113549.1.1.10" => &[
+            alg::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
+            alg::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
+        ],
+        "1.2.840.10045.4.3.2" => &[alg::ECDSA_P256_SHA256, alg::ECDSA_P384_SHA256],
+        "1.2.840.10045.4.3.3" => &[alg::ECDSA_P384_SHA384, alg::ECDSA_P256_SHA384],
+        "1.3.101.112" => &[alg::ED25519],
+        other => return Err(format!("signature algorithm {other} is not supported")),
+    };
+    let der = CertificateDer::from(signer);
+    let cert = webpki::EndEntityCert::try_from(&der).map_err(|e| format!("{e:?}"))?;
+    let mut last = String::from("no algorithm fits the key");
+    for a in candidates {
+        match cert.verify_signature(*a, message, signature) {
+            Ok(()) => return Ok(()),
+            Err(webpki::Error::InvalidSignatureForPublicKey) => {
+                return Err("the signature does not verify".into())
+            }
+            Err(e) => last = format!("{e:?}"),
+        }
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Lists made with rcgen for a three-certificate chain: the leaf names the
+    //! intermediate's list, the intermediate the root's. Expected outcomes are those of
+    //! the Notary Project's "Revocation Checking with CRL" steps and RFC 5280.
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, CrlDistributionPoint,
+        CrlIssuingDistributionPoint, CrlScope, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyIdMethod, KeyPair, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
+    };
+    use time::Duration;
+
+    const LEAF_URL: &str = "http://crl.test/inter.crl";
+    const INTER_URL: &str = "http://crl.test/root.crl";
+    const LEAF_SERIAL: u64 = 0x1001;
+    const INTER_SERIAL: u64 = 0x2002;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
+    }
+
+    fn params(cn: &str, ca: bool, serial: u64, cdp: &[&str]) -> CertificateParams {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CountryName, "US");
+        p.distinguished_name.push(DnType::StateOrProvinceName, "WA");
+        p.distinguished_name.push(DnType::OrganizationName, "Acme");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        if ca {
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        } else {
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        }
+        p.serial_number = Some(SerialNumber::from(serial));
+        p.crl_distribution_points = cdp
+            .iter()
+            .map(|u| CrlDistributionPoint {
+                uris: vec![u.to_string()],
+            })
+            .collect();
+        p.not_before = now() - Duration::days(30);
+        p.not_after = now() + Duration::days(30);
+        p
+    }
+
+    struct Pki {
+        chain: Vec<CertInfo>,
+        root: Issuer<'static, KeyPair>,
+        inter: Issuer<'static, KeyPair>,
+    }
+
+    fn key() -> KeyPair {
+        KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+    }
+
+    fn pki_with(leaf_cdp: &[&str]) -> Pki {
+        let (root_key, inter_key, leaf_key) = (key(), key(), key());
+        let root_params = params("Root", true, 1, &[]);
+        let root_cert = root_params.self_signed(&root_key).unwrap();
+        let root = Issuer::new(root_params, root_key);
+        let inter_params = params("Intermediate", true, INTER_SERIAL, &[INTER_URL]);
+        let inter_cert = inter_params.signed_by(&inter_key, &root).unwrap();
+        let inter = Issuer::new(inter_params, inter_key);
+        let leaf_cert = params("Signer", false, LEAF_SERIAL, leaf_cdp)
+            .signed_by(&leaf_key, &inter)
+            .unwrap();
+        let chain = [leaf_cert.der(), inter_cert.der(), root_cert.der()]
+            .iter()
+            .enumerate()
+            .map(|(i, d)| CertInfo::parse(i, d).unwrap())
+            .collect();
+        Pki { chain, root, inter }
+    }
+
+    fn pki() -> Pki {
+        pki_with(&[LEAF_URL])
+    }
+
+    struct Entry {
+        serial: u64,
+        reason: Option<RevocationReason>,
+        invalid_from: Option<OffsetDateTime>,
+    }
+
+    fn revoked(serial: u64, reason: RevocationReason) -> Entry {
+        Entry {
+            serial,
+            reason: Some(reason),
+            invalid_from: None,
+        }
+    }
+
+    /// A CRL by `issuer` listing `entries`, current until `next` from now.
+    fn crl_with(
+        issuer: &Issuer<'_, KeyPair>,
+        entries: &[Entry],
+        next: Duration,
+        idp: Option<CrlIssuingDistributionPoint>,
+    ) -> Fetched {
+        let this_update = now() - Duration::hours(2);
+        let p = CertificateRevocationListParams {
+            this_update,
+            next_update: now() + next,
+            crl_number: SerialNumber::from(7u64),
+            issuing_distribution_point: idp,
+            revoked_certs: entries
+                .iter()
+                .map(|e| RevokedCertParams {
+                    serial_number: SerialNumber::from(e.serial),
+                    revocation_time: this_update,
+                    reason_code: e.reason,
+                    invalidity_date: e.invalid_from,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Fetched::Crl(Arc::new(p.signed_by(issuer).unwrap().der().to_vec()))
+    }
+
+    fn crl(issuer: &Issuer<'_, KeyPair>, entries: &[Entry]) -> Fetched {
+        crl_with(issuer, entries, Duration::days(1), None)
+    }
+
+    fn evidence(leaf: Fetched, inter: Fetched) -> Evidence {
+        let mut e = Evidence::new();
+        e.insert_crl(LEAF_URL, leaf);
+        e.insert_crl(INTER_URL, inter);
+        e
+    }
+
+    fn revoked_msg(s: Status) -> String {
+        match s {
+            Status::Revoked(m) => m,
+            other => panic!("expected revoked, got {other:?}"),
+        }
+    }
+
+    fn unavailable_msg(s: Status) -> String {
+        match s {
+            Status::Unavailable(m) => m,
+            other => panic!("expected unavailable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn distribution_points_are_read_from_every_certificate_but_the_root() {
+        let p = pki();
+        assert_eq!(crl_urls(&p.chain[0].der), vec![LEAF_URL]);
+        assert_eq!(chain_crl_urls(&p.chain), vec![LEAF_URL, INTER_URL]);
+        // ldap: and file: locations are not fetched.
+        let p = pki_with(&["ldap://dir.test/cn=crl", "file:///etc/crl", LEAF_URL]);
+        assert_eq!(crl_urls(&p.chain[0].der), vec![LEAF_URL]);
+    }
+
+    #[test]
+    fn a_chain_on_no_list_is_good_until_the_earliest_next_update() {
+        let p = pki();
+        let e = evidence(
+            crl_with(
+                &p.inter,
+                &[revoked(0x9999, RevocationReason::KeyCompromise)],
+                Duration::hours(5),
+                None,
+            ),
+            crl_with(&p.root, &[], Duration::hours(3), None),
+        );
+        match check(&p.chain, &e, now(), None) {
+            Status::Good { until: Some(u) } => {
+                assert!(
+                    (u - (now() + Duration::hours(3))).abs() < Duration::minutes(1),
+                    "{u}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        // Certificates that name no distribution point have nothing to check.
+        let bare = pki_with(&[]);
+        let mut chain = bare.chain.clone();
+        chain.remove(1);
+        assert_eq!(
+            check(&chain[..1], &Evidence::new(), now(), None),
+            Status::Good { until: None }
+        );
+    }
+
+    #[test]
+    fn a_listed_leaf_or_intermediate_is_revoked() {
+        let p = pki();
+        let e = evidence(
+            crl(
+                &p.inter,
+                &[revoked(LEAF_SERIAL, RevocationReason::KeyCompromise)],
+            ),
+            crl(&p.root, &[]),
+        );
+        let m = revoked_msg(check(&p.chain, &e, now(), None));
+        assert!(
+            m.contains("CN=Signer") && m.contains("1001") && m.contains("keyCompromise"),
+            "{m}"
+        );
+        let e = evidence(
+            crl(&p.inter, &[]),
+            crl(
+                &p.root,
+                &[revoked(INTER_SERIAL, RevocationReason::CaCompromise)],
+            ),
+        );
+        let m = revoked_msg(check(&p.chain, &e, now(), None));
+        assert!(
+            m.contains("CN=Intermediate") && m.contains("cACompromise"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn revocation_outranks_an_unavailable_list() {
+        let p = pki();
+        let e = evidence(
+            Fetched::Failed("unreachable".into()),
+            crl(
+                &p.root,
+                &[revoked(INTER_SERIAL, RevocationReason::KeyCompromise)],
+            ),
+        );
+        revoked_msg(check(&p.chain, &e, now(), None));
+    }
+
+    #[test]
+    fn a_list_not_fetched_or_unreachable_leaves_the_status_unavailable() {
+        let p = pki();
+        let m = unavailable_msg(check(&p.chain, &Evidence::new(), now(), None));
+        assert!(m.contains("was not fetched"), "{m}");
+        let e = evidence(
+            Fetched::Failed("unreachable (refused)".into()),
+            crl(&p.root, &[]),
+        );
+        let m = unavailable_msg(check(&p.chain, &e, now(), None));
+        assert!(
+            m.contains("CN=Signer") && m.contains("unreachable (refused)"),
+            "{m}"
+        );
+        let e = evidence(
+            Fetched::Crl(Arc::new(b"not a crl".to_vec())),
+            crl(&p.root, &[]),
+        );
+        unavailable_msg(check(&p.chain, &e, now(), None));
+    }
+
+    #[test]
+    fn the_next_distribution_point_is_tried_when_one_fails() {
+        let second = "http://mirror.test/inter.crl";
+        let p = pki_with(&[LEAF_URL, second]);
+        let mut e = evidence(Fetched::Failed("timed out".into()), crl(&p.root, &[]));
+        e.insert_crl(second, crl(&p.inter, &[]));
+        assert!(matches!(
+            check(&p.chain, &e, now(), None),
+            Status::Good { .. }
+        ));
+    }
+
+    #[test]
+    fn a_list_signed_by_another_key_or_issuer_proves_nothing() {
+        let p = pki();
+        // Same name as the intermediate, another key: a forger's list that omits the leaf.
+        let forger = Issuer::new(params("Intermediate", true, 5, &[]), key());
+        let e = evidence(crl(&forger, &[]), crl(&p.root, &[]));
+        let m = unavailable_msg(check(&p.chain, &e, now(), None));
+        assert!(
+            m.contains("is not signed by the certificate's issuer"),
+            "{m}"
+        );
+        // The root's genuine list, served at the leaf's point: not the leaf's issuer.
+        let e = evidence(crl(&p.root, &[]), crl(&p.root, &[]));
+        let m = unavailable_msg(check(&p.chain, &e, now(), None));
+        assert!(m.contains("is issued by"), "{m}");
+    }
+
+    #[test]
+    fn an_expired_list_still_proves_revocation_but_not_good_standing() {
+        let p = pki();
+        let stale = |entries: &[Entry]| crl_with(&p.inter, entries, Duration::minutes(1), None);
+        let later = now() + Duration::minutes(5);
+        let e = evidence(stale(&[]), crl_with(&p.root, &[], Duration::days(1), None));
+        let m = unavailable_msg(check(&p.chain, &e, later, None));
+        assert!(m.contains("expired at"), "{m}");
+        let e = evidence(
+            stale(&[revoked(LEAF_SERIAL, RevocationReason::Superseded)]),
+            crl_with(&p.root, &[], Duration::days(1), None),
+        );
+        revoked_msg(check(&p.chain, &e, later, None));
+        // On hold is revoked while the list is current, and unknown once it expired.
+        let e = evidence(
+            stale(&[revoked(LEAF_SERIAL, RevocationReason::CertificateHold)]),
+            crl_with(&p.root, &[], Duration::days(1), None),
+        );
+        revoked_msg(check(&p.chain, &e, now(), None));
+        unavailable_msg(check(&p.chain, &e, later, None));
+    }
+
+    #[test]
+    fn a_timestamp_before_the_invalidity_date_keeps_the_signature_good() {
+        let p = pki();
+        let compromised = now() - Duration::days(2);
+        let e = evidence(
+            crl(
+                &p.inter,
+                &[Entry {
+                    serial: LEAF_SERIAL,
+                    reason: Some(RevocationReason::KeyCompromise),
+                    invalid_from: Some(compromised),
+                }],
+            ),
+            crl(&p.root, &[]),
+        );
+        // Timestamped before the key was compromised: good.
+        let before = compromised - Duration::days(1);
+        assert!(matches!(
+            check(&p.chain, &e, now(), Some(before)),
+            Status::Good { .. }
+        ));
+        // After it, or with no trusted time at all: revoked.
+        revoked_msg(check(
+            &p.chain,
+            &e,
+            now(),
+            Some(compromised + Duration::hours(1)),
+        ));
+        revoked_msg(check(&p.chain, &e, now(), None));
+        // Without an invalidity date the entry revokes whatever the timestamp.
+        let e = evidence(
+            crl(
+                &p.inter,
+                &[revoked(LEAF_SERIAL, RevocationReason::KeyCompromise)],
+            ),
+            crl(&p.root, &[]),
+        );
+        revoked_msg(check(&p.chain, &e, now(), Some(before)));
+    }
+
+    #[test]
+    fn a_partitioned_list_covers_only_what_it_says() {
+        let p = pki();
+        let idp = |uris: &[&str], scope| {
+            Some(CrlIssuingDistributionPoint {
+                distribution_point: CrlDistributionPoint {
+                    uris: uris.iter().map(|u| u.to_string()).collect(),
+                },
+                scope,
+            })
+        };
+        let root = || crl(&p.root, &[]);
+        let day = Duration::days(1);
+        // Naming the point it came from, for user certificates: it covers the leaf.
+        let e = evidence(
+            crl_with(
+                &p.inter,
+                &[],
+                day,
+                idp(&[LEAF_URL], Some(CrlScope::UserCertsOnly)),
+            ),
+            root(),
+        );
+        assert!(matches!(
+            check(&p.chain, &e, now(), None),
+            Status::Good { .. }
+        ));
+        // CA certificates only: says nothing of the leaf.
+        let e = evidence(
+            crl_with(
+                &p.inter,
+                &[],
+                day,
+                idp(&[LEAF_URL], Some(CrlScope::CaCertsOnly)),
+            ),
+            root(),
+        );
+        let m = unavailable_msg(check(&p.chain, &e, now(), None));
+        assert!(m.contains("CA certificates only"), "{m}");
+        // Another partition (another point's name): says nothing of the leaf either.
+        let e = evidence(
+            crl_with(
+                &p.inter,
+                &[],
+                day,
+                idp(&["http://crl.test/part2.crl"], None),
+            ),
+            root(),
+        );
+        let m = unavailable_msg(check(&p.chain, &e, now(), None));
+        assert!(m.contains("partition"), "{m}");
+    }
+}

@@ -1,0 +1,223 @@
+//! Revocation end to end, with a real CA (openssl: `ca -revoke`, `ca -gencrl`) whose CRLs
+//! a test HTTP server publishes (common::crl): the gate and `bonded verify` fetch the list
+//! each signing certificate names; under `strict` a revoked certificate, an expired list,
+//! a list signed by another key under the issuer's name, another CA's list and an
+//! unreachable distribution point all refuse the signature (and store nothing), under
+//! `permissive` they are logged and the signature counts; an image signed while its
+//! certificate was good stops being pullable under `bonded.enforceOnPull` once the next
+//! list revokes it.
+
+use crate::common;
+
+use common::crl::CrlCa;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+
+fn sign(image: &str, key: &Path, chain: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .arg("sign")
+        .arg(image)
+        .arg("--key")
+        .arg(key)
+        .arg("--cert")
+        .arg(chain)
+        .output()
+        .unwrap()
+}
+
+/// Policies `prod` (strict) and `lax` (permissive) for `HOST/prod/*` and `HOST/lax/*`.
+fn policy_file(dir: &Path, host: &str) -> std::path::PathBuf {
+    let statement = |name: &str, scope: &str, level: &str| {
+        json!({"name": name, "registryScopes": [scope],
+            "signatureVerification": {"level": level}, "trustStores": ["ca:acme"],
+            "trustedIdentities": ["*"], "bonded.enforceOnPull": true})
+    };
+    let p = dir.join(format!("policy-{}.json", host.replace(':', "_")));
+    std::fs::write(
+        &p,
+        json!({"version": "1.0", "trustPolicies": [
+            statement("prod", &format!("{host}/prod/*"), "strict"),
+            statement("lax", &format!("{host}/lax/*"), "permissive"),
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    p
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn revoked_and_unverifiable_certificates_are_refused_under_strict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = CrlCa::start(d, "acme", "Acme Root");
+    // Same name as Acme's root, another key: a forger's list.
+    let forger = CrlCa::create(d, "forger", "Acme Root");
+    let other = CrlCa::create(d, "other", "Other Root");
+    let store = d.join("truststore");
+    ca.write_store(&store, "acme");
+
+    // Each signer names its own distribution point.
+    let good = ca.signer("good", &ca.url("good.crl"));
+    let revoked = ca.signer("revoked", &ca.url("revoked.crl"));
+    let stale = ca.signer("stale", &ca.url("stale.crl"));
+    let forged = ca.signer("forged", &ca.url("forged.crl"));
+    let foreign = ca.signer("foreign", &ca.url("foreign.crl"));
+    let down = ca.signer(
+        "down",
+        &format!("http://127.0.0.1:{}/acme.crl", closed_port()),
+    );
+    ca.revoke("revoked", "keyCompromise", None);
+    ca.publish(&ca, "good.crl", 86_400);
+    ca.publish(&ca, "revoked.crl", 86_400);
+    ca.publish(&ca, "stale.crl", 1);
+    forger.publish(&ca, "forged.crl", 86_400);
+    other.publish(&ca, "foreign.crl", 86_400);
+    // The stale list's nextUpdate passes.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+
+    let policy = policy_file(d, "registry.test");
+    let s = Server::start_in(
+        &d.join("data"),
+        &[
+            "--trust-policy",
+            policy.to_str().unwrap(),
+            "--trust-store",
+            store.to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+        ],
+    );
+    let c = client();
+
+    // A certificate on no list: published.
+    crate::cosign::image(&c, &s.url, "prod/good", "good").await;
+    let o = sign(&format!("{}/prod/good:v1", s.addr), &good.0, &good.1);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert_eq!(crate::cosign::status(&c, &s, "prod/good", "v1").await, 200);
+
+    // Each of these is refused, stores nothing, and says why.
+    let cases: [(&str, &(std::path::PathBuf, std::path::PathBuf), &str); 5] = [
+        ("revoked", &revoked, "was revoked on"),
+        ("stale", &stale, "expired at"),
+        (
+            "forged",
+            &forged,
+            "is not signed by the certificate's issuer",
+        ),
+        ("foreign", &foreign, "is issued by"),
+        ("down", &down, "unreachable"),
+    ];
+    for (name, (key, chain), why) in cases {
+        let repo = format!("prod/{name}");
+        let digest = crate::cosign::image(&c, &s.url, &repo, name).await;
+        let o = sign(&format!("{}/{repo}:v1", s.addr), key, chain);
+        let text = output_text(&o);
+        assert!(!o.status.success(), "{name}: {text}");
+        assert!(text.contains(why), "{name}: expected '{why}' in: {text}");
+        assert_eq!(
+            crate::cosign::status(&c, &s, &repo, "v1").await,
+            404,
+            "{name}: the tag still waits"
+        );
+        let referrers = get_json(&c, s.v2(&format!("{repo}/referrers/{digest}"))).await;
+        assert_eq!(
+            referrers["manifests"].as_array().unwrap().len(),
+            0,
+            "{name}: a refused signature is not stored"
+        );
+    }
+
+    // Permissive logs revocation failures: the revoked and the unreachable both count.
+    for (name, (key, chain)) in [("revoked", &revoked), ("down", &down)] {
+        let repo = format!("lax/{name}");
+        crate::cosign::image(&c, &s.url, &repo, name).await;
+        let o = sign(&format!("{}/{repo}:v1", s.addr), key, chain);
+        assert!(o.status.success(), "{name}: {}", output_text(&o));
+        assert_eq!(crate::cosign::status(&c, &s, &repo, "v1").await, 200);
+    }
+
+    // bonded verify, on its own, reads the lists the same way.
+    let policy = policy_file(d, &s.addr);
+    let o = verify_image(
+        &format!("{}/prod/good:v1", s.addr),
+        &policy,
+        &store,
+        &["--output", "json"],
+    );
+    assert!(o.status.success(), "{}", output_text(&o));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        report["signatures"][0]["checks"]["revocation"]["outcome"], "passed",
+        "{report}"
+    );
+    let o = verify_image(
+        &format!("{}/lax/revoked:v1", s.addr),
+        &policy,
+        &store,
+        &["--output", "json"],
+    );
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let revocation = &report["signatures"][0]["checks"]["revocation"];
+    assert_eq!(revocation["outcome"], "logged", "{report}");
+    assert!(
+        revocation["reason"]
+            .as_str()
+            .unwrap()
+            .contains("keyCompromise"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn an_image_stops_being_pullable_once_its_signer_is_revoked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = CrlCa::start(d, "acme", "Acme Root");
+    let store = d.join("truststore");
+    ca.write_store(&store, "acme");
+    let (key, chain) = ca.signer("release", &ca.url("acme.crl"));
+    // A list current for a few seconds: the verdict made from it holds until then.
+    ca.publish(&ca, "acme.crl", 5);
+    let published = std::time::Instant::now();
+    let policy = policy_file(d, "registry.test");
+    let s = Server::start_in(
+        &d.join("data"),
+        &[
+            "--trust-policy",
+            policy.to_str().unwrap(),
+            "--trust-store",
+            store.to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+        ],
+    );
+    let c = client();
+    let digest = crate::cosign::image(&c, &s.url, "prod/app", "app").await;
+    let o = sign(&format!("{}/prod/app:v1", s.addr), &key, &chain);
+    assert!(o.status.success(), "{}", output_text(&o));
+    assert_eq!(crate::cosign::status(&c, &s, "prod/app", "v1").await, 200);
+
+    // The CA revokes the key; its next list says so.
+    ca.revoke("release", "keyCompromise", None);
+    ca.publish(&ca, "acme.crl", 86_400);
+    let wait = std::time::Duration::from_secs(6).saturating_sub(published.elapsed());
+    tokio::time::sleep(wait).await;
+    // (By digest: the tag's earlier decision may be reused for a few seconds.)
+    let res = c
+        .get(s.v2(&format!("prod/app/manifests/{digest}")))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("revoked"), "{body}");
+}
