@@ -1,9 +1,10 @@
-//! Fetching what [`crate::trust::revocation`] judges: certificate revocation lists from
-//! the distribution points certificates name, over HTTP, bounded in size and time, and
-//! kept for reuse.
+//! Fetching what [`crate::trust::revocation`] judges: OCSP answers from the responders
+//! certificates name and certificate revocation lists from their distribution points,
+//! over HTTP, bounded in size and time, and kept for reuse.
 //!
-//! What the server does when a CRL host is down: a fetch gives up after
-//! [`FETCH_TIMEOUT`] (connection refused fails at once), the failure is remembered for
+//! What the server does when a CRL host or responder is down: a fetch gives up after
+//! [`FETCH_TIMEOUT`] ([`OCSP_TIMEOUT`] for OCSP; connection refused fails at once), an
+//! unanswered OCSP question falls back to the certificate's lists, the failure is remembered for
 //! [`FAILURE_TTL`] so that a host that is down does not hold every push for the timeout,
 //! and the signature's revocation status is *unavailable*: under `strict` (revocation
 //! enforced) the signature does not count, under `permissive` and `audit` the failure is
@@ -17,12 +18,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use x509_parser::prelude::FromDer;
 
-use crate::trust::revocation::{Evidence, Fetched, MAX_AGE, MAX_CRL_BYTES};
+use crate::trust::revocation::{
+    self, CertSources, Evidence, Fetched, OcspQuery, MAX_AGE, MAX_CRL_BYTES,
+};
 
 /// How long one distribution point may take to answer (the Notary Project's default).
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one OCSP responder may take to answer (the Notary Project's default).
+pub const OCSP_TIMEOUT: Duration = Duration::from_secs(2);
+/// The largest OCSP answer accepted (a signed status and a responder certificate or two).
+pub const MAX_OCSP_BYTES: usize = 256 << 10;
 /// How long a failed fetch is remembered before the point is tried again.
 pub const FAILURE_TTL: time::Duration = time::Duration::seconds(30);
 /// Distribution points fetched for one verification (a chain of a few certificates).
@@ -41,128 +47,181 @@ struct Entry {
     bytes: usize,
 }
 
-/// CRLs by distribution point, fetched on demand and kept (see the module's notes).
-pub struct CrlFetcher {
+/// CRLs by distribution point and OCSP answers by question, fetched on demand and kept
+/// (see the module's notes).
+pub struct RevocationFetcher {
     http: reqwest::Client,
     cache: Mutex<HashMap<String, Entry>>,
 }
 
-impl CrlFetcher {
-    pub fn new() -> Result<CrlFetcher, String> {
+/// What is fetched: a CRL by URL, or an OCSP answer to a query.
+enum Item<'a> {
+    Crl(&'a str),
+    Ocsp(&'a OcspQuery),
+}
+
+impl Item<'_> {
+    fn key(&self) -> String {
+        match self {
+            Item::Crl(url) => format!("crl {url}"),
+            Item::Ocsp(q) => format!("ocsp {}", q.key),
+        }
+    }
+}
+
+impl RevocationFetcher {
+    pub fn new() -> Result<RevocationFetcher, String> {
         crate::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()
-            .map_err(|e| format!("the HTTP client for CRLs: {e}"))?;
-        Ok(CrlFetcher {
+            .map_err(|e| format!("the HTTP client for revocation checks: {e}"))?;
+        Ok(RevocationFetcher {
             http,
             cache: Mutex::new(HashMap::new()),
         })
     }
 
-    /// The CRLs of `urls` (the first [`MAX_URLS_PER_VERIFICATION`]), from the cache where
-    /// fresh, fetched concurrently otherwise.
-    pub async fn evidence(&self, urls: &[String]) -> Evidence {
+    /// The OCSP answers and CRLs `sources` call for: every certificate's responders,
+    /// then the lists of the certificates no answer settles (the Notary Project's order),
+    /// at most [`MAX_URLS_PER_VERIFICATION`] of each, from the cache where fresh and
+    /// fetched concurrently otherwise.
+    pub async fn evidence(&self, sources: &[CertSources]) -> Evidence {
         let now = OffsetDateTime::now_utc();
-        let urls = &urls[..urls.len().min(MAX_URLS_PER_VERIFICATION)];
         let mut evidence = Evidence::new();
-        let mut missing = Vec::new();
-        {
-            let cache = self.cache.lock().expect("CRL cache poisoned");
-            for url in urls {
-                match cache.get(url) {
-                    Some(e) if now <= e.fresh_until => evidence.insert_crl(url, e.fetched.clone()),
-                    _ => missing.push(url.clone()),
+        let queries: Vec<&OcspQuery> = sources
+            .iter()
+            .flat_map(|s| s.ocsp.iter())
+            .take(MAX_URLS_PER_VERIFICATION)
+            .collect();
+        let items: Vec<Item<'_>> = queries.iter().map(|q| Item::Ocsp(q)).collect();
+        for (q, got) in queries.iter().zip(self.lookup(&items, now).await) {
+            evidence.insert_ocsp(&q.key, got);
+        }
+        let mut urls: Vec<&str> = Vec::new();
+        for s in sources {
+            let settled = s.ocsp.iter().any(|q| {
+                matches!(evidence.ocsp(&q.key), Some(Fetched::Body(b)) if s.settled_by(q, b, now))
+            });
+            if !settled {
+                for u in &s.crls {
+                    if !urls.contains(&u.as_str()) {
+                        urls.push(u);
+                    }
                 }
             }
         }
-        let fetched = futures_util::future::join_all(missing.iter().map(|u| self.fetch(u))).await;
-        let mut cache = self.cache.lock().expect("CRL cache poisoned");
-        for (url, got) in missing.iter().zip(fetched) {
-            let got = match got {
-                Fetched::Failed(why) => {
-                    // A list fetched before, now past its freshness, still says more than
-                    // nothing: trust::revocation judges it by its nextUpdate.
-                    let stale = match cache.get(url).map(|e| &e.fetched) {
-                        Some(Fetched::Crl(old)) => Some(Fetched::Crl(old.clone())),
-                        _ => None,
-                    };
-                    if let Some(stale) = stale {
-                        tracing::warn!(url = %url, error = %why, "CRL refresh failed; judging by the list fetched before");
-                        evidence.insert_crl(url, stale);
-                        continue;
-                    }
-                    tracing::warn!(url = %url, error = %why, "CRL unavailable");
-                    Fetched::Failed(why)
+        urls.truncate(MAX_URLS_PER_VERIFICATION);
+        let items: Vec<Item<'_>> = urls.iter().map(|u| Item::Crl(u)).collect();
+        for (url, got) in urls.iter().zip(self.lookup(&items, now).await) {
+            evidence.insert_crl(url, got);
+        }
+        evidence
+    }
+
+    /// Each item's answer, from the cache where fresh, fetched concurrently otherwise.
+    async fn lookup(&self, items: &[Item<'_>], now: OffsetDateTime) -> Vec<Fetched> {
+        let mut out: Vec<Option<Fetched>> = Vec::with_capacity(items.len());
+        {
+            let cache = self.cache.lock().expect("revocation cache poisoned");
+            for item in items {
+                out.push(match cache.get(&item.key()) {
+                    Some(e) if now <= e.fresh_until => Some(e.fetched.clone()),
+                    _ => None,
+                });
+            }
+        }
+        let missing: Vec<usize> = (0..items.len()).filter(|i| out[*i].is_none()).collect();
+        let fetched =
+            futures_util::future::join_all(missing.iter().map(|i| self.fetch(&items[*i]))).await;
+        let mut cache = self.cache.lock().expect("revocation cache poisoned");
+        for (i, got) in missing.into_iter().zip(fetched) {
+            let key = items[i].key();
+            if let Fetched::Failed(why) = &got {
+                // An answer fetched before, now past its freshness, still says more than
+                // nothing: trust::revocation judges it by its own dates.
+                if let Some(Fetched::Body(old)) = cache.get(&key).map(|e| &e.fetched) {
+                    tracing::warn!(source = %key, error = %why, "revocation refresh failed; judging by the answer fetched before");
+                    out[i] = Some(Fetched::Body(old.clone()));
+                    continue;
                 }
-                crl => crl,
-            };
+                tracing::warn!(source = %key, error = %why, "revocation status source unavailable");
+            }
+            // Until its nextUpdate (at most MAX_AGE); one already past it (or without
+            // one) is asked for again only after FAILURE_TTL, not on every request.
             let (fresh_until, bytes) = match &got {
-                // Until its nextUpdate (at most MAX_AGE); one already past it (or without
-                // one) is asked for again only after FAILURE_TTL, not on every request.
-                Fetched::Crl(der) => (
-                    match next_update(der) {
-                        Some(n) if n > now => n.min(now + MAX_AGE),
-                        _ => now + FAILURE_TTL,
-                    },
-                    der.len(),
-                ),
+                Fetched::Body(der) => {
+                    let next = match items[i] {
+                        Item::Crl(_) => revocation::crl_next_update(der),
+                        Item::Ocsp(_) => revocation::ocsp_next_update(der),
+                    };
+                    (
+                        match next {
+                            Some(n) if n > now => n.min(now + MAX_AGE),
+                            _ => now + FAILURE_TTL,
+                        },
+                        der.len(),
+                    )
+                }
                 Fetched::Failed(_) => (now + FAILURE_TTL, 0),
             };
-            evidence.insert_crl(url, got.clone());
             insert(
                 &mut cache,
-                url,
+                &key,
                 Entry {
-                    fetched: got,
+                    fetched: got.clone(),
                     fresh_until,
                     stored: now,
                     bytes,
                 },
             );
+            out[i] = Some(got);
         }
-        evidence
+        out.into_iter()
+            .map(|f| f.unwrap_or_else(|| Fetched::Failed("not fetched".into())))
+            .collect()
     }
 
-    async fn fetch(&self, url: &str) -> Fetched {
-        let res = match self
-            .http
-            .get(url)
-            .header("Accept", "application/pkix-crl")
-            .send()
-            .await
-        {
+    async fn fetch(&self, item: &Item<'_>) -> Fetched {
+        let (req, limit, timeout) = match item {
+            Item::Crl(url) => (
+                self.http.get(*url).header("Accept", "application/pkix-crl"),
+                MAX_CRL_BYTES,
+                FETCH_TIMEOUT,
+            ),
+            Item::Ocsp(q) => (
+                self.http
+                    .post(&q.url)
+                    .header("Content-Type", "application/ocsp-request")
+                    .header("Accept", "application/ocsp-response")
+                    .body(q.request.clone()),
+                MAX_OCSP_BYTES,
+                OCSP_TIMEOUT,
+            ),
+        };
+        let res = match req.timeout(timeout).send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => {
-                return Fetched::Failed(format!("no answer within {} s", FETCH_TIMEOUT.as_secs()))
+                return Fetched::Failed(format!("no answer within {} s", timeout.as_secs()))
             }
             Err(e) => return Fetched::Failed(format!("unreachable ({e})")),
         };
         if !res.status().is_success() {
             return Fetched::Failed(format!("answered {}", res.status()));
         }
-        match crate::client::body_within(res, MAX_CRL_BYTES).await {
-            Ok(Some(body)) => Fetched::Crl(Arc::new(body)),
-            Ok(None) => Fetched::Failed(format!(
-                "the CRL is larger than {} MiB",
-                MAX_CRL_BYTES >> 20
-            )),
-            Err(e) => Fetched::Failed(format!("reading the CRL failed ({e})")),
+        match crate::client::body_within(res, limit).await {
+            Ok(Some(body)) => Fetched::Body(Arc::new(body)),
+            Ok(None) => Fetched::Failed(format!("the answer is larger than {limit} bytes")),
+            Err(e) => Fetched::Failed(format!("reading the answer failed ({e})")),
         }
     }
 }
 
-/// A CRL's `nextUpdate`, if it parses and has one.
-fn next_update(der: &[u8]) -> Option<OffsetDateTime> {
-    let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(der).ok()?;
-    OffsetDateTime::from_unix_timestamp(crl.next_update()?.timestamp()).ok()
-}
-
 /// Stores `entry`, evicting the oldest entries while the cache is over its bounds.
-fn insert(cache: &mut HashMap<String, Entry>, url: &str, entry: Entry) {
-    cache.insert(url.to_string(), entry);
+fn insert(cache: &mut HashMap<String, Entry>, key: &str, entry: Entry) {
+    cache.insert(key.to_string(), entry);
     loop {
         let bytes: usize = cache.values().map(|e| e.bytes).sum();
         if bytes <= MAX_CACHED_BYTES && cache.len() <= MAX_CACHED_URLS {
@@ -185,7 +244,7 @@ mod tests {
 
     fn entry(bytes: usize, stored: i64) -> Entry {
         Entry {
-            fetched: Fetched::Crl(Arc::new(vec![0; bytes])),
+            fetched: Fetched::Body(Arc::new(vec![0; bytes])),
             fresh_until: OffsetDateTime::UNIX_EPOCH,
             stored: OffsetDateTime::from_unix_timestamp(stored).unwrap(),
             bytes,

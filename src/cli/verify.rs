@@ -138,7 +138,7 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
             referrers.len()
         );
     }
-    let fetcher = match crate::revocation::CrlFetcher::new() {
+    let fetcher = match crate::revocation::RevocationFetcher::new() {
         Ok(f) => f,
         Err(e) => return fail(exit::USAGE, e),
     };
@@ -167,11 +167,11 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
             digest: digest.to_string(),
             size: bytes.len() as u64,
         };
-        let urls = crate::trust::verify::revocation_urls(&envelope, &sig.envelope.media_type);
+        let sources = crate::trust::verify::revocation_sources(&envelope, &sig.envelope.media_type);
         let crls = if policy.actions.revocation == crate::trust::policy::Action::Skip {
             crate::trust::revocation::Evidence::new()
         } else {
-            fetcher.evidence(&urls).await
+            fetcher.evidence(&sources).await
         };
         let v = verify_signature(
             policy,

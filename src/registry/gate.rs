@@ -506,7 +506,9 @@ impl Registry {
         let mut verdicts = Vec::new();
         for (i, (blob, max)) in sigs.blobs().into_iter().enumerate() {
             let bytes = self.read_blob_bounded(repo, &blob.digest, max).await?;
-            let crls = self.crls_for(policy, sigs.revocation_urls(&bytes)).await;
+            let crls = self
+                .revocation_for(policy, sigs.revocation_sources(&bytes))
+                .await;
             verdicts.push(sigs.verify(i, policy, &trust.stores, &bytes, now, &crls));
         }
         Ok(verdicts)
@@ -894,8 +896,8 @@ impl Registry {
             digest: sig.subject.digest.to_string(),
             size: sig.subject.size,
         };
-        let urls = crate::trust::verify::revocation_urls(&envelope, &sig.envelope.media_type);
-        let crls = self.crls_for(policy, urls).await;
+        let sources = crate::trust::verify::revocation_sources(&envelope, &sig.envelope.media_type);
+        let crls = self.revocation_for(policy, sources).await;
         Ok(verify_signature(
             policy,
             &trust.stores,
@@ -907,16 +909,16 @@ impl Registry {
         ))
     }
 
-    /// The CRLs of `urls`, unless `policy` skips the revocation check.
-    async fn crls_for(
+    /// What `sources` call for, unless `policy` skips the revocation check.
+    async fn revocation_for(
         &self,
         policy: &TrustPolicy,
-        urls: Vec<String>,
+        sources: Vec<crate::trust::revocation::CertSources>,
     ) -> crate::trust::revocation::Evidence {
-        if policy.actions.revocation == crate::trust::policy::Action::Skip || urls.is_empty() {
+        if policy.actions.revocation == crate::trust::policy::Action::Skip || sources.is_empty() {
             return crate::trust::revocation::Evidence::new();
         }
-        self.crls.evidence(&urls).await
+        self.revocation.evidence(&sources).await
     }
 
     /// Every Notary signature stored in `repo` for `digest`, as verdicts at `now`: the

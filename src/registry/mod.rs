@@ -227,8 +227,8 @@ pub struct Registry {
     pull_verdicts: Mutex<HashMap<PullKey, PullVerdict>>,
     /// Most signatures one manifest may have in a repository.
     max_signatures: usize,
-    /// The CRLs signatures' certificates name, fetched and kept.
-    crls: crate::revocation::CrlFetcher,
+    /// The OCSP answers and CRLs signatures' certificates call for, fetched and kept.
+    revocation: crate::revocation::RevocationFetcher,
 }
 
 /// Signatures one manifest may have in a repository unless configured otherwise.
@@ -271,7 +271,8 @@ impl Registry {
             journal: None,
             pull_verdicts: Mutex::new(HashMap::new()),
             max_signatures: DEFAULT_MAX_SIGNATURES_PER_SUBJECT,
-            crls: crate::revocation::CrlFetcher::new().expect("an HTTP client for CRLs"),
+            revocation: crate::revocation::RevocationFetcher::new()
+                .expect("an HTTP client for revocation checks"),
         }
     }
 

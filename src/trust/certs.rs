@@ -449,7 +449,12 @@ pub enum Usage {
     CodeSigning,
     /// timeStamping required (RFC 3161 authorities).
     TimeStamping,
+    /// OCSPSigning required (responders an issuer delegates to, RFC 6960 section 4.2.2.2).
+    OcspSigning,
 }
+
+/// id-kp-OCSPSigning, 1.3.6.1.5.5.7.3.9
+const OCSP_SIGNING: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 3, 9];
 
 /// id-kp-timeStamping, 1.3.6.1.5.5.7.3.8
 const TIME_STAMPING: &[u8] = &[0x2b, 6, 1, 5, 5, 7, 3, 8];
@@ -471,6 +476,7 @@ pub fn validate_path_for(
         let ok = match (usage, &eku) {
             (Usage::CodeSigning, Some(e)) => e.value.code_signing,
             (Usage::TimeStamping, Some(e)) => e.value.time_stamping && e.critical,
+            (Usage::OcspSigning, Some(e)) => e.value.ocsp_signing,
             _ => false,
         };
         if !ok {
@@ -502,6 +508,7 @@ pub fn validate_path_for(
             // The leaf's own usage is checked above.
             Usage::CodeSigning => webpki::KeyUsage::required_if_present(CODE_SIGNING),
             Usage::TimeStamping => webpki::KeyUsage::required_if_present(TIME_STAMPING),
+            Usage::OcspSigning => webpki::KeyUsage::required_if_present(OCSP_SIGNING),
         },
         None,
         None,

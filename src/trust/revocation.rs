@@ -1,11 +1,13 @@
-//! Revocation of a signature's certificates: certificate revocation lists (RFC 5280
-//! section 5) judged as the Notary Project's trust policy specification says.
+//! Revocation of a signature's certificates: OCSP (RFC 6960) and certificate revocation
+//! lists (RFC 5280 section 5), judged as the Notary Project's trust policy specification
+//! says (OCSP preferred, the lists when no responder settles it).
 //!
-//! Pure, like the rest of `trust`: the CRLs are fetched elsewhere (the server's and the
+//! Pure, like the rest of `trust`: the answers are fetched elsewhere (the server's and the
 //! CLI's `crate::revocation`), and what was fetched, or why it could not be, comes in as
-//! [`Evidence`]. [`crl_urls`] says what to fetch. The parts that need a well-kept library
-//! have one: rustls-webpki checks each CRL's profile and verifies its signature with the
-//! issuer's key; x509-parser reads its entries.
+//! [`Evidence`]. [`sources`] says what to fetch. The parts that need a well-kept library
+//! have one: rustls-webpki checks each CRL's profile, verifies CRL and OCSP signatures
+//! with the issuer's (or its certified responder's) key and the responder's certificate;
+//! x509-parser reads the lists' entries, x509-ocsp the OCSP messages.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,33 +60,41 @@ pub fn crl_urls(der: &[u8]) -> Vec<String> {
     urls
 }
 
-/// Every distribution point of a chain's certificates that have an issuer in the chain
-/// (all but the root), without repeats: what [`check`] will look for in its evidence.
-pub fn chain_crl_urls(chain: &[CertInfo]) -> Vec<String> {
-    let mut urls: Vec<String> = Vec::new();
-    for c in chain.iter().take(chain.len().saturating_sub(1)) {
-        for u in crl_urls(&c.der) {
-            if !urls.contains(&u) {
-                urls.push(u);
-            }
-        }
-    }
-    urls
+/// A CRL's `nextUpdate`, if it parses and has one.
+pub fn crl_next_update(der: &[u8]) -> Option<OffsetDateTime> {
+    let (_, crl) = CertificateRevocationList::from_der(der).ok()?;
+    Some(time_of(crl.next_update()?))
 }
 
-/// What fetching one distribution point gave.
+/// The earliest `nextUpdate` of an OCSP response's statuses, if it parses and has one.
+pub fn ocsp_next_update(der: &[u8]) -> Option<OffsetDateTime> {
+    use der::Decode as _;
+    let res = x509_ocsp::OcspResponse::from_der(der).ok()?;
+    let basic =
+        x509_ocsp::BasicOcspResponse::from_der(res.response_bytes?.response.as_bytes()).ok()?;
+    basic
+        .tbs_response_data
+        .responses
+        .iter()
+        .filter_map(|r| r.next_update.as_ref().map(gtime))
+        .min()
+}
+
+/// What fetching one distribution point, or asking one OCSP responder, gave.
 #[derive(Debug, Clone)]
 pub enum Fetched {
-    /// The body of a 2xx answer (DER, at most [`MAX_CRL_BYTES`]).
-    Crl(Arc<Vec<u8>>),
+    /// The body of a 2xx answer (a DER CRL or OCSP response, bounded in size).
+    Body(Arc<Vec<u8>>),
     /// Why there is no CRL: unreachable, timed out, an error status, too large.
     Failed(String),
 }
 
-/// The CRLs fetched for a verification, by URL.
+/// The CRLs fetched for a verification, by URL, and the OCSP answers, by
+/// [`OcspQuery::key`].
 #[derive(Debug, Clone, Default)]
 pub struct Evidence {
     crls: HashMap<String, Fetched>,
+    ocsp: HashMap<String, Fetched>,
 }
 
 impl Evidence {
@@ -98,6 +108,14 @@ impl Evidence {
 
     pub fn crl(&self, url: &str) -> Option<&Fetched> {
         self.crls.get(url)
+    }
+
+    pub fn insert_ocsp(&mut self, key: &str, fetched: Fetched) {
+        self.ocsp.insert(key.to_string(), fetched);
+    }
+
+    pub fn ocsp(&self, key: &str) -> Option<&Fetched> {
+        self.ocsp.get(key)
     }
 }
 
@@ -131,17 +149,37 @@ pub fn check(
     // From the root down, as the specification orders it.
     for i in (0..chain.len().saturating_sub(1)).rev() {
         let (cert, issuer) = (&chain[i], &chain[i + 1]);
+        let queries = ocsp_queries(cert, issuer);
         let urls = crl_urls(&cert.der);
-        if urls.is_empty() {
+        if urls.is_empty() && queries.is_empty() {
             continue;
         }
         let mut why = Vec::new();
         let mut decided = false;
-        for url in &urls {
+        // OCSP first; the lists when no responder settles it.
+        for q in &queries {
+            let outcome = match evidence.ocsp(&q.key) {
+                None => Outcome::Unavailable(format!("{} was not asked", q.url)),
+                Some(Fetched::Failed(e)) => {
+                    Outcome::Unavailable(format!("the OCSP responder {}: {e}", q.url))
+                }
+                Some(Fetched::Body(der)) => judge_ocsp(q, cert, issuer, der, now, signed_at),
+            };
+            match outcome {
+                Outcome::Good(next) => {
+                    until = Some(until.map_or(next, |u| u.min(next)));
+                    decided = true;
+                    break;
+                }
+                Outcome::Revoked(msg) => return Status::Revoked(msg),
+                Outcome::Unavailable(e) => why.push(e),
+            }
+        }
+        for url in urls.iter().filter(|_| !decided) {
             let outcome = match evidence.crl(url) {
                 None => Outcome::Unavailable(format!("{url} was not fetched")),
                 Some(Fetched::Failed(e)) => Outcome::Unavailable(format!("{url}: {e}")),
-                Some(Fetched::Crl(der)) => judge(cert, issuer, url, der, now, signed_at),
+                Some(Fetched::Body(der)) => judge(cert, issuer, url, der, now, signed_at),
             };
             match outcome {
                 Outcome::Good(next) => {
@@ -378,6 +416,385 @@ pub(crate) fn verify_signed_by(
     Err(last)
 }
 
+/// One OCSP question: the status of one certificate, asked of one responder its
+/// certificate names (authority information access, id-ad-ocsp).
+#[derive(Debug, Clone)]
+pub struct OcspQuery {
+    /// The responder (HTTP).
+    pub url: String,
+    /// Names the answer in [`Evidence`]: the responder and the certificate.
+    pub key: String,
+    /// The DER `OCSPRequest` to POST (`application/ocsp-request`).
+    pub request: Vec<u8>,
+    cert_id: x509_ocsp::CertId,
+}
+
+/// Where one certificate's revocation status can be learnt, in the order the Notary
+/// Project prefers: its OCSP responders, then (when no responder settles it) its CRLs.
+#[derive(Debug, Clone)]
+pub struct CertSources {
+    pub ocsp: Vec<OcspQuery>,
+    pub crls: Vec<String>,
+    cert: CertInfo,
+    issuer: CertInfo,
+}
+
+/// The revocation sources of every certificate of `chain` that has an issuer in it (all
+/// but the root), leaf first; certificates that name none are left out.
+pub fn sources(chain: &[CertInfo]) -> Vec<CertSources> {
+    let mut out = Vec::new();
+    for i in 0..chain.len().saturating_sub(1) {
+        let crls = crl_urls(&chain[i].der);
+        let ocsp = ocsp_queries(&chain[i], &chain[i + 1]);
+        if !crls.is_empty() || !ocsp.is_empty() {
+            out.push(CertSources {
+                ocsp,
+                crls,
+                cert: chain[i].clone(),
+                issuer: chain[i + 1].clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The HTTP(S) OCSP responders a certificate names (at most [`MAX_URLS_PER_CERT`]).
+pub fn ocsp_urls(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let mut urls: Vec<String> = Vec::new();
+    for ext in cert.extensions() {
+        let ParsedExtension::AuthorityInfoAccess(aia) = ext.parsed_extension() else {
+            continue;
+        };
+        for desc in aia.iter() {
+            if desc.access_method.to_id_string() != "1.3.6.1.5.5.7.48.1" {
+                continue;
+            }
+            if let GeneralName::URI(u) = &desc.access_location {
+                let lower = u.to_ascii_lowercase();
+                if (lower.starts_with("http://") || lower.starts_with("https://"))
+                    && !urls.iter().any(|x| x == u)
+                {
+                    urls.push(u.to_string());
+                }
+            }
+        }
+    }
+    urls.truncate(MAX_URLS_PER_CERT);
+    urls
+}
+
+/// id-sha256
+const SHA256_OID: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+
+/// The CertID of `cert` (RFC 6960 section 4.1.1) with SHA-256: hashes of the issuer's
+/// name and public key, and the serial number.
+fn cert_id(cert: &CertInfo, issuer: &CertInfo) -> Option<x509_ocsp::CertId> {
+    use der::Decode as _;
+    use sha2::Digest as _;
+    let c = x509_cert::Certificate::from_der(&cert.der).ok()?;
+    let i = x509_cert::Certificate::from_der(&issuer.der).ok()?;
+    let name = der::Encode::to_der(&i.tbs_certificate.subject).ok()?;
+    let key = i
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes();
+    Some(x509_ocsp::CertId {
+        hash_algorithm: x509_cert::spki::AlgorithmIdentifierOwned {
+            oid: SHA256_OID,
+            parameters: Some(der::asn1::Null.into()),
+        },
+        issuer_name_hash: der::asn1::OctetString::new(sha2::Sha256::digest(&name).to_vec()).ok()?,
+        issuer_key_hash: der::asn1::OctetString::new(sha2::Sha256::digest(key).to_vec()).ok()?,
+        serial_number: c.tbs_certificate.serial_number,
+    })
+}
+
+fn ocsp_queries(cert: &CertInfo, issuer: &CertInfo) -> Vec<OcspQuery> {
+    let urls = ocsp_urls(&cert.der);
+    if urls.is_empty() {
+        return Vec::new();
+    }
+    let Some(id) = cert_id(cert, issuer) else {
+        return Vec::new();
+    };
+    let request = x509_ocsp::OcspRequest {
+        tbs_request: x509_ocsp::TbsRequest {
+            version: x509_ocsp::Version::V1,
+            requestor_name: None,
+            request_list: vec![x509_ocsp::Request {
+                req_cert: id.clone(),
+                single_request_extensions: None,
+            }],
+            request_extensions: None,
+        },
+        optional_signature: None,
+    };
+    let Ok(request) = der::Encode::to_der(&request) else {
+        return Vec::new();
+    };
+    let thumb = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&cert.der));
+    urls.into_iter()
+        .map(|url| OcspQuery {
+            key: format!("{url} {thumb}"),
+            url,
+            request: request.clone(),
+            cert_id: id.clone(),
+        })
+        .collect()
+}
+
+impl CertSources {
+    /// Whether `response`, the answer to `q` (one of [`Self::ocsp`]), settles the
+    /// certificate's status (good or revoked, by an authorised responder, current at
+    /// `now`); when no answer does, its CRLs are needed.
+    pub fn settled_by(&self, q: &OcspQuery, response: &[u8], now: OffsetDateTime) -> bool {
+        !matches!(
+            judge_ocsp(q, &self.cert, &self.issuer, response, now, None),
+            Outcome::Unavailable(_)
+        )
+    }
+}
+
+/// Clock skew allowed between a responder and bonded for `thisUpdate`.
+const OCSP_SKEW: time::Duration = time::Duration::minutes(5);
+/// How long an OCSP answer without `nextUpdate` (RFC 6960: newer information is always
+/// available) stands.
+const OCSP_NO_NEXT_UPDATE: time::Duration = time::Duration::minutes(5);
+/// id-pkix-ocsp-nocheck
+const OCSP_NOCHECK: &str = "1.3.6.1.5.5.7.48.1.5";
+
+fn gtime(t: &x509_ocsp::OcspGeneralizedTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t.0.to_unix_duration().as_secs() as i64)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// One OCSP answer (DER `OCSPResponse`) to `q`, for `cert` issued by `issuer`, judged at
+/// `now` as RFC 6960 and the Notary Project's OCSP steps say: a successful basic
+/// response, signed by the issuer or by a responder the issuer certified for OCSP
+/// signing, current, about this certificate; `good` is good, `revoked` revoked (unless
+/// its invalidity date follows the signature's trusted timestamp), `unknown` unavailable.
+fn judge_ocsp(
+    q: &OcspQuery,
+    cert: &CertInfo,
+    issuer: &CertInfo,
+    response: &[u8],
+    now: OffsetDateTime,
+    signed_at: Option<OffsetDateTime>,
+) -> Outcome {
+    use der::Decode as _;
+    let url = &q.url;
+    let bad = |why: String| Outcome::Unavailable(format!("the OCSP responder {url} {why}"));
+    let res = match x509_ocsp::OcspResponse::from_der(response) {
+        Ok(r) => r,
+        Err(e) => return bad(format!("gave no OCSP response ({e})")),
+    };
+    if res.response_status != x509_ocsp::OcspResponseStatus::Successful {
+        return bad(format!("answered {:?}", res.response_status));
+    }
+    let Some(bytes) = res.response_bytes else {
+        return bad("answered without a response".into());
+    };
+    if bytes.response_type.to_string() != "1.3.6.1.5.5.7.48.1.1" {
+        return bad(format!(
+            "answered with response type {}, not a basic OCSP response",
+            bytes.response_type
+        ));
+    }
+    let raw = bytes.response.as_bytes();
+    let basic = match x509_ocsp::BasicOcspResponse::from_der(raw) {
+        Ok(b) => b,
+        Err(e) => return bad(format!("sent a malformed basic response ({e})")),
+    };
+    // The signed bytes as sent: the first element of the BasicOCSPResponse SEQUENCE.
+    let Some(tbs) = first_element(raw) else {
+        return bad("sent a malformed basic response".into());
+    };
+    let Some(signer) = responder(&basic, issuer, now) else {
+        return bad(format!(
+            "is neither the issuer '{}' nor a responder it certified for OCSP signing",
+            issuer.subject
+        ));
+    };
+    let signer = match signer {
+        Ok(s) => s,
+        Err(e) => return bad(e),
+    };
+    let Some(sig) = basic.signature.as_bytes() else {
+        return bad("sent a signature that is not whole bytes".into());
+    };
+    if let Err(e) = verify_signed_by(
+        &signer,
+        &basic.signature_algorithm.oid.to_string(),
+        tbs,
+        sig,
+    ) {
+        return bad(format!(
+            "sent a response whose signature does not verify: {e}"
+        ));
+    }
+    let Some(single) = basic
+        .tbs_response_data
+        .responses
+        .iter()
+        .find(|r| same_cert(&r.cert_id, &q.cert_id))
+    else {
+        return bad(format!(
+            "answered about other certificates, not '{}'",
+            cert.subject
+        ));
+    };
+    if gtime(&single.this_update) > now + OCSP_SKEW {
+        return bad("answered with a thisUpdate in the future".into());
+    }
+    let next = match &single.next_update {
+        Some(n) => gtime(n),
+        None => now + OCSP_NO_NEXT_UPDATE,
+    };
+    if now > next {
+        return bad(format!(
+            "answered with a response that expired at {}",
+            crate::timefmt::rfc3339(next)
+        ));
+    }
+    match &single.cert_status {
+        x509_ocsp::CertStatus::Good(_) => Outcome::Good(next),
+        x509_ocsp::CertStatus::Unknown(_) => bad(format!(
+            "does not know certificate '{}' (status unknown)",
+            cert.subject
+        )),
+        x509_ocsp::CertStatus::Revoked(info) => {
+            let invalid_from = single.single_extensions.as_ref().and_then(|exts| {
+                exts.iter()
+                    .find(|e| e.extn_id.to_string() == "2.5.29.24")
+                    .and_then(|e| {
+                        der::asn1::GeneralizedTime::from_der(e.extn_value.as_bytes()).ok()
+                    })
+                    .and_then(|t| {
+                        OffsetDateTime::from_unix_timestamp(t.to_unix_duration().as_secs() as i64)
+                            .ok()
+                    })
+            });
+            if let (Some(stamped), Some(invalid)) = (signed_at, invalid_from) {
+                if stamped < invalid {
+                    return Outcome::Good(next);
+                }
+            }
+            let reason = info
+                .revocation_reason
+                .map(|r| format!(", reason {}", reason_name(ReasonCode(r as u8))))
+                .unwrap_or_default();
+            Outcome::Revoked(format!(
+                "certificate '{}' was revoked on {}{reason}, says its issuer's OCSP responder {url}",
+                cert.subject,
+                crate::timefmt::rfc3339(gtime(&info.revocation_time)),
+            ))
+        }
+    }
+}
+
+/// Whether two CertIDs name the same certificate: the same hash algorithm (whether or not
+/// its NULL parameters are encoded), issuer hashes and serial number.
+fn same_cert(a: &x509_ocsp::CertId, b: &x509_ocsp::CertId) -> bool {
+    a.hash_algorithm.oid == b.hash_algorithm.oid
+        && a.issuer_name_hash == b.issuer_name_hash
+        && a.issuer_key_hash == b.issuer_key_hash
+        && a.serial_number == b.serial_number
+}
+
+/// The DER of the first element inside the SEQUENCE `der`.
+fn first_element(der: &[u8]) -> Option<&[u8]> {
+    use der::{Decode as _, Reader as _};
+    let mut outer = der::SliceReader::new(der).ok()?;
+    let header = der::Header::decode(&mut outer).ok()?;
+    let body = outer.read_slice(header.length).ok()?;
+    let mut inner = der::SliceReader::new(body).ok()?;
+    let start = inner.position();
+    let h = der::Header::decode(&mut inner).ok()?;
+    inner.read_slice(h.length).ok()?;
+    let end = inner.position();
+    body.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+}
+
+/// The certificate (DER) that signed an OCSP response, if `issuer` authorised it: the
+/// issuer itself, or a certificate in the response that the responder ID names, issued
+/// by `issuer` (verified by rustls-webpki, valid now) for id-kp-OCSPSigning. `None`
+/// when the responder ID names neither; an error when it names a certificate that may
+/// not answer.
+fn responder(
+    basic: &x509_ocsp::BasicOcspResponse,
+    issuer: &CertInfo,
+    now: OffsetDateTime,
+) -> Option<Result<Vec<u8>, String>> {
+    use der::{Decode as _, Encode as _};
+    let names = |der: &[u8]| -> bool {
+        let Ok(c) = x509_cert::Certificate::from_der(der) else {
+            return false;
+        };
+        match &basic.tbs_response_data.responder_id {
+            x509_ocsp::ResponderId::ByName(n) => c.tbs_certificate.subject == *n,
+            x509_ocsp::ResponderId::ByKey(hash) => {
+                let key = c
+                    .tbs_certificate
+                    .subject_public_key_info
+                    .subject_public_key
+                    .raw_bytes();
+                let sha1 = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, key);
+                hash.as_bytes() == sha1.as_ref()
+            }
+        }
+    };
+    if names(&issuer.der) {
+        return Some(Ok(issuer.der.clone()));
+    }
+    let delegate = basic
+        .certs
+        .iter()
+        .flatten()
+        .filter_map(|c| c.to_der().ok())
+        .find(|d| names(d))?;
+    let info = match CertInfo::parse(0, &delegate) {
+        Ok(i) => i,
+        Err(e) => {
+            return Some(Err(format!(
+                "names a responder certificate that does not parse: {e}"
+            )))
+        }
+    };
+    if let Err(e) = super::certs::validate_path_for(
+        std::slice::from_ref(&info),
+        std::slice::from_ref(&issuer.der),
+        now,
+        super::certs::Usage::OcspSigning,
+    ) {
+        return Some(Err(format!(
+            "signed with '{}', which '{}' did not certify for OCSP signing now ({e:?})",
+            info.subject, issuer.subject
+        )));
+    }
+    // Without id-pkix-ocsp-nocheck, the responder's own certificate would need its
+    // revocation checked by CRL; bonded does not follow that second step, so such a
+    // responder's answer settles nothing when its certificate names a list.
+    let nocheck = X509Certificate::from_der(&delegate)
+        .ok()
+        .is_some_and(|(_, c)| {
+            c.extensions()
+                .iter()
+                .any(|e| e.oid.to_id_string() == OCSP_NOCHECK)
+        });
+    if !nocheck && !crl_urls(&delegate).is_empty() {
+        return Some(Err(format!(
+            "signed with '{}', whose own revocation would need its CRL (it lacks id-pkix-ocsp-nocheck)",
+            info.subject
+        )));
+    }
+    Some(Ok(delegate))
+}
+
 #[cfg(test)]
 mod tests {
     //! Lists made with rcgen for a three-certificate chain: the leaf names the
@@ -496,7 +913,7 @@ mod tests {
                 .collect(),
             key_identifier_method: KeyIdMethod::Sha256,
         };
-        Fetched::Crl(Arc::new(p.signed_by(issuer).unwrap().der().to_vec()))
+        Fetched::Body(Arc::new(p.signed_by(issuer).unwrap().der().to_vec()))
     }
 
     fn crl(issuer: &Issuer<'_, KeyPair>, entries: &[Entry]) -> Fetched {
@@ -528,7 +945,16 @@ mod tests {
     fn distribution_points_are_read_from_every_certificate_but_the_root() {
         let p = pki();
         assert_eq!(crl_urls(&p.chain[0].der), vec![LEAF_URL]);
-        assert_eq!(chain_crl_urls(&p.chain), vec![LEAF_URL, INTER_URL]);
+        let s = sources(&p.chain);
+        assert_eq!(s.len(), 2, "the leaf and the intermediate, not the root");
+        assert_eq!(
+            (s[0].crls.as_slice(), s[1].crls.as_slice()),
+            (
+                [LEAF_URL.to_string()].as_slice(),
+                [INTER_URL.to_string()].as_slice()
+            )
+        );
+        assert!(s[0].ocsp.is_empty());
         // ldap: and file: locations are not fetched.
         let p = pki_with(&["ldap://dir.test/cn=crl", "file:///etc/crl", LEAF_URL]);
         assert_eq!(crl_urls(&p.chain[0].der), vec![LEAF_URL]);
@@ -622,7 +1048,7 @@ mod tests {
             "{m}"
         );
         let e = evidence(
-            Fetched::Crl(Arc::new(b"not a crl".to_vec())),
+            Fetched::Body(Arc::new(b"not a crl".to_vec())),
             crl(&p.root, &[]),
         );
         unavailable_msg(check(&p.chain, &e, now(), None));

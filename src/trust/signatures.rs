@@ -80,18 +80,20 @@ impl SignatureSet {
         }
     }
 
-    /// The CRL distribution points verifying signature `i` (whose blob is `blob`) reads:
-    /// those of a Notary signature's chain. (cosign and Sigstore certificates name none
-    /// bonded checks.)
-    pub fn revocation_urls(&self, blob: &[u8]) -> Vec<String> {
+    /// The revocation sources verifying a signature (whose blob is `blob`) reads: those
+    /// of a Notary signature's chain. (cosign and Sigstore certificates name none bonded
+    /// checks.)
+    pub fn revocation_sources(&self, blob: &[u8]) -> Vec<super::revocation::CertSources> {
         match self {
-            SignatureSet::Notary(n) => super::verify::revocation_urls(blob, &n.envelope.media_type),
+            SignatureSet::Notary(n) => {
+                super::verify::revocation_sources(blob, &n.envelope.media_type)
+            }
             SignatureSet::Cosign(_) => Vec::new(),
         }
     }
 
     /// Verifies signature `i`, whose blob is `blob`, under `policy` at `now`, with the
-    /// CRLs of [`Self::revocation_urls`] in `crls`.
+    /// answers for [`Self::revocation_sources`] in `crls`.
     pub fn verify(
         &self,
         i: usize,

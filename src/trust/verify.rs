@@ -385,18 +385,22 @@ fn authenticity(
     Ok(())
 }
 
-/// The CRL distribution points verifying this envelope will look for in its [`Evidence`]
-/// (none when it does not parse: integrity fails before revocation is reached).
-pub fn revocation_urls(envelope_bytes: &[u8], envelope_media_type: &str) -> Vec<String> {
+/// The OCSP responders and CRL distribution points verifying this envelope will look for
+/// in its [`Evidence`] (none when it does not parse: integrity fails before revocation is
+/// reached).
+pub fn revocation_sources(
+    envelope_bytes: &[u8],
+    envelope_media_type: &str,
+) -> Vec<revocation::CertSources> {
     envelope::parse_as(envelope_media_type, envelope_bytes)
         .ok()
         .and_then(|env| certs::parse_chain(&env.chain).ok())
-        .map(|chain| revocation::chain_crl_urls(&chain))
+        .map(|chain| revocation::sources(&chain))
         .unwrap_or_default()
 }
 
 /// Verifies one signature (its envelope bytes and media type) over `subject`, at `now`,
-/// with the CRLs fetched for it ([`revocation_urls`]) in `crls`.
+/// with the OCSP answers and CRLs fetched for it ([`revocation_sources`]) in `crls`.
 pub fn verify_signature(
     policy: &TrustPolicy,
     stores: &TrustStores,

@@ -221,3 +221,73 @@ async fn an_image_stops_being_pullable_once_its_signer_is_revoked() {
     let body = res.text().await.unwrap();
     assert!(body.contains("revoked"), "{body}");
 }
+
+/// OCSP, answered by `openssl ocsp` from the CA's own database: a good answer admits, a
+/// revoked one refuses even while the CA's list (older) still shows the certificate good,
+/// an unknown certificate and an answer signed by a responder another CA certified settle
+/// nothing, and an unreachable responder falls back to the certificate's list.
+#[tokio::test]
+async fn ocsp_answers_come_before_the_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = CrlCa::start(d, "acme", "Acme Root");
+    let store = d.join("truststore");
+    ca.write_store(&store, "acme");
+    let (ocsp, rogue) = (ca.url("ocsp"), ca.url("ocsp-rogue"));
+    let crl = ca.url("acme.crl");
+    let good = ca.signer_with("good", None, Some(&ocsp));
+    let revoked = ca.signer_with("revoked", None, Some(&ocsp));
+    let first = ca.signer_with("first", Some(&crl), Some(&ocsp));
+    let unknown = ca.unrecorded_signer("unknown", &ocsp);
+    let forged = ca.signer_with("forged", None, Some(&rogue));
+    let down = format!("http://127.0.0.1:{}/ocsp", closed_port());
+    let fallback = ca.signer_with("fallback", Some(&crl), Some(&down));
+    // The list is made before the revocations: it still shows every certificate good.
+    ca.publish(&ca, "acme.crl", 86_400);
+    ca.revoke("revoked", "keyCompromise", None);
+    ca.revoke("first", "keyCompromise", None);
+
+    let policy = policy_file(d, "registry.test");
+    let s = Server::start_in(
+        &d.join("data"),
+        &[
+            "--trust-policy",
+            policy.to_str().unwrap(),
+            "--trust-store",
+            store.to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+        ],
+    );
+    let c = client();
+    for (name, (key, chain)) in [("good", &good), ("fallback", &fallback)] {
+        let repo = format!("prod/{name}");
+        crate::cosign::image(&c, &s.url, &repo, name).await;
+        let o = sign(&format!("{}/{repo}:v1", s.addr), key, chain);
+        assert!(o.status.success(), "{name}: {}", output_text(&o));
+        assert_eq!(
+            crate::cosign::status(&c, &s, &repo, "v1").await,
+            200,
+            "{name}"
+        );
+    }
+    let cases: [(&str, &(std::path::PathBuf, std::path::PathBuf), &str); 4] = [
+        ("revoked", &revoked, "says its issuer's OCSP responder"),
+        ("first", &first, "says its issuer's OCSP responder"),
+        ("unknown", &unknown, "status unknown"),
+        ("forged", &forged, "did not certify for OCSP signing"),
+    ];
+    for (name, (key, chain), why) in cases {
+        let repo = format!("prod/{name}");
+        crate::cosign::image(&c, &s.url, &repo, name).await;
+        let o = sign(&format!("{}/{repo}:v1", s.addr), key, chain);
+        let text = output_text(&o);
+        assert!(!o.status.success(), "{name}: {text}");
+        assert!(text.contains(why), "{name}: expected '{why}' in: {text}");
+        assert_eq!(
+            crate::cosign::status(&c, &s, &repo, "v1").await,
+            404,
+            "{name}"
+        );
+    }
+}
