@@ -7,6 +7,7 @@ mod inspect;
 mod keygen;
 mod login;
 mod pending;
+mod pkcs11;
 mod push;
 mod serve;
 mod sign;

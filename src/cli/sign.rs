@@ -19,7 +19,8 @@ pub struct SignArgs {
     /// Image to sign: REGISTRY/REPOSITORY:TAG or REGISTRY/REPOSITORY@DIGEST
     pub reference: String,
     /// Private key, PEM: PKCS#8 (P-256, P-384, RSA 2048/3072/4096; for cosign also
-    /// Ed25519), SEC1 or PKCS#1
+    /// Ed25519), SEC1 or PKCS#1; or, for Notary signatures, a key in a PKCS#11 token by
+    /// RFC 7512 URI: 'pkcs11:token=T;object=LABEL?module-path=MODULE.so'
     #[arg(long)]
     pub key: PathBuf,
     /// Certificate chain, PEM, leaf first, ending with the root (Notary signatures; for
@@ -160,6 +161,9 @@ fn read(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
 /// `openssl ecparam -genkey` writes; an `EC PARAMETERS` block beside it is skipped) or
 /// PKCS#1 (`RSA PRIVATE KEY`, `openssl genrsa -traditional`).
 fn private_key(path: &PathBuf, stdin_taken: bool) -> Result<SigningKey, String> {
+    if let Some(uri) = path.to_str().filter(|p| p.starts_with("pkcs11:")) {
+        return super::pkcs11::open(uri, stdin_taken);
+    }
     let bytes = read(path, "key")?;
     let blocks: Vec<_> = x509_parser::pem::Pem::iter_from_buffer(&bytes)
         .filter_map(Result::ok)
@@ -277,7 +281,10 @@ impl Signer {
         let parsed =
             certs::parse_chain(&chain).map_err(|e| format!("{}: {e}", cert_path.display()))?;
         let leaf: &CertInfo = &parsed[0];
-        if leaf.public_key != key.public_key() {
+        if !key
+            .matches(&leaf.public_key)
+            .map_err(|e| format!("{}: {e}", key_path.display()))?
+        {
             return Err(format!(
                 "the key in {} does not match the certificate '{}' in {}",
                 key_path.display(),
@@ -573,6 +580,12 @@ async fn resolve_for_signing(
 /// password from `COSIGN_PASSWORD`, as cosign takes it, else asked on the terminal, else
 /// read from standard input unless the registry's password comes from there.
 fn cosign_private_key(path: &PathBuf, stdin_taken: bool) -> Result<rcgen::KeyPair, String> {
+    if path.to_str().is_some_and(|p| p.starts_with("pkcs11:")) {
+        return Err(
+            "a PKCS#11 key signs Notary signatures (--signature-format jws or cose); a cosign signature needs a key file"
+                .into(),
+        );
+    }
     use crate::trust::cosign;
     let bytes = read(path, "key")?;
     let blocks: Vec<_> = x509_parser::pem::Pem::iter_from_buffer(&bytes)

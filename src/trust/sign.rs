@@ -17,6 +17,21 @@ use super::NOTARY_PAYLOAD;
 pub enum SigningKey {
     Ecdsa(EcdsaKeyPair, Algorithm),
     Rsa(RsaKeyPair, Algorithm),
+    /// A key that stays where it is kept (a PKCS#11 token): it signs, bonded never holds
+    /// it.
+    External(Box<dyn ExternalKey>),
+}
+
+/// A key held outside the process. The device is I/O, so its code lives with the CLI;
+/// `trust` only asks it to sign.
+pub trait ExternalKey: Send + Sync {
+    /// The JWS/COSE algorithm its signatures are for.
+    fn algorithm(&self) -> Algorithm;
+    /// A signature of `message` in the algorithm's JWS form: ECDSA `r || s` of fixed
+    /// width, RSASSA-PSS with the hash's length of salt.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String>;
+    /// Where it is, for messages.
+    fn describe(&self) -> String;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +46,8 @@ pub enum SignError {
     Time(time::error::Format),
     #[error("not a JWS envelope: {0}")]
     Envelope(String),
+    #[error("the key could not sign: {0}")]
+    External(String),
 }
 
 impl SigningKey {
@@ -117,20 +134,47 @@ impl SigningKey {
     pub fn algorithm(&self) -> Algorithm {
         match self {
             SigningKey::Ecdsa(_, a) | SigningKey::Rsa(_, a) => *a,
+            SigningKey::External(k) => k.algorithm(),
         }
     }
 
-    /// The public key as x509 SubjectPublicKeyInfo's bit string holds it.
-    pub fn public_key(&self) -> &[u8] {
+    /// The public key as x509 SubjectPublicKeyInfo's bit string holds it; `None` for an
+    /// external key (see [`Self::matches`]).
+    pub fn public_key(&self) -> Option<&[u8]> {
         match self {
-            SigningKey::Ecdsa(k, _) => k.public_key().as_ref(),
-            SigningKey::Rsa(k, _) => k.public_key().as_ref(),
+            SigningKey::Ecdsa(k, _) => Some(k.public_key().as_ref()),
+            SigningKey::Rsa(k, _) => Some(k.public_key().as_ref()),
+            SigningKey::External(_) => None,
         }
+    }
+
+    /// Whether this is the private key of `public` (the raw key of a certificate:
+    /// the SEC1 point, or PKCS#1 for RSA): compared for a key in memory; for an external
+    /// one, a signature it makes over a fresh challenge is verified with `public`.
+    pub fn matches(&self, public: &[u8]) -> Result<bool, SignError> {
+        if let Some(own) = self.public_key() {
+            return Ok(own == public);
+        }
+        let mut challenge = [0u8; 32];
+        ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut challenge)
+            .map_err(|_| SignError::Signing)?;
+        let signature = self.sign(&challenge)?;
+        let alg: &dyn sig::VerificationAlgorithm = match self.algorithm() {
+            Algorithm::ES256 => &sig::ECDSA_P256_SHA256_FIXED,
+            Algorithm::ES384 => &sig::ECDSA_P384_SHA384_FIXED,
+            Algorithm::PS256 => &sig::RSA_PSS_2048_8192_SHA256,
+            Algorithm::PS384 => &sig::RSA_PSS_2048_8192_SHA384,
+            _ => &sig::RSA_PSS_2048_8192_SHA512,
+        };
+        Ok(sig::UnparsedPublicKey::new(alg, public)
+            .verify(&challenge, &signature)
+            .is_ok())
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
         let rng = SystemRandom::new();
         match self {
+            SigningKey::External(k) => k.sign(message).map_err(SignError::External),
             SigningKey::Ecdsa(k, _) => k
                 .sign(&rng, message)
                 .map(|s| s.as_ref().to_vec())

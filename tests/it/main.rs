@@ -22,6 +22,7 @@ mod hostile_registry;
 mod k_of_n;
 mod keys;
 mod pending;
+mod pkcs11;
 mod podman;
 mod quickstart;
 mod quota;

@@ -108,6 +108,21 @@ impl Ca {
         (k, c)
     }
 
+    /// Writes `<dir>/<cn>.pem` (leaf, then this root): a code-signing certificate for the
+    /// public key `spki` (DER SubjectPublicKeyInfo), whose private key is elsewhere.
+    pub fn write_cert_for_spki(
+        &self,
+        dir: &std::path::Path,
+        cn: &str,
+        spki: &[u8],
+    ) -> std::path::PathBuf {
+        let public = rcgen::SubjectPublicKeyInfo::from_der(spki).unwrap();
+        let cert = leaf_params(cn).signed_by(&public, &self.issuer).unwrap();
+        let c = dir.join(format!("{cn}.pem"));
+        std::fs::write(&c, format!("{}{}", cert.pem(), self.pem)).unwrap();
+        c
+    }
+
     /// Writes `<dir>/<cn>.key` (PKCS#8 PEM) and `<dir>/<cn>.pem` (leaf, then this root).
     pub fn write_signer(
         &self,
