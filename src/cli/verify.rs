@@ -167,7 +167,12 @@ pub async fn run(args: &VerifyArgs) -> ExitCode {
             digest: digest.to_string(),
             size: bytes.len() as u64,
         };
-        let sources = crate::trust::verify::revocation_sources(&envelope, &sig.envelope.media_type);
+        let sources = crate::trust::verify::revocation_sources(
+            policy,
+            &stores,
+            &envelope,
+            &sig.envelope.media_type,
+        );
         let crls = if policy.actions.revocation == crate::trust::policy::Action::Skip {
             crate::trust::revocation::Evidence::new()
         } else {

@@ -507,7 +507,10 @@ impl Registry {
         for (i, (blob, max)) in sigs.blobs().into_iter().enumerate() {
             let bytes = self.read_blob_bounded(repo, &blob.digest, max).await?;
             let crls = self
-                .revocation_for(policy, sigs.revocation_sources(&bytes))
+                .revocation_for(
+                    policy,
+                    sigs.revocation_sources(policy, &trust.stores, &bytes),
+                )
                 .await;
             verdicts.push(sigs.verify(i, policy, &trust.stores, &bytes, now, &crls));
         }
@@ -896,7 +899,12 @@ impl Registry {
             digest: sig.subject.digest.to_string(),
             size: sig.subject.size,
         };
-        let sources = crate::trust::verify::revocation_sources(&envelope, &sig.envelope.media_type);
+        let sources = crate::trust::verify::revocation_sources(
+            policy,
+            &trust.stores,
+            &envelope,
+            &sig.envelope.media_type,
+        );
         let crls = self.revocation_for(policy, sources).await;
         Ok(verify_signature(
             policy,

@@ -83,10 +83,15 @@ impl SignatureSet {
     /// The revocation sources verifying a signature (whose blob is `blob`) reads: those
     /// of a Notary signature's chain. (cosign and Sigstore certificates name none bonded
     /// checks.)
-    pub fn revocation_sources(&self, blob: &[u8]) -> Vec<super::revocation::CertSources> {
+    pub fn revocation_sources(
+        &self,
+        policy: &TrustPolicy,
+        stores: &TrustStores,
+        blob: &[u8],
+    ) -> Vec<super::revocation::CertSources> {
         match self {
             SignatureSet::Notary(n) => {
-                super::verify::revocation_sources(blob, &n.envelope.media_type)
+                super::verify::revocation_sources(policy, stores, blob, &n.envelope.media_type)
             }
             SignatureSet::Cosign(_) => Vec::new(),
         }

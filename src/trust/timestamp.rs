@@ -214,11 +214,14 @@ pub fn verify(
     verify_with_accuracy(bytes, covered, authorities).map(|t| t.gen_time)
 }
 
-/// A verified timestamp: `genTime`, give or take `accuracy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A verified timestamp: `genTime`, give or take `accuracy`, and the authority's chain
+/// it was verified by.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub gen_time: OffsetDateTime,
     pub accuracy: time::Duration,
+    /// The TSA's signing certificate, then each issuer up to the trusted root (DER).
+    pub chain: Vec<Vec<u8>>,
 }
 
 impl Verified {
@@ -352,16 +355,55 @@ pub fn verify_with_accuracy(
                     path.push(CertInfo::parse(i + 1, der).map_err(|e| e.to_string())?);
                 }
                 let anchor = auth.chain.last().expect("not empty").clone();
-                certs::validate_path_for(&path, &[anchor], gen_time, certs::Usage::TimeStamping)
-                    .map_err(|e| format!("the TSA certificate does not lead to a trusted authority at genTime: {e:?}"))
+                certs::validate_path_for(&path, std::slice::from_ref(&anchor), gen_time, certs::Usage::TimeStamping)
+                    .map_err(|e| format!("the TSA certificate does not lead to a trusted authority at genTime: {e:?}"))?;
+                Ok(issuer_order(&path, anchor))
             })();
             match attempt {
-                Ok(()) => return Ok(Verified { gen_time, accuracy }),
+                Ok(chain) => {
+                    return Ok(Verified {
+                        gen_time,
+                        accuracy,
+                        chain,
+                    })
+                }
                 Err(e) => last = e,
             }
         }
     }
     Err(last)
+}
+
+/// The chain from `path[0]` to `anchor` by issuer names: each next certificate is the
+/// one of `path` whose subject is the previous one's issuer, until the anchor's (the path
+/// having been validated, this is the path rustls-webpki built). At most 10 long.
+fn issuer_order(path: &[CertInfo], anchor: Vec<u8>) -> Vec<Vec<u8>> {
+    use x509_parser::prelude::FromDer as _;
+    let names = |der: &[u8]| -> Option<(Vec<u8>, Vec<u8>)> {
+        let (_, c) = x509_parser::certificate::X509Certificate::from_der(der).ok()?;
+        Some((c.subject().as_raw().to_vec(), c.issuer().as_raw().to_vec()))
+    };
+    let Some((anchor_subject, _)) = names(&anchor) else {
+        return vec![path[0].der.clone()];
+    };
+    let mut chain = vec![path[0].der.clone()];
+    while chain.len() < 10 {
+        let Some((_, issuer)) = names(chain.last().expect("not empty")) else {
+            break;
+        };
+        if issuer == anchor_subject {
+            chain.push(anchor);
+            return chain;
+        }
+        let next = path[1..]
+            .iter()
+            .find(|c| !chain.contains(&c.der) && names(&c.der).is_some_and(|(s, _)| s == issuer));
+        match next {
+            Some(c) => chain.push(c.der.clone()),
+            None => break,
+        }
+    }
+    chain
 }
 
 #[cfg(test)]

@@ -389,14 +389,36 @@ fn authenticity(
 /// in its [`Evidence`] (none when it does not parse: integrity fails before revocation is
 /// reached).
 pub fn revocation_sources(
+    policy: &TrustPolicy,
+    stores: &TrustStores,
     envelope_bytes: &[u8],
     envelope_media_type: &str,
 ) -> Vec<revocation::CertSources> {
-    envelope::parse_as(envelope_media_type, envelope_bytes)
-        .ok()
-        .and_then(|env| certs::parse_chain(&env.chain).ok())
-        .map(|chain| revocation::sources(&chain))
-        .unwrap_or_default()
+    let Ok(env) = envelope::parse_as(envelope_media_type, envelope_bytes) else {
+        return Vec::new();
+    };
+    let Ok(chain) = certs::parse_chain(&env.chain) else {
+        return Vec::new();
+    };
+    let mut out = revocation::sources(&chain);
+    // The time-stamping authority's chain, where the policy will verify its timestamp.
+    let tsa = tsa_stores(policy);
+    if let (Some(token), false) = (env.timestamp.as_deref(), tsa.is_empty()) {
+        if let Ok(authorities) = tsa_authorities(policy, stores, &tsa) {
+            if let Ok(v) =
+                super::timestamp::verify_with_accuracy(token, env.signature_bytes(), &authorities)
+            {
+                let tsa_chain: Vec<CertInfo> = v
+                    .chain
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, d)| CertInfo::parse(i, d).ok())
+                    .collect();
+                out.extend(revocation::sources(&tsa_chain));
+            }
+        }
+    }
+    out
 }
 
 /// Verifies one signature (its envelope bytes and media type) over `subject`, at `now`,
@@ -472,7 +494,19 @@ pub fn verify_signature(
         };
     if timestamped {
         let stamped = notary_timestamp(policy, stores, &tsa, &env, &chain);
-        let signed_at = stamped.as_ref().ok().copied();
+        let signed_at = stamped.as_ref().ok().map(|s| s.gen_time);
+        // The authority's own chain is checked for revocation too (a revoked TSA's times
+        // prove nothing); its own time does not excuse it.
+        let tsa_chain: Vec<CertInfo> = stamped
+            .as_ref()
+            .map(|s| {
+                s.chain
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, d)| CertInfo::parse(i, d).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
         v.authentic_timestamp = Check::from(a.authentic_timestamp, stamped.map(|_| ()));
         // Under afterCertExpiry this path holds from the first expiry on.
         if policy.verify_timestamp == VerifyTimestamp::AfterCertExpiry
@@ -482,7 +516,13 @@ pub fn verify_signature(
             v.holds_within(first.map(|t| t + time::Duration::NANOSECOND), None);
         }
         if v.failure().is_none() {
-            revoked(&mut v, a.revocation, &chain, crls, now, signed_at);
+            revoked(
+                &mut v,
+                a.revocation,
+                &[(&chain, signed_at), (&tsa_chain, None)],
+                crls,
+                now,
+            );
         }
         return v;
     }
@@ -526,7 +566,7 @@ pub fn verify_signature(
     if v.failure().is_none() {
         // A signing authority's signing time is authentic; a notary.x509 signer's claim is not.
         let signed_at = (env.scheme == SigningScheme::SigningAuthority).then_some(at);
-        revoked(&mut v, a.revocation, &chain, crls, now, signed_at);
+        revoked(&mut v, a.revocation, &[(&chain, signed_at)], crls, now);
     }
     v
 }
@@ -535,19 +575,44 @@ pub fn verify_signature(
 /// earliest `nextUpdate` of the lists read, and at most [`revocation::MAX_AGE`]; an
 /// unavailable status is looked for again after [`RETRY_UNAVAILABLE`], a revocation after
 /// [`revocation::MAX_AGE`] too (a certificate on hold can be released).
+///
+/// `chains` are the signer's chain with the signature's trusted time, and the
+/// time-stamping authority's, if any: a revocation in either fails the check, and
+/// otherwise an unavailable status in either.
 fn revoked(
     v: &mut SignatureVerdict,
     action: Action,
-    chain: &[CertInfo],
+    chains: &[(&[CertInfo], Option<OffsetDateTime>)],
     crls: &Evidence,
     now: OffsetDateTime,
-    signed_at: Option<OffsetDateTime>,
 ) {
     if action == Action::Skip {
         return;
     }
     let latest = now + revocation::MAX_AGE;
-    let (result, until) = match revocation::check(chain, crls, now, signed_at) {
+    let statuses: Vec<revocation::Status> = chains
+        .iter()
+        .map(|(chain, signed_at)| revocation::check(chain, crls, now, *signed_at))
+        .collect();
+    let status = statuses
+        .iter()
+        .find(|s| matches!(s, revocation::Status::Revoked(_)))
+        .or_else(|| {
+            statuses
+                .iter()
+                .find(|s| matches!(s, revocation::Status::Unavailable(_)))
+        })
+        .cloned()
+        .unwrap_or_else(|| revocation::Status::Good {
+            until: statuses
+                .iter()
+                .filter_map(|s| match s {
+                    revocation::Status::Good { until } => *until,
+                    _ => None,
+                })
+                .min(),
+        });
+    let (result, until) = match status {
         // No certificate names a list: nothing that can change.
         revocation::Status::Good { until } => (Ok(()), until.map(|u| u.min(latest))),
         revocation::Status::Revoked(e) => (Err(e), Some(latest)),
@@ -561,22 +626,13 @@ fn revoked(
 /// looked for again.
 pub const RETRY_UNAVAILABLE: time::Duration = time::Duration::minutes(1);
 
-/// The authentic-timestamp check of a notary.x509 signature with `tsa:` stores: a
-/// timestamp countersignature over the signature, by an authority of those stores
-/// (self-issued CA certificates, as notation requires), whose whole range (genTime give
-/// or take its accuracy) lies within every certificate's validity. The signer's own
-/// claimed signing time plays no part.
-fn notary_timestamp(
+/// The time-stamping authorities of the `tsa:` stores `tsa` (self-issued CA
+/// certificates, as notation requires).
+fn tsa_authorities(
     policy: &TrustPolicy,
     stores: &TrustStores,
     tsa: &[&StoreRef],
-    env: &Envelope,
-    chain: &[CertInfo],
-) -> Result<OffsetDateTime, String> {
-    let token = env
-        .timestamp
-        .as_deref()
-        .ok_or("no timestamp countersignature was found in the signature envelope")?;
+) -> Result<Vec<super::timestamp::Authority>, String> {
     let mut authorities = Vec::new();
     for r in tsa {
         let certs = stores.get(r).ok_or_else(|| {
@@ -602,6 +658,35 @@ fn notary_timestamp(
     if authorities.is_empty() {
         return Err("no trusted TSA certificate found in trust store".into());
     }
+    Ok(authorities)
+}
+
+/// The `tsa:` stores a policy lists.
+fn tsa_stores(policy: &TrustPolicy) -> Vec<&StoreRef> {
+    policy
+        .trust_stores
+        .iter()
+        .filter(|s| s.kind == StoreType::Tsa)
+        .collect()
+}
+
+/// The authentic-timestamp check of a notary.x509 signature with `tsa:` stores: a
+/// timestamp countersignature over the signature, by an authority of those stores
+/// (self-issued CA certificates, as notation requires), whose whole range (genTime give
+/// or take its accuracy) lies within every certificate's validity. The signer's own
+/// claimed signing time plays no part.
+fn notary_timestamp(
+    policy: &TrustPolicy,
+    stores: &TrustStores,
+    tsa: &[&StoreRef],
+    env: &Envelope,
+    chain: &[CertInfo],
+) -> Result<super::timestamp::Verified, String> {
+    let token = env
+        .timestamp
+        .as_deref()
+        .ok_or("no timestamp countersignature was found in the signature envelope")?;
+    let authorities = tsa_authorities(policy, stores, tsa)?;
     let stamped =
         super::timestamp::verify_with_accuracy(token, env.signature_bytes(), &authorities)
             .map_err(|e| format!("the timestamp countersignature does not verify: {e}"))?;
@@ -624,7 +709,7 @@ fn notary_timestamp(
             ));
         }
     }
-    Ok(stamped.gen_time)
+    Ok(stamped)
 }
 
 /// Whether a set of verified signatures satisfies a policy.

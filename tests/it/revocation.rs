@@ -34,12 +34,16 @@ fn policy_file(dir: &Path, host: &str) -> std::path::PathBuf {
             "signatureVerification": {"level": level}, "trustStores": ["ca:acme"],
             "trustedIdentities": ["*"], "bonded.enforceOnPull": true})
     };
+    // strict, but revocation only logged: the Notary Project's custom level.
+    let mut custom = statement("custom", &format!("{host}/custom/*"), "strict");
+    custom["signatureVerification"]["override"] = json!({"revocation": "log"});
     let p = dir.join(format!("policy-{}.json", host.replace(':', "_")));
     std::fs::write(
         &p,
         json!({"version": "1.0", "trustPolicies": [
             statement("prod", &format!("{host}/prod/*"), "strict"),
             statement("lax", &format!("{host}/lax/*"), "permissive"),
+            custom,
         ]})
         .to_string(),
     )
@@ -135,9 +139,14 @@ async fn revoked_and_unverifiable_certificates_are_refused_under_strict() {
         );
     }
 
-    // Permissive logs revocation failures: the revoked and the unreachable both count.
-    for (name, (key, chain)) in [("revoked", &revoked), ("down", &down)] {
-        let repo = format!("lax/{name}");
+    // Permissive logs revocation failures: the revoked and the unreachable both count; so
+    // does strict with the revocation check overridden to log.
+    for (ns, name, (key, chain)) in [
+        ("lax", "revoked", &revoked),
+        ("lax", "down", &down),
+        ("custom", "revoked", &revoked),
+    ] {
+        let repo = format!("{ns}/{name}");
         crate::cosign::image(&c, &s.url, &repo, name).await;
         let o = sign(&format!("{}/{repo}:v1", s.addr), key, chain);
         assert!(o.status.success(), "{name}: {}", output_text(&o));
@@ -288,6 +297,91 @@ async fn ocsp_answers_come_before_the_lists() {
             crate::cosign::status(&c, &s, &repo, "v1").await,
             404,
             "{name}"
+        );
+    }
+}
+
+/// A timestamped signature is checked for the time-stamping authority's revocation too:
+/// an authority whose certificate its root revoked proves no time, and the signature is
+/// refused under strict; one on no list admits it.
+#[tokio::test]
+async fn a_revoked_time_stamping_authority_proves_no_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = CrlCa::start(d, "acme", "Acme Root");
+    let tsa_root = CrlCa::start(d, "tsa-root", "TSA Root");
+    let issuer = (tsa_root.root.as_path(), &*tsa_root.dir.join("root.key"));
+    let good = common::tsa::Tsa::start_with(
+        d,
+        "good",
+        Some((issuer.0, issuer.1)),
+        Some(&tsa_root.url("good.crl")),
+    );
+    let bad = common::tsa::Tsa::start_with(
+        d,
+        "bad",
+        Some((issuer.0, issuer.1)),
+        Some(&tsa_root.url("bad.crl")),
+    );
+    std::fs::copy(bad.certificate(), tsa_root.dir.join("bad-tsa.pem")).unwrap();
+    tsa_root.revoke("bad-tsa", "keyCompromise", None);
+    tsa_root.publish(&tsa_root, "good.crl", 86_400);
+    tsa_root.publish(&tsa_root, "bad.crl", 86_400);
+
+    let store = d.join("truststore");
+    ca.write_store(&store, "acme");
+    good.write_store(&store, "tsa");
+    let p = d.join("policy.json");
+    std::fs::write(
+        &p,
+        json!({"version": "1.0", "trustPolicies": [{"name": "prod",
+            "registryScopes": ["registry.test/prod/*"],
+            "signatureVerification": {"level": "strict"},
+            "trustStores": ["ca:acme", "tsa:tsa"], "trustedIdentities": ["*"]}]})
+        .to_string(),
+    )
+    .unwrap();
+    let (key, chain) = ca.signer_with("release", None, None);
+    let s = Server::start_in(
+        &d.join("data"),
+        &[
+            "--trust-policy",
+            p.to_str().unwrap(),
+            "--trust-store",
+            store.to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+        ],
+    );
+    let c = client();
+    for (repo, tsa, admitted) in [("prod/good", &good, true), ("prod/bad", &bad, false)] {
+        crate::cosign::image(&c, &s.url, repo, repo).await;
+        let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+            .arg("sign")
+            .arg(format!("{}/{repo}:v1", s.addr))
+            .arg("--key")
+            .arg(&key)
+            .arg("--cert")
+            .arg(&chain)
+            .arg("--timestamp-url")
+            .arg(&tsa.url)
+            .arg("--timestamp-root-cert")
+            .arg(&tsa.root)
+            .output()
+            .unwrap();
+        let text = output_text(&o);
+        assert_eq!(o.status.success(), admitted, "{repo}: {text}");
+        if !admitted {
+            assert!(
+                text.contains("CN=bad") && text.contains("was revoked on"),
+                "{repo}: {text}"
+            );
+        }
+        let want = if admitted { 200 } else { 404 };
+        assert_eq!(
+            crate::cosign::status(&c, &s, repo, "v1").await,
+            want,
+            "{repo}"
         );
     }
 }

@@ -115,6 +115,8 @@ impl CrlCa {
                 &csr,
                 "-out",
                 &pem,
+                "-startdate",
+                &yesterday(),
                 "-days",
                 "30",
                 "-extfile",
@@ -157,12 +159,13 @@ impl CrlCa {
         std::fs::write(dir.join("serial"), "1000\n").unwrap();
         std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
         std::fs::write(dir.join("ca.cnf"), config(&dir)).unwrap();
+        // Self-signed by `openssl ca -selfsign`, which (unlike `req -x509`) can date it
+        // from yesterday: a timestamp's accuracy then never reaches before it.
         let subj = format!("/C=US/ST=WA/O=Acme/CN={cn}");
         openssl(
             &dir,
             &[
                 "req",
-                "-x509",
                 "-newkey",
                 "ec",
                 "-pkeyopt",
@@ -171,15 +174,36 @@ impl CrlCa {
                 "-keyout",
                 "root.key",
                 "-out",
-                "root.pem",
-                "-days",
-                "3650",
+                "root.csr",
                 "-subj",
                 &subj,
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        std::fs::write(
+            dir.join("root.ext"),
+            "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n",
+        )
+        .unwrap();
+        openssl(
+            &dir,
+            &[
+                "ca",
+                "-batch",
+                "-selfsign",
+                "-config",
+                "ca.cnf",
+                "-in",
+                "root.csr",
+                "-out",
+                "root.pem",
+                "-startdate",
+                &yesterday(),
+                "-days",
+                "3650",
+                "-extfile",
+                "root.ext",
+                "-notext",
+                "-preserveDN",
             ],
         );
         CrlCa {
@@ -306,6 +330,21 @@ impl CrlCa {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::copy(&self.root, d.join("root.pem")).unwrap();
     }
+}
+
+/// A day ago as `openssl ca -startdate` takes it: a certificate issued now is valid from
+/// then, so a timestamp made within its first second is inside its validity.
+fn yesterday() -> String {
+    let t = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Serves `GET /NAME` from `dir/www/NAME` (404 when absent), and `POST /ocsp` and

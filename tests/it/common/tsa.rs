@@ -33,6 +33,17 @@ impl Tsa {
     /// thread and runtime of its own, so a test may block on a `bonded` subprocess that
     /// calls it; the thread ends with the test process.
     pub fn start(dir: &Path, name: &str) -> Tsa {
+        Tsa::start_with(dir, name, None, None)
+    }
+
+    /// [`Tsa::start`], its certificate issued by the root `issuer` (certificate and key
+    /// PEM files) instead of a root of its own, naming the CRL distribution point `cdp`.
+    pub fn start_with(
+        dir: &Path,
+        name: &str,
+        issuer: Option<(&Path, &Path)>,
+        cdp: Option<&str>,
+    ) -> Tsa {
         let dir = dir.join(format!("tsa-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
         let ec = [
@@ -60,6 +71,10 @@ impl Tsa {
             "keyUsage=critical,keyCertSign,cRLSign",
         ]);
         openssl(&dir, &root);
+        if let Some((cert, key)) = issuer {
+            std::fs::copy(cert, dir.join("root.pem")).unwrap();
+            std::fs::copy(key, dir.join("root.key")).unwrap();
+        }
         let mut csr = vec!["req"];
         csr.extend(ec);
         let tsa_subj = format!("/CN={name}");
@@ -67,7 +82,10 @@ impl Tsa {
         openssl(&dir, &csr);
         std::fs::write(
             dir.join("ext.cnf"),
-            "extendedKeyUsage=critical,timeStamping\nkeyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n",
+            format!(
+                "extendedKeyUsage=critical,timeStamping\nkeyUsage=critical,digitalSignature\nbasicConstraints=critical,CA:FALSE\n{}",
+                cdp.map(|u| format!("crlDistributionPoints=URI:{u}\n")).unwrap_or_default()
+            ),
         )
         .unwrap();
         openssl(
@@ -187,6 +205,11 @@ impl Tsa {
             root: dir.join("root.pem"),
             dir,
         }
+    }
+
+    /// The TSA's signing certificate (PEM).
+    pub fn certificate(&self) -> PathBuf {
+        self.dir.join("tsa.pem")
     }
 
     /// A timestamp token (DER) over `signature`, asked of this TSA over HTTP with
