@@ -385,3 +385,52 @@ async fn a_revoked_time_stamping_authority_proves_no_time() {
         );
     }
 }
+
+/// A distribution point that accepts connections and never answers: the push waits at
+/// most the fetch timeout (5 s) and is refused under strict; the failure is remembered,
+/// so the next push of a signature by the same certificate does not wait for it again.
+#[tokio::test]
+async fn a_silent_crl_host_delays_one_decision_not_every_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let ca = CrlCa::start(d, "acme", "Acme Root");
+    let store = d.join("truststore");
+    ca.write_store(&store, "acme");
+    // Connections complete in the kernel's backlog; nothing ever reads or answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/acme.crl", silent.local_addr().unwrap());
+    let (key, chain) = ca.signer("release", &url);
+    let policy = policy_file(d, "registry.test");
+    let s = Server::start_in(
+        &d.join("data"),
+        &[
+            "--trust-policy",
+            policy.to_str().unwrap(),
+            "--trust-store",
+            store.to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+        ],
+    );
+    let c = client();
+    let mut took = Vec::new();
+    for repo in ["prod/one", "prod/two"] {
+        crate::cosign::image(&c, &s.url, repo, repo).await;
+        let started = std::time::Instant::now();
+        let o = sign(&format!("{}/{repo}:v1", s.addr), &key, &chain);
+        took.push(started.elapsed());
+        let text = output_text(&o);
+        assert!(!o.status.success(), "{repo}: {text}");
+        assert!(text.contains("no answer within 5 s"), "{repo}: {text}");
+        assert_eq!(crate::cosign::status(&c, &s, repo, "v1").await, 404);
+    }
+    assert!(
+        took[0] >= std::time::Duration::from_secs(5),
+        "the first decision waited for the host: {took:?}"
+    );
+    assert!(
+        took[1] < std::time::Duration::from_secs(5),
+        "the second did not wait for it again: {took:?}"
+    );
+    drop(silent);
+}
