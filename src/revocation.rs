@@ -139,33 +139,36 @@ impl RevocationFetcher {
         let mut cache = self.cache.lock().expect("revocation cache poisoned");
         for (i, got) in missing.into_iter().zip(fetched) {
             let key = items[i].key();
+            // A CRL is read once, here, not at every verification that uses it.
+            let got = match (&items[i], got) {
+                (Item::Crl(_), Fetched::Body(der)) => match revocation::Crl::parse(der) {
+                    Ok(crl) => Fetched::Crl(Arc::new(crl)),
+                    Err(e) => Fetched::Failed(format!("the list {e}")),
+                },
+                (_, other) => other,
+            };
             if let Fetched::Failed(why) = &got {
                 // An answer fetched before, now past its freshness, still says more than
                 // nothing: trust::revocation judges it by its own dates.
-                if let Some(Fetched::Body(old)) = cache.get(&key).map(|e| &e.fetched) {
+                if let Some(old @ (Fetched::Body(_) | Fetched::Crl(_))) =
+                    cache.get(&key).map(|e| &e.fetched)
+                {
                     tracing::warn!(source = %key, error = %why, "revocation refresh failed; judging by the answer fetched before");
-                    out[i] = Some(Fetched::Body(old.clone()));
+                    out[i] = Some(old.clone());
                     continue;
                 }
                 tracing::warn!(source = %key, error = %why, "revocation status source unavailable");
             }
             // Until its nextUpdate (at most MAX_AGE); one already past it (or without
             // one) is asked for again only after FAILURE_TTL, not on every request.
-            let (fresh_until, bytes) = match &got {
-                Fetched::Body(der) => {
-                    let next = match items[i] {
-                        Item::Crl(_) => revocation::crl_next_update(der),
-                        Item::Ocsp(_) => revocation::ocsp_next_update(der),
-                    };
-                    (
-                        match next {
-                            Some(n) if n > now => n.min(now + MAX_AGE),
-                            _ => now + FAILURE_TTL,
-                        },
-                        der.len(),
-                    )
-                }
-                Fetched::Failed(_) => (now + FAILURE_TTL, 0),
+            let (next, bytes) = match &got {
+                Fetched::Crl(crl) => (crl.next_update(), crl.len()),
+                Fetched::Body(der) => (revocation::ocsp_next_update(der), der.len()),
+                Fetched::Failed(_) => (None, 0),
+            };
+            let fresh_until = match next {
+                Some(n) if n > now => n.min(now + MAX_AGE),
+                _ => now + FAILURE_TTL,
             };
             insert(
                 &mut cache,

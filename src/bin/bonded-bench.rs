@@ -504,6 +504,107 @@ mod admission {
         })
     }
 
+    /// Full verification rates in process when the signer's certificate names a CRL
+    /// distribution point whose list (already fetched, as the server keeps it) revokes
+    /// `n` other certificates, for each `n` of `sizes`: how revocation's cost grows with the
+    /// list.
+    fn crl_growth(
+        sizes: &[usize],
+        rate: &dyn Fn(&mut dyn FnMut()) -> f64,
+    ) -> Res<Vec<(usize, usize, f64)>> {
+        use bonded::trust::revocation::{Evidence, Fetched};
+        let url = "http://crl.bench/root.crl";
+        let dn = |cn: &str| {
+            let mut d = rcgen::DistinguishedName::new();
+            d.push(DnType::CountryName, "US");
+            d.push(DnType::StateOrProvinceName, "WA");
+            d.push(DnType::OrganizationName, "Bench");
+            d.push(DnType::CommonName, cn);
+            d
+        };
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut rp = CertificateParams::new(Vec::<String>::new())?;
+        rp.distinguished_name = dn("CRL Root");
+        rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        rp.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        rp.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
+        let root = rp.self_signed(&root_key)?;
+        let issuer = Issuer::new(rp, root_key);
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut lp = CertificateParams::new(Vec::<String>::new())?;
+        lp.distinguished_name = dn("signer");
+        lp.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        lp.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        lp.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
+        lp.serial_number = Some(rcgen::SerialNumber::from(u64::MAX / 3));
+        lp.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![url.into()],
+        }];
+        let leaf = lp.signed_by(&key, &issuer)?;
+        let signing = SigningKey::from_pkcs8(&key.serialize_der()).map_err(|e| e.to_string())?;
+        let chain = vec![leaf.der().to_vec(), root.der().to_vec()];
+        let digest = sha256(b"subject");
+        let env = envelope(&signing, &chain, &digest, 7)?;
+        let subject = Subject {
+            media_type: OCI_MANIFEST.into(),
+            digest,
+            size: 7,
+        };
+        let mut stores = TrustStores::default();
+        stores.insert(
+            "ca:crl".parse().map_err(|e: String| e)?,
+            vec![root.der().to_vec()],
+        );
+        let doc = TrustPolicyDocument::parse(
+            json!({"version": "1.0", "trustPolicies": [{"name": "crl", "registryScopes": ["*"],
+                "signatureVerification": {"level": "strict"}, "trustStores": ["ca:crl"],
+                "trustedIdentities": ["*"]}]})
+            .to_string()
+            .as_bytes(),
+        )?;
+        let policy = &doc.policies[0];
+        let now = OffsetDateTime::now_utc();
+        let mut out = Vec::new();
+        for &n in sizes {
+            let crl = rcgen::CertificateRevocationListParams {
+                this_update: now - time::Duration::hours(1),
+                next_update: now + time::Duration::days(1),
+                crl_number: rcgen::SerialNumber::from(1u64),
+                issuing_distribution_point: None,
+                revoked_certs: (0..n as u64)
+                    .map(|i| rcgen::RevokedCertParams {
+                        serial_number: rcgen::SerialNumber::from(1_000_000 + i),
+                        revocation_time: now - time::Duration::hours(2),
+                        reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                        invalidity_date: None,
+                    })
+                    .collect(),
+                key_identifier_method: rcgen::KeyIdMethod::Sha256,
+            }
+            .signed_by(&issuer)?;
+            let der = crl.der().to_vec();
+            let bytes = der.len();
+            let mut evidence = Evidence::new();
+            // Read once, as the server's fetcher keeps it.
+            let parsed = bonded::trust::revocation::Crl::parse(std::sync::Arc::new(der))?;
+            evidence.insert_crl(url, Fetched::Crl(std::sync::Arc::new(parsed)));
+            let r = rate(&mut || {
+                let v = verify_signature(
+                    policy,
+                    &stores,
+                    &env,
+                    "application/jose+json",
+                    &subject,
+                    now,
+                    &evidence,
+                );
+                assert!(v.accepted(), "{v:?}");
+            });
+            out.push((n, bytes, r));
+        }
+        Ok(out)
+    }
+
     fn envelope(key: &SigningKey, chain: &[Vec<u8>], digest: &str, size: usize) -> Res<Vec<u8>> {
         let target = TargetArtifact {
             media_type: OCI_MANIFEST.into(),
@@ -920,6 +1021,13 @@ mod admission {
         }
         println!("\n- full signature verification in process (envelope, certificate rules, webpki path, ES256): {full:.0}/s");
         println!("- raw ES256 verify (ring): {raw:.0}/s");
+        let crl = crl_growth(&[0, 10, 10_000, 100_000], &rate)?;
+        println!("\n## Verification with a CRL (in process, the list already fetched)\n");
+        println!("| revoked entries in the list | list size (bytes) | verifications/s | ratio to an empty list |");
+        println!("|---|---|---|---|");
+        for (n, bytes, r) in &crl {
+            println!("| {n} | {bytes} | {r:.0} | {:.3}x |", r / crl[0].2);
+        }
         println!("- cosign layer verification in process (payload binding, key lookup, ECDSA P-256 DER): {cosign_full:.0}/s ({:.1}x Notary's)", cosign_full / full);
         println!("- keyless Sigstore bundle verification in process (trusted root parse, SET, body binding, Fulcio path at the log time, ECDSA prehash): {bundle_full:.0}/s ({:.2}x Notary's)", bundle_full / full);
         // leave the server as it was: no policy

@@ -60,12 +60,6 @@ pub fn crl_urls(der: &[u8]) -> Vec<String> {
     urls
 }
 
-/// A CRL's `nextUpdate`, if it parses and has one.
-pub fn crl_next_update(der: &[u8]) -> Option<OffsetDateTime> {
-    let (_, crl) = CertificateRevocationList::from_der(der).ok()?;
-    Some(time_of(crl.next_update()?))
-}
-
 /// The earliest `nextUpdate` of an OCSP response's statuses, if it parses and has one.
 pub fn ocsp_next_update(der: &[u8]) -> Option<OffsetDateTime> {
     use der::Decode as _;
@@ -85,6 +79,8 @@ pub fn ocsp_next_update(der: &[u8]) -> Option<OffsetDateTime> {
 pub enum Fetched {
     /// The body of a 2xx answer (a DER CRL or OCSP response, bounded in size).
     Body(Arc<Vec<u8>>),
+    /// A CRL, read once (see [`Crl`]).
+    Crl(Arc<Crl>),
     /// Why there is no CRL: unreachable, timed out, an error status, too large.
     Failed(String),
 }
@@ -164,6 +160,9 @@ pub fn check(
                     Outcome::Unavailable(format!("the OCSP responder {}: {e}", q.url))
                 }
                 Some(Fetched::Body(der)) => judge_ocsp(q, cert, issuer, der, now, signed_at),
+                Some(Fetched::Crl(_)) => {
+                    Outcome::Unavailable(format!("{} answered with a CRL", q.url))
+                }
             };
             match outcome {
                 Outcome::Good(next) => {
@@ -179,7 +178,11 @@ pub fn check(
             let outcome = match evidence.crl(url) {
                 None => Outcome::Unavailable(format!("{url} was not fetched")),
                 Some(Fetched::Failed(e)) => Outcome::Unavailable(format!("{url}: {e}")),
-                Some(Fetched::Body(der)) => judge(cert, issuer, url, der, now, signed_at),
+                Some(Fetched::Crl(crl)) => judge(cert, issuer, url, crl, now, signed_at),
+                Some(Fetched::Body(der)) => match Crl::parse(der.clone()) {
+                    Ok(crl) => judge(cert, issuer, url, &crl, now, signed_at),
+                    Err(e) => Outcome::Unavailable(format!("the CRL from {url} {e}")),
+                },
             };
             match outcome {
                 Outcome::Good(next) => {
@@ -216,45 +219,196 @@ fn time_of(t: x509_parser::time::ASN1Time) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(t.timestamp()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// One revocation entry of a [`Crl`].
+#[derive(Debug, Clone)]
+struct Revoked {
+    at: OffsetDateTime,
+    reason: Option<ReasonCode>,
+    invalid_from: Option<OffsetDateTime>,
+}
+
+/// What an issuing distribution point (RFC 5280 section 5.2.5) says a list covers.
+#[derive(Debug, Clone)]
+struct Scope {
+    partitioned: bool,
+    only_user: bool,
+    only_ca: bool,
+    /// The full names (URIs) of the point, when it names any.
+    names: Option<Vec<String>>,
+}
+
+/// A CRL signature check's outcome for one issuer certificate (by its SHA-256).
+type SignatureCheck = ([u8; 32], Result<(), String>);
+
+/// A certificate revocation list read once: what judging it needs, its entries by
+/// serial number, and (memoised per issuer key) whether its signature verifies, so that a
+/// list of 100,000 entries costs one parse when fetched, not one per verification.
+#[derive(Debug)]
+pub struct Crl {
+    der: Arc<Vec<u8>>,
+    /// Offset and length of the signed part (tbsCertList) within `der`.
+    tbs: (usize, usize),
+    signature_oid: String,
+    signature: Vec<u8>,
+    issuer_raw: Vec<u8>,
+    issuer: String,
+    next_update: Option<OffsetDateTime>,
+    entries: HashMap<Vec<u8>, Revoked>,
+    scope: Option<Scope>,
+    /// Signature checks done, by SHA-256 of the issuer certificate.
+    verified: std::sync::Mutex<Vec<SignatureCheck>>,
+}
+
+impl Crl {
+    /// Reads a DER CRL. rustls-webpki checks its profile (v2, no delta or indirect lists,
+    /// no unknown critical extensions, well-formed entries); x509-parser reads it.
+    pub fn parse(der: Arc<Vec<u8>>) -> Result<Crl, String> {
+        if der.len() > MAX_CRL_BYTES {
+            return Err(format!("is larger than {} MiB", MAX_CRL_BYTES >> 20));
+        }
+        if let Err(e) = webpki::OwnedCertRevocationList::from_der(&der) {
+            return Err(format!("is not a CRL bonded can use ({e:?})"));
+        }
+        let crl = match CertificateRevocationList::from_der(&der) {
+            Ok((&[], crl)) => crl,
+            Ok(_) => return Err("has trailing bytes".into()),
+            Err(e) => return Err(format!("is not a CRL: {e}")),
+        };
+        let tbs = crl.tbs_cert_list.as_ref();
+        let offset = tbs.as_ptr() as usize - der.as_ptr() as usize;
+        let mut entries = HashMap::new();
+        for e in crl.iter_revoked_certificates() {
+            entries.insert(
+                e.raw_serial().to_vec(),
+                Revoked {
+                    at: time_of(e.revocation_date),
+                    reason: e.reason_code().map(|(_, r)| r),
+                    invalid_from: e.invalidity_date().map(|(_, t)| time_of(t)),
+                },
+            );
+        }
+        let mut scope = None;
+        for ext in crl.extensions() {
+            if let ParsedExtension::IssuingDistributionPoint(idp) = ext.parsed_extension() {
+                scope = Some(Scope {
+                    partitioned: idp.only_contains_attribute_certs
+                        || idp.indirect_crl
+                        || idp.only_some_reasons.is_some(),
+                    only_user: idp.only_contains_user_certs,
+                    only_ca: idp.only_contains_ca_certs,
+                    names: match &idp.distribution_point {
+                        Some(DistributionPointName::FullName(names)) => Some(
+                            names
+                                .iter()
+                                .filter_map(|n| match n {
+                                    GeneralName::URI(u) => Some(u.to_string()),
+                                    _ => None,
+                                })
+                                .collect(),
+                        ),
+                        _ => None,
+                    },
+                });
+            }
+        }
+        Ok(Crl {
+            tbs: (offset, tbs.len()),
+            signature_oid: crl.signature_algorithm.algorithm.to_id_string(),
+            signature: crl.signature_value.data.to_vec(),
+            issuer_raw: crl.issuer().as_raw().to_vec(),
+            issuer: crl.issuer().to_string(),
+            next_update: crl.next_update().map(time_of),
+            entries,
+            scope,
+            verified: std::sync::Mutex::new(Vec::new()),
+            der,
+        })
+    }
+
+    /// The list's `nextUpdate`.
+    pub fn next_update(&self) -> Option<OffsetDateTime> {
+        self.next_update
+    }
+
+    /// Its size in bytes (DER).
+    pub fn len(&self) -> usize {
+        self.der.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.der.is_empty()
+    }
+
+    /// Whether the issuer certificate `issuer` (DER) signed it, remembered per issuer.
+    fn signed_by(&self, issuer: &[u8]) -> Result<(), String> {
+        use sha2::Digest as _;
+        let id: [u8; 32] = sha2::Sha256::digest(issuer).into();
+        let mut memo = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, r)) = memo.iter().find(|(k, _)| *k == id) {
+            return r.clone();
+        }
+        let (o, n) = self.tbs;
+        let r = verify_signed_by(
+            issuer,
+            &self.signature_oid,
+            &self.der[o..o + n],
+            &self.signature,
+        );
+        if memo.len() < 8 {
+            memo.push((id, r.clone()));
+        }
+        r
+    }
+
+    /// Why it leaves `cert` out, if it does (see [`Scope`]): a list of user certificates
+    /// says nothing about a CA, nor one of CA certificates about a leaf, nor a partition
+    /// whose names omit the point it came from.
+    fn out_of_scope(&self, url: &str, is_ca: bool) -> Option<String> {
+        let scope = self.scope.as_ref()?;
+        if scope.partitioned {
+            return Some("covers only some certificates or reasons (a partitioned CRL)".into());
+        }
+        if scope.only_user && is_ca {
+            return Some("lists end-entity certificates only, and this one is a CA".into());
+        }
+        if scope.only_ca && !is_ca {
+            return Some("lists CA certificates only, and this one is not a CA".into());
+        }
+        if let Some(names) = &scope.names {
+            if !names.iter().any(|n| n == url) {
+                return Some(format!(
+                    "is a partition of its issuer's revocations that does not name {url}"
+                ));
+            }
+        }
+        None
+    }
+}
+
 /// One CRL, fetched from `url`, judged for `cert`, issued by `issuer`.
 fn judge(
     cert: &CertInfo,
     issuer: &CertInfo,
     url: &str,
-    der: &[u8],
+    crl: &Crl,
     now: OffsetDateTime,
     signed_at: Option<OffsetDateTime>,
 ) -> Outcome {
     let bad = |why: String| Outcome::Unavailable(format!("the CRL from {url} {why}"));
-    // rustls-webpki's profile: v2, no delta or indirect CRLs, no unknown critical
-    // extensions, well-formed entries.
-    if let Err(e) = webpki::OwnedCertRevocationList::from_der(der) {
-        return bad(format!("is not a CRL bonded can use ({e:?})"));
-    }
-    let crl = match CertificateRevocationList::from_der(der) {
-        Ok((&[], crl)) => crl,
-        Ok(_) => return bad("has trailing bytes".into()),
-        Err(e) => return bad(format!("is not a CRL: {e}")),
-    };
     let Ok((_, c)) = X509Certificate::from_der(&cert.der) else {
         return bad("cannot be applied: the certificate does not parse".into());
     };
     let Ok((_, iss)) = X509Certificate::from_der(&issuer.der) else {
         return bad("cannot be applied: the issuer does not parse".into());
     };
-    if crl.issuer().as_raw() != c.issuer().as_raw() {
+    if crl.issuer_raw != c.issuer().as_raw() {
         return bad(format!(
             "is issued by '{}', not by '{}', which issued the certificate",
-            crl.issuer(),
+            crl.issuer,
             c.issuer()
         ));
     }
-    if let Err(e) = verify_signed_by(
-        &issuer.der,
-        &crl.signature_algorithm.algorithm.to_id_string(),
-        crl.tbs_cert_list.as_ref(),
-        &crl.signature_value.data,
-    ) {
+    if let Err(e) = crl.signed_by(&issuer.der) {
         return bad(format!(
             "is not signed by the certificate's issuer '{}': {e}",
             issuer.subject
@@ -268,18 +422,15 @@ fn judge(
             ));
         }
     }
-    if let Some(why) = out_of_scope(&crl, url, cert.is_ca()) {
+    if let Some(why) = crl.out_of_scope(url, cert.is_ca()) {
         return bad(why);
     }
-    let Some(next) = crl.next_update().map(time_of) else {
+    let Some(next) = crl.next_update else {
         return bad("has no nextUpdate, so bonded cannot tell whether it is current".into());
     };
     let expired = now > next;
     let serial = c.raw_serial();
-    let entry = crl
-        .iter_revoked_certificates()
-        .find(|e| e.raw_serial() == serial);
-    let Some(entry) = entry else {
+    let Some(entry) = crl.entries.get(serial) else {
         return if expired {
             bad(format!(
                 "expired at {} (its nextUpdate) and no newer one was available",
@@ -289,7 +440,7 @@ fn judge(
             Outcome::Good(next)
         };
     };
-    let reason = entry.reason_code().map(|(_, r)| r);
+    let reason = entry.reason;
     if reason == Some(ReasonCode::RemoveFromCRL) {
         return if expired {
             bad(format!("expired at {}", crate::timefmt::rfc3339(next)))
@@ -297,8 +448,7 @@ fn judge(
             Outcome::Good(next)
         };
     }
-    let invalid_from = entry.invalidity_date().map(|(_, t)| time_of(t));
-    if let (Some(stamped), Some(invalid)) = (signed_at, invalid_from) {
+    if let (Some(stamped), Some(invalid)) = (signed_at, entry.invalid_from) {
         // Timestamped before the key became invalid: the signature was made while the
         // certificate could be trusted.
         if stamped < invalid {
@@ -319,7 +469,7 @@ fn judge(
         "certificate '{}' (serial {}) was revoked on {}{} by its issuer '{}' (CRL {url})",
         cert.subject,
         hex::encode(serial),
-        crate::timefmt::rfc3339(time_of(entry.revocation_date)),
+        crate::timefmt::rfc3339(entry.at),
         match reason {
             Some(r) => format!(", reason {}", reason_name(r)),
             None => String::new(),
@@ -343,38 +493,6 @@ fn reason_name(r: ReasonCode) -> &'static str {
         10 => "aACompromise",
         _ => "an unknown reason",
     }
-}
-
-/// Why a CRL's issuing distribution point (RFC 5280 section 5.2.5) leaves `cert` out, if
-/// it does: a CRL of user certificates says nothing about a CA, nor one of CA
-/// certificates about a leaf, nor a partition whose names omit the point it came from.
-fn out_of_scope(crl: &CertificateRevocationList<'_>, url: &str, is_ca: bool) -> Option<String> {
-    for ext in crl.extensions() {
-        let ParsedExtension::IssuingDistributionPoint(idp) = ext.parsed_extension() else {
-            continue;
-        };
-        if idp.only_contains_attribute_certs || idp.indirect_crl || idp.only_some_reasons.is_some()
-        {
-            return Some("covers only some certificates or reasons (a partitioned CRL)".into());
-        }
-        if idp.only_contains_user_certs && is_ca {
-            return Some("lists end-entity certificates only, and this one is a CA".into());
-        }
-        if idp.only_contains_ca_certs && !is_ca {
-            return Some("lists CA certificates only, and this one is not a CA".into());
-        }
-        if let Some(DistributionPointName::FullName(names)) = &idp.distribution_point {
-            let named = names
-                .iter()
-                .any(|n| matches!(n, GeneralName::URI(u) if *u == url));
-            if !named {
-                return Some(format!(
-                    "is a partition of its issuer's revocations that does not name {url}"
-                ));
-            }
-        }
-    }
-    None
 }
 
 /// Verifies `signature` over `message` with the public key of the certificate `signer`
@@ -913,7 +1031,9 @@ mod tests {
                 .collect(),
             key_identifier_method: KeyIdMethod::Sha256,
         };
-        Fetched::Body(Arc::new(p.signed_by(issuer).unwrap().der().to_vec()))
+        // Read once, as the server's fetcher keeps it.
+        let der = Arc::new(p.signed_by(issuer).unwrap().der().to_vec());
+        Fetched::Crl(Arc::new(Crl::parse(der).unwrap()))
     }
 
     fn crl(issuer: &Issuer<'_, KeyPair>, entries: &[Entry]) -> Fetched {
