@@ -44,9 +44,23 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// How the server writes its log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, target, message and fields.
+    Json,
+}
+
 /// `bonded serve` flags.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
+    /// Log lines as text (for a person) or as one JSON object per line (for a log
+    /// pipeline)
+    #[arg(long, env = "BONDED_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// Address to listen on [default: 127.0.0.1:5000]
     #[arg(long, env = "BONDED_ADDR")]
     pub addr: Option<SocketAddr>,

@@ -17,12 +17,21 @@ fn main() -> ExitCode {
     let default = if serving { "info" } else { "off" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BONDED_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let json = matches!(&cli.command, bonded::cli::Command::Serve(a) if a.log_format == bonded::config::LogFormat::Json);
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(std::io::stderr);
+    if json {
+        // One object per line, fields flattened beside the message, for log pipelines.
+        log.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
         // Colour only for a person at a terminal, never into a file or a pipe.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        log.with_ansi(std::io::stderr().is_terminal()).init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -72,6 +72,8 @@ pub fn router(registry: Arc<Registry>, options: Options) -> Router {
         .route("/v2/{*path}", any(dispatch))
         .route("/token", get(token).post(oauth_token))
         .route("/bonded/v1/{*path}", any(bonded_api))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         // Whatever no route takes still gets an OCI error body, not an empty one.
         .fallback(no_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
@@ -83,11 +85,67 @@ pub fn router(registry: Arc<Registry>, options: Options) -> Router {
             },
         ))
         .layer(axum::Extension(options))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // One line per request at info: method and path (never the query string or a
+        // header, where credentials and tokens travel), status and latency.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+                })
+                .on_request(())
+                .on_response(
+                    |res: &Response, latency: std::time::Duration, _span: &tracing::Span| {
+                        tracing::info!(
+                            status = res.status().as_u16(),
+                            latency_ms = (latency.as_secs_f64() * 1e3 * 1000.0).round() / 1000.0,
+                            "request"
+                        )
+                    },
+                ),
+        )
         .with_state(registry)
 }
 
 type Opts = axum::Extension<Options>;
+
+/// `GET /healthz`: the process is alive and serving. Unauthenticated, never audited.
+async fn healthz() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
+}
+
+/// `GET /readyz`: 200 when the database and the blob store can be reached, 503 naming
+/// what cannot. Unauthenticated (a load balancer asks it), never audited, and it says
+/// nothing a client could not learn from a failing request.
+async fn readyz(State(reg): Reg) -> Response {
+    let r = reg.readiness().await;
+    let part = |e: &Option<String>| match e {
+        None => json!({"status": "ok"}),
+        Some(why) => json!({"status": "unavailable", "reason": why}),
+    };
+    let body = json!({
+        "status": if r.ready() { "ok" } else { "unavailable" },
+        "database": part(&r.database),
+        "blobStore": part(&r.blob_store),
+    });
+    if !r.ready() {
+        tracing::warn!(database = ?r.database, blob_store = ?r.blob_store, "not ready");
+    }
+    let status = if r.ready() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
 
 /// The query string's key-value pairs, decoded, repeated keys kept.
 fn query_pairs(uri: &axum::http::Uri) -> Vec<(String, String)> {

@@ -96,7 +96,17 @@ impl Cli {
     /// Runs the command; the exit code says how it went.
     pub async fn run(self) -> ExitCode {
         match self.command {
-            Command::Serve(args) => done(serve::run(&args).await.map_err(|e| e.to_string())),
+            Command::Serve(args) => {
+                let result = serve::run(&args).await.map_err(|e| e.to_string());
+                match (result, args.log_format) {
+                    // A log pipeline gets the failure as one more JSON line.
+                    (Err(e), crate::config::LogFormat::Json) => {
+                        tracing::error!(error = %e, "bonded serve failed");
+                        ExitCode::FAILURE
+                    }
+                    (result, _) => done(result),
+                }
+            }
             Command::Sign(args) => done(sign::run(&args).await),
             Command::Verify(args) => verify::run(&args).await,
             Command::Inspect(args) => done(inspect::run(&args).await),

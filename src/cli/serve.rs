@@ -127,7 +127,12 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             "no trust policy is configured: bonded is running as a plain registry and admits unsigned images"
         ),
     }
-    bootstrap_admin(&db, &cfg.data_dir).await?;
+    bootstrap_admin(
+        &db,
+        &cfg.data_dir,
+        args.log_format == crate::config::LogFormat::Json,
+    )
+    .await?;
     let auth = api::auth::Auth::new(
         api::auth::AuthSettings {
             mode: if cfg.open {
@@ -260,16 +265,26 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
 ///
 /// Once accounts exist the variable changes nothing; a start with it set says so, and
 /// whether it still is `admin`'s password, so a login that fails is not a mystery.
+///
+/// With `json` logs (a log pipeline reads standard error), messages are log lines, and a
+/// generated password goes to `auth/initial-admin-password` (0600) instead: a secret never
+/// enters the log.
 async fn bootstrap_admin(
     db: &Metadata,
     data_dir: &std::path::Path,
+    json: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let given = std::env::var("BONDED_ADMIN_PASSWORD")
         .ok()
         .filter(|p| !p.is_empty());
     if db.account_count().await? > 0 {
         if let Some(p) = &given {
-            eprintln!("{}", ignored_admin_password(db, data_dir, p).await?);
+            let note = ignored_admin_password(db, data_dir, p).await?;
+            if json {
+                tracing::warn!("{}", note.trim_start_matches("bonded: "));
+            } else {
+                eprintln!("{note}");
+            }
         }
         return Ok(());
     }
@@ -289,8 +304,19 @@ async fn bootstrap_admin(
         Some("first administrator 'admin' (user, admin on '*')".into()),
     );
     if db.bootstrap_admin("admin", &hash, &[event]).await? {
-        if given.is_some() {
+        if given.is_some() && json {
+            tracing::info!(
+                "created the administrator 'admin' with the password from BONDED_ADMIN_PASSWORD"
+            );
+        } else if given.is_some() {
             eprintln!("bonded: created the administrator 'admin' with the password from BONDED_ADMIN_PASSWORD");
+        } else if json {
+            let path = data_dir.join("auth").join("initial-admin-password");
+            write_private(&path, format!("{password}\n").as_bytes())?;
+            tracing::warn!(
+                file = %path.display(),
+                "created the administrator 'admin' with a generated password, written to the file (read it, then delete it; change it with `bonded user passwd admin`)"
+            );
         } else {
             // Printed once, on the terminal only, never to the log.
             eprintln!(
@@ -349,11 +375,21 @@ fn token_key(data_dir: &std::path::Path) -> Result<Vec<u8>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let key: [u8; 32] = rand::random();
-    let tmp = dir.join("token.key.tmp");
+    write_private(&path, &key)?;
+    Ok(key.to_vec())
+}
+
+/// Writes `bytes` to `path` readable by its owner only (0600), durably: a temporary file
+/// beside it, synced, then renamed into place. Creates the directory if needed.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
     {
-        use std::io::Write;
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
         #[cfg(unix)]
@@ -361,12 +397,11 @@ fn token_key(data_dir: &std::path::Path) -> Result<Vec<u8>, String> {
         let mut f = opts
             .open(&tmp)
             .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-        f.write_all(&key)
+        f.write_all(bytes)
             .and_then(|_| f.sync_all())
             .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     }
-    std::fs::rename(&tmp, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    Ok(key.to_vec())
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Reads and validates the trust policy and stores given by the flags, if any.

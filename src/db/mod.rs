@@ -316,6 +316,23 @@ impl Metadata {
         Ok(db)
     }
 
+    /// Whether the database answers now (for `/readyz`): a trivial query on the read and
+    /// the write pool, each within 2 s, and the manifest writer still running.
+    pub async fn ready(&self) -> std::result::Result<(), String> {
+        if self.manifest_writes.is_closed() {
+            return Err("the manifest writer has stopped".into());
+        }
+        for (name, pool) in [("read", &self.read), ("write", &self.write)] {
+            let q = sqlx::query("SELECT 1").execute(pool);
+            match tokio::time::timeout(Duration::from_secs(2), q).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(format!("the {name} connection failed: {e}")),
+                Err(_) => return Err(format!("the {name} connection did not answer within 2 s")),
+            }
+        }
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;

@@ -231,6 +231,19 @@ pub struct Registry {
     revocation: crate::revocation::RevocationFetcher,
 }
 
+/// What `/readyz` found: for each dependency, why it cannot be reached (`None`: it can).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    pub database: Option<String>,
+    pub blob_store: Option<String>,
+}
+
+impl Readiness {
+    pub fn ready(&self) -> bool {
+        self.database.is_none() && self.blob_store.is_none()
+    }
+}
+
 /// Signatures one manifest may have in a repository unless configured otherwise.
 pub const DEFAULT_MAX_SIGNATURES_PER_SUBJECT: usize = 100;
 
@@ -425,6 +438,20 @@ impl Registry {
 
     pub(crate) fn trust(&self) -> Option<Arc<TrustConfig>> {
         self.trust.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Whether the database and the blob store can be reached now: what `/readyz` reports.
+    pub async fn readiness(&self) -> Readiness {
+        let (database, blobs) = tokio::join!(self.db.ready(), async {
+            match tokio::time::timeout(Duration::from_secs(2), self.store.ready()).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err("did not answer within 2 s".to_string()),
+            }
+        });
+        Readiness {
+            database: database.err(),
+            blob_store: blobs.err(),
+        }
     }
 
     pub fn metadata(&self) -> &Metadata {

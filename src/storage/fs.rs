@@ -152,6 +152,19 @@ fn not_found_as(id: &str) -> impl FnOnce(io::Error) -> StorageError + '_ {
 
 #[async_trait::async_trait]
 impl BlobStore for FsBlobStore {
+    async fn ready(&self) -> Result<(), StorageError> {
+        for dir in [&self.blobs, &self.uploads] {
+            let m = tokio::fs::metadata(dir).await?;
+            if !m.is_dir() {
+                return Err(StorageError::Io(io::Error::other(format!(
+                    "{} is not a directory",
+                    dir.display()
+                ))));
+            }
+        }
+        Ok(())
+    }
+
     async fn stat(&self, digest: &Digest) -> Result<Option<u64>, StorageError> {
         match tokio::fs::metadata(self.blob_path(digest)).await {
             Ok(m) => Ok(Some(m.len())),

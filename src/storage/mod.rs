@@ -76,4 +76,6 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn upload_delete(&self, id: &str) -> Result<(), StorageError>;
     /// Ids of upload files present (for sweeping leftovers after a crash).
     async fn upload_list(&self) -> Result<Vec<String>, StorageError>;
+    /// Whether the store can be reached now (for `/readyz`): cheap, no bytes written.
+    async fn ready(&self) -> Result<(), StorageError>;
 }

@@ -1,0 +1,185 @@
+//! What operators and load balancers ask a running registry: `/healthz` (alive) and
+//! `/readyz` (database and blob store reachable, 503 otherwise), both unauthenticated and
+//! never in the audit trail.
+
+use crate::common;
+
+use common::*;
+use serde_json::Value;
+
+async fn audit_count(s: &Server) -> usize {
+    let admin = as_user("admin", ADMIN_PASSWORD);
+    let v = get_json(&admin, format!("{}/bonded/v1/audit?limit=1000", s.url)).await;
+    v["records"].as_array().map_or(0, |r| r.len())
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_anyone_and_leave_no_audit_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    let anonymous = client();
+    // The registry itself asks for credentials...
+    let res = anonymous.get(s.v2("")).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let before = audit_count(&s).await;
+
+    // ...the probes do not.
+    let res = anonymous
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["status"], "ok");
+    let res = anonymous
+        .get(format!("{}/readyz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        (
+            v["status"].as_str(),
+            v["database"]["status"].as_str(),
+            v["blobStore"]["status"].as_str()
+        ),
+        (Some("ok"), Some("ok"), Some("ok")),
+        "{v}"
+    );
+
+    // The blob store goes away: not ready, and it says which part; alive all the same.
+    std::fs::rename(data.join("blobs"), data.join("blobs.away")).unwrap();
+    let res = anonymous
+        .get(format!("{}/readyz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(v["status"], "unavailable", "{v}");
+    assert_eq!(v["database"]["status"], "ok", "{v}");
+    assert_eq!(v["blobStore"]["status"], "unavailable", "{v}");
+    let res = anonymous
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Back: ready again.
+    std::fs::rename(data.join("blobs.away"), data.join("blobs")).unwrap();
+    let res = anonymous
+        .get(format!("{}/readyz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // None of it is in the audit trail (the admin's own audit reads are not either).
+    assert_eq!(audit_count(&s).await, before);
+}
+
+/// `--log-format json`: every line the server logs is one JSON object, each request is
+/// logged at info with its method, path, status and latency, and no credential reaches
+/// the log (passwords, bearer tokens, query strings).
+#[tokio::test]
+async fn json_logs_have_one_object_per_line_and_no_secrets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let log_path = tmp.path().join("server.log");
+    let mut cmd = Server::command(&data, &["--log-format", "json"]);
+    cmd.env("BONDED_LOG", "info")
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let mut s = Server::spawn(cmd, &data);
+    let admin = as_user("admin", ADMIN_PASSWORD);
+    let res = admin.get(s.v2("")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // A bearer token, asked for and used.
+    let res = admin
+        .get(format!(
+            "{}/token?service={}&scope=repository:team/app:pull",
+            s.url, s.addr
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let token = body["token"].as_str().unwrap().to_string();
+    let res = client()
+        .get(s.v2("team/app/tags/list?n=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error() || res.status().is_success());
+    assert!(s.terminate());
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines
+        .iter()
+        .all(|l| l["timestamp"].is_string() && l["level"].is_string()));
+    let requests: Vec<&Value> = lines.iter().filter(|l| l["message"] == "request").collect();
+    let base = requests
+        .iter()
+        .find(|l| l["span"]["path"] == "/v2/" && l["status"] == 200)
+        .unwrap_or_else(|| panic!("no request line for GET /v2/: {log}"));
+    assert_eq!(base["level"], "INFO");
+    assert_eq!(base["span"]["method"], "GET");
+    assert!(base["latency_ms"].is_number());
+    assert!(
+        requests.iter().any(|l| l["span"]["path"] == "/token"),
+        "{log}"
+    );
+    for secret in [ADMIN_PASSWORD, token.as_str(), "scope=repository", "n=1"] {
+        assert!(!log.contains(secret), "the log holds '{secret}': {log}");
+    }
+}
+
+/// Under `--log-format json` a generated first password never enters the log: it goes to
+/// `auth/initial-admin-password` (0600), and the log line says where.
+#[tokio::test]
+async fn a_generated_admin_password_goes_to_a_file_not_the_json_log() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let log_path = tmp.path().join("server.log");
+    let mut cmd = Server::command(&data, &["--log-format", "json"]);
+    cmd.env_remove("BONDED_ADMIN_PASSWORD")
+        .env("BONDED_LOG", "info")
+        .stderr(std::fs::File::create(&log_path).unwrap());
+    let mut s = Server::spawn(cmd, &data);
+    let file = data.join("auth/initial-admin-password");
+    let password = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert!(password.len() >= 16, "{password}");
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let res = as_user("admin", &password)
+        .get(s.v2(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the file's password logs in");
+    assert!(s.terminate());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains(&password), "{log}");
+    let line: Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("generated password")
+        })
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(line["file"], file.to_str().unwrap());
+}
