@@ -384,45 +384,40 @@ impl std::str::FromStr for ChainHead {
 /// `Err(reason)`: the first break. With an `anchor` (a head printed earlier), the chain must
 /// still hold that record with that hash: removing the newest records, which the chain alone
 /// cannot reveal, is reported.
+///
+/// Memory stays bounded whatever the trail's length: records are read
+/// [`VERIFY_PAGE`] at a time by sequence number (each page its own short query, so a long
+/// verification holds no read transaction open while the server appends).
 pub async fn verify_chain(
     pool: &sqlx::SqlitePool,
     anchor: Option<&ChainHead>,
 ) -> Result<Result<Option<ChainHead>, String>, sqlx::Error> {
-    let sql = sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"));
-    let rows = sqlx::query(sql).fetch_all(pool).await?;
+    let sql = sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
+    ));
     let mut prev = GENESIS.to_string();
     let mut expected_seq = 1;
-    for r in rows.into_iter().map(record) {
-        if r.seq != expected_seq {
-            return Ok(Err(format!(
-                "record {expected_seq} is missing: the trail jumps from {} to {}",
-                expected_seq - 1,
-                r.seq
-            )));
+    let mut after = 0i64;
+    loop {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.0.clone()))
+            .bind(after)
+            .bind(VERIFY_PAGE)
+            .fetch_all(pool)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = sqlx::Row::get::<i64, _>(last, "seq");
+        let full = rows.len() as i64 == VERIFY_PAGE;
+        if let Err(e) = verify_page(
+            rows.into_iter().map(record),
+            &mut prev,
+            &mut expected_seq,
+            anchor,
+        ) {
+            return Ok(Err(e));
         }
-        if r.prev_hash != prev {
-            return Ok(Err(format!(
-                "record {} does not follow record {}: a record was removed or inserted before it",
-                r.seq,
-                r.seq - 1
-            )));
+        if !full {
+            break;
         }
-        if chain_hash(r.seq, &r.prev_hash, &r.event) != r.hash {
-            return Ok(Err(format!(
-                "record {} was changed after it was written",
-                r.seq
-            )));
-        }
-        if let Some(a) = anchor.filter(|a| a.seq == r.seq) {
-            if a.hash != r.hash {
-                return Ok(Err(format!(
-                    "record {} is not the one anchored ({}): the trail was rewritten up to it",
-                    r.seq, a.hash
-                )));
-            }
-        }
-        prev = r.hash;
-        expected_seq += 1;
     }
     let records = expected_seq - 1;
     if let Some(a) = anchor.filter(|a| a.seq > records) {
@@ -436,6 +431,49 @@ pub async fn verify_chain(
         seq: records,
         hash: prev,
     })))
+}
+
+/// Records read per query by [`verify_chain`] (about 2 KB each in memory).
+pub const VERIFY_PAGE: i64 = 2_000;
+
+/// Checks one page of consecutive records against the chain so far (`prev`, the hash of
+/// the record before; `expected_seq`, its successor's number), advancing both.
+fn verify_page(
+    rows: impl Iterator<Item = AuditRecord>,
+    prev: &mut String,
+    expected_seq: &mut i64,
+    anchor: Option<&ChainHead>,
+) -> Result<(), String> {
+    for r in rows {
+        if r.seq != *expected_seq {
+            return Err(format!(
+                "record {expected_seq} is missing: the trail jumps from {} to {}",
+                *expected_seq - 1,
+                r.seq
+            ));
+        }
+        if r.prev_hash != *prev {
+            return Err(format!(
+                "record {} does not follow record {}: a record was removed or inserted before it",
+                r.seq,
+                r.seq - 1
+            ));
+        }
+        if chain_hash(r.seq, &r.prev_hash, &r.event) != r.hash {
+            return Err(format!("record {} was changed after it was written", r.seq));
+        }
+        if let Some(a) = anchor.filter(|a| a.seq == r.seq) {
+            if a.hash != r.hash {
+                return Err(format!(
+                    "record {} is not the one anchored ({}): the trail was rewritten up to it",
+                    r.seq, a.hash
+                ));
+            }
+        }
+        *prev = r.hash;
+        *expected_seq += 1;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -540,5 +578,73 @@ mod tests {
         ] {
             assert!(bad.parse::<ChainHead>().is_err(), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod paged_tests {
+    //! The chain walked a page at a time: breaks are found on either side of a page
+    //! boundary and in a later page, as in one long walk.
+    use super::*;
+    use crate::db::Metadata;
+
+    async fn trail(n: usize) -> (tempfile::TempDir, Metadata) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Metadata::open_sqlite(&dir.path().join("meta.db"))
+            .await
+            .unwrap();
+        let events: Vec<AuditEvent> = (0..n)
+            .map(|i| {
+                AuditEvent::now(
+                    "tester",
+                    None,
+                    AuditAction::UserAdd,
+                    Outcome::Ok,
+                    Some(format!("event {i}")),
+                )
+            })
+            .collect();
+        db.audit(&events).await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn a_trail_longer_than_a_page_verifies_and_each_break_is_found() {
+        let n = 2 * VERIFY_PAGE as usize + 500;
+        let (_dir, db) = trail(n).await;
+        let head = db.audit_verify(None).await.unwrap().unwrap().unwrap();
+        assert_eq!(head.seq, n as i64);
+        // The anchor is checked in a later page, and past the end.
+        assert!(db.audit_verify(Some(&head)).await.unwrap().is_ok());
+        let beyond = ChainHead {
+            seq: n as i64 + 1,
+            hash: head.hash.clone(),
+        };
+        let e = db.audit_verify(Some(&beyond)).await.unwrap().unwrap_err();
+        assert!(e.contains("newest records were removed"), "{e}");
+
+        // A record changed in the third page.
+        let changed = 2 * VERIFY_PAGE + 7;
+        sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = ?")
+            .bind(changed)
+            .execute(&db.write)
+            .await
+            .unwrap();
+        let e = db.audit_verify(None).await.unwrap().unwrap_err();
+        assert_eq!(
+            e,
+            format!("record {changed} was changed after it was written")
+        );
+        // The last record of the first page removed: found across the boundary.
+        sqlx::query("DELETE FROM audit_log WHERE seq = ?")
+            .bind(VERIFY_PAGE)
+            .execute(&db.write)
+            .await
+            .unwrap();
+        let e = db.audit_verify(None).await.unwrap().unwrap_err();
+        assert!(
+            e.starts_with(&format!("record {VERIFY_PAGE} is missing")),
+            "{e}"
+        );
     }
 }
