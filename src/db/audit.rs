@@ -321,32 +321,69 @@ pub struct AuditFilter {
 const COLUMNS: &str =
     "seq, at, actor, source, action, repository, digest, tag, outcome, reason, prev_hash, hash";
 
+/// The statement [`query`] runs for `f`, and the values of its filters, in order: bound
+/// after the cursor (`seq > ?`, first) and before the limit (last).
+fn query_sql(f: &AuditFilter) -> (String, Vec<String>) {
+    // Only the filters given are in the statement, so SQLite can use the index for the
+    // one that narrows most (`col = ? ... ORDER BY seq` walks an index on `(col, seq)`);
+    // `?1 IS NULL OR col = ?1` forms made every filter but the digest scan the table.
+    let mut conditions = vec!["seq > ?"];
+    let mut values: Vec<String> = Vec::new();
+    for (column, value) in [
+        ("repository = ?", &f.repository),
+        ("digest = ?", &f.digest),
+        ("actor = ?", &f.actor),
+        ("action = ?", &f.action),
+        ("outcome = ?", &f.outcome),
+    ] {
+        if let Some(v) = value {
+            conditions.push(column);
+            values.push(v.clone());
+        }
+    }
+    // `at` is compared as text: with the second's prefix, records of any fraction format
+    // within the bound's second fall inside it.
+    if let Some(since) = f.since {
+        conditions.push("at >= ?");
+        values.push(second_prefix(since));
+    }
+    if let Some(until) = f.until {
+        conditions.push("at < ?");
+        values.push(second_prefix(until + time::Duration::SECOND));
+    }
+    // The index, chosen here rather than by SQLite's guess (it has no statistics, and
+    // with several filters took the action index over the digest one, 14 ms against
+    // 0.01): the most selective filter given wins.
+    let index = if f.digest.is_some() {
+        "INDEXED BY audit_by_digest"
+    } else if f.repository.is_some() {
+        "INDEXED BY audit_by_repository"
+    } else if f.actor.is_some() {
+        "INDEXED BY audit_by_actor"
+    } else if f.outcome.is_some() {
+        "INDEXED BY audit_by_outcome"
+    } else if f.action.is_some() {
+        "INDEXED BY audit_by_action"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_log {index} WHERE {} ORDER BY seq LIMIT ?",
+        conditions.join(" AND ")
+    );
+    (sql, values)
+}
+
 pub async fn query(
     pool: &sqlx::SqlitePool,
     f: &AuditFilter,
 ) -> Result<Vec<AuditRecord>, sqlx::Error> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM audit_log
-         WHERE (?1 IS NULL OR repository = ?1) AND (?2 IS NULL OR digest = ?2)
-           AND (?3 IS NULL OR actor = ?3) AND (?4 IS NULL OR action = ?4)
-           AND (?5 IS NULL OR outcome = ?5) AND (?6 IS NULL OR at >= ?6)
-           AND (?7 IS NULL OR at < ?7) AND seq > ?8
-         ORDER BY seq LIMIT ?9"
-    ));
-    let rows = sqlx::query(sql)
-        .bind(&f.repository)
-        .bind(&f.digest)
-        .bind(&f.actor)
-        .bind(&f.action)
-        .bind(&f.outcome)
-        // `at` is compared as text: with the second's prefix, records of any fraction
-        // format within the bound's second fall inside it.
-        .bind(f.since.map(second_prefix))
-        .bind(f.until.map(|u| second_prefix(u + time::Duration::SECOND)))
-        .bind(f.after.unwrap_or(0))
-        .bind(i64::from(f.limit.max(1)))
-        .fetch_all(pool)
-        .await?;
+    let (sql, values) = query_sql(f);
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(f.after.unwrap_or(0));
+    for v in values {
+        q = q.bind(v);
+    }
+    let rows = q.bind(i64::from(f.limit.max(1))).fetch_all(pool).await?;
     Ok(rows.into_iter().map(record).collect())
 }
 
@@ -646,5 +683,92 @@ mod paged_tests {
             e.starts_with(&format!("record {VERIFY_PAGE} is missing")),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    //! Each documented question is answered by walking an index, never by scanning the
+    //! trail: SQLite's own query plan says so.
+    use super::*;
+
+    #[tokio::test]
+    async fn every_filter_searches_an_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Metadata::open_sqlite(&dir.path().join("meta.db"))
+            .await
+            .unwrap();
+        let some = |v: &str| Some(v.to_string());
+        let today = Some(OffsetDateTime::now_utc());
+        let cases = [
+            (
+                "who signed",
+                AuditFilter {
+                    digest: some("sha256:ab"),
+                    action: some("signature.admit"),
+                    ..Default::default()
+                },
+            ),
+            (
+                "what alice pushed",
+                AuditFilter {
+                    actor: some("alice"),
+                    action: some("manifest.push"),
+                    since: today,
+                    ..Default::default()
+                },
+            ),
+            (
+                "what was refused",
+                AuditFilter {
+                    outcome: some("denied"),
+                    since: today,
+                    ..Default::default()
+                },
+            ),
+            (
+                "a repository",
+                AuditFilter {
+                    repository: some("team/app"),
+                    ..Default::default()
+                },
+            ),
+            (
+                "an action",
+                AuditFilter {
+                    action: some("tag.push"),
+                    ..Default::default()
+                },
+            ),
+            (
+                "an account",
+                AuditFilter {
+                    actor: some("alice"),
+                    after: Some(10),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (name, f) in cases {
+            let (sql, values) = query_sql(&f);
+            let mut q =
+                sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).bind(0i64);
+            for v in values {
+                q = q.bind(v);
+            }
+            let plan: Vec<String> = q
+                .bind(100i64)
+                .fetch_all(&db.read)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| sqlx::Row::get::<String, _>(r, "detail"))
+                .collect();
+            let plan = plan.join("; ");
+            assert!(
+                plan.contains("SEARCH audit_log USING INDEX") && !plan.contains("SCAN"),
+                "{name}: {plan}"
+            );
+        }
     }
 }

@@ -97,6 +97,11 @@ fn migrator() -> Migrator {
             "signature layers",
             include_str!("../../migrations/0005_signature_layers.sql"),
         ),
+        migration(
+            6,
+            "audit indexes",
+            include_str!("../../migrations/0006_audit_indexes.sql"),
+        ),
     ])
 }
 
