@@ -1250,6 +1250,37 @@ async fn main() -> Res<()> {
                 before as f64 / 1024.0
             ));
         }
+        // A burst: 200 concurrent 1 MiB blob pushes, then what the server keeps once idle
+        // (sampled 2 s and 12 s after the burst).
+        for (ti, t) in targets.iter().enumerate() {
+            let Some(pid) = t.pid else { continue };
+            let before = rss_kib(pid).unwrap_or(0);
+            let stop = Arc::new(AtomicBool::new(false));
+            let sampler = sample_rss(pid, stop.clone());
+            let pushes = (0..200u64).map(|i| {
+                let data = random_bytes(1 << 20, run_id ^ (9000 + 1000 * ti as u64 + i));
+                let digest = sha256(&data);
+                let (c, t, repo) = (&c, t, &args.repo);
+                async move { push_monolithic(c, t, repo, data, &digest).await }
+            });
+            for r in futures_util::future::join_all(pushes).await {
+                r?;
+            }
+            stop.store(true, Ordering::Relaxed);
+            let peak = sampler.join().expect("sampler");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let after2 = rss_kib(pid).unwrap_or(0);
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            let after12 = rss_kib(pid).unwrap_or(0);
+            rss_lines.push(format!(
+                "{}: 200 concurrent 1 MiB pushes: RSS {:.1} MiB before, peak {:.1} MiB, {:.1} MiB 2 s after, {:.1} MiB 12 s after",
+                t.name,
+                before as f64 / 1024.0,
+                peak as f64 / 1024.0,
+                after2 as f64 / 1024.0,
+                after12 as f64 / 1024.0
+            ));
+        }
     }
 
     println!(

@@ -104,6 +104,8 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         })
     };
 
+    let trimmer = tokio::spawn(give_memory_back());
+
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.addr))?;
@@ -249,6 +251,7 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     api::conn::serve(listener, app, tls, limits, shutdown).await?;
     sweeper.abort();
+    trimmer.abort();
     tallies.abort();
     auth.flush_refusals(true);
     drainer.abort();
@@ -378,6 +381,25 @@ fn token_key(data_dir: &std::path::Path) -> Result<Vec<u8>, String> {
     let key: [u8; 32] = rand::random();
     write_private(&path, &key)?;
     Ok(key.to_vec())
+}
+
+/// Hands freed heap back to the operating system every 10 s. glibc's allocator keeps what
+/// a burst of requests freed in its arenas (a server that took 200 concurrent 1 MiB
+/// pushes kept 162 MiB until restarted); `malloc_trim` returns the free pages, a few
+/// milliseconds of work when there is something to return, none otherwise.
+async fn give_memory_back() {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        let _ = tokio::task::spawn_blocking(|| {
+            // SAFETY: malloc_trim only releases free memory the allocator holds; it takes
+            // the allocator's own locks and touches no memory the program uses.
+            unsafe { libc::malloc_trim(0) }
+        })
+        .await;
+    }
 }
 
 /// Writes `bytes` to `path` readable by its owner only (0600), durably: a temporary file
