@@ -64,11 +64,16 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:5000]
     #[arg(long, env = "BONDED_ADDR")]
     pub addr: Option<SocketAddr>,
+    /// Serve Prometheus metrics on this address, at /metrics (a listener of its own,
+    /// without authentication: keep it where only the monitoring system reaches it)
+    /// [default: none]
+    #[arg(long, env = "BONDED_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// Directory for blobs (`blobs/`), uploads and the metadata database (`bonded.db`)
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of: addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject
+    /// TOML file with any of: addr, metrics_addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -170,6 +175,7 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     upload_ttl: Option<u64>,
     pending_ttl: Option<u64>,
@@ -220,6 +226,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub upload_ttl: Duration,
     pub pending_ttl: Duration,
@@ -319,6 +326,7 @@ impl ServeConfig {
             pull_rate_limit_role.push((role, rate.parse::<Rate>().map_err(ConfigError::Rate)?));
         }
         Ok(ServeConfig {
+            metrics_addr: args.metrics_addr.or(file.metrics_addr),
             addr: args
                 .addr
                 .or(file.addr)

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod metrics;
 pub mod oci;
 pub mod registry;
 pub mod revocation;

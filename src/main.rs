@@ -18,9 +18,16 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BONDED_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let json = matches!(&cli.command, bonded::cli::Command::Serve(a) if a.log_format == bonded::config::LogFormat::Json);
+    // Lines are written by a thread of their own (tracing-appender), so a request never
+    // waits for a write(2) to standard error: one info line per request written inline
+    // cost manifest GETs a quarter of their rate. Not lossy: when the writer falls behind,
+    // loggers wait rather than lines vanish. Flushed when `_flush` drops, at exit.
+    let (writer, _flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if json {
         // One object per line, fields flattened beside the message, for log pipelines.
         log.json()

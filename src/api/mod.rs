@@ -85,24 +85,11 @@ pub fn router(registry: Arc<Registry>, options: Options) -> Router {
             },
         ))
         .layer(axum::Extension(options))
-        // One line per request at info: method and path (never the query string or a
-        // header, where credentials and tokens travel), status and latency.
-        .layer(
-            tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(|req: &Request| {
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
-                })
-                .on_request(())
-                .on_response(
-                    |res: &Response, latency: std::time::Duration, _span: &tracing::Span| {
-                        tracing::info!(
-                            status = res.status().as_u16(),
-                            latency_ms = (latency.as_secs_f64() * 1e3 * 1000.0).round() / 1000.0,
-                            "request"
-                        )
-                    },
-                ),
-        )
+        .layer(axum::middleware::from_fn_with_state(
+            registry.metrics().clone(),
+            crate::metrics::track,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(registry)
 }
 

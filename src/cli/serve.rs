@@ -105,6 +105,36 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let trimmer = tokio::spawn(give_memory_back());
+    let metrics = match cfg.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} for metrics: {e}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "serving metrics at /metrics");
+            let registry = registry.clone();
+            let app = axum::Router::new().route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let registry = registry.clone();
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )],
+                            registry.metrics_text().await,
+                        )
+                    }
+                }),
+            );
+            Some(tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "the metrics listener failed");
+                }
+            }))
+        }
+        None => None,
+    };
 
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
@@ -252,6 +282,9 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     api::conn::serve(listener, app, tls, limits, shutdown).await?;
     sweeper.abort();
     trimmer.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     tallies.abort();
     auth.flush_refusals(true);
     drainer.abort();

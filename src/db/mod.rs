@@ -338,6 +338,21 @@ impl Metadata {
         Ok(())
     }
 
+    /// Upload sessions open.
+    pub async fn upload_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM uploads")
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    /// Each pool's name, connections open and idle ones among them.
+    pub fn pool_use(&self) -> [(&'static str, u32, usize); 2] {
+        [
+            ("read", self.read.size(), self.read.num_idle()),
+            ("write", self.write.size(), self.write.num_idle()),
+        ]
+    }
+
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;

@@ -512,7 +512,9 @@ impl Registry {
                     sigs.revocation_sources(policy, &trust.stores, &bytes),
                 )
                 .await;
-            verdicts.push(sigs.verify(i, policy, &trust.stores, &bytes, now, &crls));
+            let v = sigs.verify(i, policy, &trust.stores, &bytes, now, &crls);
+            self.metrics.verified(v.format(), v.accepted());
+            verdicts.push(v);
         }
         Ok(verdicts)
     }
@@ -906,7 +908,7 @@ impl Registry {
             &sig.envelope.media_type,
         );
         let crls = self.revocation_for(policy, sources).await;
-        Ok(verify_signature(
+        let v = verify_signature(
             policy,
             &trust.stores,
             &envelope,
@@ -914,7 +916,9 @@ impl Registry {
             &subject,
             now,
             &crls,
-        ))
+        );
+        self.metrics.verified(v.format(), v.accepted());
+        Ok(v)
     }
 
     /// What `sources` call for, unless `policy` skips the revocation check.

@@ -229,6 +229,8 @@ pub struct Registry {
     max_signatures: usize,
     /// The OCSP answers and CRLs signatures' certificates call for, fetched and kept.
     revocation: crate::revocation::RevocationFetcher,
+    /// What the server counts (served on `--metrics-addr`).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What `/readyz` found: for each dependency, why it cannot be reached (`None`: it can).
@@ -286,6 +288,7 @@ impl Registry {
             max_signatures: DEFAULT_MAX_SIGNATURES_PER_SUBJECT,
             revocation: crate::revocation::RevocationFetcher::new()
                 .expect("an HTTP client for revocation checks"),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 
@@ -452,6 +455,34 @@ impl Registry {
             database: database.err(),
             blob_store: blobs.err(),
         }
+    }
+
+    /// What the server counts.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// The metrics exposition, with the gauges read now (uploads open, pool use).
+    pub async fn metrics_text(&self) -> String {
+        use crate::metrics::PoolLabels;
+        match self.db.upload_count().await {
+            Ok(n) => {
+                self.metrics.uploads_in_progress.set(n);
+            }
+            Err(e) => tracing::warn!(error = %e, "counting uploads for metrics failed"),
+        }
+        for (pool, size, idle) in self.db.pool_use() {
+            for (state, n) in [
+                ("idle", idle),
+                ("busy", (size as usize).saturating_sub(idle)),
+            ] {
+                self.metrics
+                    .db_connections
+                    .get_or_create(&PoolLabels { pool, state })
+                    .set(n as i64);
+            }
+        }
+        self.metrics.encode()
     }
 
     pub fn metadata(&self) -> &Metadata {
@@ -838,8 +869,17 @@ impl Registry {
                     .admit(&trust, repo, &digest, &parsed, body.len() as u64, &tags)
                     .await
                 {
-                    Ok(a) => a,
+                    Ok(a) => {
+                        self.metrics.admitted(match (&a.tags, a.pending) {
+                            (_, true) | (gate::TagRelease::Wait, _) => "held",
+                            (gate::TagRelease::Accepted(_), _) => "admitted",
+                            (gate::TagRelease::Signature, _) => "signature",
+                            (gate::TagRelease::NotEnforced, _) => "not_enforced",
+                        });
+                        a
+                    }
                     Err(e @ RegistryError::Denied { .. }) => {
+                        self.metrics.admitted("refused");
                         let action = if is_signature {
                             AuditAction::SignatureRefuse
                         } else {

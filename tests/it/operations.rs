@@ -128,15 +128,12 @@ async fn json_logs_have_one_object_per_line_and_no_secrets() {
     let requests: Vec<&Value> = lines.iter().filter(|l| l["message"] == "request").collect();
     let base = requests
         .iter()
-        .find(|l| l["span"]["path"] == "/v2/" && l["status"] == 200)
+        .find(|l| l["path"] == "/v2/" && l["status"] == 200)
         .unwrap_or_else(|| panic!("no request line for GET /v2/: {log}"));
     assert_eq!(base["level"], "INFO");
-    assert_eq!(base["span"]["method"], "GET");
+    assert_eq!(base["method"], "GET");
     assert!(base["latency_ms"].is_number());
-    assert!(
-        requests.iter().any(|l| l["span"]["path"] == "/token"),
-        "{log}"
-    );
+    assert!(requests.iter().any(|l| l["path"] == "/token"), "{log}");
     for secret in [ADMIN_PASSWORD, token.as_str(), "scope=repository", "n=1"] {
         assert!(!log.contains(secret), "the log holds '{secret}': {log}");
     }
@@ -182,4 +179,111 @@ async fn a_generated_admin_password_goes_to_a_file_not_the_json_log() {
         })
         .unwrap_or_else(|| panic!("{log}"));
     assert_eq!(line["file"], file.to_str().unwrap());
+}
+
+/// `--metrics-addr`: Prometheus text on a listener of its own, counting what the registry
+/// did: requests by family, method and status, body bytes both ways, latency, uploads
+/// open, pool use, admissions and signature verifications by outcome.
+#[tokio::test]
+async fn metrics_count_requests_bytes_admissions_and_verifications() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let ca = common::pki::Ca::new("Acme Root");
+    let (policy, store) = ca.trusted_anywhere(d);
+    let (key, cert) = ca.write_signer(d, "release");
+    let s = Server::start_in(
+        &d.join("data"),
+        &[
+            "--metrics-addr",
+            &metrics_addr,
+            "--trust-policy",
+            policy.to_str().unwrap(),
+            "--trust-store",
+            store.to_str().unwrap(),
+        ],
+    );
+    let c = client();
+    // An unsigned image by tag (held, its tag waits), then its signature (verified).
+    let digest = crate::cosign::image(&c, &s.url, "team/app", "metrics").await;
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .arg("sign")
+        .arg(format!("{}/team/app:v1", s.addr))
+        .arg("--key")
+        .arg(&key)
+        .arg("--cert")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", output_text(&o));
+    let pulled = c
+        .get(s.v2(&format!("team/app/manifests/{digest}")))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pulled.status(), 200);
+    let manifest_len = pulled.bytes().await.unwrap().len();
+    // An upload left open.
+    let res = c
+        .post(s.v2("team/app/blobs/uploads/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+
+    // Not on the registry's own listener.
+    let res = c.get(format!("{}/metrics", s.url)).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = c
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = res.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    };
+    assert!(
+        value(r#"bonded_http_requests_total{family="manifest",method="PUT",status="201"}"#) >= 2.0
+    );
+    // The image's config, the signature's config and envelope (bonded sign), the open one.
+    assert_eq!(
+        value(r#"bonded_http_requests_total{family="blob_upload",method="POST",status="202"}"#),
+        4.0
+    );
+    assert!(
+        value(r#"bonded_http_response_body_bytes_total{family="manifest"}"#) >= manifest_len as f64
+    );
+    assert!(value(r#"bonded_http_request_body_bytes_total{family="blob_upload"}"#) > 0.0);
+    assert!(value(r#"bonded_http_request_duration_seconds_count{family="manifest"}"#) >= 3.0);
+    assert_eq!(value("bonded_uploads_in_progress"), 1.0);
+    assert_eq!(
+        value(r#"bonded_admissions_total{outcome="held"}"#),
+        1.0,
+        "the unsigned image"
+    );
+    assert_eq!(
+        value(r#"bonded_admissions_total{outcome="signature"}"#),
+        1.0,
+        "its signature"
+    );
+    assert_eq!(
+        value(r#"bonded_signature_verifications_total{format="notary.jws",outcome="accepted"}"#),
+        1.0
+    );
+    assert!(value(r#"bonded_db_connections{pool="write",state="idle"}"#) >= 0.0);
+    assert!(text.ends_with("# EOF\n"));
 }
