@@ -544,7 +544,8 @@ pub async fn quota(args: &QuotaArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn operator() -> String {
+/// Who runs a local command, as the audit trail names them: `local:<OS user>`.
+pub(crate) fn operator() -> String {
     format!(
         "local:{}",
         std::env::var("USER")

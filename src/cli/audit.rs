@@ -56,7 +56,119 @@ pub enum AuditVerify {
         /// must still hold that record unchanged, so removing the newest records is caught
         #[arg(long)]
         anchor: Option<ChainHead>,
+        /// Archive files `bonded audit archive` wrote, oldest first: each is checked, and
+        /// together with the live trail they must form one chain
+        #[arg(long = "archive")]
+        archives: Vec<PathBuf>,
     },
+    /// Move the records made before a time to a file (offline, on the data directory):
+    /// the file keeps them checkable by `audit verify --archive`, and the live chain
+    /// continues from a recorded checkpoint
+    Archive {
+        #[arg(long, env = "BONDED_DATA_DIR", default_value = "./bonded-data")]
+        data_dir: PathBuf,
+        /// Records made before this are moved: an age (90d), a date (2026-01-01, midnight
+        /// UTC) or RFC 3339
+        #[arg(long)]
+        before: String,
+        /// The file to write (must not exist)
+        #[arg(long)]
+        to: PathBuf,
+    },
+}
+
+/// `bonded audit archive`.
+async fn archive(
+    data_dir: &std::path::Path,
+    before: &str,
+    to: &std::path::Path,
+) -> Result<String, String> {
+    let before = resolve_time(before, time::OffsetDateTime::now_utc())
+        .map_err(|e| format!("--before: {e}"))?;
+    let path = data_dir.join("bonded.db");
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    let db = Metadata::open_sqlite(&path)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let result = db
+        .audit_archive(
+            before,
+            &super::accounts::operator(),
+            &to.display().to_string(),
+            &mut out,
+        )
+        .await
+        .map_err(|e| e.to_string());
+    let file = out.into_inner().map_err(|e| e.to_string())?;
+    match result? {
+        Ok(Some(done)) => {
+            file.sync_all()
+                .map_err(|e| format!("{}: {e}", to.display()))?;
+            Ok(format!(
+                "archived records {}..{} to {}\nthe live trail continues from {}",
+                done.first,
+                done.last.seq,
+                to.display(),
+                done.last
+            ))
+        }
+        Ok(None) => {
+            drop(file);
+            let _ = std::fs::remove_file(to);
+            Ok("nothing to archive: no record was made before then".into())
+        }
+        Err(e) => {
+            drop(file);
+            let _ = std::fs::remove_file(to);
+            Err(e)
+        }
+    }
+}
+
+/// Checks archive files in order and that they end where the live trail's checkpoint says.
+fn verify_archives(
+    archives: &[PathBuf],
+    checkpoint: Option<&crate::db::Checkpoint>,
+    anchor: Option<&ChainHead>,
+) -> Result<String, String> {
+    let mut end: Option<ChainHead> = None;
+    for path in archives {
+        let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (first, prev, last) = crate::db::verify_archive(std::io::BufReader::new(f), anchor)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let (want_first, want_prev) = match &end {
+            None => (1, crate::db::audit_genesis().to_string()),
+            Some(h) => (h.seq + 1, h.hash.clone()),
+        };
+        if first != want_first || prev != want_prev {
+            return Err(format!(
+                "{} starts at record {first}, not at {want_first} where the chain before it ends",
+                path.display()
+            ));
+        }
+        end = Some(last);
+    }
+    match (end, checkpoint) {
+        (None, _) => Ok(String::new()),
+        (Some(e), Some(c)) if e.seq == c.seq && e.hash == c.hash => Ok(format!(
+            "archives intact: records 1..{} in {} file(s)\n",
+            e.seq,
+            archives.len()
+        )),
+        (Some(e), Some(c)) => Err(format!(
+            "the archives end at {e}, but the live trail continues from {}:{}",
+            c.seq, c.hash
+        )),
+        (Some(_), None) => Err("archives were given, but the trail has no checkpoint".into()),
+    }
 }
 
 pub async fn run(args: &AuditArgs) -> ExitCode {
@@ -64,7 +176,26 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
         eprintln!("bonded audit: {msg}");
         ExitCode::FAILURE
     };
-    if let Some(AuditVerify::Verify { data_dir, anchor }) = &args.verify {
+    if let Some(AuditVerify::Archive {
+        data_dir,
+        before,
+        to,
+    }) = &args.verify
+    {
+        return match archive(data_dir, before, to).await {
+            Ok(msg) => {
+                println!("{msg}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e),
+        };
+    }
+    if let Some(AuditVerify::Verify {
+        data_dir,
+        anchor,
+        archives,
+    }) = &args.verify
+    {
         let path = data_dir.join("bonded.db");
         if !path.exists() {
             return fail(format!("{} does not exist", path.display()));
@@ -73,6 +204,32 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
             Ok(db) => db,
             Err(e) => return fail(format!("cannot open {}: {e}", path.display())),
         };
+        let checkpoint = match db.audit_checkpoint().await {
+            Ok(c) => c,
+            Err(e) => return fail(e.to_string()),
+        };
+        let archived = match verify_archives(archives, checkpoint.as_ref(), anchor.as_ref()) {
+            Ok(msg) => msg,
+            Err(e) => return fail(format!("audit archive broken: {e}")),
+        };
+        if let (Some(c), Some(a)) = (&checkpoint, anchor) {
+            if a.seq < c.seq && archives.is_empty() {
+                return fail(format!(
+                    "the anchor names record {}, which was archived (records 1..{} are in {}): pass --archive to check it",
+                    a.seq, c.seq, c.file
+                ));
+            }
+        }
+        print!("{archived}");
+        if let (Some(c), true) = (&checkpoint, archives.is_empty()) {
+            println!(
+                "records 1..{} were archived to {} on {} (pass --archive to check them); the live trail starts at {}",
+                c.seq,
+                c.file,
+                c.archived_at,
+                c.seq + 1
+            );
+        }
         return match db.audit_verify(anchor.as_ref()).await {
             Ok(Ok(None)) => {
                 println!("audit trail intact: 0 records");

@@ -58,6 +58,7 @@ audit_actions! {
     NamespacePrivate => "namespace.private",
     QuotaSet => "quota.set",
     QuotaRemove => "quota.remove",
+    AuditArchive => "audit.archive",
 }
 
 impl AuditAction {
@@ -195,7 +196,7 @@ fn second_prefix(t: OffsetDateTime) -> String {
 }
 
 /// A stored record.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRecord {
     pub seq: i64,
     #[serde(flatten)]
@@ -432,9 +433,23 @@ pub async fn verify_chain(
     let sql = sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
     ));
-    let mut prev = GENESIS.to_string();
-    let mut expected_seq = 1;
-    let mut after = 0i64;
+    // After an archive, the live chain continues from its checkpoint.
+    let start = checkpoint(pool).await?;
+    let mut prev = start
+        .as_ref()
+        .map_or_else(|| GENESIS.to_string(), |c| c.hash.clone());
+    let mut expected_seq = start.as_ref().map_or(1, |c| c.seq + 1);
+    let mut after = start.as_ref().map_or(0, |c| c.seq);
+    if let Some(a) = anchor.filter(|a| start.as_ref().is_some_and(|c| a.seq <= c.seq)) {
+        let c = start.as_ref().expect("checked");
+        if a.seq == c.seq && a.hash != c.hash {
+            return Ok(Err(format!(
+                "record {} is not the one anchored ({}): the trail was rewritten up to it",
+                a.seq, a.hash
+            )));
+        }
+        // An anchor inside the archived part is checked against the archive file.
+    }
     loop {
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql.0.clone()))
             .bind(after)
@@ -468,6 +483,214 @@ pub async fn verify_chain(
         seq: records,
         hash: prev,
     })))
+}
+
+/// Where the live chain starts after an archive: the last archived record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub seq: i64,
+    pub hash: String,
+    pub archived_at: String,
+    pub file: String,
+}
+
+/// The checkpoint the live chain starts from (the latest archive's), if any.
+pub async fn checkpoint(pool: &sqlx::SqlitePool) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT seq, hash, archived_at, file FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| Checkpoint {
+        seq: r.get(0),
+        hash: r.get(1),
+        archived_at: r.get(2),
+        file: r.get(3),
+    }))
+}
+
+/// What an archive run moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Archived {
+    pub first: i64,
+    pub last: ChainHead,
+}
+
+/// The first line of an archive file: where its records continue the chain from.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ArchiveHeader {
+    bonded_audit_archive: u32,
+    first_seq: i64,
+    prev_hash: String,
+}
+
+/// Moves the oldest records, every one before the first record made at or after
+/// `before` (so a prefix of the chain: records are not always in time order), to `out` as
+/// JSON lines after a header line. The records are verified as they are copied, from the
+/// genesis or the last checkpoint; `out` is flushed before anything is removed; then, in
+/// one write transaction that first checks the last copied record is still there and
+/// unchanged, they are deleted, a checkpoint names the last one (the live chain's new
+/// start), and the archive is recorded in the live chain (`audit.archive`). The copy reads
+/// outside the write lock, a page at a time, so the server keeps writing meanwhile.
+/// `Ok(None)`: nothing to archive.
+pub async fn archive(
+    write: &sqlx::SqlitePool,
+    read: &sqlx::SqlitePool,
+    before: OffsetDateTime,
+    actor: &str,
+    file: &str,
+    out: &mut (dyn std::io::Write + Send),
+) -> Result<Result<Option<Archived>, String>, sqlx::Error> {
+    let start = checkpoint(read).await?;
+    let from = start.as_ref().map_or(0, |c| c.seq);
+    let bound = second_prefix(before);
+    let first_kept: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(seq) FROM audit_log WHERE seq > ? AND at >= ?")
+            .bind(from)
+            .bind(&bound)
+            .fetch_one(read)
+            .await?;
+    let last_to_move = match first_kept {
+        Some(k) => k - 1,
+        None => sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM audit_log")
+            .fetch_one(read)
+            .await?
+            .unwrap_or(0),
+    };
+    if last_to_move <= from {
+        return Ok(Ok(None));
+    }
+    let mut prev = start
+        .as_ref()
+        .map_or_else(|| GENESIS.to_string(), |c| c.hash.clone());
+    let header = ArchiveHeader {
+        bonded_audit_archive: 1,
+        first_seq: from + 1,
+        prev_hash: prev.clone(),
+    };
+    let io = |e: std::io::Error| Ok(Err(format!("writing the archive failed: {e}")));
+    if let Err(e) = writeln!(
+        out,
+        "{}",
+        serde_json::to_string(&header).expect("serialises")
+    ) {
+        return io(e);
+    }
+    let sql =
+        format!("SELECT {COLUMNS} FROM audit_log WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?");
+    let mut expected = from + 1;
+    let mut after = from;
+    while after < last_to_move {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(after)
+            .bind(last_to_move)
+            .bind(VERIFY_PAGE)
+            .fetch_all(read)
+            .await?;
+        let Some(last) = rows.last() else { break };
+        after = last.get::<i64, _>("seq");
+        let records: Vec<AuditRecord> = rows.into_iter().map(record).collect();
+        if let Err(e) = verify_page(records.iter().cloned(), &mut prev, &mut expected, None) {
+            return Ok(Err(format!("the trail is broken, nothing archived: {e}")));
+        }
+        for r in &records {
+            if let Err(e) = writeln!(out, "{}", serde_json::to_string(r).expect("serialises")) {
+                return io(e);
+            }
+        }
+    }
+    if expected - 1 != last_to_move {
+        return Ok(Err(format!(
+            "the trail is broken, nothing archived: it ends at record {} before {last_to_move}",
+            expected - 1
+        )));
+    }
+    if let Err(e) = out.flush() {
+        return io(e);
+    }
+    let mut tx = write.begin().await?;
+    let still: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = ?")
+        .bind(last_to_move)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if still.as_deref() != Some(prev.as_str()) {
+        return Ok(Err(format!(
+            "record {last_to_move} changed while it was copied; nothing archived"
+        )));
+    }
+    sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
+        .bind(last_to_move)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO audit_checkpoints (seq, hash, archived_at, file) VALUES (?, ?, ?, ?)")
+        .bind(last_to_move)
+        .bind(&prev)
+        .bind(format_at(OffsetDateTime::now_utc()))
+        .bind(file)
+        .execute(&mut *tx)
+        .await?;
+    let note = AuditEvent::now(
+        actor,
+        None,
+        AuditAction::AuditArchive,
+        Outcome::Ok,
+        Some(format!(
+            "records {}..{last_to_move} (made before {bound}) moved to {file}; the chain continues from {last_to_move}:{prev}",
+            from + 1
+        )),
+    );
+    append(&mut tx, &[note]).await?;
+    tx.commit().await?;
+    Ok(Ok(Some(Archived {
+        first: from + 1,
+        last: ChainHead {
+            seq: last_to_move,
+            hash: prev,
+        },
+    })))
+}
+
+/// Checks an archive file (as [`archive`] writes it) on its own: its header, each record's
+/// hash and link, no gap. Returns (first seq, the hash its chain starts from, its last
+/// record as a head). Reads line by line, in bounded memory.
+pub fn verify_archive(
+    input: impl std::io::BufRead,
+    anchor: Option<&ChainHead>,
+) -> Result<(i64, String, ChainHead), String> {
+    let mut lines = input.lines();
+    let header: ArchiveHeader = match lines.next() {
+        Some(Ok(l)) => {
+            serde_json::from_str(&l).map_err(|e| format!("not an audit archive: {e}"))?
+        }
+        Some(Err(e)) => return Err(e.to_string()),
+        None => return Err("the archive is empty".into()),
+    };
+    if header.bonded_audit_archive != 1 {
+        return Err(format!(
+            "archive format {} is not known",
+            header.bonded_audit_archive
+        ));
+    }
+    let mut prev = header.prev_hash.clone();
+    let mut expected = header.first_seq;
+    for (i, line) in lines.enumerate() {
+        let line = line.map_err(|e| e.to_string())?;
+        let r: AuditRecord = serde_json::from_str(&line)
+            .map_err(|e| format!("line {} is not a record: {e}", i + 2))?;
+        verify_page(std::iter::once(r), &mut prev, &mut expected, anchor)?;
+    }
+    if expected == header.first_seq {
+        return Err("the archive holds no records".into());
+    }
+    Ok((
+        header.first_seq,
+        header.prev_hash,
+        ChainHead {
+            seq: expected - 1,
+            hash: prev,
+        },
+    ))
 }
 
 /// Records read per query by [`verify_chain`] (about 2 KB each in memory).

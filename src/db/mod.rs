@@ -35,8 +35,8 @@ pub struct PublishedTag {
 pub use journal::Journal;
 
 pub use audit::{
-    chain_hash, format_at, format_unix, parse_time, AuditAction, AuditEvent, AuditFilter,
-    AuditRecord, ChainHead, Outcome,
+    chain_hash, format_at, format_unix, parse_time, verify_archive, Archived, AuditAction,
+    AuditEvent, AuditFilter, AuditRecord, ChainHead, Checkpoint, Outcome,
 };
 
 use crate::oci::{Digest, RepositoryName, Tag};
@@ -102,6 +102,11 @@ fn migrator() -> Migrator {
             "audit indexes",
             include_str!("../../migrations/0006_audit_indexes.sql"),
         ),
+        migration(
+            7,
+            "audit checkpoints",
+            include_str!("../../migrations/0007_audit_checkpoints.sql"),
+        ),
     ])
 }
 
@@ -110,6 +115,11 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The hash the first record of a trail links to.
+pub fn audit_genesis() -> &'static str {
+    audit::GENESIS
 }
 
 /// A tag waiting for its manifest to be admitted.
@@ -1324,6 +1334,23 @@ impl Metadata {
 
     pub async fn audit_query(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
         Ok(audit::query(&self.read, filter).await?)
+    }
+
+    /// Moves the records made before `before` (a prefix of the chain) to `out`, verified,
+    /// and starts the live chain from a checkpoint; see [`audit::archive`].
+    pub async fn audit_archive(
+        &self,
+        before: time::OffsetDateTime,
+        actor: &str,
+        file: &str,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<std::result::Result<Option<audit::Archived>, String>> {
+        Ok(audit::archive(&self.write, &self.read, before, actor, file, out).await?)
+    }
+
+    /// The checkpoint the live chain starts from, if records were archived.
+    pub async fn audit_checkpoint(&self) -> Result<Option<audit::Checkpoint>> {
+        Ok(audit::checkpoint(&self.read).await?)
     }
 
     /// Walks the audit chain: `Ok(n)` records intact, or the first break.

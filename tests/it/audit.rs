@@ -505,3 +505,108 @@ async fn audit_records(admin: &reqwest::Client, s: &Server) -> Vec<Value> {
         .unwrap()
         .clone()
 }
+
+/// `bonded audit archive --before T --to FILE` moves the records made before T to a file
+/// and the live chain continues from a checkpoint: `audit verify` still verifies the live
+/// trail, with `--archive` the file and the live trail as one chain; an edited archive, an
+/// archive missing, and an anchor inside the archived part without the archive are
+/// reported.
+#[tokio::test]
+async fn old_records_move_to_an_archive_that_still_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // Records made before the cutoff: the first administrator, two accounts and roles.
+    let mut s = Server::start_with_auth(d, &[]);
+    assert!(s.terminate());
+    user(d, "alice", "reader", "team/*");
+    user(d, "bob", "reader", "team/*");
+    let (code, first) = verify(d);
+    assert_eq!(code, Some(0), "{first}");
+    let n: i64 = first
+        .lines()
+        .find_map(|l| l.strip_prefix("audit trail intact: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n >= 5, "{first}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let cutoff = bonded::db::format_at(time::OffsetDateTime::now_utc());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    user(d, "carol", "reader", "team/*");
+    let (code, before) = verify(d);
+    assert_eq!(code, Some(0), "{before}");
+    let head = before
+        .lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let file = d.join("audit-archive.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["audit", "archive", "--data-dir"])
+        .arg(d)
+        .args(["--before", &cutoff, "--to"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("archived records 1..{n} ")),
+        "{text}"
+    );
+    // A header and the records.
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap().lines().count() as i64,
+        n + 1
+    );
+
+    // The live trail verifies from its checkpoint and says where the rest is.
+    let (code, live) = verify(d);
+    assert_eq!(code, Some(0), "{live}");
+    assert!(
+        live.contains(&format!("records 1..{n} were archived")),
+        "{live}"
+    );
+    // With the archive: one chain, and the earlier head still anchors it.
+    let archive_arg = file.to_str().unwrap().to_string();
+    let (code, all) = verify_with(d, &["--archive", &archive_arg, "--anchor", &head]);
+    assert_eq!(code, Some(0), "{all}");
+    assert!(
+        all.contains(&format!("archives intact: records 1..{n} ")),
+        "{all}"
+    );
+
+    // An anchor in the archived part needs the archive.
+    let (code, out) = verify_with(
+        d,
+        &[
+            "--anchor",
+            "2:0000000000000000000000000000000000000000000000000000000000000000",
+        ],
+    );
+    assert_ne!(code, Some(0));
+    assert!(out.contains("was archived"), "{out}");
+    // An edited archive is caught.
+    let edited = std::fs::read_to_string(&file)
+        .unwrap()
+        .replacen("alice", "mallory", 1);
+    let forged = d.join("forged.jsonl");
+    std::fs::write(&forged, edited).unwrap();
+    let (code, out) = verify_with(d, &["--archive", forged.to_str().unwrap()]);
+    assert_ne!(code, Some(0));
+    assert!(out.contains("was changed after it was written"), "{out}");
+    // Nothing left to archive before the same cutoff.
+    let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["audit", "archive", "--data-dir"])
+        .arg(d)
+        .args(["--before", &cutoff, "--to"])
+        .arg(d.join("again.jsonl"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert!(output_text(&o).contains("nothing to archive"));
+    assert!(!d.join("again.jsonl").exists());
+}
