@@ -460,6 +460,31 @@ mod admission {
 
     const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
+    /// `C=US, ST=WA, O=Bench, CN=<cn>`
+    fn dn(cn: &str) -> rcgen::DistinguishedName {
+        let mut d = rcgen::DistinguishedName::new();
+        d.push(DnType::CountryName, "US");
+        d.push(DnType::StateOrProvinceName, "WA");
+        d.push(DnType::OrganizationName, "Bench");
+        d.push(DnType::CommonName, cn);
+        d
+    }
+
+    /// A P-256 root CA valid from yesterday, with `usages`.
+    fn root(
+        cn: &str,
+        usages: Vec<KeyUsagePurpose>,
+    ) -> Res<(rcgen::Certificate, Issuer<'static, KeyPair>)> {
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut rp = CertificateParams::new(Vec::<String>::new())?;
+        rp.distinguished_name = dn(cn);
+        rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        rp.key_usages = usages;
+        rp.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
+        let root = rp.self_signed(&root_key)?;
+        Ok((root, Issuer::new(rp, root_key)))
+    }
+
     struct Pki {
         root_pem: String,
         root_der: Vec<u8>,
@@ -467,22 +492,7 @@ mod admission {
     }
 
     fn pki(n: usize) -> Res<Pki> {
-        let dn = |cn: &str| {
-            let mut d = rcgen::DistinguishedName::new();
-            d.push(DnType::CountryName, "US");
-            d.push(DnType::StateOrProvinceName, "WA");
-            d.push(DnType::OrganizationName, "Bench");
-            d.push(DnType::CommonName, cn);
-            d
-        };
-        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut rp = CertificateParams::new(Vec::<String>::new())?;
-        rp.distinguished_name = dn("Bench Root");
-        rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        rp.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-        rp.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
-        let root = rp.self_signed(&root_key)?;
-        let issuer = Issuer::new(rp, root_key);
+        let (root, issuer) = root("Bench Root", vec![KeyUsagePurpose::KeyCertSign])?;
         let mut signers = Vec::new();
         for i in 0..n {
             let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
@@ -514,22 +524,10 @@ mod admission {
     ) -> Res<Vec<(usize, usize, f64)>> {
         use bonded::trust::revocation::{Evidence, Fetched};
         let url = "http://crl.bench/root.crl";
-        let dn = |cn: &str| {
-            let mut d = rcgen::DistinguishedName::new();
-            d.push(DnType::CountryName, "US");
-            d.push(DnType::StateOrProvinceName, "WA");
-            d.push(DnType::OrganizationName, "Bench");
-            d.push(DnType::CommonName, cn);
-            d
-        };
-        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut rp = CertificateParams::new(Vec::<String>::new())?;
-        rp.distinguished_name = dn("CRL Root");
-        rp.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        rp.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        rp.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
-        let root = rp.self_signed(&root_key)?;
-        let issuer = Issuer::new(rp, root_key);
+        let (root, issuer) = root(
+            "CRL Root",
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign],
+        )?;
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut lp = CertificateParams::new(Vec::<String>::new())?;
         lp.distinguished_name = dn("signer");

@@ -45,19 +45,24 @@ pub fn crl_urls(der: &[u8]) -> Vec<String> {
                 continue;
             };
             for name in names {
-                if let GeneralName::URI(u) = name {
-                    let lower = u.to_ascii_lowercase();
-                    if (lower.starts_with("http://") || lower.starts_with("https://"))
-                        && !urls.iter().any(|x| x == u)
-                    {
-                        urls.push(u.to_string());
-                    }
-                }
+                push_http(&mut urls, name);
             }
         }
     }
     urls.truncate(MAX_URLS_PER_CERT);
     urls
+}
+
+/// Adds `name` to `urls` when it is an HTTP(S) URI not there yet.
+fn push_http(urls: &mut Vec<String>, name: &GeneralName<'_>) {
+    if let GeneralName::URI(u) = name {
+        let lower = u.to_ascii_lowercase();
+        if (lower.starts_with("http://") || lower.starts_with("https://"))
+            && !urls.iter().any(|x| x == u)
+        {
+            urls.push(u.to_string());
+        }
+    }
 }
 
 /// The earliest `nextUpdate` of an OCSP response's statuses, if it parses and has one.
@@ -590,14 +595,7 @@ pub fn ocsp_urls(der: &[u8]) -> Vec<String> {
             if desc.access_method.to_id_string() != "1.3.6.1.5.5.7.48.1" {
                 continue;
             }
-            if let GeneralName::URI(u) = &desc.access_location {
-                let lower = u.to_ascii_lowercase();
-                if (lower.starts_with("http://") || lower.starts_with("https://"))
-                    && !urls.iter().any(|x| x == u)
-                {
-                    urls.push(u.to_string());
-                }
-            }
+            push_http(&mut urls, &desc.access_location);
         }
     }
     urls.truncate(MAX_URLS_PER_CERT);

@@ -51,6 +51,22 @@ fn policy_file(dir: &Path, host: &str) -> std::path::PathBuf {
     p
 }
 
+/// A registry in `d/data` enforcing `policy` with the trust stores in `store`, for the
+/// host name `registry.test`.
+fn gate(d: &Path, policy: &Path, store: &Path) -> Server {
+    Server::start_in(
+        &d.join("data"),
+        &[
+            "--trust-policy",
+            policy.to_str().unwrap(),
+            "--trust-store",
+            store.to_str().unwrap(),
+            "--hostname",
+            "registry.test",
+        ],
+    )
+}
+
 /// A port nothing listens on.
 fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -88,17 +104,7 @@ async fn revoked_and_unverifiable_certificates_are_refused_under_strict() {
     std::thread::sleep(std::time::Duration::from_millis(2100));
 
     let policy = policy_file(d, "registry.test");
-    let s = Server::start_in(
-        &d.join("data"),
-        &[
-            "--trust-policy",
-            policy.to_str().unwrap(),
-            "--trust-store",
-            store.to_str().unwrap(),
-            "--hostname",
-            "registry.test",
-        ],
-    );
+    let s = gate(d, &policy, &store);
     let c = client();
 
     // A certificate on no list: published.
@@ -197,17 +203,7 @@ async fn an_image_stops_being_pullable_once_its_signer_is_revoked() {
     ca.publish(&ca, "acme.crl", 5);
     let published = std::time::Instant::now();
     let policy = policy_file(d, "registry.test");
-    let s = Server::start_in(
-        &d.join("data"),
-        &[
-            "--trust-policy",
-            policy.to_str().unwrap(),
-            "--trust-store",
-            store.to_str().unwrap(),
-            "--hostname",
-            "registry.test",
-        ],
-    );
+    let s = gate(d, &policy, &store);
     let c = client();
     let digest = crate::cosign::image(&c, &s.url, "prod/app", "app").await;
     let o = sign(&format!("{}/prod/app:v1", s.addr), &key, &chain);
@@ -257,17 +253,7 @@ async fn ocsp_answers_come_before_the_lists() {
     ca.revoke("first", "keyCompromise", None);
 
     let policy = policy_file(d, "registry.test");
-    let s = Server::start_in(
-        &d.join("data"),
-        &[
-            "--trust-policy",
-            policy.to_str().unwrap(),
-            "--trust-store",
-            store.to_str().unwrap(),
-            "--hostname",
-            "registry.test",
-        ],
-    );
+    let s = gate(d, &policy, &store);
     let c = client();
     for (name, (key, chain)) in [("good", &good), ("fallback", &fallback)] {
         let repo = format!("prod/{name}");
@@ -342,17 +328,7 @@ async fn a_revoked_time_stamping_authority_proves_no_time() {
     )
     .unwrap();
     let (key, chain) = ca.signer_with("release", None, None);
-    let s = Server::start_in(
-        &d.join("data"),
-        &[
-            "--trust-policy",
-            p.to_str().unwrap(),
-            "--trust-store",
-            store.to_str().unwrap(),
-            "--hostname",
-            "registry.test",
-        ],
-    );
+    let s = gate(d, &p, &store);
     let c = client();
     for (repo, tsa, admitted) in [("prod/good", &good, true), ("prod/bad", &bad, false)] {
         crate::cosign::image(&c, &s.url, repo, repo).await;
@@ -401,17 +377,7 @@ async fn a_silent_crl_host_delays_one_decision_not_every_one() {
     let url = format!("http://{}/acme.crl", silent.local_addr().unwrap());
     let (key, chain) = ca.signer("release", &url);
     let policy = policy_file(d, "registry.test");
-    let s = Server::start_in(
-        &d.join("data"),
-        &[
-            "--trust-policy",
-            policy.to_str().unwrap(),
-            "--trust-store",
-            store.to_str().unwrap(),
-            "--hostname",
-            "registry.test",
-        ],
-    );
+    let s = gate(d, &policy, &store);
     let c = client();
     let mut took = Vec::new();
     for repo in ["prod/one", "prod/two"] {

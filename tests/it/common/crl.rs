@@ -9,7 +9,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 pub struct CrlCa {
     /// The directory of the CA's files.
@@ -72,6 +71,14 @@ impl CrlCa {
     /// A certificate `CN=<cn>` issued by `openssl ca` (recorded in its database, so the
     /// responder knows it) with the extensions `ext` besides the code-signing leaf's.
     fn issue(&self, cn: &str, ext: &str) -> PathBuf {
+        self.issue_by(cn, ext, true)
+    }
+
+    /// A key, a request and a leaf certificate `CN=<cn>` with `ext` besides the leaf's
+    /// basic constraints and key usage: issued by `openssl ca` when `recorded` (in the
+    /// database the responder answers from), else by `openssl x509 -req`, which records
+    /// nothing.
+    fn issue_by(&self, cn: &str, ext: &str, recorded: bool) -> PathBuf {
         let d = &self.dir;
         let subj = format!("/C=US/ST=WA/O=Acme/CN={cn}");
         let (key, csr, pem, extf) = (
@@ -104,9 +111,9 @@ impl CrlCa {
             ),
         )
         .unwrap();
-        openssl(
-            d,
-            &[
+        let start = yesterday();
+        let args: Vec<&str> = if recorded {
+            vec![
                 "ca",
                 "-batch",
                 "-config",
@@ -116,16 +123,45 @@ impl CrlCa {
                 "-out",
                 &pem,
                 "-startdate",
-                &yesterday(),
+                &start,
                 "-days",
                 "30",
                 "-extfile",
                 &extf,
                 "-notext",
                 "-preserveDN",
-            ],
-        );
+            ]
+        } else {
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "root.pem",
+                "-CAkey",
+                "root.key",
+                "-out",
+                &pem,
+                "-days",
+                "30",
+                "-extfile",
+                &extf,
+                "-set_serial",
+                "0x7777",
+            ]
+        };
+        openssl(d, &args);
         d.join(pem)
+    }
+
+    /// `(key.pem, chain.pem)` of `cn`, the chain being its certificate `pem` then the root.
+    fn with_chain(&self, cn: &str, pem: PathBuf) -> (PathBuf, PathBuf) {
+        let chain = self.dir.join(format!("{cn}.chain.pem"));
+        let mut text = std::fs::read_to_string(pem).unwrap();
+        text.push_str(&std::fs::read_to_string(&self.root).unwrap());
+        std::fs::write(&chain, text).unwrap();
+        (self.dir.join(format!("{cn}.key")), chain)
     }
 
     /// A code-signing certificate `CN=<cn>` naming the CRL distribution point `cdp` and
@@ -144,11 +180,7 @@ impl CrlCa {
             ext.push_str(&format!("authorityInfoAccess=OCSP;URI:{u}\n"));
         }
         let pem = self.issue(cn, &ext);
-        let chain = self.dir.join(format!("{cn}.chain.pem"));
-        let mut text = std::fs::read_to_string(pem).unwrap();
-        text.push_str(&std::fs::read_to_string(&self.root).unwrap());
-        std::fs::write(&chain, text).unwrap();
-        (self.dir.join(format!("{cn}.key")), chain)
+        self.with_chain(cn, pem)
     }
 
     /// A CA's files without a server (one whose lists are published by another's).
@@ -222,62 +254,9 @@ impl CrlCa {
     /// A code-signing certificate like [`Self::signer_with`] that `openssl ca` never
     /// recorded, so the responder does not know it.
     pub fn unrecorded_signer(&self, cn: &str, ocsp: &str) -> (PathBuf, PathBuf) {
-        let d = &self.dir;
-        let subj = format!("/C=US/ST=WA/O=Acme/CN={cn}");
-        let (key, csr, pem, extf) = (
-            format!("{cn}.key"),
-            format!("{cn}.csr"),
-            format!("{cn}.pem"),
-            format!("{cn}.ext"),
-        );
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &subj,
-            ],
-        );
-        std::fs::write(
-            d.join(&extf),
-            format!("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=codeSigning\nauthorityInfoAccess=OCSP;URI:{ocsp}\n"),
-        )
-        .unwrap();
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "root.pem",
-                "-CAkey",
-                "root.key",
-                "-out",
-                &pem,
-                "-days",
-                "30",
-                "-extfile",
-                &extf,
-                "-set_serial",
-                "0x7777",
-            ],
-        );
-        let chain = d.join(format!("{cn}.chain.pem"));
-        let mut text = std::fs::read_to_string(d.join(&pem)).unwrap();
-        text.push_str(&std::fs::read_to_string(&self.root).unwrap());
-        std::fs::write(&chain, text).unwrap();
-        (d.join(key), chain)
+        let ext = format!("extendedKeyUsage=codeSigning\nauthorityInfoAccess=OCSP;URI:{ocsp}\n");
+        let pem = self.issue_by(cn, &ext, false);
+        self.with_chain(cn, pem)
     }
 
     /// Revokes `cn`'s certificate with `reason` (an `openssl ca -crl_reason` name), or
@@ -350,100 +329,40 @@ fn yesterday() -> String {
 /// Serves `GET /NAME` from `dir/www/NAME` (404 when absent), and `POST /ocsp` and
 /// `POST /ocsp-rogue` by `openssl ocsp` over the CA's database in `dir`.
 fn serve(listener: std::net::TcpListener, dir: PathBuf) {
-    let serve = async move {
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        let mut n = 0u64;
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
+    super::http::serve(listener, move |req| {
+        let name = req.path.trim_start_matches('/').to_string();
+        if req.method == "POST" && (name == "ocsp" || name == "ocsp-rogue") {
+            let q = dir.join(format!("q{}.der", req.n));
+            let r = dir.join(format!("r{}.der", req.n));
+            std::fs::write(&q, &req.body).unwrap();
+            let signer = if name == "ocsp" { "responder" } else { "rogue" };
+            let out = Command::new("openssl")
+                .args(["ocsp", "-index", "index.txt", "-CA", "root.pem", "-rsigner"])
+                .arg(format!("{signer}.pem"))
+                .arg("-rkey")
+                .arg(format!("{signer}.key"))
+                .arg("-reqin")
+                .arg(&q)
+                .arg("-respout")
+                .arg(&r)
+                .args(["-nmin", "60"])
+                .current_dir(&dir)
+                .output();
+            return match out {
+                Ok(o) if o.status.success() => (
+                    "200 OK",
+                    "application/ocsp-response",
+                    std::fs::read(r).unwrap_or_default(),
+                ),
+                _ => ("500 Internal Server Error", "text/plain", Vec::new()),
             };
-            n += 1;
-            let dir = dir.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                let (head_end, length) = loop {
-                    let got = sock.read(&mut chunk).await.unwrap_or(0);
-                    if got == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..got]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
-                        let length = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            .unwrap_or(0);
-                        break (i + 4, length);
-                    }
-                };
-                while buf.len() < head_end + length {
-                    let got = sock.read(&mut chunk).await.unwrap_or(0);
-                    if got == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..got]);
-                }
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                let mut words = head.split_whitespace();
-                let method = words.next().unwrap_or("").to_string();
-                let path = words.next().unwrap_or("/").to_string();
-                let name = path.trim_start_matches('/').to_string();
-                let (status, body) = if method == "POST" && (name == "ocsp" || name == "ocsp-rogue")
-                {
-                    let q = dir.join(format!("q{n}.der"));
-                    let r = dir.join(format!("r{n}.der"));
-                    std::fs::write(&q, &buf[head_end..head_end + length]).unwrap();
-                    let signer = if name == "ocsp" { "responder" } else { "rogue" };
-                    let d = dir.clone();
-                    let out = tokio::task::spawn_blocking(move || {
-                        Command::new("openssl")
-                            .args(["ocsp", "-index", "index.txt", "-CA", "root.pem", "-rsigner"])
-                            .arg(format!("{signer}.pem"))
-                            .arg("-rkey")
-                            .arg(format!("{signer}.key"))
-                            .arg("-reqin")
-                            .arg(&q)
-                            .arg("-respout")
-                            .arg(&r)
-                            .args(["-nmin", "60"])
-                            .current_dir(&d)
-                            .output()
-                            .map(|o| (o, r))
-                    })
-                    .await
-                    .unwrap();
-                    match out {
-                        Ok((o, r)) if o.status.success() => {
-                            ("200 OK", std::fs::read(r).unwrap_or_default())
-                        }
-                        _ => ("500 Internal Server Error", Vec::new()),
-                    }
-                } else {
-                    let file = (!name.contains('/') && !name.contains(".."))
-                        .then(|| std::fs::read(dir.join("www").join(&name)).ok())
-                        .flatten();
-                    match file {
-                        Some(b) => ("200 OK", b),
-                        None => ("404 Not Found", Vec::new()),
-                    }
-                };
-                let head = format!(
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(&body).await;
-                let _ = sock.shutdown().await;
-            });
         }
-    };
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(serve)
+        let file = (!name.contains('/') && !name.contains(".."))
+            .then(|| std::fs::read(dir.join("www").join(&name)).ok())
+            .flatten();
+        match file {
+            Some(b) => ("200 OK", "application/pkix-crl", b),
+            None => ("404 Not Found", "text/plain", Vec::new()),
+        }
     });
 }

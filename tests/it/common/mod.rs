@@ -4,6 +4,7 @@
 
 pub mod crl;
 pub mod distribution;
+pub mod http;
 pub mod pki;
 #[path = "../../../src/test_sigstore.rs"]
 pub mod sigstore;

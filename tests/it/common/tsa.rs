@@ -5,7 +5,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 pub struct Tsa {
     /// `http://127.0.0.1:PORT/`
@@ -124,81 +123,26 @@ impl Tsa {
         std_listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}/", std_listener.local_addr().unwrap());
         let work = dir.clone();
-        let serve = async move {
-            let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
-            let mut n = 0u64;
-            loop {
-                let Ok((mut sock, _)) = listener.accept().await else {
-                    return;
-                };
-                n += 1;
-                let work = work.clone();
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    // The head, then Content-Length bytes of body.
-                    let (head_end, length) = loop {
-                        let got = sock.read(&mut chunk).await.unwrap_or(0);
-                        if got == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..got]);
-                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
-                            let length = head
-                                .lines()
-                                .find_map(|l| l.strip_prefix("content-length:"))
-                                .and_then(|v| v.trim().parse::<usize>().ok())
-                                .unwrap_or(0);
-                            break (i + 4, length);
-                        }
-                    };
-                    while buf.len() < head_end + length {
-                        let got = sock.read(&mut chunk).await.unwrap_or(0);
-                        if got == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..got]);
-                    }
-                    let query = work.join(format!("q{n}.tsq"));
-                    let reply = work.join(format!("r{n}.tsr"));
-                    std::fs::write(&query, &buf[head_end..head_end + length]).unwrap();
-                    let cnf = work.join("ts.cnf");
-                    let out = tokio::task::spawn_blocking(move || {
-                        Command::new("openssl")
-                            .args(["ts", "-reply", "-config"])
-                            .arg(&cnf)
-                            .arg("-queryfile")
-                            .arg(&query)
-                            .arg("-out")
-                            .arg(&reply)
-                            .output()
-                            .map(|o| (o, reply))
-                    })
-                    .await
-                    .unwrap();
-                    let (status, body) = match out {
-                        Ok((o, reply)) if o.status.success() => {
-                            ("200 OK", std::fs::read(reply).unwrap_or_default())
-                        }
-                        _ => ("500 Internal Server Error", Vec::new()),
-                    };
-                    let head = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: application/timestamp-reply\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = sock.write_all(head.as_bytes()).await;
-                    let _ = sock.write_all(&body).await;
-                    let _ = sock.shutdown().await;
-                });
+        super::http::serve(std_listener, move |req| {
+            let query = work.join(format!("q{}.tsq", req.n));
+            let reply = work.join(format!("r{}.tsr", req.n));
+            std::fs::write(&query, &req.body).unwrap();
+            let out = Command::new("openssl")
+                .args(["ts", "-reply", "-config"])
+                .arg(work.join("ts.cnf"))
+                .arg("-queryfile")
+                .arg(&query)
+                .arg("-out")
+                .arg(&reply)
+                .output();
+            match out {
+                Ok(o) if o.status.success() => (
+                    "200 OK",
+                    "application/timestamp-reply",
+                    std::fs::read(reply).unwrap_or_default(),
+                ),
+                _ => ("500 Internal Server Error", "text/plain", Vec::new()),
             }
-        };
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(serve)
         });
         Tsa {
             url,
