@@ -157,38 +157,26 @@ pub fn check(
         }
         let mut why = Vec::new();
         let mut decided = false;
-        // OCSP first; the lists when no responder settles it.
-        for q in &queries {
-            let outcome = match evidence.ocsp(&q.key) {
-                None => Outcome::Unavailable(format!("{} was not asked", q.url)),
-                Some(Fetched::Failed(e)) => {
-                    Outcome::Unavailable(format!("the OCSP responder {}: {e}", q.url))
-                }
-                Some(Fetched::Body(der)) => judge_ocsp(q, cert, issuer, der, now, signed_at),
-                Some(Fetched::Crl(_)) => {
-                    Outcome::Unavailable(format!("{} answered with a CRL", q.url))
-                }
-            };
-            match outcome {
-                Outcome::Good(next) => {
-                    until = Some(until.map_or(next, |u| u.min(next)));
-                    decided = true;
-                    break;
-                }
-                Outcome::Revoked(msg) => return Status::Revoked(msg),
-                Outcome::Unavailable(e) => why.push(e),
+        // OCSP first; the lists when no responder settles it (judged lazily: a list is
+        // not read once an answer decided).
+        let ocsp = queries.iter().map(|q| match evidence.ocsp(&q.key) {
+            None => Outcome::Unavailable(format!("{} was not asked", q.url)),
+            Some(Fetched::Failed(e)) => {
+                Outcome::Unavailable(format!("the OCSP responder {}: {e}", q.url))
             }
-        }
-        for url in urls.iter().filter(|_| !decided) {
-            let outcome = match evidence.crl(url) {
-                None => Outcome::Unavailable(format!("{url} was not fetched")),
-                Some(Fetched::Failed(e)) => Outcome::Unavailable(format!("{url}: {e}")),
-                Some(Fetched::Crl(crl)) => judge(cert, issuer, url, crl, now, signed_at),
-                Some(Fetched::Body(der)) => match Crl::parse(der.clone()) {
-                    Ok(crl) => judge(cert, issuer, url, &crl, now, signed_at),
-                    Err(e) => Outcome::Unavailable(format!("the CRL from {url} {e}")),
-                },
-            };
+            Some(Fetched::Body(der)) => judge_ocsp(q, cert, issuer, der, now, signed_at),
+            Some(Fetched::Crl(_)) => Outcome::Unavailable(format!("{} answered with a CRL", q.url)),
+        });
+        let lists = urls.iter().map(|url| match evidence.crl(url) {
+            None => Outcome::Unavailable(format!("{url} was not fetched")),
+            Some(Fetched::Failed(e)) => Outcome::Unavailable(format!("{url}: {e}")),
+            Some(Fetched::Crl(crl)) => judge(cert, issuer, url, crl, now, signed_at),
+            Some(Fetched::Body(der)) => match Crl::parse(der.clone()) {
+                Ok(crl) => judge(cert, issuer, url, &crl, now, signed_at),
+                Err(e) => Outcome::Unavailable(format!("the CRL from {url} {e}")),
+            },
+        });
+        for outcome in ocsp.chain(lists) {
             match outcome {
                 Outcome::Good(next) => {
                     until = Some(until.map_or(next, |u| u.min(next)));

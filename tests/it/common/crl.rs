@@ -7,6 +7,7 @@
 //! signed by a responder another CA certified. Independent of bonded's own code.
 #![allow(dead_code)]
 
+use super::openssl;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,20 +18,6 @@ pub struct CrlCa {
     pub base: String,
     /// The root certificate (PEM).
     pub root: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        o.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// The `openssl ca` configuration of a CA in `dir`.

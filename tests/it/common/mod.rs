@@ -300,6 +300,22 @@ pub fn bonded_with_stdin_env(
     child.wait_with_output().unwrap()
 }
 
+/// Runs `openssl ARGS` in `dir` (the test peers' certificates, CRLs, timestamps); panics
+/// with its error output when it fails; returns its standard output.
+pub fn openssl(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// Runs `bonded ARGS --data-dir DIR` (an account command on a server's database).
 pub fn bonded(dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     let mut all: Vec<&str> = args.to_vec();

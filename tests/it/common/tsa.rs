@@ -3,6 +3,7 @@
 //! critical) made here by openssl. Independent of bonded's own code.
 #![allow(dead_code)]
 
+use super::openssl;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,19 +13,6 @@ pub struct Tsa {
     /// The root certificate (PEM) its timestamps lead to.
     pub root: PathBuf,
     dir: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let o = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed");
-    assert!(
-        o.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 impl Tsa {
