@@ -333,6 +333,31 @@ fn authenticity(
     env: &Envelope,
     chain: &[CertInfo],
 ) -> Result<(), String> {
+    trusted_path(policy, stores, env, chain)?;
+    let signer = &chain[0].subject;
+    if !signer.is_unambiguous() {
+        return Err(format!(
+            "signer '{signer}' repeats an attribute type or has a multi-valued RDN, so it names no single identity; policy '{}' trusts none such",
+            policy.name
+        ));
+    }
+    if policy.trusted_identities.find(signer).is_none() {
+        return Err(format!(
+            "signer '{signer}' is not a trusted identity of policy '{}'",
+            policy.name
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the chain leads to a root of the policy's trust stores for the signature's
+/// scheme, at its signing time.
+fn trusted_path(
+    policy: &TrustPolicy,
+    stores: &TrustStores,
+    env: &Envelope,
+    chain: &[CertInfo],
+) -> Result<(), String> {
     let kind = match env.scheme {
         SigningScheme::X509 => StoreType::Ca,
         SigningScheme::SigningAuthority => StoreType::SigningAuthority,
@@ -368,26 +393,13 @@ fn authenticity(
     }
     certs::validate_path(chain, &anchors, signing_time(env)).map_err(|e| {
         format!("signature chain does not lead to a root in trust store {names}: {e:?}")
-    })?;
-    let signer = &chain[0].subject;
-    if !signer.is_unambiguous() {
-        return Err(format!(
-            "signer '{signer}' repeats an attribute type or has a multi-valued RDN, so it names no single identity; policy '{}' trusts none such",
-            policy.name
-        ));
-    }
-    if policy.trusted_identities.find(signer).is_none() {
-        return Err(format!(
-            "signer '{signer}' is not a trusted identity of policy '{}'",
-            policy.name
-        ));
-    }
-    Ok(())
+    })
 }
 
 /// The OCSP responders and CRL distribution points verifying this envelope will look for
-/// in its [`Evidence`] (none when it does not parse: integrity fails before revocation is
-/// reached).
+/// in its [`Evidence`]: none when it does not parse (integrity fails before revocation is
+/// reached) or its chain leads to no root of the policy's stores (nothing is fetched on
+/// the word of an untrusted certificate).
 pub fn revocation_sources(
     policy: &TrustPolicy,
     stores: &TrustStores,
@@ -400,6 +412,12 @@ pub fn revocation_sources(
     let Ok(chain) = certs::parse_chain(&env.chain) else {
         return Vec::new();
     };
+    // Only the locations certificates of a trusted CA name are fetched: a chain anyone can
+    // make would otherwise have the server send requests wherever its certificates say
+    // (server-side request forgery). An untrusted chain fails authenticity anyway.
+    if trusted_path(policy, stores, &env, &chain).is_err() {
+        return Vec::new();
+    }
     let mut out = revocation::sources(&chain);
     // The time-stamping authority's chain, where the policy will verify its timestamp.
     let tsa = tsa_stores(policy);

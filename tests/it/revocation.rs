@@ -400,3 +400,36 @@ async fn a_silent_crl_host_delays_one_decision_not_every_one() {
     );
     drop(silent);
 }
+
+/// A chain that leads to no trusted root makes the server fetch nothing: otherwise anyone
+/// who may push a signature could have the registry send requests wherever a certificate
+/// of their own making points (server-side request forgery). The locations here are a
+/// listener the test owns; it sees no connection, and the push is refused for its chain.
+#[tokio::test]
+async fn an_untrusted_chain_makes_the_server_fetch_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let trusted = CrlCa::create(d, "acme", "Acme Root");
+    let attacker = CrlCa::create(d, "attacker", "Acme Root");
+    let store = d.join("truststore");
+    trusted.write_store(&store, "acme");
+    let internal = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    internal.set_nonblocking(true).unwrap();
+    let target = format!("http://{}/latest/meta-data", internal.local_addr().unwrap());
+    let (key, chain) = attacker.signer_with("forged", Some(&target), Some(&target));
+    let policy = policy_file(d, "registry.test");
+    let s = gate(d, &policy, &store);
+    let c = client();
+    for ns in ["prod", "lax"] {
+        let repo = format!("{ns}/app");
+        crate::cosign::image(&c, &s.url, &repo, ns).await;
+        let o = sign(&format!("{}/{repo}:v1", s.addr), &key, &chain);
+        let text = output_text(&o);
+        assert!(!o.status.success(), "{ns}: {text}");
+        assert!(text.contains("does not lead to a root"), "{ns}: {text}");
+    }
+    match internal.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the server connected to the certificate's location: {other:?}"),
+    }
+}
