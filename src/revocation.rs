@@ -91,9 +91,11 @@ impl RevocationFetcher {
     pub async fn evidence(&self, sources: &[CertSources]) -> Evidence {
         let now = OffsetDateTime::now_utc();
         let mut evidence = Evidence::new();
+        // Only HTTP(S) locations are asked; trust::revocation judges the others unavailable.
         let queries: Vec<&OcspQuery> = sources
             .iter()
             .flat_map(|s| s.ocsp.iter())
+            .filter(|q| revocation::fetchable(&q.url))
             .take(MAX_URLS_PER_VERIFICATION)
             .collect();
         let items: Vec<Item<'_>> = queries.iter().map(|q| Item::Ocsp(q)).collect();
@@ -106,7 +108,7 @@ impl RevocationFetcher {
                 matches!(evidence.ocsp(&q.key), Some(Fetched::Body(b)) if s.settled_by(q, b, now))
             });
             if !settled {
-                for u in &s.crls {
+                for u in s.crls.iter().filter(|u| revocation::fetchable(u)) {
                     if !urls.contains(&u.as_str()) {
                         urls.push(u);
                     }

@@ -29,8 +29,8 @@ pub const MAX_CRL_BYTES: usize = 16 << 20;
 /// revocation its issuer publishes early is seen within this time.
 pub const MAX_AGE: time::Duration = time::Duration::hours(1);
 
-/// The HTTP(S) CRL distribution points of one certificate, in the certificate's order
-/// (at most [`MAX_URLS_PER_CERT`]). Notary verifiers support only HTTP CRL locations.
+/// The CRL distribution points (URIs) of one certificate, in the certificate's order (at
+/// most [`MAX_URLS_PER_CERT`]); only the [`fetchable`] ones are fetched.
 pub fn crl_urls(der: &[u8]) -> Vec<String> {
     let Ok((_, cert)) = X509Certificate::from_der(der) else {
         return Vec::new();
@@ -45,7 +45,7 @@ pub fn crl_urls(der: &[u8]) -> Vec<String> {
                 continue;
             };
             for name in names {
-                push_http(&mut urls, name);
+                push_uri(&mut urls, name);
             }
         }
     }
@@ -53,16 +53,22 @@ pub fn crl_urls(der: &[u8]) -> Vec<String> {
     urls
 }
 
-/// Adds `name` to `urls` when it is an HTTP(S) URI not there yet.
-fn push_http(urls: &mut Vec<String>, name: &GeneralName<'_>) {
+/// Adds `name` to `urls` when it is a URI not there yet, whatever its scheme: a location
+/// bonded cannot fetch (LDAP, a file) still says the certificate can be revoked, so it
+/// makes the status unavailable rather than letting the certificate pass unchecked (as
+/// notation does).
+fn push_uri(urls: &mut Vec<String>, name: &GeneralName<'_>) {
     if let GeneralName::URI(u) = name {
-        let lower = u.to_ascii_lowercase();
-        if (lower.starts_with("http://") || lower.starts_with("https://"))
-            && !urls.iter().any(|x| x == u)
-        {
+        if !urls.iter().any(|x| x == u) {
             urls.push(u.to_string());
         }
     }
+}
+
+/// Whether bonded fetches `url`: HTTP and HTTPS only, as Notary verifiers do.
+pub fn fetchable(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
 }
 
 /// The earliest `nextUpdate` of an OCSP response's statuses, if it parses and has one.
@@ -160,6 +166,10 @@ pub fn check(
         // OCSP first; the lists when no responder settles it (judged lazily: a list is
         // not read once an answer decided).
         let ocsp = queries.iter().map(|q| match evidence.ocsp(&q.key) {
+            _ if !fetchable(&q.url) => Outcome::Unavailable(format!(
+                "the OCSP responder {} is not an HTTP or HTTPS location",
+                q.url
+            )),
             None => Outcome::Unavailable(format!("{} was not asked", q.url)),
             Some(Fetched::Failed(e)) => {
                 Outcome::Unavailable(format!("the OCSP responder {}: {e}", q.url))
@@ -168,6 +178,9 @@ pub fn check(
             Some(Fetched::Crl(_)) => Outcome::Unavailable(format!("{} answered with a CRL", q.url)),
         });
         let lists = urls.iter().map(|url| match evidence.crl(url) {
+            _ if !fetchable(url) => Outcome::Unavailable(format!(
+                "the CRL location {url} is not an HTTP or HTTPS location (only those are fetched)"
+            )),
             None => Outcome::Unavailable(format!("{url} was not fetched")),
             Some(Fetched::Failed(e)) => Outcome::Unavailable(format!("{url}: {e}")),
             Some(Fetched::Crl(crl)) => judge(cert, issuer, url, crl, now, signed_at),
@@ -569,7 +582,8 @@ pub fn sources(chain: &[CertInfo]) -> Vec<CertSources> {
     out
 }
 
-/// The HTTP(S) OCSP responders a certificate names (at most [`MAX_URLS_PER_CERT`]).
+/// The OCSP responders (URIs) a certificate names (at most [`MAX_URLS_PER_CERT`]); only
+/// the [`fetchable`] ones are asked.
 pub fn ocsp_urls(der: &[u8]) -> Vec<String> {
     let Ok((_, cert)) = X509Certificate::from_der(der) else {
         return Vec::new();
@@ -583,7 +597,7 @@ pub fn ocsp_urls(der: &[u8]) -> Vec<String> {
             if desc.access_method.to_id_string() != "1.3.6.1.5.5.7.48.1" {
                 continue;
             }
-            push_http(&mut urls, &desc.access_location);
+            push_uri(&mut urls, &desc.access_location);
         }
     }
     urls.truncate(MAX_URLS_PER_CERT);
@@ -1061,9 +1075,32 @@ mod tests {
             )
         );
         assert!(s[0].ocsp.is_empty());
-        // ldap: and file: locations are not fetched.
+        // Every URI is read, whatever its scheme, in order.
         let p = pki_with(&["ldap://dir.test/cn=crl", "file:///etc/crl", LEAF_URL]);
-        assert_eq!(crl_urls(&p.chain[0].der), vec![LEAF_URL]);
+        assert_eq!(
+            crl_urls(&p.chain[0].der),
+            vec!["ldap://dir.test/cn=crl", "file:///etc/crl", LEAF_URL]
+        );
+    }
+
+    #[test]
+    fn a_location_bonded_cannot_fetch_leaves_the_status_unavailable_not_good() {
+        // Only an LDAP list: the certificate can be revoked and nobody can tell.
+        let p = pki_with(&["ldap://dir.test/cn=crl"]);
+        let m = unavailable_msg(check(
+            &p.chain,
+            &evidence(Fetched::Failed("x".into()), crl(&p.root, &[])),
+            now(),
+            None,
+        ));
+        assert!(m.contains("not an HTTP or HTTPS location"), "{m}");
+        // An LDAP location, then an HTTP one with a current list: good.
+        let p = pki_with(&["ldap://dir.test/cn=crl", LEAF_URL]);
+        let e = evidence(crl(&p.inter, &[]), crl(&p.root, &[]));
+        assert!(matches!(
+            check(&p.chain, &e, now(), None),
+            Status::Good { .. }
+        ));
     }
 
     #[test]
