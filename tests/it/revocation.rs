@@ -245,6 +245,8 @@ async fn ocsp_answers_come_before_the_lists() {
     let first = ca.signer_with("first", Some(&crl), Some(&ocsp));
     let unknown = ca.unrecorded_signer("unknown", &ocsp);
     let forged = ca.signer_with("forged", None, Some(&rogue));
+    let noeku = ca.signer_with("noeku-answered", None, Some(&ca.url("ocsp-noeku")));
+    let replayed = ca.signer_with("other-answered", None, Some(&ca.url("ocsp-other")));
     let down = format!("http://127.0.0.1:{}/ocsp", closed_port());
     let fallback = ca.signer_with("fallback", Some(&crl), Some(&down));
     // The list is made before the revocations: it still shows every certificate good.
@@ -266,11 +268,15 @@ async fn ocsp_answers_come_before_the_lists() {
             "{name}"
         );
     }
-    let cases: [(&str, &(std::path::PathBuf, std::path::PathBuf), &str); 4] = [
+    let cases: [(&str, &(std::path::PathBuf, std::path::PathBuf), &str); 6] = [
         ("revoked", &revoked, "says its issuer's OCSP responder"),
         ("first", &first, "says its issuer's OCSP responder"),
         ("unknown", &unknown, "status unknown"),
         ("forged", &forged, "did not certify for OCSP signing"),
+        // Signed by a certificate of the issuer's that may not answer OCSP.
+        ("noeku", &noeku, "did not certify for OCSP signing"),
+        // A genuine, current "good" about another certificate of the same issuer.
+        ("replayed", &replayed, "answered about other certificates"),
     ];
     for (name, (key, chain), why) in cases {
         let repo = format!("prod/{name}");

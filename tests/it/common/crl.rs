@@ -4,7 +4,10 @@
 //! and the OCSP answers (`openssl ocsp -index`, signed by a responder certificate the CA
 //! delegated to), and a small HTTP server started here serves them: `GET /NAME` the file
 //! `www/NAME`, `POST /ocsp` an answer by the CA's responder, `POST /ocsp-rogue` one
-//! signed by a responder another CA certified. Independent of bonded's own code.
+//! signed by a responder another CA certified, `POST /ocsp-noeku` one signed by a
+//! certificate of the CA not certified for OCSP signing, `POST /ocsp-other` the CA's
+//! responder's answer about another (good) certificate than the one asked about.
+//! Independent of bonded's own code.
 #![allow(dead_code)]
 
 use super::openssl;
@@ -48,6 +51,10 @@ impl CrlCa {
         for f in ["rogue.pem", "rogue.key"] {
             std::fs::copy(other.dir.join(f), ca.dir.join(f)).unwrap();
         }
+        // A certificate of the CA's own that may not sign OCSP answers (no OCSPSigning),
+        // and a good certificate whose status `/ocsp-other` answers whatever is asked.
+        ca.issue("noeku", "extendedKeyUsage=codeSigning\n");
+        ca.issue("decoy", "extendedKeyUsage=codeSigning\n");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -318,11 +325,34 @@ fn yesterday() -> String {
 fn serve(listener: std::net::TcpListener, dir: PathBuf) {
     super::http::serve(listener, move |req| {
         let name = req.path.trim_start_matches('/').to_string();
-        if req.method == "POST" && (name == "ocsp" || name == "ocsp-rogue") {
+        let signer = match name.as_str() {
+            "ocsp" | "ocsp-other" => Some("responder"),
+            "ocsp-rogue" => Some("rogue"),
+            "ocsp-noeku" => Some("noeku"),
+            _ => None,
+        };
+        if let (true, Some(signer)) = (req.method == "POST", signer) {
             let q = dir.join(format!("q{}.der", req.n));
             let r = dir.join(format!("r{}.der", req.n));
-            std::fs::write(&q, &req.body).unwrap();
-            let signer = if name == "ocsp" { "responder" } else { "rogue" };
+            if name == "ocsp-other" {
+                // The question it answers is not the one asked.
+                openssl(
+                    &dir,
+                    &[
+                        "ocsp",
+                        "-sha256",
+                        "-issuer",
+                        "root.pem",
+                        "-cert",
+                        "decoy.pem",
+                        "-no_nonce",
+                        "-reqout",
+                        q.to_str().unwrap(),
+                    ],
+                );
+            } else {
+                std::fs::write(&q, &req.body).unwrap();
+            }
             let out = Command::new("openssl")
                 .args(["ocsp", "-index", "index.txt", "-CA", "root.pem", "-rsigner"])
                 .arg(format!("{signer}.pem"))
