@@ -430,9 +430,7 @@ pub async fn verify_chain(
     pool: &sqlx::SqlitePool,
     anchor: Option<&ChainHead>,
 ) -> Result<Result<Option<ChainHead>, String>, sqlx::Error> {
-    let sql = sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"
-    ));
+    let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?");
     // After an archive, the live chain continues from its checkpoint.
     let start = checkpoint(pool).await?;
     let mut prev = start
@@ -451,7 +449,7 @@ pub async fn verify_chain(
         // An anchor inside the archived part is checked against the archive file.
     }
     loop {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.0.clone()))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .bind(after)
             .bind(VERIFY_PAGE)
             .fetch_all(pool)

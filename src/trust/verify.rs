@@ -426,13 +426,7 @@ pub fn revocation_sources(
             if let Ok(v) =
                 super::timestamp::verify_with_accuracy(token, env.signature_bytes(), &authorities)
             {
-                let tsa_chain: Vec<CertInfo> = v
-                    .chain
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, d)| CertInfo::parse(i, d).ok())
-                    .collect();
-                out.extend(revocation::sources(&tsa_chain));
+                out.extend(revocation::sources(&tsa_chain(&v)));
             }
         }
     }
@@ -515,16 +509,7 @@ pub fn verify_signature(
         let signed_at = stamped.as_ref().ok().map(|s| s.gen_time);
         // The authority's own chain is checked for revocation too (a revoked TSA's times
         // prove nothing); its own time does not excuse it.
-        let tsa_chain: Vec<CertInfo> = stamped
-            .as_ref()
-            .map(|s| {
-                s.chain
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, d)| CertInfo::parse(i, d).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let tsa_chain = stamped.as_ref().map(tsa_chain).unwrap_or_default();
         v.authentic_timestamp = Check::from(a.authentic_timestamp, stamped.map(|_| ()));
         // Under afterCertExpiry this path holds from the first expiry on.
         if policy.verify_timestamp == VerifyTimestamp::AfterCertExpiry
@@ -677,6 +662,16 @@ fn tsa_authorities(
         return Err("no trusted TSA certificate found in trust store".into());
     }
     Ok(authorities)
+}
+
+/// The time-stamping authority's chain a verified timestamp was verified by, parsed
+/// (for its revocation check; the timestamp check already validated it).
+fn tsa_chain(v: &super::timestamp::Verified) -> Vec<CertInfo> {
+    v.chain
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| CertInfo::parse(i, d).ok())
+        .collect()
 }
 
 /// The `tsa:` stores a policy lists.

@@ -13,6 +13,13 @@ async fn audit_count(s: &Server) -> usize {
     v["records"].as_array().map_or(0, |r| r.len())
 }
 
+/// `GET /<path>` on `s`: asserts the status, returns the JSON body.
+async fn probe(c: &reqwest::Client, s: &Server, path: &str, status: u16) -> Value {
+    let res = c.get(format!("{}/{path}", s.url)).send().await.unwrap();
+    assert_eq!(res.status(), status, "{path}");
+    serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+}
+
 #[tokio::test]
 async fn health_and_readiness_answer_anyone_and_leave_no_audit_record() {
     let tmp = tempfile::tempdir().unwrap();
@@ -25,21 +32,9 @@ async fn health_and_readiness_answer_anyone_and_leave_no_audit_record() {
     let before = audit_count(&s).await;
 
     // ...the probes do not.
-    let res = anonymous
-        .get(format!("{}/healthz", s.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let v = probe(&anonymous, &s, "healthz", 200).await;
     assert_eq!(v["status"], "ok");
-    let res = anonymous
-        .get(format!("{}/readyz", s.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let v = probe(&anonymous, &s, "readyz", 200).await;
     assert_eq!(
         (
             v["status"].as_str(),
@@ -52,30 +47,14 @@ async fn health_and_readiness_answer_anyone_and_leave_no_audit_record() {
 
     // The blob store goes away: not ready, and it says which part; alive all the same.
     std::fs::rename(data.join("blobs"), data.join("blobs.away")).unwrap();
-    let res = anonymous
-        .get(format!("{}/readyz", s.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 503);
-    let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    let v = probe(&anonymous, &s, "readyz", 503).await;
     assert_eq!(v["status"], "unavailable", "{v}");
     assert_eq!(v["database"]["status"], "ok", "{v}");
     assert_eq!(v["blobStore"]["status"], "unavailable", "{v}");
-    let res = anonymous
-        .get(format!("{}/healthz", s.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    probe(&anonymous, &s, "healthz", 200).await;
     // Back: ready again.
     std::fs::rename(data.join("blobs.away"), data.join("blobs")).unwrap();
-    let res = anonymous
-        .get(format!("{}/readyz", s.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    probe(&anonymous, &s, "readyz", 200).await;
 
     // None of it is in the audit trail (the admin's own audit reads are not either).
     assert_eq!(audit_count(&s).await, before);

@@ -74,30 +74,13 @@ impl CrlCa {
     /// nothing.
     fn issue_by(&self, cn: &str, ext: &str, recorded: bool) -> PathBuf {
         let d = &self.dir;
-        let subj = format!("/C=US/ST=WA/O=Acme/CN={cn}");
         let (key, csr, pem, extf) = (
             format!("{cn}.key"),
             format!("{cn}.csr"),
             format!("{cn}.pem"),
             format!("{cn}.ext"),
         );
-        openssl(
-            d,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &key,
-                "-out",
-                &csr,
-                "-subj",
-                &subj,
-            ],
-        );
+        ec_request(d, &key, &csr, cn);
         std::fs::write(
             d.join(&extf),
             format!(
@@ -187,24 +170,7 @@ impl CrlCa {
         std::fs::write(dir.join("ca.cnf"), config(&dir)).unwrap();
         // Self-signed by `openssl ca -selfsign`, which (unlike `req -x509`) can date it
         // from yesterday: a timestamp's accuracy then never reaches before it.
-        let subj = format!("/C=US/ST=WA/O=Acme/CN={cn}");
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                "root.key",
-                "-out",
-                "root.csr",
-                "-subj",
-                &subj,
-            ],
-        );
+        ec_request(&dir, "root.key", "root.csr", cn);
         std::fs::write(
             dir.join("root.ext"),
             "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n",
@@ -303,6 +269,29 @@ impl CrlCa {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::copy(&self.root, d.join("root.pem")).unwrap();
     }
+}
+
+/// A P-256 key (`key`, unencrypted PEM) and a request for it (`csr`) with the subject
+/// `C=US, ST=WA, O=Acme, CN=<cn>`, in `dir`.
+fn ec_request(dir: &Path, key: &str, csr: &str, cn: &str) {
+    let subj = format!("/C=US/ST=WA/O=Acme/CN={cn}");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            csr,
+            "-subj",
+            &subj,
+        ],
+    );
 }
 
 /// A day ago as `openssl ca -startdate` takes it: a certificate issued now is valid from
