@@ -73,7 +73,18 @@ pub struct ServeArgs {
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// TOML file with any of: addr, metrics_addr, data_dir, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject
+    /// Keep blobs in an S3-compatible bucket, s3://BUCKET[/PREFIX], instead of the data
+    /// directory; credentials and region from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_SESSION_TOKEN, AWS_REGION [default: the data directory]
+    #[arg(long, env = "BONDED_BLOB_STORE", value_name = "URL")]
+    pub blob_store: Option<String>,
+    /// The S3 endpoint, for S3-compatible stores other than AWS (e.g. http://127.0.0.1:9000)
+    #[arg(long, env = "BONDED_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// Allow a plain-HTTP --s3-endpoint (a store on this machine or a private network)
+    #[arg(long, env = "BONDED_S3_ALLOW_HTTP")]
+    pub s3_allow_http: bool,
+    /// TOML file with any of: addr, metrics_addr, data_dir, blob_store, s3_endpoint, s3_allow_http, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -177,6 +188,9 @@ struct FileConfig {
     addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    blob_store: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_allow_http: Option<bool>,
     upload_ttl: Option<u64>,
     pending_ttl: Option<u64>,
     trust_policy: Option<PathBuf>,
@@ -220,6 +234,8 @@ pub enum ConfigError {
     Proxy(String),
     #[error("{0}")]
     Rate(String),
+    #[error("{0}")]
+    BlobStore(String),
 }
 
 /// The settings `serve` runs with.
@@ -228,6 +244,8 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
+    /// Blobs in S3 instead of `data_dir/blobs`.
+    pub blob_store: Option<crate::storage::S3Location>,
     pub upload_ttl: Duration,
     pub pending_ttl: Duration,
     pub trust_policy: Option<PathBuf>,
@@ -325,7 +343,19 @@ impl ServeConfig {
                 .map_err(ConfigError::Rate)?;
             pull_rate_limit_role.push((role, rate.parse::<Rate>().map_err(ConfigError::Rate)?));
         }
+        let blob_store = match args.blob_store.clone().or(file.blob_store) {
+            Some(url) => Some(
+                crate::storage::S3Location::parse(
+                    &url,
+                    args.s3_endpoint.clone().or(file.s3_endpoint),
+                    args.s3_allow_http || file.s3_allow_http.unwrap_or(false),
+                )
+                .map_err(ConfigError::BlobStore)?,
+            ),
+            None => None,
+        };
         Ok(ServeConfig {
+            blob_store,
             metrics_addr: args.metrics_addr.or(file.metrics_addr),
             addr: args
                 .addr

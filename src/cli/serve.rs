@@ -4,7 +4,7 @@ use crate::api;
 use crate::config::{ServeArgs, ServeConfig};
 use crate::db::{AuditAction, Metadata, Outcome};
 use crate::registry::{build_config, Registry};
-use crate::storage::FsBlobStore;
+use crate::storage::{BlobStore, FsBlobStore, S3BlobStore};
 use crate::trust::store::TrustStores;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,10 +38,16 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             cfg.data_dir.display()
         )
     })?;
-    let store = Arc::new(
-        FsBlobStore::open(&cfg.data_dir)
-            .map_err(|e| format!("cannot open blob store in {}: {e}", cfg.data_dir.display()))?,
-    );
+    let store: Arc<dyn BlobStore> =
+        match &cfg.blob_store {
+            None => Arc::new(FsBlobStore::open(&cfg.data_dir).map_err(|e| {
+                format!("cannot open blob store in {}: {e}", cfg.data_dir.display())
+            })?),
+            Some(location) => {
+                tracing::info!(%location, endpoint = ?location.endpoint, "blobs in S3");
+                Arc::new(S3BlobStore::open(location.clone())?)
+            }
+        };
     let db_path = cfg.data_dir.join("bonded.db");
     let db = Metadata::open_sqlite(&db_path)
         .await
@@ -78,10 +84,17 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         })
     };
 
-    let swept = registry.sweep_orphan_uploads().await?;
-    let expired = registry.expire_uploads().await?;
-    if swept + expired > 0 {
-        tracing::info!(swept, expired, "removed leftover upload files");
+    // A store that cannot be reached now does not stop the start: /readyz says so, and the
+    // sweeper below tries again.
+    match registry.sweep_orphan_uploads(true).await {
+        Ok(0) => {}
+        Ok(swept) => tracing::info!(swept, "removed leftover upload files"),
+        Err(e) => tracing::warn!(error = %e, "sweeping leftover uploads failed; retrying later"),
+    }
+    match registry.expire_uploads().await {
+        Ok(0) => {}
+        Ok(expired) => tracing::info!(expired, "expired idle upload sessions"),
+        Err(e) => tracing::warn!(error = %e, "expiring upload sessions failed; retrying later"),
     }
     let sweeper = {
         let registry = registry.clone();
@@ -96,6 +109,11 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(expired = n, "expired idle upload sessions"),
                     Err(e) => tracing::warn!(error = %e, "expiring upload sessions failed"),
+                }
+                match registry.sweep_orphan_uploads(false).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(swept = n, "removed leftover upload files"),
+                    Err(e) => tracing::warn!(error = %e, "sweeping leftover uploads failed"),
                 }
                 if let Err(e) = registry.expire_pending(pending_ttl).await {
                     tracing::warn!(error = %e, "expiring pending manifests failed");

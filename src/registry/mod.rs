@@ -757,14 +757,25 @@ impl Registry {
         Ok(expired)
     }
 
-    /// At start: removes upload files that no session owns (monolithic uploads interrupted
-    /// by a crash). Returns how many.
-    pub async fn sweep_orphan_uploads(&self) -> Result<usize> {
+    /// Removes uploads that no session owns (monolithic uploads interrupted by a crash).
+    /// Such an upload may be a monolithic upload in flight, this process's (once serving)
+    /// or another replica's (on a shared store): it is removed only once unchanged for the
+    /// upload TTL, longer than a request body may take; at the start of a process alone on
+    /// its store, at once. Returns how many.
+    pub async fn sweep_orphan_uploads(&self, at_start: bool) -> Result<usize> {
+        let min_age = if at_start && !self.store.shared() {
+            Duration::ZERO
+        } else {
+            self.upload_ttl
+        };
+        let now = std::time::SystemTime::now();
+        let listed = self.store.upload_list().await?;
         let live: std::collections::HashSet<String> =
             self.db.upload_ids().await?.into_iter().collect();
         let mut removed = 0;
-        for id in self.store.upload_list().await? {
-            if !live.contains(&id) {
+        for (id, changed) in listed {
+            let age = now.duration_since(changed).unwrap_or_default();
+            if !live.contains(&id) && age >= min_age {
                 self.store.upload_delete(&id).await?;
                 removed += 1;
             }

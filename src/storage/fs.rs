@@ -423,12 +423,14 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn upload_list(&self) -> Result<Vec<String>, StorageError> {
+    async fn upload_list(&self) -> Result<Vec<(String, std::time::SystemTime)>, StorageError> {
         let dir = self.uploads.clone();
         blocking(move || {
             let mut out = Vec::new();
             for entry in fs::read_dir(dir)? {
-                out.push(entry?.file_name().to_string_lossy().into_owned());
+                let entry = entry?;
+                let modified = entry.metadata()?.modified()?;
+                out.push((entry.file_name().to_string_lossy().into_owned(), modified));
             }
             Ok(out)
         })

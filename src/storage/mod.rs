@@ -4,8 +4,10 @@
 //! has to implement [`BlobStore`].
 
 mod fs;
+mod s3;
 
 pub use fs::FsBlobStore;
+pub use s3::{S3BlobStore, S3Location};
 
 use crate::oci::Digest;
 use bytes::Bytes;
@@ -74,8 +76,15 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn upload_truncate(&self, id: &str, len: u64) -> Result<(), StorageError>;
     /// Discards an upload. Absent uploads are not an error.
     async fn upload_delete(&self, id: &str) -> Result<(), StorageError>;
-    /// Ids of upload files present (for sweeping leftovers after a crash).
-    async fn upload_list(&self) -> Result<Vec<String>, StorageError>;
+    /// Ids of uploads present and when each last changed (for sweeping leftovers after a
+    /// crash).
+    async fn upload_list(&self) -> Result<Vec<(String, std::time::SystemTime)>, StorageError>;
+    /// Whether other processes may use this store at the same time (replicas on one
+    /// bucket): then an upload without a session may be another process's monolithic
+    /// upload in flight, and is swept only once old.
+    fn shared(&self) -> bool {
+        false
+    }
     /// Whether the store can be reached now (for `/readyz`): cheap, no bytes written.
     async fn ready(&self) -> Result<(), StorageError>;
 }

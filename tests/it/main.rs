@@ -30,6 +30,7 @@ mod quota;
 mod rate_limit;
 mod readme;
 mod revocation;
+mod s3;
 mod sigstore;
 mod tag_schema;
 mod timestamps;

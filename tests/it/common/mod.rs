@@ -6,6 +6,7 @@ pub mod crl;
 pub mod distribution;
 pub mod http;
 pub mod pki;
+pub mod s3;
 #[path = "../../../src/test_sigstore.rs"]
 pub mod sigstore;
 pub mod tsa;
@@ -63,6 +64,10 @@ impl Server {
             .env("BONDED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if s3::all_servers_on_s3() {
+            let endpoint = s3::endpoint().expect("BONDED_TEST_BLOB_STORE=s3 needs moto_server");
+            s3::configure(&mut cmd, endpoint, &s3::bucket_for(data_dir), "bonded");
+        }
         cmd
     }
 
