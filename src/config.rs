@@ -73,6 +73,15 @@ pub struct ServeArgs {
     /// [default: ./bonded-data]
     #[arg(long, env = "BONDED_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Keep the metadata in PostgreSQL (postgres://USER:PASSWORD@HOST[:PORT]/DB) instead of
+    /// the data directory's bonded.db; several servers may share it [default: bonded.db]
+    #[arg(
+        long,
+        env = "BONDED_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<Secret>,
     /// Keep blobs in an S3-compatible bucket, s3://BUCKET[/PREFIX], instead of the data
     /// directory; credentials and region from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
     /// AWS_SESSION_TOKEN, AWS_REGION [default: the data directory]
@@ -84,7 +93,7 @@ pub struct ServeArgs {
     /// Allow a plain-HTTP --s3-endpoint (a store on this machine or a private network)
     #[arg(long, env = "BONDED_S3_ALLOW_HTTP")]
     pub s3_allow_http: bool,
-    /// TOML file with any of: addr, metrics_addr, data_dir, blob_store, s3_endpoint, s3_allow_http, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject
+    /// TOML file with any of: addr, metrics_addr, data_dir, database_url, blob_store, s3_endpoint, s3_allow_http, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -188,6 +197,7 @@ struct FileConfig {
     addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    database_url: Option<Secret>,
     blob_store: Option<String>,
     s3_endpoint: Option<String>,
     s3_allow_http: Option<bool>,
@@ -244,6 +254,8 @@ pub struct ServeConfig {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     pub data_dir: PathBuf,
+    /// Metadata in PostgreSQL instead of `data_dir/bonded.db` (holds a password).
+    pub database_url: Option<Secret>,
     /// Blobs in S3 instead of `data_dir/blobs`.
     pub blob_store: Option<crate::storage::S3Location>,
     pub upload_ttl: Duration,
@@ -355,6 +367,7 @@ impl ServeConfig {
             None => None,
         };
         Ok(ServeConfig {
+            database_url: args.database_url.clone().or(file.database_url),
             blob_store,
             metrics_addr: args.metrics_addr.or(file.metrics_addr),
             addr: args

@@ -59,8 +59,13 @@ pub struct Auth {
     settings: AuthSettings,
     db: Metadata,
     journal: Arc<Journal>,
-    directory: RwLock<(Instant, Arc<Directory>)>,
+    /// The accounts as last read, when, and at which count of other processes' account
+    /// changes (see `registry::replicas`).
+    directory: RwLock<(Instant, u64, Arc<Directory>)>,
     reloading: tokio::sync::Mutex<()>,
+    /// Counts account changes other processes announced: a copy read before the latest
+    /// one is stale whatever its age.
+    account_changes: Arc<std::sync::atomic::AtomicU64>,
     /// sha256(user NUL password) -> (account, the PHC string it verified against, when).
     passwords: Mutex<HashMap<[u8; 32], (String, String, Instant)>>,
     /// Failed password logins per (account, client network): an attacker guessing
@@ -151,10 +156,22 @@ impl Auth {
             refusals: Tally::new(window),
             settings,
             db,
-            directory: RwLock::new((Instant::now(), Arc::new(directory))),
+            directory: RwLock::new((Instant::now(), 0, Arc::new(directory))),
             reloading: tokio::sync::Mutex::new(()),
+            account_changes: Arc::default(),
             passwords: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Shares the counter of account changes other processes announce.
+    pub fn with_account_changes(mut self, changes: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.account_changes = changes;
+        self
+    }
+
+    fn account_changes(&self) -> u64 {
+        self.account_changes
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     pub fn mode(&self) -> Mode {
@@ -170,8 +187,8 @@ impl Auth {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone()
         };
-        let (at, dir) = current();
-        if at.elapsed() < max_age {
+        let (at, seen, dir) = current();
+        if at.elapsed() < max_age && seen == self.account_changes() {
             return dir;
         }
         let _guard = match self.reloading.try_lock() {
@@ -182,7 +199,7 @@ impl Auth {
             Err(_) if max_age >= DIRECTORY_TTL => return dir,
             Err(_) => {
                 let wait = self.reloading.lock().await;
-                let (at, dir) = current();
+                let (at, _, dir) = current();
                 // A read that started after this request sees every change before it.
                 if at >= asked {
                     return dir;
@@ -192,11 +209,12 @@ impl Auth {
         };
         // Stamped when the read starts, so the stamp never claims more than it saw.
         let started = Instant::now();
+        let changes = self.account_changes();
         match self.db.directory().await {
             Ok(fresh) => {
                 let fresh = Arc::new(fresh);
                 *self.directory.write().unwrap_or_else(|p| p.into_inner()) =
-                    (started, fresh.clone());
+                    (started, changes, fresh.clone());
                 fresh
             }
             Err(e) => {

@@ -20,6 +20,10 @@ pub struct DataDir {
     /// The server's data directory (the one holding bonded.db)
     #[arg(long, env = "BONDED_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR, global = true)]
     pub data_dir: PathBuf,
+    /// The server's PostgreSQL database (postgres://...) instead of the data directory's
+    /// bonded.db
+    #[arg(long, env = "BONDED_DATABASE_URL", global = true, value_name = "URL")]
+    pub database_url: Option<String>,
     /// Change a running bonded at HOST[:PORT] over its administration API instead, logged
     /// in as with `bonded login` (the account needs admin on '*')
     #[arg(long, global = true)]
@@ -564,17 +568,7 @@ fn admin_err(e: AdminError) -> String {
 }
 
 async fn open(dir: &DataDir) -> Result<Metadata, String> {
-    let path = dir.data_dir.join("bonded.db");
-    if !path.exists() {
-        return Err(format!(
-            "no bonded database at {}: start `bonded serve --data-dir {}` once, or pass --data-dir",
-            path.display(),
-            dir.data_dir.display()
-        ));
-    }
-    Metadata::open_sqlite(&path)
-        .await
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+    Metadata::open_existing(&dir.data_dir, dir.database_url.as_deref()).await
 }
 
 /// A password from standard input (its first line).

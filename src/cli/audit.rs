@@ -52,6 +52,10 @@ pub enum AuditVerify {
     Verify {
         #[arg(long, env = "BONDED_DATA_DIR", default_value = "./bonded-data")]
         data_dir: PathBuf,
+        /// The server's PostgreSQL database (postgres://...) instead of the data
+        /// directory's bonded.db
+        #[arg(long, env = "BONDED_DATABASE_URL", value_name = "URL")]
+        database_url: Option<String>,
         /// A head printed by an earlier run (SEQ:HASH), kept outside the server: the trail
         /// must still hold that record unchanged, so removing the newest records is caught
         #[arg(long)]
@@ -67,6 +71,10 @@ pub enum AuditVerify {
     Archive {
         #[arg(long, env = "BONDED_DATA_DIR", default_value = "./bonded-data")]
         data_dir: PathBuf,
+        /// The server's PostgreSQL database (postgres://...) instead of the data
+        /// directory's bonded.db
+        #[arg(long, env = "BONDED_DATABASE_URL", value_name = "URL")]
+        database_url: Option<String>,
         /// Records made before this are moved: an age (90d), a date (2026-01-01, midnight
         /// UTC) or RFC 3339
         #[arg(long)]
@@ -80,18 +88,13 @@ pub enum AuditVerify {
 /// `bonded audit archive`.
 async fn archive(
     data_dir: &std::path::Path,
+    database_url: Option<&str>,
     before: &str,
     to: &std::path::Path,
 ) -> Result<String, String> {
     let before = resolve_time(before, time::OffsetDateTime::now_utc())
         .map_err(|e| format!("--before: {e}"))?;
-    let path = data_dir.join("bonded.db");
-    if !path.exists() {
-        return Err(format!("{} does not exist", path.display()));
-    }
-    let db = Metadata::open_sqlite(&path)
-        .await
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let db = Metadata::open_existing(data_dir, database_url).await?;
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -178,11 +181,12 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
     };
     if let Some(AuditVerify::Archive {
         data_dir,
+        database_url,
         before,
         to,
     }) = &args.verify
     {
-        return match archive(data_dir, before, to).await {
+        return match archive(data_dir, database_url.as_deref(), before, to).await {
             Ok(msg) => {
                 println!("{msg}");
                 ExitCode::SUCCESS
@@ -192,17 +196,14 @@ pub async fn run(args: &AuditArgs) -> ExitCode {
     }
     if let Some(AuditVerify::Verify {
         data_dir,
+        database_url,
         anchor,
         archives,
     }) = &args.verify
     {
-        let path = data_dir.join("bonded.db");
-        if !path.exists() {
-            return fail(format!("{} does not exist", path.display()));
-        }
-        let db = match Metadata::open_sqlite(&path).await {
+        let db = match Metadata::open_existing(data_dir, database_url.as_deref()).await {
             Ok(db) => db,
-            Err(e) => return fail(format!("cannot open {}: {e}", path.display())),
+            Err(e) => return fail(e),
         };
         let checkpoint = match db.audit_checkpoint().await {
             Ok(c) => c,

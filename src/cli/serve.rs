@@ -48,10 +48,22 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 Arc::new(S3BlobStore::open(location.clone())?)
             }
         };
-    let db_path = cfg.data_dir.join("bonded.db");
-    let db = Metadata::open_sqlite(&db_path)
-        .await
-        .map_err(|e| format!("cannot open {}: {e}", db_path.display()))?;
+    let db = match &cfg.database_url {
+        Some(url) => {
+            let url = url.expose();
+            let shown = crate::db::redact_url(url);
+            tracing::info!(database = %shown, "metadata in PostgreSQL");
+            Metadata::open_postgres(url, 16)
+                .await
+                .map_err(|e| format!("cannot open the database at {shown}: {e}"))?
+        }
+        None => {
+            let db_path = cfg.data_dir.join("bonded.db");
+            Metadata::open_sqlite(&db_path)
+                .await
+                .map_err(|e| format!("cannot open {}: {e}", db_path.display()))?
+        }
+    };
     let journal_dir = cfg.data_dir.join("audit-journal");
     let journal = Arc::new(
         crate::db::Journal::open(&journal_dir, &db)
@@ -105,6 +117,15 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
+                // Once across the processes sharing the database, not once per replica.
+                let held = match registry.sweep_lock().await {
+                    Ok(Some(held)) => held,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "taking the sweep lock failed");
+                        continue;
+                    }
+                };
                 match registry.expire_uploads().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(expired = n, "expired idle upload sessions"),
@@ -118,6 +139,7 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 if let Err(e) = registry.expire_pending(pending_ttl).await {
                     tracing::warn!(error = %e, "expiring pending manifests failed");
                 }
+                held.release().await;
             }
         })
     };
@@ -191,7 +213,14 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
                 api::auth::Mode::Enforced
             },
             service: hostname.clone(),
-            token_key: token_key(&cfg.data_dir)?,
+            token_key: match db
+                .shared_secret("token.key", || rand::random::<[u8; 32]>().to_vec())
+                .await?
+            {
+                Some(k) if k.len() == 32 => k,
+                Some(_) => return Err("the database's token.key is not a 32-byte key".into()),
+                None => token_key(&cfg.data_dir)?,
+            },
             tls,
             failed_logins_per_account: cfg.failed_login_limit,
             failed_logins_per_address: cfg.failed_login_limit_address,
@@ -199,7 +228,16 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         db.clone(),
         journal.clone(),
     )
-    .await?;
+    .await?
+    .with_account_changes(registry.account_changes());
+    // Replicas: apply what the other processes on the database change.
+    let follower = match db.listen().await? {
+        Some(listener) => {
+            tracing::info!("following the changes of other processes on the database");
+            Some(tokio::spawn(registry.clone().follow(listener)))
+        }
+        None => None,
+    };
     if cfg.open {
         tracing::warn!(
             "--open: anyone who reaches {local} may pull, push and delete without logging in"
@@ -300,6 +338,9 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     api::conn::serve(listener, app, tls, limits, shutdown).await?;
     sweeper.abort();
     trimmer.abort();
+    if let Some(f) = follower {
+        f.abort();
+    }
     if let Some(m) = metrics {
         m.abort();
     }

@@ -30,8 +30,8 @@ pub struct TokenInfo {
 /// or that grant, would leave nobody able to administer the registry, so both are refused.
 macro_rules! last_admin_guard {
     () => {
-        "EXISTS (SELECT 1 FROM role_grants WHERE account = ?1 AND role = 'admin' AND pattern = '*')
-         AND NOT EXISTS (SELECT 1 FROM role_grants WHERE account <> ?1 AND role = 'admin' AND pattern = '*')"
+        "EXISTS (SELECT 1 FROM role_grants WHERE account = $1 AND role = 'admin' AND pattern = '*')
+         AND NOT EXISTS (SELECT 1 FROM role_grants WHERE account <> $1 AND role = 'admin' AND pattern = '*')"
     };
 }
 
@@ -47,7 +47,7 @@ impl Metadata {
         binds: &[Option<&str>],
         event: AuditEvent,
     ) -> Result<Changed> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut q = sqlx::query(sql);
         for b in binds {
             q = q.bind(*b);
@@ -57,6 +57,10 @@ impl Metadata {
             audit::append(&mut tx, std::slice::from_ref(&event)).await?;
         }
         tx.commit().await?;
+        if changed {
+            // Other processes on the database re-read accounts and grants now.
+            self.announce(super::Change::Accounts).await?;
+        }
         Ok(changed)
     }
 
@@ -83,7 +87,7 @@ impl Metadata {
             );
         }
         for r in sqlx::query(
-            "SELECT id, account, secret_hash, expires_at, revoked_at IS NOT NULL FROM api_tokens",
+            "SELECT id, account, secret_hash, expires_at, CASE WHEN revoked_at IS NULL THEN 0 ELSE 1 END FROM api_tokens",
         )
         .fetch_all(&self.read)
         .await?
@@ -96,7 +100,7 @@ impl Metadata {
                     account: r.get(1),
                     secret_hash: r.get(2),
                     expires_at: r.get(3),
-                    revoked: r.get(4),
+                    revoked: r.get::<i64, _>(4) != 0,
                 },
             );
         }
@@ -135,7 +139,7 @@ impl Metadata {
         let now = now().to_string();
         self.change_with_audit(
             "INSERT INTO accounts (name, kind, password_hash, created_at, updated_at)
-             VALUES (?, ?, ?, CAST(? AS INTEGER), CAST(? AS INTEGER)) ON CONFLICT (name) DO NOTHING",
+             VALUES ($1, $2, $3, CAST($4 AS BIGINT), CAST($5 AS BIGINT)) ON CONFLICT (name) DO NOTHING",
             &[Some(name), Some(kind.as_str()), password_hash, Some(&now), Some(&now)],
             event,
         )
@@ -150,7 +154,7 @@ impl Metadata {
         password_hash: &str,
         events: &[AuditEvent],
     ) -> Result<Changed> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts")
             .fetch_one(&mut *tx)
             .await?;
@@ -158,7 +162,7 @@ impl Metadata {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO accounts (name, kind, password_hash, created_at, updated_at) VALUES (?, 'user', ?, ?, ?)",
+            "INSERT INTO accounts (name, kind, password_hash, created_at, updated_at) VALUES ($1, 'user', $2, $3, $4)",
         )
         .bind(name)
         .bind(password_hash)
@@ -166,7 +170,7 @@ impl Metadata {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO role_grants (account, role, pattern, granted_at) VALUES (?, 'admin', '*', ?)")
+        sqlx::query("INSERT INTO role_grants (account, role, pattern, granted_at) VALUES ($1, 'admin', '*', $2)")
             .bind(name)
             .bind(now())
             .execute(&mut *tx)
@@ -180,7 +184,7 @@ impl Metadata {
     /// is the last administrator (admin on `*`).
     pub async fn account_remove(&self, name: &str, event: AuditEvent) -> Result<Changed> {
         let sql = concat!(
-            "DELETE FROM accounts WHERE name = ?1 AND NOT (",
+            "DELETE FROM accounts WHERE name = $1 AND NOT (",
             last_admin_guard!(),
             ")"
         );
@@ -196,7 +200,7 @@ impl Metadata {
     ) -> Result<Changed> {
         let now = now().to_string();
         self.change_with_audit(
-            "UPDATE accounts SET password_hash = ?, updated_at = CAST(? AS INTEGER) WHERE name = ? AND kind = 'user'",
+            "UPDATE accounts SET password_hash = $1, updated_at = CAST($2 AS BIGINT) WHERE name = $3 AND kind = 'user'",
             &[Some(password_hash), Some(&now), Some(name)],
             event,
         )
@@ -204,22 +208,31 @@ impl Metadata {
     }
 
     pub async fn accounts(&self) -> Result<Vec<AccountInfo>> {
+        // One row per grant (or one without for an account with none), folded here: the
+        // two databases aggregate into JSON differently.
         let rows = sqlx::query(
-            "SELECT a.name, a.kind, a.created_at,
-                    (SELECT json_group_array(g.role || ' on ' || g.pattern) FROM role_grants g WHERE g.account = a.name)
-             FROM accounts a ORDER BY a.name",
+            "SELECT a.name, a.kind, a.created_at, g.role || ' on ' || g.pattern
+             FROM accounts a LEFT JOIN role_grants g ON g.account = a.name
+             ORDER BY a.name, g.granted_at, g.role, g.pattern",
         )
         .fetch_all(&self.read)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AccountInfo {
-                name: r.get(0),
-                kind: r.get(1),
-                created_at: r.get(2),
-                grants: serde_json::from_str(&r.get::<String, _>(3)).unwrap_or_default(),
-            })
-            .collect())
+        let mut out: Vec<AccountInfo> = Vec::new();
+        for r in rows {
+            let name: String = r.get(0);
+            if out.last().is_none_or(|a| a.name != name) {
+                out.push(AccountInfo {
+                    name,
+                    kind: r.get(1),
+                    created_at: r.get(2),
+                    grants: Vec::new(),
+                });
+            }
+            if let Some(grant) = r.get::<Option<String>, _>(3) {
+                out.last_mut().expect("pushed above").grants.push(grant);
+            }
+        }
+        Ok(out)
     }
 
     pub async fn token_add(
@@ -234,7 +247,7 @@ impl Metadata {
         let (now, expires) = (now().to_string(), expires_at.to_string());
         self.change_with_audit(
             "INSERT INTO api_tokens (id, account, description, secret_hash, created_at, expires_at)
-             SELECT ?, ?, ?, ?, CAST(? AS INTEGER), CAST(? AS INTEGER) WHERE EXISTS (SELECT 1 FROM accounts WHERE name = ?)",
+             SELECT $1, $2, $3, $4, CAST($5 AS BIGINT), CAST($6 AS BIGINT) WHERE EXISTS (SELECT 1 FROM accounts WHERE name = $7)",
             &[
                 Some(id),
                 Some(account),
@@ -259,8 +272,8 @@ impl Metadata {
     ) -> Result<Changed> {
         let now = now().to_string();
         self.change_with_audit(
-            "UPDATE api_tokens SET revoked_at = CAST(? AS INTEGER)
-             WHERE id = ? AND (? IS NULL OR account = ?) AND revoked_at IS NULL",
+            "UPDATE api_tokens SET revoked_at = CAST($1 AS BIGINT)
+             WHERE id = $2 AND ($3 IS NULL OR account = $4) AND revoked_at IS NULL",
             &[Some(&now), Some(id), account, account],
             event,
         )
@@ -270,7 +283,7 @@ impl Metadata {
     pub async fn tokens(&self, account: Option<&str>) -> Result<Vec<TokenInfo>> {
         let rows = sqlx::query(
             "SELECT id, account, description, created_at, expires_at, revoked_at FROM api_tokens
-             WHERE ?1 IS NULL OR account = ?1 ORDER BY created_at, id",
+             WHERE $1 IS NULL OR account = $1 ORDER BY created_at, id",
         )
         .bind(account)
         .fetch_all(&self.read)
@@ -299,7 +312,7 @@ impl Metadata {
         let now = now().to_string();
         self.change_with_audit(
             "INSERT INTO role_grants (account, role, pattern, granted_at)
-             SELECT ?, ?, ?, CAST(? AS INTEGER) WHERE EXISTS (SELECT 1 FROM accounts WHERE name = ?)
+             SELECT $1, $2, $3, CAST($4 AS BIGINT) WHERE EXISTS (SELECT 1 FROM accounts WHERE name = $5)
              ON CONFLICT DO NOTHING",
             &[
                 Some(account),
@@ -321,8 +334,8 @@ impl Metadata {
         event: AuditEvent,
     ) -> Result<Changed> {
         let sql = concat!(
-            "DELETE FROM role_grants WHERE account = ?1 AND role = ?2 AND pattern = ?3
-             AND NOT (?2 = 'admin' AND ?3 = '*' AND ",
+            "DELETE FROM role_grants WHERE account = $1 AND role = $2 AND pattern = $3
+             AND NOT ($2 = 'admin' AND $3 = '*' AND ",
             last_admin_guard!(),
             ")"
         );
@@ -344,14 +357,14 @@ impl Metadata {
         let now = now().to_string();
         if public {
             self.change_with_audit(
-                "INSERT INTO public_namespaces (pattern, created_at) VALUES (?, CAST(? AS INTEGER)) ON CONFLICT DO NOTHING",
+                "INSERT INTO public_namespaces (pattern, created_at) VALUES ($1, CAST($2 AS BIGINT)) ON CONFLICT DO NOTHING",
                 &[Some(pattern), Some(&now)],
                 event,
             )
             .await
         } else {
             self.change_with_audit(
-                "DELETE FROM public_namespaces WHERE pattern = ?",
+                "DELETE FROM public_namespaces WHERE pattern = $1",
                 &[Some(pattern)],
                 event,
             )
@@ -362,9 +375,9 @@ impl Metadata {
 
 /// The repositories a namespace pattern covers, as SQL over `r.name` with the pattern
 /// bound as `?1` (see [`crate::auth::pattern_matches`]).
-const COVERS: &str = "(?1 = '*' OR r.name = ?1 OR (substr(?1, -2) = '/*'
-    AND length(r.name) > length(?1) - 1
-    AND substr(r.name, 1, length(?1) - 1) = substr(?1, 1, length(?1) - 1)))";
+const COVERS: &str = "($1 = '*' OR r.name = $1 OR (substr($1, length($1) - 1) = '/*'
+    AND length(r.name) > length($1) - 1
+    AND substr(r.name, 1, length($1) - 1) = substr($1, 1, length($1) - 1)))";
 
 impl Metadata {
     pub async fn quotas(&self) -> Result<Vec<(String, u64)>> {
@@ -388,7 +401,7 @@ impl Metadata {
             Some(b) => {
                 let (b, now) = (b.to_string(), now().to_string());
                 self.change_with_audit(
-                    "INSERT INTO quotas (pattern, bytes, created_at) VALUES (?, CAST(? AS INTEGER), CAST(? AS INTEGER))
+                    "INSERT INTO quotas (pattern, bytes, created_at) VALUES ($1, CAST($2 AS BIGINT), CAST($3 AS BIGINT))
                      ON CONFLICT (pattern) DO UPDATE SET bytes = excluded.bytes",
                     &[Some(pattern), Some(&b), Some(&now)],
                     event,
@@ -397,7 +410,7 @@ impl Metadata {
             }
             None => {
                 self.change_with_audit(
-                    "DELETE FROM quotas WHERE pattern = ?",
+                    "DELETE FROM quotas WHERE pattern = $1",
                     &[Some(pattern)],
                     event,
                 )
@@ -410,11 +423,11 @@ impl Metadata {
     /// counts once, as it is stored once) plus manifests.
     pub async fn namespace_usage(&self, pattern: &str) -> Result<u64> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT COALESCE((SELECT SUM(b.size) FROM blobs b WHERE b.digest IN (
+            "SELECT CAST(COALESCE((SELECT SUM(b.size) FROM blobs b WHERE b.digest IN (
                     SELECT rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
                     WHERE {COVERS})), 0)
                   + COALESCE((SELECT SUM(m.size) FROM manifests m JOIN repositories r ON r.id = m.repository_id
-                    WHERE {COVERS}), 0)"
+                    WHERE {COVERS}), 0) AS BIGINT)"
         ));
         let used: i64 = sqlx::query_scalar(sql)
             .bind(pattern)
@@ -426,14 +439,15 @@ impl Metadata {
     /// Whether a blob is already stored under a pattern (then linking it costs nothing).
     pub async fn namespace_has_blob(&self, pattern: &str, digest: &str) -> Result<bool> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT EXISTS (SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
-             WHERE rb.digest = ?2 AND {COVERS})"
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+             WHERE rb.digest = $2 AND {COVERS}) THEN 1 ELSE 0 END"
         ));
-        Ok(sqlx::query_scalar(sql)
+        let found: i64 = sqlx::query_scalar(sql)
             .bind(pattern)
             .bind(digest)
             .fetch_one(&self.read)
-            .await?)
+            .await?;
+        Ok(found == 1)
     }
 }
 

@@ -234,7 +234,7 @@ pub fn chain_hash(seq: i64, prev_hash: &str, e: &AuditEvent) -> String {
 /// with the action they describe, or not at all): one lookup of the chain's tail and one
 /// multi-row INSERT per 2048 records.
 pub async fn append(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     events: &[AuditEvent],
 ) -> Result<(), sqlx::Error> {
     if events.is_empty() {
@@ -257,8 +257,12 @@ pub async fn append(
             "INSERT INTO audit_log (seq, at, actor, source, action, repository, digest, tag, outcome, reason, prev_hash, hash) VALUES ",
         );
         for i in 0..chunk.len() {
-            sql.push_str(if i == 0 { "" } else { "," });
-            sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?)");
+            sql.push_str(if i == 0 { "(" } else { ",(" });
+            for j in 1..=12 {
+                let sep = if j == 1 { "" } else { "," };
+                sql.push_str(&format!("{sep}${}", i * 12 + j));
+            }
+            sql.push(')');
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for e in chunk {
@@ -283,7 +287,7 @@ pub async fn append(
     Ok(())
 }
 
-fn record(r: sqlx::sqlite::SqliteRow) -> AuditRecord {
+fn record(r: sqlx::any::AnyRow) -> AuditRecord {
     AuditRecord {
         seq: r.get(0),
         event: AuditEvent {
@@ -322,64 +326,63 @@ pub struct AuditFilter {
 const COLUMNS: &str =
     "seq, at, actor, source, action, repository, digest, tag, outcome, reason, prev_hash, hash";
 
-/// The statement [`query`] runs for `f`, and the values of its filters, in order: bound
-/// after the cursor (`seq > ?`, first) and before the limit (last).
-fn query_sql(f: &AuditFilter) -> (String, Vec<String>) {
-    // Only the filters given are in the statement, so SQLite can use the index for the
-    // one that narrows most (`col = ? ... ORDER BY seq` walks an index on `(col, seq)`);
-    // `?1 IS NULL OR col = ?1` forms made every filter but the digest scan the table.
-    let mut conditions = vec!["seq > ?"];
-    let mut values: Vec<String> = Vec::new();
+/// The statement [`query`] runs for `f` on `backend`, and the values of its filters, in
+/// order: bound after the cursor (`seq > $1`, first) and before the limit (last).
+fn query_sql(f: &AuditFilter, backend: super::Backend) -> (String, Vec<String>) {
+    // Only the filters given are in the statement, so the database can use the index for
+    // the one that narrows most (`col = $n ... ORDER BY seq` walks an index on
+    // `(col, seq)`); `$1 IS NULL OR col = $1` forms made every filter but the digest scan
+    // the table.
+    let mut filters: Vec<(&str, String)> = Vec::new();
     for (column, value) in [
-        ("repository = ?", &f.repository),
-        ("digest = ?", &f.digest),
-        ("actor = ?", &f.actor),
-        ("action = ?", &f.action),
-        ("outcome = ?", &f.outcome),
+        ("repository =", &f.repository),
+        ("digest =", &f.digest),
+        ("actor =", &f.actor),
+        ("action =", &f.action),
+        ("outcome =", &f.outcome),
     ] {
         if let Some(v) = value {
-            conditions.push(column);
-            values.push(v.clone());
+            filters.push((column, v.clone()));
         }
     }
     // `at` is compared as text: with the second's prefix, records of any fraction format
     // within the bound's second fall inside it.
     if let Some(since) = f.since {
-        conditions.push("at >= ?");
-        values.push(second_prefix(since));
+        filters.push(("at >=", second_prefix(since)));
     }
     if let Some(until) = f.until {
-        conditions.push("at < ?");
-        values.push(second_prefix(until + time::Duration::SECOND));
+        filters.push(("at <", second_prefix(until + time::Duration::SECOND)));
     }
-    // The index, chosen here rather than by SQLite's guess (it has no statistics, and
-    // with several filters took the action index over the digest one, 14 ms against
-    // 0.01): the most selective filter given wins.
-    let index = if f.digest.is_some() {
-        "INDEXED BY audit_by_digest"
-    } else if f.repository.is_some() {
-        "INDEXED BY audit_by_repository"
-    } else if f.actor.is_some() {
-        "INDEXED BY audit_by_actor"
-    } else if f.outcome.is_some() {
-        "INDEXED BY audit_by_outcome"
-    } else if f.action.is_some() {
-        "INDEXED BY audit_by_action"
-    } else {
-        ""
+    let mut conditions = vec!["seq > $1".to_string()];
+    for (i, (condition, _)) in filters.iter().enumerate() {
+        conditions.push(format!("{condition} ${}", i + 2));
+    }
+    // SQLite: the index, chosen here rather than by SQLite's guess (it has no statistics,
+    // and with several filters took the action index over the digest one, 14 ms against
+    // 0.01): the most selective filter given wins. PostgreSQL's planner has statistics.
+    let index = match backend {
+        super::Backend::Postgres => "",
+        super::Backend::Sqlite if f.digest.is_some() => "INDEXED BY audit_by_digest",
+        super::Backend::Sqlite if f.repository.is_some() => "INDEXED BY audit_by_repository",
+        super::Backend::Sqlite if f.actor.is_some() => "INDEXED BY audit_by_actor",
+        super::Backend::Sqlite if f.outcome.is_some() => "INDEXED BY audit_by_outcome",
+        super::Backend::Sqlite if f.action.is_some() => "INDEXED BY audit_by_action",
+        super::Backend::Sqlite => "",
     };
     let sql = format!(
-        "SELECT {COLUMNS} FROM audit_log {index} WHERE {} ORDER BY seq LIMIT ?",
-        conditions.join(" AND ")
+        "SELECT {COLUMNS} FROM audit_log {index} WHERE {} ORDER BY seq LIMIT ${}",
+        conditions.join(" AND "),
+        filters.len() + 2
     );
-    (sql, values)
+    (sql, filters.into_iter().map(|(_, v)| v).collect())
 }
 
 pub async fn query(
-    pool: &sqlx::SqlitePool,
+    pool: &sqlx::AnyPool,
+    backend: super::Backend,
     f: &AuditFilter,
 ) -> Result<Vec<AuditRecord>, sqlx::Error> {
-    let (sql, values) = query_sql(f);
+    let (sql, values) = query_sql(f, backend);
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(f.after.unwrap_or(0));
     for v in values {
         q = q.bind(v);
@@ -427,10 +430,10 @@ impl std::str::FromStr for ChainHead {
 /// [`VERIFY_PAGE`] at a time by sequence number (each page its own short query, so a long
 /// verification holds no read transaction open while the server appends).
 pub async fn verify_chain(
-    pool: &sqlx::SqlitePool,
+    pool: &sqlx::AnyPool,
     anchor: Option<&ChainHead>,
 ) -> Result<Result<Option<ChainHead>, String>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?");
+    let sql = format!("SELECT {COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
     // After an archive, the live chain continues from its checkpoint.
     let start = checkpoint(pool).await?;
     let mut prev = start
@@ -493,7 +496,7 @@ pub struct Checkpoint {
 }
 
 /// The checkpoint the live chain starts from (the latest archive's), if any.
-pub async fn checkpoint(pool: &sqlx::SqlitePool) -> Result<Option<Checkpoint>, sqlx::Error> {
+pub async fn checkpoint(pool: &sqlx::AnyPool) -> Result<Option<Checkpoint>, sqlx::Error> {
     let row = sqlx::query(
         "SELECT seq, hash, archived_at, file FROM audit_checkpoints ORDER BY seq DESC LIMIT 1",
     )
@@ -533,8 +536,8 @@ struct ArchiveHeader {
 /// outside the write lock, a page at a time, so the server keeps writing meanwhile.
 /// `Ok(None)`: nothing to archive.
 pub async fn archive(
-    write: &sqlx::SqlitePool,
-    read: &sqlx::SqlitePool,
+    write: &sqlx::AnyPool,
+    read: &sqlx::AnyPool,
     before: OffsetDateTime,
     actor: &str,
     file: &str,
@@ -544,7 +547,7 @@ pub async fn archive(
     let from = start.as_ref().map_or(0, |c| c.seq);
     let bound = second_prefix(before);
     let first_kept: Option<i64> =
-        sqlx::query_scalar("SELECT MIN(seq) FROM audit_log WHERE seq > ? AND at >= ?")
+        sqlx::query_scalar("SELECT MIN(seq) FROM audit_log WHERE seq > $1 AND at >= $2")
             .bind(from)
             .bind(&bound)
             .fetch_one(read)
@@ -575,8 +578,9 @@ pub async fn archive(
     ) {
         return io(e);
     }
-    let sql =
-        format!("SELECT {COLUMNS} FROM audit_log WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?");
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"
+    );
     let mut expected = from + 1;
     let mut after = from;
     while after < last_to_move {
@@ -607,8 +611,8 @@ pub async fn archive(
     if let Err(e) = out.flush() {
         return io(e);
     }
-    let mut tx = write.begin().await?;
-    let still: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = ?")
+    let mut tx = super::begin_write(write).await?;
+    let still: Option<String> = sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
         .bind(last_to_move)
         .fetch_optional(&mut *tx)
         .await?;
@@ -617,17 +621,19 @@ pub async fn archive(
             "record {last_to_move} changed while it was copied; nothing archived"
         )));
     }
-    sqlx::query("DELETE FROM audit_log WHERE seq <= ?")
+    sqlx::query("DELETE FROM audit_log WHERE seq <= $1")
         .bind(last_to_move)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("INSERT INTO audit_checkpoints (seq, hash, archived_at, file) VALUES (?, ?, ?, ?)")
-        .bind(last_to_move)
-        .bind(&prev)
-        .bind(format_at(OffsetDateTime::now_utc()))
-        .bind(file)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (seq, hash, archived_at, file) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(last_to_move)
+    .bind(&prev)
+    .bind(format_at(OffsetDateTime::now_utc()))
+    .bind(file)
+    .execute(&mut *tx)
+    .await?;
     let note = AuditEvent::now(
         actor,
         None,
@@ -971,7 +977,7 @@ mod plan_tests {
             ),
         ];
         for (name, f) in cases {
-            let (sql, values) = query_sql(&f);
+            let (sql, values) = query_sql(&f, crate::db::Backend::Sqlite);
             let mut q =
                 sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).bind(0i64);
             for v in values {

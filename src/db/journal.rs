@@ -103,9 +103,9 @@ async fn import(dir: &Path, name: &str, db: &Metadata) -> Result<()> {
             }
         }
     }
-    let mut tx = db.write.begin().await?;
+    let mut tx = super::begin_write(&db.write).await?;
     let done = sqlx::query(
-        "INSERT INTO audit_imports (name, imported_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        "INSERT INTO audit_imports (name, imported_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
     )
     .bind(name)
     .bind(now())

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod audit;
+mod changes;
 mod journal;
 
 pub use accounts::{check_account_name, AccountInfo, TokenInfo};
@@ -32,6 +33,7 @@ pub struct PublishedTag {
     pub media_type: String,
     pub size: u64,
 }
+pub use changes::{Change, Exclusive, Listener};
 pub use journal::Journal;
 
 pub use audit::{
@@ -40,9 +42,9 @@ pub use audit::{
 };
 
 use crate::oci::{Digest, RepositoryName, Tag};
+use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{AnyConnection, AnyPool, Row};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -60,7 +62,64 @@ pub enum DbError {
 
 type Result<T> = std::result::Result<T, DbError>;
 
-/// The schema, embedded in the binary and applied at start.
+/// The SQL database behind [`Metadata`]. Statements are written once, in the SQL both
+/// accept (`$1` parameters, `ON CONFLICT`, `RETURNING`); [`dialect`] rewrites the few
+/// constructs that differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn of(conn: &AnyConnection) -> Backend {
+        if conn.backend_name() == "PostgreSQL" {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// `sql` as `backend` takes it: for PostgreSQL, `json_each($n)` (a JSON array bound as
+/// text, unpacked to rows of `value`) becomes `json_array_elements_text($n::json)`,
+/// `GLOB` patterns become `LIKE` ones (`*` → `%`; both are case-sensitive), and
+/// `CROSS JOIN ... ON` (SQLite's way to fix the join order) a plain `JOIN ... ON`. Each
+/// statement is rewritten once and kept.
+fn dialect(backend: Backend, sql: &'static str) -> &'static str {
+    if backend == Backend::Sqlite {
+        return sql;
+    }
+    static DONE: Mutex<Option<HashMap<usize, &'static str>>> = Mutex::new(None);
+    let mut done = DONE.lock().unwrap_or_else(|p| p.into_inner());
+    let done = done.get_or_insert_with(HashMap::new);
+    // Statements are string constants: their address names them.
+    let key = sql.as_ptr() as usize ^ (sql.len() << 48);
+    done.entry(key).or_insert_with(|| {
+        let mut out = String::with_capacity(sql.len() + 32);
+        let mut rest = sql;
+        while let Some(at) = rest.find("json_each(") {
+            out.push_str(&rest[..at]);
+            rest = &rest[at + "json_each(".len()..];
+            let close = rest.find(')').expect("json_each(...) closes");
+            out.push_str("json_array_elements_text(");
+            out.push_str(&rest[..close]);
+            out.push_str("::json)");
+            rest = &rest[close + 1..];
+        }
+        out.push_str(rest);
+        while let Some(at) = out.find(" GLOB '") {
+            let start = at + " GLOB '".len();
+            let end = start + out[start..].find('\'').expect("GLOB pattern closes");
+            let pattern = out[start..end].replace('*', "%");
+            out.replace_range(at..=end, &format!(" LIKE '{pattern}'"));
+        }
+        let out = out.replace("CROSS JOIN", "JOIN");
+        Box::leak(out.into_boxed_str())
+    })
+}
+
+/// The SQLite schema, embedded in the binary and applied at start.
 fn migrator() -> Migrator {
     let migration = |version, name: &str, sql: &'static str| {
         Migration::new(
@@ -110,6 +169,47 @@ fn migrator() -> Migrator {
     ])
 }
 
+/// The PostgreSQL schema: a migration history of its own (migrations/postgres/).
+fn postgres_migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "schema".to_string().into(),
+        MigrationType::Simple,
+        sqlx::SqlSafeStr::into_sql_str(include_str!("../../migrations/postgres/0001_schema.sql")),
+        false,
+    )])
+}
+
+/// `url` without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Advisory lock keys (PostgreSQL): one for migrations, one for writes.
+const MIGRATION_LOCK: i64 = 0x626f_6e64_6564_0001;
+const WRITE_LOCK: i64 = 0x626f_6e64_6564_0002;
+
+/// A write transaction on `pool`: on PostgreSQL holding [`WRITE_LOCK`] until it ends.
+async fn begin_write(
+    pool: &AnyPool,
+) -> std::result::Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if Backend::of(&tx) == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(tx)
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -132,7 +232,7 @@ pub struct WaitingTag {
     pub pushed_by: Option<String>,
 }
 
-fn waiting_tag(r: sqlx::sqlite::SqliteRow) -> WaitingTag {
+fn waiting_tag(r: sqlx::any::AnyRow) -> WaitingTag {
     WaitingTag {
         tag: r.get(0),
         digest: r.get(1),
@@ -285,8 +385,13 @@ impl From<sqlx::Error> for PutManifestError {
 
 #[derive(Clone)]
 pub struct Metadata {
-    read: SqlitePool,
-    write: SqlitePool,
+    backend: Backend,
+    /// The PostgreSQL URL, for the listener's own connection (it holds a password).
+    url: Option<String>,
+    /// This process's name in change notifications, to skip its own.
+    origin: u64,
+    read: AnyPool,
+    write: AnyPool,
     /// Ids of repositories whose creating transaction committed. Repositories are never
     /// deleted, so a remembered id stays right; it saves a statement on every push.
     repository_ids: Arc<Mutex<HashMap<String, i64>>>,
@@ -298,26 +403,137 @@ pub struct Metadata {
 impl Metadata {
     /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
     pub async fn open_sqlite(path: &Path) -> Result<Self> {
-        let options = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // With WAL, NORMAL never corrupts and never loses a commit on a process crash;
-            // only an OS crash or power loss can lose the last transactions.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let write = SqlitePoolOptions::new()
+        sqlx::any::install_default_drivers();
+        // The path as a sqlite: URL; percent-encoded, so no character of it is read as
+        // URL syntax.
+        let encoded: String = path
+            .to_string_lossy()
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let url = |mode: &str| format!("sqlite://{encoded}?mode={mode}");
+        // With WAL, synchronous NORMAL never corrupts and never loses a commit on a process
+        // crash; only an OS crash or power loss can lose the last transactions.
+        let write = AnyPoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+                })
+            })
+            .connect(&url("rwc"))
             .await?;
         migrator().run(&write).await?;
-        let read = SqlitePoolOptions::new()
+        let read = AnyPoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .connect(&url("ro"))
             .await?;
+        Ok(Self::with_pools(Backend::Sqlite, None, read, write))
+    }
+
+    /// Opens the PostgreSQL database at `url` (`postgres://USER:PASSWORD@HOST/DB`) and
+    /// applies migrations. Several processes may share it (replicas): writes that must
+    /// see each other (the audit chain, counted limits) take one transaction-scoped
+    /// advisory lock, as SQLite's single writer serialises them.
+    pub async fn open_postgres(url: &str, max_connections: u32) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        {
+            // Two processes starting at once must not both migrate.
+            let mut conn = pool.acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+            let migrated = postgres_migrator().run(&mut *conn).await;
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+            migrated?;
+        }
+        Ok(Self::with_pools(
+            Backend::Postgres,
+            Some(url.to_string()),
+            pool.clone(),
+            pool,
+        ))
+    }
+
+    /// Opens `location`: a `postgres://` or `postgresql://` URL, else a SQLite file path.
+    pub async fn open(location: &str) -> Result<Self> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            Self::open_postgres(location, 16).await
+        } else {
+            Self::open_sqlite(Path::new(location)).await
+        }
+    }
+
+    /// For the offline commands (`bonded user`, `audit verify`, ...): the PostgreSQL
+    /// database at `database_url`, else the data directory's `bonded.db`, which must
+    /// exist (a command never creates an empty registry database by mistake).
+    pub async fn open_existing(
+        data_dir: &Path,
+        database_url: Option<&str>,
+    ) -> std::result::Result<Self, String> {
+        if let Some(url) = database_url {
+            return Self::open_postgres(url, 2)
+                .await
+                .map_err(|e| format!("cannot open the database at {}: {e}", redact_url(url)));
+        }
+        let path = data_dir.join("bonded.db");
+        if !path.exists() {
+            return Err(format!(
+                "no bonded database at {}: start `bonded serve --data-dir {}` once, or pass --data-dir (or --database-url)",
+                path.display(),
+                data_dir.display()
+            ));
+        }
+        Self::open_sqlite(&path)
+            .await
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))
+    }
+
+    /// The database behind this.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Begins a write transaction; on PostgreSQL it first takes the write lock every
+    /// process sharing the database takes, so writes are serialised as on SQLite.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(begin_write(&self.write).await?)
+    }
+
+    fn with_pools(backend: Backend, url: Option<String>, read: AnyPool, write: AnyPool) -> Self {
         let (manifest_writes, jobs) = tokio::sync::mpsc::channel(4 * MAX_WRITE_BATCH);
         let db = Metadata {
+            backend,
+            url,
+            origin: rand::random(),
             read,
             write,
             repository_ids: Arc::default(),
@@ -328,7 +544,7 @@ impl Metadata {
             db.repository_ids.clone(),
             jobs,
         ));
-        Ok(db)
+        db
     }
 
     /// Whether the database answers now (for `/readyz`): a trivial query on the read pool
@@ -374,7 +590,7 @@ impl Metadata {
     /// unless it is known to exist already.
     async fn repository_id_for_write(
         &self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut sqlx::AnyConnection,
         repo: &RepositoryName,
     ) -> Result<i64> {
         let known = self
@@ -407,17 +623,17 @@ impl Metadata {
         size: u64,
         events: &[AuditEvent],
     ) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let repo_id = self.repository_id_for_write(&mut tx, repo).await?;
         sqlx::query(
-            "INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(digest.to_string())
         .bind(size as i64)
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO repository_blobs (repository_id, digest) VALUES (?, ?) ON CONFLICT DO NOTHING")
+        sqlx::query("INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(repo_id)
             .bind(digest.to_string())
             .execute(&mut *tx)
@@ -434,7 +650,7 @@ impl Metadata {
             "SELECT b.size FROM blobs b
              JOIN repository_blobs rb ON rb.digest = b.digest
              JOIN repositories r ON r.id = rb.repository_id
-             WHERE r.name = ? AND b.digest = ?",
+             WHERE r.name = $1 AND b.digest = $2",
         )
         .bind(repo.as_str())
         .bind(digest.to_string())
@@ -446,7 +662,7 @@ impl Metadata {
     /// Size of `digest` if any repository holds it.
     pub async fn blob_size_anywhere(&self, digest: &Digest) -> Result<Option<u64>> {
         let row = sqlx::query(
-            "SELECT b.size FROM blobs b WHERE b.digest = ?
+            "SELECT b.size FROM blobs b WHERE b.digest = $1
              AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
         )
         .bind(digest.to_string())
@@ -462,10 +678,10 @@ impl Metadata {
         digest: &Digest,
         events: &[AuditEvent],
     ) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
-            "DELETE FROM repository_blobs WHERE digest = ?
-             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+            "DELETE FROM repository_blobs WHERE digest = $1
+             AND repository_id = (SELECT id FROM repositories WHERE name = $2)",
         )
         .bind(digest.to_string())
         .bind(repo.as_str())
@@ -506,7 +722,7 @@ impl Metadata {
             "SELECT m.digest, m.media_type, m.content FROM tags t
              JOIN repositories r ON r.id = t.repository_id
              JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
-             WHERE r.name = ? AND t.name = ? AND t.state = 'published'",
+             WHERE r.name = $1 AND t.name = $2 AND t.state = 'published'",
         )
         .bind(repo.as_str())
         .bind(tag.as_str())
@@ -523,7 +739,7 @@ impl Metadata {
         let row = sqlx::query(
             "SELECT m.digest, m.media_type, m.content FROM manifests m
              JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ? AND m.digest = ?",
+             WHERE r.name = $1 AND m.digest = $2",
         )
         .bind(repo.as_str())
         .bind(digest.to_string())
@@ -539,13 +755,13 @@ impl Metadata {
         digest: &Digest,
         events: &[AuditEvent],
     ) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(repo_id) = repository_id(&mut tx, repo).await? else {
             return Ok(false);
         };
         for sql in [
-            "DELETE FROM tags WHERE repository_id = ? AND digest = ?",
-            "DELETE FROM waiting_tags WHERE repository_id = ? AND digest = ?",
+            "DELETE FROM tags WHERE repository_id = $1 AND digest = $2",
+            "DELETE FROM waiting_tags WHERE repository_id = $1 AND digest = $2",
         ] {
             sqlx::query(sql)
                 .bind(repo_id)
@@ -553,12 +769,12 @@ impl Metadata {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM signatures WHERE repository_id = ? AND digest = ?")
+        sqlx::query("DELETE FROM signatures WHERE repository_id = $1 AND digest = $2")
             .bind(repo_id)
             .bind(digest.to_string())
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query("DELETE FROM manifests WHERE repository_id = ? AND digest = ?")
+        let done = sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
             .bind(repo_id)
             .bind(digest.to_string())
             .execute(&mut *tx)
@@ -578,13 +794,13 @@ impl Metadata {
         tag: &Tag,
         events: &[AuditEvent],
     ) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut deleted = false;
         for sql in [
-            "DELETE FROM tags WHERE name = ?
-             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
-            "DELETE FROM waiting_tags WHERE name = ?
-             AND repository_id = (SELECT id FROM repositories WHERE name = ?)",
+            "DELETE FROM tags WHERE name = $1
+             AND repository_id = (SELECT id FROM repositories WHERE name = $2)",
+            "DELETE FROM waiting_tags WHERE name = $1
+             AND repository_id = (SELECT id FROM repositories WHERE name = $2)",
         ] {
             let done = sqlx::query(sql)
                 .bind(tag.as_str())
@@ -601,7 +817,7 @@ impl Metadata {
     }
 
     pub async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM repositories WHERE name = ?")
+        let row = sqlx::query("SELECT 1 FROM repositories WHERE name = $1")
             .bind(repo.as_str())
             .fetch_optional(&self.read)
             .await?;
@@ -617,11 +833,11 @@ impl Metadata {
     ) -> Result<Vec<String>> {
         let rows = sqlx::query(
             "SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
-             WHERE r.name = ? AND t.name > ? AND t.state = 'published' ORDER BY t.name LIMIT ?",
+             WHERE r.name = $1 AND t.name > $2 AND t.state = 'published' ORDER BY t.name LIMIT $3",
         )
         .bind(repo.as_str())
         .bind(last.unwrap_or(""))
-        .bind(n.map(i64::from).unwrap_or(-1))
+        .bind(n.map(i64::from).unwrap_or(i64::MAX))
         .fetch_all(&self.read)
         .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
@@ -635,7 +851,7 @@ impl Metadata {
         after: Option<(&str, &str)>,
         n: u32,
     ) -> Result<Vec<PublishedTag>> {
-        let row = |r: sqlx::sqlite::SqliteRow| PublishedTag {
+        let row = |r: sqlx::any::AnyRow| PublishedTag {
             repository: r.get(0),
             tag: r.get(1),
             digest: r.get(2),
@@ -650,10 +866,13 @@ impl Metadata {
         let (repo, tag) = after.unwrap_or(("", ""));
         if after.is_some() {
             out.extend(
-                sqlx::query(concat!(
-                    published_tags_from!(),
-                    "WHERE r.name = ?1 AND t.name > ?2 AND t.state = 'published'
-                         ORDER BY t.name LIMIT ?3"
+                sqlx::query(dialect(
+                    self.backend,
+                    concat!(
+                        published_tags_from!(),
+                        "WHERE r.name = $1 AND t.name > $2 AND t.state = 'published'
+                         ORDER BY t.name LIMIT $3"
+                    ),
                 ))
                 .bind(repo)
                 .bind(tag)
@@ -667,10 +886,13 @@ impl Metadata {
         let left = i64::from(n) - out.len() as i64;
         if left > 0 {
             out.extend(
-                sqlx::query(concat!(
-                    published_tags_from!(),
-                    "WHERE r.name > ?1 AND t.state = 'published'
-                         ORDER BY r.name, t.name LIMIT ?2"
+                sqlx::query(dialect(
+                    self.backend,
+                    concat!(
+                        published_tags_from!(),
+                        "WHERE r.name > $1 AND t.state = 'published'
+                         ORDER BY r.name, t.name LIMIT $2"
+                    ),
                 ))
                 .bind(if after.is_some() { repo } else { "" })
                 .bind(left)
@@ -705,13 +927,15 @@ impl Metadata {
             } else {
                 for p in patterns {
                     match p.strip_suffix("/*") {
+                        // $1 is the cursor: the patterns' values follow it.
                         Some(ns) => {
-                            clauses.push("(r.name > ? AND r.name < ?)");
+                            let at = binds.len() + 2;
+                            clauses.push(format!("(r.name > ${at} AND r.name < ${})", at + 1));
                             binds.push(format!("{ns}/"));
                             binds.push(format!("{ns}0"));
                         }
                         None => {
-                            clauses.push("r.name = ?");
+                            clauses.push(format!("r.name = ${}", binds.len() + 2));
                             binds.push(p.clone());
                         }
                     }
@@ -724,17 +948,18 @@ impl Metadata {
             format!("AND ({})", clauses.join(" OR "))
         };
         let sql = format!(
-            "SELECT r.name FROM repositories r WHERE r.name > ? {filter}
+            "SELECT r.name FROM repositories r WHERE r.name > $1 {filter}
              AND (EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
                OR EXISTS (SELECT 1 FROM repository_blobs b WHERE b.repository_id = r.id))
-             ORDER BY r.name LIMIT ?"
+             ORDER BY r.name LIMIT ${}",
+            binds.len() + 2
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(last.unwrap_or(""));
         for b in &binds {
             q = q.bind(b);
         }
         let rows = q
-            .bind(n.map(i64::from).unwrap_or(-1))
+            .bind(n.map(i64::from).unwrap_or(i64::MAX))
             .fetch_all(&self.read)
             .await?;
         Ok(rows.into_iter().map(|r| r.get(0)).collect())
@@ -750,7 +975,7 @@ impl Metadata {
         let rows = sqlx::query(
             "SELECT m.digest, m.media_type, m.artifact_type, m.size, m.annotations FROM manifests m
              JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ? AND m.subject = ? AND (? IS NULL OR m.artifact_type = ?)
+             WHERE r.name = $1 AND m.subject = $2 AND ($3 IS NULL OR m.artifact_type = $4)
              ORDER BY m.created_at, m.digest",
         )
         .bind(repo.as_str())
@@ -773,11 +998,11 @@ impl Metadata {
         sig_tag: &str,
     ) -> Result<Vec<(String, bool)>> {
         let rows = sqlx::query(
-            "SELECT m.digest, 0 FROM manifests m JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ?1 AND m.subject = ?2 AND m.artifact_type IN (SELECT value FROM json_each(?3))
+            dialect(self.backend, "SELECT m.digest, 0 FROM manifests m JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = $1 AND m.subject = $2 AND m.artifact_type IN (SELECT value FROM json_each($3))
              UNION ALL
              SELECT t.digest, 1 FROM tags t JOIN repositories r ON r.id = t.repository_id
-             WHERE r.name = ?1 AND t.name = ?4 AND t.state = 'published'",
+             WHERE r.name = $1 AND t.name = $4 AND t.state = 'published'"),
         )
         .bind(repo.as_str())
         .bind(subject.to_string())
@@ -807,11 +1032,11 @@ impl Metadata {
             })
             .collect();
         let rows = sqlx::query(
-            "SELECT m.subject, m.digest, 0 FROM manifests m JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ?1 AND m.artifact_type IN (SELECT value FROM json_each(?2)) AND m.subject IN (SELECT value FROM json_each(?3))
+            dialect(self.backend, "SELECT m.subject, m.digest, 0 FROM manifests m JOIN repositories r ON r.id = m.repository_id
+             WHERE r.name = $1 AND m.artifact_type IN (SELECT value FROM json_each($2)) AND m.subject IN (SELECT value FROM json_each($3))
              UNION ALL
              SELECT t.name, t.digest, 1 FROM tags t JOIN repositories r ON r.id = t.repository_id
-             WHERE r.name = ?1 AND t.state = 'published' AND t.name IN (SELECT value FROM json_each(?4))",
+             WHERE r.name = $1 AND t.state = 'published' AND t.name IN (SELECT value FROM json_each($4))"),
         )
         .bind(repo.as_str())
         .bind(serde_json::to_string(artifact_types).expect("strings serialise"))
@@ -847,9 +1072,9 @@ impl Metadata {
         let rows = sqlx::query(
             "SELECT m.digest, m.media_type, m.artifact_type, m.size, m.annotations FROM manifests m
              JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ? AND m.subject = ? AND (? IS NULL OR m.artifact_type = ?)
-               AND m.digest > ?
-             ORDER BY m.digest LIMIT ?",
+             WHERE r.name = $1 AND m.subject = $2 AND ($3 IS NULL OR m.artifact_type = $4)
+               AND m.digest > $5
+             ORDER BY m.digest LIMIT $6",
         )
         .bind(repo.as_str())
         .bind(subject.to_string())
@@ -870,7 +1095,7 @@ impl Metadata {
     ) -> Result<Option<String>> {
         let row = sqlx::query(
             "SELECT m.state FROM manifests m JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ? AND m.digest = ?",
+             WHERE r.name = $1 AND m.digest = $2",
         )
         .bind(repo.as_str())
         .bind(digest.to_string())
@@ -890,13 +1115,14 @@ impl Metadata {
         let list =
             serde_json::to_string(&digests.iter().map(|d| d.to_string()).collect::<Vec<_>>())
                 .expect("json");
-        let mut tx = self.write.begin().await?;
-        let rows = sqlx::query(
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(dialect(
+            self.backend,
             "UPDATE manifests SET state = 'admitted', pending_since = NULL
-             WHERE state = 'pending' AND digest IN (SELECT value FROM json_each(?))
-               AND repository_id = (SELECT id FROM repositories WHERE name = ?)
+             WHERE state = 'pending' AND digest IN (SELECT value FROM json_each($1))
+               AND repository_id = (SELECT id FROM repositories WHERE name = $2)
              RETURNING digest",
-        )
+        ))
         .bind(list)
         .bind(repo.as_str())
         .fetch_all(&mut *tx)
@@ -918,12 +1144,12 @@ impl Metadata {
         audit: impl Fn(&str) -> AuditEvent,
     ) -> Result<Vec<String>> {
         let digest = accepted.subject();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(repo_id) = repository_id(&mut tx, repo).await? else {
             return Ok(Vec::new());
         };
         let rows = sqlx::query(
-            "DELETE FROM waiting_tags WHERE repository_id = ? AND digest = ? RETURNING name",
+            "DELETE FROM waiting_tags WHERE repository_id = $1 AND digest = $2 RETURNING name",
         )
         .bind(repo_id)
         .bind(digest.to_string())
@@ -931,12 +1157,13 @@ impl Metadata {
         .await?;
         let mut tags: Vec<String> = rows.into_iter().map(|r| r.get(0)).collect();
         tags.sort();
-        sqlx::query(
+        sqlx::query(dialect(
+            self.backend,
             "INSERT INTO tags (repository_id, name, digest, updated_at, state)
-             SELECT ?1, value, ?3, ?4, 'published' FROM json_each(?2) WHERE true
+             SELECT $1, value, $3, $4, 'published' FROM json_each($2) WHERE true
              ON CONFLICT (repository_id, name) DO UPDATE SET
                 digest = excluded.digest, updated_at = excluded.updated_at, state = 'published'",
-        )
+        ))
         .bind(repo_id)
         .bind(serde_json::to_string(&tags).expect("strings serialise"))
         .bind(digest.to_string())
@@ -953,7 +1180,7 @@ impl Metadata {
     pub async fn has_waiting_tags(&self, repo: &RepositoryName, digest: &Digest) -> Result<bool> {
         let row = sqlx::query(
             "SELECT 1 FROM waiting_tags w JOIN repositories r ON r.id = w.repository_id
-             WHERE r.name = ? AND w.digest = ? LIMIT 1",
+             WHERE r.name = $1 AND w.digest = $2 LIMIT 1",
         )
         .bind(repo.as_str())
         .bind(digest.to_string())
@@ -971,7 +1198,7 @@ impl Metadata {
         let row = sqlx::query(
             "SELECT w.name, w.digest, w.since, w.pushed_by FROM waiting_tags w
              JOIN repositories r ON r.id = w.repository_id
-             WHERE r.name = ? AND w.name = ?",
+             WHERE r.name = $1 AND w.name = $2",
         )
         .bind(repo.as_str())
         .bind(tag.as_str())
@@ -996,7 +1223,7 @@ impl Metadata {
         let rows = sqlx::query(
             "SELECT w.name, w.digest, w.since, w.pushed_by FROM waiting_tags w
              JOIN repositories r ON r.id = w.repository_id
-             WHERE r.name = ? ORDER BY w.since, w.name LIMIT ?",
+             WHERE r.name = $1 ORDER BY w.since, w.name LIMIT $2",
         )
         .bind(repo.as_str())
         .bind(i64::from(limit))
@@ -1015,8 +1242,8 @@ impl Metadata {
         let rows = sqlx::query(
             "SELECT m.digest, m.media_type, m.size, m.pending_since FROM manifests m
              JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ? AND m.state = 'pending' ORDER BY m.pending_since, m.digest
-             LIMIT ?",
+             WHERE r.name = $1 AND m.state = 'pending' ORDER BY m.pending_since, m.digest
+             LIMIT $2",
         )
         .bind(repo.as_str())
         .bind(i64::from(limit))
@@ -1040,10 +1267,10 @@ impl Metadata {
     /// digest) of each manifest.
     pub async fn expire_pending(&self, age: Duration) -> Result<Vec<(String, String)>> {
         let cutoff = now() - age.as_secs() as i64;
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
             "SELECT r.name, m.repository_id, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
-             WHERE m.state = 'pending' AND m.pending_since < ?",
+             WHERE m.state = 'pending' AND m.pending_since < $1",
         )
         .bind(cutoff)
         .fetch_all(&mut *tx)
@@ -1070,7 +1297,7 @@ impl Metadata {
         // Tags that waited too long, whatever their manifest's state (an admitted manifest
         // can have a tag waiting for signatures of its own).
         let waited = sqlx::query(
-            "DELETE FROM waiting_tags WHERE since < ?
+            "DELETE FROM waiting_tags WHERE since < $1
              RETURNING (SELECT name FROM repositories WHERE id = repository_id), name, digest",
         )
         .bind(cutoff)
@@ -1083,9 +1310,9 @@ impl Metadata {
         for r in rows {
             let (name, repo_id, digest): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
             for sql in [
-                "DELETE FROM tags WHERE repository_id = ? AND digest = ?",
-                "DELETE FROM waiting_tags WHERE repository_id = ? AND digest = ?",
-                "DELETE FROM manifests WHERE repository_id = ? AND digest = ?",
+                "DELETE FROM tags WHERE repository_id = $1 AND digest = $2",
+                "DELETE FROM waiting_tags WHERE repository_id = $1 AND digest = $2",
+                "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2",
             ] {
                 sqlx::query(sql)
                     .bind(repo_id)
@@ -1112,7 +1339,7 @@ impl Metadata {
                     s.signing_time, s.checks, s.accepted, s.policy, s.verified_at,
                     s.verdict, s.trust_version, s.subject_media_type, s.subject_size, s.layer
              FROM signatures s JOIN repositories r ON r.id = s.repository_id
-             WHERE r.name = ? AND s.subject = ? ORDER BY s.verified_at, s.digest, s.layer",
+             WHERE r.name = $1 AND s.subject = $2 ORDER BY s.verified_at, s.digest, s.layer",
         )
         .bind(repo.as_str())
         .bind(subject.to_string())
@@ -1129,7 +1356,7 @@ impl Metadata {
                 algorithm: r.get(5),
                 signing_time: r.get(6),
                 checks: serde_json::from_str(r.get::<&str, _>(7)).unwrap_or_default(),
-                accepted: r.get(8),
+                accepted: r.get::<i64, _>(8) != 0,
                 policy: r.get(9),
                 verified_at: r.get(10),
                 verdict: r.get(11),
@@ -1152,9 +1379,9 @@ impl Metadata {
         subjects: &[String],
     ) -> Result<Vec<(String, StoredVerdict)>> {
         let rows = sqlx::query(
-            "SELECT s.subject, s.digest, s.verdict, s.trust_version, s.policy, s.subject_media_type, s.subject_size, s.layer
+            dialect(self.backend, "SELECT s.subject, s.digest, s.verdict, s.trust_version, s.policy, s.subject_media_type, s.subject_size, s.layer
              FROM signatures s JOIN repositories r ON r.id = s.repository_id
-             WHERE r.name = ?1 AND s.subject IN (SELECT value FROM json_each(?2))",
+             WHERE r.name = $1 AND s.subject IN (SELECT value FROM json_each($2))"),
         )
         .bind(repo.as_str())
         .bind(serde_json::to_string(subjects).expect("strings serialise"))
@@ -1174,13 +1401,14 @@ impl Metadata {
         subjects: &[String],
         artifact_type: &str,
     ) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(dialect(
+            self.backend,
             "SELECT m.subject, m.digest FROM manifests m
              JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ?1 AND m.artifact_type = ?2
-               AND m.subject IN (SELECT value FROM json_each(?3))
+             WHERE r.name = $1 AND m.artifact_type = $2
+               AND m.subject IN (SELECT value FROM json_each($3))
              ORDER BY m.created_at, m.digest",
-        )
+        ))
         .bind(repo.as_str())
         .bind(artifact_type)
         .bind(serde_json::to_string(subjects).expect("strings serialise"))
@@ -1197,7 +1425,7 @@ impl Metadata {
         let rows = sqlx::query(
             "SELECT s.digest, s.verdict, s.trust_version, s.policy, s.subject_media_type, s.subject_size, s.layer
              FROM signatures s JOIN repositories r ON r.id = s.repository_id
-             WHERE r.name = ? AND s.subject = ?",
+             WHERE r.name = $1 AND s.subject = $2",
         )
         .bind(repo.as_str())
         .bind(subject.to_string())
@@ -1246,9 +1474,9 @@ impl Metadata {
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "INSERT INTO trust_versions (policy, stores, reason, created_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO trust_versions (policy, stores, reason, created_at) VALUES ($1, $2, $3, $4)
              RETURNING version",
         )
         .bind(policy)
@@ -1273,7 +1501,7 @@ impl Metadata {
     ) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(
             "SELECT r.name, m.digest FROM manifests m JOIN repositories r ON r.id = m.repository_id
-             WHERE m.artifact_type = ? AND m.subject IS NOT NULL",
+             WHERE m.artifact_type = $1 AND m.subject IS NOT NULL",
         )
         .bind(artifact_type)
         .fetch_all(&self.read)
@@ -1285,8 +1513,8 @@ impl Metadata {
     /// `sha256-<hex>.sig`.
     pub async fn all_sig_tags(&self) -> Result<Vec<(String, String, String)>> {
         let rows = sqlx::query(
-            "SELECT r.name, t.name, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
-             WHERE t.state = 'published' AND t.name GLOB 'sha256-*.sig'",
+            dialect(self.backend, "SELECT r.name, t.name, t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id
+             WHERE t.state = 'published' AND t.name GLOB 'sha256-*.sig'"),
         )
         .fetch_all(&self.read)
         .await?;
@@ -1298,7 +1526,7 @@ impl Metadata {
 
     /// Writes a signature record (after verifying it again), replacing any.
     pub async fn put_signature(&self, repo: &RepositoryName, sig: &SignatureRecord) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(repo_id) = repository_id(&mut tx, repo).await? else {
             return Ok(());
         };
@@ -1315,7 +1543,7 @@ impl Metadata {
     ) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
             "SELECT m.pushed_by FROM manifests m JOIN repositories r ON r.id = m.repository_id
-             WHERE r.name = ? AND m.digest = ?",
+             WHERE r.name = $1 AND m.digest = $2",
         )
         .bind(repo.as_str())
         .bind(digest.to_string())
@@ -1328,14 +1556,14 @@ impl Metadata {
 
     /// Records events that change nothing else (refusals), in their own transaction.
     pub async fn audit(&self, events: &[AuditEvent]) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.begin_write().await?;
         audit::append(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn audit_query(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>> {
-        Ok(audit::query(&self.read, filter).await?)
+        Ok(audit::query(&self.read, self.backend, filter).await?)
     }
 
     /// Moves the records made before `before` (a prefix of the chain) to `out`, verified,
@@ -1367,7 +1595,7 @@ impl Metadata {
 
     pub async fn upload_create(&self, id: &str, repo: &RepositoryName) -> Result<()> {
         sqlx::query(
-            "INSERT INTO uploads (id, repository, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO uploads (id, repository, created_at, updated_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(id)
         .bind(repo.as_str())
@@ -1380,7 +1608,7 @@ impl Metadata {
 
     /// The repository an upload session belongs to.
     pub async fn upload_repository(&self, id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT repository FROM uploads WHERE id = ?")
+        let row = sqlx::query("SELECT repository FROM uploads WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.read)
             .await?;
@@ -1388,7 +1616,7 @@ impl Metadata {
     }
 
     pub async fn upload_touch(&self, id: &str) -> Result<()> {
-        sqlx::query("UPDATE uploads SET updated_at = ? WHERE id = ?")
+        sqlx::query("UPDATE uploads SET updated_at = $1 WHERE id = $2")
             .bind(now())
             .bind(id)
             .execute(&self.write)
@@ -1397,7 +1625,7 @@ impl Metadata {
     }
 
     pub async fn upload_delete(&self, id: &str) -> Result<()> {
-        sqlx::query("DELETE FROM uploads WHERE id = ?")
+        sqlx::query("DELETE FROM uploads WHERE id = $1")
             .bind(id)
             .execute(&self.write)
             .await?;
@@ -1407,7 +1635,7 @@ impl Metadata {
     /// Sessions untouched for longer than `idle`.
     pub async fn uploads_idle_for(&self, idle: Duration) -> Result<Vec<String>> {
         let cutoff = now() - idle.as_secs() as i64;
-        let rows = sqlx::query("SELECT id FROM uploads WHERE updated_at < ?")
+        let rows = sqlx::query("SELECT id FROM uploads WHERE updated_at < $1")
             .bind(cutoff)
             .fetch_all(&self.read)
             .await?;
@@ -1428,7 +1656,7 @@ impl Metadata {
 /// only its own write, which then changes nothing. If the batch as a whole fails, each
 /// write is retried alone so that only a write that fails by itself gets an error.
 async fn manifest_writer(
-    pool: SqlitePool,
+    pool: AnyPool,
     repository_ids: Arc<Mutex<HashMap<String, i64>>>,
     mut jobs: tokio::sync::mpsc::Receiver<ManifestJob>,
 ) {
@@ -1467,11 +1695,11 @@ async fn manifest_writer(
 
 /// Applies writes in one transaction; each one's refusal is its own outcome.
 async fn apply_manifest_writes(
-    pool: &SqlitePool,
+    pool: &AnyPool,
     repository_ids: &Mutex<HashMap<String, i64>>,
     writes: &[&ManifestWrite],
 ) -> Result<Vec<std::result::Result<(), PutManifestError>>> {
-    let mut tx = pool.begin().await?;
+    let mut tx = begin_write(pool).await?;
     let mut outcomes = Vec::with_capacity(writes.len());
     let mut created = Vec::new();
     let mut events = Vec::new();
@@ -1507,7 +1735,7 @@ async fn apply_manifest_writes(
 
 /// One manifest write inside a transaction: `Ok(Err(..))` is a refusal that wrote nothing.
 async fn apply_manifest_write(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     repo_id: i64,
     w: &ManifestWrite,
 ) -> Result<std::result::Result<(), PutManifestError>> {
@@ -1516,13 +1744,14 @@ async fn apply_manifest_write(
             .expect("strings serialise")
     };
     // Everything referenced that the repository lacks, in one statement.
-    let missing = sqlx::query(
-        "SELECT 'blob', value FROM json_each(?2)
-           WHERE value NOT IN (SELECT digest FROM repository_blobs WHERE repository_id = ?1)
+    let missing = sqlx::query(dialect(
+        Backend::of(tx),
+        "SELECT 'blob', value FROM json_each($2)
+           WHERE value NOT IN (SELECT digest FROM repository_blobs WHERE repository_id = $1)
          UNION ALL
-         SELECT 'manifest', value FROM json_each(?3)
-           WHERE value NOT IN (SELECT digest FROM manifests WHERE repository_id = ?1)",
-    )
+         SELECT 'manifest', value FROM json_each($3)
+           WHERE value NOT IN (SELECT digest FROM manifests WHERE repository_id = $1)",
+    ))
     .bind(repo_id)
     .bind(digests_json(&w.blobs))
     .bind(digests_json(&w.children))
@@ -1556,7 +1785,7 @@ async fn apply_manifest_write(
         // Counted inside the write transaction: concurrent pushes cannot overshoot it.
         let others: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM manifests
-             WHERE repository_id = ? AND subject = ? AND artifact_type = ? AND digest != ?",
+             WHERE repository_id = $1 AND subject = $2 AND artifact_type = $3 AND digest != $4",
         )
         .bind(repo_id)
         .bind(subject.to_string())
@@ -1576,7 +1805,7 @@ async fn apply_manifest_write(
     // pending manifest pushed again is pending from then on (its expiry starts again).
     sqlx::query(
         "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, created_at, state, pending_since, pushed_by)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
          ON CONFLICT (repository_id, digest) DO UPDATE SET
             state = CASE WHEN excluded.state = 'admitted' THEN 'admitted' ELSE manifests.state END,
             pending_since = CASE WHEN excluded.state = 'admitted' OR manifests.state = 'admitted'
@@ -1604,10 +1833,10 @@ async fn apply_manifest_write(
         // push of a tag is the one that counts.
         if w.wait_tags {
             sqlx::query(
-                "INSERT INTO waiting_tags (repository_id, name, digest, since, pushed_by)
-                 SELECT ?1, value, ?3, ?4, ?5 FROM json_each(?2) WHERE true
+                dialect(Backend::of(tx), "INSERT INTO waiting_tags (repository_id, name, digest, since, pushed_by)
+                 SELECT $1, value, $3, $4, $5 FROM json_each($2) WHERE true
                  ON CONFLICT (repository_id, name) DO UPDATE SET
-                    digest = excluded.digest, since = excluded.since, pushed_by = excluded.pushed_by",
+                    digest = excluded.digest, since = excluded.since, pushed_by = excluded.pushed_by"),
             )
             .bind(repo_id)
             .bind(&names)
@@ -1618,10 +1847,10 @@ async fn apply_manifest_write(
             .await?;
         } else {
             sqlx::query(
-                "INSERT INTO tags (repository_id, name, digest, updated_at, state)
-                 SELECT ?1, value, ?3, ?4, 'published' FROM json_each(?2) WHERE true
+                dialect(Backend::of(tx), "INSERT INTO tags (repository_id, name, digest, updated_at, state)
+                 SELECT $1, value, $3, $4, 'published' FROM json_each($2) WHERE true
                  ON CONFLICT (repository_id, name) DO UPDATE SET
-                    digest = excluded.digest, updated_at = excluded.updated_at, state = 'published'",
+                    digest = excluded.digest, updated_at = excluded.updated_at, state = 'published'"),
             )
             .bind(repo_id)
             .bind(&names)
@@ -1629,10 +1858,11 @@ async fn apply_manifest_write(
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
+            sqlx::query(dialect(
+                Backend::of(tx),
                 "DELETE FROM waiting_tags
-                 WHERE repository_id = ?1 AND name IN (SELECT value FROM json_each(?2))",
-            )
+                 WHERE repository_id = $1 AND name IN (SELECT value FROM json_each($2))",
+            ))
             .bind(repo_id)
             .bind(&names)
             .execute(&mut *tx)
@@ -1647,7 +1877,7 @@ async fn apply_manifest_write(
 
 /// Inserts or replaces a signature record.
 async fn write_signature(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     repo_id: i64,
     sig: &SignatureRecord,
 ) -> std::result::Result<(), sqlx::Error> {
@@ -1655,7 +1885,7 @@ async fn write_signature(
         "INSERT INTO signatures (repository_id, digest, subject, format, signer, thumbprints,
                                  algorithm, signing_time, checks, accepted, policy, verified_at,
                                  verdict, trust_version, subject_media_type, subject_size, layer)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          ON CONFLICT (repository_id, digest, layer) DO UPDATE SET
             signer = excluded.signer, thumbprints = excluded.thumbprints,
             algorithm = excluded.algorithm, signing_time = excluded.signing_time,
@@ -1673,7 +1903,7 @@ async fn write_signature(
     .bind(&sig.algorithm)
     .bind(&sig.signing_time)
     .bind(sig.checks.to_string())
-    .bind(sig.accepted)
+    .bind(i64::from(sig.accepted))
     .bind(&sig.policy)
     .bind(&sig.verified_at)
     .bind(&sig.verdict)
@@ -1686,7 +1916,7 @@ async fn write_signature(
     Ok(())
 }
 
-fn trust_version(r: sqlx::sqlite::SqliteRow) -> TrustVersion {
+fn trust_version(r: sqlx::any::AnyRow) -> TrustVersion {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let stores: std::collections::BTreeMap<String, Vec<String>> =
@@ -1706,7 +1936,7 @@ fn trust_version(r: sqlx::sqlite::SqliteRow) -> TrustVersion {
 /// A referrers row: digest, media type, artifact type, size, annotations.
 /// A [`StoredVerdict`] from the row's columns `first..first + 6`: digest, verdict,
 /// trust_version, policy, subject_media_type, subject_size.
-fn stored_verdict(r: &sqlx::sqlite::SqliteRow, first: usize) -> StoredVerdict {
+fn stored_verdict(r: &sqlx::any::AnyRow, first: usize) -> StoredVerdict {
     StoredVerdict {
         digest: r.get(first),
         verdict: r.get(first + 1),
@@ -1718,7 +1948,7 @@ fn stored_verdict(r: &sqlx::sqlite::SqliteRow, first: usize) -> StoredVerdict {
     }
 }
 
-fn referrer(r: sqlx::sqlite::SqliteRow) -> Referrer {
+fn referrer(r: sqlx::any::AnyRow) -> Referrer {
     Referrer {
         digest: r.get(0),
         media_type: r.get(1),
@@ -1728,7 +1958,7 @@ fn referrer(r: sqlx::sqlite::SqliteRow) -> Referrer {
     }
 }
 
-fn stored_manifest(r: sqlx::sqlite::SqliteRow) -> StoredManifest {
+fn stored_manifest(r: sqlx::any::AnyRow) -> StoredManifest {
     StoredManifest {
         digest: r.get(0),
         media_type: r.get(1),
@@ -1736,9 +1966,9 @@ fn stored_manifest(r: sqlx::sqlite::SqliteRow) -> StoredManifest {
     }
 }
 
-async fn ensure_repository(tx: &mut sqlx::SqliteConnection, repo: &RepositoryName) -> Result<i64> {
+async fn ensure_repository(tx: &mut sqlx::AnyConnection, repo: &RepositoryName) -> Result<i64> {
     let row = sqlx::query(
-        "INSERT INTO repositories (name, created_at) VALUES (?, ?)
+        "INSERT INTO repositories (name, created_at) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
     )
     .bind(repo.as_str())
@@ -1748,11 +1978,8 @@ async fn ensure_repository(tx: &mut sqlx::SqliteConnection, repo: &RepositoryNam
     Ok(row.get(0))
 }
 
-async fn repository_id(
-    tx: &mut sqlx::SqliteConnection,
-    repo: &RepositoryName,
-) -> Result<Option<i64>> {
-    let row = sqlx::query("SELECT id FROM repositories WHERE name = ?")
+async fn repository_id(tx: &mut sqlx::AnyConnection, repo: &RepositoryName) -> Result<Option<i64>> {
+    let row = sqlx::query("SELECT id FROM repositories WHERE name = $1")
         .bind(repo.as_str())
         .fetch_optional(&mut *tx)
         .await?;
@@ -1762,6 +1989,40 @@ async fn repository_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postgres_gets_its_own_spelling_of_what_sqlite_spells_differently() {
+        let sql = "SELECT r.name FROM repositories r CROSS JOIN tags t ON t.repository_id = r.id
+             WHERE t.name GLOB 'sha256-*.sig' AND t.digest IN (SELECT value FROM json_each($2))
+             AND r.name IN (SELECT value FROM json_each($10))";
+        assert_eq!(dialect(Backend::Sqlite, sql), sql);
+        let pg = dialect(Backend::Postgres, sql);
+        assert_eq!(
+            pg,
+            "SELECT r.name FROM repositories r JOIN tags t ON t.repository_id = r.id
+             WHERE t.name LIKE 'sha256-%.sig' AND t.digest IN (SELECT value FROM json_array_elements_text($2::json))
+             AND r.name IN (SELECT value FROM json_array_elements_text($10::json))"
+        );
+        // Rewritten once: the same text comes back for the same statement.
+        assert!(std::ptr::eq(pg, dialect(Backend::Postgres, sql)));
+    }
+
+    #[test]
+    fn database_urls_lose_their_password_in_messages() {
+        assert_eq!(
+            redact_url("postgres://bonded:s3cret@db.internal:5432/registry"),
+            "postgres://bonded:***@db.internal:5432/registry"
+        );
+        assert_eq!(
+            redact_url("postgres://db.internal/registry"),
+            "postgres://db.internal/registry"
+        );
+        // An '@' in the password: everything before the last '@' is user information.
+        assert_eq!(
+            redact_url("postgresql://u:p@ss@h/d"),
+            "postgresql://u:***@h/d"
+        );
+    }
 
     async fn tagged(db: &Metadata, repo: &str, tag: &str, n: u8) {
         let content = format!("{{\"n\":{n},\"repo\":\"{repo}\"}}").into_bytes();
@@ -1824,6 +2085,7 @@ mod tests {
 #[cfg(test)]
 mod migration_tests {
     use super::*;
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
     /// A database written before waiting tags and per-layer signature records (tags
     /// quarantined in `tags`, which hid the published manifest; one record per signature

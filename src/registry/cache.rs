@@ -118,6 +118,16 @@ impl ManifestCache {
         });
         order.retain(|(r, _)| r != repo);
     }
+
+    /// When changes may have been missed (another process's, see `db::Change`): drops
+    /// everything.
+    pub fn clear_all(&self) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.entries.clear();
+        inner.order.clear();
+        inner.bytes = 0;
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ mod cache;
 mod compliance;
 mod gate;
 mod pending;
+mod replicas;
 mod trust_admin;
 
 pub use compliance::MAX_LISTED;
@@ -231,6 +232,8 @@ pub struct Registry {
     revocation: crate::revocation::RevocationFetcher,
     /// What the server counts (served on `--metrics-addr`).
     metrics: Arc<crate::metrics::Metrics>,
+    /// Bumped when another process announces account changes (see `replicas`).
+    accounts_generation: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What `/readyz` found: for each dependency, why it cannot be reached (`None`: it can).
@@ -285,6 +288,7 @@ impl Registry {
             admin_token: None,
             journal: None,
             pull_verdicts: Mutex::new(HashMap::new()),
+            accounts_generation: Arc::default(),
             max_signatures: DEFAULT_MAX_SIGNATURES_PER_SUBJECT,
             revocation: crate::revocation::RevocationFetcher::new()
                 .expect("an HTTP client for revocation checks"),
@@ -1040,7 +1044,7 @@ impl Registry {
         }
         stored?;
         for tag in &tags {
-            self.manifests.invalidate_tag(repo.as_str(), tag.as_str());
+            self.forget_tag(repo.as_str(), tag.as_str()).await;
         }
         if !admission.pending && !bookkeeping && !children.is_empty() {
             self.admit_descendants(repo, children, &format!("admitted with index {digest}"))
@@ -1333,7 +1337,7 @@ impl Registry {
             })
             .await?;
         for tag in published {
-            self.manifests.invalidate_tag(repo.as_str(), &tag);
+            self.forget_tag(repo.as_str(), &tag).await;
             tracing::info!(repository = %repo, tag, digest = %subject, "waiting tag published: policy satisfied");
         }
         Ok(true)
@@ -1387,7 +1391,7 @@ impl Registry {
                     None,
                 )];
                 let deleted = self.db.delete_manifest(repo, d, &audit).await?;
-                self.manifests.clear_repository(repo.as_str());
+                self.forget_repository(repo.as_str()).await;
                 // A deleted signature can change what its subject's pulls decide.
                 self.forget_pull_verdicts(repo, None);
                 deleted
@@ -1402,7 +1406,7 @@ impl Registry {
                     None,
                 )];
                 let deleted = self.db.delete_tag(repo, t, &audit).await?;
-                self.manifests.invalidate_tag(repo.as_str(), t.as_str());
+                self.forget_tag(repo.as_str(), t.as_str()).await;
                 // cosign's `.sig` tag holds its subject's signatures: pull decisions about
                 // that subject may no longer hold.
                 if let Some(subject) = crate::trust::cosign::sig_tag_subject(t.as_str())

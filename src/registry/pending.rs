@@ -123,7 +123,7 @@ impl Registry {
     pub async fn expire_pending(&self, age: Duration) -> Result<usize> {
         let gone = self.db.expire_pending(age).await?;
         for (repo, digest) in &gone {
-            self.manifests.clear_repository(repo);
+            self.forget_repository(repo).await;
             tracing::info!(repository = %repo, digest = %digest, "expired a manifest pending for too long");
         }
         Ok(gone.len())

@@ -120,7 +120,7 @@ impl Registry {
         }
     }
 
-    fn hostname(&self) -> String {
+    pub(crate) fn hostname(&self) -> String {
         self.hostname
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -152,6 +152,7 @@ impl Registry {
             c.version = version;
         }
         self.set_trust(config);
+        self.announce(crate::db::Change::Trust).await;
         tracing::info!(version, reason, "trust configuration changed");
         let reevaluated = self.reevaluate_signatures().await?;
         // What the stored signatures satisfy now (a lowered signaturesRequired, a newly

@@ -25,7 +25,7 @@ fn verify(data: &std::path::Path) -> (Option<i32>, String) {
 }
 
 fn verify_with(data: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+    let o = common::pg::database_env(&mut Command::new(env!("CARGO_BIN_EXE_bonded")), data)
         .args(["audit", "verify", "--data-dir"])
         .arg(data)
         .args(extra)
@@ -194,9 +194,11 @@ async fn records_who_did_what_and_detects_tampering() {
     assert_eq!(code, Some(1));
     assert!(out.contains("is not the one anchored"), "{out}");
 
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", data.join("bonded.db").display()))
-        .await
-        .unwrap();
+    // The server's database, whichever it is: SQLite's file or PostgreSQL.
+    sqlx::any::install_default_drivers();
+    let url = common::pg::url_for(&data)
+        .unwrap_or_else(|| format!("sqlite://{}", data.join("bonded.db").display()));
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
     sqlx::query("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
         .execute(&pool)
         .await
@@ -544,7 +546,7 @@ async fn old_records_move_to_an_archive_that_still_verifies() {
         .to_string();
 
     let file = d.join("audit-archive.jsonl");
-    let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+    let o = common::pg::database_env(&mut Command::new(env!("CARGO_BIN_EXE_bonded")), d)
         .args(["audit", "archive", "--data-dir"])
         .arg(d)
         .args(["--before", &cutoff, "--to"])
@@ -599,7 +601,7 @@ async fn old_records_move_to_an_archive_that_still_verifies() {
     assert_ne!(code, Some(0));
     assert!(out.contains("was changed after it was written"), "{out}");
     // Nothing left to archive before the same cutoff.
-    let o = Command::new(env!("CARGO_BIN_EXE_bonded"))
+    let o = common::pg::database_env(&mut Command::new(env!("CARGO_BIN_EXE_bonded")), d)
         .args(["audit", "archive", "--data-dir"])
         .arg(d)
         .args(["--before", &cutoff, "--to"])

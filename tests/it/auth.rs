@@ -1388,14 +1388,15 @@ fn unsafe_listeners_are_refused() {
 fn the_first_start_creates_an_administrator_once() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("d");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bonded"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .env_remove("BONDED_ADMIN_PASSWORD")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        common::pg::database_env(&mut Command::new(env!("CARGO_BIN_EXE_bonded")), &data)
+            .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .env_remove("BONDED_ADMIN_PASSWORD")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
     let mut first = String::new();
     std::io::BufRead::read_line(
         &mut std::io::BufReader::new(child.stdout.take().unwrap()),

@@ -248,6 +248,7 @@ async fn a_misspelt_audit_action_is_refused_with_the_known_ones() {
 /// Starts `serve` on `data`, waits until it listens, stops it and returns its stderr.
 fn one_start(data: &std::path::Path, admin_password: Option<&str>) -> String {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
+    common::pg::database_env(&mut cmd, data);
     cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .env_remove("BONDED_ADMIN_PASSWORD")

@@ -29,6 +29,7 @@ mod quickstart;
 mod quota;
 mod rate_limit;
 mod readme;
+mod replicas;
 mod revocation;
 mod s3;
 mod sigstore;

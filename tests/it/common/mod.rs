@@ -5,6 +5,7 @@
 pub mod crl;
 pub mod distribution;
 pub mod http;
+pub mod pg;
 pub mod pki;
 pub mod s3;
 #[path = "../../../src/test_sigstore.rs"]
@@ -64,6 +65,9 @@ impl Server {
             .env("BONDED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(url) = pg::url_for(data_dir) {
+            cmd.arg("--database-url").arg(url);
+        }
         if s3::all_servers_on_s3() {
             let endpoint = s3::endpoint().expect("BONDED_TEST_BLOB_STORE=s3 needs moto_server");
             s3::configure(&mut cmd, endpoint, &s3::bucket_for(data_dir), "bonded");
@@ -324,8 +328,12 @@ pub fn openssl(dir: &Path, args: &[&str]) -> String {
 /// Runs `bonded ARGS --data-dir DIR` (an account command on a server's database).
 pub fn bonded(dir: &Path, args: &[&str], stdin: &str) -> std::process::Output {
     let mut all: Vec<&str> = args.to_vec();
+    let url = pg::url_for(dir);
     let dir = dir.to_str().unwrap();
     all.extend(["--data-dir", dir]);
+    if let Some(url) = &url {
+        all.extend(["--database-url", url]);
+    }
     bonded_with_stdin(&all, stdin)
 }
 
