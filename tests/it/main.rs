@@ -25,6 +25,7 @@ mod operations;
 mod pending;
 mod pkcs11;
 mod podman;
+mod postgres;
 mod quickstart;
 mod quota;
 mod rate_limit;
