@@ -249,6 +249,7 @@ pub async fn append(
         Some(r) => (r.get::<i64, _>(0), r.get::<String, _>(1)),
         None => (0, GENESIS.to_string()),
     };
+    let backend = super::Backend::of(tx);
     // Multi-row INSERTs with bound values: one statement per ROWS_PER_INSERT records
     // (SQLite allows 32766 variables), no per-row round trip and no JSON to unpack.
     const ROWS_PER_INSERT: usize = 2048;
@@ -260,7 +261,12 @@ pub async fn append(
             sql.push_str(if i == 0 { "(" } else { ",(" });
             for j in 1..=12 {
                 let sep = if j == 1 { "" } else { "," };
-                sql.push_str(&format!("{sep}${}", i * 12 + j));
+                match backend {
+                    // SQLite looks each named parameter up among those before it: $n names
+                    // made a 2,048-row statement take a second to prepare. `?` has no name.
+                    super::Backend::Sqlite => sql.push_str(&format!("{sep}?")),
+                    super::Backend::Postgres => sql.push_str(&format!("{sep}${}", i * 12 + j)),
+                }
             }
             sql.push(')');
         }
