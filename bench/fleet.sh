@@ -52,10 +52,20 @@ databases)
   serve sqlite 127.0.0.1:5111
   serve postgres 127.0.0.1:5112 --database-url "$(db bench)"
   echo "- both with blobs on the same disk; PostgreSQL on loopback, fsync on"
+  old=()
+  if [ -n "${OLD_BONDED:-}" ]; then
+    # Another build of bonded on SQLite beside them (e.g. the commit before a change).
+    BONDED_LOG=warn "$OLD_BONDED" serve --open --addr 127.0.0.1:5114 --data-dir "$work/old" \
+      >"$work/old.out" 2>"$work/old.err" &
+    pids+=($!)
+    for _ in $(seq 100); do curl -fs "http://127.0.0.1:5114/v2/" >/dev/null && break; sleep 0.1; done
+    old=(--target "sqlite-before=http://127.0.0.1:5114" --pid "sqlite-before=$!")
+    echo "- sqlite-before: $OLD_BONDED on SQLite"
+  fi
   target/release/bonded-bench \
     --target "sqlite=http://127.0.0.1:5111" --pid "sqlite=$pid_sqlite" \
     --target "postgres=http://127.0.0.1:5112" --pid "postgres=$pid_postgres" \
-    --baseline sqlite "$@"
+    "${old[@]}" --baseline sqlite "$@"
   ;;
 replicas)
   moto=${BONDED_MOTO_SERVER:-$(command -v moto_server || true)}

@@ -573,12 +573,16 @@ impl Metadata {
             .await?)
     }
 
-    /// Each pool's name, connections open and idle ones among them.
-    pub fn pool_use(&self) -> [(&'static str, u32, usize); 2] {
-        [
-            ("read", self.read.size(), self.read.num_idle()),
-            ("write", self.write.size(), self.write.num_idle()),
-        ]
+    /// Each pool's name, connections open and idle ones among them: SQLite's read and
+    /// write pools, or PostgreSQL's one pool (`shared`).
+    pub fn pool_use(&self) -> Vec<(&'static str, u32, usize)> {
+        match self.backend {
+            Backend::Sqlite => vec![
+                ("read", self.read.size(), self.read.num_idle()),
+                ("write", self.write.size(), self.write.num_idle()),
+            ],
+            Backend::Postgres => vec![("shared", self.write.size(), self.write.num_idle())],
+        }
     }
 
     pub async fn close(&self) {

@@ -1,9 +1,11 @@
 //! An in-memory cache of manifest reads, so a pull of a hot tag does not touch the
 //! database.
 //!
-//! Coherence: only this process writes the metadata, and every write that can change what a
-//! read returns calls [`ManifestCache::invalidate_tag`] or [`ManifestCache::clear_repository`]
-//! after it commits. A read that missed remembers the generation it started at and may fill
+//! Coherence: every write of this process that can change what a read returns calls
+//! [`ManifestCache::invalidate_tag`] or [`ManifestCache::clear_repository`] after it
+//! commits; writes of other processes on a shared database arrive as notifications and
+//! make the same calls (`registry::replicas`), so another process's change is served stale
+//! at most until its notification arrives (milliseconds). A read that missed remembers the generation it started at and may fill
 //! the cache only if no invalidation happened since; check and fill happen under the same
 //! lock as invalidation. So a stale value can be inserted only before the invalidation that
 //! removes it.

@@ -200,18 +200,23 @@ async fn a_refused_last_chunk_is_cut_off_and_the_session_goes_on() {
     let at = begin(&c, &s.server, "lib/cut").await;
     let at = patch(&c, &s.server, &at, 0, first).await;
     let wrong = sha256(b"not these bytes");
+    // The completing PUT carrying the last chunk, claiming `digest`.
+    let finish = |digest: String| {
+        let url = format!("{}{}", s.server.url, with_digest(&at, &digest));
+        let range = format!("{}-{}", first.len(), blob.len() - 1);
+        let (c, body) = (c.clone(), last.to_vec());
+        async move {
+            c.put(url)
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Range", range)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
     for _ in 0..2 {
-        let res = c
-            .put(format!("{}{}", s.server.url, with_digest(&at, &wrong)))
-            .header("Content-Type", "application/octet-stream")
-            .header(
-                "Content-Range",
-                format!("{}-{}", first.len(), blob.len() - 1),
-            )
-            .body(last.to_vec())
-            .send()
-            .await
-            .unwrap();
+        let res = finish(wrong.clone()).await;
         assert_eq!(common::error_code(res).await, "DIGEST_INVALID");
         // As the first chunk left it, so the client can send the last chunk again.
         assert_eq!(
@@ -219,17 +224,7 @@ async fn a_refused_last_chunk_is_cut_off_and_the_session_goes_on() {
             Some(format!("0-{}", first.len() - 1).as_str())
         );
     }
-    let res = c
-        .put(format!("{}{}", s.server.url, with_digest(&at, &digest)))
-        .header("Content-Type", "application/octet-stream")
-        .header(
-            "Content-Range",
-            format!("{}-{}", first.len(), blob.len() - 1),
-        )
-        .body(last.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let res = finish(digest.clone()).await;
     assert_eq!(res.status(), 201);
     let got = c
         .get(s.server.v2(&format!("lib/cut/blobs/{digest}")))

@@ -137,6 +137,32 @@ impl Drop for Server {
     }
 }
 
+/// Starts `cmd` as a server that lives exactly as long as this test process (a shared
+/// S3 or PostgreSQL server): spawned from a thread that never ends, with the parent-death
+/// signal set, which follows the spawning thread, not the process.
+pub fn spawn_for_life(mut cmd: Command) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn();
+        let _ = tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        if let Ok(mut c) = child {
+            let _ = c.wait();
+        }
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().map_err(|e| e.to_string())?
+}
+
 pub fn client() -> reqwest::Client {
     bonded::install_crypto_provider();
     reqwest::Client::builder()

@@ -112,41 +112,19 @@ fn start(bin: PathBuf) -> Cluster {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (bin2, data2, dir2) = (bin.clone(), data.clone(), dir.clone());
-    // As for moto: spawned from a thread that never ends, with the parent-death signal,
-    // so the server dies with the test process.
-    std::thread::spawn(move || {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(bin2.join("postgres"));
-        cmd.arg("-D")
-            .arg(&data2)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(&dir2)
-            .args(["-c", "listen_addresses=127.0.0.1"])
-            // A test database: durability is not what is tested here.
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=400"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        as_postgres(&mut cmd);
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn();
-        let _ = tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        if let Ok(mut c) = child {
-            let _ = c.wait();
-        }
-        loop {
-            std::thread::park();
-        }
-    });
-    if let Err(e) = rx.recv().expect("postgres thread") {
+    let mut cmd = Command::new(bin.join("postgres"));
+    cmd.arg("-D")
+        .arg(&data)
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(&dir)
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        // A test database: durability is not what is tested here.
+        .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
+        .args(["-c", "full_page_writes=off", "-c", "max_connections=400"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    as_postgres(&mut cmd);
+    if let Err(e) = super::spawn_for_life(cmd) {
         panic!("cannot start postgres: {e}");
     }
     let cluster = Cluster { port, bin };

@@ -61,34 +61,11 @@ fn start(bin: &Path) -> String {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let bin = bin.to_path_buf();
-    // The server must outlive every test thread and die with this process: spawn it from a
-    // thread that never ends, with the parent-death signal (which follows the spawning
-    // thread) set.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(&bin);
-        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd.spawn();
-        let _ = tx.send(child.as_ref().map(|_| ()).map_err(|e| e.to_string()));
-        if let Ok(mut c) = child {
-            let _ = c.wait();
-        }
-        loop {
-            std::thread::park();
-        }
-    });
-    if let Err(e) = rx.recv().expect("moto thread") {
+    let mut cmd = Command::new(bin);
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Err(e) = super::spawn_for_life(cmd) {
         panic!("cannot start moto_server: {e}");
     }
     let deadline = Instant::now() + Duration::from_secs(30);
