@@ -93,7 +93,7 @@ pub struct ServeArgs {
     /// Allow a plain-HTTP --s3-endpoint (a store on this machine or a private network)
     #[arg(long, env = "BONDED_S3_ALLOW_HTTP")]
     pub s3_allow_http: bool,
-    /// TOML file with any of: addr, metrics_addr, data_dir, database_url, blob_store, s3_endpoint, s3_allow_http, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject
+    /// TOML file with any of: addr, metrics_addr, data_dir, database_url, blob_store, s3_endpoint, s3_allow_http, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject, trust_change_wait
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -171,6 +171,11 @@ pub struct ServeArgs {
     /// again and again [default: 100]
     #[arg(long, env = "BONDED_MAX_SIGNATURES_PER_SUBJECT")]
     pub max_signatures_per_subject: Option<usize>,
+    /// Seconds a trust change's request waits for the stored signatures to be verified
+    /// again; past it the change answers 202 and the work goes on in the background
+    /// (GET /bonded/v1/trust/job follows it) [default: 10]
+    #[arg(long, env = "BONDED_TRUST_CHANGE_WAIT")]
+    pub trust_change_wait: Option<u64>,
     /// Failed password logins allowed per account from one address (an IPv6 /64 counts as
     /// one), as COUNT/WINDOW; past it that account's password logins from there get 429
     /// until the bucket refills. API tokens are never limited [default: 10/15min]
@@ -222,6 +227,7 @@ struct FileConfig {
     failed_login_limit: Option<String>,
     failed_login_limit_address: Option<String>,
     max_signatures_per_subject: Option<usize>,
+    trust_change_wait: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +286,7 @@ pub struct ServeConfig {
     pub failed_login_limit: Rate,
     pub failed_login_limit_address: Rate,
     pub max_signatures_per_subject: usize,
+    pub trust_change_wait: Duration,
 }
 
 /// A positive setting: flag, else file, else default.
@@ -449,6 +456,11 @@ impl ServeConfig {
                 .unwrap_or_else(|| DEFAULT_FAILED_LOGIN_LIMIT_ADDRESS.into())
                 .parse()
                 .map_err(ConfigError::Rate)?,
+            trust_change_wait: Duration::from_secs(
+                args.trust_change_wait
+                    .or(file.trust_change_wait)
+                    .unwrap_or(10),
+            ),
             max_signatures_per_subject: positive(
                 "max_signatures_per_subject",
                 args.max_signatures_per_subject,

@@ -15,6 +15,25 @@ pub struct TrustChangeAnswer {
     pub noncompliant: Compliance,
 }
 
+/// A trust change whose re-evaluation has not finished within the wait
+/// (`202 Accepted` to the change), and `GET /bonded/v1/trust/job`: where the latest
+/// change's re-evaluation is. The version is in force either way.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrustJobAnswer {
+    pub version: i64,
+    /// `running`, `done`, `superseded` (a newer change's job covers it) or `failed`.
+    pub state: String,
+    /// Stored signatures verified again so far, and found so far.
+    pub reevaluated_so_far: usize,
+    pub signatures_found: usize,
+    /// When done: what a change answers when it finishes within the wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<TrustChangeAnswer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// Which published images the trust configuration in force does not accept
 /// (`GET /bonded/v1/trust/noncompliant`, and part of every trust change's answer).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -115,6 +115,7 @@ impl From<RegistryError> for ApiError {
             E::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, "UNSUPPORTED"),
             E::Denied { .. } | E::TooManySignatures { .. } => (StatusCode::FORBIDDEN, "DENIED"),
             E::TrustConfigInvalid(_) => (StatusCode::BAD_REQUEST, "TRUST_CONFIG_INVALID"),
+            E::TrustChangeSuperseded => (StatusCode::CONFLICT, "DENIED"),
             E::Storage(_) | E::Db(_) => {
                 // Logged once, here; the client gets no internals.
                 tracing::error!(error = %e, "internal error");

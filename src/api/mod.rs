@@ -14,7 +14,7 @@ pub use error::ApiError;
 
 use crate::auth::{Action, Identity};
 use crate::oci::{media_type, Digest, Reference, RepositoryName, Tag, MAX_MANIFEST_SIZE};
-use crate::registry::{ChunkRange, Registry, RegistryError};
+use crate::registry::{ChunkRange, JobState, Registry, RegistryError};
 use crate::storage::ByteStream;
 use auth::{Auth, Caller, Mode};
 use axum::body::Body;
@@ -1071,13 +1071,55 @@ async fn bonded_api_inner(
                 value,
             )
         };
-        let changed = |c: crate::registry::TrustChange| {
-            let answer = crate::wire::TrustChangeAnswer {
-                version: c.version,
-                reevaluated_signatures: c.reevaluated,
-                noncompliant: c.noncompliant,
+        let answer = |c: crate::registry::TrustChange| crate::wire::TrustChangeAnswer {
+            version: c.version,
+            reevaluated_signatures: c.reevaluated,
+            noncompliant: c.noncompliant,
+        };
+        let job_answer = |job: &crate::registry::TrustJob, state: JobState| {
+            let (done, found) = job.progress();
+            let (name, result, error) = match state {
+                JobState::Running => ("running", None, None),
+                JobState::Done(c) => ("done", Some(answer(c)), None),
+                JobState::Superseded => ("superseded", None, None),
+                JobState::Failed(e) => ("failed", None, Some(e)),
             };
-            ok(serde_json::to_value(answer).expect("serialisable"))
+            crate::wire::TrustJobAnswer {
+                version: job.version,
+                state: name.into(),
+                reevaluated_so_far: done,
+                signatures_found: found,
+                result,
+                error,
+            }
+        };
+        // A change answers 200 with its result when the re-evaluation ends within the
+        // wait, else 202 with the job's progress and where to follow it; the version is
+        // in force from the moment it is recorded either way.
+        let wait = reg.trust_change_wait();
+        let changed = |job: Arc<crate::registry::TrustJob>| async move {
+            // A zero wait answers 202 at once, even for a job that already ended.
+            let state = if wait.is_zero() {
+                JobState::Running
+            } else {
+                job.wait(wait).await
+            };
+            match state {
+                JobState::Done(c) => Ok(ok(serde_json::to_value(answer(c)).expect("json"))),
+                JobState::Failed(e) => Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "UNKNOWN",
+                    format!("version {} is in force, but re-evaluating the stored signatures failed: {e}", job.version),
+                )),
+                _ => Ok(json_response(
+                    StatusCode::ACCEPTED,
+                    vec![
+                        (header::CONTENT_TYPE, "application/json".into()),
+                        (header::LOCATION, "/bonded/v1/trust/job".into()),
+                    ],
+                    serde_json::to_value(job_answer(&job, job.state())).expect("json"),
+                )),
+            }
         };
         let method = parts.method.clone();
         // Who may ask is settled before a byte of the body is read: an anonymous or
@@ -1164,6 +1206,20 @@ async fn bonded_api_inner(
                 let report = reg.compliance(limit).await?;
                 Ok(ok(serde_json::to_value(report).expect("serialisable")))
             }
+            (Method::GET, "trust/job") => {
+                require_admin().await?;
+                match reg.trust_job() {
+                    Some(job) => {
+                        let state = job.state();
+                        Ok(ok(serde_json::to_value(job_answer(&job, state)).expect("json")))
+                    }
+                    None => Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "NAME_UNKNOWN",
+                        "no trust change was made through this server since it started",
+                    )),
+                }
+            }
             (Method::GET, "trust/versions") => {
                 auth.require_api_login(&caller, "to read the trust configuration")?;
                 Ok(ok(reg.trust_history().await?))
@@ -1182,7 +1238,7 @@ async fn bonded_api_inner(
                 } else {
                     None
                 };
-                Ok(changed(reg.replace_policy(text).await?))
+                changed(reg.replace_policy(text).await?).await
             }
             (method, p)
                 if p.starts_with("trust/stores/")
@@ -1198,9 +1254,9 @@ async fn bonded_api_inner(
                     })?;
                 if method == Method::PUT {
                     let bytes = read_admin_body(body, body_timeout).await?;
-                    Ok(changed(reg.put_store(store, &bytes).await?))
+                    changed(reg.put_store(store, &bytes).await?).await
                 } else {
-                    Ok(changed(reg.delete_store(store).await?))
+                    changed(reg.delete_store(store).await?).await
                 }
             }
             _ => Err(unknown_endpoint(&path)),

@@ -78,6 +78,7 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let registry = Arc::new(
         Registry::new(store, db.clone(), cfg.upload_ttl)
             .with_max_signatures(cfg.max_signatures_per_subject)
+            .with_trust_change_wait(cfg.trust_change_wait)
             .with_admin_token(cfg.admin_token.as_ref().map(|t| t.expose().to_string()))
             .with_journal(journal.clone()),
     );

@@ -5,7 +5,7 @@ use super::printable;
 use super::table::Table;
 use crate::client::{ClientOptions, RegistryClient};
 use crate::config::Secret;
-use crate::wire::{Compliance, TrustChangeAnswer};
+use crate::wire::{Compliance, TrustChangeAnswer, TrustJobAnswer};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -109,6 +109,11 @@ pub async fn run(args: &TrustArgs) -> Result<(), String> {
             println!("{}", serde_json::to_string_pretty(&answer).expect("json"))
         }
         _ => {
+            // 202: the version is in force, its re-evaluation still running: follow it.
+            let answer = match serde_json::from_value::<TrustJobAnswer>(answer.clone()) {
+                Ok(job) => follow_job(&client, token, job).await?,
+                Err(_) => answer,
+            };
             let change: TrustChangeAnswer = serde_json::from_value(answer)
                 .map_err(|e| format!("the server's answer is not what this client reads: {e}"))?;
             println!(
@@ -119,6 +124,52 @@ pub async fn run(args: &TrustArgs) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Polls `trust/job` until the re-evaluation that `job` started ends; its result.
+async fn follow_job(
+    client: &RegistryClient,
+    token: Option<&str>,
+    mut job: TrustJobAnswer,
+) -> Result<serde_json::Value, String> {
+    let version = job.version;
+    eprintln!("trust configuration version {version} is in force; re-evaluating stored signatures in the background");
+    loop {
+        match job.state.as_str() {
+            "running" => {
+                eprintln!(
+                    "  {} of {} signature(s) so far",
+                    job.reevaluated_so_far, job.signatures_found
+                );
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                job = client
+                    .bonded_get_admin("trust/job", token)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if job.version != version {
+                    return Err(format!(
+                        "version {} was recorded meanwhile; its re-evaluation replaces this one's (bonded trust show)",
+                        job.version
+                    ));
+                }
+            }
+            "done" => {
+                let result = job.result.ok_or("the server's job is done but carries no result")?;
+                return Ok(serde_json::to_value(result).expect("json"));
+            }
+            "superseded" => {
+                return Err(format!(
+                    "version {version} is in force, but a newer change's re-evaluation replaced this one's"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "version {version} is in force, but re-evaluating the stored signatures failed: {}",
+                    job.error.unwrap_or_default()
+                ))
+            }
+        }
+    }
 }
 
 /// The compliance report for people: a count, then a table of the images listed.

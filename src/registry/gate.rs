@@ -620,11 +620,17 @@ impl Registry {
     /// Verifies every stored signature again under the trust configuration in force and
     /// writes its record (a signature pushed before any policy gets its first). Returns how
     /// many were re-evaluated.
-    pub async fn reevaluate_signatures(&self) -> Result<usize, RegistryError> {
+    pub async fn reevaluate_signatures(
+        &self,
+        job: &super::TrustJob,
+    ) -> Result<usize, RegistryError> {
         let trust = self.trust();
         let now = OffsetDateTime::now_utc();
         let mut n = 0;
-        for (repo, sig_digest) in self.db.all_referrers_of_type(NOTARY_SIGNATURE).await? {
+        let notary = self.db.all_referrers_of_type(NOTARY_SIGNATURE).await?;
+        job.add_total(notary.len());
+        for (repo, sig_digest) in notary {
+            job.step()?;
             let (Ok(repo), Ok(sig_digest)) =
                 (repo.parse::<RepositoryName>(), sig_digest.parse::<Digest>())
             else {
@@ -684,7 +690,7 @@ impl Registry {
             n += 1;
         }
         n += self
-            .reevaluate_cosign_signatures(trust.as_deref(), now)
+            .reevaluate_cosign_signatures(trust.as_deref(), now, job)
             .await?;
         Ok(n)
     }
@@ -698,6 +704,7 @@ impl Registry {
         &self,
         trust: Option<&TrustConfig>,
         now: OffsetDateTime,
+        job: &super::TrustJob,
     ) -> Result<usize, RegistryError> {
         let Some(trust) = trust else {
             return Ok(0);
@@ -720,7 +727,9 @@ impl Registry {
                 .map(|(repo, tag, digest)| (repo, digest, Some(tag))),
         );
         let mut n = 0;
+        job.add_total(manifests.len());
         for (repo, sig_digest, tag) in manifests {
+            job.step()?;
             let (Ok(repo), Ok(sig_digest)) =
                 (repo.parse::<RepositoryName>(), sig_digest.parse::<Digest>())
             else {

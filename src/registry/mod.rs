@@ -15,7 +15,7 @@ mod trust_admin;
 
 pub use compliance::MAX_LISTED;
 pub use gate::TrustConfig;
-pub use trust_admin::{build_config, check_stores, TrustChange};
+pub use trust_admin::{build_config, check_stores, JobState, TrustChange, TrustJob};
 
 use crate::db::{
     AuditAction, ManifestWrite, Metadata, Outcome, PutManifestError, Referrer, StoredManifest,
@@ -90,6 +90,10 @@ pub enum RegistryError {
     RangeNotSatisfiable { size: u64 },
     #[error("{0}")]
     TrustConfigInvalid(String),
+    /// A trust change's re-evaluation stopped: a newer version was recorded meanwhile
+    /// (whose own re-evaluation covers every signature again).
+    #[error("superseded by a newer trust configuration")]
+    TrustChangeSuperseded,
     #[error("{message}")]
     Denied {
         message: String,
@@ -232,6 +236,11 @@ pub struct Registry {
     revocation: crate::revocation::RevocationFetcher,
     /// What the server counts (served on `--metrics-addr`).
     metrics: Arc<crate::metrics::Metrics>,
+    /// The latest trust change's re-evaluation (see `trust_admin`), for its progress.
+    trust_job: Mutex<Option<Arc<TrustJob>>>,
+    /// How long a trust change's request waits for its re-evaluation before answering
+    /// 202 with the job.
+    trust_change_wait: Duration,
     /// Bumped when another process announces account changes (see `replicas`).
     accounts_generation: Arc<std::sync::atomic::AtomicU64>,
 }
@@ -289,6 +298,8 @@ impl Registry {
             journal: None,
             pull_verdicts: Mutex::new(HashMap::new()),
             accounts_generation: Arc::default(),
+            trust_job: Mutex::new(None),
+            trust_change_wait: Duration::from_secs(10),
             max_signatures: DEFAULT_MAX_SIGNATURES_PER_SUBJECT,
             revocation: crate::revocation::RevocationFetcher::new()
                 .expect("an HTTP client for revocation checks"),

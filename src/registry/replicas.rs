@@ -31,6 +31,17 @@ impl Registry {
         .await;
     }
 
+    /// How long a trust change's request waits for its re-evaluation (`serve
+    /// --trust-change-wait`).
+    pub fn with_trust_change_wait(mut self, wait: std::time::Duration) -> Self {
+        self.trust_change_wait = wait;
+        self
+    }
+
+    pub fn trust_change_wait(&self) -> std::time::Duration {
+        self.trust_change_wait
+    }
+
     /// The lock the expiry sweeps run under, so they run once across the processes on
     /// the database; `None` while another process holds it.
     pub async fn sweep_lock(&self) -> Result<Option<crate::db::Exclusive>, RegistryError> {

@@ -1,11 +1,16 @@
 //! Changing the trust configuration: every change is validated, recorded as a new version
-//! in the database, applied at once, and followed by a re-evaluation of stored signatures.
+//! in the database and applied at once (pushes are decided by it from then on); the
+//! re-evaluation of stored signatures that follows runs as a background job
+//! ([`TrustJob`]), whose progress the admin API reports, and which a newer change
+//! supersedes.
 
 use super::{Registry, RegistryError, TrustConfig};
 use crate::db::{AuditAction, Outcome};
 use crate::trust::policy::TrustPolicyDocument;
 use crate::trust::store::{StoreRef, TrustStores};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// What a change did.
 #[derive(Debug, Clone)]
@@ -15,6 +20,85 @@ pub struct TrustChange {
     /// The published images the new configuration does not accept (the first
     /// [`CHANGE_LISTS`] listed).
     pub noncompliant: crate::wire::Compliance,
+}
+
+/// Where a trust change's re-evaluation is.
+#[derive(Debug, Clone)]
+pub enum JobState {
+    Running,
+    Done(TrustChange),
+    /// Stopped because a newer version was recorded; that version's job covers it.
+    Superseded,
+    Failed(String),
+}
+
+/// The re-evaluation that follows a trust change: runs on its own task (a client that
+/// goes away does not stop it), counts the signatures it has verified again.
+#[derive(Debug)]
+pub struct TrustJob {
+    pub version: i64,
+    done: AtomicUsize,
+    total: AtomicUsize,
+    /// Set when a newer change starts its own job.
+    superseded: std::sync::atomic::AtomicBool,
+    state: std::sync::Mutex<JobState>,
+    finished: tokio::sync::Notify,
+}
+
+impl TrustJob {
+    fn new(version: i64) -> Self {
+        TrustJob {
+            version,
+            done: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
+            superseded: Default::default(),
+            state: std::sync::Mutex::new(JobState::Running),
+            finished: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Signatures verified again so far, of those found.
+    pub fn progress(&self) -> (usize, usize) {
+        (
+            self.done.load(Ordering::Relaxed),
+            self.total.load(Ordering::Relaxed),
+        )
+    }
+
+    pub fn state(&self) -> JobState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(super) fn add_total(&self, n: usize) {
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Before each signature: counts it, and stops the job once superseded.
+    pub(super) fn step(&self) -> Result<(), RegistryError> {
+        if self.superseded.load(Ordering::Acquire) {
+            return Err(RegistryError::TrustChangeSuperseded);
+        }
+        self.done.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn finish(&self, state: JobState) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = state;
+        self.finished.notify_waiters();
+    }
+
+    /// Waits up to `limit` for the job to end; its state then.
+    pub async fn wait(&self, limit: std::time::Duration) -> JobState {
+        let finished = self.finished.notified();
+        tokio::pin!(finished);
+        finished.as_mut().enable();
+        match self.state() {
+            JobState::Running => {}
+            other => return other,
+        }
+        let _ = tokio::time::timeout(limit, finished).await;
+        self.state()
+    }
 }
 
 /// How many non-compliant images a change's answer lists; `GET trust/noncompliant` lists
@@ -128,11 +212,11 @@ impl Registry {
     }
 
     async fn apply_trust(
-        &self,
+        self: &Arc<Self>,
         policy_text: Option<String>,
         stores: TrustStores,
         reason: &str,
-    ) -> Result<TrustChange, RegistryError> {
+    ) -> Result<Arc<TrustJob>, RegistryError> {
         let mut config = match &policy_text {
             Some(text) => {
                 Some(build_config(text, stores.clone(), &self.hostname()).map_err(invalid)?)
@@ -151,10 +235,48 @@ impl Registry {
         if let Some(c) = config.as_mut() {
             c.version = version;
         }
+        // From here on pushes and pulls are decided by the new version, in this process
+        // and, once announced, in the others.
         self.set_trust(config);
         self.announce(crate::db::Change::Trust).await;
         tracing::info!(version, reason, "trust configuration changed");
-        let reevaluated = self.reevaluate_signatures().await?;
+        let job = Arc::new(TrustJob::new(version));
+        if let Some(previous) = self
+            .trust_job
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(job.clone())
+        {
+            previous.superseded.store(true, Ordering::Release);
+        }
+        let (registry, running) = (self.clone(), job.clone());
+        tokio::spawn(async move {
+            let state = match registry.reevaluate(&running).await {
+                Ok(change) => JobState::Done(change),
+                Err(RegistryError::TrustChangeSuperseded) => JobState::Superseded,
+                Err(e) => {
+                    tracing::error!(version = running.version, error = %e, "re-evaluating signatures after a trust change failed");
+                    JobState::Failed(e.to_string())
+                }
+            };
+            running.finish(state);
+        });
+        Ok(job)
+    }
+
+    /// The job of the latest trust change made through this process, if any.
+    pub fn trust_job(&self) -> Option<Arc<TrustJob>> {
+        self.trust_job
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What follows a change: every stored signature verified again, what now passes
+    /// admitted and published, the compliance report.
+    async fn reevaluate(&self, job: &TrustJob) -> Result<TrustChange, RegistryError> {
+        let version = job.version;
+        let reevaluated = self.reevaluate_signatures(job).await?;
         // What the stored signatures satisfy now (a lowered signaturesRequired, a newly
         // trusted root) is admitted and published, as a signature push would do.
         self.admit_what_now_passes().await?;
@@ -182,7 +304,10 @@ impl Registry {
     }
 
     /// Replaces the policy (`None`: no policy, a plain registry).
-    pub async fn replace_policy(&self, text: Option<String>) -> Result<TrustChange, RegistryError> {
+    pub async fn replace_policy(
+        self: &Arc<Self>,
+        text: Option<String>,
+    ) -> Result<Arc<TrustJob>, RegistryError> {
         let (_, stores) = self.current().await?;
         let reason = if text.is_some() {
             "policy replaced through the admin API"
@@ -194,10 +319,10 @@ impl Registry {
 
     /// Creates or replaces a trust store with the certificates of a PEM (or DER) body.
     pub async fn put_store(
-        &self,
+        self: &Arc<Self>,
         store: StoreRef,
         body: &[u8],
-    ) -> Result<TrustChange, RegistryError> {
+    ) -> Result<Arc<TrustJob>, RegistryError> {
         let certs = store
             .kind
             .parse_material(body)
@@ -213,7 +338,10 @@ impl Registry {
     }
 
     /// Removes a trust store; refused while the policy names it.
-    pub async fn delete_store(&self, store: StoreRef) -> Result<TrustChange, RegistryError> {
+    pub async fn delete_store(
+        self: &Arc<Self>,
+        store: StoreRef,
+    ) -> Result<Arc<TrustJob>, RegistryError> {
         let (policy, mut stores) = self.current().await?;
         if !stores.remove(&store) {
             return Err(invalid(format!("trust store '{store}' does not exist")));
@@ -294,5 +422,44 @@ impl Registry {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod job_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_job_stops_once_superseded_and_wakes_whoever_waits_for_it() {
+        let job = Arc::new(TrustJob::new(3));
+        job.add_total(2);
+        assert!(job.step().is_ok());
+        job.superseded.store(true, Ordering::Release);
+        assert!(matches!(
+            job.step(),
+            Err(RegistryError::TrustChangeSuperseded)
+        ));
+        assert_eq!(job.progress(), (1, 2), "a refused step is not counted");
+        assert!(matches!(
+            job.wait(Duration::from_millis(10)).await,
+            JobState::Running
+        ));
+        let waiter = tokio::spawn({
+            let job = job.clone();
+            async move { job.wait(Duration::from_secs(30)).await }
+        });
+        tokio::task::yield_now().await;
+        job.finish(JobState::Superseded);
+        let state = tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the waiter was woken")
+            .unwrap();
+        assert!(matches!(state, JobState::Superseded));
+        // Asked after the end: answered at once.
+        assert!(matches!(
+            job.wait(Duration::from_secs(30)).await,
+            JobState::Superseded
+        ));
     }
 }

@@ -240,3 +240,129 @@ async fn trust_changes_are_authorised_validated_versioned_and_reevaluate_signatu
         .clone();
     assert_eq!(last["actor"], "admin", "{last}");
 }
+
+/// A trust change whose re-evaluation outlasts the wait (`--trust-change-wait 0`): the
+/// change answers 202 with the job, is in force at once (pushes are decided by it before
+/// the re-evaluation ends), and `GET trust/job` follows it to the result a quick change
+/// gives; the CLI follows it the same way.
+#[tokio::test]
+async fn a_slow_trust_change_answers_202_and_finishes_in_the_background() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_in(
+        &data,
+        &[
+            "--hostname",
+            "registry.test",
+            "--admin-token",
+            TOKEN,
+            "--trust-change-wait",
+            "0",
+        ],
+    );
+    let c = client();
+    // Signed images stored before any policy: the change must verify their signatures.
+    let ca = common::pki::Ca::new("Job Root");
+    let signer = ca.signer("alice");
+    for i in 0..3 {
+        let (m, digest) = push_image(
+            &c,
+            &s,
+            "prod/app",
+            &format!("v{i}"),
+            &format!("s{i}"),
+            json!({}),
+        )
+        .await;
+        let subject = json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": m.len()});
+        assert_eq!(
+            common::pki::push_signature(&c, &s, "prod/app", &signer, &subject).await,
+            201
+        );
+    }
+    let put = |path: &str, body: Vec<u8>| {
+        let url = format!("{}/bonded/v1/{path}", s.url);
+        let c = c.clone();
+        async move {
+            c.put(url)
+                .bearer_auth(TOKEN)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let job_of = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), 202);
+        assert_eq!(res.headers()["location"], "/bonded/v1/trust/job");
+        serde_json::from_slice::<Value>(&res.bytes().await.unwrap()).unwrap()
+    };
+    let first = job_of(put("trust/stores/ca/job", ca.pem.clone().into_bytes()).await).await;
+    assert_eq!(first["version"], 1);
+    let policy = json!({"version": "1.0", "trustPolicies": [{
+        "name": "prod", "registryScopes": ["registry.test/prod/*"],
+        "signatureVerification": {"level": "strict"}, "trustStores": ["ca:job"],
+        "trustedIdentities": ["*"], "bonded.unsignedPush": "reject"}]});
+    let job = job_of(put("trust/policy", policy.to_string().into_bytes()).await).await;
+    assert_eq!(job["version"], 2);
+    assert!(
+        ["running", "done"].contains(&job["state"].as_str().unwrap()),
+        "{job}"
+    );
+
+    // In force already: an unsigned push is refused whatever the job's progress.
+    let config = b"{\"unsigned\":true}".to_vec();
+    let cd = push_blob(&c, &s, "prod/app", &config).await;
+    let m = image_manifest((&cd, config.len()), &[], json!({}));
+    let res = put_manifest(&c, s.v2("prod/app/manifests/unsigned"), m).await;
+    assert!(
+        res.status() == 403 || res.status() == 400,
+        "{}",
+        res.status()
+    );
+
+    // Followed to the end: the three signatures verified again under version 2.
+    let mut done = Value::Null;
+    for _ in 0..100 {
+        let res = c
+            .get(format!("{}/bonded/v1/trust/job", s.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["version"], 2, "{v}");
+        if v["state"] == "done" {
+            done = v;
+            break;
+        }
+        assert_eq!(v["state"], "running", "{v}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(done["result"]["version"], 2, "{done}");
+    assert_eq!(done["result"]["reevaluatedSignatures"], 3, "{done}");
+    assert_eq!(done["reevaluatedSoFar"], 3, "{done}");
+    assert_eq!(done["signaturesFound"], 3, "{done}");
+    assert_eq!(
+        done["result"]["noncompliant"]["noncompliantTags"], 0,
+        "{done}"
+    );
+
+    // The CLI follows a 202 to the same result.
+    let file = tmp.path().join("policy.json");
+    std::fs::write(&file, policy.to_string()).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bonded"))
+        .args(["trust", "set-policy"])
+        .arg(&file)
+        .args(["--registry", &s.addr])
+        .env("BONDED_ADMIN_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("version 3") && text.contains("3 stored signature(s) re-evaluated"),
+        "{text}"
+    );
+}
