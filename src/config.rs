@@ -93,7 +93,7 @@ pub struct ServeArgs {
     /// Allow a plain-HTTP --s3-endpoint (a store on this machine or a private network)
     #[arg(long, env = "BONDED_S3_ALLOW_HTTP")]
     pub s3_allow_http: bool,
-    /// TOML file with any of: addr, metrics_addr, data_dir, database_url, blob_store, s3_endpoint, s3_allow_http, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject, trust_change_wait
+    /// TOML file with any of: addr, metrics_addr, data_dir, database_url, blob_store, s3_endpoint, s3_allow_http, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject, trust_change_wait, audit_archive_after, audit_archive_dir
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -176,6 +176,25 @@ pub struct ServeArgs {
     /// (GET /bonded/v1/trust/job follows it) [default: 10]
     #[arg(long, env = "BONDED_TRUST_CHANGE_WAIT")]
     pub trust_change_wait: Option<u64>,
+    /// Retention: every hour, move audit records (pull records included) older than AGE
+    /// (90d, 12h, 30m, 45s) to a new file in --audit-archive-dir, which `bonded audit
+    /// verify --archive` still checks [default: keep every record in the database]
+    #[arg(
+        long,
+        env = "BONDED_AUDIT_ARCHIVE_AFTER",
+        value_name = "AGE",
+        requires = "audit_archive_dir"
+    )]
+    pub audit_archive_after: Option<String>,
+    /// Where --audit-archive-after writes its files (audit-<time>.jsonl); on replicas, a
+    /// directory they share, or give the flag to one of them
+    #[arg(
+        long,
+        env = "BONDED_AUDIT_ARCHIVE_DIR",
+        value_name = "DIR",
+        requires = "audit_archive_after"
+    )]
+    pub audit_archive_dir: Option<PathBuf>,
     /// Failed password logins allowed per account from one address (an IPv6 /64 counts as
     /// one), as COUNT/WINDOW; past it that account's password logins from there get 429
     /// until the bucket refills. API tokens are never limited [default: 10/15min]
@@ -228,6 +247,8 @@ struct FileConfig {
     failed_login_limit_address: Option<String>,
     max_signatures_per_subject: Option<usize>,
     trust_change_wait: Option<u64>,
+    audit_archive_after: Option<String>,
+    audit_archive_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -252,6 +273,32 @@ pub enum ConfigError {
     Rate(String),
     #[error("{0}")]
     BlobStore(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An age as `90d`, `12h`, `30m` or `45s`; at least a second.
+fn parse_age(text: &str) -> Result<Duration, ConfigError> {
+    let bad = || {
+        ConfigError::Invalid(format!(
+            "audit_archive_after '{text}' is not an age such as 90d, 12h, 30m or 45s"
+        ))
+    };
+    let unit = text.chars().last().ok_or_else(bad)?;
+    let n: u64 = text[..text.len() - unit.len_utf8()]
+        .parse()
+        .map_err(|_| bad())?;
+    let seconds = match unit {
+        's' => n,
+        'm' => n.checked_mul(60).ok_or_else(bad)?,
+        'h' => n.checked_mul(3600).ok_or_else(bad)?,
+        'd' => n.checked_mul(86_400).ok_or_else(bad)?,
+        _ => return Err(bad()),
+    };
+    if seconds == 0 {
+        return Err(ConfigError::Zero("audit_archive_after"));
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 /// The settings `serve` runs with.
@@ -287,6 +334,8 @@ pub struct ServeConfig {
     pub failed_login_limit_address: Rate,
     pub max_signatures_per_subject: usize,
     pub trust_change_wait: Duration,
+    /// Records older than this go to files in the directory, hourly.
+    pub audit_archive: Option<(Duration, PathBuf)>,
 }
 
 /// A positive setting: flag, else file, else default.
@@ -456,6 +505,20 @@ impl ServeConfig {
                 .unwrap_or_else(|| DEFAULT_FAILED_LOGIN_LIMIT_ADDRESS.into())
                 .parse()
                 .map_err(ConfigError::Rate)?,
+            audit_archive: match (
+                args.audit_archive_after
+                    .clone()
+                    .or(file.audit_archive_after),
+                args.audit_archive_dir.clone().or(file.audit_archive_dir),
+            ) {
+                (Some(age), Some(dir)) => Some((parse_age(&age)?, dir)),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "audit_archive_after and audit_archive_dir go together".into(),
+                    ))
+                }
+            },
             trust_change_wait: Duration::from_secs(
                 args.trust_change_wait
                     .or(file.trust_change_wait)

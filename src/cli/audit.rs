@@ -95,6 +95,27 @@ async fn archive(
     let before = resolve_time(before, time::OffsetDateTime::now_utc())
         .map_err(|e| format!("--before: {e}"))?;
     let db = Metadata::open_existing(data_dir, database_url).await?;
+    match archive_to(&db, before, to, &super::accounts::operator()).await? {
+        Some(done) => Ok(format!(
+            "archived records {}..{} to {}\nthe live trail continues from {}",
+            done.first,
+            done.last.seq,
+            to.display(),
+            done.last
+        )),
+        None => Ok("nothing to archive: no record was made before then".into()),
+    }
+}
+
+/// Moves the records made before `before` to the new file `to` (synced before the live
+/// trail lets go of them); `None`, and no file, when there were none. For `bonded audit
+/// archive` and `serve --audit-archive-after`.
+pub async fn archive_to(
+    db: &Metadata,
+    before: time::OffsetDateTime,
+    to: &std::path::Path,
+    actor: &str,
+) -> Result<Option<crate::db::Archived>, String> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -102,38 +123,22 @@ async fn archive(
         .map_err(|e| format!("cannot create {}: {e}", to.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let result = db
-        .audit_archive(
-            before,
-            &super::accounts::operator(),
-            &to.display().to_string(),
-            &mut out,
-        )
+        .audit_archive(before, actor, &to.display().to_string(), &mut out)
         .await
         .map_err(|e| e.to_string());
     let file = out.into_inner().map_err(|e| e.to_string())?;
-    match result? {
-        Ok(Some(done)) => {
+    let outcome = match result {
+        Ok(Ok(Some(done))) => {
             file.sync_all()
                 .map_err(|e| format!("{}: {e}", to.display()))?;
-            Ok(format!(
-                "archived records {}..{} to {}\nthe live trail continues from {}",
-                done.first,
-                done.last.seq,
-                to.display(),
-                done.last
-            ))
+            return Ok(Some(done));
         }
-        Ok(None) => {
-            drop(file);
-            let _ = std::fs::remove_file(to);
-            Ok("nothing to archive: no record was made before then".into())
-        }
-        Err(e) => {
-            drop(file);
-            let _ = std::fs::remove_file(to);
-            Err(e)
-        }
-    }
+        Ok(Ok(None)) => Ok(None),
+        Ok(Err(e)) | Err(e) => Err(e),
+    };
+    drop(file);
+    let _ = std::fs::remove_file(to);
+    outcome
 }
 
 /// Checks archive files in order and that they end where the live trail's checkpoint says.

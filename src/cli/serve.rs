@@ -145,6 +145,10 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         })
     };
 
+    let archiver = cfg.audit_archive.clone().map(|(age, dir)| {
+        let db = db.clone();
+        tokio::spawn(archive_old_records(db, age, dir))
+    });
     let trimmer = tokio::spawn(give_memory_back());
     let metrics = match cfg.metrics_addr {
         Some(addr) => {
@@ -339,6 +343,9 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     api::conn::serve(listener, app, tls, limits, shutdown).await?;
     sweeper.abort();
     trimmer.abort();
+    if let Some(a) = archiver {
+        a.abort();
+    }
     if let Some(f) = follower {
         f.abort();
     }
@@ -474,6 +481,53 @@ fn token_key(data_dir: &std::path::Path) -> Result<Vec<u8>, String> {
     let key: [u8; 32] = rand::random();
     write_private(&path, &key)?;
     Ok(key.to_vec())
+}
+
+/// `--audit-archive-after`: every hour (the first 10 s after start), the records older
+/// than `age` go to a new `audit-<time>.jsonl` in `dir`, once across the processes on the
+/// database (the sweep lock). Files sort by name in chain order, as `bonded audit verify
+/// --archive` wants them.
+async fn archive_old_records(db: Metadata, age: Duration, dir: std::path::PathBuf) {
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let held = match db.try_exclusive().await {
+            Ok(Some(held)) => held,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "taking the sweep lock for the audit archive failed");
+                continue;
+            }
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let before = now - time::Duration::try_from(age).unwrap_or(time::Duration::MAX);
+        let name = format!(
+            "audit-{}.jsonl",
+            crate::db::format_at(now).replace(':', "-")
+        );
+        let result = match std::fs::create_dir_all(&dir) {
+            Ok(()) => {
+                crate::cli::audit::archive_to(&db, before, &dir.join(&name), "bonded-retention")
+                    .await
+            }
+            Err(e) => Err(format!("cannot create {}: {e}", dir.display())),
+        };
+        match result {
+            Ok(Some(done)) => tracing::info!(
+                first = done.first,
+                last = done.last.seq,
+                file = %dir.join(&name).display(),
+                "archived old audit records"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "archiving old audit records failed; retrying in an hour")
+            }
+        }
+        held.release().await;
+    }
 }
 
 /// Hands freed heap back to the operating system every 10 s. glibc's allocator keeps what

@@ -321,22 +321,25 @@ impl S3BlobStore {
         Ok(())
     }
 
-    /// Deletes every object of a session but those named in `keep`.
-    async fn delete_session_objects(&self, id: &str, keep: &[Path]) -> Result<(), StorageError> {
-        let prefix = self.upload_key(id, "")?;
-        let objects: Vec<_> = self
-            .s3
-            .list(Some(&prefix))
+    /// Every object under `prefix`.
+    async fn list_under(
+        &self,
+        prefix: &Path,
+    ) -> Result<Vec<object_store::ObjectMeta>, StorageError> {
+        self.s3
+            .list(Some(prefix))
             .try_collect()
             .await
-            .map_err(s3_err)?;
-        for o in objects {
-            if !keep.contains(&o.location) {
-                match self.s3.delete(&o.location).await {
-                    Ok(()) => {}
-                    Err(e) if is_not_found(&e) => {}
-                    Err(e) => return Err(s3_err(e)),
-                }
+            .map_err(s3_err)
+    }
+
+    /// Deletes every object of a session.
+    async fn delete_session_objects(&self, id: &str) -> Result<(), StorageError> {
+        for o in self.list_under(&self.upload_key(id, "")?).await? {
+            match self.s3.delete(&o.location).await {
+                Ok(()) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(s3_err(e)),
             }
         }
         Ok(())
@@ -410,13 +413,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn list(&self) -> Result<Vec<Digest>, StorageError> {
-        let prefix = self.key("blobs");
-        let objects: Vec<_> = self
-            .s3
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(s3_err)?;
+        let objects = self.list_under(&self.key("blobs")).await?;
         let mut out = Vec::with_capacity(objects.len());
         for o in objects {
             let parts: Vec<_> = o.location.parts().collect();
@@ -580,7 +577,7 @@ impl BlobStore for S3BlobStore {
             }
         }
         // The blob is in place; what is left of the session is garbage.
-        if let Err(e) = self.delete_session_objects(id, &[]).await {
+        if let Err(e) = self.delete_session_objects(id).await {
             tracing::warn!(upload = id, error = %e, "could not delete a committed upload's objects");
         }
         Ok(session.len)
@@ -629,7 +626,7 @@ impl BlobStore for S3BlobStore {
             Err(StorageError::UploadUnknown(_)) => {}
             Err(e) => return Err(e),
         }
-        self.delete_session_objects(id, &[]).await
+        self.delete_session_objects(id).await
     }
 
     async fn upload_list(&self) -> Result<Vec<(String, std::time::SystemTime)>, StorageError> {

@@ -612,3 +612,56 @@ async fn old_records_move_to_an_archive_that_still_verifies() {
     assert!(output_text(&o).contains("nothing to archive"));
     assert!(!d.join("again.jsonl").exists());
 }
+
+/// `serve --audit-archive-after AGE --audit-archive-dir DIR`: retention without an
+/// operator: old records (pulls among them) leave the database for a file, and the file
+/// with the live trail still verifies as one chain.
+#[tokio::test]
+async fn old_records_are_archived_on_a_schedule_and_still_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let archive = tmp.path().join("archive");
+    let s = Server::start_in(
+        &data,
+        &[
+            "--audit-archive-after",
+            "1s",
+            "--audit-archive-dir",
+            archive.to_str().unwrap(),
+        ],
+    );
+    let c = client();
+    push_image(&c, &s, "lib/app", "v1", "kept", json!({})).await;
+    let res = c
+        .get(s.v2("lib/app/manifests/v1"))
+        .header("Accept", OCI_MANIFEST)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The first run is 10 s after start; the records are older than 1 s by then.
+    let mut files = Vec::new();
+    for _ in 0..300 {
+        files = std::fs::read_dir(&archive)
+            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if !files.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(files.len(), 1, "one archive file: {files:?}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        text.contains("blob.push") && text.contains("manifest.pull"),
+        "{text}"
+    );
+    drop(s);
+    let (code, out) = verify_with(&data, &["--archive", files[0].to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("archives intact"), "{out}");
+    // The live trail alone verifies from its checkpoint (what was archived is the file's
+    // to prove).
+    let (code, out) = verify(&data);
+    assert_eq!(code, Some(0), "{out}");
+}
