@@ -379,9 +379,8 @@ impl BlobStore for S3BlobStore {
         range: Option<Range<u64>>,
     ) -> Result<Option<ByteStream>, StorageError> {
         let key = self.blob_key(digest);
-        if let Some(r) = range.as_ref().filter(|r| r.is_empty()) {
+        if range.as_ref().is_some_and(|r| r.is_empty()) {
             // S3 refuses an empty range; the answer is empty if the blob exists.
-            let _ = r;
             return Ok(self
                 .stat(digest)
                 .await?

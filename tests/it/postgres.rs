@@ -96,14 +96,7 @@ async fn offline_commands_use_the_database_url_and_never_print_its_password() {
         .replace("bonded@", "bonded:hunter2-secret@");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    // Not Server::command: under BONDED_TEST_DATABASE it names a database of its own.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bonded"));
-    cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(&data)
-        .args(["--database-url", &url])
-        .env("BONDED_LOG", "error")
-        .env("BONDED_ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-        .stdout(std::process::Stdio::piped());
+    let cmd = common::Server::own_command(&data, &["--database-url", &url]);
     let s = common::Server::spawn(cmd, &data);
     let run = |args: &[&str]| {
         let mut all = args.to_vec();

@@ -43,15 +43,17 @@ impl Fleet {
     }
 
     fn command(&self, dir: &Path) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
-        cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .args(["--hostname", "registry.test", "--admin-token", TOKEN])
-            .args(["--database-url", &self.url])
-            .env("BONDED_LOG", "error")
-            .env("BONDED_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit());
+        let mut cmd = Server::own_command(
+            dir,
+            &[
+                "--hostname",
+                "registry.test",
+                "--admin-token",
+                TOKEN,
+                "--database-url",
+                &self.url,
+            ],
+        );
         s3::configure(&mut cmd, self.endpoint, &self.bucket, "fleet");
         cmd
     }

@@ -29,7 +29,7 @@ struct S3Server {
     _tmp: tempfile::TempDir,
 }
 
-fn start(test: &str, endpoint: &'static str, tmp: tempfile::TempDir) -> S3Server {
+fn start(endpoint: &'static str, tmp: tempfile::TempDir) -> S3Server {
     let dir = tmp.path().join("data");
     let bucket = s3::bucket_for(&dir);
     let mut cmd = Server::command(&dir, &["--open"]);
@@ -37,7 +37,6 @@ fn start(test: &str, endpoint: &'static str, tmp: tempfile::TempDir) -> S3Server
         s3::configure(&mut cmd, endpoint, &bucket, "reg");
     }
     let server = Server::spawn(cmd, &dir);
-    let _ = test;
     S3Server {
         server,
         endpoint,
@@ -101,7 +100,7 @@ async fn chunks_smaller_than_a_part_make_the_blob_which_appears_only_whole() {
     let Some(endpoint) = s3::endpoint_or_skip("s3 chunked upload") else {
         return;
     };
-    let s = start("chunks", endpoint, tempfile::tempdir().unwrap());
+    let s = start(endpoint, tempfile::tempdir().unwrap());
     let c = common::client();
     // 21 MiB + 5 bytes in chunks of 1 MiB + 7 (not aligned to anything): two whole 8 MiB
     // parts and a tail, all from chunks far below S3's 5 MiB part minimum.
@@ -192,7 +191,7 @@ async fn a_refused_last_chunk_is_cut_off_and_the_session_goes_on() {
     let Some(endpoint) = s3::endpoint_or_skip("s3 refused chunk") else {
         return;
     };
-    let s = start("refused", endpoint, tempfile::tempdir().unwrap());
+    let s = start(endpoint, tempfile::tempdir().unwrap());
     let c = common::client();
     let blob = random_bytes(10 * MIB + 100, 11);
     let digest = sha256(&blob);
@@ -255,7 +254,7 @@ async fn an_upload_outlives_the_server_that_began_it() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let mut s = start("crash", endpoint, tmp);
+    let mut s = start(endpoint, tmp);
     let c = common::client();
     let blob = random_bytes(20 * MIB, 13);
     let digest = sha256(&blob);
@@ -334,12 +333,7 @@ async fn an_unreachable_store_makes_the_server_unready_not_dead() {
         .unwrap()
         .local_addr()
         .unwrap();
-    // Not Server::command: under BONDED_TEST_BLOB_STORE=s3 it names the live store.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_bonded"));
-    cmd.args(["serve", "--open", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(&dir)
-        .env("BONDED_LOG", "error")
-        .stdout(std::process::Stdio::piped());
+    let mut cmd = Server::own_command(&dir, &["--open"]);
     cmd.args(["--blob-store", "s3://nowhere-bucket/x"])
         .args([
             "--s3-endpoint",

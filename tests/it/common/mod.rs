@@ -55,8 +55,24 @@ impl Server {
         Server::spawn(Server::command(data_dir, extra), data_dir)
     }
 
-    /// The command [`Server::start_with_auth`] runs, to adjust before [`Server::spawn`].
+    /// The command [`Server::start_with_auth`] runs, to adjust before [`Server::spawn`]:
+    /// [`Server::own_command`] on the database and blob store `BONDED_TEST_DATABASE` and
+    /// `BONDED_TEST_BLOB_STORE` name.
     pub fn command(data_dir: &Path, extra: &[&str]) -> Command {
+        let mut cmd = Server::own_command(data_dir, extra);
+        if let Some(url) = pg::url_for(data_dir) {
+            cmd.arg("--database-url").arg(url);
+        }
+        if s3::all_servers_on_s3() {
+            let endpoint = s3::endpoint().expect("BONDED_TEST_BLOB_STORE=s3 needs moto_server");
+            s3::configure(&mut cmd, endpoint, &s3::bucket_for(data_dir), "bonded");
+        }
+        cmd
+    }
+
+    /// `bonded serve` on `data_dir` whatever the test backends: for tests that choose
+    /// the database or blob store themselves.
+    pub fn own_command(data_dir: &Path, extra: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bonded"));
         cmd.args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
@@ -65,13 +81,6 @@ impl Server {
             .env("BONDED_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if let Some(url) = pg::url_for(data_dir) {
-            cmd.arg("--database-url").arg(url);
-        }
-        if s3::all_servers_on_s3() {
-            let endpoint = s3::endpoint().expect("BONDED_TEST_BLOB_STORE=s3 needs moto_server");
-            s3::configure(&mut cmd, endpoint, &s3::bucket_for(data_dir), "bonded");
-        }
         cmd
     }
 
