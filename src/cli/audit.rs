@@ -116,11 +116,19 @@ pub async fn archive_to(
     to: &std::path::Path,
     actor: &str,
 ) -> Result<Option<crate::db::Archived>, String> {
+    // Written as `<to>.partial` and named `to` only once the records have left the live
+    // trail: a file under its final name is always a whole archive.
+    if to.exists() {
+        return Err(format!("{} exists already", to.display()));
+    }
+    let mut partial = to.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(to)
-        .map_err(|e| format!("cannot create {}: {e}", to.display()))?;
+        .open(&partial)
+        .map_err(|e| format!("cannot create {}: {e}", partial.display()))?;
     let mut out = std::io::BufWriter::new(file);
     let result = db
         .audit_archive(before, actor, &to.display().to_string(), &mut out)
@@ -130,14 +138,21 @@ pub async fn archive_to(
     let outcome = match result {
         Ok(Ok(Some(done))) => {
             file.sync_all()
-                .map_err(|e| format!("{}: {e}", to.display()))?;
+                .and_then(|()| std::fs::rename(&partial, to))
+                .map_err(|e| {
+                    format!(
+                        "the records were archived to {}, but naming it {} failed: {e}",
+                        partial.display(),
+                        to.display()
+                    )
+                })?;
             return Ok(Some(done));
         }
         Ok(Ok(None)) => Ok(None),
         Ok(Err(e)) | Err(e) => Err(e),
     };
     drop(file);
-    let _ = std::fs::remove_file(to);
+    let _ = std::fs::remove_file(&partial);
     outcome
 }
 

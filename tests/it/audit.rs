@@ -643,7 +643,13 @@ async fn old_records_are_archived_on_a_schedule_and_still_verify() {
     let mut files = Vec::new();
     for _ in 0..300 {
         files = std::fs::read_dir(&archive)
-            .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    // Whole archives only: one being written is `*.jsonl.partial`.
+                    .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+                    .collect()
+            })
             .unwrap_or_default();
         if !files.is_empty() {
             break;
