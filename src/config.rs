@@ -93,7 +93,7 @@ pub struct ServeArgs {
     /// Allow a plain-HTTP --s3-endpoint (a store on this machine or a private network)
     #[arg(long, env = "BONDED_S3_ALLOW_HTTP")]
     pub s3_allow_http: bool,
-    /// TOML file with any of: addr, metrics_addr, data_dir, database_url, blob_store, s3_endpoint, s3_allow_http, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject, trust_change_wait, audit_archive_after, audit_archive_dir
+    /// TOML file with any of: addr, metrics_addr, data_dir, database_url, blob_store, s3_endpoint, s3_allow_http, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject, trust_change_wait, audit_archive_after, audit_archive_dir, gc_interval, gc_grace_period
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -195,6 +195,15 @@ pub struct ServeArgs {
         requires = "audit_archive_after"
     )]
     pub audit_archive_dir: Option<PathBuf>,
+    /// How often garbage collection runs (90d, 12h, 30m, 45s), or `off`; it removes what
+    /// no tag, index or live subject keeps once older than --gc-grace-period, with the
+    /// server serving [default: 1h]
+    #[arg(long, env = "BONDED_GC_INTERVAL", value_name = "AGE|off")]
+    pub gc_interval: Option<String>,
+    /// What was pushed, mounted or tagged within this long is never collected (0s to
+    /// collect at once) [default: 24h]
+    #[arg(long, env = "BONDED_GC_GRACE_PERIOD", value_name = "AGE")]
+    pub gc_grace_period: Option<String>,
     /// Failed password logins allowed per account from one address (an IPv6 /64 counts as
     /// one), as COUNT/WINDOW; past it that account's password logins from there get 429
     /// until the bucket refills. API tokens are never limited [default: 10/15min]
@@ -249,6 +258,8 @@ struct FileConfig {
     trust_change_wait: Option<u64>,
     audit_archive_after: Option<String>,
     audit_archive_dir: Option<PathBuf>,
+    gc_interval: Option<String>,
+    gc_grace_period: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -279,9 +290,18 @@ pub enum ConfigError {
 
 /// An age as `90d`, `12h`, `30m` or `45s`; at least a second.
 fn parse_age(text: &str) -> Result<Duration, ConfigError> {
+    parse_duration("audit_archive_after", text, false)
+}
+
+/// `90d`, `12h`, `30m` or `45s` for setting `name`; zero only when `zero_ok`.
+pub fn parse_duration(
+    name: &'static str,
+    text: &str,
+    zero_ok: bool,
+) -> Result<Duration, ConfigError> {
     let bad = || {
         ConfigError::Invalid(format!(
-            "audit_archive_after '{text}' is not an age such as 90d, 12h, 30m or 45s"
+            "{name} '{text}' is not an age such as 90d, 12h, 30m or 45s"
         ))
     };
     let unit = text.chars().last().ok_or_else(bad)?;
@@ -295,8 +315,8 @@ fn parse_age(text: &str) -> Result<Duration, ConfigError> {
         'd' => n.checked_mul(86_400).ok_or_else(bad)?,
         _ => return Err(bad()),
     };
-    if seconds == 0 {
-        return Err(ConfigError::Zero("audit_archive_after"));
+    if seconds == 0 && !zero_ok {
+        return Err(ConfigError::Zero(name));
     }
     Ok(Duration::from_secs(seconds))
 }
@@ -336,6 +356,9 @@ pub struct ServeConfig {
     pub trust_change_wait: Duration,
     /// Records older than this go to files in the directory, hourly.
     pub audit_archive: Option<(Duration, PathBuf)>,
+    /// How often garbage collection runs; `None`: never on its own.
+    pub gc_interval: Option<Duration>,
+    pub gc_grace_period: Duration,
 }
 
 /// A positive setting: flag, else file, else default.
@@ -518,6 +541,15 @@ impl ServeConfig {
                         "audit_archive_after and audit_archive_dir go together".into(),
                     ))
                 }
+            },
+            gc_interval: match args.gc_interval.clone().or(file.gc_interval).as_deref() {
+                Some("off") => None,
+                Some(t) => Some(parse_duration("gc_interval", t, false)?),
+                None => Some(Duration::from_secs(3600)),
+            },
+            gc_grace_period: match args.gc_grace_period.clone().or(file.gc_grace_period) {
+                Some(t) => parse_duration("gc_grace_period", &t, true)?,
+                None => Duration::from_secs(86_400),
             },
             trust_change_wait: Duration::from_secs(
                 args.trust_change_wait

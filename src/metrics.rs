@@ -40,6 +40,11 @@ pub struct VerificationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     pub pool: &'static str,
     pub state: &'static str,
@@ -59,6 +64,10 @@ pub struct Metrics {
     pub uploads_in_progress: Gauge,
     /// Set when scraped (from the pools).
     pub db_connections: Family<PoolLabels, Gauge>,
+    /// What garbage collection removed, by kind (manifest, link, blob, leftover).
+    pub gc_removed: Family<KindLabel, Counter>,
+    pub gc_bytes_freed: Counter,
+    pub gc_runs: Counter,
     registry: Registry,
 }
 
@@ -85,6 +94,9 @@ impl Metrics {
             verifications: Family::default(),
             uploads_in_progress: Gauge::default(),
             db_connections: Family::default(),
+            gc_removed: Family::default(),
+            gc_bytes_freed: Counter::default(),
+            gc_runs: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -127,7 +139,36 @@ impl Metrics {
             "Database connections, by pool and state (idle or busy)",
             m.db_connections.clone(),
         );
+        registry.register(
+            "gc_runs",
+            "Garbage collection runs completed (dry runs not counted)",
+            m.gc_runs.clone(),
+        );
+        registry.register(
+            "gc_removed",
+            "What garbage collection removed, by kind",
+            m.gc_removed.clone(),
+        );
+        registry.register(
+            "gc_freed_bytes",
+            "Bytes garbage collection freed",
+            m.gc_bytes_freed.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Counts a garbage collection run's removals.
+    pub fn gc_ran(&self, r: &crate::wire::GcReport) {
+        self.gc_runs.inc();
+        for (kind, n) in [
+            ("manifest", r.manifests_removed),
+            ("link", r.links_removed),
+            ("blob", r.blobs_removed),
+            ("leftover", r.leftovers_removed),
+        ] {
+            self.gc_removed.get_or_create(&KindLabel { kind }).inc_by(n);
+        }
+        self.gc_bytes_freed.inc_by(r.bytes_freed);
     }
 
     /// The text exposition of every metric.

@@ -112,3 +112,64 @@ pub struct WaitingTag {
     /// What the trust policy still asks for, in the evaluator's words.
     pub needs: String,
 }
+
+/// `POST /bonded/v1/gc`: what one garbage collection run removed (or, a dry run, would
+/// remove). The counts are exact; `removed` lists at most the first 10,000 items.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcReport {
+    pub dry_run: bool,
+    pub grace_period_seconds: u64,
+    pub manifests_removed: u64,
+    /// Repository links to blobs no manifest of the repository references.
+    pub links_removed: u64,
+    /// Blobs whose bytes were removed: no repository links them.
+    pub blobs_removed: u64,
+    /// Stored bytes no record named (a push interrupted between commit and record).
+    pub leftovers_removed: u64,
+    pub bytes_freed: u64,
+    /// Repositories written to throughout the run, left for the next one.
+    pub repositories_skipped: Vec<String>,
+    pub removed: Vec<GcItem>,
+    pub seconds: f64,
+}
+
+/// One thing garbage collection removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcItem {
+    /// `manifest`, `blob` or `leftover`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    pub digest: String,
+    pub reason: String,
+}
+
+/// An immutability rule (`GET/POST/DELETE /bonded/v1/immutable`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImmutableRule {
+    /// Repositories: `*`, `NAMESPACE/*` or one repository.
+    pub pattern: String,
+    /// Glob over tag names (`*`, `?`).
+    pub tags: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+/// `GET /bonded/v1/immutable`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImmutableRules {
+    pub rules: Vec<ImmutableRule>,
+}
+
+/// The answer to adding or removing a rule: whether anything changed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Changed {
+    pub changed: bool,
+}

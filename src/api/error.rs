@@ -116,6 +116,10 @@ impl From<RegistryError> for ApiError {
             E::Denied { .. } | E::TooManySignatures { .. } => (StatusCode::FORBIDDEN, "DENIED"),
             E::TrustConfigInvalid(_) => (StatusCode::BAD_REQUEST, "TRUST_CONFIG_INVALID"),
             E::TrustChangeSuperseded => (StatusCode::CONFLICT, "DENIED"),
+            // Garbage collection was removing these very bytes: pushing again succeeds.
+            E::Db(crate::db::DbError::BlobCollected(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "BLOB_UPLOAD_INVALID")
+            }
             E::Storage(_) | E::Db(_) => {
                 // Logged once, here; the client gets no internals.
                 tracing::error!(error = %e, "internal error");
@@ -150,6 +154,9 @@ impl From<RegistryError> for ApiError {
             E::RangeNotSatisfiable { size } => {
                 out.headers
                     .push((header::CONTENT_RANGE, format!("bytes */{size}")));
+            }
+            E::Db(crate::db::DbError::BlobCollected(_)) => {
+                out.headers.push((header::RETRY_AFTER, "1".into()));
             }
             E::Storage(_) | E::Db(_) => {
                 out.message = "internal error; the registry's log has the cause".into();

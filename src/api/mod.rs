@@ -8,6 +8,7 @@ mod account;
 pub mod auth;
 pub mod conn;
 mod error;
+mod lifecycle;
 pub mod ratelimit;
 
 pub use error::ApiError;
@@ -1148,6 +1149,29 @@ async fn bonded_api_inner(
             )
             .await?;
             return Ok(no_store_json(status, value));
+        }
+        if lifecycle::is_lifecycle(&path) {
+            // Listing the rules needs a login; changing anything, the admin role.
+            if method == Method::GET {
+                auth.require_api_login(&caller, "to read the immutability rules")?;
+            } else {
+                require_admin().await?;
+            }
+            let body = read_admin_body(body, body_timeout).await?;
+            let client = client_of(&caller);
+            let actor = crate::registry::Actor {
+                name: client.actor,
+                source: client.source,
+            };
+            return lifecycle::handle(
+                &reg,
+                &actor,
+                &method,
+                &path,
+                &query_pairs(&parts.uri),
+                &body,
+            )
+            .await;
         }
         if let Some(name) = path
             .strip_prefix("repositories/")

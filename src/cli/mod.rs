@@ -5,6 +5,7 @@ mod audit;
 mod docs;
 mod inspect;
 mod keygen;
+mod lifecycle;
 mod login;
 mod pending;
 mod pkcs11;
@@ -88,6 +89,12 @@ pub enum Command {
     Namespace(accounts::NamespaceArgs),
     /// Set, remove or list storage quotas on namespace patterns
     Quota(accounts::QuotaArgs),
+    /// Delete a tag, or an image by digest with its signatures and other referrers
+    Delete(lifecycle::DeleteArgs),
+    /// Remove what no tag, index or live subject keeps (garbage collection), now
+    Gc(lifecycle::GcArgs),
+    /// Make tags immutable (never moved or deleted once published): add, remove, list
+    Immutable(lifecycle::ImmutableArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion(docs::CompletionArgs),
     /// Print the man page, or write every command's page into a directory
@@ -123,6 +130,9 @@ impl Cli {
             Command::Role(args) => done(accounts::role(&args).await),
             Command::Namespace(args) => done(accounts::namespace(&args).await),
             Command::Quota(args) => done(accounts::quota(&args).await),
+            Command::Delete(args) => done(lifecycle::delete(&args).await),
+            Command::Gc(args) => done(lifecycle::gc(&args).await),
+            Command::Immutable(args) => done(lifecycle::immutable(&args).await),
             Command::Keygen(args) => done(keygen::run(&args)),
             Command::Completion(args) => done(docs::completion(&args)),
             Command::Man(args) => done(docs::man(&args)),

@@ -38,6 +38,25 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             cfg.data_dir.display()
         )
     })?;
+    // Shared with other servers of this directory; an offline `bonded gc` takes it alone.
+    let data_dir_lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cfg.data_dir.join(super::lifecycle::DATA_DIR_LOCK))
+        .map_err(|e| {
+            format!(
+                "cannot open the lock file in {}: {e}",
+                cfg.data_dir.display()
+            )
+        })?;
+    if data_dir_lock.try_lock_shared().is_err() {
+        return Err(format!(
+            "{} is locked by an offline bonded command (bonded gc); wait for it to end",
+            cfg.data_dir.display()
+        )
+        .into());
+    }
     let store: Arc<dyn BlobStore> =
         match &cfg.blob_store {
             None => Arc::new(FsBlobStore::open(&cfg.data_dir).map_err(|e| {
@@ -78,6 +97,7 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let registry = Arc::new(
         Registry::new(store, db.clone(), cfg.upload_ttl)
             .with_max_signatures(cfg.max_signatures_per_subject)
+            .with_gc_grace(cfg.gc_grace_period)
             .with_trust_change_wait(cfg.trust_change_wait)
             .with_admin_token(cfg.admin_token.as_ref().map(|t| t.expose().to_string()))
             .with_journal(journal.clone()),
@@ -145,6 +165,44 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         })
     };
 
+    // Manifests stored before their references were recorded (garbage collection
+    // needs them): read once, now.
+    match registry.metadata().backfill_manifest_refs().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(manifests = n, "recorded the references of stored manifests"),
+        Err(e) => {
+            tracing::warn!(error = %e, "recording stored manifests' references failed; garbage collection retries it")
+        }
+    }
+    let collector = cfg.gc_interval.map(|every| {
+        let registry = registry.clone();
+        let grace = cfg.gc_grace_period;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            // The first tick is immediate: the first run comes one interval after start.
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let opts = crate::registry::GcOptions {
+                    grace,
+                    dry_run: false,
+                };
+                match registry.gc(opts, &crate::registry::Actor::server()).await {
+                    Ok(Some(r)) => tracing::info!(
+                        manifests = r.manifests_removed,
+                        links = r.links_removed,
+                        blobs = r.blobs_removed,
+                        leftovers = r.leftovers_removed,
+                        bytes = r.bytes_freed,
+                        seconds = r.seconds,
+                        "garbage collection done"
+                    ),
+                    Ok(None) => tracing::debug!("garbage collection is running elsewhere"),
+                    Err(e) => tracing::warn!(error = %e, "garbage collection failed; retrying at the next interval"),
+                }
+            }
+        })
+    });
     let archiver = cfg.audit_archive.clone().map(|(age, dir)| {
         let db = db.clone();
         tokio::spawn(archive_old_records(db, age, dir))
@@ -342,6 +400,10 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     api::conn::serve(listener, app, tls, limits, shutdown).await?;
     sweeper.abort();
+    drop(data_dir_lock);
+    if let Some(c) = &collector {
+        c.abort();
+    }
     trimmer.abort();
     if let Some(a) = archiver {
         a.abort();

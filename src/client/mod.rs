@@ -276,6 +276,18 @@ impl RegistryClient {
         repo: Option<&RepositoryName>,
         push: bool,
     ) -> Result<Self, ClientError> {
+        let actions = if push { "pull,push" } else { "pull" };
+        Self::connect_for(registry, options, repo, actions).await
+    }
+
+    /// [`Self::connect`] asking a token service for exactly `actions` on `repo`
+    /// (`pull`, `pull,push`, `delete`).
+    pub async fn connect_for(
+        registry: &str,
+        options: &ClientOptions,
+        repo: Option<&RepositoryName>,
+        actions: &str,
+    ) -> Result<Self, ClientError> {
         crate::install_crypto_provider();
         let plain = options.plain_http || is_loopback(registry);
         let mut builder = reqwest::Client::builder()
@@ -342,7 +354,7 @@ impl RegistryClient {
                 Err(_) => client.base = format!("http://{registry}"),
             }
         }
-        client.login(repo, push).await?;
+        client.login(repo, actions).await?;
         Ok(client)
     }
 
@@ -381,7 +393,7 @@ impl RegistryClient {
 
     /// Answers the registry's challenge, if it makes one, as docker does: ping `/v2/`, then
     /// Basic credentials, or a Bearer token for `repository:<repo>:pull[,push]`.
-    async fn login(&self, repo: Option<&RepositoryName>, push: bool) -> Result<(), ClientError> {
+    async fn login(&self, repo: Option<&RepositoryName>, actions: &str) -> Result<(), ClientError> {
         use base64::Engine as _;
         let res = self
             .http
@@ -439,13 +451,7 @@ impl RegistryClient {
                         q.append_pair("service", service);
                     }
                     if let Some(repo) = repo {
-                        q.append_pair(
-                            "scope",
-                            &format!(
-                                "repository:{repo}:{}",
-                                if push { "pull,push" } else { "pull" }
-                            ),
-                        );
+                        q.append_pair("scope", &format!("repository:{repo}:{actions}"));
                     }
                 }
                 let mut req = self.http.get(url);
@@ -815,6 +821,47 @@ impl RegistryClient {
             &res,
         );
         Ok(res.headers().contains_key("oci-subject"))
+    }
+
+    /// `DELETE /v2/<repo>/manifests/<reference>`: a tag, or a manifest by digest (with
+    /// its tags and, on bonded, its referrers).
+    pub async fn delete_manifest(
+        &self,
+        repo: &RepositoryName,
+        reference: &str,
+    ) -> Result<(), ClientError> {
+        let res = self
+            .request(
+                reqwest::Method::DELETE,
+                self.url(repo, &format!("manifests/{reference}")),
+            )
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if !res.status().is_success() {
+            let name = format!(
+                "{}/{repo}{}{reference}",
+                self.registry,
+                crate::oci::name::separator_of(reference)
+            );
+            return Err(refusal(format!("deleting {name}"), res).await);
+        }
+        Ok(())
+    }
+
+    /// `METHOD /bonded/v1/PATH` with an optional JSON body, read into a wire type.
+    pub async fn bonded_typed<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T, ClientError> {
+        let value = self.bonded_send(method, path, None, body).await?;
+        serde_json::from_value(value).map_err(|e| {
+            ClientError::Invalid(format!(
+                "the server's answer to /bonded/v1/{path} is not what this client reads: {e}"
+            ))
+        })
     }
 
     /// Whether the registry answers the OCI 1.1 referrers API for `subject` (a registry

@@ -59,6 +59,9 @@ audit_actions! {
     QuotaSet => "quota.set",
     QuotaRemove => "quota.remove",
     AuditArchive => "audit.archive",
+    GcRun => "gc.run",
+    ImmutableAdd => "immutable.add",
+    ImmutableRemove => "immutable.remove",
 }
 
 impl AuditAction {

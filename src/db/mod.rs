@@ -9,6 +9,7 @@ mod accounts;
 mod audit;
 mod changes;
 mod journal;
+mod lifecycle;
 
 pub use accounts::{check_account_name, AccountInfo, TokenInfo};
 
@@ -35,6 +36,7 @@ pub struct PublishedTag {
 }
 pub use changes::{Change, Exclusive, Listener};
 pub use journal::Journal;
+pub use lifecycle::{tag_schema_subject, Deleted, Graph, GraphManifest};
 
 pub use audit::{
     chain_hash, format_at, format_unix, parse_time, verify_archive, Archived, AuditAction,
@@ -58,6 +60,9 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("audit journal: {0}")]
     Journal(#[from] std::io::Error),
+    /// The blob's bytes are being removed by garbage collection.
+    #[error("{0} was being removed by garbage collection as this push completed; push it again")]
+    BlobCollected(Digest),
 }
 
 type Result<T> = std::result::Result<T, DbError>;
@@ -166,18 +171,37 @@ fn migrator() -> Migrator {
             "audit checkpoints",
             include_str!("../../migrations/0007_audit_checkpoints.sql"),
         ),
+        migration(
+            8,
+            "lifecycle",
+            include_str!("../../migrations/0008_lifecycle.sql"),
+        ),
     ])
 }
 
 /// The PostgreSQL schema: a migration history of its own (migrations/postgres/).
 fn postgres_migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "schema".to_string().into(),
-        MigrationType::Simple,
-        sqlx::SqlSafeStr::into_sql_str(include_str!("../../migrations/postgres/0001_schema.sql")),
-        false,
-    )])
+    let migration = |version, name: &str, sql: &'static str| {
+        Migration::new(
+            version,
+            name.to_string().into(),
+            MigrationType::Simple,
+            sqlx::SqlSafeStr::into_sql_str(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(
+            1,
+            "schema",
+            include_str!("../../migrations/postgres/0001_schema.sql"),
+        ),
+        migration(
+            2,
+            "lifecycle",
+            include_str!("../../migrations/postgres/0002_lifecycle.sql"),
+        ),
+    ])
 }
 
 /// `url` without its password, for messages and logs.
@@ -280,6 +304,50 @@ pub struct ManifestWrite {
     pub signature_limit: Option<usize>,
     /// Audit records committed with the write.
     pub audit: Vec<AuditEvent>,
+    /// Tags of `tags` that an immutability rule covers, with the rule: refused when
+    /// published for another manifest (checked inside the write transaction).
+    pub immutable: Vec<(Tag, ImmutableRule)>,
+}
+
+/// An immutability rule: tags matching the glob `tags` in repositories `pattern` covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImmutableRule {
+    pub pattern: String,
+    pub tags: String,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+impl ImmutableRule {
+    /// Whether the rule covers tag `tag` of repository `repo`.
+    pub fn covers(&self, repo: &str, tag: &str) -> bool {
+        crate::auth::pattern_matches(&self.pattern, repo) && glob_matches(&self.tags, tag)
+    }
+}
+
+/// Shell-style glob over a whole name: `*` any run of characters, `?` one character.
+pub fn glob_matches(glob: &str, name: &str) -> bool {
+    let (g, n): (Vec<char>, Vec<char>) = (glob.chars().collect(), name.chars().collect());
+    // Iterative matching with one backtrack point (the last `*`): linear in practice,
+    // quadratic at worst, never exponential.
+    let (mut gi, mut ni) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ni < n.len() {
+        if gi < g.len() && (g[gi] == '?' || g[gi] == n[ni]) {
+            gi += 1;
+            ni += 1;
+        } else if gi < g.len() && g[gi] == '*' {
+            star = Some((gi, ni));
+            gi += 1;
+        } else if let Some((sg, sn)) = star {
+            gi = sg + 1;
+            ni = sn + 1;
+            star = Some((sg, sn + 1));
+        } else {
+            return false;
+        }
+    }
+    g[gi..].iter().all(|c| *c == '*')
 }
 
 /// A verified signature, as the signature store keeps it.
@@ -373,6 +441,12 @@ pub enum PutManifestError {
     TooManySignatures {
         subject: Digest,
         limit: usize,
+    },
+    /// A published tag an immutability rule covers points at another manifest.
+    ImmutableTag {
+        tag: String,
+        current: String,
+        rule: ImmutableRule,
     },
     Db(DbError),
 }
@@ -637,11 +711,25 @@ impl Metadata {
         .bind(now())
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT INTO repository_blobs (repository_id, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(repo_id)
-            .bind(digest.to_string())
-            .execute(&mut *tx)
-            .await?;
+        // Garbage collection may be removing these very bytes (it marked the row before
+        // deleting them): the link is refused and the client pushes the blob again.
+        let doomed: Option<i64> =
+            sqlx::query_scalar("SELECT doomed_at FROM blobs WHERE digest = $1")
+                .bind(digest.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+        if doomed.is_some() {
+            return Err(DbError::BlobCollected(digest.clone()));
+        }
+        sqlx::query(
+            "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3)
+             ON CONFLICT (repository_id, digest) DO UPDATE SET linked_at = excluded.linked_at",
+        )
+        .bind(repo_id)
+        .bind(digest.to_string())
+        .bind(now())
+        .execute(&mut *tx)
+        .await?;
         audit::append(&mut tx, events).await?;
         tx.commit().await?;
         self.remember_repository(repo, repo_id);
@@ -752,53 +840,29 @@ impl Metadata {
         Ok(row.map(stored_manifest))
     }
 
-    /// Deletes a manifest and every tag pointing at it; `false` when it was not there.
-    pub async fn delete_manifest(
-        &self,
-        repo: &RepositoryName,
-        digest: &Digest,
-        events: &[AuditEvent],
-    ) -> Result<bool> {
-        let mut tx = self.begin_write().await?;
-        let Some(repo_id) = repository_id(&mut tx, repo).await? else {
-            return Ok(false);
-        };
-        for sql in [
-            "DELETE FROM tags WHERE repository_id = $1 AND digest = $2",
-            "DELETE FROM waiting_tags WHERE repository_id = $1 AND digest = $2",
-        ] {
-            sqlx::query(sql)
-                .bind(repo_id)
-                .bind(digest.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM signatures WHERE repository_id = $1 AND digest = $2")
-            .bind(repo_id)
-            .bind(digest.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let done = sqlx::query("DELETE FROM manifests WHERE repository_id = $1 AND digest = $2")
-            .bind(repo_id)
-            .bind(digest.to_string())
-            .execute(&mut *tx)
-            .await?;
-        let deleted = done.rows_affected() > 0;
-        if deleted {
-            audit::append(&mut tx, events).await?;
-        }
-        tx.commit().await?;
-        Ok(deleted)
-    }
-
     /// Deletes a tag (not the manifest), published or waiting; `false` when it was not there.
+    /// A published tag `immutable` covers is kept: `Err(Ok(digest))` names what it points at.
     pub async fn delete_tag(
         &self,
         repo: &RepositoryName,
         tag: &Tag,
+        immutable: bool,
         events: &[AuditEvent],
-    ) -> Result<bool> {
+    ) -> Result<std::result::Result<bool, String>> {
         let mut tx = self.begin_write().await?;
+        if immutable {
+            let current: Option<String> = sqlx::query_scalar(
+                "SELECT digest FROM tags WHERE name = $1
+                 AND repository_id = (SELECT id FROM repositories WHERE name = $2)",
+            )
+            .bind(tag.as_str())
+            .bind(repo.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(current) = current {
+                return Ok(Err(current));
+            }
+        }
         let mut deleted = false;
         for sql in [
             "DELETE FROM tags WHERE name = $1
@@ -817,7 +881,7 @@ impl Metadata {
             audit::append(&mut tx, events).await?;
         }
         tx.commit().await?;
-        Ok(deleted)
+        Ok(Ok(deleted))
     }
 
     pub async fn repository_exists(&self, repo: &RepositoryName) -> Result<bool> {
@@ -1141,10 +1205,13 @@ impl Metadata {
     /// Publishes the tags waiting for the digest the trust policy `accepted` (only the
     /// policy evaluator makes that proof), with an audit record (made by `audit` from the
     /// tag) for each, in one transaction. Returns their names.
+    /// A waiting tag that an `immutable` rule covers and that is published for another
+    /// manifest meanwhile stays waiting (it expires with the pending TTL).
     pub async fn publish_tags(
         &self,
         repo: &RepositoryName,
         accepted: &crate::trust::verify::Accepted,
+        immutable: &[ImmutableRule],
         audit: impl Fn(&str) -> AuditEvent,
     ) -> Result<Vec<String>> {
         let digest = accepted.subject();
@@ -1161,6 +1228,37 @@ impl Metadata {
         .await?;
         let mut tags: Vec<String> = rows.into_iter().map(|r| r.get(0)).collect();
         tags.sort();
+        let mut kept = Vec::new();
+        for tag in &tags {
+            if !immutable.iter().any(|r| r.covers(repo.as_str(), tag)) {
+                continue;
+            }
+            let current: Option<String> = sqlx::query_scalar(
+                "SELECT digest FROM tags WHERE repository_id = $1 AND name = $2",
+            )
+            .bind(repo_id)
+            .bind(tag)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if current.is_some_and(|c| c != *digest.to_string()) {
+                kept.push(tag.clone());
+            }
+        }
+        if !kept.is_empty() {
+            // Put back: the DELETE above took every waiting tag of the digest.
+            sqlx::query(dialect(
+                self.backend,
+                "INSERT INTO waiting_tags (repository_id, name, digest, since)
+                 SELECT $1, value, $3, $4 FROM json_each($2) WHERE true",
+            ))
+            .bind(repo_id)
+            .bind(serde_json::to_string(&kept).expect("strings serialise"))
+            .bind(digest.to_string())
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+            tags.retain(|t| !kept.contains(t));
+        }
         sqlx::query(dialect(
             self.backend,
             "INSERT INTO tags (repository_id, name, digest, updated_at, state)
@@ -1313,17 +1411,9 @@ impl Metadata {
         }
         for r in rows {
             let (name, repo_id, digest): (String, i64, String) = (r.get(0), r.get(1), r.get(2));
-            for sql in [
-                "DELETE FROM tags WHERE repository_id = $1 AND digest = $2",
-                "DELETE FROM waiting_tags WHERE repository_id = $1 AND digest = $2",
-                "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2",
-            ] {
-                sqlx::query(sql)
-                    .bind(repo_id)
-                    .bind(&digest)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            // With its tags, signature records and references; its referrers follow it at
+            // the next garbage collection (their subject is gone).
+            lifecycle::remove_manifests(&mut tx, repo_id, std::slice::from_ref(&digest)).await?;
             expired.push(record(AuditAction::ManifestExpire, &name, &digest, None));
             out.push((name, digest));
         }
@@ -1804,13 +1894,33 @@ async fn apply_manifest_write(
             }));
         }
     }
+    // A waiting tag that could never be published is refused as well.
+    {
+        for (tag, rule) in &w.immutable {
+            let current: Option<String> = sqlx::query_scalar(
+                "SELECT digest FROM tags WHERE repository_id = $1 AND name = $2",
+            )
+            .bind(repo_id)
+            .bind(tag.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(current) = current.filter(|c| *c != digest) {
+                return Ok(Err(PutManifestError::ImmutableTag {
+                    tag: tag.as_str().to_string(),
+                    current,
+                    rule: rule.clone(),
+                }));
+            }
+        }
+    }
     let now = now();
     // Admitted wins over pending: re-pushing an admitted manifest never demotes it. A
     // pending manifest pushed again is pending from then on (its expiry starts again).
     sqlx::query(
-        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, created_at, state, pending_since, pushed_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+        "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, size, content, subject, annotations, created_at, state, pending_since, pushed_by, refs_recorded, touched_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $9)
          ON CONFLICT (repository_id, digest) DO UPDATE SET
+            touched_at = excluded.touched_at,
             state = CASE WHEN excluded.state = 'admitted' THEN 'admitted' ELSE manifests.state END,
             pending_since = CASE WHEN excluded.state = 'admitted' OR manifests.state = 'admitted'
                                  THEN NULL ELSE excluded.pending_since END",
@@ -1829,6 +1939,11 @@ async fn apply_manifest_write(
     .bind(w.pushed_by.as_deref())
     .execute(&mut *tx)
     .await?;
+    record_refs(tx, repo_id, &digest, &w.blobs, &w.children).await?;
+    sqlx::query("UPDATE repositories SET generation = generation + 1 WHERE id = $1")
+        .bind(repo_id)
+        .execute(&mut *tx)
+        .await?;
     if !w.tags.is_empty() {
         let names: Vec<&str> = w.tags.iter().map(|t| t.as_str()).collect();
         let names = serde_json::to_string(&names).expect("strings serialise");
@@ -1877,6 +1992,35 @@ async fn apply_manifest_write(
         write_signature(tx, repo_id, sig).await?;
     }
     Ok(Ok(()))
+}
+
+/// Records what manifest `digest` references (its blobs, an index's children), once.
+pub(crate) async fn record_refs(
+    tx: &mut sqlx::AnyConnection,
+    repo_id: i64,
+    digest: &str,
+    blobs: &[Digest],
+    children: &[Digest],
+) -> std::result::Result<(), sqlx::Error> {
+    for (kind, targets) in [("blob", blobs), ("manifest", children)] {
+        if targets.is_empty() {
+            continue;
+        }
+        let list: Vec<String> = targets.iter().map(|t| t.to_string()).collect();
+        sqlx::query(dialect(
+            Backend::of(tx),
+            "INSERT INTO manifest_refs (repository_id, manifest, kind, target)
+             SELECT $1, $2, $3, value FROM json_each($4) WHERE true
+             ON CONFLICT DO NOTHING",
+        ))
+        .bind(repo_id)
+        .bind(digest)
+        .bind(kind)
+        .bind(serde_json::to_string(&list).expect("strings serialise"))
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Inserts or replaces a signature record.
@@ -2047,6 +2191,7 @@ mod tests {
             pushed_by: None,
             signature_limit: None,
             audit: Vec::new(),
+            immutable: Vec::new(),
         })
         .await
         .unwrap();

@@ -9,12 +9,14 @@
 mod cache;
 mod compliance;
 mod gate;
+mod lifecycle;
 mod pending;
 mod replicas;
 mod trust_admin;
 
 pub use compliance::MAX_LISTED;
 pub use gate::TrustConfig;
+pub use lifecycle::{check_rule, mark, Actor, GcOptions, MAX_REPORTED};
 pub use trust_admin::{build_config, check_stores, JobState, TrustChange, TrustJob};
 
 use crate::db::{
@@ -243,6 +245,10 @@ pub struct Registry {
     trust_change_wait: Duration,
     /// Bumped when another process announces account changes (see `replicas`).
     accounts_generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Held by the garbage collection run in progress (one at a time).
+    gc_lock: tokio::sync::Mutex<()>,
+    /// The grace period of garbage collection runs that name none (`--gc-grace-period`).
+    gc_grace: Duration,
 }
 
 /// What `/readyz` found: for each dependency, why it cannot be reached (`None`: it can).
@@ -298,6 +304,8 @@ impl Registry {
             journal: None,
             pull_verdicts: Mutex::new(HashMap::new()),
             accounts_generation: Arc::default(),
+            gc_lock: tokio::sync::Mutex::new(()),
+            gc_grace: Duration::from_secs(86_400),
             trust_job: Mutex::new(None),
             trust_change_wait: Duration::from_secs(10),
             max_signatures: DEFAULT_MAX_SIGNATURES_PER_SUBJECT,
@@ -308,6 +316,15 @@ impl Registry {
     }
 
     /// Sets the most signatures one manifest may have in a repository.
+    pub fn with_gc_grace(mut self, grace: Duration) -> Self {
+        self.gc_grace = grace;
+        self
+    }
+
+    pub fn gc_grace(&self) -> Duration {
+        self.gc_grace
+    }
+
     pub fn with_max_signatures(mut self, n: usize) -> Self {
         self.max_signatures = n.max(1);
         self
@@ -573,8 +590,12 @@ impl Registry {
             Outcome::Ok,
             reason,
         )];
-        self.db.link_blob(repo, digest, size, &audit).await?;
-        Ok(Some(size))
+        match self.db.link_blob(repo, digest, size, &audit).await {
+            Ok(()) => Ok(Some(size)),
+            // Being collected: nothing to mount, the client uploads it.
+            Err(crate::db::DbError::BlobCollected(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Monolithic upload: the whole blob in one request.
@@ -1009,6 +1030,7 @@ impl Registry {
         }
         self.check_quota(repo, Stored::Manifest(&digest), body.len() as u64)
             .await?;
+        let immutable = self.immutable_tags(repo, &tags).await?;
         let write = ManifestWrite {
             repository: repo.clone(),
             digest: digest.clone(),
@@ -1026,6 +1048,7 @@ impl Registry {
             pushed_by: CLIENT.try_with(|c| c.actor.clone()).ok(),
             signature_limit: is_signature.then_some(self.max_signatures),
             audit,
+            immutable,
         };
         let stored = self.db.put_manifest(write).await.map_err(|e| match e {
             PutManifestError::MissingBlobs(d) => RegistryError::ManifestBlobUnknown(d),
@@ -1036,6 +1059,9 @@ impl Registry {
                     subject,
                     limit,
                 }
+            }
+            PutManifestError::ImmutableTag { tag, current, rule } => {
+                Self::immutable_refusal(repo, &tag, &current, &rule, "moved")
             }
             PutManifestError::Db(e) => RegistryError::Db(e),
         });
@@ -1334,9 +1360,10 @@ impl Registry {
         let reason = accepted.reason();
         self.admit_descendants(repo, vec![subject.clone()], &format!("admitted: {reason}"))
             .await?;
+        let immutable = self.db.immutable_rules().await?;
         let published = self
             .db
-            .publish_tags(repo, &accepted, |tag| {
+            .publish_tags(repo, &accepted, &immutable, |tag| {
                 event(
                     AuditAction::TagPublish,
                     Some(repo),
@@ -1392,21 +1419,7 @@ impl Registry {
         reference: &Reference,
     ) -> Result<()> {
         let deleted = match reference {
-            Reference::Digest(d) => {
-                let audit = [event(
-                    AuditAction::ManifestDelete,
-                    Some(repo),
-                    Some(d),
-                    None,
-                    Outcome::Ok,
-                    None,
-                )];
-                let deleted = self.db.delete_manifest(repo, d, &audit).await?;
-                self.forget_repository(repo.as_str()).await;
-                // A deleted signature can change what its subject's pulls decide.
-                self.forget_pull_verdicts(repo, None);
-                deleted
-            }
+            Reference::Digest(d) => self.delete_by_digest(repo, d).await?,
             Reference::Tag(t) => {
                 let audit = [event(
                     AuditAction::TagDelete,
@@ -1416,7 +1429,25 @@ impl Registry {
                     Outcome::Ok,
                     None,
                 )];
-                let deleted = self.db.delete_tag(repo, t, &audit).await?;
+                let rule = self.immutable_rule_for(repo, t.as_str()).await?;
+                let deleted = match self.db.delete_tag(repo, t, rule.is_some(), &audit).await? {
+                    Ok(deleted) => deleted,
+                    Err(current) => {
+                        let rule = rule.expect("refused only under a rule");
+                        let e =
+                            Self::immutable_refusal(repo, t.as_str(), &current, &rule, "deleted");
+                        self.audit_refusal(event(
+                            AuditAction::TagDelete,
+                            Some(repo),
+                            None,
+                            Some(t.as_str()),
+                            Outcome::Denied,
+                            Some(e.to_string()),
+                        ))
+                        .await;
+                        return Err(e);
+                    }
+                };
                 self.forget_tag(repo.as_str(), t.as_str()).await;
                 // cosign's `.sig` tag holds its subject's signatures: pull decisions about
                 // that subject may no longer hold.

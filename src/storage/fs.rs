@@ -204,7 +204,7 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn list(&self) -> Result<Vec<Digest>, StorageError> {
+    async fn list(&self) -> Result<Vec<super::StoredBlob>, StorageError> {
         let root = self.blobs.clone();
         blocking(move || {
             let mut out = Vec::new();
@@ -212,13 +212,19 @@ impl BlobStore for FsBlobStore {
                 let alg = alg?;
                 for prefix in fs::read_dir(alg.path())? {
                     for blob in fs::read_dir(prefix?.path())? {
+                        let blob = blob?;
                         let name = format!(
                             "{}:{}",
                             alg.file_name().to_string_lossy(),
-                            blob?.file_name().to_string_lossy()
+                            blob.file_name().to_string_lossy()
                         );
-                        if let Ok(d) = name.parse() {
-                            out.push(d);
+                        if let Ok(digest) = name.parse() {
+                            let meta = blob.metadata()?;
+                            out.push(super::StoredBlob {
+                                digest,
+                                size: meta.len(),
+                                modified: meta.modified()?,
+                            });
                         }
                     }
                 }
@@ -490,7 +496,9 @@ mod tests {
         let got = read_all(store.get(&d, Some(6..11)).await.unwrap().unwrap()).await;
         assert_eq!(got, b"world");
         assert!(store.upload_list().await.unwrap().is_empty());
-        assert_eq!(store.list().await.unwrap(), vec![d]);
+        let listed = store.list().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].digest, d);
     }
 
     #[tokio::test]

@@ -39,6 +39,14 @@ pub enum StorageError {
 ///
 /// Invariant: a blob is visible under its digest only once all of its bytes are durable and
 /// hash to that digest; `commit` is the only way in, and it is atomic.
+/// A blob as [`BlobStore::list`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
+}
+
 #[async_trait::async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Size of a stored blob, or `None` when absent.
@@ -51,8 +59,8 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> Result<Option<ByteStream>, StorageError>;
     /// Removes a blob; `false` when it was not there.
     async fn delete(&self, digest: &Digest) -> Result<bool, StorageError>;
-    /// Every stored blob's digest.
-    async fn list(&self) -> Result<Vec<Digest>, StorageError>;
+    /// Every stored blob: digest, size and when its bytes were last written.
+    async fn list(&self) -> Result<Vec<StoredBlob>, StorageError>;
 
     /// Creates an empty upload file named `id`.
     async fn upload_create(&self, id: &str) -> Result<(), StorageError>;

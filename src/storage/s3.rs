@@ -411,14 +411,18 @@ impl BlobStore for S3BlobStore {
         }
     }
 
-    async fn list(&self) -> Result<Vec<Digest>, StorageError> {
+    async fn list(&self) -> Result<Vec<super::StoredBlob>, StorageError> {
         let objects = self.list_under(&self.key("blobs")).await?;
         let mut out = Vec::with_capacity(objects.len());
         for o in objects {
             let parts: Vec<_> = o.location.parts().collect();
             if let [.., alg, _, hex] = parts.as_slice() {
-                if let Ok(d) = format!("{}:{}", alg.as_ref(), hex.as_ref()).parse() {
-                    out.push(d);
+                if let Ok(digest) = format!("{}:{}", alg.as_ref(), hex.as_ref()).parse() {
+                    out.push(super::StoredBlob {
+                        digest,
+                        size: o.size,
+                        modified: o.last_modified.into(),
+                    });
                 }
             }
         }

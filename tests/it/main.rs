@@ -21,6 +21,7 @@ mod first_hour;
 mod hostile_registry;
 mod k_of_n;
 mod keys;
+mod lifecycle;
 mod operations;
 mod pending;
 mod pkcs11;

@@ -1,0 +1,121 @@
+//! `/bonded/v1/gc` and `/bonded/v1/immutable`: garbage collection and immutability rules,
+//! for administrators. Bodies and answers are the `wire` types the CLI shares.
+
+use axum::http::{header, Method, StatusCode};
+use axum::response::Response;
+
+use super::error::ApiError;
+use super::json_response;
+use crate::registry::{Actor, GcOptions, Registry};
+use crate::wire;
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    json_response(
+        status,
+        vec![
+            (header::CONTENT_TYPE, "application/json".into()),
+            (header::CACHE_CONTROL, "no-store".into()),
+        ],
+        serde_json::to_value(value).expect("wire types serialise"),
+    )
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "UNSUPPORTED", message)
+}
+
+fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Whether `path` is one of these endpoints (the caller checks the admin role first).
+pub fn is_lifecycle(path: &str) -> bool {
+    matches!(path, "gc" | "immutable")
+}
+
+pub async fn handle(
+    reg: &Registry,
+    actor: &Actor,
+    method: &Method,
+    path: &str,
+    query: &[(String, String)],
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    match (method, path) {
+        (&Method::POST, "gc") => {
+            let dry_run = match param(query, "dryRun") {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(v) => return Err(invalid(format!("dryRun must be true or false, got '{v}'"))),
+            };
+            let grace = match param(query, "gracePeriod") {
+                None => reg.gc_grace(),
+                Some(v) => crate::config::parse_duration("gracePeriod", v, true)
+                    .map_err(|e| invalid(e.to_string()))?,
+            };
+            match reg.gc(GcOptions { grace, dry_run }, actor).await? {
+                Some(report) => Ok(json(StatusCode::OK, &report)),
+                None => Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "DENIED",
+                    "a garbage collection is running already; try again when it ends",
+                )),
+            }
+        }
+        (&Method::GET, "immutable") => {
+            let rules = reg
+                .immutable_list()
+                .await?
+                .into_iter()
+                .map(|r| wire::ImmutableRule {
+                    pattern: r.pattern,
+                    tags: r.tags,
+                    created_at: time::OffsetDateTime::from_unix_timestamp(r.created_at)
+                        .ok()
+                        .map(crate::timefmt::rfc3339),
+                    created_by: Some(r.created_by),
+                })
+                .collect();
+            Ok(json(StatusCode::OK, &wire::ImmutableRules { rules }))
+        }
+        (&Method::POST, "immutable") => {
+            let rule: wire::ImmutableRule = serde_json::from_slice(body).map_err(|e| {
+                invalid(format!(
+                    "the body must be {{\"pattern\": ..., \"tags\": ...}}: {e}"
+                ))
+            })?;
+            let changed = reg
+                .immutable_set(&rule.pattern, &rule.tags, true, actor)
+                .await?;
+            let status = if changed {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok(json(status, &wire::Changed { changed }))
+        }
+        (&Method::DELETE, "immutable") => {
+            let (Some(pattern), Some(tags)) = (param(query, "pattern"), param(query, "tags"))
+            else {
+                return Err(invalid(
+                    "DELETE immutable takes ?pattern=...&tags=...".into(),
+                ));
+            };
+            let changed = reg.immutable_set(pattern, tags, false, actor).await?;
+            if !changed {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "NAME_UNKNOWN",
+                    format!("no immutability rule for tags '{tags}' of '{pattern}'"),
+                ));
+            }
+            Ok(json(StatusCode::OK, &wire::Changed { changed }))
+        }
+        (m, p) => Err(ApiError::unsupported(format!(
+            "{m} is not supported on /bonded/v1/{p}"
+        ))),
+    }
+}

@@ -1,0 +1,328 @@
+//! `bonded delete`, `bonded gc` and `bonded immutable`: lifecycle administration, over a
+//! server's API (`--registry`) or, stopped, on its data directory.
+
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+
+use super::accounts::{operator, DataDir};
+use crate::client::{ClientOptions, ImageRef, RegistryClient};
+use crate::db::Metadata;
+use crate::registry::{Actor, GcOptions, Registry};
+use crate::wire;
+
+/// The lock `bonded serve` holds (shared) on its data directory and an offline command
+/// that changes blobs takes alone.
+pub const DATA_DIR_LOCK: &str = "serve.lock";
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// REGISTRY/REPOSITORY:TAG deletes the tag; REGISTRY/REPOSITORY@DIGEST deletes the
+    /// manifest with its tags and (on bonded) its signatures and other referrers
+    pub reference: String,
+    #[command(flatten)]
+    pub client: ClientOptions,
+}
+
+pub async fn delete(args: &DeleteArgs) -> Result<(), String> {
+    let image: ImageRef = args.reference.parse()?;
+    let client = RegistryClient::connect_for(
+        &image.registry,
+        &args.client,
+        Some(&image.repository),
+        "delete",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    client
+        .delete_manifest(&image.repository, &image.reference.to_string())
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("deleted {image}");
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// List what a run would remove; remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep what was pushed, mounted or tagged within this long (90d, 12h, 30m, 0s)
+    /// [default: the server's --gc-grace-period; 24h offline]
+    #[arg(long, value_name = "AGE")]
+    pub grace_period: Option<String>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub dir: DataDir,
+}
+
+pub async fn gc(args: &GcArgs) -> Result<(), String> {
+    let grace = args
+        .grace_period
+        .as_deref()
+        .map(|g| crate::config::parse_duration("grace period", g, true))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let report = match &args.dir.registry {
+        Some(registry) => {
+            let client = admin_client(registry, &args.dir).await?;
+            let mut path = format!("gc?dryRun={}", args.dry_run);
+            if let Some(g) = grace {
+                path.push_str(&format!("&gracePeriod={}s", g.as_secs()));
+            }
+            client
+                .bonded_typed::<wire::GcReport>(Method::POST, &path, None)
+                .await
+                .map_err(|e| e.to_string())?
+        }
+        None => {
+            if args.dir.database_url.is_some() {
+                return Err("an offline garbage collection works on a data directory's own database and blobs; for PostgreSQL or S3 run it on the server: bonded gc --registry HOST".into());
+            }
+            let dir = &args.dir.data_dir;
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join(DATA_DIR_LOCK))
+                .map_err(|e| format!("cannot open {}: {e}", dir.join(DATA_DIR_LOCK).display()))?;
+            if lock.try_lock().is_err() {
+                return Err(format!(
+                    "a bonded serve is using {}: run the collection on it (bonded gc --registry HOST), or stop it first",
+                    dir.display()
+                ));
+            }
+            let db = Metadata::open_existing(dir, None).await?;
+            let store = crate::storage::FsBlobStore::open(dir)
+                .map_err(|e| format!("cannot open the blob store in {}: {e}", dir.display()))?;
+            let registry = Registry::new(
+                Arc::new(store),
+                db.clone(),
+                std::time::Duration::from_secs(3600),
+            );
+            let opts = GcOptions {
+                grace: grace.unwrap_or(std::time::Duration::from_secs(86_400)),
+                dry_run: args.dry_run,
+            };
+            let actor = Actor {
+                name: operator(),
+                source: None,
+            };
+            let report = registry
+                .gc(opts, &actor)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("a garbage collection is running already")?;
+            db.close().await;
+            report
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("wire types serialise")
+        );
+        return Ok(());
+    }
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for item in &report.removed {
+        let place = item
+            .repository
+            .as_deref()
+            .map(|r| format!("{r}@"))
+            .unwrap_or_default();
+        println!(
+            "{verb} {} {place}{}  ({})",
+            item.kind, item.digest, item.reason
+        );
+    }
+    println!(
+        "{verb} {} manifests, {} links, {} blobs, {} leftovers: {} (grace period {} s, {:.2} s)",
+        report.manifests_removed,
+        report.links_removed,
+        report.blobs_removed,
+        report.leftovers_removed,
+        crate::registry::human_bytes(report.bytes_freed),
+        report.grace_period_seconds,
+        report.seconds
+    );
+    for r in &report.repositories_skipped {
+        println!("skipped {r}: written to throughout the run; the next run collects it");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ImmutableArgs {
+    #[command(subcommand)]
+    pub command: ImmutableCommand,
+    #[command(flatten)]
+    pub dir: DataDir,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImmutableCommand {
+    /// Make tags immutable: once published, never moved or deleted
+    Add {
+        /// Repositories: '*', 'NAMESPACE/*' or one repository
+        pattern: String,
+        /// Tags the rule covers, a glob ('v*', 'release-?.*') [default: every tag]
+        #[arg(long, default_value = "*")]
+        tags: String,
+    },
+    /// Remove a rule
+    Remove {
+        pattern: String,
+        #[arg(long, default_value = "*")]
+        tags: String,
+    },
+    /// List the rules
+    List,
+}
+
+pub async fn immutable(args: &ImmutableArgs) -> Result<(), String> {
+    match &args.dir.registry {
+        Some(registry) => {
+            let client = admin_client(registry, &args.dir).await?;
+            match &args.command {
+                ImmutableCommand::Add { pattern, tags } => {
+                    let body = serde_json::to_vec(&wire::ImmutableRule {
+                        pattern: pattern.clone(),
+                        tags: tags.clone(),
+                        created_at: None,
+                        created_by: None,
+                    })
+                    .expect("wire types serialise");
+                    let a: wire::Changed = client
+                        .bonded_typed(Method::POST, "immutable", Some(body))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    say_added(pattern, tags, a.changed);
+                }
+                ImmutableCommand::Remove { pattern, tags } => {
+                    let q: String = form_urlencoded::Serializer::new(String::new())
+                        .append_pair("pattern", pattern)
+                        .append_pair("tags", tags)
+                        .finish();
+                    client
+                        .bonded_typed::<wire::Changed>(
+                            Method::DELETE,
+                            &format!("immutable?{q}"),
+                            None,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!("tags '{tags}' of '{pattern}' are mutable again");
+                }
+                ImmutableCommand::List => {
+                    let a: wire::ImmutableRules = client
+                        .bonded_typed(Method::GET, "immutable", None)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    print_rules(a.rules);
+                }
+            }
+        }
+        None => {
+            let db = Metadata::open_existing(&args.dir.data_dir, args.dir.database_url.as_deref())
+                .await?;
+            let actor = operator();
+            let event = |action, pattern: &str, tags: &str| crate::db::AuditEvent {
+                ..crate::db::AuditEvent::now(
+                    &actor,
+                    None,
+                    action,
+                    crate::db::Outcome::Ok,
+                    Some(format!("tags '{tags}' of '{pattern}'")),
+                )
+            };
+            match &args.command {
+                ImmutableCommand::Add { pattern, tags } => {
+                    crate::registry::check_rule(pattern, tags)?;
+                    let e = event(crate::db::AuditAction::ImmutableAdd, pattern, tags);
+                    let changed = db
+                        .immutable_add(pattern, tags, &actor, &[e])
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    say_added(pattern, tags, changed);
+                }
+                ImmutableCommand::Remove { pattern, tags } => {
+                    let e = event(crate::db::AuditAction::ImmutableRemove, pattern, tags);
+                    if !db
+                        .immutable_remove(pattern, tags, &[e])
+                        .await
+                        .map_err(|e| e.to_string())?
+                    {
+                        return Err(format!(
+                            "no immutability rule for tags '{tags}' of '{pattern}'"
+                        ));
+                    }
+                    println!("tags '{tags}' of '{pattern}' are mutable again");
+                }
+                ImmutableCommand::List => {
+                    let rules = db.immutable_rules().await.map_err(|e| e.to_string())?;
+                    print_rules(
+                        rules
+                            .into_iter()
+                            .map(|r| wire::ImmutableRule {
+                                pattern: r.pattern,
+                                tags: r.tags,
+                                created_at: time::OffsetDateTime::from_unix_timestamp(r.created_at)
+                                    .ok()
+                                    .map(crate::timefmt::rfc3339),
+                                created_by: Some(r.created_by),
+                            })
+                            .collect(),
+                    );
+                }
+            }
+            db.close().await;
+        }
+    }
+    Ok(())
+}
+
+fn say_added(pattern: &str, tags: &str, changed: bool) {
+    if changed {
+        println!("tags '{tags}' of '{pattern}' are immutable once published");
+    } else {
+        println!("tags '{tags}' of '{pattern}' were immutable already");
+    }
+}
+
+fn print_rules(rules: Vec<wire::ImmutableRule>) {
+    let mut table = super::table::Table::new(&["PATTERN", "TAGS", "SINCE", "BY"]);
+    for r in rules {
+        table.row(vec![
+            r.pattern,
+            r.tags,
+            r.created_at.unwrap_or_default(),
+            r.created_by.unwrap_or_default(),
+        ]);
+    }
+    table.print();
+}
+
+async fn admin_client(registry: &str, dir: &DataDir) -> Result<RegistryClient, String> {
+    let options = ClientOptions {
+        insecure: dir.insecure,
+        ca_file: dir.ca_file.clone(),
+        ..ClientOptions::default()
+    };
+    let client = RegistryClient::connect(registry, &options, None, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    if client.credentials().is_none() {
+        return Err(format!(
+            "no login for {registry}: run `bonded login {registry} --username NAME --password-stdin` first"
+        ));
+    }
+    Ok(client)
+}

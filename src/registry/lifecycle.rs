@@ -1,0 +1,710 @@
+//! Lifecycle: deleting manifests with what lives as long as they do, online garbage
+//! collection, and immutable tags.
+//!
+//! Garbage collection marks and sweeps one repository at a time. The mark is
+//! [`mark`], a pure function of the repository's graph read at one moment; the sweep
+//! removes the manifests it found only if no manifest was written to the repository since
+//! (its generation), else it marks again. Links and blob rows are removed by statements
+//! that re-check, inside the write transaction, that nothing references them, and a blob's
+//! bytes go only after its row was marked (`blobs.doomed_at`), which no link may pass
+//! (`Metadata::link_blob` refuses): so a manifest PUT racing a removal either finds its
+//! blobs linked or fails with `MANIFEST_BLOB_UNKNOWN`, and no pullable manifest ever
+//! references missing bytes.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::{Registry, RegistryError, Result};
+use crate::db::{AuditAction, AuditEvent, Deleted, Graph, ImmutableRule, Outcome};
+use crate::oci::{Digest, RepositoryName, Tag};
+use crate::wire::{GcItem, GcReport};
+
+/// Most removals a report lists one by one (the counts are always exact).
+pub const MAX_REPORTED: usize = 10_000;
+
+/// Who asks: an account (or `bonded` for the schedule) and where from, as the audit trail
+/// records them.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub source: Option<String>,
+}
+
+impl Actor {
+    pub fn server() -> Actor {
+        Actor {
+            name: "bonded".into(),
+            source: None,
+        }
+    }
+
+    fn event(
+        &self,
+        action: AuditAction,
+        repo: Option<&str>,
+        digest: Option<&str>,
+        reason: Option<String>,
+    ) -> AuditEvent {
+        AuditEvent {
+            repository: repo.map(str::to_string),
+            digest: digest.map(str::to_string),
+            ..AuditEvent::now(&self.name, self.source.clone(), action, Outcome::Ok, reason)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct GcOptions {
+    /// What was pushed, mounted or tagged within it is kept.
+    pub grace: Duration,
+    /// Report what a run would remove, remove nothing.
+    pub dry_run: bool,
+}
+
+/// What one repository's mark found: manifests to remove (digest, why) and links to drop.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Marked {
+    pub manifests: Vec<(String, String)>,
+    pub links: Vec<String>,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn when(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// The garbage of one repository's graph: manifests not reachable from a root, and links
+/// older than `cutoff` that no reachable manifest references.
+///
+/// Roots: a manifest pushed at or after `cutoff` (the grace period), a pending manifest
+/// (its TTL decides), one a tag waits for, one holding a tag an immutability rule covers,
+/// and a tagged manifest without a subject. A manifest with a subject (its `subject`
+/// field, or a tag-schema tag `sha256-<hex>[.sig|.att|.sbom]` naming one) lives exactly as
+/// long as its subject: reachable from it, never a root by its own tags; when the subject
+/// is not in the repository it lives only through its grace period. An index's children
+/// are reachable from it.
+pub fn mark(g: &Graph, cutoff: i64, immutable: &dyn Fn(&str) -> bool) -> Marked {
+    let present: HashSet<&str> = g.manifests.iter().map(|m| m.digest.as_str()).collect();
+    let mut tags_of: HashMap<&str, Vec<&str>> = HashMap::new();
+    // subject -> manifests that live as long as it does
+    let mut referrers: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut has_subject: HashSet<&str> = HashSet::new();
+    let mut subject_of: HashMap<&str, String> = HashMap::new();
+    let mut schema_subjects: Vec<(String, &str, i64)> = Vec::new();
+    for (name, digest, updated) in &g.tags {
+        tags_of.entry(digest).or_default().push(name);
+        if let Some(s) = crate::db::tag_schema_subject(name) {
+            schema_subjects.push((s, digest.as_str(), *updated));
+        }
+    }
+    for m in &g.manifests {
+        if let Some(s) = &m.subject {
+            has_subject.insert(&m.digest);
+            subject_of.insert(&m.digest, s.clone());
+        }
+    }
+    for (s, d, _) in &schema_subjects {
+        has_subject.insert(d);
+        subject_of.entry(d).or_insert_with(|| s.clone());
+    }
+    for m in &g.manifests {
+        if let Some(s) = &m.subject {
+            if let Some(key) = present.get(s.as_str()) {
+                referrers.entry(key).or_default().push(&m.digest);
+            }
+        }
+    }
+    let mut roots: Vec<&str> = Vec::new();
+    for (s, d, updated) in &schema_subjects {
+        match present.get(s.as_str()) {
+            Some(key) => referrers.entry(key).or_default().push(d),
+            None if *updated >= cutoff => roots.push(d),
+            None => {}
+        }
+    }
+    let waiting: HashSet<&str> = g.waiting.iter().map(String::as_str).collect();
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (index, child) in &g.children {
+        children.entry(index).or_default().push(child);
+    }
+    for m in &g.manifests {
+        let d = m.digest.as_str();
+        let tags = tags_of.get(d).map(Vec::as_slice).unwrap_or(&[]);
+        let root = m.pending
+            || m.touched_at >= cutoff
+            || waiting.contains(d)
+            || tags.iter().any(|t| immutable(t))
+            || (!has_subject.contains(d) && !tags.is_empty());
+        if root {
+            roots.push(d);
+        }
+    }
+    let mut live: HashSet<&str> = HashSet::new();
+    while let Some(d) = roots.pop() {
+        if !live.insert(d) {
+            continue;
+        }
+        for next in children.get(d).into_iter().chain(referrers.get(d)) {
+            roots.extend(next.iter().copied().filter(|n| !live.contains(n)));
+        }
+    }
+    let mut out = Marked::default();
+    for m in &g.manifests {
+        let d = m.digest.as_str();
+        if live.contains(d) {
+            continue;
+        }
+        let why = match subject_of.get(d) {
+            Some(s) if present.contains(s.as_str()) => {
+                format!("garbage collection: its subject {s} is removed, and it with it")
+            }
+            Some(s) => format!(
+                "garbage collection: its subject {s} is not in the repository (last pushed {})",
+                when(m.touched_at)
+            ),
+            None => format!(
+                "garbage collection: untagged and unreferenced (last pushed {})",
+                when(m.touched_at)
+            ),
+        };
+        out.manifests.push((m.digest.clone(), why));
+    }
+    let referenced: HashSet<&str> = g
+        .blob_refs
+        .iter()
+        .filter(|(m, _)| live.contains(m.as_str()))
+        .map(|(_, b)| b.as_str())
+        .collect();
+    out.links = g
+        .links
+        .iter()
+        .filter(|(b, at)| *at < cutoff && !referenced.contains(b.as_str()))
+        .map(|(b, _)| b.clone())
+        .collect();
+    out.manifests.sort();
+    out.links.sort();
+    out
+}
+
+impl Registry {
+    /// The rules covering tag `tag` of `repo`.
+    pub(crate) async fn immutable_rule_for(
+        &self,
+        repo: &RepositoryName,
+        tag: &str,
+    ) -> Result<Option<ImmutableRule>> {
+        Ok(self
+            .db
+            .immutable_rules()
+            .await?
+            .into_iter()
+            .find(|r| r.covers(repo.as_str(), tag)))
+    }
+
+    /// `tags` an immutability rule covers, with the rule (for a manifest write).
+    pub(crate) async fn immutable_tags(
+        &self,
+        repo: &RepositoryName,
+        tags: &[Tag],
+    ) -> Result<Vec<(Tag, ImmutableRule)>> {
+        if tags.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rules = self.db.immutable_rules().await?;
+        Ok(tags
+            .iter()
+            .filter_map(|t| {
+                rules
+                    .iter()
+                    .find(|r| r.covers(repo.as_str(), t.as_str()))
+                    .map(|r| (t.clone(), r.clone()))
+            })
+            .collect())
+    }
+
+    /// Deletes manifest `digest` with its tags and referrers (see
+    /// `Metadata::delete_manifest_cascade`).
+    pub(crate) async fn delete_by_digest(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<bool> {
+        let rules = self.db.immutable_rules().await?;
+        let outcome = self
+            .db
+            .delete_manifest_cascade(repo, digest, &rules, |d, why| {
+                let d = d.parse::<Digest>().ok();
+                super::event(
+                    AuditAction::ManifestDelete,
+                    Some(repo),
+                    d.as_ref(),
+                    None,
+                    Outcome::Ok,
+                    why.map(str::to_string),
+                )
+            })
+            .await?;
+        match outcome {
+            Deleted::NotFound => Ok(false),
+            Deleted::Removed(_) => {
+                self.forget_repository(repo.as_str()).await;
+                // A deleted signature can change what its subject's pulls decide.
+                self.forget_pull_verdicts(repo, None);
+                Ok(true)
+            }
+            Deleted::Refused(message) => {
+                let e = RegistryError::Denied {
+                    message,
+                    detail: serde_json::json!({ "repository": repo.as_str(), "digest": digest, "check": "delete" }),
+                };
+                self.audit_refusal(super::event(
+                    AuditAction::ManifestDelete,
+                    Some(repo),
+                    Some(digest),
+                    None,
+                    Outcome::Denied,
+                    Some(e.to_string()),
+                ))
+                .await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The refusal of moving or deleting an immutable tag.
+    pub(crate) fn immutable_refusal(
+        repo: &RepositoryName,
+        tag: &str,
+        current: &str,
+        rule: &ImmutableRule,
+        what: &str,
+    ) -> RegistryError {
+        RegistryError::Denied {
+            message: format!(
+                "tag '{tag}' of {repo} is immutable (rule '{}' tags '{}'): it points at {current} and cannot be {what}; push the new image under a new tag",
+                rule.pattern, rule.tags
+            ),
+            detail: serde_json::json!({
+                "repository": repo.as_str(), "tag": tag, "current": current,
+                "rule": { "pattern": rule.pattern, "tags": rule.tags }, "check": "immutableTag",
+            }),
+        }
+    }
+
+    /// One garbage collection run (see the module's comment). Runs one at a time in this
+    /// process and, on a shared database, once across replicas: `Ok(None)` when another
+    /// run holds the lock.
+    pub async fn gc(&self, opts: GcOptions, actor: &Actor) -> Result<Option<GcReport>> {
+        let Ok(_one) = self.gc_lock.try_lock() else {
+            return Ok(None);
+        };
+        let Some(fleet) = self.sweep_lock().await? else {
+            return Ok(None);
+        };
+        let report = self.gc_held(opts, actor).await;
+        fleet.release().await;
+        report.map(Some)
+    }
+
+    /// [`Registry::gc`] with its locks held.
+    async fn gc_held(&self, opts: GcOptions, actor: &Actor) -> Result<GcReport> {
+        let started = Instant::now();
+        self.db.backfill_manifest_refs().await?;
+        // Times are whole seconds: what was written in the second the grace period began
+        // is kept (a run never removes anything younger than the period). A zero period
+        // keeps nothing.
+        let cutoff = if opts.grace.is_zero() {
+            i64::MAX
+        } else {
+            unix_now() - opts.grace.as_secs() as i64
+        };
+        let rules = self.db.immutable_rules().await?;
+        let mut report = GcReport {
+            dry_run: opts.dry_run,
+            grace_period_seconds: opts.grace.as_secs(),
+            ..GcReport::default()
+        };
+        let list = |report: &mut GcReport, item: GcItem| {
+            if report.removed.len() < MAX_REPORTED {
+                report.removed.push(item);
+            }
+        };
+        // Links the run drops, per blob, to know which blobs lose their last one.
+        let mut dropped_links: HashMap<String, i64> = HashMap::new();
+        for (repo_id, name) in self.db.repository_ids().await? {
+            let covered = |tag: &str| rules.iter().any(|r| r.covers(&name, tag));
+            let mut done = false;
+            for _attempt in 0..3 {
+                let graph = self.db.graph(repo_id).await?;
+                let marked = mark(&graph, cutoff, &covered);
+                if marked.manifests.is_empty() && marked.links.is_empty() {
+                    done = true;
+                    break;
+                }
+                let sizes: HashMap<&str, i64> = graph
+                    .manifests
+                    .iter()
+                    .map(|m| (m.digest.as_str(), m.size))
+                    .collect();
+                let digests: Vec<String> =
+                    marked.manifests.iter().map(|(d, _)| d.clone()).collect();
+                let reasons: HashMap<&str, &str> = marked
+                    .manifests
+                    .iter()
+                    .map(|(d, w)| (d.as_str(), w.as_str()))
+                    .collect();
+                if !opts.dry_run && !digests.is_empty() {
+                    let removed = self
+                        .db
+                        .remove_garbage_manifests(repo_id, graph.generation, &digests, |d| {
+                            actor.event(
+                                AuditAction::ManifestDelete,
+                                Some(&name),
+                                Some(d),
+                                reasons.get(d).map(|r| r.to_string()),
+                            )
+                        })
+                        .await?;
+                    self.forget_repository(&name).await;
+                    if removed.is_none() {
+                        // A manifest was written meanwhile: mark again.
+                        continue;
+                    }
+                }
+                for (d, why) in &marked.manifests {
+                    report.manifests_removed += 1;
+                    report.bytes_freed += sizes.get(d.as_str()).copied().unwrap_or(0) as u64;
+                    list(
+                        &mut report,
+                        GcItem {
+                            kind: "manifest".into(),
+                            repository: Some(name.clone()),
+                            digest: d.clone(),
+                            reason: why.clone(),
+                        },
+                    );
+                }
+                let links = if opts.dry_run {
+                    marked.links.clone()
+                } else {
+                    self.db
+                        .unlink_unreferenced(repo_id, &marked.links, cutoff)
+                        .await?
+                };
+                for l in links {
+                    report.links_removed += 1;
+                    *dropped_links.entry(l).or_default() += 1;
+                }
+                done = true;
+                break;
+            }
+            if !done {
+                report.repositories_skipped.push(name.clone());
+            }
+        }
+        // Blobs that no repository links any more.
+        let unlinked: Vec<(String, i64)> = if opts.dry_run {
+            let counts = self.db.link_counts().await?;
+            let mut out = self.db.unlinked_blobs().await?;
+            let sizes: HashMap<String, i64> = self
+                .db
+                .blob_rows()
+                .await?
+                .into_iter()
+                .map(|(d, s, _)| (d, s))
+                .collect();
+            for (d, n) in &dropped_links {
+                if counts.get(d) == Some(n) {
+                    out.push((d.clone(), sizes.get(d).copied().unwrap_or(0)));
+                }
+            }
+            out
+        } else {
+            let candidates: Vec<String> = self
+                .db
+                .unlinked_blobs()
+                .await?
+                .into_iter()
+                .map(|(d, _)| d)
+                .collect();
+            let doomed = self.db.doom_unlinked(&candidates).await?;
+            let mut gone = Vec::new();
+            for (d, size) in doomed {
+                if let Ok(digest) = d.parse::<Digest>() {
+                    self.store.delete(&digest).await?;
+                }
+                gone.push((d, size));
+            }
+            let names: Vec<String> = gone.iter().map(|(d, _)| d.clone()).collect();
+            self.db.forget_doomed(&names).await?;
+            gone
+        };
+        let mut unlinked = unlinked;
+        unlinked.sort();
+        for (d, size) in unlinked {
+            report.blobs_removed += 1;
+            report.bytes_freed += size.max(0) as u64;
+            list(
+                &mut report,
+                GcItem {
+                    kind: "blob".into(),
+                    repository: None,
+                    digest: d,
+                    reason: "garbage collection: no repository links it".into(),
+                },
+            );
+        }
+        // Bytes committed and never recorded (a crash between the two), once old enough.
+        let known = self.db.blob_digests().await?;
+        let now = SystemTime::now();
+        for blob in self.store.list().await? {
+            let key = blob.digest.to_string();
+            let age = now.duration_since(blob.modified).unwrap_or_default();
+            if known.contains(&key) || age < opts.grace {
+                continue;
+            }
+            let (digest, size) = (blob.digest, blob.size);
+            if !opts.dry_run {
+                if !self.db.doom_orphan(&key, size).await? {
+                    continue;
+                }
+                self.store.delete(&digest).await?;
+                self.db.forget_doomed(std::slice::from_ref(&key)).await?;
+            }
+            report.leftovers_removed += 1;
+            report.bytes_freed += size;
+            list(
+                &mut report,
+                GcItem {
+                    kind: "leftover".into(),
+                    repository: None,
+                    digest: key,
+                    reason:
+                        "garbage collection: stored bytes no record names (an interrupted push)"
+                            .into(),
+                },
+            );
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        if !opts.dry_run {
+            let summary = format!(
+                "garbage collection (grace period {} s): removed {} manifests, {} links, {} blobs and {} leftovers, {} bytes freed{}",
+                report.grace_period_seconds,
+                report.manifests_removed,
+                report.links_removed,
+                report.blobs_removed,
+                report.leftovers_removed,
+                report.bytes_freed,
+                if report.repositories_skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; skipped (written to throughout): {}",
+                        report.repositories_skipped.join(", ")
+                    )
+                }
+            );
+            self.db
+                .audit(&[actor.event(AuditAction::GcRun, None, None, Some(summary))])
+                .await?;
+            self.metrics.gc_ran(&report);
+        }
+        Ok(report)
+    }
+
+    // ---- immutable tag rules --------------------------------------------------------
+
+    pub async fn immutable_list(&self) -> Result<Vec<ImmutableRule>> {
+        Ok(self.db.immutable_rules().await?)
+    }
+
+    /// Adds (`add`) or removes a rule; whether anything changed.
+    pub async fn immutable_set(
+        &self,
+        pattern: &str,
+        tags: &str,
+        add: bool,
+        actor: &Actor,
+    ) -> Result<bool> {
+        check_rule(pattern, tags).map_err(RegistryError::TrustConfigInvalid)?;
+        let reason = Some(format!("tags '{tags}' of '{pattern}'"));
+        if add {
+            let e = actor.event(AuditAction::ImmutableAdd, None, None, reason);
+            Ok(self
+                .db
+                .immutable_add(pattern, tags, &actor.name, &[e])
+                .await?)
+        } else {
+            let e = actor.event(AuditAction::ImmutableRemove, None, None, reason);
+            Ok(self.db.immutable_remove(pattern, tags, &[e]).await?)
+        }
+    }
+}
+
+/// A rule's repository pattern (`*`, `NS/*`, a repository name) and tag glob.
+pub fn check_rule(pattern: &str, tags: &str) -> std::result::Result<(), String> {
+    let repo = pattern.strip_suffix("/*").unwrap_or(pattern);
+    if pattern != "*" && repo.parse::<RepositoryName>().is_err() {
+        return Err(format!(
+            "'{pattern}' is not a repository pattern: use '*', 'NAMESPACE/*' or a repository name"
+        ));
+    }
+    let ok = !tags.is_empty()
+        && tags.len() <= 128
+        && tags
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'*' | b'?'));
+    if !ok {
+        return Err(format!(
+            "'{tags}' is not a tag glob: tag characters (letters, digits, '_', '.', '-') with '*' and '?', at most 128"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::GraphManifest;
+
+    fn m(d: &str, subject: Option<&str>, touched: i64) -> GraphManifest {
+        GraphManifest {
+            digest: d.into(),
+            subject: subject.map(str::to_string),
+            pending: false,
+            touched_at: touched,
+            size: 10,
+        }
+    }
+
+    fn digest(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    fn graph() -> Graph {
+        // a: tagged image; s: its signature; x: untagged image; sx: signature of x;
+        // i: untagged index listing c; c: child; n: new untagged; o: referrer of a
+        // subject that is not there; t: cosign `.sig`-tagged signature of x.
+        let (a, s, x, sx, i, c, n, o, t) = (
+            digest('a'),
+            digest('5'),
+            digest('b'),
+            digest('6'),
+            digest('c'),
+            digest('d'),
+            digest('e'),
+            digest('f'),
+            digest('7'),
+        );
+        Graph {
+            repository_id: 1,
+            repository: "r".into(),
+            generation: 1,
+            manifests: vec![
+                m(&a, None, 10),
+                m(&s, Some(&a), 10),
+                m(&x, None, 10),
+                m(&sx, Some(&x), 10),
+                m(&i, None, 10),
+                m(&c, None, 10),
+                m(&n, None, 100),
+                m(&o, Some(&digest('9')), 10),
+                m(&t, None, 10),
+            ],
+            tags: vec![
+                ("v1".into(), a.clone(), 10),
+                (format!("{}.sig", x.replacen(':', "-", 1)), t.clone(), 10),
+            ],
+            waiting: vec![],
+            children: vec![(i.clone(), c.clone())],
+            blob_refs: vec![
+                (a.clone(), "sha256:blob-a".into()),
+                (x.clone(), "sha256:blob-x".into()),
+                (c.clone(), "sha256:blob-c".into()),
+            ],
+            links: vec![
+                ("sha256:blob-a".into(), 10),
+                ("sha256:blob-x".into(), 10),
+                ("sha256:blob-c".into(), 10),
+                ("sha256:blob-new".into(), 100),
+                ("sha256:blob-old".into(), 10),
+            ],
+        }
+    }
+
+    #[test]
+    fn garbage_is_what_no_root_reaches_and_referrers_go_with_their_subjects() {
+        let g = graph();
+        let found = mark(&g, 50, &|_| false);
+        let gone: Vec<&str> = found.manifests.iter().map(|(d, _)| d.as_str()).collect();
+        let mut want = vec![
+            digest('b'), // untagged image
+            digest('6'), // its signature (subject field)
+            digest('7'), // its cosign .sig-tagged signature
+            digest('c'), // untagged index
+            digest('d'), // its child
+            digest('f'), // referrer of an absent subject, past its grace
+        ];
+        want.sort();
+        assert_eq!(gone, want);
+        // The tagged image and its signature stay, and the new manifest within grace.
+        assert_eq!(
+            found.links,
+            vec![
+                "sha256:blob-c".to_string(),
+                "sha256:blob-old".into(),
+                "sha256:blob-x".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn within_the_grace_period_nothing_goes() {
+        let g = graph();
+        let found = mark(&g, 0, &|_| false);
+        assert_eq!(found, Marked::default());
+    }
+
+    #[test]
+    fn a_tag_on_a_referrer_does_not_outlive_its_subject_unless_immutable() {
+        let mut g = graph();
+        // The untagged image's signature gets an ordinary tag.
+        g.tags.push(("sig-tag".into(), digest('6'), 10));
+        let found = mark(&g, 50, &|_| false);
+        assert!(found.manifests.iter().any(|(d, _)| *d == digest('6')));
+        let found = mark(&g, 50, &|t| t == "sig-tag");
+        assert!(!found.manifests.iter().any(|(d, _)| *d == digest('6')));
+    }
+
+    #[test]
+    fn pending_and_waiting_manifests_are_left_to_their_ttl() {
+        let mut g = graph();
+        g.manifests[2].pending = true; // x
+        g.waiting.push(digest('c')); // the index: a tag waits for it
+        let found = mark(&g, 50, &|_| false);
+        let gone: Vec<&str> = found.manifests.iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(gone, vec![digest('f').as_str()]);
+    }
+
+    #[test]
+    fn rules_name_repository_patterns_and_tag_globs() {
+        assert!(check_rule("acme/*", "v*").is_ok());
+        assert!(check_rule("*", "*").is_ok());
+        assert!(check_rule("acme/app", "release-?.*").is_ok());
+        assert!(check_rule("Acme", "v*").is_err());
+        assert!(check_rule("acme/*", "").is_err());
+        assert!(check_rule("acme/*", "v[0-9]").is_err());
+    }
+}
