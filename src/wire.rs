@@ -173,3 +173,29 @@ pub struct ImmutableRules {
 pub struct Changed {
     pub changed: bool,
 }
+
+/// `POST /bonded/v1/scrub`: every stored blob re-hashed and the database checked against
+/// the store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrubReport {
+    pub blobs_checked: u64,
+    pub bytes_checked: u64,
+    /// Every problem found (at most 10,000 listed; `problemCount` is exact).
+    pub problems: Vec<ScrubProblem>,
+    pub problem_count: u64,
+    pub seconds: f64,
+}
+
+/// One thing scrub found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScrubProblem {
+    /// `corrupt` (bytes hash to another digest), `missing` (recorded, no bytes), `size`
+    /// (bytes of another length than recorded), `unrecorded` (bytes no record names).
+    pub kind: String,
+    pub digest: String,
+    /// Repositories that link the blob.
+    pub repositories: Vec<String>,
+    pub detail: String,
+}

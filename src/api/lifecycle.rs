@@ -33,7 +33,7 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// Whether `path` is one of these endpoints (the caller checks the admin role first).
 pub fn is_lifecycle(path: &str) -> bool {
-    matches!(path, "gc" | "immutable")
+    matches!(path, "gc" | "immutable" | "scrub")
 }
 
 pub async fn handle(
@@ -65,6 +65,7 @@ pub async fn handle(
                 )),
             }
         }
+        (&Method::POST, "scrub") => Ok(json(StatusCode::OK, &reg.scrub(actor).await?)),
         (&Method::GET, "immutable") => {
             let rules = reg
                 .immutable_list()

@@ -160,6 +160,73 @@ pub async fn gc(args: &GcArgs) -> Result<(), String> {
 }
 
 #[derive(Debug, Args)]
+pub struct ScrubArgs {
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub dir: DataDir,
+}
+
+/// Exits non-zero when any problem is found.
+pub async fn scrub(args: &ScrubArgs) -> Result<(), String> {
+    let report = match &args.dir.registry {
+        Some(registry) => admin_client(registry, &args.dir)
+            .await?
+            .bonded_typed::<wire::ScrubReport>(Method::POST, "scrub", None)
+            .await
+            .map_err(|e| e.to_string())?,
+        None => {
+            if args.dir.database_url.is_some() {
+                return Err("an offline scrub reads a data directory's own database and blobs; for PostgreSQL or S3 run it on the server: bonded scrub --registry HOST".into());
+            }
+            let dir = &args.dir.data_dir;
+            let db = Metadata::open_existing(dir, None).await?;
+            let store = crate::storage::FsBlobStore::open(dir)
+                .map_err(|e| format!("cannot open the blob store in {}: {e}", dir.display()))?;
+            let registry = Registry::new(
+                Arc::new(store),
+                db.clone(),
+                std::time::Duration::from_secs(3600),
+            );
+            let actor = Actor {
+                name: operator(),
+                source: None,
+            };
+            let report = registry.scrub(&actor).await.map_err(|e| e.to_string())?;
+            db.close().await;
+            report
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("wire types serialise")
+        );
+    } else {
+        for p in &report.problems {
+            let repos = if p.repositories.is_empty() {
+                String::new()
+            } else {
+                format!(" in {}", p.repositories.join(", "))
+            };
+            println!("{} {}{repos}: {}", p.kind, p.digest, p.detail);
+        }
+        println!(
+            "checked {} blobs ({}) in {:.2} s: {} problems",
+            report.blobs_checked,
+            crate::registry::human_bytes(report.bytes_checked),
+            report.seconds,
+            report.problem_count
+        );
+    }
+    if report.problem_count > 0 {
+        return Err(format!("scrub found {} problems", report.problem_count));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
 pub struct ImmutableArgs {
     #[command(subcommand)]
     pub command: ImmutableCommand,

@@ -95,6 +95,8 @@ pub enum Command {
     Gc(lifecycle::GcArgs),
     /// Make tags immutable (never moved or deleted once published): add, remove, list
     Immutable(lifecycle::ImmutableArgs),
+    /// Re-hash every stored blob and check the database against the store
+    Scrub(lifecycle::ScrubArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion(docs::CompletionArgs),
     /// Print the man page, or write every command's page into a directory
@@ -133,6 +135,7 @@ impl Cli {
             Command::Delete(args) => done(lifecycle::delete(&args).await),
             Command::Gc(args) => done(lifecycle::gc(&args).await),
             Command::Immutable(args) => done(lifecycle::immutable(&args).await),
+            Command::Scrub(args) => done(lifecycle::scrub(&args).await),
             Command::Keygen(args) => done(keygen::run(&args)),
             Command::Completion(args) => done(docs::completion(&args)),
             Command::Man(args) => done(docs::man(&args)),

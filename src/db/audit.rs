@@ -60,6 +60,7 @@ audit_actions! {
     QuotaRemove => "quota.remove",
     AuditArchive => "audit.archive",
     GcRun => "gc.run",
+    ScrubRun => "scrub.run",
     ImmutableAdd => "immutable.add",
     ImmutableRemove => "immutable.remove",
 }

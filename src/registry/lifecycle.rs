@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::{Registry, RegistryError, Result};
 use crate::db::{AuditAction, AuditEvent, Deleted, Graph, ImmutableRule, Outcome};
 use crate::oci::{Digest, RepositoryName, Tag};
-use crate::wire::{GcItem, GcReport};
+use crate::wire::{GcItem, GcReport, ScrubProblem, ScrubReport};
 
 /// Most removals a report lists one by one (the counts are always exact).
 pub const MAX_REPORTED: usize = 10_000;
@@ -521,6 +521,127 @@ impl Registry {
                 .await?;
             self.metrics.gc_ran(&report);
         }
+        Ok(report)
+    }
+
+    /// Re-hashes every stored blob and checks the database against the store: blobs
+    /// recorded without bytes, bytes of the wrong length or digest, bytes no record names.
+    /// Reads one blob at a time, streaming; changes nothing but the audit trail.
+    pub async fn scrub(&self, actor: &Actor) -> Result<ScrubReport> {
+        use futures_util::StreamExt;
+        let started = Instant::now();
+        let mut report = ScrubReport::default();
+        let problem = |report: &mut ScrubReport, p: ScrubProblem| {
+            report.problem_count += 1;
+            if report.problems.len() < MAX_REPORTED {
+                report.problems.push(p);
+            }
+        };
+        let stored: HashMap<String, u64> = self
+            .store
+            .list()
+            .await?
+            .into_iter()
+            .map(|b| (b.digest.to_string(), b.size))
+            .collect();
+        let mut rows = self.db.blob_rows().await?;
+        rows.sort();
+        let recorded: HashSet<String> = rows.iter().map(|(d, _, _)| d.clone()).collect();
+        for (d, size, doomed) in rows {
+            if doomed {
+                continue;
+            }
+            let Ok(digest) = d.parse::<Digest>() else {
+                continue;
+            };
+            let repositories = || async { self.db.repositories_linking(&d).await };
+            let Some(&have) = stored.get(&d) else {
+                problem(
+                    &mut report,
+                    ScrubProblem {
+                        kind: "missing".into(),
+                        digest: d.clone(),
+                        repositories: repositories().await?,
+                        detail: "recorded, but the blob store has no bytes for it".into(),
+                    },
+                );
+                continue;
+            };
+            if have != size as u64 {
+                problem(
+                    &mut report,
+                    ScrubProblem {
+                        kind: "size".into(),
+                        digest: d.clone(),
+                        repositories: repositories().await?,
+                        detail: format!("recorded as {size} bytes, stored as {have}"),
+                    },
+                );
+                continue;
+            }
+            let Some(mut stream) = self.store.get(&digest, None).await? else {
+                continue;
+            };
+            let mut hasher = crate::oci::DigestHasher::new(digest.algorithm());
+            let mut failed = None;
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(b) => {
+                        report.bytes_checked += b.len() as u64;
+                        hasher.update(&b);
+                    }
+                    Err(e) => {
+                        failed = Some(format!("reading it failed: {e}"));
+                        break;
+                    }
+                }
+            }
+            report.blobs_checked += 1;
+            let detail = match failed {
+                Some(f) => Some(f),
+                None => {
+                    let actual = hasher.finish();
+                    (actual != digest).then(|| {
+                        format!(
+                            "its bytes hash to {actual}; pulls of it fail until it is pushed again"
+                        )
+                    })
+                }
+            };
+            if let Some(detail) = detail {
+                problem(
+                    &mut report,
+                    ScrubProblem {
+                        kind: "corrupt".into(),
+                        digest: d.clone(),
+                        repositories: repositories().await?,
+                        detail,
+                    },
+                );
+            }
+        }
+        let mut unrecorded: Vec<&String> =
+            stored.keys().filter(|d| !recorded.contains(*d)).collect();
+        unrecorded.sort();
+        for d in unrecorded {
+            problem(
+                &mut report,
+                ScrubProblem {
+                    kind: "unrecorded".into(),
+                    digest: d.clone(),
+                    repositories: Vec::new(),
+                    detail: "stored bytes no record names (an interrupted push); garbage collection removes them after its grace period".into(),
+                },
+            );
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        let summary = format!(
+            "scrub: {} blobs ({} bytes) re-hashed, {} problems",
+            report.blobs_checked, report.bytes_checked, report.problem_count
+        );
+        self.db
+            .audit(&[actor.event(AuditAction::ScrubRun, None, None, Some(summary))])
+            .await?;
         Ok(report)
     }
 

@@ -539,10 +539,18 @@ impl Registry {
         range: Option<Range<u64>>,
     ) -> Result<ByteStream> {
         self.blob_size(repo, digest).await?;
-        self.store
+        let whole = range.is_none();
+        let stream = self
+            .store
             .get(digest, range)
             .await?
-            .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))
+            .ok_or_else(|| RegistryError::BlobUnknown(digest.clone()))?;
+        // A whole read is checked against its digest as it goes (a range cannot be).
+        Ok(if whole {
+            crate::storage::verified(stream, digest)
+        } else {
+            stream
+        })
     }
 
     pub async fn blob_delete(&self, repo: &RepositoryName, digest: &Digest) -> Result<()> {

@@ -96,3 +96,95 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Whether the store can be reached now (for `/readyz`): cheap, no bytes written.
     async fn ready(&self) -> Result<(), StorageError>;
 }
+
+/// `stream`, the whole of blob `digest`, checked as it goes: the last chunk is held back
+/// until the bytes hash to the digest, and a mismatch ends the stream with an error
+/// instead of it. A corrupt blob is never served whole: the client sees a short body
+/// (fewer bytes than `Content-Length`), never wrong bytes presented as right.
+pub fn verified(stream: ByteStream, digest: &Digest) -> ByteStream {
+    use futures_util::StreamExt;
+    struct State {
+        inner: ByteStream,
+        hasher: Option<crate::oci::DigestHasher>,
+        held: Option<Bytes>,
+        expected: Digest,
+    }
+    let state = State {
+        inner: stream,
+        hasher: Some(crate::oci::DigestHasher::new(digest.algorithm())),
+        held: None,
+        expected: digest.clone(),
+    };
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        loop {
+            let hasher = st.hasher.as_mut()?;
+            match st.inner.next().await {
+                Some(Ok(chunk)) => {
+                    hasher.update(&chunk);
+                    if let Some(prev) = st.held.replace(chunk) {
+                        return Some((Ok(prev), st));
+                    }
+                }
+                Some(Err(e)) => {
+                    st.hasher = None;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    let actual = st.hasher.take()?.finish();
+                    if actual == st.expected {
+                        return st.held.take().map(|last| (Ok(last), st));
+                    }
+                    tracing::error!(digest = %st.expected, actual = %actual, "stored blob is corrupt: its bytes hash to another digest; refusing to serve it (run `bonded scrub`)");
+                    let e = io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "stored blob {} is corrupt (its bytes hash to {actual})",
+                            st.expected
+                        ),
+                    );
+                    return Some((Err(e), st));
+                }
+            }
+        }
+    }))
+}
+
+#[cfg(test)]
+mod verified_tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    fn chunks(parts: &[&'static [u8]]) -> ByteStream {
+        let items: Vec<Result<Bytes, io::Error>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        Box::pin(futures_util::stream::iter(items))
+    }
+
+    async fn collect(s: ByteStream) -> (Vec<u8>, Option<io::Error>) {
+        let mut out = Vec::new();
+        let mut s = s;
+        while let Some(item) = s.next().await {
+            match item {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(e) => return (out, Some(e)),
+            }
+        }
+        (out, None)
+    }
+
+    #[tokio::test]
+    async fn right_bytes_pass_whole_and_wrong_bytes_never_complete() {
+        let good = Digest::of(crate::oci::Algorithm::Sha256, b"hello world");
+        let (bytes, err) = collect(verified(chunks(&[b"hello ", b"world"]), &good)).await;
+        assert_eq!(bytes, b"hello world");
+        assert!(err.is_none());
+        // One byte changed: the stream ends in an error before its last chunk.
+        let (bytes, err) = collect(verified(chunks(&[b"hello ", b"wOrld"]), &good)).await;
+        assert_eq!(bytes, b"hello ");
+        assert_eq!(err.unwrap().kind(), io::ErrorKind::InvalidData);
+        // A blob of one chunk: nothing of it is sent.
+        let (bytes, err) = collect(verified(chunks(&[b"hello world!"]), &good)).await;
+        assert!(bytes.is_empty());
+        assert!(err.is_some());
+    }
+}

@@ -602,3 +602,75 @@ async fn an_offline_gc_refuses_a_data_directory_in_use_and_runs_on_a_stopped_one
         "{again}"
     );
 }
+
+#[tokio::test]
+async fn scrub_finds_a_corrupt_blob_which_is_never_served() {
+    if s3::all_servers_on_s3() {
+        eprintln!("skipped: corrupts a blob file on disk (the S3 pass has none)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    let c = admin();
+    let (_, _) = push_image(&c, &s, "scrub/app", "v1", "s", json!({})).await;
+    let layer_d = sha256(b"layer of s");
+    let clean = c
+        .post(format!("{}/bonded/v1/scrub", s.url))
+        .send()
+        .await
+        .unwrap();
+    let clean: Value = serde_json::from_slice(&clean.bytes().await.unwrap()).unwrap();
+    assert_eq!(clean["problemCount"], 0, "{clean}");
+    assert_eq!(clean["blobsChecked"], 2);
+
+    // One byte flipped on disk, same length.
+    let file = blob_file(&data, &layer_d);
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(&file, &bytes).unwrap();
+    // A stray file no record names.
+    let stray = b"stray bytes";
+    let stray_file = blob_file(&data, &sha256(stray));
+    std::fs::create_dir_all(stray_file.parent().unwrap()).unwrap();
+    std::fs::write(&stray_file, stray).unwrap();
+
+    // A pull does not get the wrong bytes as if right: the body falls short.
+    let res = c
+        .get(s.v2(&format!("scrub/app/blobs/{layer_d}")))
+        .send()
+        .await
+        .unwrap();
+    match res.bytes().await {
+        Ok(b) => assert_ne!(b.as_ref(), bytes.as_slice(), "corrupt bytes served whole"),
+        Err(_) => {}
+    }
+    let report = c
+        .post(format!("{}/bonded/v1/scrub", s.url))
+        .send()
+        .await
+        .unwrap();
+    let report: Value = serde_json::from_slice(&report.bytes().await.unwrap()).unwrap();
+    assert_eq!(report["problemCount"], 2, "{report}");
+    let problems = report["problems"].as_array().unwrap();
+    assert!(problems.iter().any(|p| p["kind"] == "corrupt"
+        && p["digest"] == layer_d.as_str()
+        && p["repositories"] == json!(["scrub/app"])));
+    assert!(problems
+        .iter()
+        .any(|p| p["kind"] == "unrecorded" && p["digest"] == sha256(stray).as_str()));
+    assert_eq!(audited(&s, "scrub.run").await.len(), 2, "each run audited");
+    // The CLI says the same and exits non-zero.
+    let mut s = s;
+    assert!(s.terminate());
+    if pg::url_for(&data).is_none() {
+        let o = bonded(&data, &["scrub"], "");
+        assert!(!o.status.success());
+        let text = output_text(&o);
+        assert!(
+            text.contains(&format!("corrupt {layer_d} in scrub/app")),
+            "{text}"
+        );
+        assert!(text.contains("2 problems"), "{text}");
+    }
+}
