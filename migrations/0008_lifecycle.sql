@@ -25,9 +25,10 @@ ALTER TABLE manifests ADD COLUMN refs_recorded INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE manifests ADD COLUMN touched_at INTEGER NOT NULL DEFAULT 0;
 UPDATE manifests SET touched_at = created_at;
 
--- Counts manifest writes to the repository: garbage collection marks from a snapshot and
--- deletes only when no write came in between.
-ALTER TABLE repositories ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;
+-- What was written to a repository since a moment: garbage collection marks from a
+-- snapshot and, in each removal's transaction, keeps whatever a later write made reachable.
+CREATE INDEX manifests_by_touch ON manifests (repository_id, touched_at);
+CREATE INDEX tags_by_update ON tags (repository_id, updated_at);
 
 -- Unix seconds of the latest push or mount of the blob into the repository: a link no
 -- manifest references is kept for the grace period after it.
@@ -38,6 +39,9 @@ UPDATE repository_blobs SET linked_at = COALESCE(
 -- Set (unix seconds) by garbage collection before it removes the blob's bytes: a blob so
 -- marked is linked to no repository again; the row goes once the bytes are gone.
 ALTER TABLE blobs ADD COLUMN doomed_at INTEGER;
+
+-- Which repositories link a blob: garbage collection asks it of every blob.
+CREATE INDEX repository_blobs_by_digest ON repository_blobs (digest);
 
 -- Immutable tags: a tag of a repository PATTERN matches ('*', 'NS/*' or one repository)
 -- whose name matches the glob TAGS cannot be moved or deleted once published.

@@ -128,8 +128,6 @@ pub struct GcReport {
     /// Stored bytes no record named (a push interrupted between commit and record).
     pub leftovers_removed: u64,
     pub bytes_freed: u64,
-    /// Repositories written to throughout the run, left for the next one.
-    pub repositories_skipped: Vec<String>,
     pub removed: Vec<GcItem>,
     pub seconds: f64,
 }

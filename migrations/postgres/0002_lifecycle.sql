@@ -15,13 +15,16 @@ ALTER TABLE manifests ADD COLUMN refs_recorded BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE manifests ADD COLUMN touched_at BIGINT NOT NULL DEFAULT 0;
 UPDATE manifests SET touched_at = created_at;
 
-ALTER TABLE repositories ADD COLUMN generation BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX manifests_by_touch ON manifests (repository_id, touched_at);
+CREATE INDEX tags_by_update ON tags (repository_id, updated_at);
 
 ALTER TABLE repository_blobs ADD COLUMN linked_at BIGINT NOT NULL DEFAULT 0;
 UPDATE repository_blobs SET linked_at = COALESCE(
     (SELECT created_at FROM blobs WHERE blobs.digest = repository_blobs.digest), 0);
 
 ALTER TABLE blobs ADD COLUMN doomed_at BIGINT;
+
+CREATE INDEX repository_blobs_by_digest ON repository_blobs (digest);
 
 CREATE TABLE immutable_tags (
     pattern    TEXT   NOT NULL,

@@ -60,7 +60,7 @@ struct Args {
     /// Repository used for the test data
     #[arg(long, default_value = "bench/load")]
     repo: String,
-    /// Tests to run: blobs, manifests, rss, admission, compliance
+    /// Tests to run: blobs, manifests, rss, admission, compliance, gc
     #[arg(long, value_delimiter = ',', default_value = "blobs,manifests,rss")]
     only: Vec<String>,
     /// For `admission`: the admin token of the bonded target it configures
@@ -72,6 +72,10 @@ struct Args {
     /// For `compliance`: published tags the report is measured at, cumulative
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     compliance_tags: Vec<usize>,
+    /// For `gc`: manifests in the repository when garbage collection runs (half of them
+    /// untagged garbage), one measurement each
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    gc_manifests: Vec<usize>,
 }
 
 struct Target {
@@ -439,6 +443,224 @@ mod compliance {
             println!("{l}");
         }
         super::remove_policy(c, base, token).await?;
+        Ok(())
+    }
+}
+
+mod gc {
+    //! Garbage collection's cost at N manifests: how long a run takes (dry and real),
+    //! and the pull and push rates while it runs against the same load right after it.
+    use super::{expect, median, sha256, Res};
+    use futures_util::StreamExt;
+    use serde_json::json;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    const REPO: &str = "bench/gc/app";
+
+    fn manifest(config: &str, i: usize) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
+            "layers": [], "annotations": {"gc.bench": i.to_string()}
+        }))
+        .expect("json")
+    }
+
+    async fn put(c: &reqwest::Client, base: &str, reference: &str, m: Vec<u8>) -> Res<()> {
+        let res = c
+            .put(format!("{base}/v2/{REPO}/manifests/{reference}"))
+            .header("Content-Type", OCI_MANIFEST)
+            .body(m)
+            .send()
+            .await?;
+        expect(res, 201, "put manifest").await?;
+        Ok(())
+    }
+
+    async fn collect(
+        c: &reqwest::Client,
+        base: &str,
+        token: &str,
+        dry: bool,
+    ) -> Res<serde_json::Value> {
+        let res = c
+            .post(format!("{base}/bonded/v1/gc?gracePeriod=0s&dryRun={dry}"))
+            .bearer_auth(token)
+            .send()
+            .await?;
+        let bytes = expect(res, 200, "gc").await?.bytes().await?;
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+
+    /// 8 pullers of tagged manifests and 8 pushers of new tagged ones until `stop`:
+    /// (pulls/s, pushes/s).
+    async fn mixed_load(
+        c: &reqwest::Client,
+        base: &str,
+        config: &str,
+        tagged: usize,
+        next: Arc<AtomicU64>,
+        stop: Arc<AtomicBool>,
+    ) -> Res<(f64, f64)> {
+        let started = Instant::now();
+        let (pulls, pushes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let mut workers = Vec::new();
+        for w in 0..16u64 {
+            let (c, base, config) = (c.clone(), base.to_string(), config.to_string());
+            let (stop, next, pulls, pushes) =
+                (stop.clone(), next.clone(), pulls.clone(), pushes.clone());
+            workers.push(tokio::spawn(async move {
+                let mut k = w;
+                while !stop.load(Ordering::Relaxed) {
+                    if w < 8 {
+                        let t = (k as usize * 7919) % tagged.max(1);
+                        let res = c
+                            .get(format!("{base}/v2/{REPO}/manifests/t{t}"))
+                            .header("Accept", OCI_MANIFEST)
+                            .send()
+                            .await?;
+                        expect(res, 200, "pull").await?.bytes().await?;
+                        pulls.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                        put(
+                            &c,
+                            &base,
+                            &format!("p{i}"),
+                            manifest(&config, 10_000_000 + i),
+                        )
+                        .await?;
+                        pushes.fetch_add(1, Ordering::Relaxed);
+                    }
+                    k += 16;
+                }
+                Res::Ok(())
+            }));
+        }
+        for w in workers {
+            w.await??;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        Ok((
+            pulls.load(Ordering::Relaxed) as f64 / secs,
+            pushes.load(Ordering::Relaxed) as f64 / secs,
+        ))
+    }
+
+    pub async fn run(
+        c: &reqwest::Client,
+        base: &str,
+        token: &str,
+        sizes: &[usize],
+        rounds: usize,
+    ) -> Res<()> {
+        let config = {
+            let d = sha256(b"{}");
+            let res = c
+                .post(format!("{base}/v2/{REPO}/blobs/uploads/?digest={d}"))
+                .body(b"{}".to_vec())
+                .send()
+                .await?;
+            expect(res, 201, "push blob").await?;
+            d
+        };
+        let next = Arc::new(AtomicU64::new(0));
+        let mut tagged = 0usize;
+        let mut lines = Vec::new();
+        let mut seq = 0usize;
+        for &n in sizes {
+            // The repository holds n manifests: n/2 tagged, n/2 untagged (garbage).
+            let want_tagged = n / 2;
+            let t0 = Instant::now();
+            let jobs: Vec<(String, usize)> = (tagged..want_tagged)
+                .map(|t| (format!("t{t}"), t))
+                .chain((0..n - want_tagged).map(|_| (String::new(), 0)))
+                .collect();
+            let results: Vec<Res<()>> =
+                futures_util::stream::iter(jobs.into_iter().map(|(tag, _)| {
+                    seq += 1;
+                    let m = manifest(&config, seq);
+                    let reference = if tag.is_empty() { sha256(&m) } else { tag };
+                    let (c, base) = (c, base);
+                    async move { put(c, base, &reference, m).await }
+                }))
+                .buffer_unordered(32)
+                .collect()
+                .await;
+            for r in results {
+                r?;
+            }
+            tagged = want_tagged;
+            eprintln!(
+                "gc: {n} manifests stored in {:.0} s",
+                t0.elapsed().as_secs_f64()
+            );
+            let mut dry = Vec::new();
+            for _ in 0..rounds.max(3) {
+                let r = collect(c, base, token, true).await?;
+                dry.push(r["seconds"].as_f64().unwrap_or(0.0));
+                let would = r["manifestsRemoved"].as_u64().unwrap_or(0) as usize;
+                if would < n - want_tagged {
+                    return Err(
+                        format!("a dry run found {would} of {} untagged", n - want_tagged).into(),
+                    );
+                }
+            }
+            // The real run, with the load going; then the same load alone for as long.
+            let stop = Arc::new(AtomicBool::new(false));
+            let load = {
+                let (c, base, config, next, stop) = (
+                    c.clone(),
+                    base.to_string(),
+                    config.clone(),
+                    next.clone(),
+                    stop.clone(),
+                );
+                tokio::spawn(
+                    async move { mixed_load(&c, &base, &config, tagged, next, stop).await },
+                )
+            };
+            let t0 = Instant::now();
+            let report = collect(c, base, token, false).await?;
+            let run = t0.elapsed();
+            stop.store(true, Ordering::Relaxed);
+            let (pull_gc, push_gc) = load.await??;
+            let stop = Arc::new(AtomicBool::new(false));
+            let load = {
+                let (c, base, config, next, stop) = (
+                    c.clone(),
+                    base.to_string(),
+                    config.clone(),
+                    next.clone(),
+                    stop.clone(),
+                );
+                tokio::spawn(
+                    async move { mixed_load(&c, &base, &config, tagged, next, stop).await },
+                )
+            };
+            tokio::time::sleep(run.max(Duration::from_secs(2))).await;
+            stop.store(true, Ordering::Relaxed);
+            let (pull_alone, push_alone) = load.await??;
+            let removed = report["manifestsRemoved"].as_u64().unwrap_or(0);
+            lines.push(format!(
+                "| {n} | {:.2} s | {:.2} s ({removed} removed) | {pull_gc:.0} / {pull_alone:.0} = {:.2} | {push_gc:.0} / {push_alone:.0} = {:.2} |",
+                median(&dry),
+                run.as_secs_f64(),
+                pull_gc / pull_alone,
+                push_gc / push_alone
+            ));
+        }
+        println!(
+            "\n## Garbage collection at N manifests (bonded; half of them untagged garbage)\n"
+        );
+        println!("| manifests | dry run (median) | run | pulls/s during / after | pushes/s during / after |");
+        println!("|---|---|---|---|---|");
+        for l in lines {
+            println!("{l}");
+        }
         Ok(())
     }
 }
@@ -1223,6 +1445,15 @@ async fn main() -> Res<()> {
             "compliance needs --admin-token (or BONDED_ADMIN_TOKEN) for the bonded target",
         )?;
         compliance::run(&c, &t.url, token, &args.compliance_tags, args.rounds).await?;
+    }
+
+    if only("gc") {
+        let t = targets.first().expect("a target");
+        let token = args
+            .admin_token
+            .as_deref()
+            .ok_or("gc needs --admin-token (or BONDED_ADMIN_TOKEN) for the bonded target")?;
+        gc::run(&c, &t.url, token, &args.gc_manifests, args.rounds).await?;
     }
 
     let mut rss_lines = Vec::new();

@@ -153,9 +153,6 @@ pub async fn gc(args: &GcArgs) -> Result<(), String> {
         report.grace_period_seconds,
         report.seconds
     );
-    for r in &report.repositories_skipped {
-        println!("skipped {r}: written to throughout the run; the next run collects it");
-    }
     Ok(())
 }
 

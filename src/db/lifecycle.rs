@@ -34,8 +34,8 @@ pub struct GraphManifest {
 pub struct Graph {
     pub repository_id: i64,
     pub repository: String,
-    /// Manifest writes to the repository so far; a removal applies only while unchanged.
-    pub generation: i64,
+    /// Unix seconds when it was read: what was written since is in [`Changes`].
+    pub read_at: i64,
     pub manifests: Vec<GraphManifest>,
     /// (tag, digest, updated_at): published tags.
     pub tags: Vec<(String, String, i64)>,
@@ -47,6 +47,87 @@ pub struct Graph {
     pub blob_refs: Vec<(String, String)>,
     /// (blob, linked_at) for every link of the repository.
     pub links: Vec<(String, i64)>,
+}
+
+/// What was written to a repository since its graph was read (`Graph::read_at`): the
+/// only ways a manifest the mark found unreachable can have become reachable.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Manifests pushed (or pushed again) since.
+    pub manifests: Vec<GraphManifest>,
+    /// (tag, digest, updated_at) published since.
+    pub tags: Vec<(String, String, i64)>,
+    /// Digests tags started waiting for since.
+    pub waiting: Vec<String>,
+    /// (index, child) of the manifests pushed since.
+    pub children: Vec<(String, String)>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.manifests.is_empty() && self.tags.is_empty() && self.waiting.is_empty()
+    }
+}
+
+async fn changes_since(
+    tx: &mut sqlx::AnyConnection,
+    repo_id: i64,
+    since: i64,
+) -> std::result::Result<Changes, sqlx::Error> {
+    let manifests = sqlx::query(
+        "SELECT digest, subject, state, touched_at, size FROM manifests
+         WHERE repository_id = $1 AND touched_at >= $2",
+    )
+    .bind(repo_id)
+    .bind(since)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| GraphManifest {
+        digest: r.get(0),
+        subject: r.get(1),
+        pending: r.get::<String, _>(2) == "pending",
+        touched_at: r.get(3),
+        size: r.get(4),
+    })
+    .collect();
+    let mut c = Changes {
+        manifests,
+        ..Changes::default()
+    };
+    c.tags = sqlx::query(
+        "SELECT name, digest, updated_at FROM tags WHERE repository_id = $1 AND updated_at >= $2",
+    )
+    .bind(repo_id)
+    .bind(since)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.get(0), r.get(1), r.get(2)))
+    .collect();
+    c.waiting = sqlx::query_scalar(
+        "SELECT digest FROM waiting_tags WHERE repository_id = $1 AND since >= $2",
+    )
+    .bind(repo_id)
+    .bind(since)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !c.manifests.is_empty() {
+        let list: Vec<&str> = c.manifests.iter().map(|m| m.digest.as_str()).collect();
+        c.children = sqlx::query(dialect(
+            Backend::of(tx),
+            "SELECT manifest, target FROM manifest_refs WHERE repository_id = $1
+             AND kind = 'manifest' AND manifest IN (SELECT value FROM json_each($2))",
+        ))
+        .bind(repo_id)
+        .bind(json_list(&list))
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    }
+    Ok(c)
 }
 
 /// What deleting one manifest by digest came to.
@@ -174,7 +255,7 @@ impl Metadata {
     /// A repository's reference graph, read in one transaction so it is one moment's.
     pub async fn graph(&self, repo_id: i64) -> Result<Graph> {
         let mut tx = self.read.begin().await?;
-        let head = sqlx::query("SELECT name, generation FROM repositories WHERE id = $1")
+        let head = sqlx::query("SELECT name FROM repositories WHERE id = $1")
             .bind(repo_id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -187,7 +268,7 @@ impl Metadata {
         let mut g = Graph {
             repository_id: repo_id,
             repository: head.get(0),
-            generation: head.get(1),
+            read_at: now(),
             ..Graph::default()
         };
         g.manifests = sqlx::query(
@@ -244,33 +325,39 @@ impl Metadata {
         Ok(g)
     }
 
-    /// Removes `digests` from repository `repo_id` if no manifest was written to it since
-    /// the graph of `generation` was read, in batches, each with its audit records.
-    /// `None` when the repository changed (nothing more was removed).
+    /// Removes `digests` from repository `repo_id`, in batches, each in a write
+    /// transaction with its audit records; before each batch, what was written since
+    /// `since` is read inside the transaction and `rescue` names the digests it made
+    /// reachable, which stay. Returns the digests removed.
     pub async fn remove_garbage_manifests(
         &self,
         repo_id: i64,
-        generation: i64,
+        since: i64,
         digests: &[String],
+        rescue: impl Fn(&Changes) -> std::collections::HashSet<String>,
         event: impl Fn(&str) -> AuditEvent,
-    ) -> Result<Option<u64>> {
-        let mut removed = 0;
+    ) -> Result<Vec<String>> {
+        let mut removed = Vec::new();
         for batch in digests.chunks(BATCH) {
             let mut tx = self.begin_write().await?;
-            let now_gen: Option<i64> =
-                sqlx::query_scalar("SELECT generation FROM repositories WHERE id = $1")
-                    .bind(repo_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if now_gen != Some(generation) {
-                return Ok(None);
-            }
-            removed += remove_manifests(&mut tx, repo_id, batch).await?;
+            let changes = changes_since(&mut tx, repo_id, since).await?;
+            let kept = if changes.is_empty() {
+                Default::default()
+            } else {
+                rescue(&changes)
+            };
+            let batch: Vec<String> = batch
+                .iter()
+                .filter(|d| !kept.contains(*d))
+                .cloned()
+                .collect();
+            remove_manifests(&mut tx, repo_id, &batch).await?;
             let events: Vec<AuditEvent> = batch.iter().map(|d| event(d)).collect();
             audit::append(&mut tx, &events).await?;
             tx.commit().await?;
+            removed.extend(batch);
         }
-        Ok(Some(removed))
+        Ok(removed)
     }
 
     /// Removes links of repository `repo_id` among `digests` that no manifest references

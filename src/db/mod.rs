@@ -36,7 +36,7 @@ pub struct PublishedTag {
 }
 pub use changes::{Change, Exclusive, Listener};
 pub use journal::Journal;
-pub use lifecycle::{tag_schema_subject, Deleted, Graph, GraphManifest};
+pub use lifecycle::{tag_schema_subject, Changes, Deleted, Graph, GraphManifest};
 
 pub use audit::{
     chain_hash, format_at, format_unix, parse_time, verify_archive, Archived, AuditAction,
@@ -1940,10 +1940,6 @@ async fn apply_manifest_write(
     .execute(&mut *tx)
     .await?;
     record_refs(tx, repo_id, &digest, &w.blobs, &w.children).await?;
-    sqlx::query("UPDATE repositories SET generation = generation + 1 WHERE id = $1")
-        .bind(repo_id)
-        .execute(&mut *tx)
-        .await?;
     if !w.tags.is_empty() {
         let names: Vec<&str> = w.tags.iter().map(|t| t.as_str()).collect();
         let names = serde_json::to_string(&names).expect("strings serialise");

@@ -2,9 +2,9 @@
 //! collection, and immutable tags.
 //!
 //! Garbage collection marks and sweeps one repository at a time. The mark is
-//! [`mark`], a pure function of the repository's graph read at one moment; the sweep
-//! removes the manifests it found only if no manifest was written to the repository since
-//! (its generation), else it marks again. Links and blob rows are removed by statements
+//! [`mark`], a pure function of the repository's graph read at one moment; each batch of
+//! the sweep reads, inside its write transaction, what was written to the repository
+//! since (tags, waiting tags, manifests pushed) and keeps whatever that reaches. Links and blob rows are removed by statements
 //! that re-check, inside the write transaction, that nothing references them, and a blob's
 //! bytes go only after its row was marked (`blobs.doomed_at`), which no link may pass
 //! (`Metadata::link_blob` refuses): so a manifest PUT racing a removal either finds its
@@ -198,6 +198,109 @@ pub fn mark(g: &Graph, cutoff: i64, immutable: &dyn Fn(&str) -> bool) -> Marked 
     out
 }
 
+/// A repository graph's edges, for what a write made after the mark reaches: an index to
+/// its children, a subject to what lives as long as it does.
+struct Edges {
+    children: HashMap<String, Vec<String>>,
+    referrers: HashMap<String, Vec<String>>,
+    /// What the mark saw: a change that reads back the same (the second the graph was
+    /// read in) is no change.
+    touched: HashMap<String, i64>,
+    tags: HashSet<(String, String, i64)>,
+}
+
+impl Edges {
+    fn of(g: &Graph) -> Edges {
+        let mut e = Edges {
+            children: HashMap::new(),
+            referrers: HashMap::new(),
+            touched: g
+                .manifests
+                .iter()
+                .map(|m| (m.digest.clone(), m.touched_at))
+                .collect(),
+            tags: g.tags.iter().cloned().collect(),
+        };
+        for (index, child) in &g.children {
+            e.children
+                .entry(index.clone())
+                .or_default()
+                .push(child.clone());
+        }
+        for m in &g.manifests {
+            if let Some(s) = &m.subject {
+                e.referrers
+                    .entry(s.clone())
+                    .or_default()
+                    .push(m.digest.clone());
+            }
+        }
+        for (tag, digest, _) in &g.tags {
+            if let Some(s) = crate::db::tag_schema_subject(tag) {
+                e.referrers.entry(s).or_default().push(digest.clone());
+            }
+        }
+        e
+    }
+
+    /// Everything reachable from what `changes` wrote (new tags, waiting tags, manifests
+    /// pushed), over these edges and the new manifests' own: what must stay.
+    fn reachable_after(&self, changes: &crate::db::Changes) -> HashSet<String> {
+        let manifests: Vec<&crate::db::GraphManifest> = changes
+            .manifests
+            .iter()
+            .filter(|m| self.touched.get(&m.digest) != Some(&m.touched_at))
+            .collect();
+        let tags: Vec<&(String, String, i64)> = changes
+            .tags
+            .iter()
+            .filter(|t| !self.tags.contains(*t))
+            .collect();
+        let mut children = HashMap::<&str, Vec<&str>>::new();
+        for (index, child) in &changes.children {
+            children.entry(index).or_default().push(child);
+        }
+        let mut referrers = HashMap::<String, Vec<&str>>::new();
+        for m in &manifests {
+            if let Some(s) = &m.subject {
+                referrers.entry(s.clone()).or_default().push(&m.digest);
+            }
+        }
+        for (tag, digest, _) in &tags {
+            if let Some(s) = crate::db::tag_schema_subject(tag) {
+                referrers.entry(s).or_default().push(digest);
+            }
+        }
+        let mut todo: Vec<&str> = tags
+            .iter()
+            .map(|(_, d, _)| d.as_str())
+            .chain(changes.waiting.iter().map(String::as_str))
+            .chain(manifests.iter().map(|m| m.digest.as_str()))
+            .collect();
+        let mut seen: HashSet<String> = HashSet::new();
+        while let Some(d) = todo.pop() {
+            if !seen.insert(d.to_string()) {
+                continue;
+            }
+            let old = self
+                .children
+                .get(d)
+                .into_iter()
+                .chain(self.referrers.get(d))
+                .flatten()
+                .map(String::as_str);
+            let new = children
+                .get(d)
+                .into_iter()
+                .flatten()
+                .chain(referrers.get(d).into_iter().flatten())
+                .copied();
+            todo.extend(old.chain(new).filter(|n| !seen.contains(*n)));
+        }
+        seen
+    }
+}
+
 impl Registry {
     /// The rules covering tag `tag` of `repo`.
     pub(crate) async fn immutable_rule_for(
@@ -345,73 +448,67 @@ impl Registry {
         let mut dropped_links: HashMap<String, i64> = HashMap::new();
         for (repo_id, name) in self.db.repository_ids().await? {
             let covered = |tag: &str| rules.iter().any(|r| r.covers(&name, tag));
-            let mut done = false;
-            for _attempt in 0..3 {
-                let graph = self.db.graph(repo_id).await?;
-                let marked = mark(&graph, cutoff, &covered);
-                if marked.manifests.is_empty() && marked.links.is_empty() {
-                    done = true;
-                    break;
-                }
-                let sizes: HashMap<&str, i64> = graph
-                    .manifests
-                    .iter()
-                    .map(|m| (m.digest.as_str(), m.size))
-                    .collect();
-                let digests: Vec<String> =
-                    marked.manifests.iter().map(|(d, _)| d.clone()).collect();
-                let reasons: HashMap<&str, &str> = marked
-                    .manifests
-                    .iter()
-                    .map(|(d, w)| (d.as_str(), w.as_str()))
-                    .collect();
-                if !opts.dry_run && !digests.is_empty() {
-                    let removed = self
-                        .db
-                        .remove_garbage_manifests(repo_id, graph.generation, &digests, |d| {
+            let graph = self.db.graph(repo_id).await?;
+            let marked = mark(&graph, cutoff, &covered);
+            if marked.manifests.is_empty() && marked.links.is_empty() {
+                continue;
+            }
+            let sizes: HashMap<&str, i64> = graph
+                .manifests
+                .iter()
+                .map(|m| (m.digest.as_str(), m.size))
+                .collect();
+            let reasons: HashMap<&str, &str> = marked
+                .manifests
+                .iter()
+                .map(|(d, w)| (d.as_str(), w.as_str()))
+                .collect();
+            let mut removed: Vec<String> =
+                marked.manifests.iter().map(|(d, _)| d.clone()).collect();
+            if !opts.dry_run && !removed.is_empty() {
+                let edges = Edges::of(&graph);
+                removed = self
+                    .db
+                    .remove_garbage_manifests(
+                        repo_id,
+                        graph.read_at,
+                        &removed,
+                        |changes| edges.reachable_after(changes),
+                        |d| {
                             actor.event(
                                 AuditAction::ManifestDelete,
                                 Some(&name),
                                 Some(d),
                                 reasons.get(d).map(|r| r.to_string()),
                             )
-                        })
-                        .await?;
-                    self.forget_repository(&name).await;
-                    if removed.is_none() {
-                        // A manifest was written meanwhile: mark again.
-                        continue;
-                    }
-                }
-                for (d, why) in &marked.manifests {
-                    report.manifests_removed += 1;
-                    report.bytes_freed += sizes.get(d.as_str()).copied().unwrap_or(0) as u64;
-                    list(
-                        &mut report,
-                        GcItem {
-                            kind: "manifest".into(),
-                            repository: Some(name.clone()),
-                            digest: d.clone(),
-                            reason: why.clone(),
                         },
-                    );
-                }
-                let links = if opts.dry_run {
-                    marked.links.clone()
-                } else {
-                    self.db
-                        .unlink_unreferenced(repo_id, &marked.links, cutoff)
-                        .await?
-                };
-                for l in links {
-                    report.links_removed += 1;
-                    *dropped_links.entry(l).or_default() += 1;
-                }
-                done = true;
-                break;
+                    )
+                    .await?;
+                self.forget_repository(&name).await;
             }
-            if !done {
-                report.repositories_skipped.push(name.clone());
+            for d in &removed {
+                report.manifests_removed += 1;
+                report.bytes_freed += sizes.get(d.as_str()).copied().unwrap_or(0) as u64;
+                list(
+                    &mut report,
+                    GcItem {
+                        kind: "manifest".into(),
+                        repository: Some(name.clone()),
+                        digest: d.clone(),
+                        reason: reasons.get(d.as_str()).copied().unwrap_or_default().into(),
+                    },
+                );
+            }
+            let links = if opts.dry_run {
+                marked.links.clone()
+            } else {
+                self.db
+                    .unlink_unreferenced(repo_id, &marked.links, cutoff)
+                    .await?
+            };
+            for l in links {
+                report.links_removed += 1;
+                *dropped_links.entry(l).or_default() += 1;
             }
         }
         // Blobs that no repository links any more.
@@ -500,21 +597,13 @@ impl Registry {
         report.seconds = started.elapsed().as_secs_f64();
         if !opts.dry_run {
             let summary = format!(
-                "garbage collection (grace period {} s): removed {} manifests, {} links, {} blobs and {} leftovers, {} bytes freed{}",
+                "garbage collection (grace period {} s): removed {} manifests, {} links, {} blobs and {} leftovers, {} bytes freed",
                 report.grace_period_seconds,
                 report.manifests_removed,
                 report.links_removed,
                 report.blobs_removed,
                 report.leftovers_removed,
                 report.bytes_freed,
-                if report.repositories_skipped.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; skipped (written to throughout): {}",
-                        report.repositories_skipped.join(", ")
-                    )
-                }
             );
             self.db
                 .audit(&[actor.event(AuditAction::GcRun, None, None, Some(summary))])
@@ -732,7 +821,7 @@ mod tests {
         Graph {
             repository_id: 1,
             repository: "r".into(),
-            generation: 1,
+            read_at: 100,
             manifests: vec![
                 m(&a, None, 10),
                 m(&s, Some(&a), 10),
@@ -817,6 +906,40 @@ mod tests {
         let found = mark(&g, 50, &|_| false);
         let gone: Vec<&str> = found.manifests.iter().map(|(d, _)| d.as_str()).collect();
         assert_eq!(gone, vec![digest('f').as_str()]);
+    }
+
+    #[test]
+    fn what_a_later_write_reaches_is_kept() {
+        let g = graph();
+        let edges = Edges::of(&g);
+        // After the mark: the untagged index is tagged, and a new index lists the
+        // untagged image x.
+        let changes = crate::db::Changes {
+            tags: vec![
+                ("again".into(), digest('c'), 200),
+                ("v1".into(), digest('a'), 10),
+            ],
+            manifests: vec![m(&digest('8'), None, 200)],
+            children: vec![(digest('8'), digest('b'))],
+            waiting: vec![],
+        };
+        let kept = edges.reachable_after(&changes);
+        // The index and its child; x with both its signatures (subject and `.sig` tag).
+        for c in ['c', 'd', '8', 'b', '6', '7'] {
+            assert!(kept.contains(&digest(c)), "{c} kept");
+        }
+        assert!(
+            !kept.contains(&digest('f')),
+            "the orphaned referrer still goes"
+        );
+        // What reads back as the mark saw it is no change: nothing kept.
+        let same = crate::db::Changes {
+            tags: vec![("v1".into(), digest('a'), 10)],
+            manifests: vec![m(&digest('b'), None, 10)],
+            children: vec![],
+            waiting: vec![],
+        };
+        assert!(edges.reachable_after(&same).is_empty());
     }
 
     #[test]

@@ -355,7 +355,7 @@ impl Registry {
             if used.saturating_add(size) > allowed {
                 let e = RegistryError::Denied {
                     message: format!(
-                        "storage quota of '{pattern}' exceeded: {} used of {} allowed; this push needs {} more. Delete images or ask an administrator to raise the quota (bonded quota set)",
+                        "storage quota of '{pattern}' exceeded: {} used of {} allowed; this push needs {} more. Delete images (bonded delete; the next garbage collection frees what no other image uses, once past its grace period) or ask an administrator to raise the quota (bonded quota set)",
                         human_bytes(used),
                         human_bytes(allowed),
                         human_bytes(size)

@@ -296,13 +296,16 @@ async fn gc_racing_thirty_pushes_removes_nothing_they_need() {
     let s = Server::start_in(&data, &[]);
     let c = client();
     // Garbage for the runs to find: an image untagged, then older than the grace period.
-    let (_, junk) = push_image(&c, &s, "race/junk", "junk", "junk", json!({})).await;
-    let res = c
-        .delete(s.v2(&format!("race/junk/manifests/{junk}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 202);
+    let (junk_bytes, junk) = push_image(&c, &s, "race/junk", "junk", "junk", json!({})).await;
+    let (_, gone) = push_image(&c, &s, "race/gone", "gone", "gone", json!({})).await;
+    for (repo, d) in [("race/junk", &junk), ("race/gone", &gone)] {
+        let res = c
+            .delete(s.v2(&format!("{repo}/manifests/{d}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202);
+    }
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -356,16 +359,45 @@ async fn gc_racing_thirty_pushes_removes_nothing_they_need() {
             (repo, i, config, layer)
         }));
     }
+    // The garbage image pushed again under a tag while collections run: either it comes
+    // back whole (201, pullable, its blobs there) or the push fails for its blobs.
+    let revived = {
+        let (c, url) = (c.clone(), s.url.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            put_manifest(
+                &c,
+                format!("{url}/v2/race/junk/manifests/revived"),
+                junk_bytes,
+            )
+            .await
+        })
+    };
     let mut pushed = Vec::new();
     for p in pushes {
         pushed.push(p.await.unwrap());
+    }
+    let res = revived.await.unwrap();
+    match res.status().as_u16() {
+        201 => {
+            assert_eq!(status(&c, s.v2("race/junk/manifests/revived")).await, 200);
+            for b in [&b"layer of junk"[..], &b"{\"seed\":\"junk\"}"[..]] {
+                assert_eq!(
+                    status(&c, s.v2(&format!("race/junk/blobs/{}", sha256(b)))).await,
+                    200,
+                    "a revived image keeps its blobs"
+                );
+            }
+        }
+        400 => assert_eq!(error_code(res).await, "MANIFEST_BLOB_UNKNOWN"),
+        other => panic!("revived push answered {other}"),
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (runs, removed) = collector.await.unwrap();
     assert!(runs >= 2, "collections ran during the pushes ({runs})");
     assert!(
         removed >= 2,
-        "the junk image's blobs were collected ({removed})"
+        "the deleted image's blobs were collected ({removed})"
     );
     // Every manifest pullable, every blob whole.
     for (repo, i, config, layer) in pushed {
