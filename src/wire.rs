@@ -132,6 +132,14 @@ pub struct GcReport {
     pub seconds: f64,
 }
 
+/// `202 Accepted` to `POST /bonded/v1/gc` (and `GET` while it runs): the run goes on;
+/// `GET /bonded/v1/gc` answers its report once it ends.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GcRunning {
+    pub state: String,
+}
+
 /// One thing garbage collection removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

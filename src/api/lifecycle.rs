@@ -7,6 +7,25 @@ use axum::response::Response;
 use super::error::ApiError;
 use super::json_response;
 use crate::registry::{Actor, GcOptions, Registry};
+use std::sync::Arc;
+
+/// How long `POST gc` waits for the run before answering 202 (follow with `GET gc`).
+const GC_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn running() -> Response {
+    json_response(
+        StatusCode::ACCEPTED,
+        vec![
+            (header::CONTENT_TYPE, "application/json".into()),
+            (header::CACHE_CONTROL, "no-store".into()),
+            (header::LOCATION, "/bonded/v1/gc".into()),
+        ],
+        serde_json::to_value(wire::GcRunning {
+            state: "running".into(),
+        })
+        .expect("wire types serialise"),
+    )
+}
 use crate::wire;
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
@@ -37,7 +56,7 @@ pub fn is_lifecycle(path: &str) -> bool {
 }
 
 pub async fn handle(
-    reg: &Registry,
+    reg: &Arc<Registry>,
     actor: &Actor,
     method: &Method,
     path: &str,
@@ -56,15 +75,28 @@ pub async fn handle(
                 Some(v) => crate::config::parse_duration("gracePeriod", v, true)
                     .map_err(|e| invalid(e.to_string()))?,
             };
-            match reg.gc(GcOptions { grace, dry_run }, actor).await? {
+            match reg
+                .gc_start(GcOptions { grace, dry_run }, actor.clone(), GC_WAIT)
+                .await?
+            {
                 Some(report) => Ok(json(StatusCode::OK, &report)),
-                None => Err(ApiError::new(
-                    StatusCode::CONFLICT,
-                    "DENIED",
-                    "a garbage collection is running already; try again when it ends",
-                )),
+                None => Ok(running()),
             }
         }
+        (&Method::GET, "gc") => match reg.gc_state() {
+            None => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "NAME_UNKNOWN",
+                "no garbage collection was started through this server since it started",
+            )),
+            Some(None) => Ok(running()),
+            Some(Some(Ok(report))) => Ok(json(StatusCode::OK, &report)),
+            Some(Some(Err(e))) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "UNKNOWN",
+                format!("the garbage collection failed: {e}"),
+            )),
+        },
         (&Method::POST, "scrub") => Ok(json(StatusCode::OK, &reg.scrub(actor).await?)),
         (&Method::GET, "immutable") => {
             let rules = reg

@@ -491,8 +491,21 @@ mod gc {
             .bearer_auth(token)
             .send()
             .await?;
-        let bytes = expect(res, 200, "gc").await?.bytes().await?;
-        Ok(serde_json::from_slice(&bytes)?)
+        let mut answer: serde_json::Value = serde_json::from_slice(&res.bytes().await?)?;
+        // A long run answers 202; followed until it ends.
+        while answer["state"] == "running" {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let res = c
+                .get(format!("{base}/bonded/v1/gc"))
+                .bearer_auth(token)
+                .send()
+                .await?;
+            answer = serde_json::from_slice(&res.bytes().await?)?;
+        }
+        if answer.get("errors").is_some() {
+            return Err(format!("gc: {answer}").into());
+        }
+        Ok(answer)
     }
 
     /// 8 pullers of tagged manifests and 8 pushers of new tagged ones until `stop`:

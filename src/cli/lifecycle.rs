@@ -73,10 +73,22 @@ pub async fn gc(args: &GcArgs) -> Result<(), String> {
             if let Some(g) = grace {
                 path.push_str(&format!("&gracePeriod={}s", g.as_secs()));
             }
-            client
-                .bonded_typed::<wire::GcReport>(Method::POST, &path, None)
+            let mut answer: serde_json::Value = client
+                .bonded_typed(Method::POST, &path, None)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            // A long run answers 202: followed until it ends.
+            while answer.get("state").and_then(|s| s.as_str()) == Some("running") {
+                eprintln!("garbage collection running...");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                answer = client
+                    .bonded_typed(Method::GET, "gc", None)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            serde_json::from_value::<wire::GcReport>(answer).map_err(|e| {
+                format!("the server's garbage collection report is not what this client reads: {e}")
+            })?
         }
         None => {
             if args.dir.database_url.is_some() {

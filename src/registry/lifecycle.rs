@@ -12,6 +12,7 @@
 //! references missing bytes.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Registry, RegistryError, Result};
@@ -21,6 +22,13 @@ use crate::wire::{GcItem, GcReport, ScrubProblem, ScrubReport};
 
 /// Most removals a report lists one by one (the counts are always exact).
 pub const MAX_REPORTED: usize = 10_000;
+
+/// A garbage collection run started over the API: its outcome once it ends.
+#[derive(Default)]
+pub struct GcJob {
+    result: std::sync::Mutex<Option<std::result::Result<GcReport, String>>>,
+    ended: tokio::sync::Notify,
+}
 
 /// Who asks: an account (or `bonded` for the schedule) and where from, as the audit trail
 /// records them.
@@ -732,6 +740,71 @@ impl Registry {
             .audit(&[actor.event(AuditAction::ScrubRun, None, None, Some(summary))])
             .await?;
         Ok(report)
+    }
+
+    /// Starts a run on its own task (a client going away does not stop it) and waits
+    /// for it up to `wait`: the report when it ended by then, `None` while it runs (see
+    /// [`Registry::gc_state`]). Refused while another run this process started runs.
+    pub async fn gc_start(
+        self: &Arc<Self>,
+        opts: GcOptions,
+        actor: Actor,
+        wait: Duration,
+    ) -> Result<Option<GcReport>> {
+        let job = {
+            let mut slot = self.gc_job.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(j) = slot.as_ref() {
+                if j.result.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
+                    return Err(RegistryError::Denied {
+                        message: "a garbage collection is running already; follow it with GET /bonded/v1/gc".into(),
+                        detail: serde_json::json!({ "check": "gc" }),
+                    });
+                }
+            }
+            let job = Arc::new(GcJob::default());
+            *slot = Some(job.clone());
+            job
+        };
+        let (reg, done) = (self.clone(), job.clone());
+        tokio::spawn(async move {
+            let outcome = match reg.gc(opts, &actor).await {
+                Ok(Some(r)) => Ok(r),
+                Ok(None) => Err(
+                    "a garbage collection is running elsewhere (another process of this database)"
+                        .to_string(),
+                ),
+                Err(e) => Err(e.to_string()),
+            };
+            *done.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
+            done.ended.notify_waiters();
+        });
+        let ended = job.ended.notified();
+        tokio::pin!(ended);
+        ended.as_mut().enable();
+        if job
+            .result
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
+        {
+            let _ = tokio::time::timeout(wait, ended).await;
+        }
+        match self.gc_state() {
+            Some(Some(Ok(r))) => Ok(Some(r)),
+            Some(Some(Err(e))) => Err(RegistryError::Denied {
+                message: format!("garbage collection failed: {e}"),
+                detail: serde_json::json!({ "check": "gc" }),
+            }),
+            _ => Ok(None),
+        }
+    }
+
+    /// The latest run this process started: `None` if none, `Some(None)` while it
+    /// runs, else how it ended.
+    pub fn gc_state(&self) -> Option<Option<std::result::Result<GcReport, String>>> {
+        let slot = self.gc_job.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref()
+            .map(|j| j.result.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 
     // ---- immutable tag rules --------------------------------------------------------

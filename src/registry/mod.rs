@@ -249,6 +249,8 @@ pub struct Registry {
     gc_lock: tokio::sync::Mutex<()>,
     /// The grace period of garbage collection runs that name none (`--gc-grace-period`).
     gc_grace: Duration,
+    /// The latest run started over the API.
+    gc_job: Mutex<Option<Arc<lifecycle::GcJob>>>,
 }
 
 /// What `/readyz` found: for each dependency, why it cannot be reached (`None`: it can).
@@ -306,6 +308,7 @@ impl Registry {
             accounts_generation: Arc::default(),
             gc_lock: tokio::sync::Mutex::new(()),
             gc_grace: Duration::from_secs(86_400),
+            gc_job: Mutex::new(None),
             trust_job: Mutex::new(None),
             trust_change_wait: Duration::from_secs(10),
             max_signatures: DEFAULT_MAX_SIGNATURES_PER_SUBJECT,
