@@ -166,6 +166,19 @@ pub struct ImmutableRule {
     pub created_by: Option<String>,
 }
 
+impl From<crate::db::ImmutableRule> for ImmutableRule {
+    fn from(r: crate::db::ImmutableRule) -> Self {
+        ImmutableRule {
+            pattern: r.pattern,
+            tags: r.tags,
+            created_at: time::OffsetDateTime::from_unix_timestamp(r.created_at)
+                .ok()
+                .map(crate::timefmt::rfc3339),
+            created_by: Some(r.created_by),
+        }
+    }
+}
+
 /// `GET /bonded/v1/immutable`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

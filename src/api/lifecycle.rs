@@ -103,14 +103,7 @@ pub async fn handle(
                 .immutable_list()
                 .await?
                 .into_iter()
-                .map(|r| wire::ImmutableRule {
-                    pattern: r.pattern,
-                    tags: r.tags,
-                    created_at: time::OffsetDateTime::from_unix_timestamp(r.created_at)
-                        .ok()
-                        .map(crate::timefmt::rfc3339),
-                    created_by: Some(r.created_by),
-                })
+                .map(wire::ImmutableRule::from)
                 .collect();
             Ok(json(StatusCode::OK, &wire::ImmutableRules { rules }))
         }

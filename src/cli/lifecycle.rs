@@ -107,14 +107,7 @@ pub async fn gc(args: &GcArgs) -> Result<(), String> {
                     dir.display()
                 ));
             }
-            let db = Metadata::open_existing(dir, None).await?;
-            let store = crate::storage::FsBlobStore::open(dir)
-                .map_err(|e| format!("cannot open the blob store in {}: {e}", dir.display()))?;
-            let registry = Registry::new(
-                Arc::new(store),
-                db.clone(),
-                std::time::Duration::from_secs(3600),
-            );
+            let (db, registry) = offline_registry(dir).await?;
             let opts = GcOptions {
                 grace: grace.unwrap_or(std::time::Duration::from_secs(86_400)),
                 dry_run: args.dry_run,
@@ -190,14 +183,7 @@ pub async fn scrub(args: &ScrubArgs) -> Result<(), String> {
                 return Err("an offline scrub reads a data directory's own database and blobs; for PostgreSQL or S3 run it on the server: bonded scrub --registry HOST".into());
             }
             let dir = &args.dir.data_dir;
-            let db = Metadata::open_existing(dir, None).await?;
-            let store = crate::storage::FsBlobStore::open(dir)
-                .map_err(|e| format!("cannot open the blob store in {}: {e}", dir.display()))?;
-            let registry = Registry::new(
-                Arc::new(store),
-                db.clone(),
-                std::time::Duration::from_secs(3600),
-            );
+            let (db, registry) = offline_registry(dir).await?;
             let actor = Actor {
                 name: operator(),
                 source: None,
@@ -310,8 +296,8 @@ pub async fn immutable(args: &ImmutableArgs) -> Result<(), String> {
             let db = Metadata::open_existing(&args.dir.data_dir, args.dir.database_url.as_deref())
                 .await?;
             let actor = operator();
-            let event = |action, pattern: &str, tags: &str| crate::db::AuditEvent {
-                ..crate::db::AuditEvent::now(
+            let event = |action, pattern: &str, tags: &str| {
+                crate::db::AuditEvent::now(
                     &actor,
                     None,
                     action,
@@ -344,19 +330,7 @@ pub async fn immutable(args: &ImmutableArgs) -> Result<(), String> {
                 }
                 ImmutableCommand::List => {
                     let rules = db.immutable_rules().await.map_err(|e| e.to_string())?;
-                    print_rules(
-                        rules
-                            .into_iter()
-                            .map(|r| wire::ImmutableRule {
-                                pattern: r.pattern,
-                                tags: r.tags,
-                                created_at: time::OffsetDateTime::from_unix_timestamp(r.created_at)
-                                    .ok()
-                                    .map(crate::timefmt::rfc3339),
-                                created_by: Some(r.created_by),
-                            })
-                            .collect(),
-                    );
+                    print_rules(rules.into_iter().map(wire::ImmutableRule::from).collect());
                 }
             }
             db.close().await;
@@ -384,6 +358,19 @@ fn print_rules(rules: Vec<wire::ImmutableRule>) {
         ]);
     }
     table.print();
+}
+
+/// A stopped server's data directory as a `Registry`: its SQLite database and its blobs.
+async fn offline_registry(dir: &std::path::Path) -> Result<(Metadata, Registry), String> {
+    let db = Metadata::open_existing(dir, None).await?;
+    let store = crate::storage::FsBlobStore::open(dir)
+        .map_err(|e| format!("cannot open the blob store in {}: {e}", dir.display()))?;
+    let registry = Registry::new(
+        Arc::new(store),
+        db.clone(),
+        std::time::Duration::from_secs(3600),
+    );
+    Ok((db, registry))
 }
 
 async fn admin_client(registry: &str, dir: &DataDir) -> Result<RegistryClient, String> {

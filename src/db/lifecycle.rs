@@ -69,6 +69,17 @@ impl Changes {
     }
 }
 
+/// A [`GraphManifest`] from `digest, subject, state, touched_at, size`.
+fn graph_manifest(r: sqlx::any::AnyRow) -> GraphManifest {
+    GraphManifest {
+        digest: r.get(0),
+        subject: r.get(1),
+        pending: r.get::<String, _>(2) == "pending",
+        touched_at: r.get(3),
+        size: r.get(4),
+    }
+}
+
 async fn changes_since(
     tx: &mut sqlx::AnyConnection,
     repo_id: i64,
@@ -83,13 +94,7 @@ async fn changes_since(
     .fetch_all(&mut *tx)
     .await?
     .into_iter()
-    .map(|r| GraphManifest {
-        digest: r.get(0),
-        subject: r.get(1),
-        pending: r.get::<String, _>(2) == "pending",
-        touched_at: r.get(3),
-        size: r.get(4),
-    })
+    .map(graph_manifest)
     .collect();
     let mut c = Changes {
         manifests,
@@ -278,13 +283,7 @@ impl Metadata {
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
-        .map(|r| GraphManifest {
-            digest: r.get(0),
-            subject: r.get(1),
-            pending: r.get::<String, _>(2) == "pending",
-            touched_at: r.get(3),
-            size: r.get(4),
-        })
+        .map(graph_manifest)
         .collect();
         g.tags = sqlx::query("SELECT name, digest, updated_at FROM tags WHERE repository_id = $1")
             .bind(repo_id)
