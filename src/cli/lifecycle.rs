@@ -112,10 +112,7 @@ pub async fn gc(args: &GcArgs) -> Result<(), String> {
                 grace: grace.unwrap_or(std::time::Duration::from_secs(86_400)),
                 dry_run: args.dry_run,
             };
-            let actor = Actor {
-                name: operator(),
-                source: None,
-            };
+            let actor = local_actor();
             let report = registry
                 .gc(opts, &actor)
                 .await
@@ -184,10 +181,7 @@ pub async fn scrub(args: &ScrubArgs) -> Result<(), String> {
             }
             let dir = &args.dir.data_dir;
             let (db, registry) = offline_registry(dir).await?;
-            let actor = Actor {
-                name: operator(),
-                source: None,
-            };
+            let actor = local_actor();
             let report = registry.scrub(&actor).await.map_err(|e| e.to_string())?;
             db.close().await;
             report
@@ -358,6 +352,14 @@ fn print_rules(rules: Vec<wire::ImmutableRule>) {
         ]);
     }
     table.print();
+}
+
+/// Who runs an offline command, as the audit trail names them.
+fn local_actor() -> Actor {
+    Actor {
+        name: operator(),
+        source: None,
+    }
 }
 
 /// A stopped server's data directory as a `Registry`: its SQLite database and its blobs.

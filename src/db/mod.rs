@@ -124,17 +124,19 @@ fn dialect(backend: Backend, sql: &'static str) -> &'static str {
     })
 }
 
+/// One embedded migration.
+fn migration(version: i64, name: &str, sql: &'static str) -> Migration {
+    Migration::new(
+        version,
+        name.to_string().into(),
+        MigrationType::Simple,
+        sqlx::SqlSafeStr::into_sql_str(sql),
+        false,
+    )
+}
+
 /// The SQLite schema, embedded in the binary and applied at start.
 fn migrator() -> Migrator {
-    let migration = |version, name: &str, sql: &'static str| {
-        Migration::new(
-            version,
-            name.to_string().into(),
-            MigrationType::Simple,
-            sqlx::SqlSafeStr::into_sql_str(sql),
-            false,
-        )
-    };
     Migrator::with_migrations(vec![
         migration(
             1,
@@ -181,15 +183,6 @@ fn migrator() -> Migrator {
 
 /// The PostgreSQL schema: a migration history of its own (migrations/postgres/).
 fn postgres_migrator() -> Migrator {
-    let migration = |version, name: &str, sql: &'static str| {
-        Migration::new(
-            version,
-            name.to_string().into(),
-            MigrationType::Simple,
-            sqlx::SqlSafeStr::into_sql_str(sql),
-            false,
-        )
-    };
     Migrator::with_migrations(vec![
         migration(
             1,
