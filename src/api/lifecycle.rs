@@ -113,6 +113,7 @@ pub async fn handle(
                     "the body must be {{\"pattern\": ..., \"tags\": ...}}: {e}"
                 ))
             })?;
+            crate::registry::check_rule(&rule.pattern, &rule.tags).map_err(invalid)?;
             let changed = reg
                 .immutable_set(&rule.pattern, &rule.tags, true, actor)
                 .await?;
@@ -130,6 +131,7 @@ pub async fn handle(
                     "DELETE immutable takes ?pattern=...&tags=...".into(),
                 ));
             };
+            crate::registry::check_rule(pattern, tags).map_err(invalid)?;
             let changed = reg.immutable_set(pattern, tags, false, actor).await?;
             if !changed {
                 return Err(ApiError::new(

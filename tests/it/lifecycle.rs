@@ -440,6 +440,20 @@ async fn immutable_tags_refuse_every_route_that_moves_or_deletes_them() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
+    // A rule that names no repository pattern is refused with what to write instead.
+    let res = c
+        .post(format!("{}/bonded/v1/immutable", s.url))
+        .body(json!({"pattern": "Prod App", "tags": "v*"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let e: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(e["errors"][0]["code"], "UNSUPPORTED");
+    assert!(e["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("'NAMESPACE/*'"));
     let listed = ok(&bonded(&data, &["immutable", "list"], ""));
     assert!(
         listed.contains("prod/*") && listed.contains("v*"),
