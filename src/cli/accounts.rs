@@ -107,20 +107,7 @@ impl Target {
         let Some(registry) = &dir.registry else {
             return open(dir).await.map(Target::Local);
         };
-        let options = ClientOptions {
-            insecure: dir.insecure,
-            ca_file: dir.ca_file.clone(),
-            ..ClientOptions::default()
-        };
-        let client = RegistryClient::connect(registry, &options, None, false)
-            .await
-            .map_err(remote_err)?;
-        if client.credentials().is_none() {
-            return Err(format!(
-                "no login for {registry}: run `bonded login {registry} --username NAME --password-stdin` first"
-            ));
-        }
-        Ok(Target::Remote(client))
+        admin_client(registry, dir).await.map(Target::Remote)
     }
 
     async fn close(self) {
@@ -559,6 +546,24 @@ pub(crate) fn operator() -> String {
 }
 
 /// Changes made from this machine's shell, audited as `local:<OS user>`.
+/// A client of `registry`'s administration API, logged in as with `bonded login`.
+pub(crate) async fn admin_client(registry: &str, dir: &DataDir) -> Result<RegistryClient, String> {
+    let options = ClientOptions {
+        insecure: dir.insecure,
+        ca_file: dir.ca_file.clone(),
+        ..ClientOptions::default()
+    };
+    let client = RegistryClient::connect(registry, &options, None, false)
+        .await
+        .map_err(remote_err)?;
+    if client.credentials().is_none() {
+        return Err(format!(
+            "no login for {registry}: run `bonded login {registry} --username NAME --password-stdin` first"
+        ));
+    }
+    Ok(client)
+}
+
 fn local_admin(db: &Metadata) -> Admin<'_> {
     Admin::new(db, &operator(), None)
 }

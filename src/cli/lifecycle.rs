@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::{Args, Subcommand};
 use reqwest::Method;
 
-use super::accounts::{operator, DataDir};
+use super::accounts::{admin_client, operator, DataDir};
 use crate::client::{ClientOptions, ImageRef, RegistryClient};
 use crate::db::Metadata;
 use crate::registry::{Actor, GcOptions, Registry};
@@ -373,21 +373,4 @@ async fn offline_registry(dir: &std::path::Path) -> Result<(Metadata, Registry),
         std::time::Duration::from_secs(3600),
     );
     Ok((db, registry))
-}
-
-async fn admin_client(registry: &str, dir: &DataDir) -> Result<RegistryClient, String> {
-    let options = ClientOptions {
-        insecure: dir.insecure,
-        ca_file: dir.ca_file.clone(),
-        ..ClientOptions::default()
-    };
-    let client = RegistryClient::connect(registry, &options, None, false)
-        .await
-        .map_err(|e| e.to_string())?;
-    if client.credentials().is_none() {
-        return Err(format!(
-            "no login for {registry}: run `bonded login {registry} --username NAME --password-stdin` first"
-        ));
-    }
-    Ok(client)
 }
