@@ -93,7 +93,7 @@ pub struct ServeArgs {
     /// Allow a plain-HTTP --s3-endpoint (a store on this machine or a private network)
     #[arg(long, env = "BONDED_S3_ALLOW_HTTP")]
     pub s3_allow_http: bool,
-    /// TOML file with any of: addr, metrics_addr, data_dir, database_url, blob_store, s3_endpoint, s3_allow_http, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject, trust_change_wait, audit_archive_after, audit_archive_dir, gc_interval, gc_grace_period
+    /// TOML file with any of: addr, metrics_addr, data_dir, database_url, blob_store, s3_endpoint, s3_allow_http, upload_ttl, pending_ttl, trust_policy, trust_store, hostname, admin_token, tls_cert, tls_key, pull_rate_limit, pull_rate_limit_account, pull_rate_limit_role (a table ROLE = "COUNT/WINDOW"), insecure_http, header_read_timeout, idle_timeout, body_timeout, max_connections, max_connections_per_address, trusted_proxies (a list), failed_login_limit, failed_login_limit_address, max_signatures_per_subject, trust_change_wait, audit_archive_after, audit_archive_dir, gc_interval, gc_grace_period, retention_interval
     #[arg(long, env = "BONDED_CONFIG")]
     pub config: Option<PathBuf>,
     /// Seconds an upload session may sit idle before it is discarded [default: 86400]
@@ -204,6 +204,9 @@ pub struct ServeArgs {
     /// collect at once) [default: 24h]
     #[arg(long, env = "BONDED_GC_GRACE_PERIOD", value_name = "AGE")]
     pub gc_grace_period: Option<String>,
+    /// How often the retention rules (`bonded retention set`) run, or `off` [default: 1h]
+    #[arg(long, env = "BONDED_RETENTION_INTERVAL", value_name = "AGE|off")]
+    pub retention_interval: Option<String>,
     /// Failed password logins allowed per account from one address (an IPv6 /64 counts as
     /// one), as COUNT/WINDOW; past it that account's password logins from there get 429
     /// until the bucket refills. API tokens are never limited [default: 10/15min]
@@ -260,6 +263,7 @@ struct FileConfig {
     audit_archive_dir: Option<PathBuf>,
     gc_interval: Option<String>,
     gc_grace_period: Option<String>,
+    retention_interval: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -321,6 +325,16 @@ pub fn parse_duration(
     Ok(Duration::from_secs(seconds))
 }
 
+/// Seconds as `parse_duration` reads them, in the largest unit that divides them.
+pub fn format_duration(seconds: i64) -> String {
+    match seconds {
+        s if s != 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s != 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s != 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// The settings `serve` runs with.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -359,6 +373,8 @@ pub struct ServeConfig {
     /// How often garbage collection runs; `None`: never on its own.
     pub gc_interval: Option<Duration>,
     pub gc_grace_period: Duration,
+    /// How often the retention rules run; `None`: only when asked.
+    pub retention_interval: Option<Duration>,
 }
 
 /// A positive setting: flag, else file, else default.
@@ -547,6 +563,16 @@ impl ServeConfig {
                 Some(t) => Some(parse_duration("gc_interval", t, false)?),
                 None => Some(Duration::from_secs(3600)),
             },
+            retention_interval: match args
+                .retention_interval
+                .clone()
+                .or(file.retention_interval)
+                .as_deref()
+            {
+                Some("off") => None,
+                Some(t) => Some(parse_duration("retention_interval", t, false)?),
+                None => Some(Duration::from_secs(3600)),
+            },
             gc_grace_period: match args.gc_grace_period.clone().or(file.gc_grace_period) {
                 Some(t) => parse_duration("gc_grace_period", &t, true)?,
                 None => Duration::from_secs(86_400),
@@ -580,6 +606,24 @@ fn load(path: &Path) -> Result<FileConfig, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_print_as_they_parse() {
+        for (secs, text) in [
+            (45, "45s"),
+            (90, "90s"),
+            (1800, "30m"),
+            (7200, "2h"),
+            (604_800, "7d"),
+            (0, "0s"),
+        ] {
+            assert_eq!(format_duration(secs), text);
+            assert_eq!(
+                parse_duration("t", text, true).unwrap().as_secs(),
+                secs as u64
+            );
+        }
+    }
 
     #[test]
     fn defaults_then_file_then_flags() {

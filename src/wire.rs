@@ -148,8 +148,66 @@ pub struct GcItem {
     pub kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repository: Option<String>,
+    /// `tag` (retention): the tag removed; `digest` is what it pointed at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     pub digest: String,
     pub reason: String,
+}
+
+/// A retention rule (`GET/POST/DELETE /bonded/v1/retention`): in the repositories
+/// `pattern` matches (the most specific pattern wins), the `keepLast` images most recently
+/// tagged keep their tags, tags matching `keepTags` are kept whatever their age, and the
+/// other tags are removed, with the manifests nothing else keeps; untagged manifests last
+/// pushed more than `untaggedAfterSeconds` ago go too.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionRule {
+    pub pattern: String,
+    pub keep_last: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_tags: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untagged_after_seconds: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+}
+
+impl From<crate::db::RetentionRule> for RetentionRule {
+    fn from(r: crate::db::RetentionRule) -> Self {
+        RetentionRule {
+            pattern: r.pattern,
+            keep_last: r.keep_last.clamp(0, u32::MAX as i64) as u32,
+            keep_tags: r.keep_tags,
+            untagged_after_seconds: r.untagged_after.map(|s| s.max(0) as u64),
+            created_at: time::OffsetDateTime::from_unix_timestamp(r.created_at)
+                .ok()
+                .map(crate::timefmt::rfc3339),
+            created_by: Some(r.created_by),
+        }
+    }
+}
+
+/// `GET /bonded/v1/retention`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionRules {
+    pub rules: Vec<RetentionRule>,
+}
+
+/// `POST /bonded/v1/retention/run`: the tags and manifests one run removed (a dry run:
+/// would remove). Counts are exact; `removed` lists at most the first 10,000. Blobs the
+/// removed manifests alone used are freed by the next garbage collection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionReport {
+    pub dry_run: bool,
+    pub tags_removed: u64,
+    pub manifests_removed: u64,
+    pub removed: Vec<GcItem>,
+    pub seconds: f64,
 }
 
 /// An immutability rule (`GET/POST/DELETE /bonded/v1/immutable`).

@@ -1,5 +1,6 @@
-//! `/bonded/v1/gc` and `/bonded/v1/immutable`: garbage collection and immutability rules,
-//! for administrators. Bodies and answers are the `wire` types the CLI shares.
+//! `/bonded/v1/gc`, `/bonded/v1/scrub`, `/bonded/v1/immutable` and `/bonded/v1/retention`:
+//! garbage collection, scrub, immutability and retention rules, for administrators.
+//! Bodies and answers are the `wire` types the CLI shares.
 
 use axum::http::{header, Method, StatusCode};
 use axum::response::Response;
@@ -50,9 +51,20 @@ fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+fn dry_run(query: &[(String, String)]) -> Result<bool, ApiError> {
+    match param(query, "dryRun") {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(v) => Err(invalid(format!("dryRun must be true or false, got '{v}'"))),
+    }
+}
+
 /// Whether `path` is one of these endpoints (the caller checks the admin role first).
 pub fn is_lifecycle(path: &str) -> bool {
-    matches!(path, "gc" | "immutable" | "scrub")
+    matches!(
+        path,
+        "gc" | "immutable" | "scrub" | "retention" | "retention/run"
+    )
 }
 
 pub async fn handle(
@@ -65,11 +77,7 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     match (method, path) {
         (&Method::POST, "gc") => {
-            let dry_run = match param(query, "dryRun") {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(v) => return Err(invalid(format!("dryRun must be true or false, got '{v}'"))),
-            };
+            let dry_run = dry_run(query)?;
             let grace = match param(query, "gracePeriod") {
                 None => reg.gc_grace(),
                 Some(v) => crate::config::parse_duration("gracePeriod", v, true)
@@ -141,6 +149,65 @@ pub async fn handle(
                 ));
             }
             Ok(json(StatusCode::OK, &wire::Changed { changed }))
+        }
+        (&Method::GET, "retention") => {
+            let rules = reg
+                .retention_list()
+                .await?
+                .into_iter()
+                .map(wire::RetentionRule::from)
+                .collect();
+            Ok(json(StatusCode::OK, &wire::RetentionRules { rules }))
+        }
+        (&Method::POST, "retention") => {
+            let rule: wire::RetentionRule = serde_json::from_slice(body).map_err(|e| {
+                invalid(format!(
+                    "the body must be {{\"pattern\": ..., \"keepLast\": N, \"keepTags\": GLOB?, \"untaggedAfterSeconds\": N?}}: {e}"
+                ))
+            })?;
+            let rule = crate::db::RetentionRule {
+                pattern: rule.pattern,
+                keep_last: i64::from(rule.keep_last),
+                keep_tags: rule.keep_tags,
+                untagged_after: rule
+                    .untagged_after_seconds
+                    .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+                created_at: 0,
+                created_by: actor.name.clone(),
+            };
+            crate::registry::check_retention(
+                &rule.pattern,
+                rule.keep_last,
+                rule.keep_tags.as_deref(),
+                rule.untagged_after,
+            )
+            .map_err(invalid)?;
+            let changed = reg.retention_set(&rule, actor).await?;
+            Ok(json(StatusCode::OK, &wire::Changed { changed }))
+        }
+        (&Method::DELETE, "retention") => {
+            let Some(pattern) = param(query, "pattern") else {
+                return Err(invalid("DELETE retention takes ?pattern=...".into()));
+            };
+            if !reg.retention_remove(pattern, actor).await? {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "NAME_UNKNOWN",
+                    format!("no retention rule for '{pattern}'"),
+                ));
+            }
+            Ok(json(StatusCode::OK, &wire::Changed { changed: true }))
+        }
+        (&Method::POST, "retention/run") => {
+            let dry_run = dry_run(query)?;
+            match reg.retention(dry_run, actor).await? {
+                Some(report) => Ok(json(StatusCode::OK, &report)),
+                None => Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "DENIED",
+                    "a garbage collection or retention run is in progress; try again when it ends (GET /bonded/v1/gc follows a collection)",
+                )),
+            }
         }
         (m, p) => Err(ApiError::unsupported(format!(
             "{m} is not supported on /bonded/v1/{p}"

@@ -1151,9 +1151,10 @@ async fn bonded_api_inner(
             return Ok(no_store_json(status, value));
         }
         if lifecycle::is_lifecycle(&path) {
-            // Listing the rules needs a login; changing anything, the admin role.
-            if method == Method::GET {
-                auth.require_api_login(&caller, "to read the immutability rules")?;
+            // Listing the rules needs a login (a refused push names them); a collection's
+            // report (every repository's digests) and changing anything, the admin role.
+            if method == Method::GET && matches!(path.as_str(), "immutable" | "retention") {
+                auth.require_api_login(&caller, "to read the immutability and retention rules")?;
             } else {
                 require_admin().await?;
             }

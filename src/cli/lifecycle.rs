@@ -95,18 +95,7 @@ pub async fn gc(args: &GcArgs) -> Result<(), String> {
                 return Err("an offline garbage collection works on a data directory's own database and blobs; for PostgreSQL or S3 run it on the server: bonded gc --registry HOST".into());
             }
             let dir = &args.dir.data_dir;
-            let lock = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(dir.join(DATA_DIR_LOCK))
-                .map_err(|e| format!("cannot open {}: {e}", dir.join(DATA_DIR_LOCK).display()))?;
-            if lock.try_lock().is_err() {
-                return Err(format!(
-                    "a bonded serve is using {}: run the collection on it (bonded gc --registry HOST), or stop it first",
-                    dir.display()
-                ));
-            }
+            let _lock = stopped_data_dir(dir, "bonded gc")?;
             let (db, registry) = offline_registry(dir).await?;
             let opts = GcOptions {
                 grace: grace.unwrap_or(std::time::Duration::from_secs(86_400)),
@@ -354,8 +343,30 @@ fn print_rules(rules: Vec<wire::ImmutableRule>) {
     table.print();
 }
 
+/// Holds `dir`'s lock alone for as long as the answer lives: refused while a `bonded
+/// serve` uses the directory (`command` over the API is the way then).
+pub(super) fn stopped_data_dir(
+    dir: &std::path::Path,
+    command: &str,
+) -> Result<std::fs::File, String> {
+    let path = dir.join(DATA_DIR_LOCK);
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    if lock.try_lock().is_err() {
+        return Err(format!(
+            "a bonded serve is using {}: run it on the server ({command} --registry HOST), or stop the server first",
+            dir.display()
+        ));
+    }
+    Ok(lock)
+}
+
 /// Who runs an offline command, as the audit trail names them.
-fn local_actor() -> Actor {
+pub(super) fn local_actor() -> Actor {
     Actor {
         name: operator(),
         source: None,
@@ -363,7 +374,9 @@ fn local_actor() -> Actor {
 }
 
 /// A stopped server's data directory as a `Registry`: its SQLite database and its blobs.
-async fn offline_registry(dir: &std::path::Path) -> Result<(Metadata, Registry), String> {
+pub(super) async fn offline_registry(
+    dir: &std::path::Path,
+) -> Result<(Metadata, Registry), String> {
     let db = Metadata::open_existing(dir, None).await?;
     let store = crate::storage::FsBlobStore::open(dir)
         .map_err(|e| format!("cannot open the blob store in {}: {e}", dir.display()))?;

@@ -10,6 +10,7 @@ mod login;
 mod pending;
 mod pkcs11;
 mod push;
+mod retention;
 mod serve;
 mod sign;
 mod table;
@@ -97,6 +98,8 @@ pub enum Command {
     Immutable(lifecycle::ImmutableArgs),
     /// Re-hash every stored blob and check the database against the store
     Scrub(lifecycle::ScrubArgs),
+    /// Remove old tags and the images only they kept, by rules per repository: set, remove, show, run
+    Retention(retention::RetentionArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion(docs::CompletionArgs),
     /// Print the man page, or write every command's page into a directory
@@ -136,6 +139,7 @@ impl Cli {
             Command::Gc(args) => done(lifecycle::gc(&args).await),
             Command::Immutable(args) => done(lifecycle::immutable(&args).await),
             Command::Scrub(args) => done(lifecycle::scrub(&args).await),
+            Command::Retention(args) => done(retention::retention(&args).await),
             Command::Keygen(args) => done(keygen::run(&args)),
             Command::Completion(args) => done(docs::completion(&args)),
             Command::Man(args) => done(docs::man(&args)),

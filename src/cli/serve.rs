@@ -203,6 +203,43 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
             }
         })
     });
+    let retainer = cfg.retention_interval.map(|every| {
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let started = std::time::Instant::now();
+                // A collection holding the lock (both schedules tick together by default)
+                // delays the run, it does not skip it.
+                loop {
+                    match registry
+                        .retention(false, &crate::registry::Actor::server())
+                        .await
+                    {
+                        Ok(Some(r)) => {
+                            if r.tags_removed + r.manifests_removed > 0 {
+                                tracing::info!(
+                                    tags = r.tags_removed,
+                                    manifests = r.manifests_removed,
+                                    seconds = r.seconds,
+                                    "retention done"
+                                );
+                            }
+                        }
+                        Ok(None) if started.elapsed() < every => {
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            continue;
+                        }
+                        Ok(None) => tracing::debug!("retention: a collection held the lock all interval"),
+                        Err(e) => tracing::warn!(error = %e, "retention failed; retrying at the next interval"),
+                    }
+                    break;
+                }
+            }
+        })
+    });
     let archiver = cfg.audit_archive.clone().map(|(age, dir)| {
         let db = db.clone();
         tokio::spawn(archive_old_records(db, age, dir))
@@ -403,6 +440,9 @@ pub async fn run(args: &ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     drop(data_dir_lock);
     if let Some(c) = &collector {
         c.abort();
+    }
+    if let Some(r) = &retainer {
+        r.abort();
     }
     trimmer.abort();
     if let Some(a) = archiver {

@@ -63,6 +63,9 @@ audit_actions! {
     ScrubRun => "scrub.run",
     ImmutableAdd => "immutable.add",
     ImmutableRemove => "immutable.remove",
+    RetentionSet => "retention.set",
+    RetentionRemove => "retention.remove",
+    RetentionRun => "retention.run",
 }
 
 impl AuditAction {

@@ -682,6 +682,153 @@ impl Metadata {
         tx.commit().await?;
         Ok(removed)
     }
+
+    // ---- retention ------------------------------------------------------------------
+
+    pub async fn retention_rules(&self) -> Result<Vec<RetentionRule>> {
+        let rows = sqlx::query(
+            "SELECT pattern, keep_last, keep_tags, untagged_after, created_at, created_by
+             FROM retention_rules ORDER BY pattern",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RetentionRule {
+                pattern: r.get(0),
+                keep_last: r.get(1),
+                keep_tags: r.get(2),
+                untagged_after: r.get(3),
+                created_at: r.get(4),
+                created_by: r.get(5),
+            })
+            .collect())
+    }
+
+    /// Sets the rule of `rule.pattern`, replacing the one it had; whether anything
+    /// changed (audited only then).
+    pub async fn retention_set(&self, rule: &RetentionRule, events: &[AuditEvent]) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let old = sqlx::query(
+            "SELECT keep_last, keep_tags, untagged_after FROM retention_rules WHERE pattern = $1",
+        )
+        .bind(&rule.pattern)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| {
+            (
+                r.get::<i64, _>(0),
+                r.get::<Option<String>, _>(1),
+                r.get::<Option<i64>, _>(2),
+            )
+        });
+        let new = (rule.keep_last, rule.keep_tags.clone(), rule.untagged_after);
+        if old.as_ref() == Some(&new) {
+            tx.commit().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO retention_rules
+                 (pattern, keep_last, keep_tags, untagged_after, created_at, created_by)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (pattern) DO UPDATE SET keep_last = excluded.keep_last,
+                 keep_tags = excluded.keep_tags, untagged_after = excluded.untagged_after,
+                 created_at = excluded.created_at, created_by = excluded.created_by",
+        )
+        .bind(&rule.pattern)
+        .bind(rule.keep_last)
+        .bind(rule.keep_tags.clone())
+        .bind(rule.untagged_after)
+        .bind(now())
+        .bind(&rule.created_by)
+        .execute(&mut *tx)
+        .await?;
+        audit::append(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Removes the rule of `pattern` (`false`: there was none), audited.
+    pub async fn retention_remove(&self, pattern: &str, events: &[AuditEvent]) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query("DELETE FROM retention_rules WHERE pattern = $1")
+            .bind(pattern)
+            .execute(&mut *tx)
+            .await?;
+        let removed = done.rows_affected() > 0;
+        if removed {
+            audit::append(&mut tx, events).await?;
+        }
+        tx.commit().await?;
+        Ok(removed)
+    }
+
+    /// Removes tags (name, digest, updated_at) of repository `repo_id` that still point
+    /// where and since when they did, in batches with their audit records: a tag pushed
+    /// again meanwhile stays. Returns the tags removed.
+    pub async fn remove_tags_unchanged(
+        &self,
+        repo_id: i64,
+        tags: &[(String, String, i64)],
+        event: impl Fn(&str, &str) -> AuditEvent,
+    ) -> Result<Vec<(String, String, i64)>> {
+        let mut out = Vec::new();
+        for batch in tags.chunks(BATCH) {
+            let mut tx = self.begin_write().await?;
+            let mut events = Vec::new();
+            for (name, digest, updated) in batch {
+                let done = sqlx::query(
+                    "DELETE FROM tags WHERE repository_id = $1 AND name = $2
+                     AND digest = $3 AND updated_at = $4",
+                )
+                .bind(repo_id)
+                .bind(name)
+                .bind(digest)
+                .bind(*updated)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() > 0 {
+                    events.push(event(name, digest));
+                    out.push((name.clone(), digest.clone(), *updated));
+                }
+            }
+            audit::append(&mut tx, &events).await?;
+            tx.commit().await?;
+        }
+        Ok(out)
+    }
+}
+
+/// A retention rule (see migrations/0009_retention.sql).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionRule {
+    pub pattern: String,
+    pub keep_last: i64,
+    pub keep_tags: Option<String>,
+    /// Seconds.
+    pub untagged_after: Option<i64>,
+    pub created_at: i64,
+    pub created_by: String,
+}
+
+impl RetentionRule {
+    /// How specific the rule's pattern is for a repository it matches: one repository
+    /// beats a namespace, a longer namespace a shorter one, any of them `*`.
+    fn specificity(&self) -> usize {
+        match self.pattern.strip_suffix("/*") {
+            _ if self.pattern == "*" => 0,
+            Some(ns) => 1 + ns.len(),
+            None => usize::MAX,
+        }
+    }
+
+    /// The rule of repository `repo` among `rules`: the most specific that matches.
+    pub fn for_repository<'a>(rules: &'a [RetentionRule], repo: &str) -> Option<&'a RetentionRule> {
+        rules
+            .iter()
+            .filter(|r| crate::auth::pattern_matches(&r.pattern, repo))
+            .max_by_key(|r| r.specificity())
+    }
 }
 
 #[cfg(test)]
@@ -708,5 +855,35 @@ mod tests {
         );
         assert_eq!(tag_schema_subject(&format!("md5-{hex}")), None);
         assert_eq!(tag_schema_subject("latest"), None);
+    }
+
+    fn rule(pattern: &str, keep_last: i64) -> RetentionRule {
+        RetentionRule {
+            pattern: pattern.into(),
+            keep_last,
+            keep_tags: None,
+            untagged_after: None,
+            created_at: 0,
+            created_by: "t".into(),
+        }
+    }
+
+    #[test]
+    fn the_most_specific_retention_rule_is_a_repositorys() {
+        let rules = vec![
+            rule("*", 1),
+            rule("team/*", 2),
+            rule("team/web/*", 3),
+            rule("team/web/app", 4),
+        ];
+        let of = |repo: &str| RetentionRule::for_repository(&rules, repo).map(|r| r.keep_last);
+        assert_eq!(of("team/web/app"), Some(4));
+        assert_eq!(of("team/web/api"), Some(3));
+        assert_eq!(of("team/db"), Some(2));
+        assert_eq!(of("other"), Some(1));
+        // A namespace rule does not cover a repository named like the namespace.
+        assert_eq!(of("team"), Some(1));
+        let none = vec![rule("team/*", 2)];
+        assert_eq!(RetentionRule::for_repository(&none, "other/x"), None);
     }
 }

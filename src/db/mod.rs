@@ -36,7 +36,7 @@ pub struct PublishedTag {
 }
 pub use changes::{Change, Exclusive, Listener};
 pub use journal::Journal;
-pub use lifecycle::{tag_schema_subject, Changes, Deleted, Graph, GraphManifest};
+pub use lifecycle::{tag_schema_subject, Changes, Deleted, Graph, GraphManifest, RetentionRule};
 
 pub use audit::{
     chain_hash, format_at, format_unix, parse_time, verify_archive, Archived, AuditAction,
@@ -178,6 +178,11 @@ fn migrator() -> Migrator {
             "lifecycle",
             include_str!("../../migrations/0008_lifecycle.sql"),
         ),
+        migration(
+            9,
+            "retention",
+            include_str!("../../migrations/0009_retention.sql"),
+        ),
     ])
 }
 
@@ -193,6 +198,11 @@ fn postgres_migrator() -> Migrator {
             2,
             "lifecycle",
             include_str!("../../migrations/postgres/0002_lifecycle.sql"),
+        ),
+        migration(
+            3,
+            "retention",
+            include_str!("../../migrations/postgres/0003_retention.sql"),
         ),
     ])
 }

@@ -46,7 +46,7 @@ impl Actor {
         }
     }
 
-    fn event(
+    pub(super) fn event(
         &self,
         action: AuditAction,
         repo: Option<&str>,
@@ -76,14 +76,14 @@ pub struct Marked {
     pub links: Vec<String>,
 }
 
-fn unix_now() -> i64 {
+pub(super) fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
 
-fn when(secs: i64) -> String {
+pub(super) fn when(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
         .and_then(|t| {
@@ -104,6 +104,49 @@ fn when(secs: i64) -> String {
 /// is not in the repository it lives only through its grace period. An index's children
 /// are reachable from it.
 pub fn mark(g: &Graph, cutoff: i64, immutable: &dyn Fn(&str) -> bool) -> Marked {
+    mark_with(g, Fresh::Since(cutoff), immutable)
+}
+
+/// What keeps a manifest of its own accord (besides being pending, waited for, tagged
+/// or immutable-tagged).
+#[derive(Clone, Copy)]
+pub(super) enum Fresh<'a> {
+    /// Garbage collection: pushed at or after this moment (the grace period).
+    Since(i64),
+    /// Retention: without a subject, not left untagged by the run (`freed`) and, when
+    /// `untagged_since` is set, pushed at or after it; with a subject, only that subject
+    /// (a referrer whose subject is not there is garbage collection's).
+    Retention {
+        freed: &'a HashSet<String>,
+        untagged_since: Option<i64>,
+    },
+}
+
+impl Fresh<'_> {
+    /// `subject`: `None` without one, else whether it is in the repository.
+    fn keeps(&self, digest: &str, touched: i64, subject: Option<bool>) -> bool {
+        match *self {
+            Fresh::Since(cutoff) => touched >= cutoff,
+            Fresh::Retention {
+                freed,
+                untagged_since,
+            } => match subject {
+                Some(present) => !present,
+                None => !freed.contains(digest) && untagged_since.is_none_or(|c| touched >= c),
+            },
+        }
+    }
+
+    /// Links older than this that no live manifest references are garbage.
+    fn link_cutoff(&self) -> i64 {
+        match *self {
+            Fresh::Since(cutoff) => cutoff,
+            Fresh::Retention { .. } => i64::MIN,
+        }
+    }
+}
+
+pub(super) fn mark_with(g: &Graph, fresh: Fresh, immutable: &dyn Fn(&str) -> bool) -> Marked {
     let present: HashSet<&str> = g.manifests.iter().map(|m| m.digest.as_str()).collect();
     let mut tags_of: HashMap<&str, Vec<&str>> = HashMap::new();
     // subject -> manifests that live as long as it does
@@ -138,7 +181,7 @@ pub fn mark(g: &Graph, cutoff: i64, immutable: &dyn Fn(&str) -> bool) -> Marked 
     for (s, d, updated) in &schema_subjects {
         match present.get(s.as_str()) {
             Some(key) => referrers.entry(key).or_default().push(d),
-            None if *updated >= cutoff => roots.push(d),
+            None if fresh.keeps(d, *updated, Some(false)) => roots.push(d),
             None => {}
         }
     }
@@ -150,8 +193,9 @@ pub fn mark(g: &Graph, cutoff: i64, immutable: &dyn Fn(&str) -> bool) -> Marked 
     for m in &g.manifests {
         let d = m.digest.as_str();
         let tags = tags_of.get(d).map(Vec::as_slice).unwrap_or(&[]);
+        let subject = subject_of.get(d).map(|s| present.contains(s.as_str()));
         let root = m.pending
-            || m.touched_at >= cutoff
+            || fresh.keeps(d, m.touched_at, subject)
             || waiting.contains(d)
             || tags.iter().any(|t| immutable(t))
             || (!has_subject.contains(d) && !tags.is_empty());
@@ -198,7 +242,7 @@ pub fn mark(g: &Graph, cutoff: i64, immutable: &dyn Fn(&str) -> bool) -> Marked 
     out.links = g
         .links
         .iter()
-        .filter(|(b, at)| *at < cutoff && !referenced.contains(b.as_str()))
+        .filter(|(b, at)| *at < fresh.link_cutoff() && !referenced.contains(b.as_str()))
         .map(|(b, _)| b.clone())
         .collect();
     out.manifests.sort();
@@ -208,7 +252,7 @@ pub fn mark(g: &Graph, cutoff: i64, immutable: &dyn Fn(&str) -> bool) -> Marked 
 
 /// A repository graph's edges, for what a write made after the mark reaches: an index to
 /// its children, a subject to what lives as long as it does.
-struct Edges {
+pub(super) struct Edges {
     children: HashMap<String, Vec<String>>,
     referrers: HashMap<String, Vec<String>>,
     /// What the mark saw: a change that reads back the same (the second the graph was
@@ -218,7 +262,7 @@ struct Edges {
 }
 
 impl Edges {
-    fn of(g: &Graph) -> Edges {
+    pub(super) fn of(g: &Graph) -> Edges {
         let mut e = Edges {
             children: HashMap::new(),
             referrers: HashMap::new(),
@@ -253,7 +297,7 @@ impl Edges {
 
     /// Everything reachable from what `changes` wrote (new tags, waiting tags, manifests
     /// pushed), over these edges and the new manifests' own: what must stay.
-    fn reachable_after(&self, changes: &crate::db::Changes) -> HashSet<String> {
+    pub(super) fn reachable_after(&self, changes: &crate::db::Changes) -> HashSet<String> {
         let manifests: Vec<&crate::db::GraphManifest> = changes
             .manifests
             .iter()
@@ -502,6 +546,7 @@ impl Registry {
                     GcItem {
                         kind: "manifest".into(),
                         repository: Some(name.clone()),
+                        tag: None,
                         digest: d.clone(),
                         reason: reasons.get(d.as_str()).copied().unwrap_or_default().into(),
                     },
@@ -566,6 +611,7 @@ impl Registry {
                 GcItem {
                     kind: "blob".into(),
                     repository: None,
+                    tag: None,
                     digest: d,
                     reason: "garbage collection: no repository links it".into(),
                 },
@@ -595,6 +641,7 @@ impl Registry {
                 GcItem {
                     kind: "leftover".into(),
                     repository: None,
+                    tag: None,
                     digest: key,
                     reason:
                         "garbage collection: stored bytes no record names (an interrupted push)"

@@ -12,11 +12,13 @@ mod gate;
 mod lifecycle;
 mod pending;
 mod replicas;
+mod retention;
 mod trust_admin;
 
 pub use compliance::MAX_LISTED;
 pub use gate::TrustConfig;
 pub use lifecycle::{check_rule, mark, Actor, GcOptions, MAX_REPORTED};
+pub use retention::{check_retention, describe as describe_retention, retention_tags};
 pub use trust_admin::{build_config, check_stores, JobState, TrustChange, TrustJob};
 
 use crate::db::{

@@ -723,3 +723,377 @@ async fn scrub_finds_a_corrupt_blob_which_is_never_served() {
         assert!(text.contains("2 problems"), "{text}");
     }
 }
+
+/// Pushes an index listing `children` (digest, size) under `reference` (a tag or its digest).
+async fn push_index(
+    c: &reqwest::Client,
+    s: &Server,
+    repo: &str,
+    children: &[(&str, usize)],
+    tag: Option<&str>,
+) -> String {
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2, "mediaType": OCI_INDEX,
+        "manifests": children.iter().map(|(d, n)| json!({"mediaType": OCI_MANIFEST, "digest": d, "size": n})).collect::<Vec<_>>(),
+    }))
+    .unwrap();
+    let d = sha256(&index);
+    let res = c
+        .put(s.v2(&format!("{repo}/manifests/{}", tag.unwrap_or(&d))))
+        .header("Content-Type", OCI_INDEX)
+        .body(index)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "push index {repo}");
+    d
+}
+
+async fn retention_run(s: &Server, dry_run: bool) -> Value {
+    let res = admin()
+        .post(format!(
+            "{}/bonded/v1/retention/run?dryRun={dry_run}",
+            s.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "retention run answers its report");
+    serde_json::from_slice(&res.bytes().await.unwrap()).unwrap()
+}
+
+/// (tags, manifests) a retention report lists, sorted.
+fn listed(report: &Value) -> (Vec<String>, Vec<String>) {
+    let items = report["removed"].as_array().unwrap();
+    let mut tags: Vec<String> = items
+        .iter()
+        .filter(|i| i["kind"] == "tag")
+        .map(|i| i["tag"].as_str().unwrap().to_string())
+        .collect();
+    let mut manifests: Vec<String> = items
+        .iter()
+        .filter(|i| i["kind"] == "manifest")
+        .map(|i| i["digest"].as_str().unwrap().to_string())
+        .collect();
+    tags.sort();
+    manifests.sort();
+    (tags, manifests)
+}
+
+#[tokio::test]
+async fn retention_keeps_the_last_images_kept_tags_and_what_a_kept_index_needs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_with_auth(&data, &[]);
+    let c = admin();
+    let rule = json!({"pattern": "ci/*", "keepLast": 2, "keepTags": "release-*"});
+    // Setting a rule and running retention need the admin role; reading the rules, a login.
+    user(&data, "dev", "developer", "ci/*");
+    let dev = as_user("dev", &password("dev"));
+    for (method, path, body) in [
+        (reqwest::Method::POST, "retention", rule.to_string()),
+        (
+            reqwest::Method::POST,
+            "retention/run?dryRun=true",
+            String::new(),
+        ),
+        (
+            reqwest::Method::DELETE,
+            "retention?pattern=ci/*",
+            String::new(),
+        ),
+    ] {
+        let res = dev
+            .request(method, format!("{}/bonded/v1/{path}", s.url))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{path} by a developer");
+    }
+    let bad = c
+        .post(format!("{}/bonded/v1/retention", s.url))
+        .body(json!({"pattern": "ci/", "keepLast": 2}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400, "a pattern that is no repository pattern");
+
+    push_blob(&c, &s, "ci/app", b"{}").await;
+    // First second: an index no rule keeps, with an untagged child; an image tagged
+    // `arm64` that an index kept by name (`release-multi`) lists; b1 as `release-1`.
+    let (c2, c2_d) = push_image(&c, &s, "ci/app", "c2-tmp", "c2", json!({})).await;
+    let res = c
+        .delete(s.v2("ci/app/manifests/c2-tmp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let multi_old = push_index(&c, &s, "ci/app", &[(&c2_d, c2.len())], Some("multi-old")).await;
+    let (arm, arm_d) = push_image(&c, &s, "ci/app", "arm64", "arm64", json!({})).await;
+    let release_multi = push_index(
+        &c,
+        &s,
+        "ci/app",
+        &[(&arm_d, arm.len())],
+        Some("release-multi"),
+    )
+    .await;
+    let (b1, b1_d) = push_image(&c, &s, "ci/app", "release-1", "b1", json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Later: b1..b5 in order (b1 tagged again), signatures of b2 and b5, b2's cosign
+    // `.sig` tag, and an untagged image.
+    let res = put_manifest(&c, s.v2("ci/app/manifests/b1"), b1.clone()).await;
+    assert_eq!(res.status(), 201);
+    let mut b = vec![(b1.clone(), b1_d.clone())];
+    for n in 2..=5 {
+        b.push(
+            push_image(
+                &c,
+                &s,
+                "ci/app",
+                &format!("b{n}"),
+                &format!("b{n}"),
+                json!({}),
+            )
+            .await,
+        );
+    }
+    let sig2 = push_referrer(&c, &s, "ci/app", &b[1].1, b[1].0.len(), "sig2").await;
+    let sig5 = push_referrer(&c, &s, "ci/app", &b[4].1, b[4].0.len(), "sig5").await;
+    let cosign_tag = format!("{}.sig", b[1].1.replacen(':', "-", 1));
+    let (_, cosign_d) = push_image(&c, &s, "ci/app", &cosign_tag, "cosign2", json!({})).await;
+    let (u_bytes, u_d) = {
+        let (bytes, d) = push_image(&c, &s, "ci/app", "u-tmp", "u", json!({})).await;
+        let res = c
+            .delete(s.v2("ci/app/manifests/u-tmp"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202);
+        (bytes, d)
+    };
+    // Another repository no rule covers keeps everything.
+    push_image(&c, &s, "other/app", "old", "other", json!({})).await;
+
+    let res = c
+        .post(format!("{}/bonded/v1/retention", s.url))
+        .body(rule.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let shown = ok(&bonded(&data, &["retention", "show"], ""));
+    assert!(
+        shown.contains("ci/*") && shown.contains("release-*"),
+        "{shown}"
+    );
+    let read = dev
+        .get(format!("{}/bonded/v1/retention", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+
+    // What the rule says: b5 and b4 are the two images most recently tagged; release-1
+    // and release-multi match the kept glob. The tags b3, b2, b1, arm64 and multi-old go.
+    // Manifests: b3, b2 with its signature and its `.sig` image, multi-old with its
+    // child c2. b1 (release-1), the arm64 image (release-multi lists it), b5 with its
+    // signature, b4 and the untagged u (no untagged-after) stay.
+    let want_tags: Vec<String> = {
+        let mut t: Vec<String> = ["b1", "b2", "b3", "arm64", "multi-old"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        t.sort();
+        t
+    };
+    let want_manifests: Vec<String> = {
+        let mut m = vec![
+            b[2].1.clone(),
+            b[1].1.clone(),
+            sig2.clone(),
+            cosign_d.clone(),
+            multi_old.clone(),
+            c2_d.clone(),
+        ];
+        m.sort();
+        m
+    };
+    let dry = retention_run(&s, true).await;
+    assert_eq!(dry["dryRun"], true);
+    assert_eq!(
+        listed(&dry),
+        (want_tags.clone(), want_manifests.clone()),
+        "{dry}"
+    );
+    assert_eq!(
+        status(&c, s.v2("ci/app/manifests/b3")).await,
+        200,
+        "a dry run removes nothing"
+    );
+    let run = retention_run(&s, false).await;
+    assert_eq!(
+        listed(&run),
+        (want_tags.clone(), want_manifests.clone()),
+        "{run}"
+    );
+    assert_eq!(run["tagsRemoved"], 5);
+    assert_eq!(run["manifestsRemoved"], 6);
+    for t in &want_tags {
+        assert_eq!(
+            status(&c, s.v2(&format!("ci/app/manifests/{t}"))).await,
+            404,
+            "tag {t}"
+        );
+    }
+    assert_eq!(
+        status(&c, s.v2(&format!("ci/app/manifests/{cosign_tag}"))).await,
+        404
+    );
+    for d in &want_manifests {
+        assert_eq!(
+            status(&c, s.v2(&format!("ci/app/manifests/{d}"))).await,
+            404,
+            "{d}"
+        );
+    }
+    for kept in ["b4", "b5", "release-1", "release-multi"] {
+        assert_eq!(
+            status(&c, s.v2(&format!("ci/app/manifests/{kept}"))).await,
+            200,
+            "{kept}"
+        );
+    }
+    for d in [&arm_d, &release_multi, &sig5, &u_d, &b1_d] {
+        assert_eq!(
+            status(&c, s.v2(&format!("ci/app/manifests/{d}"))).await,
+            200,
+            "{d}"
+        );
+    }
+    assert_eq!(status(&c, s.v2("other/app/manifests/old")).await, 200);
+    let refs = get_json(&c, s.v2(&format!("ci/app/referrers/{}", b[4].1))).await;
+    assert_eq!(
+        refs["manifests"].as_array().unwrap().len(),
+        1,
+        "b5 keeps its signature"
+    );
+    // Audited: each tag, each manifest, one record for the run.
+    let tag_deletes = audited(&s, "tag.delete").await;
+    assert!(
+        tag_deletes.iter().any(|r| r["tag"] == "b3"
+            && r["reason"]
+                .as_str()
+                .unwrap()
+                .contains("retention (rule 'ci/*')")),
+        "{tag_deletes:?}"
+    );
+    let deleted = audited(&s, "manifest.delete").await;
+    assert!(deleted.iter().any(
+        |r| r["digest"] == sig2.as_str() && r["reason"].as_str().unwrap().contains("retention")
+    ));
+    assert_eq!(audited(&s, "retention.run").await.len(), 1);
+    assert_eq!(audited(&s, "retention.set").await.len(), 1);
+    // A second run finds nothing more; the removed images' blobs go at garbage collection.
+    let again = retention_run(&s, false).await;
+    assert_eq!(
+        (
+            again["tagsRemoved"].as_u64(),
+            again["manifestsRemoved"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    let b3_layer = sha256(b"layer of b3");
+    assert_eq!(
+        status(&c, s.v2(&format!("ci/app/blobs/{b3_layer}"))).await,
+        200
+    );
+    gc(&s, "gracePeriod=0s").await;
+    assert_eq!(
+        status(&c, s.v2(&format!("ci/app/blobs/{b3_layer}"))).await,
+        404
+    );
+    assert_eq!(
+        status(
+            &c,
+            s.v2(&format!("ci/app/blobs/{}", sha256(b"layer of b4")))
+        )
+        .await,
+        200
+    );
+
+    // Untagged manifests: kept by retention until --untagged-after says otherwise (the
+    // collection at 0s took u; a new one is pushed).
+    assert!(!u_bytes.is_empty());
+    let (_, u_d) = push_image(&c, &s, "ci/app", "u2-tmp", "u2", json!({})).await;
+    let res = c
+        .delete(s.v2("ci/app/manifests/u2-tmp"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let kept = retention_run(&s, false).await;
+    assert_eq!(kept["manifestsRemoved"], 0, "{kept}");
+    let res = c
+        .post(format!("{}/bonded/v1/retention", s.url))
+        .body(json!({"pattern": "ci/*", "keepLast": 2, "keepTags": "release-*", "untaggedAfterSeconds": 1}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Whole seconds: pushed at T is "longer ago than 1s" from T+2 on.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let run = retention_run(&s, false).await;
+    assert_eq!(listed(&run), (vec![], vec![u_d.clone()]), "{run}");
+    assert_eq!(
+        status(&c, s.v2(&format!("ci/app/manifests/{u_d}"))).await,
+        404
+    );
+    assert_eq!(
+        status(&c, s.v2(&format!("ci/app/manifests/{arm_d}"))).await,
+        200,
+        "listed by a kept index"
+    );
+    // Removing the rule: runs change nothing more.
+    let res = c
+        .delete(format!("{}/bonded/v1/retention?pattern=ci/*", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let none = retention_run(&s, false).await;
+    assert_eq!(none["tagsRemoved"], 0);
+}
+
+#[tokio::test]
+async fn retention_runs_on_its_schedule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_in(&data, &["--retention-interval", "1s"]);
+    let c = client();
+    let said = ok(&bonded(
+        &data,
+        &["retention", "set", "nightly/*", "--keep-last", "1"],
+        "",
+    ));
+    assert!(
+        said.contains("keep the 1 images most recently tagged"),
+        "{said}"
+    );
+    push_image(&c, &s, "nightly/app", "n1", "n1", json!({})).await;
+    push_image(&c, &s, "nightly/app", "n2", "n2", json!({})).await;
+    let mut gone = false;
+    for _ in 0..100 {
+        if status(&c, s.v2("nightly/app/manifests/n1")).await == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the scheduled run removed the older tag");
+    assert_eq!(status(&c, s.v2("nightly/app/manifests/n2")).await, 200);
+    let runs = audited(&s, "retention.run").await;
+    assert!(runs.iter().any(|r| r["actor"] == "bonded"), "{runs:?}");
+}
