@@ -2,6 +2,7 @@
 
 pub mod accounts;
 mod audit;
+mod copy;
 mod docs;
 mod inspect;
 mod keygen;
@@ -90,6 +91,8 @@ pub enum Command {
     Namespace(accounts::NamespaceArgs),
     /// Set, remove or list storage quotas on namespace patterns
     Quota(accounts::QuotaArgs),
+    /// Copy an image with its signatures, SBOMs and other referrers to another repository or registry
+    Copy(copy::CopyArgs),
     /// Delete a tag, or an image by digest with its signatures and other referrers
     Delete(lifecycle::DeleteArgs),
     /// Remove what no tag, index or live subject keeps (garbage collection), now
@@ -135,6 +138,7 @@ impl Cli {
             Command::Role(args) => done(accounts::role(&args).await),
             Command::Namespace(args) => done(accounts::namespace(&args).await),
             Command::Quota(args) => done(accounts::quota(&args).await),
+            Command::Copy(args) => done(copy::run(&args).await),
             Command::Delete(args) => done(lifecycle::delete(&args).await),
             Command::Gc(args) => done(lifecycle::gc(&args).await),
             Command::Immutable(args) => done(lifecycle::immutable(&args).await),

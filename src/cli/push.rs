@@ -105,7 +105,7 @@ fn read_manifest(layout: &Layout, d: &Descriptor) -> Result<(Vec<u8>, ParsedMani
 }
 
 /// The blobs a push uploads for an image manifest: its config and distributable layers.
-fn uploaded_blobs(parsed: &ParsedManifest) -> impl Iterator<Item = &Descriptor> {
+pub(super) fn uploaded_blobs(parsed: &ParsedManifest) -> impl Iterator<Item = &Descriptor> {
     parsed
         .config
         .iter()

@@ -437,7 +437,10 @@ impl Signer {
             .await
             .map_err(|e| e.to_string())?;
         if !has_referrers_api {
-            update_referrers_tag(client, image, digest, &signature_digest, signature.len()).await?;
+            let mut entry =
+                descriptor_json(media_type::OCI_MANIFEST, &signature_digest, signature.len());
+            entry["artifactType"] = json!(NOTARY_SIGNATURE);
+            update_referrers_tag(client, &image.repository, digest, vec![entry]).await?;
         }
         Ok(Some(signature_digest))
     }
@@ -519,15 +522,14 @@ pub async fn run(args: &SignArgs) -> Result<(), String> {
 }
 
 /// For registries without the referrers API: the `sha256-<hex>` tag holds an index of the
-/// subject's referrers, which the signer keeps up to date (as notation does).
-async fn update_referrers_tag(
+/// subject's referrers, which whoever pushes a referrer keeps up to date (as notation
+/// does). `entries` (descriptors) are added unless the index lists their digest already.
+pub(super) async fn update_referrers_tag(
     client: &RegistryClient,
-    image: &ImageRef,
+    repo: &crate::oci::RepositoryName,
     subject: &Digest,
-    signature: &Digest,
-    size: usize,
+    entries: Vec<serde_json::Value>,
 ) -> Result<(), String> {
-    let repo = &image.repository;
     let tag = format!("{}-{}", subject.algorithm().as_str(), subject.hex());
     let tag_ref: Reference = tag
         .parse()
@@ -540,12 +542,18 @@ async fn update_referrers_tag(
         }
         Err(e) => return Err(e.to_string()),
     };
-    let mut entry = descriptor_json(media_type::OCI_MANIFEST, signature, size);
-    entry["artifactType"] = json!(NOTARY_SIGNATURE);
-    index["manifests"]
+    let list = index["manifests"]
         .as_array_mut()
-        .ok_or_else(|| format!("referrers tag {tag} has no manifests list"))?
-        .push(entry);
+        .ok_or_else(|| format!("referrers tag {tag} has no manifests list"))?;
+    let before = list.len();
+    for entry in entries {
+        if !list.iter().any(|m| m["digest"] == entry["digest"]) {
+            list.push(entry);
+        }
+    }
+    if list.len() == before {
+        return Ok(());
+    }
     let bytes = serde_json::to_vec(&index).expect("json");
     client
         .put_manifest(repo, &tag, media_type::OCI_INDEX, &bytes)

@@ -785,6 +785,97 @@ impl RegistryClient {
         Ok(true)
     }
 
+    /// Copies blob `digest` (`size` bytes) from `source`'s repository `source_repo` into
+    /// `repo` unless it is there: mounted when `mount_from` (a repository of this same
+    /// registry) allows it, else streamed from the source's answer straight into one
+    /// upload (never held in memory; this registry checks the digest, and a source
+    /// sending more than `size` bytes is cut off). Returns whether anything was moved.
+    pub async fn copy_blob_from(
+        &self,
+        repo: &RepositoryName,
+        digest: &Digest,
+        size: u64,
+        source: &RegistryClient,
+        source_repo: &RepositoryName,
+        mount_from: Option<&RepositoryName>,
+    ) -> Result<bool, ClientError> {
+        use futures_util::StreamExt;
+        if self.has_blob(repo, digest).await? {
+            return Ok(false);
+        }
+        let mut session = None;
+        if let Some(from) = mount_from {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("mount", &digest.to_string())
+                .append_pair("from", from.as_str())
+                .finish();
+            let res = self
+                .request(
+                    reqwest::Method::POST,
+                    self.url(repo, &format!("blobs/uploads/?{query}")),
+                )
+                .send()
+                .await
+                .map_err(|e| self.unreachable(e))?;
+            match res.status().as_u16() {
+                201 => return Ok(true),
+                // No mount (the spec lets a registry decline): an ordinary session.
+                202 => session = self.location(&res),
+                _ => {}
+            }
+        }
+        let session = match session {
+            Some(s) => s,
+            None => self.open_session(repo).await?,
+        };
+        let res = source
+            .request(
+                reqwest::Method::GET,
+                source.url(source_repo, &format!("blobs/{digest}")),
+            )
+            .send()
+            .await
+            .map_err(|e| source.unreachable(e))?;
+        if !res.status().is_success() {
+            return Err(refusal(
+                format!("blob {digest} of {}/{source_repo}", source.registry),
+                res,
+            )
+            .await);
+        }
+        if let Some(n) = res.content_length().filter(|n| *n != size) {
+            return Err(ClientError::Invalid(format!(
+                "{}/{source_repo} sends {n} bytes for blob {digest}, whose descriptor says {size}",
+                source.registry
+            )));
+        }
+        let mut seen = 0u64;
+        let name = digest.to_string();
+        let body = res.bytes_stream().map(move |chunk| {
+            let chunk = chunk.map_err(std::io::Error::other)?;
+            seen += chunk.len() as u64;
+            if seen > size {
+                return Err(std::io::Error::other(format!(
+                    "the source sends more than the {size} bytes of {name}"
+                )));
+            }
+            Ok::<_, std::io::Error>(chunk)
+        });
+        self.finish_upload(
+            Self::with_digest(&session, digest),
+            digest,
+            size,
+            reqwest::Body::wrap_stream(body),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// The registry host this client talks to.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
     /// Pushes a manifest under `reference`. Returns whether the registry acknowledged a
     /// `subject` (the `OCI-Subject` header of registries with the referrers API).
     pub async fn put_manifest(

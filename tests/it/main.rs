@@ -13,6 +13,7 @@ mod clients;
 mod compliance;
 mod connections;
 mod containerd;
+mod copy;
 mod cosign;
 mod crash;
 mod distribution;
