@@ -338,8 +338,11 @@ impl Metadata {
     ) -> Result<Vec<String>> {
         let mut removed = Vec::new();
         for batch in digests.chunks(BATCH) {
+            let started = std::time::Instant::now();
             let mut tx = self.begin_write().await?;
+            let began = started.elapsed();
             let changes = changes_since(&mut tx, repo_id, since).await?;
+            let read = started.elapsed();
             let kept = if changes.is_empty() {
                 Default::default()
             } else {
@@ -351,9 +354,22 @@ impl Metadata {
                 .cloned()
                 .collect();
             remove_manifests(&mut tx, repo_id, &batch).await?;
+            let deleted = started.elapsed();
             let events: Vec<AuditEvent> = batch.iter().map(|d| event(d)).collect();
             audit::append(&mut tx, &events).await?;
+            let audited = started.elapsed();
             tx.commit().await?;
+            // Where a slow sweep's time goes (the writer's wait, the rescue read, the
+            // deletes, the audit records, the commit).
+            tracing::debug!(
+                manifests = batch.len(),
+                wait_ms = began.as_millis() as u64,
+                changes_ms = (read - began).as_millis() as u64,
+                delete_ms = (deleted - read).as_millis() as u64,
+                audit_ms = (audited - deleted).as_millis() as u64,
+                commit_ms = (started.elapsed() - audited).as_millis() as u64,
+                "garbage collection batch"
+            );
             removed.extend(batch);
         }
         Ok(removed)
@@ -855,6 +871,48 @@ mod tests {
         );
         assert_eq!(tag_schema_subject(&format!("md5-{hex}")), None);
         assert_eq!(tag_schema_subject("latest"), None);
+    }
+
+    #[tokio::test]
+    async fn optimize_gives_the_planner_statistics_of_the_tables_that_have_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Metadata::open_sqlite(&dir.path().join("bonded.db"))
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO repositories (id, name, created_at) VALUES (1, 'r', 0)")
+            .execute(&db.write)
+            .await
+            .unwrap();
+        for i in 0..200 {
+            let d = format!("sha256:{i:064}");
+            sqlx::query(
+                "INSERT INTO manifests (repository_id, digest, media_type, size, content, created_at)
+                 VALUES (1, $1, 'm', 1, x'00', 0)",
+            )
+            .bind(&d)
+            .execute(&db.write)
+            .await
+            .unwrap();
+            sqlx::query(
+                "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (1, $1, $2, 0)",
+            )
+            .bind(format!("t{i}"))
+            .bind(&d)
+            .execute(&db.write)
+            .await
+            .unwrap();
+        }
+        db.optimize().await.unwrap();
+        // Without statistics SQLite 3.51 checks the tags foreign key of each deleted
+        // manifest by scanning the repository's tags (bench: 6.5 s for 500 manifests of a
+        // repository with 51k tags; with them, 24 ms).
+        let analysed: Vec<String> = sqlx::query_scalar("SELECT DISTINCT tbl FROM sqlite_stat1")
+            .fetch_all(&db.write)
+            .await
+            .unwrap();
+        for table in ["tags", "manifests"] {
+            assert!(analysed.iter().any(|t| t == table), "{analysed:?}");
+        }
     }
 
     fn rule(pattern: &str, keep_last: i64) -> RetentionRule {

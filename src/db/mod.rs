@@ -237,6 +237,17 @@ async fn begin_write(
     Ok(tx)
 }
 
+/// SQLite's planner statistics, sampled (`analysis_limit`: milliseconds on a 600 MB
+/// database). Without them SQLite 3.51 checks a deleted manifest's `tags` foreign key by
+/// scanning the repository's tags: 6.5 s to delete 500 manifests of a repository with 51k
+/// tags, 24 ms with them.
+async fn optimize_sqlite(write: &AnyPool) -> std::result::Result<(), sqlx::Error> {
+    sqlx::raw_sql("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+        .execute(write)
+        .await?;
+    Ok(())
+}
+
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -512,6 +523,7 @@ impl Metadata {
             .connect(&url("rwc"))
             .await?;
         migrator().run(&write).await?;
+        optimize_sqlite(&write).await?;
         let read = AnyPoolOptions::new()
             .max_connections(4)
             .after_connect(|conn, _| {
@@ -601,6 +613,15 @@ impl Metadata {
 
     /// Begins a write transaction; on PostgreSQL it first takes the write lock every
     /// process sharing the database takes, so writes are serialised as on SQLite.
+    /// Refreshes the query planner's statistics where the tables changed enough to need
+    /// it (SQLite's `PRAGMA optimize`; PostgreSQL's autovacuum does this itself).
+    pub async fn optimize(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            optimize_sqlite(&self.write).await?;
+        }
+        Ok(())
+    }
+
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(begin_write(&self.write).await?)
     }
