@@ -10,7 +10,8 @@ use super::json_response;
 use crate::registry::{Actor, GcOptions, Registry};
 use std::sync::Arc;
 
-/// How long `POST gc` waits for the run before answering 202 (follow with `GET gc`).
+/// How long `POST gc` waits for the run before answering 202 (follow with `GET gc`),
+/// unless asked (`?wait=`).
 const GC_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn running() -> Response {
@@ -83,8 +84,15 @@ pub async fn handle(
                 Some(v) => crate::config::parse_duration("gracePeriod", v, true)
                     .map_err(|e| invalid(e.to_string()))?,
             };
+            // How long to wait for the report before answering 202 (at most a minute).
+            let wait = match param(query, "wait") {
+                None => GC_WAIT,
+                Some(v) => crate::config::parse_duration("wait", v, true)
+                    .map_err(|e| invalid(e.to_string()))?
+                    .min(std::time::Duration::from_secs(60)),
+            };
             match reg
-                .gc_start(GcOptions { grace, dry_run }, actor.clone(), GC_WAIT)
+                .gc_start(GcOptions { grace, dry_run }, actor.clone(), wait)
                 .await?
             {
                 Some(report) => Ok(json(StatusCode::OK, &report)),

@@ -1097,3 +1097,130 @@ async fn retention_runs_on_its_schedule() {
     let runs = audited(&s, "retention.run").await;
     assert!(runs.iter().any(|r| r["actor"] == "bonded"), "{runs:?}");
 }
+
+#[tokio::test]
+async fn a_push_completing_while_its_bytes_are_collected_is_refused_and_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_in(&data, &[]);
+    let c = client();
+    let blob = b"bytes being collected";
+    let d = push_blob(&c, &s, "gc/a", blob).await;
+    // What garbage collection does before it deletes bytes: it marks the row. (The
+    // window is milliseconds in a real run; here it is held open.)
+    sqlx::any::install_default_drivers();
+    let url = common::pg::url_for(&data)
+        .unwrap_or_else(|| format!("sqlite://{}", data.join("bonded.db").display()));
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE blobs SET doomed_at = 1 WHERE digest = $1")
+        .bind(&d)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // A monolithic push of the same bytes: 503 with Retry-After, saying to push again.
+    let res = c
+        .post(s.v2(&format!("gc/b/blobs/uploads/?digest={d}")))
+        .body(blob.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let e: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(e["errors"][0]["code"], "BLOB_UPLOAD_INVALID");
+    assert!(
+        e["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("push it again"),
+        "{e}"
+    );
+    // A mount of it is no mount: an upload session instead (the spec's fallback).
+    let res = c
+        .post(s.v2(&format!("gc/b/blobs/uploads/?mount={d}&from=gc/a")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    // Nothing was linked, and a manifest naming it is refused.
+    assert_eq!(status(&c, s.v2(&format!("gc/b/blobs/{d}"))).await, 404);
+    let m = image_manifest((&d, blob.len()), &[], json!({}));
+    let res = put_manifest(&c, s.v2("gc/b/manifests/v1"), m.clone()).await;
+    assert_eq!(res.status(), 400);
+    let e: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+    assert_eq!(e["errors"][0]["code"], "MANIFEST_BLOB_UNKNOWN");
+    // Once the collection is done with it (here: the mark lifted), the retry succeeds.
+    sqlx::query("UPDATE blobs SET doomed_at = NULL WHERE digest = $1")
+        .bind(&d)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(push_blob(&c, &s, "gc/b", blob).await, d);
+    assert_eq!(
+        put_manifest(&c, s.v2("gc/b/manifests/v1"), m)
+            .await
+            .status(),
+        201
+    );
+}
+
+#[tokio::test]
+async fn a_collection_that_outlasts_the_request_answers_202_and_is_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start_in(&data, &[]);
+    let c = client();
+    for i in 0..20 {
+        let (_, d) = push_image(&c, &s, "gc/slow", "t", &format!("i{i}"), json!({})).await;
+        assert!(d.starts_with("sha256:"));
+    }
+    // Nothing followed yet.
+    let res = admin()
+        .get(format!("{}/bonded/v1/gc", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // `wait=0s`: the answer does not wait for the run.
+    let res = admin()
+        .post(format!("{}/bonded/v1/gc?gracePeriod=0s&wait=0s", s.url))
+        .send()
+        .await
+        .unwrap();
+    let first = res.status().as_u16();
+    if first == 202 {
+        assert_eq!(res.headers()["location"], "/bonded/v1/gc");
+        let v: Value = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+        assert_eq!(v["state"], "running");
+    } else {
+        // The run ended before the answer was made: its report, as ever.
+        assert_eq!(first, 200);
+    }
+    let mut report = Value::Null;
+    for _ in 0..100 {
+        let res = admin()
+            .get(format!("{}/bonded/v1/gc", s.url))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            report = serde_json::from_slice(&res.bytes().await.unwrap()).unwrap();
+            break;
+        }
+        assert_eq!(res.status(), 202);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Nineteen images lost their tag to the next push of `t`.
+    assert_eq!(report["manifestsRemoved"], 19, "{report}");
+    // Following a run needs the admin role: its report names every repository's digests.
+    let res = client()
+        .get(format!("{}/bonded/v1/gc", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        [401, 403].contains(&res.status().as_u16()),
+        "{}",
+        res.status()
+    );
+}
