@@ -67,6 +67,14 @@ impl Changes {
     pub fn is_empty(&self) -> bool {
         self.manifests.is_empty() && self.tags.is_empty() && self.waiting.is_empty()
     }
+
+    /// Adds what a later read found (the same write read twice is harmless).
+    fn absorb(&mut self, later: Changes) {
+        self.manifests.extend(later.manifests);
+        self.tags.extend(later.tags);
+        self.waiting.extend(later.waiting);
+        self.children.extend(later.children);
+    }
 }
 
 /// A [`GraphManifest`] from `digest, subject, state, touched_at, size`.
@@ -337,11 +345,19 @@ impl Metadata {
         event: impl Fn(&str) -> AuditEvent,
     ) -> Result<Vec<String>> {
         let mut removed = Vec::new();
+        // What was written since `since`, read a piece per batch: each batch reads, inside
+        // its write transaction, only what was written since the previous batch's read.
+        // Writes are serialised (one writer), so a write after that read took its time
+        // after it: `>=` on whole seconds misses none.
+        let mut changes = Changes::default();
+        let mut since = since;
         for batch in digests.chunks(BATCH) {
             let started = std::time::Instant::now();
             let mut tx = self.begin_write().await?;
             let began = started.elapsed();
-            let changes = changes_since(&mut tx, repo_id, since).await?;
+            let read_at = now();
+            changes.absorb(changes_since(&mut tx, repo_id, since).await?);
+            since = read_at;
             let read = started.elapsed();
             let kept = if changes.is_empty() {
                 Default::default()
