@@ -353,6 +353,18 @@ impl Edges {
     }
 }
 
+/// See [`Registry::lifecycle_locks`].
+pub(super) struct LifecycleLocks<'a> {
+    _local: tokio::sync::MutexGuard<'a, ()>,
+    fleet: crate::db::Exclusive,
+}
+
+impl LifecycleLocks<'_> {
+    pub(super) async fn release(self) {
+        self.fleet.release().await;
+    }
+}
+
 impl Registry {
     /// The rules covering tag `tag` of `repo`.
     pub(crate) async fn immutable_rule_for(
@@ -462,15 +474,24 @@ impl Registry {
     /// process and, on a shared database, once across replicas: `Ok(None)` when another
     /// run holds the lock.
     pub async fn gc(&self, opts: GcOptions, actor: &Actor) -> Result<Option<GcReport>> {
-        let Ok(_one) = self.gc_lock.try_lock() else {
-            return Ok(None);
-        };
-        let Some(fleet) = self.sweep_lock().await? else {
+        let Some(locks) = self.lifecycle_locks().await? else {
             return Ok(None);
         };
         let report = self.gc_held(opts, actor).await;
-        fleet.release().await;
+        locks.release().await;
         report.map(Some)
+    }
+
+    /// The locks a collection or retention run holds: one at a time in this process, and
+    /// once across processes of a shared database. `None` while another run holds them.
+    pub(super) async fn lifecycle_locks(&self) -> Result<Option<LifecycleLocks<'_>>> {
+        let Ok(local) = self.gc_lock.try_lock() else {
+            return Ok(None);
+        };
+        Ok(self.sweep_lock().await?.map(|fleet| LifecycleLocks {
+            _local: local,
+            fleet,
+        }))
     }
 
     /// [`Registry::gc`] with its locks held.

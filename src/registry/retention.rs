@@ -217,14 +217,11 @@ impl Registry {
     /// One retention run over every repository a rule covers (see the module's comment).
     /// Runs one at a time with garbage collection: `Ok(None)` when either runs already.
     pub async fn retention(&self, dry_run: bool, actor: &Actor) -> Result<Option<RetentionReport>> {
-        let Ok(_one) = self.gc_lock.try_lock() else {
-            return Ok(None);
-        };
-        let Some(fleet) = self.sweep_lock().await? else {
+        let Some(locks) = self.lifecycle_locks().await? else {
             return Ok(None);
         };
         let report = self.retention_held(dry_run, actor).await;
-        fleet.release().await;
+        locks.release().await;
         report.map(Some)
     }
 
