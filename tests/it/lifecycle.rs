@@ -1224,3 +1224,57 @@ async fn a_collection_that_outlasts_the_request_answers_202_and_is_followed() {
         res.status()
     );
 }
+
+#[tokio::test]
+async fn retention_leaves_pending_manifests_and_waiting_tags_to_their_ttl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Ca::new("Acme Root");
+    let (policy, store) = ca.trusted_anywhere(tmp.path());
+    let s = Server::start_in(
+        &tmp.path().join("data"),
+        &[
+            "--trust-policy",
+            policy.to_str().unwrap(),
+            "--trust-store",
+            store.to_str().unwrap(),
+        ],
+    );
+    let c = client();
+    // Unsigned under an enforcing policy: by digest, pending; by tag, the tag waits.
+    let config = push_blob(&c, &s, "held/app", b"{\"held\":1}").await;
+    let by_digest = image_manifest((&config, 10), &[], json!({"annotations": {"n": "1"}}));
+    let p = sha256(&by_digest);
+    let res = put_manifest(&c, s.v2(&format!("held/app/manifests/{p}")), by_digest).await;
+    assert_eq!(res.status(), 201);
+    let tagged = image_manifest((&config, 10), &[], json!({"annotations": {"n": "2"}}));
+    let w = sha256(&tagged);
+    let res = put_manifest(&c, s.v2("held/app/manifests/w"), tagged).await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let res = admin()
+        .post(format!("{}/bonded/v1/retention", s.url))
+        .body(json!({"pattern": "*", "keepLast": 0, "untaggedAfterSeconds": 1}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Both untagged (as published tags go) and older than the rule's second.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let run = retention_run(&s, false).await;
+    assert_eq!(listed(&run), (vec![], vec![]), "{run}");
+    let pending = get_json(
+        &admin(),
+        format!("{}/bonded/v1/repositories/held/app/pending", s.url),
+    )
+    .await;
+    let digests: Vec<&str> = pending["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["digest"].as_str().unwrap())
+        .collect();
+    assert!(
+        digests.contains(&p.as_str()) && digests.contains(&w.as_str()),
+        "{pending}"
+    );
+    assert_eq!(pending["waitingTags"][0]["tag"], "w", "{pending}");
+}
