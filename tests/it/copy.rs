@@ -301,3 +301,121 @@ async fn referrers_go_through_a_registry_without_the_referrers_api_and_back() {
         200
     );
 }
+
+/// A source registry whose layer answer streams far more than its descriptor's size,
+/// without a Content-Length: `/v2/`, one manifest (by `v1` or its digest), its config,
+/// and that layer.
+fn lying_source(manifest: Vec<u8>, config: Vec<u8>, layer_digest: String) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let config_digest = sha256(&config);
+    let manifest_digest = sha256(&manifest);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let (manifest, config, config_digest, layer_digest, manifest_digest) = (
+                manifest.clone(),
+                config.clone(),
+                config_digest.clone(),
+                layer_digest.clone(),
+                manifest_digest.clone(),
+            );
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    let answer = |ct: &str, body: &[u8]| {
+                        let mut out = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\ncontent-length: {}\r\n\r\n",
+                            body.len()
+                        )
+                        .into_bytes();
+                        out.extend_from_slice(body);
+                        out
+                    };
+                    let ok = if path == "/v2/" {
+                        stream.write_all(&answer("application/json", b"{}"))
+                    } else if path.ends_with("/manifests/v1")
+                        || path.ends_with(&format!("/manifests/{manifest_digest}"))
+                    {
+                        stream.write_all(&answer(OCI_MANIFEST, &manifest))
+                    } else if path.ends_with(&format!("/blobs/{config_digest}")) {
+                        stream.write_all(&answer("application/octet-stream", &config))
+                    } else if path.ends_with(&format!("/blobs/{layer_digest}")) {
+                        // 64 MiB, chunked, for a descriptor of 5 bytes.
+                        let mut r = stream
+                            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+                        let chunk = vec![b'x'; 1 << 20];
+                        for _ in 0..64 {
+                            if r.is_err() {
+                                break;
+                            }
+                            r = stream
+                                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                                .and_then(|_| stream.write_all(&chunk))
+                                .and_then(|_| stream.write_all(b"\r\n"));
+                        }
+                        let _ = stream.write_all(b"0\r\n\r\n");
+                        return;
+                    } else {
+                        stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                    };
+                    if ok.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn a_source_that_sends_more_than_a_blobs_size_is_cut_off_and_nothing_is_tagged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = Server::start_in(&tmp.path().join("dst"), &[]);
+    let config = b"{\"lie\":1}".to_vec();
+    let layer = sha256(b"small");
+    let manifest = image_manifest((&sha256(&config), config.len()), &[(&layer, 5)], json!({}));
+    let src = lying_source(manifest, config, layer.clone());
+    let out = copy(&[
+        &format!("{src}/lie/app:v1"),
+        &format!("{}/lie/app", dst.addr),
+    ]);
+    let said = output_text(&out);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("more than the 5 bytes of {layer}")),
+        "{said}"
+    );
+    let c = client();
+    assert_eq!(
+        c.get(dst.v2(&format!("lie/app/blobs/{layer}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404,
+        "no blob from the lying source"
+    );
+    assert_eq!(
+        c.get(dst.v2("lie/app/manifests/v1"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404,
+        "nothing tagged"
+    );
+}
