@@ -295,6 +295,23 @@ impl Edges {
         e
     }
 
+    /// `from` and everything reachable from it: an index's children, a subject's
+    /// referrers, recursively.
+    pub(super) fn closure<'a>(&self, from: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut todo: Vec<String> = from.into_iter().map(str::to_string).collect();
+        while let Some(d) = todo.pop() {
+            let next = self
+                .children
+                .get(&d)
+                .into_iter()
+                .chain(self.referrers.get(&d));
+            todo.extend(next.flatten().filter(|n| !seen.contains(*n)).cloned());
+            seen.insert(d);
+        }
+        seen
+    }
+
     /// Everything reachable from what `changes` wrote (new tags, waiting tags, manifests
     /// pushed), over these edges and the new manifests' own: what must stay.
     pub(super) fn reachable_after(&self, changes: &crate::db::Changes) -> HashSet<String> {

@@ -72,6 +72,19 @@ pub fn retention_tags(
     out
 }
 
+/// `g` as it reads once `tags` are removed (what a dry run plans on).
+fn without_tags(g: Graph, tags: &[(String, String, i64)]) -> Graph {
+    let gone: HashSet<&str> = tags.iter().map(|t| t.0.as_str()).collect();
+    Graph {
+        tags: g
+            .tags
+            .into_iter()
+            .filter(|t| !gone.contains(t.0.as_str()))
+            .collect(),
+        ..g
+    }
+}
+
 /// The manifests to remove once the chosen tags are gone (`g` read, or taken, without
 /// them; `untagged`: the digests they pointed at), each with why: those the removed
 /// tags kept (their images, these images' children and referrers) that nothing else
@@ -84,31 +97,19 @@ fn retention_manifests(
     immutable: &dyn Fn(&str) -> bool,
 ) -> Vec<(String, String)> {
     let untagged_since = rule.untagged_after.map(|s| now.saturating_sub(s));
-    let mut next: HashMap<&str, Vec<&str>> = HashMap::new();
-    for (index, child) in &g.children {
-        next.entry(index.as_str()).or_default().push(child.as_str());
-    }
-    for m in &g.manifests {
-        if let Some(s) = &m.subject {
-            next.entry(s.as_str()).or_default().push(m.digest.as_str());
-        }
-    }
-    let mut freed: HashSet<String> = HashSet::new();
-    let mut todo: Vec<&str> = untagged.iter().map(String::as_str).collect();
-    while let Some(d) = todo.pop() {
-        if freed.insert(d.to_string()) {
-            todo.extend(next.get(d).into_iter().flatten().copied());
-        }
-    }
-    let freed = &freed;
+    let freed = &Edges::of(g).closure(untagged.iter().map(String::as_str));
     let fresh = Fresh::Retention {
         freed,
         untagged_since,
     };
-    let subjects: HashMap<&str, &str> = g
+    // What each referrer refers to: its `subject`, or the digest its tag-schema tag names.
+    let subjects: HashMap<&str, String> = g
         .manifests
         .iter()
-        .filter_map(|m| m.subject.as_deref().map(|s| (m.digest.as_str(), s)))
+        .filter_map(|m| m.subject.clone().map(|s| (m.digest.as_str(), s)))
+        .chain(g.tags.iter().filter_map(|(tag, digest, _)| {
+            crate::db::tag_schema_subject(tag).map(|s| (digest.as_str(), s))
+        }))
         .collect();
     let touched: HashMap<&str, i64> = g
         .manifests
@@ -118,7 +119,7 @@ fn retention_manifests(
     mark_with(g, fresh, immutable)
         .manifests
         .into_iter()
-        .map(|(d, gc_reason)| {
+        .map(|(d, _)| {
             let why = if let Some(s) = subjects.get(d.as_str()) {
                 format!("retention: its subject {s} is removed, and it with it")
             } else if untagged.contains(&d) {
@@ -131,9 +132,6 @@ fn retention_manifests(
                     "retention (rule '{}'): only an index whose tags were removed listed it",
                     rule.pattern
                 )
-            } else if gc_reason.contains("subject") {
-                // A tag-schema referrer (`sha256-<hex>.sig`) of a removed subject.
-                gc_reason.replacen("garbage collection", "retention", 1)
             } else {
                 format!(
                     "retention (rule '{}'): untagged and unreferenced since {}, longer than {}",
@@ -261,16 +259,7 @@ impl Registry {
             );
             let (tags, manifests) = if dry_run {
                 let freed: HashSet<String> = chosen.iter().map(|t| t.1.clone()).collect();
-                let gone: HashSet<&str> = chosen.iter().map(|t| t.0.as_str()).collect();
-                let after = Graph {
-                    tags: graph
-                        .tags
-                        .iter()
-                        .filter(|t| !gone.contains(t.0.as_str()))
-                        .cloned()
-                        .collect(),
-                    ..graph
-                };
+                let after = without_tags(graph, &chosen);
                 let manifests = retention_manifests(&after, rule, &freed, unix_now(), &covered);
                 (chosen, manifests)
             } else {
@@ -460,20 +449,15 @@ mod tests {
         immutable: &dyn Fn(&str) -> bool,
     ) -> (Vec<String>, Vec<String>) {
         let tags = retention_tags(g, r, immutable);
-        let gone: HashSet<&str> = tags.iter().map(|t| t.0.as_str()).collect();
         let untagged: HashSet<String> = tags.iter().map(|t| t.1.clone()).collect();
-        let after = Graph {
-            tags: g
-                .tags
-                .iter()
-                .filter(|t| !gone.contains(t.0.as_str()))
-                .cloned()
-                .collect(),
+        let copy = Graph {
+            tags: g.tags.clone(),
             manifests: g.manifests.clone(),
             waiting: g.waiting.clone(),
             children: g.children.clone(),
             ..Graph::default()
         };
+        let after = without_tags(copy, &tags);
         let mut manifests: Vec<String> = retention_manifests(&after, r, &untagged, 200, immutable)
             .into_iter()
             .map(|(d, _)| d)
