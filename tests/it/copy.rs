@@ -306,79 +306,42 @@ async fn referrers_go_through_a_registry_without_the_referrers_api_and_back() {
 /// without a Content-Length: `/v2/`, one manifest (by `v1` or its digest), its config,
 /// and that layer.
 fn lying_source(manifest: Vec<u8>, config: Vec<u8>, layer_digest: String) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
+    use std::io::Write;
     let config_digest = sha256(&config);
     let manifest_digest = sha256(&manifest);
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let (manifest, config, config_digest, layer_digest, manifest_digest) = (
-                manifest.clone(),
-                config.clone(),
-                config_digest.clone(),
-                layer_digest.clone(),
-                manifest_digest.clone(),
-            );
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    loop {
-                        let mut h = String::new();
-                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                            break;
-                        }
-                    }
-                    let answer = |ct: &str, body: &[u8]| {
-                        let mut out = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\ncontent-length: {}\r\n\r\n",
-                            body.len()
-                        )
-                        .into_bytes();
-                        out.extend_from_slice(body);
-                        out
-                    };
-                    let ok = if path == "/v2/" {
-                        stream.write_all(&answer("application/json", b"{}"))
-                    } else if path.ends_with("/manifests/v1")
-                        || path.ends_with(&format!("/manifests/{manifest_digest}"))
-                    {
-                        stream.write_all(&answer(OCI_MANIFEST, &manifest))
-                    } else if path.ends_with(&format!("/blobs/{config_digest}")) {
-                        stream.write_all(&answer("application/octet-stream", &config))
-                    } else if path.ends_with(&format!("/blobs/{layer_digest}")) {
-                        // 64 MiB, chunked, for a descriptor of 5 bytes.
-                        let mut r = stream
-                            .write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
-                        let chunk = vec![b'x'; 1 << 20];
-                        for _ in 0..64 {
-                            if r.is_err() {
-                                break;
-                            }
-                            r = stream
-                                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-                                .and_then(|_| stream.write_all(&chunk))
-                                .and_then(|_| stream.write_all(b"\r\n"));
-                        }
-                        let _ = stream.write_all(b"0\r\n\r\n");
-                        return;
-                    } else {
-                        stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
-                    };
-                    if ok.is_err() {
-                        return;
-                    }
-                }
-            });
+    common::http::serve_raw(move |path, stream| {
+        let answer = |ct: &str, body: &[u8]| {
+            let mut out = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            out.extend_from_slice(body);
+            out
+        };
+        if path == "/v2/" {
+            stream.write_all(&answer("application/json", b"{}"))
+        } else if path.ends_with("/manifests/v1")
+            || path.ends_with(&format!("/manifests/{manifest_digest}"))
+        {
+            stream.write_all(&answer(OCI_MANIFEST, &manifest))
+        } else if path.ends_with(&format!("/blobs/{config_digest}")) {
+            stream.write_all(&answer("application/octet-stream", &config))
+        } else if path.ends_with(&format!("/blobs/{layer_digest}")) {
+            // 64 MiB, chunked, for a descriptor of 5 bytes; then the connection closes.
+            stream.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")?;
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..64 {
+                stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())?;
+                stream.write_all(&chunk)?;
+                stream.write_all(b"\r\n")?;
+            }
+            stream.write_all(b"0\r\n\r\n")?;
+            Err(std::io::ErrorKind::ConnectionAborted.into())
+        } else {
+            stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
         }
-    });
-    addr
+    })
 }
 
 #[tokio::test]

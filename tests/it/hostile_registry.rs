@@ -6,60 +6,33 @@ use crate::common;
 
 use common::pki::Ca;
 use common::*;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::process::Command;
 
 /// Serves `/v2/` and answers every other GET with `size` bytes of a "manifest", with a
 /// Content-Length or chunked. Returns its address.
 fn oversized_registry(size: usize, announce: bool) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
-                    // skip the headers
-                    loop {
-                        let mut h = String::new();
-                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                            break;
-                        }
-                    }
-                    let ok = if path == "/v2/" {
-                        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
-                    } else if announce {
-                        stream
-                            .write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ncontent-length: {size}\r\n\r\n").as_bytes())
-                            .and_then(|_| stream.write_all(&vec![b' '; size]))
-                    } else {
-                        let chunk = vec![b' '; 64 << 10];
-                        let mut r = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ntransfer-encoding: chunked\r\n\r\n");
-                        let mut sent = 0;
-                        while r.is_ok() && sent < size {
-                            r = stream
-                                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
-                                .and_then(|_| stream.write_all(&chunk))
-                                .and_then(|_| stream.write_all(b"\r\n"));
-                            sent += chunk.len();
-                        }
-                        r.and_then(|_| stream.write_all(b"0\r\n\r\n"))
-                    };
-                    if ok.is_err() {
-                        return;
-                    }
-                }
-            });
+    common::http::serve_raw(move |path, stream| {
+        if path == "/v2/" {
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+        } else if announce {
+            stream
+                .write_all(format!("HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ncontent-length: {size}\r\n\r\n").as_bytes())
+                .and_then(|_| stream.write_all(&vec![b' '; size]))
+        } else {
+            let chunk = vec![b' '; 64 << 10];
+            let mut r = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/vnd.oci.image.manifest.v1+json\r\ntransfer-encoding: chunked\r\n\r\n");
+            let mut sent = 0;
+            while r.is_ok() && sent < size {
+                r = stream
+                    .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .and_then(|_| stream.write_all(&chunk))
+                    .and_then(|_| stream.write_all(b"\r\n"));
+                sent += chunk.len();
+            }
+            r.and_then(|_| stream.write_all(b"0\r\n\r\n"))
         }
-    });
-    addr
+    })
 }
 
 #[test]

@@ -90,3 +90,42 @@ pub fn serve(
             .block_on(serve)
     });
 }
+
+/// A blocking HTTP/1.1 server for hostile peers whose answers this module's `serve` cannot
+/// write (a wrong `Content-Length`, endless chunks): keep-alive connections, each request's
+/// head read and its headers skipped, then `answer(path, stream)` writes the whole
+/// response itself; an error closes the connection. Returns the address it listens on.
+pub fn serve_raw(
+    answer: impl Fn(&str, &mut std::net::TcpStream) -> std::io::Result<()> + Send + Sync + 'static,
+) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                    }
+                    if answer(&path, &mut stream).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
