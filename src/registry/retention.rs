@@ -2,11 +2,12 @@
 //! only those tags kept.
 //!
 //! A run reads each covered repository's graph, chooses the tags to remove
-//! ([`retention_tags`], pure), removes those that still point where they did, reads the
-//! graph again and removes, as garbage collection's sweep does, the manifests that nothing
-//! keeps any more: not a remaining tag, a kept index, a waiting tag, a pending state
-//! (within its TTL) or a subject. A dry run applies the same two functions to the one
-//! graph, the chosen tags left out: what it lists is what a run on the same data removes.
+//! ([`retention_tags`], pure), removes those that still point where they did, and on the
+//! same graph without them removes, as garbage collection's sweep does, the manifests that
+//! nothing keeps any more: not a remaining tag, a kept index, a waiting tag, a pending
+//! state (within its TTL) or a subject; each batch keeps what was written since the read.
+//! A dry run applies the same two functions to the same graph: what it lists is what a
+//! run on the same data removes.
 //! Blobs are garbage collection's: the removed manifests' blobs go at its next run.
 
 use std::collections::{HashMap, HashSet};
@@ -257,14 +258,10 @@ impl Registry {
                     .map(|g| format!(" nor matching '{g}'"))
                     .unwrap_or_default()
             );
-            let (tags, manifests) = if dry_run {
-                let freed: HashSet<String> = chosen.iter().map(|t| t.1.clone()).collect();
-                let after = without_tags(graph, &chosen);
-                let manifests = retention_manifests(&after, rule, &freed, unix_now(), &covered);
-                (chosen, manifests)
+            let tags = if dry_run {
+                chosen
             } else {
-                let tags = self
-                    .db
+                self.db
                     .remove_tags_unchanged(repo_id, &chosen, |tag, digest| crate::db::AuditEvent {
                         tag: Some(tag.to_string()),
                         ..actor.event(
@@ -274,48 +271,47 @@ impl Registry {
                             Some(tag_reason.clone()),
                         )
                     })
+                    .await?
+            };
+            // The graph as read, without the tags removed: what a dry run plans on, and
+            // what a run sweeps from (each batch keeps what was written since the read,
+            // such as one of these tags pushed again).
+            let freed: HashSet<String> = tags.iter().map(|t| t.1.clone()).collect();
+            let after = without_tags(graph, &tags);
+            let mut manifests = retention_manifests(&after, rule, &freed, unix_now(), &covered);
+            if !dry_run && !manifests.is_empty() {
+                let reasons: HashMap<String, String> = manifests.drain(..).collect();
+                let mut digests: Vec<String> = reasons.keys().cloned().collect();
+                digests.sort();
+                let edges = Edges::of(&after);
+                let removed = self
+                    .db
+                    .remove_garbage_manifests(
+                        repo_id,
+                        after.read_at,
+                        &digests,
+                        |changes| edges.reachable_after(changes),
+                        |d| {
+                            actor.event(
+                                AuditAction::ManifestDelete,
+                                Some(&name),
+                                Some(d),
+                                reasons.get(d).cloned(),
+                            )
+                        },
+                    )
                     .await?;
-                let freed: HashSet<String> = tags.iter().map(|t| t.1.clone()).collect();
-                let after = self.db.graph(repo_id).await?;
-                let marked = retention_manifests(&after, rule, &freed, unix_now(), &covered);
-                let reasons: HashMap<&str, &str> = marked
-                    .iter()
-                    .map(|(d, w)| (d.as_str(), w.as_str()))
-                    .collect();
-                let digests: Vec<String> = marked.iter().map(|(d, _)| d.clone()).collect();
-                let removed = if digests.is_empty() {
-                    Vec::new()
-                } else {
-                    let edges = Edges::of(&after);
-                    self.db
-                        .remove_garbage_manifests(
-                            repo_id,
-                            after.read_at,
-                            &digests,
-                            |changes| edges.reachable_after(changes),
-                            |d| {
-                                actor.event(
-                                    AuditAction::ManifestDelete,
-                                    Some(&name),
-                                    Some(d),
-                                    reasons.get(d).map(|r| r.to_string()),
-                                )
-                            },
-                        )
-                        .await?
-                };
-                let manifests: Vec<(String, String)> = removed
+                manifests = removed
                     .into_iter()
                     .map(|d| {
-                        let why = reasons.get(d.as_str()).copied().unwrap_or_default().into();
+                        let why = reasons.get(&d).cloned().unwrap_or_default();
                         (d, why)
                     })
                     .collect();
-                if !tags.is_empty() || !manifests.is_empty() {
-                    self.forget_repository(&name).await;
-                }
-                (tags, manifests)
-            };
+            }
+            if !dry_run && (!tags.is_empty() || !manifests.is_empty()) {
+                self.forget_repository(&name).await;
+            }
             for (tag, digest, _) in tags {
                 tags_removed += 1;
                 list(GcItem {
