@@ -278,13 +278,12 @@ pub async fn immutable(args: &ImmutableArgs) -> Result<(), String> {
         None => {
             let db = Metadata::open_existing(&args.dir.data_dir, args.dir.database_url.as_deref())
                 .await?;
-            let actor = operator();
+            let actor = local_actor();
             let event = |action, pattern: &str, tags: &str| {
-                crate::db::AuditEvent::now(
-                    &actor,
-                    None,
+                actor.event(
                     action,
-                    crate::db::Outcome::Ok,
+                    None,
+                    None,
                     Some(format!("tags '{tags}' of '{pattern}'")),
                 )
             };
@@ -293,7 +292,7 @@ pub async fn immutable(args: &ImmutableArgs) -> Result<(), String> {
                     crate::registry::check_rule(pattern, tags)?;
                     let e = event(crate::db::AuditAction::ImmutableAdd, pattern, tags);
                     let changed = db
-                        .immutable_add(pattern, tags, &actor, &[e])
+                        .immutable_add(pattern, tags, &actor.name, &[e])
                         .await
                         .map_err(|e| e.to_string())?;
                     say_added(pattern, tags, changed);

@@ -6,7 +6,7 @@ use reqwest::Method;
 
 use super::accounts::{admin_client, operator, DataDir};
 use super::lifecycle::{local_actor, offline_registry, stopped_data_dir};
-use crate::db::{AuditAction, AuditEvent, Metadata, Outcome, RetentionRule};
+use crate::db::{AuditAction, AuditEvent, Metadata, RetentionRule};
 use crate::wire;
 
 #[derive(Debug, Args)]
@@ -254,6 +254,7 @@ async fn local_db(dir: &DataDir) -> Result<Metadata, String> {
     Metadata::open_existing(&dir.data_dir, dir.database_url.as_deref()).await
 }
 
+/// A record of `action` by whoever runs this command on the database.
 fn event(action: AuditAction, reason: String) -> AuditEvent {
-    AuditEvent::now(&operator(), None, action, Outcome::Ok, Some(reason))
+    local_actor().event(action, None, None, Some(reason))
 }

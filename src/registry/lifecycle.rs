@@ -46,7 +46,8 @@ impl Actor {
         }
     }
 
-    pub(super) fn event(
+    /// A record of `action` by this actor, done.
+    pub fn event(
         &self,
         action: AuditAction,
         repo: Option<&str>,
